@@ -1,0 +1,156 @@
+"""Clip planning: which source frames make up which clip.
+
+A clip is ``frames_per_clip`` source frames taken every ``frame_step``-th frame, so one clip
+spans ``frames_per_clip * frame_step`` source frames and plays at ``fps / frame_step``.
+Windows do not overlap. Every full window is a clip; a tail shorter than one window is
+dropped, except when the whole video is shorter than one window: then the video gives one
+shorter clip with every ``frame_step``-th frame it has.
+
+Pure: no file access. Times of day come from a ``datetime`` the caller parsed.
+"""
+
+import dataclasses
+import datetime as dt
+import re
+
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class ClipSettings:
+    """How a video is cut into clips.
+
+    ``max_clips``/``seed``: keep at most this many clips, chosen uniformly with this seed
+    (recorded in the manifest). ``day_start``/``day_end`` (``"HH:MM"``): keep only clips that
+    start inside this time-of-day window (``day_end`` exclusive; a window may cross midnight);
+    the video's start time is parsed from its file name with ``name_time_regex`` (one group)
+    and ``name_time_format`` (``strptime``).
+    """
+
+    frames_per_clip: int = 20
+    frame_step: int = 4
+    max_clips: int | None = None
+    seed: int = 0
+    day_start: str | None = None
+    day_end: str | None = None
+    name_time_regex: str = r"(\d{12})"
+    name_time_format: str = "%Y%m%d%H%M"
+
+    def __post_init__(self) -> None:
+        if self.frames_per_clip < 1:
+            raise ValueError(f"frames_per_clip must be >= 1, got {self.frames_per_clip}")
+        if self.frame_step < 1:
+            raise ValueError(f"frame_step must be >= 1, got {self.frame_step}")
+        if self.max_clips is not None and self.max_clips < 1:
+            raise ValueError(f"max_clips must be >= 1 or unset, got {self.max_clips}")
+        if (self.day_start is None) != (self.day_end is None):
+            raise ValueError("day_start and day_end must be set together")
+        if self.day_start is not None:
+            parse_time_of_day(self.day_start)
+            parse_time_of_day(self.day_end)
+
+    @property
+    def uses_time_window(self) -> bool:
+        return self.day_start is not None
+
+
+@dataclasses.dataclass(frozen=True)
+class ClipWindow:
+    """One clip: source frames ``source_start, source_start + frame_step, ...`` (``frames`` of them).
+
+    ``clip_index`` is the window's position in the video (stable whatever subset is kept);
+    ``clip_id`` is derived from it.
+    """
+
+    clip_index: int
+    source_start: int
+    frame_step: int
+    frames: int
+
+    @property
+    def clip_id(self) -> str:
+        return f"c{self.clip_index:05d}"
+
+    @property
+    def source_end(self) -> int:
+        """Last source frame of the clip (inclusive)."""
+        return self.source_start + (self.frames - 1) * self.frame_step
+
+    @property
+    def source_frames(self) -> range:
+        return range(self.source_start, self.source_end + 1, self.frame_step)
+
+
+def parse_time_of_day(text: str) -> dt.time:
+    try:
+        return dt.datetime.strptime(text, "%H:%M").time()
+    except ValueError:
+        raise ValueError(f"time of day must be HH:MM, got {text!r}") from None
+
+
+def parse_start_time(file_name: str, settings: ClipSettings) -> dt.datetime:
+    """Recording start time from a file name such as ``202502052200_D01.mp4``."""
+    match = re.search(settings.name_time_regex, file_name)
+    if match is None:
+        raise ValueError(
+            f"file name {file_name!r} has no start time matching {settings.name_time_regex!r}; "
+            "unset day_start/day_end or fix name_time_regex"
+        )
+    text = match.group(1) if match.groups() else match.group(0)
+    try:
+        return dt.datetime.strptime(text, settings.name_time_format)
+    except ValueError:
+        raise ValueError(
+            f"file name {file_name!r}: {text!r} does not parse as {settings.name_time_format!r}"
+        ) from None
+
+
+def _in_day_window(moment: dt.datetime, start: dt.time, end: dt.time) -> bool:
+    t = moment.time()
+    if start <= end:
+        return start <= t < end
+    return t >= start or t < end
+
+
+def plan_clips(
+    frame_count: int,
+    fps: float,
+    settings: ClipSettings,
+    start_time: dt.datetime | None = None,
+) -> list[ClipWindow]:
+    """The clips of a video of ``frame_count`` frames at ``fps``, in source order."""
+    if frame_count < 0:
+        raise ValueError(f"frame_count must be >= 0, got {frame_count}")
+    span = settings.frames_per_clip * settings.frame_step
+    windows = [
+        ClipWindow(i, i * span, settings.frame_step, settings.frames_per_clip)
+        for i in range(frame_count // span)
+    ]
+    if not windows and frame_count > 0:
+        windows = [ClipWindow(0, 0, settings.frame_step, -(-frame_count // settings.frame_step))]
+    if settings.uses_time_window:
+        if start_time is None:
+            raise ValueError("a time-of-day window needs the video's start time")
+        if fps <= 0:
+            raise ValueError("a time-of-day window needs a positive fps")
+        start = parse_time_of_day(settings.day_start)
+        end = parse_time_of_day(settings.day_end)
+        windows = [
+            w
+            for w in windows
+            if _in_day_window(start_time + dt.timedelta(seconds=w.source_start / fps), start, end)
+        ]
+    if settings.max_clips is not None and len(windows) > settings.max_clips:
+        rng = np.random.default_rng(settings.seed)
+        keep = np.sort(rng.choice(len(windows), size=settings.max_clips, replace=False))
+        windows = [windows[i] for i in keep]
+    return windows
+
+
+def frame_assignments(clips: list[ClipWindow]) -> dict[int, list[tuple[int, int]]]:
+    """Map each needed source frame to the ``(position in clips, clip_frame)`` pairs that use it."""
+    needed: dict[int, list[tuple[int, int]]] = {}
+    for position, clip in enumerate(clips):
+        for clip_frame, source_frame in enumerate(clip.source_frames):
+            needed.setdefault(source_frame, []).append((position, clip_frame))
+    return needed

@@ -1,0 +1,164 @@
+"""Parquet schemas of the platform's tables and pure functions that build their rows.
+
+Every table carries ``video_id`` (the partition key). Column descriptions live in the field
+metadata (``description``) so that they travel with the files and show in the Dagster UI.
+Pure: pyarrow in, pyarrow out; writing is done elsewhere.
+"""
+
+import numpy as np
+import pyarrow as pa
+
+from vitcow_assets.core.clips import ClipWindow
+from vitcow_assets.core.masks import encode_masks
+from vitcow_assets.core.tracks import Detections
+
+
+def _field(name: str, type_: pa.DataType, description: str, nullable: bool = False) -> pa.Field:
+    return pa.field(name, type_, nullable=nullable, metadata={"description": description})
+
+
+RLE_TYPE = pa.struct(
+    [pa.field("size", pa.list_(pa.int32()), nullable=False), pa.field("counts", pa.string(), nullable=False)]
+)
+
+CLIPS_SCHEMA = pa.schema(
+    [
+        _field("video_id", pa.string(), "partition key of the source video"),
+        _field("clip_id", pa.string(), "clip id, unique within the video (c + window index)"),
+        _field("clip_index", pa.int32(), "index of the clip's window in the video, counting dropped windows"),
+        _field("source_frame_start", pa.int64(), "first source-video frame of the clip"),
+        _field("source_frame_end", pa.int64(), "last source-video frame of the clip (inclusive)"),
+        _field("frame_step", pa.int32(), "the clip takes every frame_step-th source frame"),
+        _field("frames", pa.int32(), "number of frames in the clip"),
+        _field("start_time_s", pa.float64(), "time of the first frame in the source video, seconds"),
+        _field("end_time_s", pa.float64(), "time of the last frame in the source video, seconds"),
+        _field("fps", pa.float64(), "playback rate of the clip: source fps / frame_step"),
+        _field("clip_path", pa.string(), "H.264 MP4 of the clip, when clip files are written", nullable=True),
+    ]
+)
+
+MASKS_SCHEMA = pa.schema(
+    [
+        _field("video_id", pa.string(), "partition key of the source video"),
+        _field("clip_id", pa.string(), "clip the frame belongs to"),
+        _field("clip_frame", pa.int32(), "frame index within the clip, from 0"),
+        _field("source_frame", pa.int64(), "frame index within the source video, from 0"),
+        _field("object_id", pa.int64(), "object id, stable within the clip only"),
+        _field("prompt", pa.string(), "text prompt that found the object ('' if none)"),
+        _field("score", pa.float32(), "detection confidence in [0, 1]"),
+        _field("x1", pa.float32(), "box left edge, source pixels"),
+        _field("y1", pa.float32(), "box top edge, source pixels"),
+        _field("x2", pa.float32(), "box right edge (exclusive), source pixels"),
+        _field("y2", pa.float32(), "box bottom edge (exclusive), source pixels"),
+        _field("area", pa.int64(), "mask area in pixels"),
+        _field("mask_rle", RLE_TYPE, "COCO RLE of the mask: size [height, width], compressed counts"),
+        _field("frame_width", pa.int32(), "width of the source frame, pixels"),
+        _field("frame_height", pa.int32(), "height of the source frame, pixels"),
+        _field("segmenter", pa.string(), "segmenter backend and model that produced the row"),
+    ]
+)
+
+CROPS_SCHEMA = pa.schema(
+    [
+        _field("crop_path", pa.string(), "absolute path of the crop video (H.264 MP4)"),
+        _field("video_id", pa.string(), "partition key of the source video"),
+        _field("source_path", pa.string(), "path the source video was registered from"),
+        _field("source_sha256", pa.string(), "sha256 of the source video's bytes"),
+        _field("clip_id", pa.string(), "clip the crop was cut from"),
+        _field("object_id", pa.int64(), "object id within the clip"),
+        _field("prompt", pa.string(), "text prompt that found the object"),
+        _field("source_frame_start", pa.int64(), "first source frame of the clip"),
+        _field("source_frame_end", pa.int64(), "last source frame of the clip (inclusive)"),
+        _field("frame_step", pa.int32(), "source frames between consecutive crop frames"),
+        _field("frames", pa.int32(), "frames in the crop video (= frames in the clip)"),
+        _field("frames_present", pa.int32(), "frames in which the object was found"),
+        _field("present", pa.list_(pa.bool_()), "per crop frame: object found (false = black frame)"),
+        _field(
+            "window_xyxy",
+            pa.list_(pa.list_(pa.int32(), 4)),
+            "per crop frame: square crop window in source pixels (null where absent)",
+        ),
+        _field("crop_size", pa.int32(), "crop width = height, pixels"),
+        _field("margin", pa.float32(), "margin around the box, fraction of its longer side"),
+        _field("mask_background", pa.bool_(), "pixels outside the object's mask are black"),
+        _field("fps", pa.float64(), "playback rate of the crop video"),
+        _field("segmenter", pa.string(), "segmenter backend and model"),
+        _field("model_checkpoint", pa.string(), "checkpoint file of the model, if any", nullable=True),
+        _field("code_version", pa.string(), "vitcow_assets version that wrote the crop"),
+        _field("run_id", pa.string(), "Dagster run that wrote the crop"),
+    ]
+)
+
+
+def clip_rows(video_id: str, clips: list[ClipWindow], fps: float, clip_paths: list[str | None]) -> pa.Table:
+    """Clips manifest rows, one per clip."""
+    if len(clip_paths) != len(clips):
+        raise ValueError("one clip path (or None) per clip is needed")
+    safe_fps = fps if fps > 0 else float("nan")
+    return pa.Table.from_pydict(
+        {
+            "video_id": [video_id] * len(clips),
+            "clip_id": [c.clip_id for c in clips],
+            "clip_index": [c.clip_index for c in clips],
+            "source_frame_start": [c.source_start for c in clips],
+            "source_frame_end": [c.source_end for c in clips],
+            "frame_step": [c.frame_step for c in clips],
+            "frames": [c.frames for c in clips],
+            "start_time_s": [c.source_start / safe_fps for c in clips],
+            "end_time_s": [c.source_end / safe_fps for c in clips],
+            "fps": [safe_fps / c.frame_step for c in clips],
+            "clip_path": clip_paths,
+        },
+        schema=CLIPS_SCHEMA,
+    )
+
+
+def clips_from_table(table: pa.Table) -> list[ClipWindow]:
+    """Clip windows back from a clips manifest."""
+    cols = table.select(["clip_index", "source_frame_start", "frame_step", "frames"]).to_pydict()
+    return [
+        ClipWindow(i, s, step, n)
+        for i, s, step, n in zip(cols["clip_index"], cols["source_frame_start"], cols["frame_step"], cols["frames"])
+    ]
+
+
+def mask_rows(
+    video_id: str,
+    clip: ClipWindow,
+    clip_frame: int,
+    detections: Detections,
+    segmenter: str,
+) -> pa.RecordBatch:
+    """Mask-table rows for one frame's detections."""
+    n = len(detections)
+    height, width = detections.frame_size
+    rles = encode_masks(detections.masks)
+    xyxy = detections.xyxy
+    return pa.RecordBatch.from_pydict(
+        {
+            "video_id": [video_id] * n,
+            "clip_id": [clip.clip_id] * n,
+            "clip_frame": [clip_frame] * n,
+            "source_frame": [clip.source_start + clip_frame * clip.frame_step] * n,
+            "object_id": detections.object_ids,
+            "prompt": [str(p) for p in detections.prompts],
+            "score": detections.scores,
+            "x1": xyxy[:, 0],
+            "y1": xyxy[:, 1],
+            "x2": xyxy[:, 2],
+            "y2": xyxy[:, 3],
+            "area": detections.masks.reshape(n, -1).sum(axis=1).astype(np.int64),
+            "mask_rle": rles,
+            "frame_width": [width] * n,
+            "frame_height": [height] * n,
+            "segmenter": [segmenter] * n,
+        },
+        schema=MASKS_SCHEMA,
+    )
+
+
+def schema_descriptions(schema: pa.Schema) -> list[tuple[str, str, str]]:
+    """``(name, type, description)`` per column, for docs and UI metadata."""
+    return [
+        (f.name, str(f.type), (f.metadata or {}).get(b"description", b"").decode()) for f in schema
+    ]

@@ -1,0 +1,146 @@
+"""Per-frame detections and id bookkeeping within one clip.
+
+Object ids are stable within a clip only: the same id in two clips says nothing about the
+animal being the same. Pure: numpy and scipy only.
+"""
+
+import dataclasses
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from vitcow_assets.core.geometry import box_iou
+
+
+@dataclasses.dataclass
+class Detections:
+    """Objects found in one frame, as parallel arrays.
+
+    - ``xyxy``: ``float32 (N, 4)`` pixel boxes of the frame (see ``core.geometry``).
+    - ``masks``: ``bool (N, H, W)`` at the frame's size.
+    - ``scores``: ``float32 (N,)`` in ``[0, 1]``.
+    - ``object_ids``: ``int64 (N,)``, unique within the frame, stable within the clip.
+    - ``prompts``: ``(N,)`` the text prompt that found each object (``""`` for none).
+    """
+
+    xyxy: np.ndarray
+    masks: np.ndarray
+    scores: np.ndarray
+    object_ids: np.ndarray
+    prompts: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.xyxy = np.asarray(self.xyxy, dtype=np.float32).reshape(-1, 4)
+        self.masks = np.asarray(self.masks, dtype=bool)
+        self.scores = np.asarray(self.scores, dtype=np.float32).reshape(-1)
+        self.object_ids = np.asarray(self.object_ids, dtype=np.int64).reshape(-1)
+        self.prompts = np.asarray(self.prompts, dtype=object).reshape(-1)
+        n = len(self.xyxy)
+        if self.masks.ndim != 3 or self.masks.shape[0] != n:
+            raise ValueError(f"masks must be (N, H, W) with N={n}, got {self.masks.shape}")
+        for name in ("scores", "object_ids", "prompts"):
+            if len(getattr(self, name)) != n:
+                raise ValueError(f"{name} has {len(getattr(self, name))} entries, expected {n}")
+        if len(np.unique(self.object_ids)) != n:
+            raise ValueError(f"object ids repeat within a frame: {self.object_ids.tolist()}")
+
+    def __len__(self) -> int:
+        return len(self.xyxy)
+
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        """``(height, width)`` of the frame the masks belong to."""
+        return self.masks.shape[1], self.masks.shape[2]
+
+    @classmethod
+    def empty(cls, height: int, width: int) -> "Detections":
+        return cls(
+            xyxy=np.zeros((0, 4), np.float32),
+            masks=np.zeros((0, height, width), bool),
+            scores=np.zeros(0, np.float32),
+            object_ids=np.zeros(0, np.int64),
+            prompts=np.zeros(0, object),
+        )
+
+    @classmethod
+    def merge(cls, parts: list["Detections"]) -> "Detections":
+        """Concatenate detections of the same frame (ids must stay unique)."""
+        if not parts:
+            raise ValueError("merge needs at least one Detections")
+        return cls(
+            xyxy=np.concatenate([p.xyxy for p in parts]),
+            masks=np.concatenate([p.masks for p in parts]),
+            scores=np.concatenate([p.scores for p in parts]),
+            object_ids=np.concatenate([p.object_ids for p in parts]),
+            prompts=np.concatenate([p.prompts for p in parts]),
+        )
+
+    def select(self, keep: np.ndarray) -> "Detections":
+        return Detections(
+            self.xyxy[keep], self.masks[keep], self.scores[keep], self.object_ids[keep], self.prompts[keep]
+        )
+
+
+def _centres(xyxy: np.ndarray) -> np.ndarray:
+    return (xyxy[:, :2] + xyxy[:, 2:]) / 2.0
+
+
+def _diagonals(xyxy: np.ndarray) -> np.ndarray:
+    return np.hypot(xyxy[:, 2] - xyxy[:, 0], xyxy[:, 3] - xyxy[:, 1])
+
+
+class IoUTracker:
+    """Gives detections ids that persist across the frames of one clip.
+
+    Each live track predicts its box by constant velocity. Detections are matched to tracks
+    by Hungarian assignment on ``(1 - IoU) + centre shift`` (shift in units of the larger box
+    diagonal); a pair is allowed when IoU >= ``min_iou`` or the shift <= ``max_shift``.
+    Unmatched detections start new tracks; a track unmatched for more than ``max_missed``
+    frames is retired. Ids count from 0 in order of first appearance.
+    """
+
+    def __init__(self, min_iou: float = 0.1, max_shift: float = 0.75, max_missed: int = 2) -> None:
+        self.min_iou = min_iou
+        self.max_shift = max_shift
+        self.max_missed = max_missed
+        self._boxes = np.zeros((0, 4), np.float32)
+        self._velocity = np.zeros((0, 4), np.float32)
+        self._ids = np.zeros(0, np.int64)
+        self._missed = np.zeros(0, np.int64)
+        self._next_id = 0
+
+    def assign(self, xyxy: np.ndarray) -> np.ndarray:
+        """Ids (``int64 (N,)``) for this frame's ``(N, 4)`` boxes."""
+        xyxy = np.asarray(xyxy, dtype=np.float32).reshape(-1, 4)
+        ids = np.full(len(xyxy), -1, dtype=np.int64)
+        matched = np.zeros(len(self._ids), dtype=bool)
+        if len(xyxy) and len(self._ids):
+            predicted = self._boxes + self._velocity * (1 + self._missed[:, None])
+            iou = box_iou(predicted, xyxy)
+            shift = np.linalg.norm(_centres(predicted)[:, None] - _centres(xyxy)[None], axis=2)
+            scale = np.maximum(_diagonals(predicted)[:, None], _diagonals(xyxy)[None, :])
+            shift = shift / np.maximum(scale, 1.0)
+            allowed = (iou >= self.min_iou) | (shift <= self.max_shift)
+            cost = np.where(allowed, (1.0 - iou) + shift, 1e6)
+            rows, cols = linear_sum_assignment(cost)
+            for r, c in zip(rows, cols):
+                if allowed[r, c]:
+                    ids[c] = self._ids[r]
+                    steps = 1 + self._missed[r]
+                    self._velocity[r] = (xyxy[c] - self._boxes[r]) / steps
+                    self._boxes[r] = xyxy[c]
+                    matched[r] = True
+        self._missed = np.where(matched, 0, self._missed + 1)
+        alive = self._missed <= self.max_missed
+        self._boxes, self._velocity = self._boxes[alive], self._velocity[alive]
+        self._ids, self._missed = self._ids[alive], self._missed[alive]
+        new = ids < 0
+        n_new = int(new.sum())
+        if n_new:
+            ids[new] = np.arange(self._next_id, self._next_id + n_new)
+            self._next_id += n_new
+            self._boxes = np.concatenate([self._boxes, xyxy[new]])
+            self._velocity = np.concatenate([self._velocity, np.zeros((n_new, 4), np.float32)])
+            self._ids = np.concatenate([self._ids, ids[new]])
+            self._missed = np.concatenate([self._missed, np.zeros(n_new, np.int64)])
+        return ids

@@ -1,0 +1,56 @@
+"""Quality rules of the tables, as pure functions returning the offending rows.
+
+Each function returns a pyarrow Table (or list) of the rows that break its rule; empty means
+the rule holds. The Dagster asset checks are thin wrappers around these.
+"""
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+
+def boxes_outside_frame(masks: pa.Table) -> pa.Table:
+    """Mask rows whose box is empty or leaves the frame."""
+    if masks.num_rows == 0:
+        return masks
+    x1, y1, x2, y2 = (masks[c] for c in ("x1", "y1", "x2", "y2"))
+    bad = pc.or_(
+        pc.or_(pc.less(x1, 0), pc.less(y1, 0)),
+        pc.or_(
+            pc.or_(pc.greater(x2, masks["frame_width"]), pc.greater(y2, masks["frame_height"])),
+            pc.or_(pc.less_equal(x2, x1), pc.less_equal(y2, y1)),
+        ),
+    )
+    return masks.filter(bad)
+
+
+def empty_masks(masks: pa.Table) -> pa.Table:
+    """Mask rows that have a box but an empty mask."""
+    return masks.filter(pc.less_equal(masks["area"], 0)) if masks.num_rows else masks
+
+
+def crop_frame_mismatches(crops: pa.Table, clips: pa.Table, measured: dict[str, int] | None = None) -> list[dict]:
+    """Crops whose frame count differs from their clip's: in the manifest, or in ``measured``
+    (frame counts read from the crop files, by path)."""
+    expected = dict(zip(clips["clip_id"].to_pylist(), clips["frames"].to_pylist()))
+    bad = []
+    for row in crops.select(["crop_path", "clip_id", "frames", "present"]).to_pylist():
+        want = expected.get(row["clip_id"])
+        in_file = row["frames"] if measured is None else measured.get(row["crop_path"])
+        if want is None or row["frames"] != want or len(row["present"]) != want or in_file != want:
+            bad.append({"crop_path": row["crop_path"], "clip_id": row["clip_id"], "frames": row["frames"], "clip_frames": want})
+    return bad
+
+
+def untraceable_crops(crops: pa.Table, masks: pa.Table) -> list[dict]:
+    """Crops whose present frames do not match the mask rows of their (clip, object)."""
+    mask_frames: dict[tuple[str, int], set[int]] = {}
+    for clip_id, object_id, clip_frame in zip(
+        masks["clip_id"].to_pylist(), masks["object_id"].to_pylist(), masks["clip_frame"].to_pylist()
+    ):
+        mask_frames.setdefault((clip_id, object_id), set()).add(clip_frame)
+    bad = []
+    for row in crops.select(["crop_path", "clip_id", "object_id", "present"]).to_pylist():
+        present = {i for i, p in enumerate(row["present"]) if p}
+        if not present or present != mask_frames.get((row["clip_id"], row["object_id"]), set()):
+            bad.append({"crop_path": row["crop_path"], "clip_id": row["clip_id"], "object_id": row["object_id"]})
+    return bad

@@ -1,0 +1,28 @@
+"""Materialization metadata helpers: table schemas, row counts, paths, images."""
+
+import base64
+from pathlib import Path
+
+import dagster as dg
+import pyarrow as pa
+
+from vitcow_assets.core.tables import schema_descriptions
+
+
+def table_metadata(path: Path, schema: pa.Schema, rows: int) -> dict:
+    return {
+        "path": dg.MetadataValue.path(str(path)),
+        "dagster/row_count": dg.MetadataValue.int(rows),
+        "dagster/column_schema": dg.TableSchema(
+            columns=[dg.TableColumn(name, type_, description=desc) for name, type_, desc in schema_descriptions(schema)]
+        ),
+    }
+
+
+def image_metadata(path: Path, thumbnail_jpeg: bytes) -> dict:
+    """The full-size image as a path; a small thumbnail inline (data URI) for the UI."""
+    data = base64.b64encode(thumbnail_jpeg).decode("ascii")
+    return {
+        "preview_path": dg.MetadataValue.path(str(path)),
+        "preview": dg.MetadataValue.md(f"![contact sheet](data:image/jpeg;base64,{data})"),
+    }

@@ -1,0 +1,56 @@
+"""The landing folder: which files are videos, which have finished arriving.
+
+Shared by the sensor and the nightly schedule; no Dagster here.
+"""
+
+import dataclasses
+import os
+from pathlib import Path
+
+from vitcow_assets.storage import VIDEO_EXTENSIONS
+
+
+@dataclasses.dataclass(frozen=True)
+class LandedFile:
+    path: str
+    size: int
+    mtime_ns: int
+
+    @property
+    def signature(self) -> list[int]:
+        return [self.size, self.mtime_ns]
+
+
+def scan_landing(folder: str | os.PathLike) -> list[LandedFile]:
+    """Video files under ``folder`` (recursively), sorted by path.
+
+    Hidden files (``.name``, as rsync and browsers use while copying), other extensions,
+    empty files and links that lead outside the folder are left out.
+    """
+    root = Path(folder).absolute()
+    if not root.is_dir():
+        return []
+    real_root = root.resolve()
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            path = Path(dirpath) / name
+            if name.startswith(".") or path.suffix.lower() not in VIDEO_EXTENSIONS:
+                continue
+            if real_root not in path.resolve().parents:
+                continue
+            try:
+                stat = path.stat()
+            except OSError:
+                continue
+            if stat.st_size > 0:
+                found.append(LandedFile(str(path), stat.st_size, stat.st_mtime_ns))
+    return found
+
+
+def is_settled(file: LandedFile, previous_signature: list[int] | None, now_s: float, settle_seconds: float) -> bool:
+    """A file has finished arriving when it looked the same at the previous look (if one is
+    required, ``previous_signature`` is given) and was last modified ``settle_seconds`` ago."""
+    quiet = now_s - file.mtime_ns / 1e9 >= settle_seconds
+    return quiet and (previous_signature is None or list(previous_signature) == file.signature)

@@ -1,0 +1,167 @@
+"""Video probing, a streaming frame reader and an atomic H.264 writer (PyAV).
+
+Frames are ``(H, W, 3) uint8`` RGB arrays. Frame indices count decoded frames from 0 in
+presentation order. Nothing here holds more than the frame in hand.
+"""
+
+import dataclasses
+import os
+from collections.abc import Iterable, Iterator
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from vitcow_assets.media.files import atomic_file
+
+
+class VideoError(ValueError):
+    """A file that cannot be used as video; the message is one line naming the file."""
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoInfo:
+    """What a probe learns of a video without decoding it."""
+
+    path: str
+    container: str
+    codec: str
+    width: int
+    height: int
+    fps: float
+    frame_count: int
+    duration_s: float
+    pix_fmt: str
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _open(path: str | os.PathLike):
+    try:
+        return av.open(str(path))
+    except (av.FFmpegError, OSError, UnicodeDecodeError) as exc:
+        raise VideoError(f"{Path(path).name}: cannot open as video ({type(exc).__name__}: {exc})") from None
+
+
+def probe_video(path: str | os.PathLike) -> VideoInfo:
+    """Read a video's stream parameters; count frames by demuxing when the header has none."""
+    with _open(path) as container:
+        if not container.streams.video:
+            raise VideoError(f"{Path(path).name}: no video stream")
+        stream = container.streams.video[0]
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        fps = float(rate) if rate else 0.0
+        frame_count = int(stream.frames or 0)
+        if frame_count <= 0:
+            frame_count = sum(1 for packet in container.demux(stream) if packet.size)
+        if stream.duration is not None and stream.time_base is not None:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration:
+            duration = container.duration / av.time_base
+        else:
+            duration = frame_count / fps if fps else 0.0
+        width, height = stream.codec_context.width, stream.codec_context.height
+        if not width or not height:
+            raise VideoError(f"{Path(path).name}: video stream has no frame size")
+        return VideoInfo(
+            path=str(path),
+            container=container.format.name,
+            codec=stream.codec_context.name,
+            width=int(width),
+            height=int(height),
+            fps=fps,
+            frame_count=frame_count,
+            duration_s=duration,
+            pix_fmt=stream.codec_context.pix_fmt or "",
+        )
+
+
+def iter_frames(
+    path: str | os.PathLike, wanted: Iterable[int] | None = None
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(frame_index, rgb)`` in order, decoding the file once, front to back.
+
+    With ``wanted``, only those frames are converted to arrays and decoding stops after the
+    last of them; frames in between are decoded (codecs need them) but never converted.
+    """
+    wanted_set = None if wanted is None else set(wanted)
+    last = None if wanted_set is None else (max(wanted_set) if wanted_set else -1)
+    if last == -1:
+        return
+    with _open(path) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        try:
+            for index, frame in enumerate(container.decode(stream)):
+                if wanted_set is None or index in wanted_set:
+                    yield index, frame.to_ndarray(format="rgb24")
+                if last is not None and index >= last:
+                    return
+        except av.FFmpegError as exc:
+            raise VideoError(f"{Path(path).name}: decoding failed ({type(exc).__name__}: {exc})") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class EncoderSettings:
+    """H.264 settings of every video the platform writes (browser-playable MP4)."""
+
+    codec: str = "libx264"
+    preset: str = "veryfast"
+    crf: int = 20
+    pix_fmt: str = "yuv420p"
+    threads: int = 0  # 0 = encoder's choice
+
+
+class VideoWriter:
+    """Write RGB frames to an H.264 MP4, atomically: the file appears only on a clean exit.
+
+    yuv420p needs even sizes; an odd width or height loses its last column or row.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        width: int,
+        height: int,
+        fps: float,
+        settings: EncoderSettings = EncoderSettings(),
+    ) -> None:
+        self.path = Path(path)
+        self.width = width - width % 2
+        self.height = height - height % 2
+        if self.width <= 0 or self.height <= 0:
+            raise ValueError(f"cannot encode a {width}x{height} video")
+        self.fps = Fraction(fps).limit_denominator(1001) if fps > 0 else Fraction(25)
+        self.settings = settings
+        self.frames = 0
+        self._atomic = atomic_file(self.path)
+
+    def __enter__(self) -> "VideoWriter":
+        tmp = self._atomic.__enter__()
+        self._container = av.open(str(tmp), mode="w", format="mp4", options={"movflags": "+faststart"})
+        stream = self._container.add_stream(self.settings.codec, rate=self.fps)
+        stream.width, stream.height, stream.pix_fmt = self.width, self.height, self.settings.pix_fmt
+        stream.options = {"crf": str(self.settings.crf), "preset": self.settings.preset}
+        if self.settings.threads:
+            stream.codec_context.thread_count = self.settings.threads
+        self._stream = stream
+        return self
+
+    def write(self, rgb: np.ndarray) -> None:
+        if rgb.shape[0] != self.height or rgb.shape[1] != self.width:
+            rgb = rgb[: self.height, : self.width]
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+        for packet in self._stream.encode(frame):
+            self._container.mux(packet)
+        self.frames += 1
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        try:
+            if exc_type is None:
+                for packet in self._stream.encode(None):
+                    self._container.mux(packet)
+        finally:
+            self._container.close()
+        return bool(self._atomic.__exit__(exc_type, exc, tb))

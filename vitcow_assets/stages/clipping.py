@@ -1,0 +1,60 @@
+"""Clips: the manifest of frame windows, and optionally the clips as H.264 files."""
+
+import os
+from pathlib import Path
+
+import pyarrow as pa
+
+from vitcow_assets.core.clips import ClipWindow
+from vitcow_assets.core.tables import clip_rows
+from vitcow_assets.media.files import atomic_dir, write_table
+from vitcow_assets.media.video import EncoderSettings, VideoWriter
+from vitcow_assets.stages.frames import ClipFrameStream
+from vitcow_assets.storage import VideoLayout
+
+
+def write_clips(
+    source: str | os.PathLike,
+    video_id: str,
+    clips: list[ClipWindow],
+    fps: float,
+    layout: VideoLayout,
+    write_files: bool,
+    encoder: EncoderSettings = EncoderSettings(),
+) -> tuple[pa.Table, list[ClipWindow]]:
+    """Write the clips folder (manifest, and clip files if asked); return the manifest and the
+    clips the file could not deliver (dropped from the manifest)."""
+    with atomic_dir(layout.clips_dir) as folder:
+        incomplete: list[ClipWindow] = []
+        paths: dict[int, str] = {}
+        if write_files:
+            incomplete = _encode_clip_files(source, clips, fps, folder, layout.clips_dir, encoder, paths)
+        kept = [c for c in clips if c not in incomplete]
+        table = clip_rows(video_id, kept, fps, [paths.get(c.clip_index) for c in kept])
+        write_table(folder / layout.clips_table.name, table)
+    return table, incomplete
+
+
+def _encode_clip_files(source, clips, fps, folder: Path, final_folder: Path, encoder, paths) -> list[ClipWindow]:
+    stream = ClipFrameStream(source, clips)
+    writers: dict[int, VideoWriter] = {}
+    try:
+        for _, rgb, uses in stream:
+            for position, clip_frame in uses:
+                clip = clips[position]
+                if clip_frame == 0:
+                    height, width = rgb.shape[:2]
+                    writer = VideoWriter(folder / f"{clip.clip_id}.mp4", width, height, fps / clip.frame_step, encoder)
+                    writers[position] = writer.__enter__()
+                writer = writers[position]
+                writer.write(rgb)
+                if clip_frame == clip.frames - 1:
+                    writers.pop(position).__exit__(None, None, None)
+                    paths[clip.clip_index] = str(final_folder / f"{clip.clip_id}.mp4")
+    except BaseException as exc:
+        for writer in writers.values():
+            writer.__exit__(type(exc), exc, exc.__traceback__)
+        raise
+    for writer in writers.values():  # clips the file ended inside of: discard
+        writer.__exit__(RuntimeError, RuntimeError("incomplete clip"), None)
+    return stream.incomplete

@@ -1,0 +1,209 @@
+"""Object crops: one fixed-size H.264 video per (clip, object), from one decode pass of the
+source whatever the number of objects, plus a Parquet manifest with each crop's provenance."""
+
+import dataclasses
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from vitcow_assets.core.clips import ClipWindow
+from vitcow_assets.core.geometry import crop_window, extract_crop
+from vitcow_assets.core.masks import decode_mask
+from vitcow_assets.core.tables import CROPS_SCHEMA
+from vitcow_assets.media.files import ParquetSink, atomic_dir
+from vitcow_assets.media.video import EncoderSettings, VideoWriter
+from vitcow_assets.stages.frames import ClipFrameStream
+from vitcow_assets.storage import VideoLayout
+
+
+@dataclasses.dataclass(frozen=True)
+class CropSettings:
+    crop_size: int = 224
+    margin: float = 0.1
+    mask_background: bool = False
+
+    def __post_init__(self) -> None:
+        if self.crop_size < 2 or self.crop_size % 2:
+            raise ValueError(f"crop_size must be an even number >= 2, got {self.crop_size}")
+        if not 0 <= self.margin <= 2:
+            raise ValueError(f"margin must be within [0, 2], got {self.margin}")
+
+
+@dataclasses.dataclass(frozen=True)
+class CropProvenance:
+    video_id: str
+    source_path: str
+    source_sha256: str
+    segmenter: str
+    model_checkpoint: str | None
+    code_version: str
+    run_id: str
+
+
+def mask_groups_by_clip(masks_path: str | os.PathLike) -> dict[str, list[int]]:
+    """Row groups of a masks table per clip id, from the footer statistics where possible."""
+    handle = pq.ParquetFile(masks_path)
+    column = handle.schema_arrow.get_field_index("clip_id")
+    groups: dict[str, list[int]] = {}
+    for i in range(handle.metadata.num_row_groups):
+        stats = handle.metadata.row_group(i).column(column).statistics
+        if stats is not None and stats.has_min_max and stats.min == stats.max:
+            ids = [stats.min]
+        else:
+            ids = set(handle.read_row_group(i, columns=["clip_id"])["clip_id"].to_pylist())
+        for clip_id in ids:
+            groups.setdefault(clip_id if isinstance(clip_id, str) else clip_id.decode(), []).append(i)
+    return groups
+
+
+@dataclasses.dataclass
+class _ObjectCrop:
+    object_id: int
+    prompt: str
+    by_frame: dict[int, tuple[np.ndarray, dict]]
+    path: Path
+    writer: VideoWriter
+    present: list[bool] = dataclasses.field(default_factory=list)
+    windows: list = dataclasses.field(default_factory=list)
+
+
+class _ClipCrops:
+    """Open writers and per-frame plan of every object of one clip."""
+
+    def __init__(self, clip: ClipWindow, rows: pa.Table, folder: Path, fps: float, encoder: EncoderSettings, size: int):
+        self.clip = clip
+        self.objects: list[_ObjectCrop] = []
+        cols = rows.select(["object_id", "clip_frame", "prompt", "x1", "y1", "x2", "y2", "mask_rle"]).to_pydict()
+        plans: dict[int, dict] = {}
+        prompts: dict[int, str] = {}
+        for i, object_id in enumerate(cols["object_id"]):
+            xyxy = np.array([cols["x1"][i], cols["y1"][i], cols["x2"][i], cols["y2"][i]], np.float32)
+            plans.setdefault(object_id, {})[cols["clip_frame"][i]] = (xyxy, cols["mask_rle"][i])
+            prompts.setdefault(object_id, cols["prompt"][i])
+        try:
+            for object_id in sorted(plans):
+                path = folder / clip.clip_id / f"obj{object_id:04d}.mp4"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                writer = VideoWriter(path, size, size, fps, encoder).__enter__()
+                self.objects.append(_ObjectCrop(object_id, prompts[object_id], plans[object_id], path, writer))
+        except BaseException as exc:
+            self.abort(exc)
+            raise
+
+    def abort(self, exc: BaseException) -> None:
+        for obj in self.objects:
+            obj.writer.__exit__(type(exc), exc, exc.__traceback__)
+
+    def finish(self) -> None:
+        for obj in self.objects:
+            obj.writer.__exit__(None, None, None)
+
+
+def write_crops(
+    source: str | os.PathLike,
+    clips: list[ClipWindow],
+    clip_fps: float,
+    masks_path: str | os.PathLike,
+    layout: VideoLayout,
+    settings: CropSettings,
+    provenance: CropProvenance,
+    encoder: EncoderSettings = EncoderSettings(),
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
+    """Write the crops folder (videos and ``crops.parquet``); return the number of crops."""
+    groups = mask_groups_by_clip(masks_path)
+    masks_file = pq.ParquetFile(masks_path)
+    size = settings.crop_size
+    black = np.zeros((size, size, 3), np.uint8)
+    open_clips: dict[int, _ClipCrops] = {}
+    done = 0
+    with atomic_dir(layout.crops_dir) as folder, ParquetSink(folder / layout.crops_table.name, CROPS_SCHEMA) as sink:
+        try:
+            for _, rgb, uses in ClipFrameStream(source, clips):
+                for position, clip_frame in uses:
+                    clip = clips[position]
+                    if clip_frame == 0:
+                        rows = _clip_rows(masks_file, groups.get(clip.clip_id, []), clip.clip_id)
+                        open_clips[position] = _ClipCrops(clip, rows, folder, clip_fps, encoder, size)
+                    state = open_clips[position]
+                    for obj in state.objects:
+                        _write_object_frame(obj, clip_frame, rgb, settings, black)
+                    if clip_frame == clip.frames - 1:
+                        open_clips.pop(position).finish()
+                        sink.write(_manifest_rows(state, layout.crops_dir, folder, settings, clip_fps, provenance))
+                        done += 1
+                        if progress is not None:
+                            progress(done, len(clips))
+        except BaseException as exc:
+            for state in open_clips.values():
+                state.abort(exc)
+            raise
+        if open_clips:
+            missing = ", ".join(clips[p].clip_id for p in open_clips)
+            for state in open_clips.values():
+                state.abort(RuntimeError("incomplete"))
+            raise ValueError(f"source ended before clips {missing} were complete; re-run clips and masks")
+        crops = sink.rows
+    return crops
+
+
+def _clip_rows(masks_file: pq.ParquetFile, row_groups: list[int], clip_id: str) -> pa.Table:
+    if not row_groups:
+        return masks_file.schema_arrow.empty_table()
+    table = masks_file.read_row_groups(row_groups)
+    return table.filter(pc.equal(table["clip_id"], clip_id))
+
+
+def _write_object_frame(obj: _ObjectCrop, clip_frame: int, rgb: np.ndarray, settings: CropSettings, black: np.ndarray) -> None:
+    found = obj.by_frame.get(clip_frame)
+    if found is None:
+        obj.writer.write(black)
+        obj.present.append(False)
+        obj.windows.append(None)
+        return
+    xyxy, rle = found
+    window = crop_window(xyxy, settings.crop_size, settings.margin)
+    mask = decode_mask(rle) if settings.mask_background else None
+    obj.writer.write(extract_crop(rgb, window, settings.crop_size, mask))
+    obj.present.append(True)
+    obj.windows.append(list(window))
+
+
+def _manifest_rows(
+    state: _ClipCrops, final_folder: Path, temp_folder: Path, settings: CropSettings, fps: float, prov: CropProvenance
+) -> pa.Table:
+    clip = state.clip
+    n = len(state.objects)
+    return pa.Table.from_pydict(
+        {
+            "crop_path": [str(final_folder / o.path.relative_to(temp_folder)) for o in state.objects],
+            "video_id": [prov.video_id] * n,
+            "source_path": [prov.source_path] * n,
+            "source_sha256": [prov.source_sha256] * n,
+            "clip_id": [clip.clip_id] * n,
+            "object_id": [o.object_id for o in state.objects],
+            "prompt": [o.prompt for o in state.objects],
+            "source_frame_start": [clip.source_start] * n,
+            "source_frame_end": [clip.source_end] * n,
+            "frame_step": [clip.frame_step] * n,
+            "frames": [o.writer.frames for o in state.objects],
+            "frames_present": [sum(o.present) for o in state.objects],
+            "present": [o.present for o in state.objects],
+            "window_xyxy": [o.windows for o in state.objects],
+            "crop_size": [settings.crop_size] * n,
+            "margin": [settings.margin] * n,
+            "mask_background": [settings.mask_background] * n,
+            "fps": [fps] * n,
+            "segmenter": [prov.segmenter] * n,
+            "model_checkpoint": [prov.model_checkpoint] * n,
+            "code_version": [prov.code_version] * n,
+            "run_id": [prov.run_id] * n,
+        },
+        schema=CROPS_SCHEMA,
+    )
+

@@ -1,0 +1,85 @@
+"""Previews: a contact sheet per video, sampled clip frames with masks, boxes and ids drawn."""
+
+import os
+
+import cv2
+import numpy as np
+import pyarrow.parquet as pq
+
+from vitcow_assets.core.clips import ClipWindow
+from vitcow_assets.core.masks import decode_mask
+from vitcow_assets.media.files import atomic_file
+from vitcow_assets.media.video import iter_frames
+
+
+def _colour(object_id: int) -> tuple[int, int, int]:
+    hue = (object_id * 47) % 180
+    hsv = np.uint8([[[hue, 220, 255]]])
+    return tuple(int(v) for v in cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0])
+
+
+def draw_detections(rgb: np.ndarray, rows: list[dict]) -> np.ndarray:
+    """Frame with each row's mask tinted, box drawn and object id written."""
+    out = rgb.copy()
+    for row in rows:
+        colour = np.array(_colour(row["object_id"]), np.float32)
+        mask = decode_mask(row["mask_rle"])
+        out[mask] = (0.5 * out[mask] + 0.5 * colour).astype(np.uint8)
+        x1, y1, x2, y2 = (int(round(row[k])) for k in ("x1", "y1", "x2", "y2"))
+        cv2.rectangle(out, (x1, y1), (x2 - 1, y2 - 1), tuple(int(c) for c in colour), 2)
+        cv2.putText(out, str(row["object_id"]), (x1 + 2, max(y1 - 4, 12)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 2)
+        cv2.putText(out, str(row["object_id"]), (x1 + 2, max(y1 - 4, 12)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, tuple(int(c) for c in colour), 1)
+    return out
+
+
+def sample_clips(clips: list[ClipWindow], count: int) -> list[ClipWindow]:
+    if len(clips) <= count:
+        return list(clips)
+    return [clips[i] for i in np.linspace(0, len(clips) - 1, count).round().astype(int)]
+
+
+def contact_sheet(
+    source: str | os.PathLike,
+    clips: list[ClipWindow],
+    masks_path: str | os.PathLike,
+    out_path: str | os.PathLike,
+    tiles: int = 12,
+    columns: int = 4,
+    tile_width: int = 384,
+) -> tuple[int, bytes]:
+    """Write a PNG contact sheet of the middle frame of up to ``tiles`` clips.
+
+    Returns the number of tiles and a small JPEG thumbnail of the sheet (for the UI).
+    """
+    chosen = sample_clips(clips, tiles)
+    frames = {c.source_frames[len(c.source_frames) // 2]: c for c in chosen}
+    rows_by_frame: dict[int, list[dict]] = {f: [] for f in frames}
+    if frames:
+        table = pq.read_table(masks_path, filters=[("source_frame", "in", list(frames))])
+        for row in table.to_pylist():
+            if frames.get(row["source_frame"]) is not None and row["clip_id"] == frames[row["source_frame"]].clip_id:
+                rows_by_frame[row["source_frame"]].append(row)
+    images = []
+    for index, rgb in iter_frames(source, frames.keys()):
+        tile = draw_detections(rgb, rows_by_frame[index])
+        height = max(1, round(tile.shape[0] * tile_width / tile.shape[1]))
+        tile = cv2.resize(tile, (tile_width, height), interpolation=cv2.INTER_AREA)
+        label = f"{frames[index].clip_id} frame {index}: {len(rows_by_frame[index])} objects"
+        cv2.putText(tile, label, (6, height - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1)
+        images.append(tile)
+    if not images:
+        images = [np.zeros((tile_width * 9 // 16, tile_width, 3), np.uint8)]
+    tile_h = max(i.shape[0] for i in images)
+    n_rows = -(-len(images) // columns)
+    sheet = np.zeros((n_rows * tile_h, min(columns, len(images)) * tile_width, 3), np.uint8)
+    for k, img in enumerate(images):
+        r, c = divmod(k, columns)
+        sheet[r * tile_h : r * tile_h + img.shape[0], c * tile_width : (c + 1) * tile_width] = img
+    bgr = cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR)
+    with atomic_file(out_path) as tmp:
+        ok, png = cv2.imencode(".png", bgr)
+        tmp.write_bytes(png.tobytes())
+    thumb_w = 480
+    thumb = cv2.resize(bgr, (thumb_w, max(1, sheet.shape[0] * thumb_w // sheet.shape[1])), interpolation=cv2.INTER_AREA)
+    _, jpeg = cv2.imencode(".jpg", thumb, [cv2.IMWRITE_JPEG_QUALITY, 70])
+    return len(chosen), jpeg.tobytes()

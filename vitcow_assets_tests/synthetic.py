@@ -1,0 +1,78 @@
+"""Synthetic footage with known ground truth: coloured shapes moving over a textured,
+static background, encoded near-losslessly with H.264 through PyAV."""
+
+import dataclasses
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class MovingBox:
+    """A filled rectangle of ``size`` (w, h) whose top-left moves from ``start`` by ``velocity`` px/frame."""
+
+    start: tuple[float, float]
+    velocity: tuple[float, float]
+    size: tuple[int, int]
+    colour: tuple[int, int, int]
+
+    def xyxy(self, frame: int) -> tuple[int, int, int, int]:
+        x = int(round(self.start[0] + self.velocity[0] * frame))
+        y = int(round(self.start[1] + self.velocity[1] * frame))
+        return x, y, x + self.size[0], y + self.size[1]
+
+
+DEFAULT_OBJECTS = (
+    MovingBox(start=(10, 20), velocity=(3.0, 0.5), size=(40, 30), colour=(255, 230, 60)),
+    MovingBox(start=(250, 150), velocity=(-2.5, -0.8), size=(32, 44), colour=(200, 235, 255)),
+)
+
+
+def background(width: int, height: int, seed: int = 0) -> np.ndarray:
+    """A smooth grey texture (so that differences are the objects, not noise)."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(40, 100, size=(height // 16 + 2, width // 16 + 2), dtype=np.uint8)
+    tex = np.kron(coarse, np.ones((16, 16), np.uint8))[:height, :width]
+    return np.repeat(tex[:, :, None], 3, axis=2)
+
+
+def truth_mask(obj: MovingBox, frame: int, width: int, height: int) -> np.ndarray:
+    mask = np.zeros((height, width), bool)
+    x1, y1, x2, y2 = obj.xyxy(frame)
+    mask[max(y1, 0) : max(min(y2, height), 0), max(x1, 0) : max(min(x2, width), 0)] = True
+    return mask
+
+
+def render(frame: int, width: int, height: int, objects=DEFAULT_OBJECTS, bg: np.ndarray | None = None) -> np.ndarray:
+    img = (bg if bg is not None else background(width, height)).copy()
+    for obj in objects:
+        img[truth_mask(obj, frame, width, height)] = obj.colour
+    return img
+
+
+def write_video(
+    path: Path,
+    frames: int = 100,
+    width: int = 320,
+    height: int = 240,
+    fps: int = 10,
+    objects=DEFAULT_OBJECTS,
+    codec: str = "libx264",
+    pix_fmt: str = "yuv444p",
+) -> Path:
+    """Write the synthetic video; ``yuv444p`` at crf 0 keeps colours exact at the edges."""
+    bg = background(width, height)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=Fraction(fps))
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        if codec == "libx264":
+            stream.options = {"crf": "0", "preset": "ultrafast"}
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(render(i, width, height, objects, bg), format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return path
