@@ -147,7 +147,7 @@ def mask_rows(
             "y1": xyxy[:, 1],
             "x2": xyxy[:, 2],
             "y2": xyxy[:, 3],
-            "area": detections.masks.reshape(n, -1).sum(axis=1).astype(np.int64),
+            "area": detections.masks.sum(axis=(1, 2), dtype=np.int64),
             "mask_rle": rles,
             "frame_width": [width] * n,
             "frame_height": [height] * n,

@@ -1,0 +1,24 @@
+import warnings
+from pathlib import Path
+
+import pytest
+
+from vitcow_assets_tests.synthetic import write_video
+
+warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+SHARED_FOOTAGE = Path(__file__).resolve().parents[1].parent / "shared" / "footage"
+
+
+@pytest.fixture(scope="session")
+def synthetic_video(tmp_path_factory) -> Path:
+    """100 frames, 320x240, 10 fps: two boxes with known positions (see synthetic.py)."""
+    return write_video(tmp_path_factory.mktemp("footage") / "barn cam 1.mp4")
+
+
+@pytest.fixture()
+def vtest_avi() -> Path:
+    path = SHARED_FOOTAGE / "vtest.avi"
+    if not path.is_file():
+        pytest.skip(f"real footage not present at {path}")
+    return path

@@ -1,0 +1,90 @@
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from vitcow_assets.media.files import ParquetSink, atomic_dir, atomic_file, remove_stale_temporaries, sha256_file
+from vitcow_assets.media.video import VideoError, VideoWriter, iter_frames, probe_video
+from vitcow_assets_tests.synthetic import render
+
+
+def test_probe_synthetic_video(synthetic_video):
+    info = probe_video(synthetic_video)
+    assert (info.width, info.height, info.fps, info.frame_count) == (320, 240, 10.0, 100)
+    assert info.codec == "h264" and info.duration_s == pytest.approx(10.0, abs=0.2)
+
+
+def test_probe_rejects_non_video(tmp_path):
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video")
+    with pytest.raises(VideoError, match="notes.mp4"):
+        probe_video(text)
+
+
+def test_iter_frames_decodes_only_wanted_frames_in_order_and_exactly(synthetic_video):
+    got = list(iter_frames(synthetic_video, [30, 2, 17]))
+    assert [i for i, _ in got] == [2, 17, 30]
+    for index, rgb in got:
+        assert np.abs(rgb.astype(int) - render(index, 320, 240)).mean() < 2.0
+
+
+def test_writer_writes_h264_and_is_atomic(tmp_path):
+    out = tmp_path / "out.mp4"
+    with VideoWriter(out, 161, 97, 5) as writer:
+        for _ in range(7):
+            writer.write(np.zeros((97, 161, 3), np.uint8))
+        assert not out.exists()
+    info = probe_video(out)
+    assert (info.codec, info.width, info.height, info.frame_count) == ("h264", 160, 96, 7)
+    failed = tmp_path / "failed.mp4"
+    with pytest.raises(RuntimeError):
+        with VideoWriter(failed, 64, 64, 5) as writer:
+            writer.write(np.zeros((64, 64, 3), np.uint8))
+            raise RuntimeError("boom")
+    assert list(tmp_path.iterdir()) == [out]
+
+
+def test_atomic_file_and_dir(tmp_path):
+    target = tmp_path / "t.txt"
+    with pytest.raises(ValueError):
+        with atomic_file(target) as tmp:
+            tmp.write_text("half")
+            raise ValueError
+    assert not target.exists() and list(tmp_path.iterdir()) == []
+    folder = tmp_path / "crops"
+    folder.mkdir()
+    (folder / "old.mp4").write_text("old")
+    with atomic_dir(folder) as tmp:
+        (tmp / "new.mp4").write_text("new")
+        assert (folder / "old.mp4").exists()
+    assert [p.name for p in folder.iterdir()] == ["new.mp4"]
+    with pytest.raises(KeyError):
+        with atomic_dir(folder) as tmp:
+            (tmp / "partial.mp4").write_text("x")
+            raise KeyError
+    assert [p.name for p in folder.iterdir()] == ["new.mp4"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["crops"]
+
+
+def test_parquet_sink_writes_row_groups_and_leaves_nothing_on_error(tmp_path):
+    schema = pa.schema([("x", pa.int64())])
+    path = tmp_path / "t.parquet"
+    with ParquetSink(path, schema) as sink:
+        sink.write(pa.table({"x": [1, 2]}))
+        sink.write(pa.table({"x": [3]}))
+    assert pq.ParquetFile(path).metadata.num_row_groups == 2
+    assert pq.read_table(path)["x"].to_pylist() == [1, 2, 3]
+    with pytest.raises(ZeroDivisionError):
+        with ParquetSink(tmp_path / "bad.parquet", schema) as sink:
+            sink.write(pa.table({"x": [1]}))
+            1 / 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.parquet"]
+
+
+def test_remove_stale_temporaries_and_sha(tmp_path):
+    (tmp_path / ".tmp-abc-x.mp4").write_text("x")
+    (tmp_path / "sub" / ".tmp-dir").mkdir(parents=True)
+    (tmp_path / "keep.txt").write_text("hello")
+    assert remove_stale_temporaries(tmp_path) == 2
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["keep.txt", "sub"]
+    assert sha256_file(tmp_path / "keep.txt") == "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"

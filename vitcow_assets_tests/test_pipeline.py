@@ -1,0 +1,194 @@
+"""End to end: the whole asset graph on synthetic footage with known ground truth."""
+
+import json
+
+import dagster as dg
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from vitcow_assets.core.geometry import crop_window, mask_iou
+from vitcow_assets.core.masks import decode_mask
+from vitcow_assets.core.tracks import Detections
+from vitcow_assets.media.files import sha256_file
+from vitcow_assets.media.video import iter_frames, probe_video
+from vitcow_assets.segmenters.base import FrameResult
+from vitcow_assets.storage import StorageRoot
+from vitcow_assets_tests.helpers import materialize_partition, register
+from vitcow_assets_tests.synthetic import DEFAULT_OBJECTS, truth_mask
+
+W, H = 320, 240
+
+
+@pytest.fixture(scope="module")
+def processed(synthetic_video, tmp_path_factory):
+    home = tmp_path_factory.mktemp("home")
+    with dg.instance_for_test() as instance:
+        key = register(synthetic_video, home, instance)
+        result = materialize_partition(key, home, instance, {"ops": {"object_masks": {"config": {"prompt": "box"}}}})
+        yield {"home": home, "key": key, "result": result, "instance": instance, "layout": StorageRoot(home).video(key)}
+
+
+def test_every_asset_and_check_succeeds(processed):
+    result = processed["result"]
+    assert result.success
+    materialized = {e.asset_key.path[-1] for e in result.get_asset_materialization_events()}
+    assert materialized == {"raw_video", "clips", "object_masks", "object_crops", "previews"}
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks == {"boxes_inside_frame": True, "masks_nonempty": True, "crop_frames_match_clips": True, "crops_trace_to_masks": True}
+    assert processed["key"] in processed["instance"].get_materialized_partitions(dg.AssetKey("object_crops"))
+
+
+def test_raw_video_record_and_data_version(processed, synthetic_video):
+    raw = json.loads(processed["layout"].raw_video_json.read_text())
+    assert raw["sha256"] == sha256_file(synthetic_video)
+    assert (raw["width"], raw["height"], raw["frame_count"], raw["fps"]) == (W, H, 100, 10.0)
+    event = processed["instance"].get_latest_materialization_event(dg.AssetKey("raw_video"))
+    assert event.asset_materialization.tags["dagster/data_version"] == raw["sha256"]
+
+
+def test_clips_manifest_and_clip_file(processed):
+    clips = pq.read_table(processed["layout"].clips_table).to_pylist()
+    assert len(clips) == 1
+    clip = clips[0]
+    assert (clip["source_frame_start"], clip["source_frame_end"], clip["frames"], clip["fps"]) == (0, 76, 20, 2.5)
+    info = probe_video(clip["clip_path"])
+    assert (info.codec, info.frame_count, info.width, info.height) == ("h264", 20, W, H)
+
+
+def test_masks_match_ground_truth_with_stable_ids(processed):
+    rows = pq.read_table(processed["layout"].masks_table).to_pylist()
+    assert {r["prompt"] for r in rows} == {"box"}
+    assert {r["segmenter"] for r in rows} == {"motion/v1"}
+    assert sorted({r["clip_frame"] for r in rows}) == list(range(20))
+    ids = {k: set() for k in range(len(DEFAULT_OBJECTS))}
+    for source_frame in range(0, 80, 4):
+        frame_rows = [r for r in rows if r["source_frame"] == source_frame]
+        assert len(frame_rows) == 2
+        for k, obj in enumerate(DEFAULT_OBJECTS):
+            truth = truth_mask(obj, source_frame, W, H)
+            best = max(frame_rows, key=lambda r: mask_iou(decode_mask(r["mask_rle"]), truth))
+            assert mask_iou(decode_mask(best["mask_rle"]), truth) > 0.8
+            assert np.allclose([best["x1"], best["y1"], best["x2"], best["y2"]], obj.xyxy(source_frame), atol=2)
+            ids[k].add(best["object_id"])
+    assert all(len(v) == 1 for v in ids.values()) and ids[0] != ids[1]
+
+
+def test_crops_windows_pixels_and_provenance(processed, synthetic_video):
+    layout, result = processed["layout"], processed["result"]
+    crops = pq.read_table(layout.crops_table).to_pylist()
+    masks = pq.read_table(layout.masks_table).to_pylist()
+    assert len(crops) == 2
+    for crop in crops:
+        assert crop["source_sha256"] == sha256_file(synthetic_video)
+        assert crop["source_path"] == str(synthetic_video.absolute())
+        assert (crop["source_frame_start"], crop["source_frame_end"], crop["frames"]) == (0, 76, 20)
+        assert crop["segmenter"] == "motion/v1" and crop["run_id"] == result.run_id and crop["code_version"]
+        assert crop["frames_present"] == 20 and all(crop["present"])
+        info = probe_video(crop["crop_path"])
+        assert (info.codec, info.width, info.height, info.frame_count) == ("h264", 224, 224, 20)
+        object_rows = {r["clip_frame"]: r for r in masks if r["object_id"] == crop["object_id"]}
+        # The object's true colour sits at the crop centre in every frame.
+        k = int(np.argmax([mask_iou(decode_mask(object_rows[0]["mask_rle"]), truth_mask(o, 0, W, H)) for o in DEFAULT_OBJECTS]))
+        for clip_frame, rgb in iter_frames(crop["crop_path"]):
+            row = object_rows[clip_frame]
+            window = crop["window_xyxy"][clip_frame]
+            assert window == list(crop_window([row["x1"], row["y1"], row["x2"], row["y2"]], 224, 0.1))
+            assert window[2] - window[0] == 224  # small objects keep native resolution
+            assert np.abs(rgb[112, 112].astype(int) - DEFAULT_OBJECTS[k].colour).max() < 30
+
+
+def test_preview_is_attached(processed):
+    assert processed["layout"].contact_sheet.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    event = processed["instance"].get_latest_materialization_event(dg.AssetKey("previews"))
+    metadata = event.asset_materialization.metadata
+    assert metadata["preview"].value.startswith("![contact sheet](data:image/jpeg;base64,")
+    assert metadata["preview_path"].value == str(processed["layout"].contact_sheet)
+
+
+def test_rerun_replaces_outputs(processed):
+    layout = processed["layout"]
+    before = pq.read_table(layout.masks_table).drop(["mask_rle"]).to_pylist()
+    crops_before = sorted(p.name for p in layout.crops_dir.rglob("*.mp4"))
+    result = materialize_partition(processed["key"], processed["home"], processed["instance"], {"ops": {"object_masks": {"config": {"prompt": "box"}}}})
+    assert result.success
+    assert pq.read_table(layout.masks_table).drop(["mask_rle"]).to_pylist() == before
+    assert sorted(p.name for p in layout.crops_dir.rglob("*.mp4")) == crops_before
+    assert not [p for p in layout.root.rglob(".tmp-*")]
+
+
+class _BadSegmenter:
+    """Reports a box that leaves the frame: the blocking mask check must stop the crops."""
+
+    name = "bad/v0"
+    checkpoint = None
+    uses_text_prompts = True
+
+    def __init__(self):
+        self.closed = 0
+
+    def start_session(self, frames):
+        outer = self
+
+        class Session:
+            def add_text_prompt(self, text, clip_frame=0):
+                pass
+
+            def propagate(self):
+                h, w = frames[0].shape[:2]
+                masks = np.zeros((1, h, w), bool)
+                masks[0, :5, :5] = True
+                yield FrameResult(0, Detections([[-10, 0, 5, 5]], masks, [1.0], [0], ["cow"]))
+
+            def close(self):
+                outer.closed += 1
+
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                self.close()
+
+        return Session()
+
+    def release(self):
+        pass
+
+
+def test_failing_mask_check_blocks_crops(synthetic_video, tmp_path, monkeypatch):
+    bad = _BadSegmenter()
+    monkeypatch.setattr("vitcow_assets.defs.resources._cached_segmenter", lambda *a: bad)
+    with dg.instance_for_test() as instance:
+        key = register(synthetic_video, tmp_path, instance)
+        result = materialize_partition(key, tmp_path, instance, raise_on_error=False)
+        assert not result.success
+        checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+        assert checks["boxes_inside_frame"] is False
+        assert "object_crops" not in {e.asset_key.path[-1] for e in result.get_asset_materialization_events()}
+        assert not StorageRoot(tmp_path).video(key).crops_table.exists()
+        assert bad.closed == 1  # the session was closed
+
+
+class _ExplodingSegmenter(_BadSegmenter):
+    def start_session(self, frames):
+        session = super().start_session(frames)
+
+        def propagate():
+            raise MemoryError("simulated device failure")
+            yield
+
+        session.propagate = propagate
+        return session
+
+
+def test_session_is_closed_and_nothing_written_when_segmenter_fails(synthetic_video, tmp_path, monkeypatch):
+    bad = _ExplodingSegmenter()
+    monkeypatch.setattr("vitcow_assets.defs.resources._cached_segmenter", lambda *a: bad)
+    with dg.instance_for_test() as instance:
+        key = register(synthetic_video, tmp_path, instance)
+        result = materialize_partition(key, tmp_path, instance, raise_on_error=False)
+        assert not result.success
+        layout = StorageRoot(tmp_path).video(key)
+        assert bad.closed == 1
+        assert not layout.masks_table.exists()
+        assert not list(layout.root.rglob(".tmp-*"))
