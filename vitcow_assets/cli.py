@@ -8,6 +8,7 @@ all its assets and checks; the runs show in the Dagster UI of the same instance.
 import argparse
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -185,9 +186,21 @@ def cmd_provenance(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_init(args: argparse.Namespace) -> int:
+    """Create the storage root, landing folder and Dagster instance; print shell exports."""
+    home = default_home()
+    (home / "landing").mkdir(parents=True, exist_ok=True)
+    dagster_home = ensure_dagster_home()
+    print(f"export {HOME_ENV}={shlex.quote(str(home))}")
+    print(f"export DAGSTER_HOME={shlex.quote(str(dagster_home))}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vitcow", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
+    init = sub.add_parser("init", help="create VITCOW_HOME and DAGSTER_HOME; print their exports")
+    init.set_defaults(func=cmd_init)
     run = sub.add_parser("run", help="process videos end to end")
     run.add_argument("paths", nargs="+", metavar="PATH")
     run.add_argument("--prompt", help="text prompt for the segmenter (default: $VITCOW_PROMPT or 'cow')")

@@ -52,7 +52,7 @@ def landing_sensor(context: dg.SensorEvaluationContext, storage: VitcowStorage) 
     for file in files:
         if done.get(file.path) == file.signature:
             continue
-        if not is_settled(file, seen.get(file.path), now, storage.settle_seconds):
+        if file.path not in seen or not is_settled(file, seen[file.path], now, storage.settle_seconds):
             waiting[file.path] = file.signature
             continue
         request, new_partition = registration_request(storage, file.path, context.instance, context.log)

@@ -1,0 +1,381 @@
+"""The landing sensor: settled videos become one partition and one run; nothing else does.
+
+Notes on the harness:
+
+* ``evaluate_tick`` resolves partitioned run requests against the job, which needs the code
+  location (``definitions=defs``) and an ``instance_ref`` (for the dynamic-partitions loader).
+* ``evaluate_tick`` does NOT apply ``dynamic_partitions_requests`` to the instance (the sensor
+  daemon does that). Tests assert on the requests the sensor returns, and ``tick`` then applies
+  them itself the way the daemon would, so that later ticks see the partitions.
+"""
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from vitcow_assets.definitions import defs
+from vitcow_assets.defs.resources import VitcowStorage
+from vitcow_assets.defs.sensors import SOURCE_SHA_TAG, landing_sensor
+from vitcow_assets.media.files import sha256_file
+from vitcow_assets.registry import Registry
+from vitcow_assets.storage import partition_key_for
+from vitcow_assets_tests.synthetic import DEFAULT_OBJECTS, MovingBox, write_video
+
+SETTLE_SECONDS = 5
+
+
+class Landing:
+    """A landing folder, a storage home, a test instance and the sensor's cursor between ticks."""
+
+    def __init__(self, tmp_path: Path, instance: dg.DagsterInstance) -> None:
+        self.dir = tmp_path / "landing"
+        self.dir.mkdir()
+        self.home = tmp_path / "home"
+        self.instance = instance
+        self.storage = VitcowStorage(home=str(self.home), landing_dir=str(self.dir), settle_seconds=SETTLE_SECONDS)
+        self.cursor: str | None = None
+
+    def tick(self, cursor: str | None = ..., apply_partitions: bool = True) -> dg.SensorResult:
+        """One sensor evaluation, from ``cursor`` (default: the previous tick's)."""
+        cursor = self.cursor if cursor is ... else cursor
+        with dg.build_sensor_context(
+            instance=self.instance,
+            instance_ref=self.instance.get_ref(),
+            definitions=defs,
+            cursor=cursor,
+            resources={"storage": self.storage},
+        ) as ctx:
+            result = landing_sensor.evaluate_tick(ctx)
+        self.cursor = result.cursor
+        if apply_partitions:  # what the sensor daemon does with the requests
+            for request in result.dynamic_partitions_requests:
+                self.instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+        return result
+
+    def ticks(self, n: int) -> tuple[list[dg.RunRequest], list[str]]:
+        """``n`` ticks: every run requested and every partition key asked to be added."""
+        runs, added = [], []
+        for _ in range(n):
+            result = self.tick()
+            runs += result.run_requests
+            added += added_keys(result)
+        return runs, added
+
+    def process(self, path: Path) -> dg.RunRequest:
+        """Tick until ``path`` is requested (at most 3 ticks); its one run request."""
+        for _ in range(3):
+            runs = self.tick().run_requests
+            if runs:
+                assert len(runs) == 1, runs
+                assert runs[0].tags[SOURCE_SHA_TAG] == sha256_file(path)
+                return runs[0]
+        raise AssertionError(f"{path} was never requested")
+
+    def partitions(self) -> list[str]:
+        return self.instance.get_dynamic_partitions("videos")
+
+    def registry(self) -> Registry:
+        return Registry(self.storage.root())
+
+
+@pytest.fixture()
+def landing(tmp_path):
+    with dg.instance_for_test() as instance:
+        yield Landing(tmp_path, instance)
+
+
+def video(path: Path, frames: int = 30, objects=DEFAULT_OBJECTS) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() in {".mp4", ".avi", ".mkv", ".mov"}:
+        return write_video(path, frames=frames, width=64, height=48, objects=objects)
+    # video bytes under another extension (PyAV picks the container from the name)
+    tmp = write_video(path.with_name(path.name + ".tmp.mp4"), frames=frames, width=64, height=48, objects=objects)
+    return tmp.rename(path)
+
+
+def age(path: Path, seconds: float = 60) -> Path:
+    """Set ``path``'s mtime ``seconds`` in the past (well over the settle time)."""
+    t = time.time() - seconds
+    os.utime(path, (t, t))
+    return path
+
+
+def added_keys(result: dg.SensorResult) -> list[str]:
+    keys = []
+    for request in result.dynamic_partitions_requests:
+        assert isinstance(request, dg.AddDynamicPartitionsRequest)
+        assert request.partitions_def_name == "videos"
+        keys += list(request.partition_keys)
+    return keys
+
+
+def cursor_of(result: dg.SensorResult) -> dict:
+    return json.loads(result.cursor)
+
+
+# -- 1. a new file --------------------------------------------------------------------------
+
+
+def test_new_file_is_observed_on_the_first_tick_and_requested_on_the_second(landing):
+    """The settle rule: a file is processed only when the previous tick saw the same
+    (size, mtime_ns) and it is old enough -- an old mtime alone is not enough at first sight."""
+    path = age(video(landing.dir / "Cow Pen 3.mp4"))
+    key = partition_key_for(path.name)
+
+    first = landing.tick()
+    assert first.run_requests == []
+    assert first.dynamic_partitions_requests == []
+    assert str(path) in cursor_of(first)["seen"]
+
+    second = landing.tick()
+    assert [r.partition_key for r in second.run_requests] == [key]
+    assert added_keys(second) == [key]
+
+    third = landing.tick()
+    assert third.run_requests == [] and third.dynamic_partitions_requests == []
+
+
+def test_new_file_is_requested_exactly_once_and_its_partition_added(landing):
+    path = age(video(landing.dir / "Cow Pen 3.mp4"))
+    key = partition_key_for(path.name)
+    sha = sha256_file(path)
+
+    runs, added = landing.ticks(2)
+    assert len(runs) == 1
+    (run,) = runs
+    assert run.partition_key == key
+    assert run.tags["dagster/partition"] == key
+    assert run.tags[SOURCE_SHA_TAG] == sha
+    assert run.run_key and key in run.run_key
+    assert added == [key]
+    assert landing.partitions() == [key]
+    registration = landing.registry().get(key)
+    assert registration is not None and registration.sha256 == sha and registration.source_path == str(path)
+
+    for _ in range(2):
+        later = landing.tick()
+        assert later.run_requests == [] and later.dynamic_partitions_requests == []
+        assert later.skip_message  # a skipped tick says why
+    assert cursor_of(later)["done"] == {str(path): [path.stat().st_size, path.stat().st_mtime_ns]}
+
+
+def test_several_new_files_in_one_tick_each_get_a_run_and_one_add_request(landing):
+    paths = [age(video(landing.dir / f"cam{i}.mp4", frames=30 + i)) for i in range(3)]
+    keys = [partition_key_for(p.name) for p in paths]
+
+    results = [landing.tick() for _ in range(2)]
+    busy = [r for r in results if r.run_requests]
+    assert len(busy) == 1  # all of them in the same tick
+    (result,) = busy
+    assert sorted(r.partition_key for r in result.run_requests) == sorted(keys)
+    assert len(result.dynamic_partitions_requests) == 1
+    assert sorted(added_keys(result)) == sorted(keys)
+    assert len({r.run_key for r in result.run_requests}) == 3
+
+
+# -- 2. a file still arriving ---------------------------------------------------------------
+
+
+def test_growing_file_is_not_requested_until_it_stops_changing(landing, tmp_path):
+    full = video(tmp_path / "full.mp4")
+    data = full.read_bytes()
+    path = landing.dir / "arriving.mp4"
+
+    path.write_bytes(data[: len(data) // 2])  # half of it, written just now
+    assert landing.tick().run_requests == []
+
+    with path.open("ab") as handle:  # the rest arrives; now old enough, but it changed
+        handle.write(data[len(data) // 2 :])
+    age(path, 60)
+    result = landing.tick()
+    assert result.run_requests == []
+    assert cursor_of(result)["seen"] == {str(path): [path.stat().st_size, path.stat().st_mtime_ns]}
+
+    age(path, 50)  # same size, another mtime: still changing
+    assert landing.tick().run_requests == []
+
+    result = landing.tick()  # unchanged since the previous tick and old: settled
+    assert [r.partition_key for r in result.run_requests] == ["arriving"]
+    assert result.run_requests[0].tags[SOURCE_SHA_TAG] == sha256_file(full)
+    assert landing.tick().run_requests == []
+
+
+def test_rewritten_file_waits_for_a_quiet_tick(landing):
+    path = video(landing.dir / "rewrite.mp4")
+    assert landing.tick().run_requests == []  # just written: too recent
+
+    video(path, objects=(MovingBox(start=(5, 5), velocity=(1, 1), size=(10, 10), colour=(9, 9, 9)),))
+    age(path, 40)
+    assert landing.tick().run_requests == []  # changed since the previous look
+
+    runs, _ = landing.ticks(2)
+    assert len(runs) == 1 and runs[0].tags[SOURCE_SHA_TAG] == sha256_file(path)
+
+
+# -- 3. a recent file -----------------------------------------------------------------------
+
+
+def test_recent_file_is_not_processed_even_if_unchanged(landing):
+    path = video(landing.dir / "fresh.mp4")  # mtime: now
+    signature = [path.stat().st_size, path.stat().st_mtime_ns]
+
+    for _ in range(3):
+        result = landing.tick()
+        assert result.run_requests == [] and result.dynamic_partitions_requests == []
+        assert cursor_of(result) == {"done": {}, "seen": {str(path): signature}}
+    assert landing.registry().all() == []
+    assert landing.partitions() == []
+
+    age(path)  # once it is old enough (and looked the same twice), it goes
+    runs, added = landing.ticks(2)
+    assert [r.partition_key for r in runs] == ["fresh"]
+    assert added == ["fresh"]
+
+
+# -- 4. new bytes under a known path ---------------------------------------------------------
+
+
+def test_changed_bytes_under_the_same_path_request_the_same_partition_again(landing):
+    path = age(video(landing.dir / "yard.mp4", frames=30), 120)
+    key = partition_key_for(path.name)
+    first = landing.process(path)
+    assert landing.partitions() == [key]
+
+    video(path, frames=35)  # new footage, same name
+    age(path, 60)
+    new_sha = sha256_file(path)
+    assert new_sha != first.tags[SOURCE_SHA_TAG]
+
+    runs, added = landing.ticks(2)
+    assert len(runs) == 1
+    (again,) = runs
+    assert again.partition_key == key
+    assert again.run_key != first.run_key
+    assert again.tags[SOURCE_SHA_TAG] == new_sha
+    assert added == []  # the partition exists already
+    assert landing.partitions() == [key]
+    assert landing.registry().get(key).sha256 == new_sha
+    assert landing.ticks(2)[0] == []
+
+
+def test_bytes_restored_after_a_change_get_a_run_key_not_used_before(landing):
+    """A -> B -> A under one path: the third version is new footage for the partition (its
+    crops are B's), so its run key must differ from A's first run key, or the sensor daemon
+    drops the request as already launched."""
+    path = age(video(landing.dir / "yard.mp4", frames=30), 120)
+    original = path.read_bytes()
+    first = landing.process(path)
+
+    video(path, frames=35)
+    age(path, 90)
+    second = landing.process(path)
+
+    path.write_bytes(original)
+    age(path, 60)
+    third = landing.process(path)
+
+    assert third.partition_key == first.partition_key == second.partition_key
+    assert third.tags[SOURCE_SHA_TAG] == first.tags[SOURCE_SHA_TAG]
+    assert len({first.run_key, second.run_key, third.run_key}) == 3
+
+
+# -- 5. the same bytes under another name ----------------------------------------------------
+
+
+def test_copy_of_processed_bytes_under_a_new_name_is_recognised(landing):
+    path = age(video(landing.dir / "original.mp4"), 120)
+    key = partition_key_for(path.name)
+    landing.process(path)
+
+    copy = landing.dir / "sub" / "copy of original.mp4"
+    copy.parent.mkdir()
+    shutil.copy2(path, copy)  # same bytes, old mtime
+    assert partition_key_for(copy.name) != key
+
+    for _ in range(3):
+        result = landing.tick()
+        assert result.run_requests == []
+        assert result.dynamic_partitions_requests == []
+    assert landing.partitions() == [key]
+    assert [r.key for r in landing.registry().all()] == [key]
+    assert landing.registry().get(key).source_path == str(path)
+    assert str(copy) in cursor_of(result)["done"]  # settled, not looked at again
+
+
+def test_same_name_in_another_folder_with_other_bytes_gets_its_own_partition(landing):
+    first = age(video(landing.dir / "cam.mp4", frames=30))
+    second = age(video(landing.dir / "barn" / "cam.mp4", frames=32))
+
+    runs, added = landing.ticks(2)
+    keys = sorted(r.partition_key for r in runs)
+    assert len(keys) == 2 and len(set(keys)) == 2
+    assert "cam" in keys
+    other = next(k for k in keys if k != "cam")
+    assert other.startswith("cam-")
+    assert sorted(added) == keys
+    by_path = {r.source_path: r.sha256 for r in landing.registry().all()}
+    assert by_path == {str(first): sha256_file(first), str(second): sha256_file(second)}
+
+
+# -- 6. what is not a landed video -----------------------------------------------------------
+
+
+def test_non_video_hidden_empty_and_outside_files_are_ignored(landing, tmp_path):
+    age(video(landing.dir / "notes.xlsx"))  # video bytes, wrong extension
+    age(video(landing.dir / ".hidden.mp4"))  # in-progress copy (rsync style)
+    age(video(landing.dir / ".partial" / "inside.mp4"))  # hidden folder
+    age(video(landing.dir / "readme.txt"))
+    empty = landing.dir / "empty.mp4"
+    empty.touch()
+    age(empty)
+    outside = age(video(tmp_path / "elsewhere" / "outside.mp4", frames=40))
+    (landing.dir / "link.mp4").symlink_to(outside)  # a link leading out of the folder
+    kept = age(video(landing.dir / "KEEP.MP4", frames=33))  # upper-case extension is a video
+
+    runs, added = landing.ticks(3)
+    assert [r.partition_key for r in runs] == ["KEEP"]
+    assert added == ["KEEP"]
+    state = cursor_of(landing.tick())
+    assert state == {"done": {str(kept): [kept.stat().st_size, kept.stat().st_mtime_ns]}, "seen": {}}
+    assert [r.source_path for r in landing.registry().all()] == [str(kept)]
+
+
+def test_missing_landing_folder_is_an_empty_tick(landing):
+    landing.dir.rmdir()
+    result = landing.tick()
+    assert result.run_requests == [] and json.loads(result.cursor) == {"done": {}, "seen": {}}
+
+
+# -- 7. the cursor ---------------------------------------------------------------------------
+
+
+def test_cursor_from_an_earlier_tick_keeps_processed_files_processed(landing):
+    path = age(video(landing.dir / "kept.mp4"))
+    landing.process(path)
+    saved = landing.cursor
+    assert str(path) in json.loads(saved)["done"]
+
+    # a fresh evaluation (new context, as after a restart) from the saved cursor
+    result = landing.tick(cursor=saved)
+    assert result.run_requests == [] and result.dynamic_partitions_requests == []
+    assert json.loads(result.cursor) == json.loads(saved)
+
+    # even with the cursor lost, the registry knows these bytes: no second run
+    landing.cursor = None
+    runs, added = landing.ticks(2)
+    assert runs == [] and added == []
+
+
+def test_cursor_forgets_files_that_left_the_landing_folder(landing):
+    path = age(video(landing.dir / "gone.mp4"))
+    other = age(video(landing.dir / "stays.mp4", frames=31))
+    landing.ticks(2)
+    assert set(cursor_of(landing.tick())["done"]) == {str(path), str(other)}
+
+    path.unlink()
+    assert set(cursor_of(landing.tick())["done"]) == {str(other)}
