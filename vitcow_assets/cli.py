@@ -10,6 +10,7 @@ import json
 import os
 import shlex
 import sys
+import time
 from pathlib import Path
 
 from vitcow_assets.storage import HOME_ENV, default_home
@@ -35,6 +36,16 @@ def ensure_dagster_home() -> Path:
         config.write_text(INSTANCE_YAML)
     os.environ["DAGSTER_HOME"] = str(home)
     return home
+
+
+def still_being_written(path: Path, watch_seconds: float = 1.0, recent_seconds: float = 3.0) -> bool:
+    """True when a recently modified file changes size or mtime while watched."""
+    before = path.stat()
+    if time.time() - before.st_mtime > recent_seconds:
+        return False
+    time.sleep(watch_seconds)
+    after = path.stat()
+    return (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns)
 
 
 def _one_line(text: str) -> str:
@@ -133,6 +144,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             try:
                 if not path.is_file():
                     raise VideoError(f"{path}: no such file")
+                if still_being_written(path):
+                    raise VideoError(f"{path.name}: still being written; run again once the copy has finished")
                 probe_video(path)
                 outcome = registry.register(path, sha256_file(path))
                 key = outcome.registration.key

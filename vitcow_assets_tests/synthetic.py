@@ -61,16 +61,51 @@ def write_video(
     objects=DEFAULT_OBJECTS,
     codec: str = "libx264",
     pix_fmt: str = "yuv444p",
+    rotation: int = 0,
+    frame_pts: list[int] | None = None,
 ) -> Path:
-    """Write the synthetic video; ``yuv444p`` at crf 0 keeps colours exact at the edges."""
+    """Write the synthetic video; the container follows the file suffix.
+
+    ``yuv444p`` at crf 0 keeps colours exact at the edges. ``rotation`` sets display
+    rotation metadata (counter-clockwise degrees) on the stored, unrotated frames.
+    ``frame_pts`` gives each frame's timestamp in units of 1/(fps*10) s (variable frame rate).
+    """
     bg = background(width, height)
     with av.open(str(path), "w") as container:
         stream = container.add_stream(codec, rate=Fraction(fps))
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
-        if codec == "libx264":
-            stream.options = {"crf": "0", "preset": "ultrafast"}
+        if codec in ("libx264", "libx265"):
+            stream.options = {"crf": "0" if codec == "libx264" else "4", "preset": "ultrafast"}
+            if codec == "libx265":
+                stream.options = {**stream.options, "x265-params": "log-level=error"}
+        elif codec in ("mpeg4", "msmpeg4v3", "mjpeg"):
+            stream.options = {"qscale": "2"}
+        if rotation:
+            stream.set_display_rotation(rotation)
+        if frame_pts is not None:
+            stream.codec_context.time_base = Fraction(1, fps * 10)
         for i in range(frames):
             frame = av.VideoFrame.from_ndarray(render(i, width, height, objects, bg), format="rgb24")
+            if frame_pts is not None:
+                frame.pts = frame_pts[i]
+                frame.time_base = Fraction(1, fps * 10)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return path
+
+
+def write_audio_only(path: Path, seconds: float = 1.0) -> Path:
+    """A file with one AAC audio stream and no video."""
+    rate = 44100
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("aac", rate=rate)
+        samples = np.zeros((1, 1024), np.float32)
+        for i in range(int(seconds * rate / 1024)):
+            frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
+            frame.sample_rate = rate
+            frame.pts = i * 1024
             for packet in stream.encode(frame):
                 container.mux(packet)
         for packet in stream.encode(None):

@@ -3,7 +3,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from vitcow_assets.media.files import ParquetSink, atomic_dir, atomic_file, remove_stale_temporaries, sha256_file
+from vitcow_assets.media.files import ParquetSink, atomic_dir, atomic_file, sha256_file
 from vitcow_assets.media.video import VideoError, VideoWriter, iter_frames, probe_video
 from vitcow_assets_tests.synthetic import render
 
@@ -81,10 +81,17 @@ def test_parquet_sink_writes_row_groups_and_leaves_nothing_on_error(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.parquet"]
 
 
-def test_remove_stale_temporaries_and_sha(tmp_path):
-    (tmp_path / ".tmp-abc-x.mp4").write_text("x")
-    (tmp_path / "sub" / ".tmp-dir").mkdir(parents=True)
+def test_next_write_sweeps_temporaries_of_an_interrupted_one(tmp_path):
+    (tmp_path / ".tmp-0123abcd-t.txt").write_text("left by kill -9")
+    (tmp_path / ".tmp-89abcdef-crops").mkdir()
+    (tmp_path / ".tmp-89abcdef-crops" / "obj0000.mp4").write_text("partial")
+    with atomic_file(tmp_path / "t.txt") as tmp:
+        tmp.write_text("done")
+    with atomic_dir(tmp_path / "crops") as tmp:
+        (tmp / "obj0000.mp4").write_text("complete")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["crops", "t.txt"]
+
+
+def test_sha256_file(tmp_path):
     (tmp_path / "keep.txt").write_text("hello")
-    assert remove_stale_temporaries(tmp_path) == 2
-    assert sorted(p.name for p in tmp_path.rglob("*")) == ["keep.txt", "sub"]
     assert sha256_file(tmp_path / "keep.txt") == "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"

@@ -117,8 +117,13 @@ def plan_clips(
     fps: float,
     settings: ClipSettings,
     start_time: dt.datetime | None = None,
+    times: np.ndarray | None = None,
 ) -> list[ClipWindow]:
-    """The clips of a video of ``frame_count`` frames at ``fps``, in source order."""
+    """The clips of a video of ``frame_count`` frames at ``fps``, in source order.
+
+    ``times`` (seconds of each frame from the first, e.g. from container timestamps) places
+    clips in the day for variable-frame-rate video; without it frame / fps is used.
+    """
     if frame_count < 0:
         raise ValueError(f"frame_count must be >= 0, got {frame_count}")
     span = settings.frames_per_clip * settings.frame_step
@@ -131,20 +136,27 @@ def plan_clips(
     if settings.uses_time_window:
         if start_time is None:
             raise ValueError("a time-of-day window needs the video's start time")
-        if fps <= 0:
-            raise ValueError("a time-of-day window needs a positive fps")
+        if times is None and fps <= 0:
+            raise ValueError("a time-of-day window needs a positive fps or frame timestamps")
         start = parse_time_of_day(settings.day_start)
         end = parse_time_of_day(settings.day_end)
         windows = [
             w
             for w in windows
-            if _in_day_window(start_time + dt.timedelta(seconds=w.source_start / fps), start, end)
+            if _in_day_window(start_time + dt.timedelta(seconds=frame_time(w.source_start, fps, times)), start, end)
         ]
     if settings.max_clips is not None and len(windows) > settings.max_clips:
         rng = np.random.default_rng(settings.seed)
         keep = np.sort(rng.choice(len(windows), size=settings.max_clips, replace=False))
         windows = [windows[i] for i in keep]
     return windows
+
+
+def frame_time(frame: int, fps: float, times: np.ndarray | None = None) -> float:
+    """Seconds from the first frame: from ``times`` when known, else ``frame / fps``."""
+    if times is not None and frame < len(times):
+        return float(times[frame])
+    return frame / fps if fps > 0 else float("nan")
 
 
 def frame_assignments(clips: list[ClipWindow]) -> dict[int, list[tuple[int, int]]]:

@@ -8,7 +8,7 @@ Pure: pyarrow in, pyarrow out; writing is done elsewhere.
 import numpy as np
 import pyarrow as pa
 
-from vitcow_assets.core.clips import ClipWindow
+from vitcow_assets.core.clips import ClipWindow, frame_time
 from vitcow_assets.core.masks import encode_masks
 from vitcow_assets.core.tracks import Detections
 
@@ -90,8 +90,10 @@ CROPS_SCHEMA = pa.schema(
 )
 
 
-def clip_rows(video_id: str, clips: list[ClipWindow], fps: float, clip_paths: list[str | None]) -> pa.Table:
-    """Clips manifest rows, one per clip."""
+def clip_rows(
+    video_id: str, clips: list[ClipWindow], fps: float, clip_paths: list[str | None], times: np.ndarray | None = None
+) -> pa.Table:
+    """Clips manifest rows, one per clip; times from ``times`` (frame timestamps) when given."""
     if len(clip_paths) != len(clips):
         raise ValueError("one clip path (or None) per clip is needed")
     safe_fps = fps if fps > 0 else float("nan")
@@ -104,8 +106,8 @@ def clip_rows(video_id: str, clips: list[ClipWindow], fps: float, clip_paths: li
             "source_frame_end": [c.source_end for c in clips],
             "frame_step": [c.frame_step for c in clips],
             "frames": [c.frames for c in clips],
-            "start_time_s": [c.source_start / safe_fps for c in clips],
-            "end_time_s": [c.source_end / safe_fps for c in clips],
+            "start_time_s": [frame_time(c.source_start, fps, times) for c in clips],
+            "end_time_s": [frame_time(c.source_end, fps, times) for c in clips],
             "fps": [safe_fps / c.frame_step for c in clips],
             "clip_path": clip_paths,
         },

@@ -9,6 +9,7 @@ from vitcow_assets.core.tables import CLIPS_SCHEMA, CROPS_SCHEMA, MASKS_SCHEMA, 
 from vitcow_assets.defs.metadata import image_metadata, table_metadata
 from vitcow_assets.defs.partitions import video_partitions
 from vitcow_assets.defs.resources import SegmenterResource, VitcowStorage
+from vitcow_assets.media.video import frame_times
 from vitcow_assets.registry import Registry
 from vitcow_assets.stages.clipping import write_clips
 from vitcow_assets.stages.cropping import CropProvenance, CropSettings, write_crops
@@ -73,8 +74,14 @@ def clips(context: dg.AssetExecutionContext, config: ClipsConfig, storage: Vitco
     raw = read_raw_video(layout)
     settings = config.settings()
     start = parse_start_time(raw["source_path"].rsplit("/", 1)[-1], settings) if settings.uses_time_window else None
-    planned = plan_clips(raw["frame_count"], raw["fps"], settings, start)
-    table, incomplete = write_clips(raw["stored_path"], context.partition_key, planned, raw["fps"], layout, config.write_clip_files)
+    times = frame_times(raw["stored_path"])
+    frame_count = len(times) if times is not None else raw["frame_count"]
+    planned = plan_clips(frame_count, raw["fps"], settings, start, times)
+    if not planned:
+        raise dg.Failure(f"{raw['source_path']}: no clip fits (frames: {frame_count}, settings: {config.model_dump()})")
+    table, incomplete = write_clips(
+        raw["stored_path"], context.partition_key, planned, raw["fps"], layout, config.write_clip_files, times=times
+    )
     if incomplete:
         context.log.warning(f"{len(incomplete)} clip(s) dropped: the file ended before their last frame")
     return dg.MaterializeResult(
@@ -109,6 +116,7 @@ def object_masks(
         model.name,
         layout.masks_table,
         progress=lambda done, total: progress.report("object_masks", done, total),
+        on_retry=context.log.warning,
         table_metadata={
             f"{MASKS_METADATA_PREFIX}segmenter": model.name,
             f"{MASKS_METADATA_PREFIX}checkpoint": model.checkpoint or "",
@@ -160,7 +168,7 @@ def object_crops(context: dg.AssetExecutionContext, config: CropsConfig, storage
     settings = CropSettings(config.crop_size, config.margin, config.mask_background)
     clip_windows = clips_from_table(clip_table)
     fps = raw["fps"] / clip_windows[0].frame_step if clip_windows and raw["fps"] else 0.0
-    crops = write_crops(
+    crops, incomplete = write_crops(
         raw["stored_path"],
         clip_windows,
         fps,
@@ -170,6 +178,8 @@ def object_crops(context: dg.AssetExecutionContext, config: CropsConfig, storage
         provenance,
         progress=lambda done, total: progress.report("object_crops", done, total),
     )
+    if incomplete:
+        context.log.warning(f"no crops for clips the source did not deliver in full: {', '.join(incomplete)}")
     return dg.MaterializeResult(
         metadata={
             **table_metadata(layout.crops_table, CROPS_SCHEMA, crops),

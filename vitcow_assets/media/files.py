@@ -2,7 +2,8 @@
 
 Every output is written under a temporary name in its final folder and renamed into place
 only once complete, so a crash never leaves a file that looks finished but is not.
-Temporary names start with ``.tmp-`` and can be swept with ``remove_stale_temporaries``.
+Temporary names start with ``.tmp-``; the next write of the same output removes those an
+interrupted write left behind.
 """
 
 import contextlib
@@ -23,11 +24,21 @@ def _temp_sibling(path: Path) -> Path:
     return path.with_name(f"{TEMP_PREFIX}{uuid.uuid4().hex[:8]}-{path.name}")
 
 
+def _sweep_stale(path: Path) -> None:
+    """Remove temporaries of earlier, interrupted writes of ``path`` (a crash, ``kill -9``)."""
+    for stale in path.parent.glob(f"{TEMP_PREFIX}????????-{path.name}"):
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it to ``path`` if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _sweep_stale(path)
     tmp = _temp_sibling(path)
     try:
         yield tmp
@@ -41,6 +52,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """Yield an empty temporary folder; on success it replaces ``path`` (old contents removed)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _sweep_stale(path)
     tmp = _temp_sibling(path)
     tmp.mkdir()
     try:
@@ -55,21 +67,6 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-
-
-def remove_stale_temporaries(folder: str | os.PathLike) -> int:
-    """Delete ``.tmp-*`` leftovers of interrupted writes under ``folder``; return how many."""
-    removed = 0
-    folder = Path(folder)
-    if not folder.exists():
-        return 0
-    for tmp in sorted(folder.rglob(f"{TEMP_PREFIX}*"), key=lambda p: len(p.parts), reverse=True):
-        if tmp.is_dir():
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            tmp.unlink(missing_ok=True)
-        removed += 1
-    return removed
 
 
 class ParquetSink:

@@ -33,6 +33,9 @@ class VideoInfo:
     frame_count: int
     duration_s: float
     pix_fmt: str
+    #: counter-clockwise display rotation in degrees (0, 90, 180, 270); width and height
+    #: above are the displayed size, after rotation
+    rotation: int = 0
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -65,6 +68,9 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
         width, height = stream.codec_context.width, stream.codec_context.height
         if not width or not height:
             raise VideoError(f"{Path(path).name}: video stream has no frame size")
+        rotation = _first_frame_rotation(container, path)
+        if rotation in (90, 270):
+            width, height = height, width
         return VideoInfo(
             path=str(path),
             container=container.format.name,
@@ -75,7 +81,44 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
             frame_count=frame_count,
             duration_s=duration,
             pix_fmt=stream.codec_context.pix_fmt or "",
+            rotation=rotation,
         )
+
+
+def _rotation_steps(frame) -> int:
+    """Quarter turns (counter-clockwise) that the frame's display matrix asks for."""
+    return int(round((frame.rotation or 0) / 90.0)) % 4
+
+
+def _first_frame_rotation(container, path) -> int:
+    """Decode the first frame: proves the stream decodes and reads its display rotation."""
+    container.seek(0)
+    try:
+        for frame in container.decode(video=0):
+            return _rotation_steps(frame) * 90
+    except av.FFmpegError as exc:
+        raise VideoError(f"{Path(path).name}: first frame does not decode ({type(exc).__name__})") from None
+    raise VideoError(f"{Path(path).name}: no decodable video frame")
+
+
+def frame_times(path: str | os.PathLike) -> np.ndarray | None:
+    """Presentation time (seconds, from the first frame) of every frame, by demuxing only.
+
+    None when the container gives packets without timestamps.
+    """
+    with _open(path) as container:
+        stream = container.streams.video[0]
+        times = []
+        for packet in container.demux(stream):
+            if not packet.size:
+                continue
+            if packet.pts is None:
+                return None
+            times.append(float(packet.pts * stream.time_base))
+    if not times:
+        return np.zeros(0)
+    times = np.sort(np.asarray(times))
+    return times - times[0]
 
 
 def iter_frames(
@@ -83,7 +126,8 @@ def iter_frames(
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Yield ``(frame_index, rgb)`` in order, decoding the file once, front to back.
 
-    With ``wanted``, only those frames are converted to arrays and decoding stops after the
+    Frames are turned to their displayed orientation (rotation metadata applied). A file
+    that ends early or breaks off mid-stream yields the frames that decode. With ``wanted``, only those frames are converted to arrays and decoding stops after the
     last of them; frames in between are decoded (codecs need them) but never converted.
     """
     wanted_set = None if wanted is None else set(wanted)
@@ -93,14 +137,19 @@ def iter_frames(
     with _open(path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
+        index = -1
         try:
             for index, frame in enumerate(container.decode(stream)):
                 if wanted_set is None or index in wanted_set:
-                    yield index, frame.to_ndarray(format="rgb24")
+                    rgb = frame.to_ndarray(format="rgb24")
+                    steps = _rotation_steps(frame)
+                    yield index, (np.ascontiguousarray(np.rot90(rgb, steps)) if steps else rgb)
                 if last is not None and index >= last:
                     return
         except av.FFmpegError as exc:
-            raise VideoError(f"{Path(path).name}: decoding failed ({type(exc).__name__}: {exc})") from None
+            if index < 0:
+                raise VideoError(f"{Path(path).name}: decoding failed ({type(exc).__name__}: {exc})") from None
+            # A damaged tail: keep what decoded; callers see which frames never came.
 
 
 @dataclasses.dataclass(frozen=True)

@@ -21,6 +21,7 @@ def write_clips(
     layout: VideoLayout,
     write_files: bool,
     encoder: EncoderSettings = EncoderSettings(),
+    times=None,
 ) -> tuple[pa.Table, list[ClipWindow]]:
     """Write the clips folder (manifest, and clip files if asked); return the manifest and the
     clips the file could not deliver (dropped from the manifest)."""
@@ -30,7 +31,7 @@ def write_clips(
         if write_files:
             incomplete = _encode_clip_files(source, clips, fps, folder, layout.clips_dir, encoder, paths)
         kept = [c for c in clips if c not in incomplete]
-        table = clip_rows(video_id, kept, fps, [paths.get(c.clip_index) for c in kept])
+        table = clip_rows(video_id, kept, fps, [paths.get(c.clip_index) for c in kept], times)
         write_table(folder / layout.clips_table.name, table)
     return table, incomplete
 

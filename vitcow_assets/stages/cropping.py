@@ -3,6 +3,7 @@ source whatever the number of objects, plus a Parquet manifest with each crop's 
 
 import dataclasses
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -114,8 +115,12 @@ def write_crops(
     provenance: CropProvenance,
     encoder: EncoderSettings = EncoderSettings(),
     progress: Callable[[int, int], None] | None = None,
-) -> int:
-    """Write the crops folder (videos and ``crops.parquet``); return the number of crops."""
+) -> tuple[int, list[str]]:
+    """Write the crops folder (videos and ``crops.parquet``).
+
+    Returns the number of crops and the ids of clips the source did not deliver in full
+    (their crops are discarded, never half-written).
+    """
     groups = mask_groups_by_clip(masks_path)
     masks_file = pq.ParquetFile(masks_path)
     size = settings.crop_size
@@ -143,13 +148,12 @@ def write_crops(
             for state in open_clips.values():
                 state.abort(exc)
             raise
-        if open_clips:
-            missing = ", ".join(clips[p].clip_id for p in open_clips)
-            for state in open_clips.values():
-                state.abort(RuntimeError("incomplete"))
-            raise ValueError(f"source ended before clips {missing} were complete; re-run clips and masks")
+        for state in open_clips.values():
+            state.abort(RuntimeError("the source ended inside this clip"))
+            shutil.rmtree(folder / state.clip.clip_id, ignore_errors=True)
+        incomplete = [clips[p].clip_id for p in open_clips]
         crops = sink.rows
-    return crops
+    return crops, incomplete
 
 
 def _clip_rows(masks_file: pq.ParquetFile, row_groups: list[int], clip_id: str) -> pa.Table:

@@ -4,6 +4,7 @@
 import contextlib
 import dataclasses
 import os
+import sys
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -12,11 +13,68 @@ import pyarrow as pa
 from vitcow_assets.core.clips import ClipWindow
 from vitcow_assets.core.tables import MASKS_SCHEMA, mask_rows
 from vitcow_assets.media.files import ParquetSink
-from vitcow_assets.segmenters.base import SegmenterSession
+from vitcow_assets.segmenters.base import FrameResult, SegmenterSession
 from vitcow_assets.stages.frames import ClipFrameStream
 
 OpenSession = Callable[[Sequence[np.ndarray]], contextlib.AbstractContextManager[SegmenterSession]]
 Progress = Callable[[int, int], None]
+
+
+class ClipOutOfMemory(RuntimeError):
+    """A clip did not fit in accelerator memory even split in halves."""
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """True for torch's CUDA out-of-memory error (without importing torch)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(exc, torch.cuda.OutOfMemoryError)
+
+
+def _run_session(frames: Sequence[np.ndarray], open_session: OpenSession, prompt: str) -> list[FrameResult]:
+    with open_session(frames) as session:
+        session.add_text_prompt(prompt, 0)
+        return list(session.propagate())
+
+
+def segment_clip_frames(
+    frames: Sequence[np.ndarray],
+    open_session: OpenSession,
+    prompt: str,
+    clip_id: str = "",
+    on_retry: Callable[[str], None] | None = None,
+) -> list[FrameResult]:
+    """One session over the clip; on out-of-memory, once more as two sessions over its halves.
+
+    After a split, ids of the second half are shifted past the first half's, so they stay
+    unique within the clip, but an animal seen in both halves has two ids.
+    """
+    try:
+        return _run_session(frames, open_session, prompt)
+    except Exception as exc:
+        if not is_out_of_memory(exc) or len(frames) < 2:
+            raise
+    half = len(frames) // 2
+    if on_retry is not None:
+        on_retry(f"clip {clip_id}: out of accelerator memory with {len(frames)} frames; retrying as {half} + {len(frames) - half}")
+    try:
+        first = _run_session(frames[:half], open_session, prompt)
+        second = _run_session(frames[half:], open_session, prompt)
+    except Exception as exc:
+        if is_out_of_memory(exc):
+            raise ClipOutOfMemory(
+                f"clip {clip_id}: out of accelerator memory even split into halves of {half} frames; "
+                "use shorter clips (frames_per_clip) or a larger GPU"
+            ) from None
+        raise
+    offset = 1 + max((int(r.detections.object_ids.max()) for r in first if len(r.detections)), default=-1)
+    shifted = [
+        FrameResult(
+            r.clip_frame + half,
+            dataclasses.replace(r.detections, object_ids=r.detections.object_ids + offset),
+        )
+        for r in second
+    ]
+    return first + shifted
 
 
 @dataclasses.dataclass
@@ -38,23 +96,22 @@ def segment_clips(
     out_path: str | os.PathLike,
     progress: Progress | None = None,
     table_metadata: dict[str, str] | None = None,
+    on_retry: Callable[[str], None] | None = None,
 ) -> SegmentationSummary:
     """Segment every clip of ``clips`` from one decode pass of ``source`` into ``out_path``.
 
     ``table_metadata`` (provenance: model, checkpoint, prompt, run) goes into the Parquet
-    schema's key-value metadata.
+    schema's key-value metadata. ``on_retry`` hears about clips retried after running out
+    of accelerator memory.
     """
     summary = SegmentationSummary()
     stream = ClipFrameStream(source, clips)
     schema = MASKS_SCHEMA.with_metadata(table_metadata) if table_metadata else MASKS_SCHEMA
     with ParquetSink(out_path, schema) as sink:
         for clip, frames in stream.by_clip():
-            batches = []
-            with open_session(frames) as session:
-                session.add_text_prompt(prompt, 0)
-                for result in session.propagate():
-                    batches.append(mask_rows(video_id, clip, result.clip_frame, result.detections, segmenter_name))
+            results = segment_clip_frames(frames, open_session, prompt, clip.clip_id, on_retry)
             del frames
+            batches = [mask_rows(video_id, clip, r.clip_frame, r.detections, segmenter_name) for r in results]
             table = pa.Table.from_batches(batches, schema=MASKS_SCHEMA)
             sink.write(table)
             summary.clips += 1

@@ -1,0 +1,173 @@
+"""Unusual but valid footage works; invalid footage fails alone, in one line, leaving nothing.
+
+Documented outcomes (README, "What happens when footage is bad"):
+- a video shorter than one clip gives one shorter clip;
+- a truncated file is decoded as far as it goes: complete clips are kept, the rest dropped;
+  a file whose container cannot be opened at all (e.g. an MP4 cut before its index) fails.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import dagster as dg
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from vitcow_assets.core.geometry import mask_iou
+from vitcow_assets.core.masks import decode_mask
+from vitcow_assets.media.video import probe_video
+from vitcow_assets.storage import StorageRoot
+from vitcow_assets_tests.helpers import materialize_partition, register
+from vitcow_assets_tests.synthetic import DEFAULT_OBJECTS, MovingBox, truth_mask, write_audio_only, write_video
+
+FAST = (MovingBox(start=(10, 60), velocity=(15.0, 0.0), size=(36, 36), colour=(255, 230, 60)),)
+SMALL = (MovingBox(start=(5, 30), velocity=(1.0, 0.0), size=(20, 16), colour=(255, 230, 60)),)
+
+
+def _process(video, tmp_path):
+    home = tmp_path / "home"
+    with dg.instance_for_test() as instance:
+        key = register(video, home, instance)
+        result = materialize_partition(key, home, instance, raise_on_error=False)
+        assert result.success, [e.message for e in result.all_events if e.is_failure]
+    layout = StorageRoot(home).video(key)
+    return layout, pq.read_table(layout.clips_table), pq.read_table(layout.masks_table), pq.read_table(layout.crops_table)
+
+
+def _assert_crops_complete(clips, crops):
+    frames = dict(zip(clips["clip_id"].to_pylist(), clips["frames"].to_pylist()))
+    assert crops.num_rows >= 1
+    for row in crops.to_pylist():
+        info = probe_video(row["crop_path"])
+        assert (info.width, info.height, info.frame_count) == (224, 224, frames[row["clip_id"]])
+
+
+@pytest.mark.parametrize(
+    "name, kwargs",
+    [
+        ("étable vache 1.avi", {"codec": "mpeg4", "pix_fmt": "yuv420p"}),
+        ("牛舍 camera.mkv", {"pix_fmt": "yuv444p"}),
+        ("barn 10bit.mov", {"codec": "libx265", "pix_fmt": "yuv420p10le"}),
+        ("h264 10bit.mp4", {"codec": "libx264", "pix_fmt": "yuv420p10le"}),
+        ("odd size.mp4", {"width": 161, "height": 97, "objects": SMALL}),
+    ],
+)
+def test_unusual_valid_footage_is_processed(tmp_path, name, kwargs):
+    video = write_video(tmp_path / name, frames=84, **kwargs)
+    layout, clips, masks, crops = _process(video, tmp_path)
+    assert clips.num_rows == 1 and masks.num_rows > 0
+    _assert_crops_complete(clips, crops)
+    assert not list(layout.root.rglob(".tmp-*"))
+
+
+def test_rotated_footage_is_segmented_and_cropped_as_displayed(tmp_path):
+    video = write_video(tmp_path / "phone.mp4", frames=84, rotation=90)
+    layout, clips, masks, crops = _process(video, tmp_path)
+    rows = masks.filter(dg_eq(masks, "source_frame", 0)).to_pylist()
+    assert {(r["frame_width"], r["frame_height"]) for r in rows} == {(240, 320)}
+    for obj in DEFAULT_OBJECTS:
+        truth = np.rot90(truth_mask(obj, 0, 320, 240))  # counter-clockwise, as displayed
+        assert max(mask_iou(decode_mask(r["mask_rle"]), truth) for r in rows) > 0.8
+    _assert_crops_complete(clips, crops)
+
+
+def dg_eq(table, column, value):
+    import pyarrow.compute as pc
+
+    return pc.equal(table[column], value)
+
+
+def test_variable_frame_rate_clip_times_come_from_timestamps(tmp_path):
+    pts = [i * 10 + (i % 3) * 3 for i in range(170)]  # units of 1/100 s
+    video = write_video(tmp_path / "vfr.mp4", frames=170, frame_pts=pts)
+    _, clips, _, crops = _process(video, tmp_path)
+    rows = clips.to_pylist()
+    assert [(r["source_frame_start"], r["source_frame_end"]) for r in rows] == [(0, 76), (80, 156)]
+    assert rows[0]["end_time_s"] == pytest.approx(pts[76] / 100)
+    assert rows[1]["start_time_s"] == pytest.approx(pts[80] / 100)
+    assert rows[1]["end_time_s"] == pytest.approx(pts[156] / 100)
+
+
+def test_video_shorter_than_one_clip_gives_one_shorter_clip(tmp_path):
+    video = write_video(tmp_path / "short.mp4", frames=10, objects=FAST)
+    _, clips, _, crops = _process(video, tmp_path)
+    assert clips.to_pylist()[0]["frames"] == 3
+    _assert_crops_complete(clips, crops)
+
+
+def test_truncated_file_keeps_the_complete_clips(tmp_path):
+    full = write_video(tmp_path / "full.mkv", frames=170)
+    data = full.read_bytes()
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(data[: len(data) * 70 // 100])
+    full.unlink()
+    _, clips, masks, crops = _process(cut, tmp_path)
+    assert clips["clip_id"].to_pylist() == ["c00000"]
+    assert set(masks["clip_id"].to_pylist()) == {"c00000"}
+    _assert_crops_complete(clips, crops)
+
+
+def _cli(args, home):
+    env = {**os.environ, "VITCOW_HOME": str(home), "DAGSTER_HOME": str(home / "dagster_home")}
+    return subprocess.run([sys.executable, "-m", "vitcow_assets.cli", *args], env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_invalid_inputs_fail_alone_with_one_line_and_leave_nothing(tmp_path):
+    footage = tmp_path / "footage"
+    footage.mkdir()
+    good = write_video(footage / "good.mp4", frames=84)
+    (footage / "empty.mp4").write_bytes(b"")
+    (footage / "notes.mp4").write_text("meeting notes, not a video\n")
+    write_audio_only(footage / "audio only.mp4")
+    mp4 = write_video(tmp_path / "whole.mp4", frames=84).read_bytes()
+    (footage / "cut before index.mp4").write_bytes(mp4[: len(mp4) // 2])
+    home = tmp_path / "home"
+    names = ["empty.mp4", "notes.mp4", "good.mp4", "audio only.mp4", "cut before index.mp4"]
+    proc = _cli(["run", *[str(footage / n) for n in names], "--backend", "motion", "--json", "--no-progress"], home)
+    assert proc.returncode == 1, proc.stderr
+    report = {os.path.basename(v["path"]): v for v in json.loads(proc.stdout)["videos"]}
+    assert report["good.mp4"]["status"] == "success"
+    expected = {"empty.mp4": "cannot open", "notes.mp4": "cannot open", "audio only.mp4": "no video stream", "cut before index.mp4": "cannot open"}
+    for name, reason in expected.items():
+        entry = report[name]
+        assert entry["status"] == "failed" and reason in entry["error"] and name in entry["error"]
+        assert "\n" not in entry["error"]
+    # Only the good video left anything under the storage root.
+    assert [p.name for p in (home / "videos").iterdir()] == [report["good.mp4"]["partition_key"]]
+    assert [p.stem for p in (home / "registry").iterdir()] == [report["good.mp4"]["partition_key"]]
+    assert not list(home.rglob(".tmp-*"))
+    assert probe_video(report["good.mp4"]["crop_videos"][0]).frame_count == 20
+
+
+def test_cli_refuses_a_file_still_being_copied(tmp_path):
+    import threading
+    import time
+
+    source = write_video(tmp_path / "src.mp4", frames=84).read_bytes()
+    growing = tmp_path / "growing.mp4"
+    growing.write_bytes(source[:1000])
+    stop = threading.Event()
+
+    def copy_slowly():
+        offset = 1000
+        with open(growing, "ab") as out:
+            while not stop.is_set() and offset < len(source):
+                out.write(source[offset : offset + 200])
+                out.flush()
+                offset += 200
+                time.sleep(0.05)
+
+    writer = threading.Thread(target=copy_slowly)
+    writer.start()
+    try:
+        proc = _cli(["run", str(growing), "--backend", "motion", "--json", "--no-progress"], tmp_path / "home")
+    finally:
+        stop.set()
+        writer.join()
+    assert proc.returncode == 1
+    (entry,) = json.loads(proc.stdout)["videos"]
+    assert entry["status"] == "failed" and "still being written" in entry["error"]
+    assert not (tmp_path / "home" / "videos").exists()
