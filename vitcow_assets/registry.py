@@ -23,6 +23,8 @@ class Registration:
     sha256: str
     size: int
     registered_at: str
+    #: 1 for the first bytes registered under this key, +1 each time they change
+    revision: int = 1
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -70,12 +72,12 @@ class Registry:
         if same_bytes is not None and by_path is None:
             return RegisterOutcome(same_bytes, "duplicate")
         if by_path is not None:
-            key, status = by_path.key, "changed"
+            key, status, revision = by_path.key, "changed", by_path.revision + 1
         else:
-            key, status = partition_key_for(Path(source_path).name), "new"
+            key, status, revision = partition_key_for(Path(source_path).name), "new", 1
             if self.get(key) is not None:
                 key = f"{key}-{sha256[:8]}"
         now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-        registration = Registration(key, source_path, sha256, size, now)
+        registration = Registration(key, source_path, sha256, size, now, revision)
         self._save(registration)
         return RegisterOutcome(registration, status)

@@ -57,7 +57,12 @@ class Catchup:
         self.instance.add_dynamic_partitions("videos", list(keys))
 
     def crops_done(self, key: str) -> None:
-        self.instance.report_runless_asset_event(dg.AssetMaterialization(asset_key="object_crops", partition=key))
+        """Record crops made from the bytes registered now, as the object_crops asset does."""
+        registration = self.registry().get(key)
+        metadata = {"source_sha256": registration.sha256} if registration else {}
+        self.instance.report_runless_asset_event(
+            dg.AssetMaterialization(asset_key="object_crops", partition=key, metadata=metadata)
+        )
 
     def run(self, key: str, status: dg.DagsterRunStatus, job_name: str = "process_video") -> None:
         origin = RemoteJobOrigin(
@@ -169,6 +174,24 @@ def test_changed_footage_is_requested_even_with_crops(catchup):
     assert [r.partition_key for r in data.run_requests] == ["yard"]
     assert data.run_requests[0].run_key == "catchup:20240104:yard"
     assert catchup.registry().get("yard").sha256 == sha256_file(path)
+
+
+def test_changed_footage_whose_run_failed_is_retried(catchup):
+    """The sensor registered new bytes but their run failed: the old crops are stale."""
+    path = video(catchup.dir / "pen.mp4", frames=30, age_s=120)
+    assert catchup.requested() == ["pen"]
+    catchup.crops_done("pen")
+
+    class _Log:
+        def info(self, *_):
+            pass
+
+    video(path, frames=34, age_s=60)
+    request, _ = registration_request(catchup.storage, str(path), catchup.instance, _Log())
+    assert request is not None  # the sensor's run for the new bytes then failed: no new crops
+    assert catchup.requested(WHEN + dt.timedelta(days=1)) == ["pen"]
+    catchup.crops_done("pen")
+    assert catchup.requested(WHEN + dt.timedelta(days=2)) == []
 
 
 def test_file_the_sensor_already_registered_is_not_registered_twice(catchup):

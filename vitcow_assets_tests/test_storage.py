@@ -42,8 +42,10 @@ def test_registry_statuses(tmp_path):
     changed = registry.register(a, "sha-two")
     assert (changed.status, changed.registration.key) == ("changed", "cam")
     assert registry.get("cam").sha256 == "sha-two"
+    assert (first.registration.revision, changed.registration.revision) == (1, 2)
+    assert registry.register(a, "sha-one").registration.revision == 3  # restored bytes are a new revision
     copy = _file(tmp_path / "copy.mp4", b"one")
-    dup = registry.register(copy, "sha-two")
+    dup = registry.register(copy, "sha-one")
     assert (dup.status, dup.registration.key) == ("duplicate", "cam")
     assert registry.get("copy") is None
     other_dir = tmp_path / "other"

@@ -29,7 +29,7 @@ def registration_request(storage: VitcowStorage, path: str, instance: dg.Dagster
     log.info(f"{path}: {outcome.status} footage, partition {reg.key}")
     request = dg.RunRequest(
         partition_key=reg.key,
-        run_key=f"{run_key_prefix}{reg.key}:{reg.sha256[:16]}",
+        run_key=f"{run_key_prefix}{reg.key}:r{reg.revision}:{reg.sha256[:16]}",
         tags={SOURCE_SHA_TAG: reg.sha256},
     )
     return request, new_partition
