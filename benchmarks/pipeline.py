@@ -204,12 +204,23 @@ def detection_plans(masks: Path) -> dict[str, dict[int, dict[int, np.ndarray]]]:
 # 1. the project's path
 
 
+def crops_written(result) -> int:
+    """``write_crops``'s crop count: it returns the count, or ``(count, incomplete clip ids)``."""
+    if isinstance(result, tuple):
+        count, incomplete = result
+        if incomplete:
+            raise RuntimeError(f"write_crops could not complete clips {incomplete}")
+        return int(count)
+    return int(result)
+
+
 def run_project(inp: Input, masks: Path, crop: CropSettings, write_files: bool, folder: Path):
     layout = StorageRoot(folder / "home").video(VIDEO_ID)
     s_clips, (_, incomplete) = measure(write_clips, inp.path, VIDEO_ID, inp.clips, inp.info.fps, layout, write_files)
     if incomplete:
         raise RuntimeError(f"write_clips dropped {len(incomplete)} clips")
-    s_crops, crops = measure(write_crops, inp.path, inp.clips, inp.clip_fps, masks, layout, crop, provenance(inp))
+    s_crops, result = measure(write_crops, inp.path, inp.clips, inp.clip_fps, masks, layout, crop, provenance(inp))
+    crops = crops_written(result)
     frames = pq.read_table(layout.crops_table, columns=["frames"])["frames"].to_pylist()
     info = {
         "crops": crops,
@@ -399,14 +410,33 @@ def ffmpeg_clip_files(inp: Input, enc: EncoderSettings, folder: Path):
 # 4. peak RSS in a child process
 
 
+def _proc_status_mb(field: str) -> float | None:
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    return None
+
+
+def peak_mb() -> float:
+    """Peak RSS of this process in MB. On Linux this is ``VmHWM``: the high-water mark of this
+    process's own address space. ``ru_maxrss`` is not used there because Linux carries it
+    across fork + exec, so a child started by a big parent starts at the parent's RSS."""
+    hwm = _proc_status_mb("VmHWM")
+    if hwm is not None:
+        return hwm
+    import resource
+
+    scale = 1024 * 1024 if sys.platform == "darwin" else 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale
+
+
 def rss_child(source: str, folder: str, settings: ClipSettings, crop: CropSettings) -> None:
     """The whole CPU path (segment_clips + write_clips without files + write_crops) in this
     process; prints one JSON line of stage timings and the peak RSS seen after each stage."""
-    import resource
-
-    def peak_mb() -> float:
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
     report: dict[str, float] = {"rss_start_mb": peak_mb()}
     inp = load_input(Path(source), settings)
     layout = StorageRoot(Path(folder) / "home").video(VIDEO_ID)
@@ -415,14 +445,17 @@ def rss_child(source: str, folder: str, settings: ClipSettings, crop: CropSettin
     report.update(segment_s=s.wall, rss_after_segment_mb=peak_mb())
     s, _ = measure(write_clips, inp.path, VIDEO_ID, inp.clips, inp.info.fps, layout, False)
     report.update(clips_s=s.wall, rss_after_clips_mb=peak_mb())
-    s, crops = measure(write_crops, inp.path, inp.clips, inp.clip_fps, masks, layout, crop, provenance(inp))
-    report.update(crops_s=s.wall, crops=crops, rss_after_crops_mb=peak_mb(), frames=inp.info.frame_count)
+    s, result = measure(write_crops, inp.path, inp.clips, inp.clip_fps, masks, layout, crop, provenance(inp))
+    report.update(crops_s=s.wall, crops=crops_written(result), rss_after_crops_mb=peak_mb(), frames=inp.info.frame_count)
+    report.update(rss_end_mb=_proc_status_mb("VmRSS") or float("nan"), peak_rss_mb=peak_mb())
     print(json.dumps(report), flush=True)
 
 
 def measure_rss(source: Path, folder: Path, args) -> dict:
-    """Run ``rss_child`` in a child process; its peak RSS comes from ``wait4`` (that child only,
-    not the ffmpeg children run before)."""
+    """Run ``rss_child`` in a child process and return its report. The peak RSS is the one the
+    child reads from its own ``VmHWM`` (see ``peak_mb``); ``wait4``'s ``ru_maxrss`` for that
+    child alone is kept as ``wait4_maxrss_mb`` for comparison (on Linux it is at least the
+    parent's RSS at the fork, so it overstates a small child started from this big parent)."""
     folder.mkdir(parents=True)
     cmd = [sys.executable, "-m", "benchmarks.pipeline", "--rss-child", str(source), str(folder),
            "--frames-per-clip", str(args.frames_per_clip), "--frame-step", str(args.frame_step),
@@ -443,7 +476,7 @@ def measure_rss(source: Path, folder: Path, args) -> dict:
     if proc.returncode != 0:
         raise RuntimeError(f"RSS child failed with exit code {proc.returncode}")
     report = json.loads(out.strip().splitlines()[-1])
-    report.update(peak_rss_mb=usage.ru_maxrss / 1024, wall_s=time.perf_counter() - w0)
+    report.update(wait4_maxrss_mb=usage.ru_maxrss / 1024, wall_s=time.perf_counter() - w0)
     return report
 
 
@@ -565,6 +598,10 @@ def main(argv: list[str] | None = None) -> int:
             f"(step {settings.frame_step}); crop {crop.crop_size}; repeats {n}; {os.cpu_count()} CPUs",
             flush=True,
         )
+        load_start = os.getloadavg()[0]
+        if load_start > 0.5:
+            print(f"note: 1-min load average is {load_start:.1f} before the run: other work on this machine "
+                  "inflates the wall times", flush=True)
 
         # Untimed warm-up on the first clip: lazy imports (scipy, pycocotools), codec and thread
         # pool start-up, page cache; so that even --repeats 1 times steady-state work.
@@ -642,6 +679,7 @@ def main(argv: list[str] | None = None) -> int:
     motion_fps = sampled / motion_best.wall
     motion_rt = inp.info.duration_s / motion_best.wall
 
+    load_end = os.getloadavg()[0]
     table = Table()
     table.section(f"5. motion backend: segment_clips, {sampled} sampled frames of {inp.info.duration_s:.1f} s video")
     table.add("segment_clips (MotionSegmenter)", motion_best,
@@ -672,7 +710,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{name}: {r['frames']} frames",
             f"{r['peak_rss_mb']:.0f} MB",
             f"after imports {r['rss_start_mb']:.0f} MB; segment {r['segment_s']:.1f} s, crops {r['crops_s']:.1f} s, {r['crops']} crops; peak after "
-            f"segment {r['rss_after_segment_mb']:.0f} / clips {r['rss_after_clips_mb']:.0f} / crops {r['rss_after_crops_mb']:.0f} MB",
+            f"segment {r['rss_after_segment_mb']:.0f} / clips {r['rss_after_clips_mb']:.0f} / crops {r['rss_after_crops_mb']:.0f} MB; "
+            f"RSS at end {r['rss_end_mb']:.0f} MB (wait4 ru_maxrss {r['wait4_maxrss_mb']:.0f} MB)",
         )
     table.section("ratios")
     table.text("path speedup vs reference", fmt(path_speedup), "reference (clips+crops) / project path (no clip files)")
@@ -681,6 +720,8 @@ def main(argv: list[str] | None = None) -> int:
     table.text("crops speedup vs reference", fmt(crops_speedup), "reference crops / write_crops")
     table.text("rss long vs short", fmt(ratio(rss_long["peak_rss_mb"], rss_short["peak_rss_mb"])))
     table.print()
+    print(f"1-min load average: {load_start:.2f} at start, {load_end:.2f} at end ({os.cpu_count()} CPUs); "
+          "cpu s = user + system seconds of this process and its ffmpeg children")
 
     pairs = {
         "path_speedup_vs_reference": path_speedup,
@@ -698,6 +739,8 @@ def main(argv: list[str] | None = None) -> int:
         "ffmpeg_clipfiles_s": ff_clip["clip_files"].wall if ff_clip else float("nan"),
         "crops": info_a["crops"],
         "crop_frames": info_a["crop_frames"],
+        "load_avg_start": load_start,
+        "load_avg_end": load_end,
     }
     print(" ".join(f"{k}={fmt(v) if isinstance(v, float) else v}" for k, v in pairs.items()))
     return 0

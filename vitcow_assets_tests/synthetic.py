@@ -17,11 +17,24 @@ class MovingBox:
     velocity: tuple[float, float]
     size: tuple[int, int]
     colour: tuple[int, int, int]
+    #: (width, height) of the frame to bounce inside, or None to fly straight on
+    bounce: tuple[int, int] | None = None
 
     def xyxy(self, frame: int) -> tuple[int, int, int, int]:
-        x = int(round(self.start[0] + self.velocity[0] * frame))
-        y = int(round(self.start[1] + self.velocity[1] * frame))
+        x = self.start[0] + self.velocity[0] * frame
+        y = self.start[1] + self.velocity[1] * frame
+        if self.bounce is not None:
+            x = _reflect(x, self.bounce[0] - self.size[0])
+            y = _reflect(y, self.bounce[1] - self.size[1])
+        x, y = int(round(x)), int(round(y))
         return x, y, x + self.size[0], y + self.size[1]
+
+
+def _reflect(position: float, limit: int) -> float:
+    """Bounce ``position`` between 0 and ``limit``."""
+    period = 2 * limit
+    p = position % period
+    return p if p <= limit else period - p
 
 
 DEFAULT_OBJECTS = (
