@@ -131,7 +131,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     registry = Registry(storage.root())
     run_config = {"loggers": {"console": {"config": {"log_level": "WARNING" if not args.verbose else "DEBUG"}}}}
     if args.prompt:
-        run_config["ops"] = {"object_masks": {"config": {"prompt": args.prompt}}}
+        run_config["ops"] = {"prompts": {"config": {"prompt": args.prompt}}}
     bar = _Bar(enabled=not args.no_progress)
     progress.set_listener(bar)
     reports, failed = [], 0

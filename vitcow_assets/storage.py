@@ -5,6 +5,7 @@
 <home>/registry/<key>.json      one registered source video per partition key
 <home>/videos/<key>/            every output of one partition
     raw_video.json              probe + sha256 + where the source came from
+    prompts.json                the prompt plan the masks were made with
     source.<ext>                the registered bytes (hard link or copy)
     clips/clips.parquet         clips manifest (+ cNNNNN.mp4 clip files when written)
     masks/object_masks.parquet  one row per (clip, frame, object)
@@ -67,6 +68,10 @@ class VideoLayout:
 
     def source_copy(self, suffix: str) -> Path:
         return self.root / f"source{suffix.lower()}"
+
+    @property
+    def prompts_json(self) -> Path:
+        return self.root / "prompts.json"
 
     @property
     def clips_dir(self) -> Path:

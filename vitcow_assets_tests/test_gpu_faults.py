@@ -11,6 +11,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from vitcow_assets.core.prompts import text_plan  # noqa: E402
 from vitcow_assets.core.tracks import Detections  # noqa: E402
 from vitcow_assets.segmenters.base import FrameResult  # noqa: E402
 from vitcow_assets.stages.segmentation import ClipOutOfMemory, segment_clip_frames  # noqa: E402
@@ -74,7 +75,7 @@ def test_oom_retries_once_in_halves_and_keeps_ids_unique():
     frames = [np.zeros((32, 32, 3), np.uint8)] * 20
     retries = []
     with _opener(fake) as open_session:
-        results = segment_clip_frames(frames, open_session, "cow", "c00007", retries.append)
+        results = segment_clip_frames(frames, range(0, 80, 4), open_session, text_plan("cow"), "c00007", retries.append)
     assert [r.clip_frame for r in results] == list(range(20))
     assert [int(r.detections.object_ids[0]) for r in results] == [0] * 10 + [1] * 10
     assert fake.opened == fake.closed == 3
@@ -84,7 +85,7 @@ def test_oom_retries_once_in_halves_and_keeps_ids_unique():
 def test_oom_after_the_split_fails_with_a_clear_message_and_closed_sessions():
     fake = FakeGpuSegmenter(fits=4)
     with _opener(fake) as open_session, pytest.raises(ClipOutOfMemory, match="c00002.*frames_per_clip"):
-        segment_clip_frames([np.zeros((8, 8, 3), np.uint8)] * 20, open_session, "cow", "c00002")
+        segment_clip_frames([np.zeros((8, 8, 3), np.uint8)] * 20, range(20), open_session, text_plan("cow"), "c00002")
     assert fake.opened == fake.closed == 2
 
 
@@ -97,7 +98,7 @@ def test_other_errors_are_not_retried():
 
     fake = Broken(fits=100)
     with _opener(fake) as open_session, pytest.raises(ValueError):
-        segment_clip_frames([np.zeros((8, 8, 3), np.uint8)] * 4, open_session, "cow")
+        segment_clip_frames([np.zeros((8, 8, 3), np.uint8)] * 4, range(4), open_session, text_plan("cow"))
     assert fake.opened == fake.closed == 1
 
 

@@ -25,7 +25,7 @@ def processed(synthetic_video, tmp_path_factory):
     home = tmp_path_factory.mktemp("home")
     with dg.instance_for_test() as instance:
         key = register(synthetic_video, home, instance)
-        result = materialize_partition(key, home, instance, {"ops": {"object_masks": {"config": {"prompt": "box"}}}})
+        result = materialize_partition(key, home, instance, {"ops": {"prompts": {"config": {"prompt": "box"}}}})
         yield {"home": home, "key": key, "result": result, "instance": instance, "layout": StorageRoot(home).video(key)}
 
 
@@ -33,7 +33,7 @@ def test_every_asset_and_check_succeeds(processed):
     result = processed["result"]
     assert result.success
     materialized = {e.asset_key.path[-1] for e in result.get_asset_materialization_events()}
-    assert materialized == {"raw_video", "clips", "object_masks", "object_crops", "previews"}
+    assert materialized == {"raw_video", "clips", "prompts", "object_masks", "object_crops", "previews"}
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert checks == {"boxes_inside_frame": True, "masks_nonempty": True, "crop_frames_match_clips": True, "crops_trace_to_masks": True}
     assert processed["key"] in processed["instance"].get_materialized_partitions(dg.AssetKey("object_crops"))
@@ -110,7 +110,7 @@ def test_rerun_replaces_outputs(processed):
     layout = processed["layout"]
     before = pq.read_table(layout.masks_table).drop(["mask_rle"]).to_pylist()
     crops_before = sorted(p.name for p in layout.crops_dir.rglob("*.mp4"))
-    result = materialize_partition(processed["key"], processed["home"], processed["instance"], {"ops": {"object_masks": {"config": {"prompt": "box"}}}})
+    result = materialize_partition(processed["key"], processed["home"], processed["instance"], {"ops": {"prompts": {"config": {"prompt": "box"}}}})
     assert result.success
     assert pq.read_table(layout.masks_table).drop(["mask_rle"]).to_pylist() == before
     assert sorted(p.name for p in layout.crops_dir.rglob("*.mp4")) == crops_before

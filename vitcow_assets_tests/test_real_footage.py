@@ -12,7 +12,7 @@ def test_people_on_a_campus_path_become_crops(vtest_avi, tmp_path):
     with dg.instance_for_test() as instance:
         key = register(vtest_avi, tmp_path, instance)
         result = materialize_partition(
-            key, tmp_path, instance, {"ops": {"clips": {"config": {"max_clips": 2, "seed": 3}}, "object_masks": {"config": {"prompt": "person"}}}}
+            key, tmp_path, instance, {"ops": {"clips": {"config": {"max_clips": 2, "seed": 3}}, "prompts": {"config": {"prompt": "person"}}}}
         )
         assert result.success
     layout = StorageRoot(tmp_path).video(key)

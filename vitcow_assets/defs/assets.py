@@ -1,15 +1,20 @@
 """The assets, one partition per source video. Each hands its work to ``stages``."""
 
-import pyarrow.parquet as pq
+import json
+
 import dagster as dg
+import pyarrow.parquet as pq
 
 from vitcow_assets import progress
 from vitcow_assets.core.clips import ClipSettings, parse_start_time, plan_clips
+from vitcow_assets.core.prompts import plan_from_json, plan_to_json
 from vitcow_assets.core.tables import CLIPS_SCHEMA, CROPS_SCHEMA, MASKS_SCHEMA, clips_from_table
 from vitcow_assets.defs.metadata import image_metadata, table_metadata
 from vitcow_assets.defs.partitions import video_partitions
 from vitcow_assets.defs.resources import SegmenterResource, VitcowStorage
+from vitcow_assets.media.files import atomic_file
 from vitcow_assets.media.video import frame_times
+from vitcow_assets.prompt_files import resolve_plan
 from vitcow_assets.registry import Registry
 from vitcow_assets.stages.clipping import write_clips
 from vitcow_assets.stages.cropping import CropProvenance, CropSettings, write_crops
@@ -39,7 +44,8 @@ class ClipsConfig(dg.Config):
         return ClipSettings(**fields)
 
 
-class MasksConfig(dg.Config):
+class PromptsConfig(dg.Config):
+    #: one text query for this run, instead of the video's prompt file and the default
     prompt: str | None = None
 
 
@@ -95,24 +101,46 @@ def clips(context: dg.AssetExecutionContext, config: ClipsConfig, storage: Vitco
     )
 
 
-@dg.asset(partitions_def=video_partitions, group_name=GROUP, kinds={"parquet"}, deps=[clips], pool="gpu", code_version=code_version())
-def object_masks(
-    context: dg.AssetExecutionContext, config: MasksConfig, storage: VitcowStorage, segmenter: SegmenterResource
+@dg.asset(partitions_def=video_partitions, group_name=GROUP, kinds={"yaml"}, deps=[raw_video], code_version=code_version())
+def prompts(
+    context: dg.AssetExecutionContext, config: PromptsConfig, storage: VitcowStorage, segmenter: SegmenterResource
 ) -> dg.MaterializeResult:
+    """The prompt plan of the video: its prompt file (``<stem>.prompts.yaml`` beside the
+    footage), else the default text prompt. Its data version is the plan's fingerprint, so
+    an edited prompt file makes the masks and crops of this video stale."""
+    layout = storage.video(context.partition_key)
+    raw = read_raw_video(layout)
+    plan = resolve_plan(raw["source_path"], raw["width"], raw["height"], raw["frame_count"], config.prompt, segmenter.default_prompt)
+    with atomic_file(layout.prompts_json) as tmp:
+        tmp.write_text(plan_to_json(plan))
+    return dg.MaterializeResult(
+        metadata={
+            "source": plan.source,
+            "queries": [plan.label(i) for i in range(plan.passes)],
+            "steps": len(plan.steps),
+            "plan": dg.MetadataValue.json(json.loads(plan_to_json(plan))),
+        },
+        data_version=dg.DataVersion(plan.fingerprint()),
+    )
+
+
+@dg.asset(partitions_def=video_partitions, group_name=GROUP, kinds={"parquet"}, deps=[clips, prompts], pool="gpu", code_version=code_version())
+def object_masks(context: dg.AssetExecutionContext, storage: VitcowStorage, segmenter: SegmenterResource) -> dg.MaterializeResult:
     """Per-frame object masks and boxes from the segmenter, one row per (clip, frame, object)."""
     layout = storage.video(context.partition_key)
     raw = read_raw_video(layout)
     clip_windows = clips_from_table(pq.read_table(layout.clips_table))
+    plan = plan_from_json(layout.prompts_json.read_text())
     model = segmenter.segmenter
-    prompt = config.prompt or segmenter.default_prompt
+    prompt = ", ".join(plan.label(i) for i in range(plan.passes))
     if not model.uses_text_prompts:
-        context.log.warning(f"the {model.name} segmenter ignores the text prompt {prompt!r}: it finds whatever moves")
+        context.log.warning(f"the {model.name} segmenter ignores text, box and point prompts ({prompt}): it finds whatever moves")
     summary = segment_clips(
         raw["stored_path"],
         context.partition_key,
         clip_windows,
         segmenter.session,
-        prompt,
+        plan,
         model.name,
         layout.masks_table,
         progress=lambda done, total: progress.report("object_masks", done, total),
@@ -121,6 +149,7 @@ def object_masks(
             f"{MASKS_METADATA_PREFIX}segmenter": model.name,
             f"{MASKS_METADATA_PREFIX}checkpoint": model.checkpoint or "",
             f"{MASKS_METADATA_PREFIX}prompt": prompt,
+            f"{MASKS_METADATA_PREFIX}prompt_plan": plan.fingerprint(),
             f"{MASKS_METADATA_PREFIX}run_id": context.run_id,
         },
     )
@@ -202,4 +231,4 @@ def previews(context: dg.AssetExecutionContext, storage: VitcowStorage) -> dg.Ma
     return dg.MaterializeResult(metadata={**image_metadata(layout.contact_sheet, thumbnail), "tiles": tiles})
 
 
-ASSETS = [raw_video, clips, object_masks, object_crops, previews]
+ASSETS = [raw_video, clips, prompts, object_masks, object_crops, previews]

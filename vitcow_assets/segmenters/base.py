@@ -31,11 +31,30 @@ class FrameResult:
     detections: Detections
 
 
+class PromptError(ValueError):
+    """A prompt the session cannot apply (e.g. an object id it does not have)."""
+
+
 @runtime_checkable
 class SegmenterSession(Protocol):
-    def add_text_prompt(self, text: str, clip_frame: int = 0) -> None: ...
+    """One clip. Coordinates are pixels of the clip's frames; ids are the session's own."""
 
-    def propagate(self) -> Iterator[FrameResult]: ...
+    def add_text_prompt(self, text: str, clip_frame: int = 0) -> None:
+        """Detect every instance of ``text`` (replaces the session's query)."""
+
+    def add_box_prompt(self, xyxy: Sequence[float], clip_frame: int, text: str | None = None) -> None:
+        """Detect things like the boxed one (a visual exemplar), optionally with text."""
+
+    def add_point_prompt(self, points: Sequence[Sequence[float]], labels: Sequence[int], clip_frame: int, object_id: int) -> None:
+        """Add (new id) or refine (existing id) one object with positive (1) / negative (0) clicks."""
+
+    def remove_object(self, object_id: int) -> None: ...
+
+    def reset(self) -> None:
+        """Forget every prompt and object of the session."""
+
+    def propagate(self) -> Iterator[FrameResult]:
+        """Per-frame results over the whole clip, in clip order, with every prompt so far."""
 
     def close(self) -> None: ...
 

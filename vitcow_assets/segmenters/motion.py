@@ -6,7 +6,7 @@ and closing clean the foreground; each connected component of at least ``min_are
 the frame is an object; ids are kept across the clip's frames by box IoU (Hungarian).
 
 It finds whatever moves during the clip and nothing that stands still through it. It
-ignores text prompts: the prompt is only recorded.
+ignores text, box and point prompts (the query text is only recorded); removals apply.
 """
 
 import dataclasses
@@ -38,10 +38,25 @@ class MotionSession:
         self._frames = frames
         self._settings = settings
         self._prompt = ""
+        self._removed: set[int] = set()
         self._closed = False
 
     def add_text_prompt(self, text: str, clip_frame: int = 0) -> None:
         self._prompt = text
+
+    def add_box_prompt(self, xyxy, clip_frame: int, text: str | None = None) -> None:
+        """Ignored: motion finds whatever moves. Only the text is recorded."""
+        self._prompt = text or "visual"
+
+    def add_point_prompt(self, points, labels, clip_frame: int, object_id: int) -> None:
+        """Ignored: motion has no notion of clicks."""
+
+    def remove_object(self, object_id: int) -> None:
+        self._removed.add(int(object_id))
+
+    def reset(self) -> None:
+        self._prompt = ""
+        self._removed.clear()
 
     def _foreground(self, grey: np.ndarray, background: np.ndarray) -> np.ndarray:
         s = self._settings
@@ -76,10 +91,10 @@ class MotionSession:
             diff = cv2.absdiff(grey, background).astype(np.float32)
             scores = np.array([min(1.0, float(diff[m].mean()) / (4.0 * s.diff_threshold)) for m in masks], np.float32)
             ids = tracker.assign(xyxy)
-            yield FrameResult(
-                clip_frame,
-                Detections(xyxy, masks, scores, ids, np.full(len(keep), self._prompt, dtype=object)),
-            )
+            detections = Detections(xyxy, masks, scores, ids, np.full(len(keep), self._prompt, dtype=object))
+            if self._removed:
+                detections = detections.select(~np.isin(ids, list(self._removed)))
+            yield FrameResult(clip_frame, detections)
 
     def _grey(self, rgb: np.ndarray) -> np.ndarray:
         grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)

@@ -1,5 +1,5 @@
-"""Object masks: run a segmenter session per clip and write one Parquet row per
-(clip, frame, object), one row group per clip, as the clips come."""
+"""Object masks: run the prompt plan's predictor passes on every clip and write one Parquet
+row per (clip, frame, object), one row group per clip, as the clips come."""
 
 import contextlib
 import dataclasses
@@ -11,7 +11,9 @@ import numpy as np
 import pyarrow as pa
 
 from vitcow_assets.core.clips import ClipWindow
+from vitcow_assets.core.prompts import PointStep, PromptPlan, TextQuery, clip_passes, text_plan
 from vitcow_assets.core.tables import MASKS_SCHEMA, mask_rows
+from vitcow_assets.core.tracks import Detections
 from vitcow_assets.media.files import ParquetSink
 from vitcow_assets.segmenters.base import FrameResult, SegmenterSession
 from vitcow_assets.stages.frames import ClipFrameStream
@@ -30,26 +32,59 @@ def is_out_of_memory(exc: BaseException) -> bool:
     return torch is not None and isinstance(exc, torch.cuda.OutOfMemoryError)
 
 
-def _run_session(frames: Sequence[np.ndarray], open_session: OpenSession, prompt: str) -> list[FrameResult]:
+def _run_pass(frames, open_session: OpenSession, plan: PromptPlan, clip_pass) -> dict[int, Detections]:
+    """One predictor session: the pass's query, then its steps; results in table ids."""
     with open_session(frames) as session:
-        session.add_text_prompt(prompt, 0)
-        return list(session.propagate())
+        query = clip_pass.query
+        if isinstance(query, TextQuery):
+            session.add_text_prompt(query.text, clip_pass.query_clip_frame)
+        else:
+            session.add_box_prompt(query.xyxy, clip_pass.query_clip_frame, query.text)
+        for step, clip_frame in clip_pass.steps:
+            _, own_id = plan.pass_of(step.object_id)
+            if isinstance(step, PointStep):
+                session.add_point_prompt(step.points, step.labels, clip_frame, own_id)
+            else:
+                session.remove_object(own_id)
+        results = {}
+        label = plan.label(clip_pass.pass_index)
+        for result in session.propagate():
+            det = result.detections
+            results[result.clip_frame] = dataclasses.replace(
+                det,
+                object_ids=plan.table_id(clip_pass.pass_index, det.object_ids),
+                prompts=np.full(len(det), label, dtype=object),
+            )
+        return results
+
+
+def _run_plan(frames, source_frames: range, open_session: OpenSession, plan: PromptPlan) -> list[FrameResult]:
+    height, width = frames[0].shape[:2]
+    per_frame: list[list[Detections]] = [[] for _ in frames]
+    for clip_pass in clip_passes(plan, source_frames):
+        for clip_frame, det in _run_pass(frames, open_session, plan, clip_pass).items():
+            per_frame[clip_frame].append(det)
+    return [
+        FrameResult(i, Detections.merge(parts) if parts else Detections.empty(height, width))
+        for i, parts in enumerate(per_frame)
+    ]
 
 
 def segment_clip_frames(
     frames: Sequence[np.ndarray],
+    source_frames: range,
     open_session: OpenSession,
-    prompt: str,
+    plan: PromptPlan,
     clip_id: str = "",
     on_retry: Callable[[str], None] | None = None,
 ) -> list[FrameResult]:
-    """One session over the clip; on out-of-memory, once more as two sessions over its halves.
+    """Every pass of ``plan`` over the clip; on out-of-memory, once more over its two halves.
 
     After a split, ids of the second half are shifted past the first half's, so they stay
     unique within the clip, but an animal seen in both halves has two ids.
     """
     try:
-        return _run_session(frames, open_session, prompt)
+        return _run_plan(frames, source_frames, open_session, plan)
     except Exception as exc:
         if not is_out_of_memory(exc) or len(frames) < 2:
             raise
@@ -57,8 +92,8 @@ def segment_clip_frames(
     if on_retry is not None:
         on_retry(f"clip {clip_id}: out of accelerator memory with {len(frames)} frames; retrying as {half} + {len(frames) - half}")
     try:
-        first = _run_session(frames[:half], open_session, prompt)
-        second = _run_session(frames[half:], open_session, prompt)
+        first = _run_plan(frames[:half], source_frames[:half], open_session, plan)
+        second = _run_plan(frames[half:], source_frames[half:], open_session, plan)
     except Exception as exc:
         if is_out_of_memory(exc):
             raise ClipOutOfMemory(
@@ -66,12 +101,10 @@ def segment_clip_frames(
                 "use shorter clips (frames_per_clip) or a larger GPU"
             ) from None
         raise
-    offset = 1 + max((int(r.detections.object_ids.max()) for r in first if len(r.detections)), default=-1)
+    used = [int(r.detections.object_ids.max()) // plan.passes for r in first if len(r.detections)]
+    shift = (1 + max(used, default=-1)) * plan.passes  # keeps each id in its pass
     shifted = [
-        FrameResult(
-            r.clip_frame + half,
-            dataclasses.replace(r.detections, object_ids=r.detections.object_ids + offset),
-        )
+        FrameResult(r.clip_frame + half, dataclasses.replace(r.detections, object_ids=r.detections.object_ids + shift))
         for r in second
     ]
     return first + shifted
@@ -91,7 +124,7 @@ def segment_clips(
     video_id: str,
     clips: list[ClipWindow],
     open_session: OpenSession,
-    prompt: str,
+    plan: PromptPlan | str,
     segmenter_name: str,
     out_path: str | os.PathLike,
     progress: Progress | None = None,
@@ -104,12 +137,14 @@ def segment_clips(
     schema's key-value metadata. ``on_retry`` hears about clips retried after running out
     of accelerator memory.
     """
+    if isinstance(plan, str):
+        plan = text_plan(plan)
     summary = SegmentationSummary()
     stream = ClipFrameStream(source, clips)
     schema = MASKS_SCHEMA.with_metadata(table_metadata) if table_metadata else MASKS_SCHEMA
     with ParquetSink(out_path, schema) as sink:
         for clip, frames in stream.by_clip():
-            results = segment_clip_frames(frames, open_session, prompt, clip.clip_id, on_retry)
+            results = segment_clip_frames(frames, clip.source_frames, open_session, plan, clip.clip_id, on_retry)
             del frames
             batches = [mask_rows(video_id, clip, r.clip_frame, r.detections, segmenter_name) for r in results]
             table = pa.Table.from_batches(batches, schema=MASKS_SCHEMA)

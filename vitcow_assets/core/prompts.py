@@ -1,0 +1,242 @@
+"""Prompts as data: the per-video prompt file and how its steps apply to each clip.
+
+A prompt file sits beside the footage (``<stem>.prompts.yaml``, also ``.yml``/``.json``)
+and lists steps, in order (coordinates in pixels of the displayed frame, frames in source
+frames, object ids as in the masks table)::
+
+    prompts:
+      - text: cow                      # a detection query: finds every cow
+      - text: calf                     # a second query: one more pass per clip
+      - box: [100, 50, 300, 200]       # a visual exemplar (xyxy) on one frame, with or
+        frame: 120                     #   without text; acts in the clip holding that frame
+        text: cow
+      - points: [[412, 230], [430, 260]]   # clicks for one object on one frame:
+        labels: [1, 0]                     #   1 positive, 0 negative
+        frame: 120
+        object: 7                          #   an id found by a query (refine) or a new id (add)
+      - remove: 4                      # drop an object id in the clip holding ``frame``
+        frame: 200
+
+Each query (text, or box with optional text) is its own predictor pass per clip; a query's
+object ids are interleaved so that every pass has its own: table id = pass id * passes +
+pass index. Point and removal steps go to the pass their object id belongs to.
+
+Pure: parsing takes text, validation takes the video's size and frame count.
+"""
+
+import dataclasses
+import hashlib
+import json
+
+import yaml
+
+PROMPT_SUFFIXES = (".prompts.yaml", ".prompts.yml", ".prompts.json")
+
+
+class PromptFileError(ValueError):
+    """A prompt file that cannot be used; the message names the file and the field."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TextQuery:
+    text: str
+
+
+@dataclasses.dataclass(frozen=True)
+class BoxQuery:
+    xyxy: tuple[float, float, float, float]
+    frame: int
+    text: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class PointStep:
+    points: tuple[tuple[float, float], ...]
+    labels: tuple[int, ...]
+    frame: int
+    object_id: int
+
+
+@dataclasses.dataclass(frozen=True)
+class RemoveStep:
+    object_id: int
+    frame: int
+
+
+Query = TextQuery | BoxQuery
+Step = PointStep | RemoveStep
+
+
+@dataclasses.dataclass(frozen=True)
+class PromptPlan:
+    """Queries (one predictor pass each) and the steps that refine them, in file order."""
+
+    queries: tuple[Query, ...]
+    steps: tuple[Step, ...] = ()
+    source: str = "default"
+
+    @property
+    def passes(self) -> int:
+        return len(self.queries)
+
+    def label(self, pass_index: int) -> str:
+        query = self.queries[pass_index]
+        return (query.text or "visual") if isinstance(query, BoxQuery) else query.text
+
+    def table_id(self, pass_index: int, pass_object_id: int) -> int:
+        return pass_object_id * self.passes + pass_index
+
+    def pass_of(self, table_id: int) -> tuple[int, int]:
+        """``(pass index, id within the pass)`` of a table object id."""
+        return table_id % self.passes, table_id // self.passes
+
+    def fingerprint(self) -> str:
+        """Stable hash of the plan: the data version of everything it produces."""
+        return hashlib.sha256(repr((self.queries, self.steps)).encode()).hexdigest()[:16]
+
+
+
+def plan_to_json(plan: PromptPlan) -> str:
+    return json.dumps(
+        {
+            "source": plan.source,
+            "queries": [{"kind": type(q).__name__, **dataclasses.asdict(q)} for q in plan.queries],
+            "steps": [{"kind": type(s).__name__, **dataclasses.asdict(s)} for s in plan.steps],
+        },
+        indent=2,
+    )
+
+
+def plan_from_json(text: str) -> PromptPlan:
+    data = json.loads(text)
+    kinds = {c.__name__: c for c in (TextQuery, BoxQuery, PointStep, RemoveStep)}
+
+    def build(item: dict):
+        item = dict(item)
+        cls = kinds[item.pop("kind")]
+        for key in ("xyxy", "labels"):
+            if key in item:
+                item[key] = tuple(item[key])
+        if "points" in item:
+            item["points"] = tuple(tuple(p) for p in item["points"])
+        return cls(**item)
+
+    return PromptPlan(tuple(build(q) for q in data["queries"]), tuple(build(s) for s in data["steps"]), data["source"])
+
+
+def text_plan(*texts: str) -> PromptPlan:
+    return PromptPlan(tuple(TextQuery(t) for t in texts))
+
+
+@dataclasses.dataclass(frozen=True)
+class ClipPass:
+    """What one predictor pass does on one clip: its query and steps, in clip frames."""
+
+    pass_index: int
+    query: Query
+    query_clip_frame: int
+    steps: tuple[tuple[Step, int], ...]  # (step, clip frame)
+
+
+def clip_passes(plan: PromptPlan, source_frames: range) -> list[ClipPass]:
+    """The passes to run on a clip made of ``source_frames`` (a box query or a step whose
+    frame is not in the clip does not act on it)."""
+    index = {f: i for i, f in enumerate(source_frames)}
+    passes = []
+    for p, query in enumerate(plan.queries):
+        if isinstance(query, BoxQuery):
+            if query.frame not in index:
+                continue
+            query_frame = index[query.frame]
+        else:
+            query_frame = 0
+        steps = tuple(
+            (step, index[step.frame])
+            for step in plan.steps
+            if step.frame in index and plan.pass_of(step.object_id)[0] == p
+        )
+        passes.append(ClipPass(p, query, query_frame, steps))
+    return passes
+
+
+_ALLOWED = {
+    "text": {"text"},
+    "box": {"box", "frame", "text"},
+    "points": {"points", "labels", "frame", "object"},
+    "remove": {"remove", "frame"},
+}
+
+
+def parse_prompt_file(text: str, name: str, width: int, height: int, frame_count: int) -> PromptPlan:
+    """Parse and validate a prompt file's text against the video's displayed size and length."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise PromptFileError(f"{name}:{where} not valid YAML/JSON ({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(data, dict) or set(data) != {"prompts"} or not isinstance(data["prompts"], list) or not data["prompts"]:
+        raise PromptFileError(f"{name}: expected one key 'prompts' holding a non-empty list of steps")
+    queries: list[Query] = []
+    steps: list[Step] = []
+
+    def fail(i: int, message: str) -> None:
+        raise PromptFileError(f"{name}: prompts[{i}]: {message}")
+
+    def frame_of(i: int, item: dict) -> int:
+        frame = item.get("frame")
+        if not isinstance(frame, int) or isinstance(frame, bool):
+            fail(i, "'frame' (a source frame index) is required and must be an integer")
+        if not 0 <= frame < frame_count:
+            fail(i, f"frame {frame} is outside the video (0..{frame_count - 1})")
+        return frame
+
+    def point_of(i: int, field: str, xy) -> tuple[float, float]:
+        if not (isinstance(xy, (list, tuple)) and len(xy) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in xy)):
+            fail(i, f"{field}: expected [x, y] in pixels, got {xy!r}")
+        x, y = float(xy[0]), float(xy[1])
+        if not (0 <= x <= width and 0 <= y <= height):
+            fail(i, f"{field}: ({x:g}, {y:g}) is outside the {width}x{height} frame")
+        return x, y
+
+    def object_of(i: int, item: dict, key: str) -> int:
+        value = item.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            fail(i, f"'{key}' must be a non-negative integer object id")
+        return value
+
+    for i, item in enumerate(data["prompts"]):
+        if not isinstance(item, dict):
+            fail(i, f"expected a mapping, got {item!r}")
+        kind = next((k for k in ("box", "points", "remove") if k in item), "text" if "text" in item else None)
+        if kind is None:
+            fail(i, f"unknown step with keys {sorted(item)}: expected text, box, points or remove")
+        unknown = set(item) - _ALLOWED[kind]
+        if unknown:
+            fail(i, f"unknown key(s) {sorted(unknown)} for a {kind} step (allowed: {sorted(_ALLOWED[kind])})")
+        if "text" in item and (not isinstance(item["text"], str) or not item["text"].strip()):
+            fail(i, "'text' must be a non-empty string")
+        if kind == "text":
+            queries.append(TextQuery(item["text"].strip()))
+        elif kind == "box":
+            box = item["box"]
+            if not (isinstance(box, (list, tuple)) and len(box) == 4):
+                fail(i, f"box: expected [x1, y1, x2, y2] in pixels, got {box!r}")
+            x1, y1 = point_of(i, "box", box[:2])
+            x2, y2 = point_of(i, "box", box[2:])
+            if not (x2 > x1 and y2 > y1):
+                fail(i, f"box: {box!r} has no area (need x2 > x1 and y2 > y1)")
+            queries.append(BoxQuery((x1, y1, x2, y2), frame_of(i, item), item.get("text", "").strip() or None))
+        elif kind == "points":
+            points, labels = item["points"], item.get("labels")
+            if not isinstance(points, list) or not points:
+                fail(i, "points: expected a non-empty list of [x, y] pixels")
+            if not isinstance(labels, list) or len(labels) != len(points) or any(v not in (0, 1) or isinstance(v, bool) for v in labels):
+                fail(i, "labels: expected one 1 (positive) or 0 (negative) per point")
+            xy = tuple(point_of(i, f"points[{k}]", p) for k, p in enumerate(points))
+            steps.append(PointStep(xy, tuple(labels), frame_of(i, item), object_of(i, item, "object")))
+        else:
+            steps.append(RemoveStep(object_of(i, item, "remove"), frame_of(i, item)))
+    if not queries:
+        raise PromptFileError(f"{name}: needs at least one text or box query before refinements")
+    return PromptPlan(tuple(queries), tuple(steps), name)
