@@ -116,13 +116,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from vitcow_assets.media.files import sha256_file
     from vitcow_assets.media.video import VideoError, probe_video
     from vitcow_assets.registry import Registry
-    from vitcow_assets.segmenters import SegmenterConfigError, load_segmenter
+    from vitcow_assets.segmenters import SegmenterConfigError
 
     resources = build_resources(backend=args.backend)
     storage = resources["storage"]
     try:
-        segmenter_resource = resources["segmenter"]
-        load_segmenter(segmenter_resource.backend, segmenter_resource.sam3_checkpoint, segmenter_resource.device)
+        resources["segmenter"].segmenter  # load once, before any video: a bad setting fails here
     except SegmenterConfigError as exc:
         print(f"vitcow: {exc}", file=sys.stderr)
         return 2
@@ -130,8 +129,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     job = defs.resolve_job_def(process_video_job.name)
     registry = Registry(storage.root())
     run_config = {"loggers": {"console": {"config": {"log_level": "WARNING" if not args.verbose else "DEBUG"}}}}
+    ops: dict = {}
     if args.prompt:
-        run_config["ops"] = {"prompts": {"config": {"prompt": args.prompt}}}
+        ops["prompts"] = {"config": {"prompt": args.prompt}}
+    clip_config = {k: v for k, v in (("frames_per_clip", args.frames_per_clip), ("frame_step", args.frame_step), ("max_clips", args.max_clips)) if v is not None}
+    if args.no_clip_files:
+        clip_config["write_clip_files"] = False
+    if clip_config:
+        ops["clips"] = {"config": clip_config}
+    if ops:
+        run_config["ops"] = ops
     bar = _Bar(enabled=not args.no_progress)
     progress.set_listener(bar)
     reports, failed = [], 0
@@ -218,6 +225,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("paths", nargs="+", metavar="PATH")
     run.add_argument("--prompt", help="text prompt for the segmenter (default: $VITCOW_PROMPT or 'cow')")
     run.add_argument("--backend", choices=["auto", "motion", "sam3"], default=os.environ.get("VITCOW_BACKEND", "auto"))
+    run.add_argument("--frames-per-clip", type=int, help="frames in a clip (default 20)")
+    run.add_argument("--frame-step", type=int, help="take every Nth source frame (default 4)")
+    run.add_argument("--max-clips", type=int, help="keep at most N clips per video (seeded)")
+    run.add_argument("--no-clip-files", action="store_true", help="write the clips manifest only, no clip videos")
     run.add_argument("--json", action="store_true", help="print one JSON document with every video's outcome")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.add_argument("--verbose", action="store_true", help="show Dagster's step logs")

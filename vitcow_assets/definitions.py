@@ -27,6 +27,10 @@ def build_resources(backend: str | None = None, home: str | None = None) -> dict
             sam3_checkpoint=os.environ.get(CHECKPOINT_ENV) or None,
             device=os.environ.get("VITCOW_DEVICE", "auto"),
             default_prompt=os.environ.get("VITCOW_PROMPT", "cow"),
+            sam3_gpus=[int(g) for g in os.environ.get("VITCOW_SAM3_GPUS", "").split(",") if g.strip()],
+            sam3_score_threshold=float(os.environ.get("VITCOW_SAM3_SCORE_THRESHOLD", "0.5")),
+            sam3_new_object_threshold=float(os.environ.get("VITCOW_SAM3_NEW_OBJECT_THRESHOLD", "0.7")),
+            sam3_hotstart_delay=int(os.environ.get("VITCOW_SAM3_HOTSTART_DELAY", "0")),
         ),
     }
 

@@ -36,12 +36,12 @@ _MODELS: dict[tuple, Segmenter] = {}
 _MODELS_LOCK = threading.Lock()
 
 
-def _cached_segmenter(backend: str, checkpoint: str | None, device: str) -> Segmenter:
+def _cached_segmenter(backend: str, checkpoint: str | None, device: str, sam3_options: tuple = ()) -> Segmenter:
     """One model per process and configuration: runs in the same process share it."""
-    key = (backend, checkpoint, device)
+    key = (backend, checkpoint, device, sam3_options)
     with _MODELS_LOCK:
         if key not in _MODELS:
-            _MODELS[key] = load_segmenter(backend, checkpoint, device)
+            _MODELS[key] = load_segmenter(backend, checkpoint, device, **dict(sam3_options))
         return _MODELS[key]
 
 
@@ -57,21 +57,41 @@ class SegmenterResource(dg.ConfigurableResource):
     """Owns the segmenter: loaded once per process, one session per clip, always closed.
 
     ``backend``: ``auto`` (SAM3 when a checkpoint is configured, else ``motion``), ``motion``
-    or ``sam3``. ``sam3_checkpoint`` defaults to ``$VITCOW_SAM3_CHECKPOINT``.
+    or ``sam3``. ``sam3_checkpoint`` defaults to ``$VITCOW_SAM3_CHECKPOINT``. ``device``:
+    ``auto``, ``cuda`` or ``cpu`` (SAM3 on CPU is for tests and smoke runs). ``sam3_gpus``:
+    more than one GPU index gives SAM3's multi-GPU predictor. Thresholds and
+    ``sam3_hotstart_delay``: see ``segmenters.sam3.Sam3Settings``.
     """
 
     backend: str = "auto"
     sam3_checkpoint: str | None = None
     device: str = "auto"
     default_prompt: str = "cow"
+    sam3_gpus: list[int] = []
+    sam3_bpe_path: str | None = None
+    sam3_score_threshold: float = 0.5
+    sam3_new_object_threshold: float = 0.7
+    sam3_hotstart_delay: int = 0
     _segmenter: Segmenter | None = PrivateAttr(default=None)
+
+    def _load(self) -> Segmenter:
+        options = ()
+        if self.resolved_backend == "sam3":
+            options = (
+                ("gpus", tuple(self.sam3_gpus)),
+                ("bpe_path", self.sam3_bpe_path),
+                ("score_threshold", self.sam3_score_threshold),
+                ("new_object_threshold", self.sam3_new_object_threshold),
+                ("hotstart_delay", self.sam3_hotstart_delay),
+            )
+        return _cached_segmenter(self.backend, self.sam3_checkpoint, self.device, options)
 
     @property
     def resolved_backend(self) -> str:
         return resolve_backend(self.backend, self.sam3_checkpoint)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        self._segmenter = _cached_segmenter(self.backend, self.sam3_checkpoint, self.device)
+        self._segmenter = self._load()
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         self._segmenter = None
@@ -80,7 +100,7 @@ class SegmenterResource(dg.ConfigurableResource):
     @property
     def segmenter(self) -> Segmenter:
         if self._segmenter is None:
-            self._segmenter = _cached_segmenter(self.backend, self.sam3_checkpoint, self.device)
+            self._segmenter = self._load()
         return self._segmenter
 
     @contextlib.contextmanager

@@ -87,8 +87,8 @@ def resolve_backend(backend: str, checkpoint: str | None) -> str:
     return backend
 
 
-def load_segmenter(backend: str, checkpoint: str | None = None, device: str = "auto") -> Segmenter:
-    """Build the segmenter a backend name asks for."""
+def load_segmenter(backend: str, checkpoint: str | None = None, device: str = "auto", **sam3_options) -> Segmenter:
+    """Build the segmenter a backend name asks for (``sam3_options``: see ``Sam3Settings``)."""
     resolved = resolve_backend(backend, checkpoint)
     if resolved == "motion":
         from vitcow_assets.segmenters.motion import MotionSegmenter
@@ -105,4 +105,4 @@ def load_segmenter(backend: str, checkpoint: str | None = None, device: str = "a
         )
     from vitcow_assets.segmenters.sam3 import load_sam3
 
-    return load_sam3(checkpoint, device=device)
+    return load_sam3(checkpoint, device=device, **sam3_options)

@@ -1,0 +1,183 @@
+"""The SAM3 backend driving Meta's real ``sam3`` classes at test size, random weights, on CPU.
+
+Every request type goes through the project's backend and is asserted on its effect.
+Skipped where the ``sam3`` package is not installed.
+"""
+
+import importlib.util
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+if importlib.util.find_spec("sam3") is None:
+    pytest.skip("sam3 is not installed", allow_module_level=True)
+
+import dagster as dg  # noqa: E402
+import torch  # noqa: E402
+
+from vitcow_assets.core.geometry import mask_to_xyxy  # noqa: E402
+from vitcow_assets.segmenters.base import PromptError, SegmenterConfigError  # noqa: E402
+from vitcow_assets.segmenters.sam3 import find_bpe_path, load_sam3  # noqa: E402
+from vitcow_assets.segmenters.sam3_cpu import cpu_mode, install  # noqa: E402
+from vitcow_assets.storage import StorageRoot  # noqa: E402
+from vitcow_assets_tests.helpers import register  # noqa: E402
+from vitcow_assets_tests.sam3_tiny import tiny_builder, write_tiny_checkpoint  # noqa: E402
+from vitcow_assets_tests.synthetic import background, render, write_video  # noqa: E402
+
+W, H = 160, 120
+TEST_THRESHOLDS = {"score_threshold": 0.0, "new_object_threshold": 1.01, "hotstart_delay": 0}
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the tiny model is far faster single-threaded on a shared CPU
+    path = tmp_path_factory.mktemp("sam3") / "tiny.pt"
+    install()  # the explicit CPU path: sam3 imports only after it
+    with tiny_builder():
+        with cpu_mode():
+            write_tiny_checkpoint(path, find_bpe_path())
+        yield str(path)
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def segmenter(tiny_checkpoint):
+    return load_sam3(tiny_checkpoint, device="cpu", **TEST_THRESHOLDS)
+
+
+@pytest.fixture(scope="module")
+def frames():
+    bg = background(W, H)
+    return [render(i * 4, W, H, bg=bg) for i in range(6)]
+
+
+def _results(session):
+    return {r.clip_frame: r.detections for r in session.propagate()}
+
+
+def test_text_prompt_finds_objects_on_every_frame_with_masks_at_frame_size(segmenter, frames):
+    with segmenter.start_session(frames) as session:
+        session.add_text_prompt("cow", 0)
+        results = _results(session)
+    assert sorted(results) == list(range(len(frames)))
+    assert len(results[0]) > 0
+    for det in results.values():
+        assert det.masks.shape[1:] == (H, W)
+        for box, mask in zip(det.xyxy, det.masks):
+            assert mask.any() and box.tolist() == mask_to_xyxy(mask).tolist()
+
+
+def test_points_add_a_new_object_and_refine_an_existing_one(segmenter, frames):
+    with segmenter.start_session(frames) as session:
+        session.add_text_prompt("cow", 0)
+        before = _results(session)
+        existing = int(before[2].object_ids[0])
+        old_mask = before[2].masks[0]
+        ys, xs = np.nonzero(old_mask)
+        session.add_point_prompt([[xs[0], ys[0]], [W - 5, H - 5]], [0, 1], clip_frame=2, object_id=existing)
+        session.add_point_prompt([[20, 20]], [1], clip_frame=2, object_id=50)
+        after = _results(session)
+    assert 50 in after[2].object_ids.tolist()  # added
+    refined = after[2].masks[after[2].object_ids.tolist().index(existing)] if existing in after[2].object_ids else None
+    assert refined is None or not np.array_equal(refined, old_mask)  # changed (or cut away entirely)
+
+
+def test_box_prompts_are_normalised_xywh_and_restart_the_objects(segmenter, frames):
+    sent = []
+    original = segmenter.request
+    segmenter.request = lambda request: sent.append(request) or original(request)
+    try:
+        with segmenter.start_session(frames) as session:
+            session.add_text_prompt("cow", 0)
+            session.add_box_prompt([40, 30, 120, 90], 1)  # box only
+            box_only = _results(session)
+            session.add_box_prompt([-10, 0, 80, 200], 0, text="cow")  # box + text, clipped to the frame
+            box_text = _results(session)
+    finally:
+        segmenter.request = original
+    boxes = [(r.get("bounding_boxes"), r.get("text")) for r in sent if r.get("bounding_boxes")]
+    assert boxes[0] == ([[0.25, 0.25, 0.5, 0.5]], "visual")
+    assert boxes[1] == ([[0.0, 0.0, 0.5, 1.0]], "cow")
+    for results in (box_only, box_text):
+        assert sorted(results) == list(range(len(frames)))
+
+
+def test_remove_object_drops_it_from_every_frame_and_unknown_ids_fail(segmenter, frames):
+    with segmenter.start_session(frames) as session:
+        session.add_text_prompt("cow", 0)
+        first = _results(session)
+        victim = int(first[0].object_ids[0])
+        session.remove_object(victim)
+        after = _results(session)
+        with pytest.raises(PromptError, match="object 999"):
+            session.remove_object(999)
+    assert any(victim in d.object_ids for d in first.values())
+    assert all(victim not in d.object_ids for d in after.values())
+
+
+def test_reset_forgets_prompts_and_objects(segmenter, frames):
+    with segmenter.start_session(frames) as session:
+        session.add_text_prompt("cow", 0)
+        session.add_point_prompt([[20, 20]], [1], clip_frame=1, object_id=77)
+        assert any(77 in d.object_ids for d in _results(session).values())
+        session.reset()
+        session.add_text_prompt("cow", 0)
+        again = _results(session)
+    assert all(77 not in d.object_ids for d in again.values())
+
+
+def test_zero_detections_give_empty_frames(tiny_checkpoint, frames):
+    strict = load_sam3(tiny_checkpoint, device="cpu", score_threshold=1.5, new_object_threshold=1.01, hotstart_delay=0)
+    with strict.start_session(frames) as session:
+        session.add_text_prompt("cow", 0)
+        results = _results(session)
+    assert sorted(results) == list(range(len(frames))) and all(len(d) == 0 for d in results.values())
+
+
+def test_bad_checkpoint_fails_in_one_line_naming_the_setting(tmp_path):
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(SegmenterConfigError, match="VITCOW_SAM3_CHECKPOINT") as info:
+        load_sam3(str(junk), device="cpu")
+    assert "\n" not in str(info.value)
+
+
+def test_cli_runs_sam3_with_a_prompt_file_of_every_step_kind(tiny_checkpoint, tmp_path, monkeypatch):
+    """``vitcow run --backend sam3`` in-process (the builder is at test size here)."""
+    from vitcow_assets import cli
+
+    video = write_video(tmp_path / "pen.mp4", frames=48, width=W, height=H)
+    (tmp_path / "pen.prompts.yaml").write_text(
+        "prompts:\n"
+        "  - text: cow\n"
+        "  - text: calf\n"
+        "  - points: [[30, 40]]\n    labels: [1]\n    frame: 32\n    object: 100\n"  # 100 = id 50 of pass 0
+        "  - remove: 1\n    frame: 0\n"  # id 0 of pass 1 (calf)
+    )
+    home = tmp_path / "home"
+    for name, value in {
+        "VITCOW_HOME": str(home),
+        "DAGSTER_HOME": str(home / "dagster"),
+        "VITCOW_SAM3_CHECKPOINT": tiny_checkpoint,
+        "VITCOW_DEVICE": "cpu",
+        "VITCOW_SAM3_SCORE_THRESHOLD": "0",
+        "VITCOW_SAM3_NEW_OBJECT_THRESHOLD": "1.01",
+    }.items():
+        monkeypatch.setenv(name, value)
+    code = cli.main(["run", str(video), "--backend", "sam3", "--frames-per-clip", "6", "--no-clip-files", "--json", "--no-progress"])
+    assert code == 0
+    layout = StorageRoot(home).video("pen")
+    masks = pq.read_table(layout.masks_table).to_pylist()
+    crops = pq.read_table(layout.crops_table).to_pylist()
+    assert {r["prompt"] for r in masks} == {"cow", "calf"}
+    assert {r["segmenter"] for r in masks} == {"sam3/0.1.4"}
+    ids = {(r["clip_id"], r["object_id"]) for r in masks}
+    assert ("c00001", 100) in ids and ("c00000", 100) not in ids  # clicked in the clip holding frame 32
+    assert ("c00000", 1) not in ids and ("c00001", 1) in ids  # removed in the clip holding frame 0 only
+    assert all(r["object_id"] % 2 == (0 if r["prompt"] == "cow" else 1) for r in masks)
+    assert crops and {c["model_checkpoint"] for c in crops} == {tiny_checkpoint}
+    plan = json.loads(layout.prompts_json.read_text())
+    assert plan["source"].endswith("pen.prompts.yaml") and len(plan["steps"]) == 2
