@@ -7,6 +7,7 @@ import dataclasses
 import os
 from pathlib import Path
 
+from vitcow_assets.core.prompts import PROMPT_SUFFIXES
 from vitcow_assets.storage import VIDEO_EXTENSIONS
 
 
@@ -21,8 +22,9 @@ class LandedFile:
         return [self.size, self.mtime_ns]
 
 
-def scan_landing(folder: str | os.PathLike) -> list[LandedFile]:
-    """Video files under ``folder`` (recursively), sorted by path.
+def scan_landing(folder: str | os.PathLike, prompt_files: bool = False) -> list[LandedFile]:
+    """Video files (or, with ``prompt_files``, prompt files) under ``folder``, recursively,
+    sorted by path.
 
     Hidden files (``.name``, as rsync and browsers use while copying), other extensions,
     empty files and links that lead outside the folder are left out.
@@ -36,7 +38,8 @@ def scan_landing(folder: str | os.PathLike) -> list[LandedFile]:
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
             path = Path(dirpath) / name
-            if name.startswith(".") or path.suffix.lower() not in VIDEO_EXTENSIONS:
+            wanted = name.endswith(PROMPT_SUFFIXES) if prompt_files else path.suffix.lower() in VIDEO_EXTENSIONS
+            if name.startswith(".") or not wanted:
                 continue
             if real_root not in path.resolve().parents:
                 continue

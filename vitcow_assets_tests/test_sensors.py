@@ -379,3 +379,24 @@ def test_cursor_forgets_files_that_left_the_landing_folder(landing):
 
     path.unlink()
     assert set(cursor_of(landing.tick())["done"]) == {str(other)}
+
+
+def test_an_edited_prompt_file_reruns_only_its_video_from_the_prompts_on(landing):
+    barn = age(video(landing.dir / "barn.mp4"))
+    yard = age(video(landing.dir / "yard.mp4", frames=34))
+    prompts = landing.dir / "barn.prompts.yaml"
+    prompts.write_text("prompts:\n  - text: cow\n")
+    age(prompts)
+    runs, _ = landing.ticks(3)
+    assert sorted(r.partition_key for r in runs) == ["barn", "yard"]  # landing together: one run each
+    assert all(r.asset_selection is None for r in runs)
+
+    prompts.write_text("prompts:\n  - text: cow\n  - text: calf\n")
+    age(prompts, 30)
+    runs, _ = landing.ticks(3)
+    assert len(runs) == 1
+    (run,) = runs
+    assert run.partition_key == "barn"
+    assert {k.to_user_string() for k in run.asset_selection} == {"prompts", "object_masks", "object_crops", "previews"}
+    assert landing.ticks(2)[0] == []  # once only
+    assert yard.exists() and barn.exists()

@@ -2,6 +2,7 @@
 
 import json
 import time
+from pathlib import Path
 
 import dagster as dg
 
@@ -10,6 +11,7 @@ from vitcow_assets.defs.partitions import video_partitions
 from vitcow_assets.defs.resources import VitcowStorage
 from vitcow_assets.landing import is_settled, scan_landing
 from vitcow_assets.media.files import sha256_file
+from vitcow_assets.prompt_files import video_stem_of_prompt_file
 from vitcow_assets.registry import Registry
 
 SOURCE_SHA_TAG = "vitcow/source_sha256"
@@ -35,6 +37,28 @@ def registration_request(storage: VitcowStorage, path: str, instance: dg.Dagster
     return request, new_partition
 
 
+#: what an edited prompt file re-materializes: the plan and everything made from it
+PROMPT_DOWNSTREAM = [dg.AssetKey(k) for k in ("prompts", "object_masks", "object_crops", "previews")]
+
+
+def prompt_change_request(storage: VitcowStorage, path: str, instance: dg.DagsterInstance, requested: set[str], log) -> dg.RunRequest | None:
+    """A run of the prompt plan and its downstream for the one video a prompt file belongs to."""
+    stem = video_stem_of_prompt_file(path)
+    folder = str(Path(path).parent)
+    match = next(
+        (r for r in Registry(storage.root()).all() if Path(r.source_path).stem == stem and str(Path(r.source_path).parent) == folder),
+        None,
+    )
+    if match is None or match.key in requested or not instance.has_dynamic_partition(video_partitions.name, match.key):
+        return None  # its video is not registered yet, or is about to run anyway
+    log.info(f"{path}: prompts changed, re-running masks and crops of partition {match.key}")
+    return dg.RunRequest(
+        partition_key=match.key,
+        run_key=f"{match.key}:prompts:{sha256_file(path)[:16]}",
+        asset_selection=PROMPT_DOWNSTREAM,
+    )
+
+
 @dg.sensor(
     job=process_video_job,
     minimum_interval_seconds=15,
@@ -46,22 +70,35 @@ def landing_sensor(context: dg.SensorEvaluationContext, storage: VitcowStorage) 
     seen: dict[str, list[int]] = cursor.get("seen", {})
     done: dict[str, list[int]] = cursor.get("done", {})
     now = time.time()
-    files = scan_landing(storage.landing())
-    present = {f.path for f in files}
-    requests, new_partitions, waiting = [], [], {}
-    for file in files:
-        if done.get(file.path) == file.signature:
-            continue
-        if file.path not in seen or not is_settled(file, seen[file.path], now, storage.settle_seconds):
-            waiting[file.path] = file.signature
-            continue
+    videos = scan_landing(storage.landing())
+    prompt_files = scan_landing(storage.landing(), prompt_files=True)
+    waiting: dict[str, list[int]] = {}
+
+    def arrived(files):
+        """Files that changed since processed and have now settled (marked done)."""
+        for file in files:
+            if done.get(file.path) == file.signature:
+                continue
+            if file.path not in seen or not is_settled(file, seen[file.path], now, storage.settle_seconds):
+                waiting[file.path] = file.signature
+                continue
+            done[file.path] = file.signature
+            yield file
+
+    requests, new_partitions = [], []
+    for file in arrived(videos):
         request, new_partition = registration_request(storage, file.path, context.instance, context.log)
-        done[file.path] = file.signature
         if request is not None:
             requests.append(request)
         if new_partition is not None and new_partition not in new_partitions:
             new_partitions.append(new_partition)
-    new_cursor = json.dumps({"seen": waiting, "done": {p: s for p, s in done.items() if p in present}}, sort_keys=True)
+    requested = {r.partition_key for r in requests}
+    for file in arrived(prompt_files):
+        request = prompt_change_request(storage, file.path, context.instance, requested, context.log)
+        if request is not None:
+            requests.append(request)
+    present = {f.path for f in videos + prompt_files}
+    new_cursor = json.dumps({"seen": waiting, "done": {p: sig for p, sig in done.items() if p in present}}, sort_keys=True)
     return dg.SensorResult(
         run_requests=requests,
         dynamic_partitions_requests=[video_partitions.build_add_request(new_partitions)] if new_partitions else [],
