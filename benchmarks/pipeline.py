@@ -507,7 +507,7 @@ class Table:
         self.rows.append((label, value, "", note))
 
     def print(self) -> None:
-        w = max(len(r[0]) for r in self.rows)
+        w = max(len(r[0]) for r in self.rows if not r[0].startswith("["))
         print(f"{'stage':<{w}}  {'wall s':>8}  {'cpu s':>7}  notes")
         print("-" * (w + 40))
         for label, wall, cpu, note in self.rows:

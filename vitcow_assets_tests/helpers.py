@@ -26,3 +26,11 @@ def materialize_partition(key: str, home: Path, instance: dg.DagsterInstance, ru
         resources=build_resources(backend="motion", home=str(home)),
         raise_on_error=raise_on_error,
     )
+
+
+def run_with_segmenter(segmenter, video: Path, home: Path, monkeypatch) -> tuple[str, object]:
+    """Materialize ``video``'s partition with ``segmenter`` (a test double) as the loaded model."""
+    monkeypatch.setattr("vitcow_assets.defs.resources._cached_segmenter", lambda *args: segmenter)
+    with dg.instance_for_test() as instance:
+        key = register(video, home, instance)
+        return key, materialize_partition(key, home, instance, raise_on_error=False)

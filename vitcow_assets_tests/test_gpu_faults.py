@@ -5,7 +5,6 @@ The fake raises torch's real ``torch.cuda.OutOfMemoryError`` type.
 
 import contextlib
 
-import dagster as dg
 import numpy as np
 import pytest
 
@@ -16,7 +15,7 @@ from vitcow_assets.core.tracks import Detections  # noqa: E402
 from vitcow_assets.segmenters.base import FrameResult  # noqa: E402
 from vitcow_assets.stages.segmentation import ClipOutOfMemory, segment_clip_frames  # noqa: E402
 from vitcow_assets.storage import StorageRoot  # noqa: E402
-from vitcow_assets_tests.helpers import materialize_partition, register  # noqa: E402
+from vitcow_assets_tests.helpers import run_with_segmenter  # noqa: E402
 
 
 class FakeGpuSegmenter:
@@ -104,13 +103,10 @@ def test_other_errors_are_not_retried():
 
 def test_partition_fails_in_one_line_when_a_clip_never_fits(synthetic_video, tmp_path, monkeypatch):
     fake = FakeGpuSegmenter(fits=5)
-    monkeypatch.setattr("vitcow_assets.defs.resources._cached_segmenter", lambda *a: fake)
-    with dg.instance_for_test() as instance:
-        key = register(synthetic_video, tmp_path, instance)
-        result = materialize_partition(key, tmp_path, instance, raise_on_error=False)
-        assert not result.success
-        (failure,) = result.get_step_failure_events()
-        assert failure.step_key == "object_masks"
-        assert "out of accelerator memory even split into halves" in failure.step_failure_data.error.cause.message
+    key, result = run_with_segmenter(fake, synthetic_video, tmp_path, monkeypatch)
+    assert not result.success
+    (failure,) = result.get_step_failure_events()
+    assert failure.step_key == "object_masks"
+    assert "out of accelerator memory even split into halves" in failure.step_failure_data.error.cause.message
     assert fake.opened == fake.closed == 2  # whole clip, then the first half: both closed
     assert not StorageRoot(tmp_path).video(key).masks_table.exists()

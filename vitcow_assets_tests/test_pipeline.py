@@ -14,7 +14,7 @@ from vitcow_assets.media.files import sha256_file
 from vitcow_assets.media.video import iter_frames, probe_video
 from vitcow_assets.segmenters.base import FrameResult
 from vitcow_assets.storage import StorageRoot
-from vitcow_assets_tests.helpers import materialize_partition, register
+from vitcow_assets_tests.helpers import materialize_partition, register, run_with_segmenter
 from vitcow_assets_tests.synthetic import DEFAULT_OBJECTS, truth_mask
 
 W, H = 320, 240
@@ -157,16 +157,13 @@ class _BadSegmenter:
 
 def test_failing_mask_check_blocks_crops(synthetic_video, tmp_path, monkeypatch):
     bad = _BadSegmenter()
-    monkeypatch.setattr("vitcow_assets.defs.resources._cached_segmenter", lambda *a: bad)
-    with dg.instance_for_test() as instance:
-        key = register(synthetic_video, tmp_path, instance)
-        result = materialize_partition(key, tmp_path, instance, raise_on_error=False)
-        assert not result.success
-        checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-        assert checks["boxes_inside_frame"] is False
-        assert "object_crops" not in {e.asset_key.path[-1] for e in result.get_asset_materialization_events()}
-        assert not StorageRoot(tmp_path).video(key).crops_table.exists()
-        assert bad.closed == 1  # the session was closed
+    key, result = run_with_segmenter(bad, synthetic_video, tmp_path, monkeypatch)
+    assert not result.success
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks["boxes_inside_frame"] is False
+    assert "object_crops" not in {e.asset_key.path[-1] for e in result.get_asset_materialization_events()}
+    assert not StorageRoot(tmp_path).video(key).crops_table.exists()
+    assert bad.closed == 1  # the session was closed
 
 
 class _ExplodingSegmenter(_BadSegmenter):
@@ -183,12 +180,9 @@ class _ExplodingSegmenter(_BadSegmenter):
 
 def test_session_is_closed_and_nothing_written_when_segmenter_fails(synthetic_video, tmp_path, monkeypatch):
     bad = _ExplodingSegmenter()
-    monkeypatch.setattr("vitcow_assets.defs.resources._cached_segmenter", lambda *a: bad)
-    with dg.instance_for_test() as instance:
-        key = register(synthetic_video, tmp_path, instance)
-        result = materialize_partition(key, tmp_path, instance, raise_on_error=False)
-        assert not result.success
-        layout = StorageRoot(tmp_path).video(key)
-        assert bad.closed == 1
-        assert not layout.masks_table.exists()
-        assert not list(layout.root.rglob(".tmp-*"))
+    key, result = run_with_segmenter(bad, synthetic_video, tmp_path, monkeypatch)
+    assert not result.success
+    layout = StorageRoot(tmp_path).video(key)
+    assert bad.closed == 1
+    assert not layout.masks_table.exists()
+    assert not list(layout.root.rglob(".tmp-*"))
