@@ -204,6 +204,11 @@ def detection_plans(masks: Path) -> dict[str, dict[int, dict[int, np.ndarray]]]:
 # 1. the project's path
 
 
+def mp4_mb(folder: Path) -> float:
+    """Total size of the MP4 files under ``folder``, MB."""
+    return sum(p.stat().st_size for p in folder.rglob("*.mp4")) / 1e6
+
+
 def crops_written(result) -> int:
     """``write_crops``'s crop count: it returns the count, or ``(count, incomplete clip ids)``."""
     if isinstance(result, tuple):
@@ -227,6 +232,8 @@ def run_project(inp: Input, masks: Path, crop: CropSettings, write_files: bool, 
         "crop_frames": sum(frames),
         "crop_files": sum(1 for _ in layout.crops_dir.rglob("*.mp4")),
         "clip_files": sum(1 for _ in layout.clips_dir.glob("*.mp4")),
+        "crop_mb": mp4_mb(layout.crops_dir),
+        "clip_mb": mp4_mb(layout.clips_dir),
     }
     return {"clips": s_clips, "crops": s_crops}, info
 
@@ -303,7 +310,8 @@ def run_reference(inp: Input, masks: Path, crop: CropSettings, folder: Path):
     (folder / "crops").mkdir()
     s_clips, (paths, clip_frames) = measure(reference_clips, inp, folder / "clips")
     s_crops, (crops, crop_frames) = measure(reference_crops, inp, paths, masks, crop, folder / "crops")
-    info = {"clip_files": len(paths), "clip_frames": clip_frames, "crops": crops, "crop_frames": crop_frames}
+    info = {"clip_files": len(paths), "clip_frames": clip_frames, "crops": crops, "crop_frames": crop_frames,
+            "clip_mb": mp4_mb(folder / "clips"), "crop_mb": mp4_mb(folder / "crops")}
     return {"clips": s_clips, "crops": s_crops}, info
 
 
@@ -380,7 +388,7 @@ def ffmpeg_crop_encode(inp: Input, raw: Path, lengths: list[int], crop: CropSett
         *segment_args(lengths, folder / "crop%05d.mp4"),
     )
     files = sum(1 for _ in folder.glob("crop*.mp4"))
-    return {"crop_encode": s}, {"crop_files": files}
+    return {"crop_encode": s}, {"crop_files": files, "crop_mb": mp4_mb(folder)}
 
 
 def ffmpeg_clip_files(inp: Input, enc: EncoderSettings, folder: Path):
@@ -403,7 +411,7 @@ def ffmpeg_clip_files(inp: Input, enc: EncoderSettings, folder: Path):
         *segment_args(lengths, folder / "clip%05d.mp4"),
     )
     files = sum(1 for _ in folder.glob("clip*.mp4"))
-    return {"clip_files": s}, {"clip_files": files}
+    return {"clip_files": s}, {"clip_files": files, "clip_mb": mp4_mb(folder)}
 
 
 # --------------------------------------------------------------------------------------------
@@ -686,22 +694,26 @@ def main(argv: list[str] | None = None) -> int:
               f"{motion_fps:.1f} sampled frames/s, {motion_rt:.1f}x real time")
     table.section(f"1a. project path, no clip files ({info_a['crops']} crops, {info_a['crop_frames']} crop frames)")
     table.add("write_clips(write_files=False)", proj_a["clips"], "manifest only")
-    table.add("write_crops", proj_a["crops"], f"{info_a['crop_frames'] / proj_a['crops'].wall:.0f} crop frames/s")
+    table.add("write_crops", proj_a["crops"],
+              f"{info_a['crop_frames'] / proj_a['crops'].wall:.0f} crop frames/s, {info_a['crop_mb']:.1f} MB of H.264")
     table.add("path total", t_path)
     table.section(f"1b. project path, with clip files ({info_b['clip_files']} clip files)")
-    table.add("write_clips(write_files=True)", proj_b["clips"], f"{sampled / proj_b['clips'].wall:.0f} clip frames/s")
+    table.add("write_clips(write_files=True)", proj_b["clips"],
+              f"{sampled / proj_b['clips'].wall:.0f} clip frames/s, {info_b['clip_mb']:.1f} MB of H.264")
     table.add("write_crops", proj_b["crops"])
     table.add("path total", t_path_files)
     table.section(f"2. reference: OpenCV seek + mp4v, crops re-decode clip files ({info_ref['crops']} crops)")
-    table.add("clips (seek per clip, mp4v)", ref["clips"], f"{info_ref['clip_files']} files, {info_ref['clip_frames']} frames")
-    table.add("crops (re-decode clip per object)", ref["crops"], f"{info_ref['crop_frames']} crop frames")
+    table.add("clips (seek per clip, mp4v)", ref["clips"],
+              f"{info_ref['clip_files']} files, {info_ref['clip_frames']} frames, {info_ref['clip_mb']:.1f} MB of MPEG-4 Part 2")
+    table.add("crops (re-decode clip per object)", ref["crops"],
+              f"{info_ref['crop_frames']} crop frames, {info_ref['crop_mb']:.1f} MB of MPEG-4 Part 2")
     table.add("reference total", t_ref)
     table.section(f"3. ffmpeg CLI limits ({encoder.codec} {encoder.preset} crf {encoder.crf} {encoder.pix_fmt})")
     if has_ffmpeg:
         table.add("ffmpeg decode (-f null)", ff_dec["decode"], f"{inp.decoded_frames} frames")
-        table.add("ffmpeg encode crop frames", ff_crop["crop_encode"], f"{info_a['crop_frames']} real crop frames -> {info_ffc['crop_files']} files")
+        table.add("ffmpeg encode crop frames", ff_crop["crop_encode"], f"{info_a['crop_frames']} real crop frames -> {info_ffc['crop_files']} files, {info_ffc['crop_mb']:.1f} MB")
         table.add("limit = decode + crop encode", t_limit)
-        table.add("ffmpeg clip files", ff_clip["clip_files"], f"decode + select + x264 -> {info_ffk['clip_files']} files")
+        table.add("ffmpeg clip files", ff_clip["clip_files"], f"decode + select + x264 -> {info_ffk['clip_files']} files, {info_ffk['clip_mb']:.1f} MB")
     else:
         table.add("ffmpeg (not on PATH)", None)
     table.section("4. peak RSS, whole CPU path in a child (segment + clips + crops, no clip files)")
