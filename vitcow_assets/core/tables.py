@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 
 from vitcow_assets.core.clips import ClipWindow, frame_time
-from vitcow_assets.core.masks import encode_masks
+from vitcow_assets.core.masks import encode_masks, rle_area
 from vitcow_assets.core.tracks import Detections
 
 
@@ -149,7 +149,7 @@ def mask_rows(
             "y1": xyxy[:, 1],
             "x2": xyxy[:, 2],
             "y2": xyxy[:, 3],
-            "area": detections.masks.sum(axis=(1, 2), dtype=np.int64),
+            "area": [rle_area(r) for r in rles],
             "mask_rle": rles,
             "frame_width": [width] * n,
             "frame_height": [height] * n,

@@ -6,6 +6,7 @@ import dataclasses
 import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -20,6 +21,7 @@ from vitcow_assets.stages.frames import ClipFrameStream
 
 OpenSession = Callable[[Sequence[np.ndarray]], contextlib.AbstractContextManager[SegmenterSession]]
 Progress = Callable[[int, int], None]
+T = TypeVar("T")
 
 
 class ClipOutOfMemory(RuntimeError):
@@ -32,8 +34,10 @@ def is_out_of_memory(exc: BaseException) -> bool:
     return torch is not None and isinstance(exc, torch.cuda.OutOfMemoryError)
 
 
-def _run_pass(frames, open_session: OpenSession, plan: PromptPlan, clip_pass) -> dict[int, Detections]:
-    """One predictor session: the pass's query, then its steps; results in table ids."""
+def _run_pass(frames, open_session: OpenSession, plan: PromptPlan, clip_pass, emit: Callable[[FrameResult], T]) -> list[tuple[int, int, T]]:
+    """One predictor session: the pass's query, then its steps. Each frame's result is
+    relabelled to table ids and handed to ``emit`` at once, so no pass holds a clip's masks."""
+    out = []
     with open_session(frames) as session:
         query = clip_pass.query
         if isinstance(query, TextQuery):
@@ -46,28 +50,26 @@ def _run_pass(frames, open_session: OpenSession, plan: PromptPlan, clip_pass) ->
                 session.add_point_prompt(step.points, step.labels, clip_frame, own_id)
             else:
                 session.remove_object(own_id)
-        results = {}
         label = plan.label(clip_pass.pass_index)
         for result in session.propagate():
             det = result.detections
-            results[result.clip_frame] = dataclasses.replace(
-                det,
-                object_ids=plan.table_id(clip_pass.pass_index, det.object_ids),
-                prompts=np.full(len(det), label, dtype=object),
+            relabelled = dataclasses.replace(
+                det, object_ids=plan.table_id(clip_pass.pass_index, det.object_ids), prompts=np.full(len(det), label, dtype=object)
             )
-        return results
+            out.append((result.clip_frame, clip_pass.pass_index, emit(FrameResult(result.clip_frame, relabelled))))
+    return out
 
 
-def _run_plan(frames, source_frames: range, open_session: OpenSession, plan: PromptPlan) -> list[FrameResult]:
+def _run_plan(frames, source_frames: range, open_session: OpenSession, plan: PromptPlan, emit) -> list:
+    """Every pass over the clip; what ``emit`` made of each frame's results, in frame order
+    (frames a pass skipped get an empty result)."""
     height, width = frames[0].shape[:2]
-    per_frame: list[list[Detections]] = [[] for _ in frames]
+    emitted = []
     for clip_pass in clip_passes(plan, source_frames):
-        for clip_frame, det in _run_pass(frames, open_session, plan, clip_pass).items():
-            per_frame[clip_frame].append(det)
-    return [
-        FrameResult(i, Detections.merge(parts) if parts else Detections.empty(height, width))
-        for i, parts in enumerate(per_frame)
-    ]
+        emitted += _run_pass(frames, open_session, plan, clip_pass, emit)
+    covered = {frame for frame, _, _ in emitted}
+    emitted += [(i, -1, emit(FrameResult(i, Detections.empty(height, width)))) for i in range(len(frames)) if i not in covered]
+    return [item for _, _, item in sorted(emitted, key=lambda e: (e[0], e[1]))]
 
 
 def segment_clip_frames(
@@ -77,23 +79,38 @@ def segment_clip_frames(
     plan: PromptPlan,
     clip_id: str = "",
     on_retry: Callable[[str], None] | None = None,
-) -> list[FrameResult]:
+    emit: Callable[[FrameResult], T] = lambda result: result,
+) -> list[T]:
     """Every pass of ``plan`` over the clip; on out-of-memory, once more over its two halves.
 
-    After a split, ids of the second half are shifted past the first half's, so they stay
-    unique within the clip, but an animal seen in both halves has two ids.
+    Returns ``emit(result)`` for each pass's result on each frame, ordered by clip frame
+    (several per frame when there are several passes). After a split, ids of the second half
+    are shifted past the first half's, so they stay unique within the clip, but an animal
+    seen in both halves has two ids.
     """
     try:
-        return _run_plan(frames, source_frames, open_session, plan)
+        return _run_plan(frames, source_frames, open_session, plan, emit)
     except Exception as exc:
         if not is_out_of_memory(exc) or len(frames) < 2:
             raise
     half = len(frames) // 2
     if on_retry is not None:
         on_retry(f"clip {clip_id}: out of accelerator memory with {len(frames)} frames; retrying as {half} + {len(frames) - half}")
+    largest = [-1]
+
+    def emit_first(result: FrameResult):
+        if len(result.detections):
+            largest[0] = max(largest[0], int(result.detections.object_ids.max()) // plan.passes)
+        return emit(result)
+
+    def emit_second(result: FrameResult):
+        shift = (1 + largest[0]) * plan.passes  # keeps each id in its pass
+        det = result.detections
+        return emit(FrameResult(result.clip_frame + half, dataclasses.replace(det, object_ids=det.object_ids + shift)))
+
     try:
-        first = _run_plan(frames[:half], source_frames[:half], open_session, plan)
-        second = _run_plan(frames[half:], source_frames[half:], open_session, plan)
+        first = _run_plan(frames[:half], source_frames[:half], open_session, plan, emit_first)
+        second = _run_plan(frames[half:], source_frames[half:], open_session, plan, emit_second)
     except Exception as exc:
         if is_out_of_memory(exc):
             raise ClipOutOfMemory(
@@ -101,13 +118,7 @@ def segment_clip_frames(
                 "use shorter clips (frames_per_clip) or a larger GPU"
             ) from None
         raise
-    used = [int(r.detections.object_ids.max()) // plan.passes for r in first if len(r.detections)]
-    shift = (1 + max(used, default=-1)) * plan.passes  # keeps each id in its pass
-    shifted = [
-        FrameResult(r.clip_frame + half, dataclasses.replace(r.detections, object_ids=r.detections.object_ids + shift))
-        for r in second
-    ]
-    return first + shifted
+    return first + second
 
 
 @dataclasses.dataclass
@@ -144,15 +155,22 @@ def segment_clips(
     schema = MASKS_SCHEMA.with_metadata(table_metadata) if table_metadata else MASKS_SCHEMA
     with ParquetSink(out_path, schema) as sink:
         for clip, frames in stream.by_clip():
-            results = segment_clip_frames(frames, clip.source_frames, open_session, plan, clip.clip_id, on_retry)
+            batches = segment_clip_frames(
+                frames,
+                clip.source_frames,
+                open_session,
+                plan,
+                clip.clip_id,
+                on_retry,
+                emit=lambda r, clip=clip: mask_rows(video_id, clip, r.clip_frame, r.detections, segmenter_name),
+            )
             del frames
-            batches = [mask_rows(video_id, clip, r.clip_frame, r.detections, segmenter_name) for r in results]
             table = pa.Table.from_batches(batches, schema=MASKS_SCHEMA)
             sink.write(table)
             summary.clips += 1
             summary.rows += table.num_rows
             summary.objects += len(set(table["object_id"].to_pylist()))
-            summary.frames_with_objects += sum(1 for b in batches if b.num_rows)
+            summary.frames_with_objects += len(set(table["clip_frame"].to_pylist()))
             if progress is not None:
                 progress(summary.clips, len(clips))
     summary.incomplete_clips = [c.clip_id for c in stream.incomplete]
