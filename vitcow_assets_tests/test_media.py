@@ -95,3 +95,15 @@ def test_next_write_sweeps_temporaries_of_an_interrupted_one(tmp_path):
 def test_sha256_file(tmp_path):
     (tmp_path / "keep.txt").write_text("hello")
     assert sha256_file(tmp_path / "keep.txt") == "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+
+
+def test_writer_reencodes_decoded_frames_without_rgb_and_keeps_content(tmp_path, synthetic_video):
+    out = tmp_path / "native.mp4"
+    with VideoWriter(out, 320, 240, 2.5) as writer:
+        for index, frame in iter_frames(synthetic_video, range(0, 40, 4), native=True):
+            assert not isinstance(frame, np.ndarray)  # an av.VideoFrame, passed through
+            writer.write(frame)
+    info = probe_video(out)
+    assert (info.frame_count, info.fps, info.pix_fmt) == (10, 2.5, "yuv420p")
+    for k, rgb in iter_frames(out):
+        assert np.abs(rgb.astype(int) - render(4 * k, 320, 240)).mean() < 3.0

@@ -122,12 +122,14 @@ def frame_times(path: str | os.PathLike) -> np.ndarray | None:
 
 
 def iter_frames(
-    path: str | os.PathLike, wanted: Iterable[int] | None = None
-) -> Iterator[tuple[int, np.ndarray]]:
+    path: str | os.PathLike, wanted: Iterable[int] | None = None, native: bool = False
+) -> Iterator[tuple[int, "np.ndarray | av.VideoFrame"]]:
     """Yield ``(frame_index, rgb)`` in order, decoding the file once, front to back.
 
     Frames are turned to their displayed orientation (rotation metadata applied). A file
-    that ends early or breaks off mid-stream yields the frames that decode. With ``wanted``, only those frames are converted to arrays and decoding stops after the
+    that ends early or breaks off mid-stream yields the frames that decode. With ``native``,
+    frames that need no turning are yielded as decoded ``av.VideoFrame`` (no RGB conversion:
+    for re-encoding). With ``wanted``, only those frames are converted to arrays and decoding stops after the
     last of them; frames in between are decoded (codecs need them) but never converted.
     """
     wanted_set = None if wanted is None else set(wanted)
@@ -141,8 +143,11 @@ def iter_frames(
         try:
             for index, frame in enumerate(container.decode(stream)):
                 if wanted_set is None or index in wanted_set:
-                    rgb = frame.to_ndarray(format="rgb24")
                     steps = _rotation_steps(frame)
+                    if native and not steps:
+                        yield index, frame
+                        continue
+                    rgb = frame.to_ndarray(format="rgb24")
                     yield index, (np.ascontiguousarray(np.rot90(rgb, steps)) if steps else rgb)
                 if last is not None and index >= last:
                     return
@@ -198,7 +203,19 @@ class VideoWriter:
         self._stream = stream
         return self
 
-    def write(self, rgb: np.ndarray) -> None:
+    def write(self, image: "np.ndarray | av.VideoFrame") -> None:
+        """Append an RGB array, or a decoded frame of the same size (encoded without a trip
+        through RGB; an odd-sized one is converted and cropped like an array)."""
+        if isinstance(image, av.VideoFrame):
+            if (image.width, image.height) == (self.width, self.height):
+                image.pts = self.frames  # retimed to this file's rate
+                image.time_base = 1 / self.fps
+                for packet in self._stream.encode(image):
+                    self._container.mux(packet)
+                self.frames += 1
+                return
+            image = image.to_ndarray(format="rgb24")
+        rgb = image
         if rgb.shape[0] != self.height or rgb.shape[1] != self.width:
             rgb = rgb[: self.height, : self.width]
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")

@@ -3,6 +3,7 @@
 import os
 from pathlib import Path
 
+import av
 import pyarrow as pa
 
 from vitcow_assets.core.clips import ClipWindow
@@ -37,14 +38,14 @@ def write_clips(
 
 
 def _encode_clip_files(source, clips, fps, folder: Path, final_folder: Path, encoder, paths) -> list[ClipWindow]:
-    stream = ClipFrameStream(source, clips)
+    stream = ClipFrameStream(source, clips, native=True)  # re-encode decoded frames as they are
     writers: dict[int, VideoWriter] = {}
     try:
         for _, rgb, uses in stream:
             for position, clip_frame in uses:
                 clip = clips[position]
                 if clip_frame == 0:
-                    height, width = rgb.shape[:2]
+                    height, width = (rgb.height, rgb.width) if isinstance(rgb, av.VideoFrame) else rgb.shape[:2]
                     writer = VideoWriter(folder / f"{clip.clip_id}.mp4", width, height, fps / clip.frame_step, encoder)
                     writers[position] = writer.__enter__()
                 writer = writers[position]

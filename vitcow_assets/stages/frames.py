@@ -17,8 +17,9 @@ class ClipFrameStream:
     the clips whose frames the file did not deliver (a truncated file, a wrong header count).
     """
 
-    def __init__(self, source: str | os.PathLike, clips: list[ClipWindow]) -> None:
+    def __init__(self, source: str | os.PathLike, clips: list[ClipWindow], native: bool = False) -> None:
         self.source = source
+        self.native = native  # decoded av.VideoFrames instead of RGB arrays (see iter_frames)
         self.clips = clips
         self.assignments = frame_assignments(clips)
         self.frames_seen = 0
@@ -26,7 +27,7 @@ class ClipFrameStream:
 
     def __iter__(self) -> Iterator[tuple[int, np.ndarray, list[tuple[int, int]]]]:
         delivered = set()
-        for index, rgb in iter_frames(self.source, self.assignments.keys()):
+        for index, rgb in iter_frames(self.source, self.assignments.keys(), native=self.native):
             self.frames_seen = index + 1
             delivered.add(index)
             yield index, rgb, self.assignments[index]
