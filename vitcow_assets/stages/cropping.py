@@ -3,7 +3,6 @@ source whatever the number of objects, plus a Parquet manifest with each crop's 
 
 import dataclasses
 import os
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -68,16 +67,22 @@ class _ObjectCrop:
     prompt: str
     by_frame: dict[int, tuple[np.ndarray, dict]]
     path: Path
-    writer: VideoWriter
+    images: list[np.ndarray] = dataclasses.field(default_factory=list)
     present: list[bool] = dataclasses.field(default_factory=list)
     windows: list = dataclasses.field(default_factory=list)
 
 
 class _ClipCrops:
-    """Open writers and per-frame plan of every object of one clip."""
+    """Per-frame plan and crop images of every object of one clip.
+
+    Crops are kept until the clip ends (crop size squared x 3 bytes per frame: 3 MB for 20
+    frames at 224) and then encoded one object at a time, so one encoder is alive at a time
+    however many animals a clip holds.
+    """
 
     def __init__(self, clip: ClipWindow, rows: pa.Table, folder: Path, fps: float, encoder: EncoderSettings, size: int):
         self.clip = clip
+        self.fps, self.encoder, self.size = fps, encoder, size
         self.objects: list[_ObjectCrop] = []
         cols = rows.select(["object_id", "clip_frame", "prompt", "x1", "y1", "x2", "y2", "mask_rle"]).to_pydict()
         plans: dict[int, dict] = {}
@@ -86,23 +91,18 @@ class _ClipCrops:
             xyxy = np.array([cols["x1"][i], cols["y1"][i], cols["x2"][i], cols["y2"][i]], np.float32)
             plans.setdefault(object_id, {})[cols["clip_frame"][i]] = (xyxy, cols["mask_rle"][i])
             prompts.setdefault(object_id, cols["prompt"][i])
-        try:
-            for object_id in sorted(plans):
-                path = folder / clip.clip_id / f"obj{object_id:04d}.mp4"
-                path.parent.mkdir(parents=True, exist_ok=True)
-                writer = VideoWriter(path, size, size, fps, encoder).__enter__()
-                self.objects.append(_ObjectCrop(object_id, prompts[object_id], plans[object_id], path, writer))
-        except BaseException as exc:
-            self.abort(exc)
-            raise
-
-    def abort(self, exc: BaseException) -> None:
-        for obj in self.objects:
-            obj.writer.__exit__(type(exc), exc, exc.__traceback__)
+        for object_id in sorted(plans):
+            path = folder / clip.clip_id / f"obj{object_id:04d}.mp4"
+            self.objects.append(_ObjectCrop(object_id, prompts[object_id], plans[object_id], path))
 
     def finish(self) -> None:
+        """Encode every object's crop video (each written atomically)."""
         for obj in self.objects:
-            obj.writer.__exit__(None, None, None)
+            obj.path.parent.mkdir(parents=True, exist_ok=True)
+            with VideoWriter(obj.path, self.size, self.size, self.fps, self.encoder) as writer:
+                for image in obj.images:
+                    writer.write(image)
+            obj.images = []
 
 
 def write_crops(
@@ -128,30 +128,22 @@ def write_crops(
     open_clips: dict[int, _ClipCrops] = {}
     done = 0
     with atomic_dir(layout.crops_dir) as folder, ParquetSink(folder / layout.crops_table.name, CROPS_SCHEMA) as sink:
-        try:
-            for _, rgb, uses in ClipFrameStream(source, clips):
-                for position, clip_frame in uses:
-                    clip = clips[position]
-                    if clip_frame == 0:
-                        rows = _clip_rows(masks_file, groups.get(clip.clip_id, []), clip.clip_id)
-                        open_clips[position] = _ClipCrops(clip, rows, folder, clip_fps, encoder, size)
-                    state = open_clips[position]
-                    for obj in state.objects:
-                        _write_object_frame(obj, clip_frame, rgb, settings, black)
-                    if clip_frame == clip.frames - 1:
-                        open_clips.pop(position).finish()
-                        sink.write(_manifest_rows(state, layout.crops_dir, folder, settings, clip_fps, provenance))
-                        done += 1
-                        if progress is not None:
-                            progress(done, len(clips))
-        except BaseException as exc:
-            for state in open_clips.values():
-                state.abort(exc)
-            raise
-        for state in open_clips.values():
-            state.abort(RuntimeError("the source ended inside this clip"))
-            shutil.rmtree(folder / state.clip.clip_id, ignore_errors=True)
-        incomplete = [clips[p].clip_id for p in open_clips]
+        for _, rgb, uses in ClipFrameStream(source, clips):
+            for position, clip_frame in uses:
+                clip = clips[position]
+                if clip_frame == 0:
+                    rows = _clip_rows(masks_file, groups.get(clip.clip_id, []), clip.clip_id)
+                    open_clips[position] = _ClipCrops(clip, rows, folder, clip_fps, encoder, size)
+                state = open_clips[position]
+                for obj in state.objects:
+                    _add_object_frame(obj, clip_frame, rgb, settings, black)
+                if clip_frame == clip.frames - 1:
+                    open_clips.pop(position).finish()
+                    sink.write(_manifest_rows(state, layout.crops_dir, folder, settings, clip_fps, provenance))
+                    done += 1
+                    if progress is not None:
+                        progress(done, len(clips))
+        incomplete = [clips[p].clip_id for p in open_clips]  # the source ended inside them: no crops
         crops = sink.rows
     return crops, incomplete
 
@@ -163,17 +155,17 @@ def _clip_rows(masks_file: pq.ParquetFile, row_groups: list[int], clip_id: str) 
     return table.filter(pc.equal(table["clip_id"], clip_id))
 
 
-def _write_object_frame(obj: _ObjectCrop, clip_frame: int, rgb: np.ndarray, settings: CropSettings, black: np.ndarray) -> None:
+def _add_object_frame(obj: _ObjectCrop, clip_frame: int, rgb: np.ndarray, settings: CropSettings, black: np.ndarray) -> None:
     found = obj.by_frame.get(clip_frame)
     if found is None:
-        obj.writer.write(black)
+        obj.images.append(black)
         obj.present.append(False)
         obj.windows.append(None)
         return
     xyxy, rle = found
     window = crop_window(xyxy, settings.crop_size, settings.margin)
     mask = decode_mask(rle) if settings.mask_background else None
-    obj.writer.write(extract_crop(rgb, window, settings.crop_size, mask))
+    obj.images.append(extract_crop(rgb, window, settings.crop_size, mask))
     obj.present.append(True)
     obj.windows.append(list(window))
 
@@ -195,7 +187,7 @@ def _manifest_rows(
             "source_frame_start": [clip.source_start] * n,
             "source_frame_end": [clip.source_end] * n,
             "frame_step": [clip.frame_step] * n,
-            "frames": [o.writer.frames for o in state.objects],
+            "frames": [len(o.present) for o in state.objects],
             "frames_present": [sum(o.present) for o in state.objects],
             "present": [o.present for o in state.objects],
             "window_xyxy": [o.windows for o in state.objects],
