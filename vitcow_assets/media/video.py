@@ -159,7 +159,11 @@ def iter_frames(
 
 @dataclasses.dataclass(frozen=True)
 class EncoderSettings:
-    """H.264 settings of every video the platform writes (browser-playable MP4)."""
+    """H.264 settings of every video the platform writes (browser-playable MP4).
+
+    ``veryfast`` at CRF 20: visually lossless at crop size; ``medium`` costs 1.3-2.4x the
+    encode time for a similar size, ``ultrafast`` saves ~30% but grows files ~50%.
+    """
 
     codec: str = "libx264"
     preset: str = "veryfast"
