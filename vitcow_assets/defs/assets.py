@@ -28,14 +28,16 @@ MASKS_METADATA_PREFIX = "vitcow."
 
 
 class ClipsConfig(dg.Config):
-    frames_per_clip: int = 20
-    frame_step: int = 4
-    max_clips: int | None = None
-    seed: int = 0
-    day_start: str | None = None
-    day_end: str | None = None
-    name_time_regex: str = r"(\d{12})"
-    name_time_format: str = "%Y%m%d%H%M"
+    """Run config of ``clips``: ``ClipSettings`` (defaults taken from it) plus clip files."""
+
+    frames_per_clip: int = ClipSettings.frames_per_clip
+    frame_step: int = ClipSettings.frame_step
+    max_clips: int | None = ClipSettings.max_clips
+    seed: int = ClipSettings.seed
+    day_start: str | None = ClipSettings.day_start
+    day_end: str | None = ClipSettings.day_end
+    name_time_regex: str = ClipSettings.name_time_regex
+    name_time_format: str = ClipSettings.name_time_format
     write_clip_files: bool = True
 
     def settings(self) -> ClipSettings:
