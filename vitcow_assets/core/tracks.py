@@ -67,8 +67,6 @@ class Detections:
         """Concatenate detections of the same frame (ids must stay unique)."""
         if not parts:
             raise ValueError("merge needs at least one Detections")
-        if len(parts) == 1:
-            return parts[0]
         return cls(
             xyxy=np.concatenate([p.xyxy for p in parts]),
             masks=np.concatenate([p.masks for p in parts]),

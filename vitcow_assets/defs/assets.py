@@ -113,14 +113,15 @@ def prompts(
     layout = storage.video(context.partition_key)
     raw = read_raw_video(layout)
     plan = resolve_plan(raw["source_path"], raw["width"], raw["height"], raw["frame_count"], config.prompt, segmenter.default_prompt)
+    plan_json = plan_to_json(plan)
     with atomic_file(layout.prompts_json) as tmp:
-        tmp.write_text(plan_to_json(plan))
+        tmp.write_text(plan_json)
     return dg.MaterializeResult(
         metadata={
             "source": plan.source,
             "queries": [plan.label(i) for i in range(plan.passes)],
             "steps": len(plan.steps),
-            "plan": dg.MetadataValue.json(json.loads(plan_to_json(plan))),
+            "plan": dg.MetadataValue.json(json.loads(plan_json)),
         },
         data_version=dg.DataVersion(plan.fingerprint()),
     )

@@ -163,18 +163,19 @@ class Sam3Session:
             bounding_box_labels=[1],
         )
 
-    def add_point_prompt(self, points, labels, clip_frame: int, object_id: int) -> None:
+    def _track_once(self) -> None:
+        """SAM3 refines and removes only on frames it has processed: track the query first."""
         if not self._propagated:
-            # SAM3 refines on frames it has processed: track the query through the clip first.
             for _ in self._frames_out():
                 pass
+
+    def add_point_prompt(self, points, labels, clip_frame: int, object_id: int) -> None:
+        self._track_once()
         xy = np.asarray(points, dtype=np.float64).reshape(-1, 2) / [self.width, self.height]
         self._add(frame_index=clip_frame, points=xy.tolist(), point_labels=[int(v) for v in labels], obj_id=int(object_id))
 
     def remove_object(self, object_id: int) -> None:
-        if not self._propagated:
-            for _ in self._frames_out():
-                pass
+        self._track_once()
         if int(object_id) not in self._known_ids:
             raise PromptError(f"object {object_id} is not in this clip (ids here: {sorted(self._known_ids)})")
         self._segmenter.request({"type": "remove_object", "session_id": self.session_id, "obj_id": int(object_id)})
