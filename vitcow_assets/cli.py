@@ -1,8 +1,8 @@
-"""``vitcow``: process videos in-process against the Dagster instance, and look up provenance.
+"""vitcow: process videos in-process against the Dagster instance, and look up provenance.
 
-``vitcow run PATH...`` registers each video as a partition of the instance at
-``$DAGSTER_HOME`` (default ``$VITCOW_HOME/dagster``, created if missing) and materializes
-all its assets and checks; the runs show in the Dagster UI of the same instance.
+`vitcow run PATH...` registers each video as a partition of the instance at $DAGSTER_HOME
+(default $VITCOW_HOME/dagster, created if missing) and materializes all its assets and
+checks; the runs show in the Dagster UI of the same instance.
 """
 
 import argparse
@@ -65,6 +65,15 @@ def _run_error(result) -> str:
     return "run failed"
 
 
+def _report_line(raw_path: str, report: dict) -> str:
+    """`success: PATH -> KEY`, `failed: PATH -> KEY: ERROR`, or `failed: ERROR` when the file
+    never became a partition (the error names the file)."""
+    if report["partition_key"] is None:
+        return f"{report['status']}: {report['error']}"
+    line = f"{report['status']}: {raw_path} -> {report['partition_key']}"
+    return line + (f": {report['error']}" if report["error"] else "")
+
+
 def _outputs(layout) -> dict:
     import pyarrow.parquet as pq
 
@@ -113,18 +122,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     from vitcow_assets.definitions import build_resources, defs
     from vitcow_assets.defs.jobs import process_video_job
     from vitcow_assets.defs.partitions import video_partitions
-    from vitcow_assets.media.files import sha256_file
+    from vitcow_assets.defs.resources import EnvironmentValueError
+    from vitcow_assets.media.hashing import sha256_file
     from vitcow_assets.media.video import VideoError, probe_video
     from vitcow_assets.registry import Registry
     from vitcow_assets.segmenters import SegmenterConfigError
 
-    resources = build_resources(backend=args.backend)
-    storage = resources["storage"]
     try:
-        resources["segmenter"].segmenter  # load once, before any video: a bad setting fails here
-    except SegmenterConfigError as exc:
-        print(f"vitcow: {exc}", file=sys.stderr)
+        # resolve the environment now (the runs get the same values) and load the model once,
+        # before any video: a bad setting fails here, in one line
+        resources = build_resources(backend=args.backend, resolve=True)
+        resources["segmenter"].segmenter
+    except (SegmenterConfigError, EnvironmentValueError) as exc:
+        print(f"vitcow: {_one_line(str(exc))}", file=sys.stderr)
         return 2
+    storage = resources["storage"]
     instance = dg.DagsterInstance.get()
     job = defs.resolve_job_def(process_video_job.name)
     registry = Registry(storage.root())
@@ -132,11 +144,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     ops: dict = {}
     if args.prompt:
         ops["prompts"] = {"config": {"prompt": args.prompt}}
-    clip_config = {k: v for k, v in (("frames_per_clip", args.frames_per_clip), ("frame_step", args.frame_step), ("max_clips", args.max_clips)) if v is not None}
-    if args.no_clip_files:
-        clip_config["write_clip_files"] = False
-    if clip_config:
-        ops["clips"] = {"config": clip_config}
+    if args.clip_config:
+        ops["clips"] = {"config": args.clip_config}
     if ops:
         run_config["ops"] = ops
     bar = _Bar(enabled=not args.no_progress)
@@ -144,16 +153,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     reports, failed = [], 0
     try:
         for raw_path in args.paths:
-            path = Path(raw_path)
-            report: dict = {"path": str(path.absolute()), "partition_key": None, "status": "failed", "error": None}
+            path = Path(os.path.normpath(Path(raw_path).absolute()))
+            report: dict = {"path": str(path), "partition_key": None, "status": "failed", "error": None}
             reports.append(report)
-            bar.start(path.name)
             try:
                 if not path.is_file():
-                    raise VideoError(f"{path}: no such file")
+                    raise VideoError(f"{raw_path}: no such file" if not path.exists() else f"{raw_path}: not a file")
                 if still_being_written(path):
                     raise VideoError(f"{path.name}: still being written; run again once the copy has finished")
                 probe_video(path)
+                bar.start(path.name)
                 outcome = registry.register(path, sha256_file(path))
                 key = outcome.registration.key
                 report["partition_key"] = key
@@ -179,8 +188,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 report["error"] = _one_line(str(exc))
             bar.stop(report["status"])
             if not args.json:
-                line = f"{report['status']}: {path} -> {report['partition_key']}"
-                print(line + (f" ({report['error']})" if report["error"] else ""))
+                print(_report_line(raw_path, report))
     finally:
         progress.set_listener(None)
     if args.json:
@@ -192,7 +200,7 @@ def cmd_provenance(args: argparse.Namespace) -> int:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    crop = Path(args.crop_path).absolute()
+    crop = Path(os.path.normpath(Path(args.crop_path).absolute()))
     manifest = next((p / "crops.parquet" for p in crop.parents if (p / "crops.parquet").is_file()), None)
     if manifest is None:
         print(f"vitcow: no crops.parquet found above {crop}", file=sys.stderr)
@@ -202,8 +210,14 @@ def cmd_provenance(args: argparse.Namespace) -> int:
     if not rows:
         print(f"vitcow: {crop} is not listed in {manifest}", file=sys.stderr)
         return 2
-    print(json.dumps(rows[0], indent=2, default=str))
+    print(compact_json(rows[0]))
     return 0
+
+
+def compact_json(row: dict) -> str:
+    """One key per line; lists (per-frame values) stay on their key's line."""
+    lines = [f"  {json.dumps(key)}: {json.dumps(value, default=str, separators=(', ', ': '))}" for key, value in row.items()]
+    return "{\n" + ",\n".join(lines) + "\n}"
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -216,15 +230,49 @@ def cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line (`vitcow: ...`, exit 2), not usage text plus the error."""
+
+    def error(self, message: str):
+        self.exit(2, f"vitcow: {message}\n")
+
+
+#: `vitcow run` options checked by a settings class -> the settings field they set
+_CLIP_OPTIONS = {"frames_per_clip": "--frames-per-clip", "frame_step": "--frame-step", "max_clips": "--max-clips"}
+
+
+def clip_settings_from_args(args: argparse.Namespace) -> dict:
+    """The `clips` run config the options ask for, checked by `ClipSettings` (the same check
+    as the launchpad's): a bad value is a `ValueError` naming the option."""
+    from vitcow_assets.core.clips import ClipSettings
+
+    given = {field: getattr(args, field) for field in _CLIP_OPTIONS if getattr(args, field) is not None}
+    try:
+        ClipSettings(**given)
+    except ValueError as exc:
+        message = str(exc)
+        for field, option in _CLIP_OPTIONS.items():
+            message = message.replace(field, option)
+        raise ValueError(message) from None
+    if args.no_clip_files:
+        given["write_clip_files"] = False
+    return given
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vitcow", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="vitcow", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     init = sub.add_parser("init", help="create VITCOW_HOME and DAGSTER_HOME; print their exports")
     init.set_defaults(func=cmd_init)
     run = sub.add_parser("run", help="process videos end to end")
-    run.add_argument("paths", nargs="+", metavar="PATH")
+    run.add_argument("paths", nargs="+", metavar="PATH", help="video files (AVI, MKV, MOV, MP4, ...)")
     run.add_argument("--prompt", help="text prompt for the segmenter (default: $VITCOW_PROMPT or 'cow')")
-    run.add_argument("--backend", choices=["auto", "motion", "sam3"], default=os.environ.get("VITCOW_BACKEND", "auto"))
+    run.add_argument(
+        "--backend",
+        choices=["auto", "motion", "sam3"],
+        help="segmenter: sam3 (needs $VITCOW_SAM3_CHECKPOINT), motion (CPU, no weights) or auto "
+        "(sam3 when a checkpoint is set); default $VITCOW_BACKEND or auto",
+    )
     run.add_argument("--frames-per-clip", type=int, help="frames in a clip (default 20)")
     run.add_argument("--frame-step", type=int, help="take every Nth source frame (default 4)")
     run.add_argument("--max-clips", type=int, help="keep at most N clips per video (seeded)")
@@ -234,13 +282,21 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--verbose", action="store_true", help="show Dagster's step logs")
     run.set_defaults(func=cmd_run)
     prov = sub.add_parser("provenance", help="print a crop's manifest row as JSON")
-    prov.add_argument("crop_path")
+    prov.add_argument("crop_path", help="a crop video listed in a crops.parquet above it")
     prov.set_defaults(func=cmd_provenance)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        if args.prompt is not None and not args.prompt.strip():
+            parser.error("--prompt must not be empty")
+        try:
+            args.clip_config = clip_settings_from_args(args)
+        except ValueError as exc:
+            parser.error(str(exc))
     return args.func(args)
 
 

@@ -2,7 +2,13 @@
 
 from pathlib import Path
 
-from vitcow_assets.core.prompts import PROMPT_SUFFIXES, PromptFileError, PromptPlan, parse_prompt_file, text_plan
+from vitcow_assets.core.prompts import (
+    PROMPT_SUFFIXES,
+    PromptFileError,
+    PromptPlan,
+    parse_prompt_file,
+    text_plan,
+)
 
 
 def prompt_file_for(video_path: str | Path) -> Path | None:

@@ -5,6 +5,7 @@
 <home>/registry/<key>.json      one registered source video per partition key
 <home>/videos/<key>/            every output of one partition
     raw_video.json              probe + sha256 + where the source came from
+    frame_times.npy             presentation time of every source frame (seconds)
     prompts.json                the prompt plan the masks were made with
     source.<ext>                the registered bytes (hard link or copy)
     clips/clips.parquet         clips manifest (+ cNNNNN.mp4 clip files when written)
@@ -65,6 +66,10 @@ class VideoLayout:
     @property
     def raw_video_json(self) -> Path:
         return self.root / "raw_video.json"
+
+    @property
+    def frame_times(self) -> Path:
+        return self.root / "frame_times.npy"
 
     def source_copy(self, suffix: str) -> Path:
         return self.root / f"source{suffix.lower()}"

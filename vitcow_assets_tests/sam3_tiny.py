@@ -21,11 +21,22 @@ SIZE = 112  # multiple of the backbone's patch stride 14
 @contextlib.contextmanager
 def tiny_builder(size: int = SIZE):
     import sam3.model_builder as mb
-    from sam3.model.decoder import TransformerDecoder, TransformerDecoderLayer, TransformerDecoderLayerv2, TransformerEncoderCrossAttention
+    from sam3.model.decoder import (
+        TransformerDecoder,
+        TransformerDecoderLayer,
+        TransformerDecoderLayerv2,
+        TransformerEncoderCrossAttention,
+    )
     from sam3.model.encoder import TransformerEncoderFusion, TransformerEncoderLayer
     from sam3.model.geometry_encoders import SequenceGeometryEncoder
-    from sam3.model.memory import CXBlock, SimpleFuser, SimpleMaskDownSampler, SimpleMaskEncoder
-    from sam3.model.model_misc import MultiheadAttentionWrapper as Attention, TransformerWrapper
+    from sam3.model.memory import (
+        CXBlock,
+        SimpleFuser,
+        SimpleMaskDownSampler,
+        SimpleMaskEncoder,
+    )
+    from sam3.model.model_misc import MultiheadAttentionWrapper as Attention
+    from sam3.model.model_misc import TransformerWrapper
     from sam3.model.position_encoding import PositionEmbeddingSine
     from sam3.model.text_encoder_ve import VETextEncoder
     from sam3.model.tokenizer_ve import SimpleTokenizer

@@ -8,8 +8,6 @@ Documented outcomes (README, "What happens when footage is bad"):
 
 import json
 import os
-import subprocess
-import sys
 
 import dagster as dg
 import numpy as np
@@ -20,8 +18,14 @@ from vitcow_assets.core.geometry import mask_iou
 from vitcow_assets.core.masks import decode_mask
 from vitcow_assets.media.video import probe_video
 from vitcow_assets.storage import StorageRoot
-from vitcow_assets_tests.helpers import materialize_partition, register
-from vitcow_assets_tests.synthetic import DEFAULT_OBJECTS, MovingBox, truth_mask, write_audio_only, write_video
+from vitcow_assets_tests.helpers import materialize_partition, register, run_cli
+from vitcow_assets_tests.synthetic import (
+    DEFAULT_OBJECTS,
+    MovingBox,
+    truth_mask,
+    write_audio_only,
+    write_video,
+)
 
 FAST = (MovingBox(start=(10, 60), velocity=(15.0, 0.0), size=(36, 36), colour=(255, 230, 60)),)
 SMALL = (MovingBox(start=(5, 30), velocity=(1.0, 0.0), size=(20, 16), colour=(255, 230, 60)),)
@@ -58,7 +62,11 @@ def _assert_crops_complete(clips, crops):
 def test_unusual_valid_footage_is_processed(tmp_path, name, kwargs):
     video = write_video(tmp_path / name, frames=84, **kwargs)
     layout, clips, masks, crops = _process(video, tmp_path)
-    assert clips.num_rows == 1 and masks.num_rows > 0
+    assert clips.num_rows == 1
+    # every object is found where it really is, in most frames, whatever the codec
+    objects = kwargs.get("objects", DEFAULT_OBJECTS)
+    recall = truth_recall(masks, objects, kwargs.get("width", 320), kwargs.get("height", 240))
+    assert min(recall.values()) >= 0.8, recall
     _assert_crops_complete(clips, crops)
     assert not list(layout.root.rglob(".tmp-*"))
 
@@ -110,11 +118,6 @@ def test_truncated_file_keeps_the_complete_clips(tmp_path):
     _assert_crops_complete(clips, crops)
 
 
-def _cli(args, home):
-    env = {**os.environ, "VITCOW_HOME": str(home), "DAGSTER_HOME": str(home / "dagster_home")}
-    return subprocess.run([sys.executable, "-m", "vitcow_assets.cli", *args], env=env, capture_output=True, text=True, timeout=300)
-
-
 def test_invalid_inputs_fail_alone_with_one_line_and_leave_nothing(tmp_path):
     footage = tmp_path / "footage"
     footage.mkdir()
@@ -126,15 +129,15 @@ def test_invalid_inputs_fail_alone_with_one_line_and_leave_nothing(tmp_path):
     (footage / "cut before index.mp4").write_bytes(mp4[: len(mp4) // 2])
     home = tmp_path / "home"
     names = ["empty.mp4", "notes.mp4", "good.mp4", "audio only.mp4", "cut before index.mp4"]
-    proc = _cli(["run", *[str(footage / n) for n in names], "--backend", "motion", "--json", "--no-progress"], home)
+    proc = run_cli(["run", *[str(footage / n) for n in names], "--backend", "motion", "--json", "--no-progress"], home)
     assert proc.returncode == 1, proc.stderr
     report = {os.path.basename(v["path"]): v for v in json.loads(proc.stdout)["videos"]}
-    assert report["good.mp4"]["status"] == "success"
+    assert report["good.mp4"]["status"] == "success" and report["good.mp4"]["path"] == str(good)
     expected = {"empty.mp4": "cannot open", "notes.mp4": "cannot open", "audio only.mp4": "no video stream", "cut before index.mp4": "cannot open"}
     for name, reason in expected.items():
         entry = report[name]
         assert entry["status"] == "failed" and reason in entry["error"] and name in entry["error"]
-        assert "\n" not in entry["error"]
+        assert "\n" not in entry["error"] and "Errno" not in entry["error"]
     # Only the good video left anything under the storage root.
     assert [p.name for p in (home / "videos").iterdir()] == [report["good.mp4"]["partition_key"]]
     assert [p.stem for p in (home / "registry").iterdir()] == [report["good.mp4"]["partition_key"]]
@@ -163,7 +166,7 @@ def test_cli_refuses_a_file_still_being_copied(tmp_path):
     writer = threading.Thread(target=copy_slowly)
     writer.start()
     try:
-        proc = _cli(["run", str(growing), "--backend", "motion", "--json", "--no-progress"], tmp_path / "home")
+        proc = run_cli(["run", str(growing), "--backend", "motion", "--json", "--no-progress"], tmp_path / "home")
     finally:
         stop.set()
         writer.join()

@@ -2,7 +2,13 @@ import datetime as dt
 
 import pytest
 
-from vitcow_assets.core.clips import ClipSettings, ClipWindow, frame_assignments, parse_start_time, plan_clips
+from vitcow_assets.core.clips import (
+    ClipSettings,
+    ClipWindow,
+    frame_assignments,
+    parse_start_time,
+    plan_clips,
+)
 
 
 def test_default_plan_takes_every_fourth_frame_in_non_overlapping_windows():

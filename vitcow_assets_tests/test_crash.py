@@ -4,13 +4,12 @@ re-run gives the same tables as an uninterrupted run."""
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import pyarrow.parquet as pq
 import pytest
 
+from vitcow_assets_tests.helpers import start_cli
 from vitcow_assets_tests.synthetic import MovingBox, write_video
 
 BOUNCING = (
@@ -20,15 +19,7 @@ BOUNCING = (
 
 
 def _start(video, home):
-    env = {**os.environ, "VITCOW_HOME": str(home), "DAGSTER_HOME": str(home / "dagster_home")}
-    return subprocess.Popen(
-        [sys.executable, "-m", "vitcow_assets.cli", "run", str(video), "--backend", "motion", "--json", "--no-progress"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    return start_cli(["run", str(video), "--backend", "motion", "--json", "--no-progress"], home)
 
 
 def _finish(video, home):

@@ -1,7 +1,7 @@
 import dagster as dg
 
-from vitcow_assets.defs.schedules import nightly_catchup
 from vitcow_assets.definitions import defs
+from vitcow_assets.defs.schedules import nightly_catchup
 
 
 def test_definitions_load_with_the_whole_graph():

@@ -1,7 +1,15 @@
 import numpy as np
 import pytest
 
-from vitcow_assets.core.geometry import box_iou, clip_xyxy, crop_window, extract_crop, mask_iou, mask_to_xyxy, masks_to_xyxy
+from vitcow_assets.core.geometry import (
+    box_iou,
+    clip_xyxy,
+    crop_window,
+    extract_crop,
+    mask_iou,
+    mask_to_xyxy,
+    masks_to_xyxy,
+)
 
 
 def test_mask_to_xyxy_single_pixel_has_exclusive_far_edges():

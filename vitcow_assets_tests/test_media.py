@@ -3,7 +3,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from vitcow_assets.media.files import ParquetSink, atomic_dir, atomic_file, sha256_file
+from vitcow_assets.media.files import atomic_dir, atomic_file
+from vitcow_assets.media.hashing import sha256_file
+from vitcow_assets.media.parquet import ParquetSink
 from vitcow_assets.media.video import VideoError, VideoWriter, iter_frames, probe_video
 from vitcow_assets_tests.synthetic import render
 

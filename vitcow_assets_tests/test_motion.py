@@ -1,12 +1,17 @@
+import dagster as dg
 import numpy as np
+import pytest
 
 from vitcow_assets.core.geometry import mask_iou
 from vitcow_assets.segmenters import load_segmenter, resolve_backend
 from vitcow_assets.segmenters.base import SegmenterConfigError, SegmenterSession
 from vitcow_assets.segmenters.motion import MotionSegmenter
-from vitcow_assets_tests.synthetic import DEFAULT_OBJECTS, background, render, truth_mask
-
-import pytest
+from vitcow_assets_tests.synthetic import (
+    DEFAULT_OBJECTS,
+    background,
+    render,
+    truth_mask,
+)
 
 
 def test_motion_finds_moving_boxes_with_stable_ids_and_accurate_masks():
@@ -54,8 +59,45 @@ def test_backend_choice(tmp_path):
     assert resolve_backend("auto", "/x.pt") == "sam3"
     with pytest.raises(SegmenterConfigError):
         resolve_backend("yolo", None)
-    with pytest.raises(SegmenterConfigError, match="VITCOW_SAM3_CHECKPOINT"):
+    with pytest.raises(SegmenterConfigError, match="needs a checkpoint") as info:
         load_segmenter("sam3", None)
+    assert info.value.setting == "checkpoint"
     with pytest.raises(SegmenterConfigError, match="does not exist"):
         load_segmenter("sam3", str(tmp_path / "missing.pt"))
     assert load_segmenter("motion").name == "motion/v1"
+
+
+def test_resource_names_the_field_and_variable_of_a_bad_setting(tmp_path, monkeypatch):
+    """The segmenter says which setting is wrong; the resource (the edge that reads the
+    environment) says where that setting comes from."""
+    from vitcow_assets.defs.resources import SegmenterResource, from_environment
+
+    monkeypatch.setenv("VITCOW_SAM3_CHECKPOINT", str(tmp_path / "missing.pt"))
+    resource = from_environment(SegmenterResource, resolve=True, backend="sam3")
+    assert resource.sam3_checkpoint == str(tmp_path / "missing.pt")
+    with pytest.raises(SegmenterConfigError, match="does not exist") as info:
+        resource.segmenter
+    assert "sam3_checkpoint (VITCOW_SAM3_CHECKPOINT)" in str(info.value)
+
+
+def test_environment_values_reach_the_resources_and_bad_ones_name_the_variable(monkeypatch):
+    from vitcow_assets.defs.resources import (
+        EnvironmentValueError,
+        SegmenterResource,
+        VitcowStorage,
+        from_environment,
+    )
+
+    monkeypatch.setenv("VITCOW_SAM3_SCORE_THRESHOLD", "0.25")
+    monkeypatch.setenv("VITCOW_SAM3_HOTSTART_DELAY", "3")
+    monkeypatch.setenv("VITCOW_SAM3_GPUS", "0,1")
+    monkeypatch.setenv("VITCOW_PROMPT", "calf")
+    resource = from_environment(SegmenterResource, resolve=True)
+    assert (resource.sam3_score_threshold, resource.sam3_hotstart_delay, resource.sam3_gpus, resource.default_prompt) == (0.25, 3, [0, 1], "calf")
+    deferred = from_environment(SegmenterResource)  # what Definitions holds: Dagster reads it at run time
+    assert isinstance(deferred.default_prompt, dg.EnvVar) and deferred.default_prompt.env_var_name == "VITCOW_PROMPT"
+    monkeypatch.delenv("VITCOW_PROMPT")
+    assert from_environment(SegmenterResource, resolve=True).default_prompt == SegmenterResource().default_prompt
+    monkeypatch.setenv("VITCOW_SETTLE_SECONDS", "soon")
+    with pytest.raises(EnvironmentValueError, match="VITCOW_SETTLE_SECONDS"):
+        from_environment(VitcowStorage)

@@ -10,11 +10,17 @@ import pytest
 from vitcow_assets.core.geometry import crop_window, mask_iou
 from vitcow_assets.core.masks import decode_mask
 from vitcow_assets.core.tracks import Detections
-from vitcow_assets.media.files import sha256_file
+from vitcow_assets.defs.metadata import SOURCE_SHA256
+from vitcow_assets.media.hashing import sha256_file
 from vitcow_assets.media.video import iter_frames, probe_video
+from vitcow_assets.registry import Registry
 from vitcow_assets.segmenters.base import FrameResult
 from vitcow_assets.storage import StorageRoot
-from vitcow_assets_tests.helpers import materialize_partition, register, run_with_segmenter
+from vitcow_assets_tests.helpers import (
+    materialize_partition,
+    register,
+    run_with_segmenter,
+)
 from vitcow_assets_tests.synthetic import DEFAULT_OBJECTS, truth_mask
 
 W, H = 320, 240
@@ -45,6 +51,10 @@ def test_raw_video_record_and_data_version(processed, synthetic_video):
     assert (raw["width"], raw["height"], raw["frame_count"], raw["fps"]) == (W, H, 100, 10.0)
     event = processed["instance"].get_latest_materialization_event(dg.AssetKey("raw_video"))
     assert event.asset_materialization.tags["dagster/data_version"] == raw["sha256"]
+    # the crops say which bytes they were made from, under the key the nightly catch-up reads
+    crops_event = processed["instance"].get_latest_materialization_event(dg.AssetKey("object_crops"))
+    assert crops_event.asset_materialization.metadata[SOURCE_SHA256].value == raw["sha256"]
+    assert Registry(StorageRoot(processed["home"])).get(processed["key"]).sha256 == raw["sha256"]
 
 
 def test_clips_manifest_and_clip_file(processed):
@@ -104,6 +114,10 @@ def test_preview_is_attached(processed):
     metadata = event.asset_materialization.metadata
     assert metadata["preview"].value.startswith("![contact sheet](data:image/jpeg;base64,")
     assert metadata["preview_path"].value == str(processed["layout"].contact_sheet)
+    # a short summary first, rendered inline by the UI (Markdown under 1,000 characters)
+    assert list(metadata)[0] == "summary" and len(metadata["summary"].value) < 1000
+    objects = metadata["objects"].value
+    assert objects > 0 and f"**{objects} objects**" in metadata["summary"].value
 
 
 def test_rerun_replaces_outputs(processed):

@@ -14,7 +14,6 @@ import pytest
 if importlib.util.find_spec("sam3") is None:
     pytest.skip("sam3 is not installed", allow_module_level=True)
 
-import dagster as dg  # noqa: E402
 import torch  # noqa: E402
 
 from vitcow_assets.core.geometry import mask_to_xyxy  # noqa: E402
@@ -22,7 +21,6 @@ from vitcow_assets.segmenters.base import PromptError, SegmenterConfigError  # n
 from vitcow_assets.segmenters.sam3 import find_bpe_path, load_sam3  # noqa: E402
 from vitcow_assets.segmenters.sam3_cpu import cpu_mode, install  # noqa: E402
 from vitcow_assets.storage import StorageRoot  # noqa: E402
-from vitcow_assets_tests.helpers import register  # noqa: E402
 from vitcow_assets_tests.sam3_tiny import tiny_builder, write_tiny_checkpoint  # noqa: E402
 from vitcow_assets_tests.synthetic import background, render, write_video  # noqa: E402
 

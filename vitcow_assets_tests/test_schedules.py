@@ -15,16 +15,21 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from dagster._core.remote_origin import RegisteredCodeLocationOrigin, RemoteJobOrigin, RemoteRepositoryOrigin
+from dagster._core.remote_origin import (
+    RegisteredCodeLocationOrigin,
+    RemoteJobOrigin,
+    RemoteRepositoryOrigin,
+)
 
 from vitcow_assets.definitions import defs
+from vitcow_assets.defs.metadata import SOURCE_SHA256
 from vitcow_assets.defs.resources import VitcowStorage
 from vitcow_assets.defs.schedules import nightly_catchup
 from vitcow_assets.defs.sensors import registration_request
-from vitcow_assets.media.files import sha256_file
+from vitcow_assets.media.hashing import sha256_file
 from vitcow_assets.registry import Registry
 from vitcow_assets.storage import partition_key_for
-from vitcow_assets_tests.synthetic import write_video
+from vitcow_assets_tests.helpers import landed_video
 
 WHEN = dt.datetime(2024, 1, 2, 2, 0, tzinfo=dt.timezone.utc)
 REPOSITORY = defs.get_repository_def()
@@ -59,7 +64,7 @@ class Catchup:
     def crops_done(self, key: str) -> None:
         """Record crops made from the bytes registered now, as the object_crops asset does."""
         registration = self.registry().get(key)
-        metadata = {"source_sha256": registration.sha256} if registration else {}
+        metadata = {SOURCE_SHA256: registration.sha256} if registration else {}
         self.instance.report_runless_asset_event(
             dg.AssetMaterialization(asset_key="object_crops", partition=key, metadata=metadata)
         )
@@ -89,13 +94,7 @@ def catchup(tmp_path):
         yield Catchup(tmp_path, instance)
 
 
-def video(path: Path, frames: int = 30, age_s: float | None = 60) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_video(path, frames=frames, width=64, height=48)
-    if age_s is not None:
-        t = time.time() - age_s
-        os.utime(path, (t, t))
-    return path
+video = landed_video
 
 
 def test_schedule_runs_nightly_at_two_on_the_video_job():

@@ -10,9 +10,7 @@ Notes on the harness:
 """
 
 import json
-import os
 import shutil
-import time
 from pathlib import Path
 
 import dagster as dg
@@ -21,10 +19,11 @@ import pytest
 from vitcow_assets.definitions import defs
 from vitcow_assets.defs.resources import VitcowStorage
 from vitcow_assets.defs.sensors import SOURCE_SHA_TAG, landing_sensor
-from vitcow_assets.media.files import sha256_file
+from vitcow_assets.media.hashing import sha256_file
 from vitcow_assets.registry import Registry
 from vitcow_assets.storage import partition_key_for
-from vitcow_assets_tests.synthetic import DEFAULT_OBJECTS, MovingBox, write_video
+from vitcow_assets_tests.helpers import age, landed_video
+from vitcow_assets_tests.synthetic import DEFAULT_OBJECTS, MovingBox
 
 SETTLE_SECONDS = 5
 
@@ -90,19 +89,8 @@ def landing(tmp_path):
 
 
 def video(path: Path, frames: int = 30, objects=DEFAULT_OBJECTS) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix.lower() in {".mp4", ".avi", ".mkv", ".mov"}:
-        return write_video(path, frames=frames, width=64, height=48, objects=objects)
-    # video bytes under another extension (PyAV picks the container from the name)
-    tmp = write_video(path.with_name(path.name + ".tmp.mp4"), frames=frames, width=64, height=48, objects=objects)
-    return tmp.rename(path)
-
-
-def age(path: Path, seconds: float = 60) -> Path:
-    """Set ``path``'s mtime ``seconds`` in the past (well over the settle time)."""
-    t = time.time() - seconds
-    os.utime(path, (t, t))
-    return path
+    """A synthetic video at `path`, just written (not settled)."""
+    return landed_video(path, frames, objects, age_s=None)
 
 
 def added_keys(result: dg.SensorResult) -> list[str]:

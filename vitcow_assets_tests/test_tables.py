@@ -4,7 +4,15 @@ import pyarrow as pa
 from vitcow_assets.core import validation
 from vitcow_assets.core.clips import ClipWindow
 from vitcow_assets.core.masks import decode_mask
-from vitcow_assets.core.tables import CLIPS_SCHEMA, CROPS_SCHEMA, MASKS_SCHEMA, clip_rows, clips_from_table, mask_rows, schema_descriptions
+from vitcow_assets.core.tables import (
+    CLIPS_SCHEMA,
+    CROPS_SCHEMA,
+    MASKS_SCHEMA,
+    clip_rows,
+    clips_from_table,
+    mask_rows,
+    schema_descriptions,
+)
 from vitcow_assets.core.tracks import Detections
 
 CLIP = ClipWindow(clip_index=3, source_start=240, frame_step=4, frames=20)

@@ -44,7 +44,7 @@ MASKS_SCHEMA = pa.schema(
         _field("clip_frame", pa.int32(), "frame index within the clip, from 0"),
         _field("source_frame", pa.int64(), "frame index within the source video, from 0"),
         _field("object_id", pa.int64(), "object id, stable within the clip only"),
-        _field("prompt", pa.string(), "text prompt that found the object ('' if none)"),
+        _field("prompt", pa.string(), "text prompt that found the object (empty if none)"),
         _field("score", pa.float32(), "detection confidence in [0, 1]"),
         _field("x1", pa.float32(), "box left edge, source pixels"),
         _field("y1", pa.float32(), "box top edge, source pixels"),
@@ -79,7 +79,7 @@ CROPS_SCHEMA = pa.schema(
             "per crop frame: square crop window in source pixels (null where absent)",
         ),
         _field("crop_size", pa.int32(), "crop width = height, pixels"),
-        _field("margin", pa.float32(), "margin around the box, fraction of its longer side"),
+        _field("margin", pa.float64(), "margin around the box, fraction of its longer side"),
         _field("mask_background", pa.bool_(), "pixels outside the object's mask are black"),
         _field("fps", pa.float64(), "playback rate of the crop video"),
         _field("segmenter", pa.string(), "segmenter backend and model"),
@@ -157,6 +157,28 @@ def mask_rows(
         },
         schema=MASKS_SCHEMA,
     )
+
+
+#: prefix of the masks table's provenance keys in its Parquet key-value metadata
+MASKS_METADATA_PREFIX = "vitcow."
+
+
+def masks_metadata(**provenance: str) -> dict[str, str]:
+    """Parquet key-value metadata of a masks table (``segmenter``, ``checkpoint``, ``prompt``...)."""
+    return {f"{MASKS_METADATA_PREFIX}{key}": str(value) for key, value in provenance.items()}
+
+
+def masks_provenance(schema: pa.Schema) -> dict[str, str]:
+    """What ``masks_metadata`` wrote, back from a masks table's schema (prefix removed)."""
+    items = (schema.metadata or {}).items()
+    return {
+        k.decode()[len(MASKS_METADATA_PREFIX):]: v.decode() for k, v in items if k.decode().startswith(MASKS_METADATA_PREFIX)
+    }
+
+
+def clip_fps_by_id(table: pa.Table) -> dict[str, float]:
+    """Playback rate of each clip, by clip id, from a clips manifest."""
+    return dict(zip(table["clip_id"].to_pylist(), table["fps"].to_pylist()))
 
 
 def schema_descriptions(schema: pa.Schema) -> list[tuple[str, str, str]]:

@@ -1,4 +1,7 @@
-"""The assets, one partition per source video. Each hands its work to ``stages``."""
+"""The assets, one partition per source video. Each hands its work to ``stages``.
+
+Descriptions (docstrings) are Markdown: the Dagster UI renders them.
+"""
 
 import json
 
@@ -6,29 +9,43 @@ import dagster as dg
 import pyarrow.parquet as pq
 
 from vitcow_assets import progress
-from vitcow_assets.core.clips import ClipSettings, parse_start_time, plan_clips
+from vitcow_assets.core.clips import ClipSettings
 from vitcow_assets.core.prompts import plan_from_json, plan_to_json
-from vitcow_assets.core.tables import CLIPS_SCHEMA, CROPS_SCHEMA, MASKS_SCHEMA, clips_from_table
-from vitcow_assets.defs.metadata import image_metadata, table_metadata
+from vitcow_assets.core.tables import (
+    CLIPS_SCHEMA,
+    CROPS_SCHEMA,
+    MASKS_SCHEMA,
+    clip_fps_by_id,
+    clips_from_table,
+    masks_metadata,
+    masks_provenance,
+)
+from vitcow_assets.defs.metadata import SOURCE_SHA256, image_metadata, table_metadata
 from vitcow_assets.defs.partitions import video_partitions
 from vitcow_assets.defs.resources import SegmenterResource, VitcowStorage
 from vitcow_assets.media.files import atomic_file
-from vitcow_assets.media.video import frame_times
 from vitcow_assets.prompt_files import resolve_plan
 from vitcow_assets.registry import Registry
-from vitcow_assets.stages.clipping import write_clips
+from vitcow_assets.stages.clipping import plan_video_clips, write_clips
 from vitcow_assets.stages.cropping import CropProvenance, CropSettings, write_crops
-from vitcow_assets.stages.ingest import ingest_source, read_raw_video
+from vitcow_assets.stages.ingest import ingest_source, read_frame_times, read_raw_video
 from vitcow_assets.stages.previews import contact_sheet
 from vitcow_assets.stages.segmentation import segment_clips
 from vitcow_assets.version import code_version
 
 GROUP = "footage"
-MASKS_METADATA_PREFIX = "vitcow."
+
+
+def _settings(make, config: dg.Config):
+    """Settings built from run config; a bad value fails the step in one line naming it."""
+    try:
+        return make(config)
+    except ValueError as exc:
+        raise dg.Failure(description=f"run config: {exc}") from None
 
 
 class ClipsConfig(dg.Config):
-    """Run config of ``clips``: ``ClipSettings`` (defaults taken from it) plus clip files."""
+    """Run config of `clips`: the fields of `ClipSettings` (defaults taken from it) plus clip files."""
 
     frames_per_clip: int = ClipSettings.frames_per_clip
     frame_step: int = ClipSettings.frame_step
@@ -52,9 +69,14 @@ class PromptsConfig(dg.Config):
 
 
 class CropsConfig(dg.Config):
-    crop_size: int = 224
-    margin: float = 0.1
-    mask_background: bool = False
+    """Run config of `object_crops`: the fields of `CropSettings`, defaults taken from it."""
+
+    crop_size: int = CropSettings.crop_size
+    margin: float = CropSettings.margin
+    mask_background: bool = CropSettings.mask_background
+
+    def settings(self) -> CropSettings:
+        return CropSettings(**self.model_dump())
 
 
 @dg.asset(partitions_def=video_partitions, group_name=GROUP, kinds={"video"}, code_version=code_version())
@@ -64,14 +86,14 @@ def raw_video(context: dg.AssetExecutionContext, storage: VitcowStorage) -> dg.M
     registration = Registry(storage.root()).get(key)
     if registration is None:
         raise dg.Failure(f"partition {key!r} is not registered: land the file or run `vitcow run PATH`")
-    record = ingest_source(registration.source_path, key, storage.video(key))
+    raw = ingest_source(registration.source_path, key, storage.video(key))
     return dg.MaterializeResult(
         metadata={
-            "source_path": dg.MetadataValue.path(record["source_path"]),
-            "stored_path": dg.MetadataValue.path(record["stored_path"]),
-            **{k: record[k] for k in ("sha256", "codec", "container", "width", "height", "fps", "frame_count", "duration_s", "pix_fmt", "size_bytes")},
+            "source_path": dg.MetadataValue.path(raw.source_path),
+            "stored_path": dg.MetadataValue.path(raw.stored_path),
+            **{k: getattr(raw, k) for k in ("sha256", "codec", "container", "width", "height", "fps", "frame_count", "duration_s", "pix_fmt", "size_bytes")},
         },
-        data_version=dg.DataVersion(record["sha256"]),
+        data_version=dg.DataVersion(raw.sha256),
     )
 
 
@@ -80,15 +102,14 @@ def clips(context: dg.AssetExecutionContext, config: ClipsConfig, storage: Vitco
     """Fixed-length clips: a manifest of frame windows, and H.264 clip files when asked."""
     layout = storage.video(context.partition_key)
     raw = read_raw_video(layout)
-    settings = config.settings()
-    start = parse_start_time(raw["source_path"].rsplit("/", 1)[-1], settings) if settings.uses_time_window else None
-    times = frame_times(raw["stored_path"])
-    frame_count = len(times) if times is not None else raw["frame_count"]
-    planned = plan_clips(frame_count, raw["fps"], settings, start, times)
-    if not planned:
-        raise dg.Failure(f"{raw['source_path']}: no clip fits (frames: {frame_count}, settings: {config.model_dump()})")
+    settings = _settings(ClipsConfig.settings, config)
+    times = read_frame_times(layout)
+    try:
+        planned = plan_video_clips(raw.source_name, raw.frame_count, raw.fps, settings, times)
+    except ValueError as exc:
+        raise dg.Failure(description=str(exc)) from None
     table, incomplete = write_clips(
-        raw["stored_path"], context.partition_key, planned, raw["fps"], layout, config.write_clip_files, times=times
+        raw.stored_path, context.partition_key, planned, raw.fps, layout, config.write_clip_files, times=times
     )
     if incomplete:
         context.log.warning(f"{len(incomplete)} clip(s) dropped: the file ended before their last frame")
@@ -107,12 +128,12 @@ def clips(context: dg.AssetExecutionContext, config: ClipsConfig, storage: Vitco
 def prompts(
     context: dg.AssetExecutionContext, config: PromptsConfig, storage: VitcowStorage, segmenter: SegmenterResource
 ) -> dg.MaterializeResult:
-    """The prompt plan of the video: its prompt file (``<stem>.prompts.yaml`` beside the
+    """The prompt plan of the video: its prompt file (`<stem>.prompts.yaml` beside the
     footage), else the default text prompt. Its data version is the plan's fingerprint, so
     an edited prompt file makes the masks and crops of this video stale."""
     layout = storage.video(context.partition_key)
     raw = read_raw_video(layout)
-    plan = resolve_plan(raw["source_path"], raw["width"], raw["height"], raw["frame_count"], config.prompt, segmenter.default_prompt)
+    plan = resolve_plan(raw.source_path, raw.width, raw.height, raw.frame_count, config.prompt, segmenter.default_prompt)
     plan_json = plan_to_json(plan)
     with atomic_file(layout.prompts_json) as tmp:
         tmp.write_text(plan_json)
@@ -139,7 +160,7 @@ def object_masks(context: dg.AssetExecutionContext, storage: VitcowStorage, segm
     if not model.uses_text_prompts:
         context.log.warning(f"the {model.name} segmenter ignores text, box and point prompts ({prompt}): it finds whatever moves")
     summary = segment_clips(
-        raw["stored_path"],
+        raw.stored_path,
         context.partition_key,
         clip_windows,
         segmenter.session,
@@ -148,13 +169,13 @@ def object_masks(context: dg.AssetExecutionContext, storage: VitcowStorage, segm
         layout.masks_table,
         progress=lambda done, total: progress.report("object_masks", done, total),
         on_retry=context.log.warning,
-        table_metadata={
-            f"{MASKS_METADATA_PREFIX}segmenter": model.name,
-            f"{MASKS_METADATA_PREFIX}checkpoint": model.checkpoint or "",
-            f"{MASKS_METADATA_PREFIX}prompt": prompt,
-            f"{MASKS_METADATA_PREFIX}prompt_plan": plan.fingerprint(),
-            f"{MASKS_METADATA_PREFIX}run_id": context.run_id,
-        },
+        table_metadata=masks_metadata(
+            segmenter=model.name,
+            checkpoint=model.checkpoint or "",
+            prompt=prompt,
+            prompt_plan=plan.fingerprint(),
+            run_id=context.run.run_id,
+        ),
     )
     if summary.incomplete_clips:
         context.log.warning(f"clips not segmented, the file ended early: {', '.join(summary.incomplete_clips)}")
@@ -172,38 +193,27 @@ def object_masks(context: dg.AssetExecutionContext, storage: VitcowStorage, segm
     )
 
 
-def _masks_provenance(layout) -> dict[str, str]:
-    meta = pq.read_schema(layout.masks_table).metadata or {}
-    return {
-        k.decode()[len(MASKS_METADATA_PREFIX):]: v.decode()
-        for k, v in meta.items()
-        if k.decode().startswith(MASKS_METADATA_PREFIX)
-    }
-
-
 @dg.asset(partitions_def=video_partitions, group_name=GROUP, kinds={"video", "parquet"}, deps=[object_masks], code_version=code_version())
 def object_crops(context: dg.AssetExecutionContext, config: CropsConfig, storage: VitcowStorage) -> dg.MaterializeResult:
     """One fixed-size crop video per (clip, object), with a manifest carrying provenance."""
     layout = storage.video(context.partition_key)
     raw = read_raw_video(layout)
     clip_table = pq.read_table(layout.clips_table)
-    masks = _masks_provenance(layout)
+    masks = masks_provenance(pq.read_schema(layout.masks_table))
     provenance = CropProvenance(
         video_id=context.partition_key,
-        source_path=raw["source_path"],
-        source_sha256=raw["sha256"],
+        source_path=raw.source_path,
+        source_sha256=raw.sha256,
         segmenter=masks.get("segmenter", ""),
         model_checkpoint=masks.get("checkpoint") or None,
         code_version=code_version(),
-        run_id=context.run_id,
+        run_id=context.run.run_id,
     )
-    settings = CropSettings(config.crop_size, config.margin, config.mask_background)
-    clip_windows = clips_from_table(clip_table)
-    fps = raw["fps"] / clip_windows[0].frame_step if clip_windows and raw["fps"] else 0.0
+    settings = _settings(CropsConfig.settings, config)
     crops, incomplete = write_crops(
-        raw["stored_path"],
-        clip_windows,
-        fps,
+        raw.stored_path,
+        clips_from_table(clip_table),
+        clip_fps_by_id(clip_table),
         layout.masks_table,
         layout,
         settings,
@@ -219,7 +229,7 @@ def object_crops(context: dg.AssetExecutionContext, config: CropsConfig, storage
             "crops_dir": dg.MetadataValue.path(str(layout.crops_dir)),
             "crop_size": settings.crop_size,
             "segmenter": provenance.segmenter,
-            "source_sha256": provenance.source_sha256,
+            SOURCE_SHA256: provenance.source_sha256,
         }
     )
 
@@ -230,8 +240,14 @@ def previews(context: dg.AssetExecutionContext, storage: VitcowStorage) -> dg.Ma
     layout = storage.video(context.partition_key)
     raw = read_raw_video(layout)
     clip_windows = clips_from_table(pq.read_table(layout.clips_table))
-    tiles, thumbnail = contact_sheet(raw["stored_path"], clip_windows, layout.masks_table, layout.contact_sheet)
-    return dg.MaterializeResult(metadata={**image_metadata(layout.contact_sheet, thumbnail), "tiles": tiles})
+    sheet = contact_sheet(raw.stored_path, clip_windows, layout.masks_table, layout.contact_sheet)
+    summary = (
+        f"**{sheet.objects} objects** on the middle frames of **{sheet.tiles} of {len(clip_windows)} clips**; "
+        "the thumbnail is under *preview* (Show Markdown), the full PNG at *preview_path*."
+    )
+    return dg.MaterializeResult(
+        metadata={**image_metadata(layout.contact_sheet, sheet.thumbnail_jpeg, summary), "tiles": sheet.tiles, "objects": sheet.objects}
+    )
 
 
 ASSETS = [raw_video, clips, prompts, object_masks, object_crops, previews]

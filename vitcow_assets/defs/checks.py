@@ -5,7 +5,6 @@ import pyarrow.parquet as pq
 
 from vitcow_assets.core import validation
 from vitcow_assets.defs.assets import object_crops, object_masks
-from vitcow_assets.defs.partitions import video_partitions
 from vitcow_assets.defs.resources import VitcowStorage
 from vitcow_assets.media.video import probe_video
 

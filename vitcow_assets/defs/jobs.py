@@ -1,12 +1,10 @@
 import dagster as dg
 
 from vitcow_assets.defs.assets import ASSETS
-from vitcow_assets.defs.partitions import video_partitions
 
-#: every asset (and its checks) of one video partition
+#: every asset (and its checks) of one video partition (the assets' partitions)
 process_video_job = dg.define_asset_job(
     "process_video",
     selection=dg.AssetSelection.assets(*ASSETS),
-    partitions_def=video_partitions,
     description="Raw video -> clips -> masks -> crops and previews, for one video partition.",
 )

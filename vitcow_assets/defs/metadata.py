@@ -8,6 +8,10 @@ import pyarrow as pa
 
 from vitcow_assets.core.tables import schema_descriptions
 
+#: metadata key of `object_crops`: sha256 of the source bytes the crops were made from
+#: (the nightly catch-up compares it with the registered bytes)
+SOURCE_SHA256 = "source_sha256"
+
 
 def table_metadata(path: Path, schema: pa.Schema, rows: int) -> dict:
     return {
@@ -19,10 +23,13 @@ def table_metadata(path: Path, schema: pa.Schema, rows: int) -> dict:
     }
 
 
-def image_metadata(path: Path, thumbnail_jpeg: bytes) -> dict:
-    """The full-size image as a path; a small thumbnail inline (data URI) for the UI."""
+def image_metadata(path: Path, thumbnail_jpeg: bytes, summary: str) -> dict:
+    """A one-line Markdown summary first (short, so the UI shows it inline), the full-size
+    image's path, and a small thumbnail as a data URI (the UI puts Markdown of 1,000
+    characters or more behind "Show Markdown", which a thumbnail always is)."""
     data = base64.b64encode(thumbnail_jpeg).decode("ascii")
     return {
+        "summary": dg.MetadataValue.md(summary),
         "preview_path": dg.MetadataValue.path(str(path)),
         "preview": dg.MetadataValue.md(f"![contact sheet](data:image/jpeg;base64,{data})"),
     }

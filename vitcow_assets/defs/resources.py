@@ -2,6 +2,7 @@
 
 import contextlib
 import gc
+import os
 import sys
 import threading
 from collections.abc import Iterator, Sequence
@@ -11,14 +12,26 @@ import dagster as dg
 import numpy as np
 from pydantic import PrivateAttr
 
-from vitcow_assets.segmenters import Segmenter, SegmenterSession, load_segmenter, resolve_backend
-from vitcow_assets.storage import StorageRoot, VideoLayout, default_home
+from vitcow_assets.segmenters import (
+    Segmenter,
+    SegmenterConfigError,
+    SegmenterSession,
+    load_segmenter,
+    resolve_backend,
+)
+from vitcow_assets.segmenters.sam3 import Sam3Settings
+from vitcow_assets.storage import DEFAULT_HOME, StorageRoot, VideoLayout
 
 
 class VitcowStorage(dg.ConfigurableResource):
-    """The storage root (``VITCOW_HOME``) and the landing folder the sensor watches."""
+    """The storage root and the landing folder the sensor watches.
 
-    home: str = str(default_home())
+    `home`: the storage root (relative paths are taken from the working directory).
+    `landing_dir`: the watched folder (default `<home>/landing`). `settle_seconds`: a
+    landed file is taken once its size and mtime have not changed for this long.
+    """
+
+    home: str = DEFAULT_HOME
     landing_dir: str | None = None
     settle_seconds: float = 30.0
 
@@ -53,25 +66,29 @@ def release_accelerator_memory() -> None:
         torch.cuda.empty_cache()
 
 
+#: segmenter setting named in a ``SegmenterConfigError`` -> the resource field that sets it
+_FIELD_OF_SETTING = {"checkpoint": "sam3_checkpoint", "device": "device", "bpe_path": "sam3_bpe_path", "backend": "backend"}
+
+
 class SegmenterResource(dg.ConfigurableResource):
     """Owns the segmenter: loaded once per process, one session per clip, always closed.
 
-    ``backend``: ``auto`` (SAM3 when a checkpoint is configured, else ``motion``), ``motion``
-    or ``sam3``. ``sam3_checkpoint`` defaults to ``$VITCOW_SAM3_CHECKPOINT``. ``device``:
-    ``auto``, ``cuda`` or ``cpu`` (SAM3 on CPU is for tests and smoke runs). ``sam3_gpus``:
-    more than one GPU index gives SAM3's multi-GPU predictor. Thresholds and
-    ``sam3_hotstart_delay``: see ``segmenters.sam3.Sam3Settings``.
+    `backend`: `auto` (SAM3 when a checkpoint is configured, else `motion`), `motion`
+    or `sam3`. `sam3_checkpoint`: the SAM3 checkpoint file. `device`: `auto`,
+    `cuda` or `cpu` (SAM3 on CPU is for tests and smoke runs). `sam3_gpus`: more than
+    one GPU index gives SAM3's multi-GPU predictor. Thresholds and `sam3_hotstart_delay`:
+    see `segmenters.sam3.Sam3Settings`, whose defaults these are.
     """
 
     backend: str = "auto"
     sam3_checkpoint: str | None = None
-    device: str = "auto"
+    device: str = Sam3Settings.device
     default_prompt: str = "cow"
     sam3_gpus: list[int] = []
-    sam3_bpe_path: str | None = None
-    sam3_score_threshold: float = 0.5
-    sam3_new_object_threshold: float = 0.7
-    sam3_hotstart_delay: int = 0
+    sam3_bpe_path: str | None = Sam3Settings.bpe_path
+    sam3_score_threshold: float = Sam3Settings.score_threshold
+    sam3_new_object_threshold: float = Sam3Settings.new_object_threshold
+    sam3_hotstart_delay: int = Sam3Settings.hotstart_delay
     _segmenter: Segmenter | None = PrivateAttr(default=None)
 
     def _load(self) -> Segmenter:
@@ -84,7 +101,16 @@ class SegmenterResource(dg.ConfigurableResource):
                 ("new_object_threshold", self.sam3_new_object_threshold),
                 ("hotstart_delay", self.sam3_hotstart_delay),
             )
-        return _cached_segmenter(self.backend, self.sam3_checkpoint, self.device, options)
+        try:
+            return _cached_segmenter(self.backend, self.sam3_checkpoint, self.device, options)
+        except SegmenterConfigError as exc:
+            field = _FIELD_OF_SETTING.get(exc.setting or "")
+            if field is None:
+                raise
+            where = ENVIRONMENT.get(field)
+            raise SegmenterConfigError(
+                f"{exc}: fix the segmenter resource's {field}" + (f" ({where})" if where else ""), exc.setting
+            ) from None
 
     @property
     def resolved_backend(self) -> str:
@@ -94,6 +120,8 @@ class SegmenterResource(dg.ConfigurableResource):
         self._segmenter = self._load()
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        # The model stays in this process's cache for the next run; what a run leaves on the
+        # accelerator (activations, session state) goes back to the driver.
         self._segmenter = None
         release_accelerator_memory()
 
@@ -114,3 +142,57 @@ class SegmenterResource(dg.ConfigurableResource):
                 session.close()
             finally:
                 release_accelerator_memory()
+
+
+#: resource field -> environment variable that sets it (read through ``dg.EnvVar`` where
+#: Dagster allows: strings and integers; floats and lists are parsed in ``from_environment``)
+ENVIRONMENT = {
+    "home": "VITCOW_HOME",
+    "landing_dir": "VITCOW_LANDING",
+    "settle_seconds": "VITCOW_SETTLE_SECONDS",
+    "backend": "VITCOW_BACKEND",
+    "sam3_checkpoint": "VITCOW_SAM3_CHECKPOINT",
+    "device": "VITCOW_DEVICE",
+    "default_prompt": "VITCOW_PROMPT",
+    "sam3_gpus": "VITCOW_SAM3_GPUS",
+    "sam3_score_threshold": "VITCOW_SAM3_SCORE_THRESHOLD",
+    "sam3_new_object_threshold": "VITCOW_SAM3_NEW_OBJECT_THRESHOLD",
+    "sam3_hotstart_delay": "VITCOW_SAM3_HOTSTART_DELAY",
+}
+
+
+class EnvironmentValueError(ValueError):
+    """An environment variable holds a value its setting cannot take; names the variable."""
+
+
+def from_environment(resource: type[dg.ConfigurableResource], resolve: bool = False, **overrides):
+    """`resource` with each field whose variable is set (see `ENVIRONMENT`) taken from the
+    environment, the others at their defaults; `overrides` (not None) win.
+
+    String and integer fields are `dg.EnvVar`s, read by Dagster when a run starts (and
+    shown as such in the UI); with `resolve` (for use outside a Dagster run, e.g. the CLI)
+    every value is read now.
+    """
+    fields: dict = {}
+    for name, info in resource.model_fields.items():
+        variable = ENVIRONMENT.get(name)
+        if name in overrides and overrides[name] is not None:
+            fields[name] = overrides[name]
+        elif variable and os.environ.get(variable, "").strip():
+            fields[name] = _env_value(variable, info.annotation, resolve)
+    return resource(**fields)
+
+
+def _env_value(variable: str, annotation, resolve: bool):
+    raw = os.environ[variable].strip()
+    try:
+        if annotation is float:
+            return float(raw)
+        if annotation == list[int]:
+            return [int(part) for part in raw.split(",") if part.strip()]
+        if annotation is int:
+            value = int(raw)
+            return value if resolve else dg.EnvVar.int(variable)
+    except ValueError:
+        raise EnvironmentValueError(f"{variable}={raw!r} is not a valid value") from None
+    return raw if resolve else dg.EnvVar(variable)

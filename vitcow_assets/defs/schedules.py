@@ -5,10 +5,10 @@ import os
 import time
 
 import dagster as dg
-from dagster._core.storage.dagster_run import NOT_FINISHED_STATUSES
 
 from vitcow_assets.defs.assets import object_crops
 from vitcow_assets.defs.jobs import process_video_job
+from vitcow_assets.defs.metadata import SOURCE_SHA256
 from vitcow_assets.defs.partitions import video_partitions
 from vitcow_assets.defs.resources import VitcowStorage
 from vitcow_assets.defs.sensors import registration_request
@@ -16,6 +16,15 @@ from vitcow_assets.landing import is_settled, scan_landing
 from vitcow_assets.registry import Registry
 
 TIMEZONE_ENV = "VITCOW_TIMEZONE"
+#: a run in one of these may still write the partition's outputs
+UNFINISHED = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.SUSPENDED,
+    dg.DagsterRunStatus.CANCELING,
+]
 
 
 def _crops_are_current(instance: dg.DagsterInstance, key: str, registry: Registry) -> bool:
@@ -26,7 +35,7 @@ def _crops_are_current(instance: dg.DagsterInstance, key: str, registry: Registr
     if not records:
         return False
     registration = registry.get(key)
-    made_from = records[0].asset_materialization.metadata.get("source_sha256")
+    made_from = records[0].asset_materialization.metadata.get(SOURCE_SHA256)
     return registration is None or (made_from is not None and made_from.value == registration.sha256)
 
 
@@ -47,7 +56,7 @@ def nightly_catchup(context: dg.ScheduleEvaluationContext, storage: VitcowStorag
                 instance.add_dynamic_partitions(video_partitions.name, [new_partition])
     busy = {
         run.tags.get("dagster/partition")
-        for run in instance.get_runs(filters=dg.RunsFilter(job_name=process_video_job.name, statuses=list(NOT_FINISHED_STATUSES)))
+        for run in instance.get_runs(filters=dg.RunsFilter(job_name=process_video_job.name, statuses=UNFINISHED))
     }
     registry = Registry(storage.root())
     stamp = context.scheduled_execution_time.strftime("%Y%m%d") if context.scheduled_execution_time else "now"

@@ -10,7 +10,7 @@ from vitcow_assets.defs.jobs import process_video_job
 from vitcow_assets.defs.partitions import video_partitions
 from vitcow_assets.defs.resources import VitcowStorage
 from vitcow_assets.landing import is_settled, scan_landing
-from vitcow_assets.media.files import sha256_file
+from vitcow_assets.media.hashing import sha256_file
 from vitcow_assets.prompt_files import video_stem_of_prompt_file
 from vitcow_assets.registry import Registry
 
@@ -103,5 +103,13 @@ def landing_sensor(context: dg.SensorEvaluationContext, storage: VitcowStorage) 
         run_requests=requests,
         dynamic_partitions_requests=[video_partitions.build_add_request(new_partitions)] if new_partitions else [],
         cursor=new_cursor,
-        skip_reason=None if requests else f"{len(waiting)} file(s) still arriving, nothing new to process",
+        skip_reason=_skip_reason(requests, waiting, seen),
     )
+
+
+def _skip_reason(requests: list, waiting: dict, seen_before: dict) -> str | None:
+    """A reason only when the files still arriving changed since the last tick: a quiet
+    landing folder logs nothing every interval."""
+    if requests or set(waiting) == set(seen_before):
+        return None
+    return f"{len(waiting)} file(s) still arriving" if waiting else None

@@ -45,7 +45,9 @@ def _open(path: str | os.PathLike):
     try:
         return av.open(str(path))
     except (av.FFmpegError, OSError, UnicodeDecodeError) as exc:
-        raise VideoError(f"{Path(path).name}: cannot open as video ({type(exc).__name__}: {exc})") from None
+        # FFmpeg's errors carry "[Errno <AVERROR code>] <text>: '<path>'": keep the text
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise VideoError(f"{Path(path).name}: cannot open as video ({reason})") from None
 
 
 def probe_video(path: str | os.PathLike) -> VideoInfo:

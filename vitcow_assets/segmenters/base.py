@@ -1,13 +1,13 @@
 """The segmenter protocol: the shape of SAM3's video predictor.
 
-A ``Segmenter`` is a loaded model. ``start_session(frames)`` opens a session on one clip
+A ``Segmenter`` is a loaded model, kept for the life of the process (loading SAM3 costs
+tens of seconds); what a clip needs lives in its session. ``start_session(frames)`` opens a session on one clip
 (frames are ``(H, W, 3) uint8`` RGB, decoded by the project); the caller adds prompts,
 calls ``propagate()`` for per-frame results, and always closes the session (sessions are
 context managers). Backends must not hold more than one clip's frames per session.
 """
 
 import dataclasses
-import os
 from collections.abc import Iterator, Sequence
 from typing import Protocol, runtime_checkable
 
@@ -15,12 +15,17 @@ import numpy as np
 
 from vitcow_assets.core.tracks import Detections
 
-BACKENDS = ("auto", "motion", "sam3")
-CHECKPOINT_ENV = "VITCOW_SAM3_CHECKPOINT"
-
 
 class SegmenterConfigError(ValueError):
-    """A segmenter cannot be built from its settings; the message names the setting to fix."""
+    """A segmenter cannot be built from its settings.
+
+    ``setting`` names the setting to fix (``checkpoint``, ``device``, ...), so that the edge
+    that reads configuration (resource, CLI, environment) can say where it comes from.
+    """
+
+    def __init__(self, message: str, setting: str | None = None) -> None:
+        super().__init__(message)
+        self.setting = setting
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,36 +78,3 @@ class Segmenter(Protocol):
     uses_text_prompts: bool
 
     def start_session(self, frames: Sequence[np.ndarray]) -> SegmenterSession: ...
-
-    def release(self) -> None:
-        """Free what the model holds (GPU memory included)."""
-
-
-def resolve_backend(backend: str, checkpoint: str | None) -> str:
-    """``auto`` is ``sam3`` when a checkpoint is configured, else ``motion``."""
-    if backend not in BACKENDS:
-        raise SegmenterConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-    if backend == "auto":
-        return "sam3" if checkpoint else "motion"
-    return backend
-
-
-def load_segmenter(backend: str, checkpoint: str | None = None, device: str = "auto", **sam3_options) -> Segmenter:
-    """Build the segmenter a backend name asks for (``sam3_options``: see ``Sam3Settings``)."""
-    resolved = resolve_backend(backend, checkpoint)
-    if resolved == "motion":
-        from vitcow_assets.segmenters.motion import MotionSegmenter
-
-        return MotionSegmenter()
-    if not checkpoint:
-        raise SegmenterConfigError(
-            f"the sam3 backend needs a checkpoint: set {CHECKPOINT_ENV} (or the segmenter resource's "
-            "sam3_checkpoint) to the path of a SAM3 .pt file"
-        )
-    if not os.path.isfile(checkpoint):
-        raise SegmenterConfigError(
-            f"SAM3 checkpoint {checkpoint!r} does not exist or is not a file: fix {CHECKPOINT_ENV}"
-        )
-    from vitcow_assets.segmenters.sam3 import load_sam3
-
-    return load_sam3(checkpoint, device=device, **sam3_options)

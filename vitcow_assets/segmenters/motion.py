@@ -122,6 +122,3 @@ class MotionSegmenter:
 
     def start_session(self, frames: Sequence[np.ndarray]) -> MotionSession:
         return MotionSession(frames, self.settings)
-
-    def release(self) -> None:
-        pass

@@ -23,7 +23,7 @@ import numpy as np
 
 from vitcow_assets.core.geometry import masks_to_xyxy
 from vitcow_assets.core.tracks import Detections
-from vitcow_assets.segmenters.base import CHECKPOINT_ENV, FrameResult, PromptError, SegmenterConfigError
+from vitcow_assets.segmenters.base import FrameResult, PromptError, SegmenterConfigError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,7 +50,7 @@ def find_bpe_path() -> str:
         raise SegmenterConfigError("the sam3 backend needs open_clip_torch for its BPE vocabulary: pip install 'vitcow_assets[sam3]'") from None
     path = Path(open_clip.__file__).parent / "bpe_simple_vocab_16e6.txt.gz"
     if not path.is_file():
-        raise SegmenterConfigError(f"BPE vocabulary not found at {path}: set the segmenter resource's sam3_bpe_path")
+        raise SegmenterConfigError(f"BPE vocabulary not found at {path}", setting="bpe_path")
     return str(path)
 
 
@@ -60,9 +60,9 @@ def _resolve_device(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device not in ("cuda", "cpu"):
-        raise SegmenterConfigError(f"device must be auto, cuda or cpu, got {device!r}")
+        raise SegmenterConfigError(f"device must be auto, cuda or cpu, got {device!r}", setting="device")
     if device == "cuda" and not torch.cuda.is_available():
-        raise SegmenterConfigError("device is cuda but no CUDA GPU is visible: set VITCOW_DEVICE=cpu or use a GPU machine")
+        raise SegmenterConfigError("device is cuda but no CUDA GPU is visible: use cpu or a GPU machine", setting="device")
     return device
 
 
@@ -100,7 +100,7 @@ class Sam3Segmenter:
         except Exception as exc:  # torch.load and the builder raise many kinds; all mean "bad checkpoint"
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise SegmenterConfigError(
-                f"cannot load SAM3 checkpoint {settings.checkpoint!r} ({type(exc).__name__}: {first[:200]}): fix {CHECKPOINT_ENV}"
+                f"cannot load SAM3 checkpoint {settings.checkpoint!r} ({type(exc).__name__}: {first[:200]})", setting="checkpoint"
             ) from None
         model = self.predictor.model
         model.score_threshold_detection = settings.score_threshold
@@ -117,12 +117,6 @@ class Sam3Segmenter:
 
     def start_session(self, frames: Sequence[np.ndarray]) -> "Sam3Session":
         return Sam3Session(self, frames)
-
-    def release(self) -> None:
-        shutdown = getattr(self.predictor, "shutdown", None)
-        if callable(shutdown):
-            shutdown()
-        self.predictor = None
 
 
 class Sam3Session:
@@ -229,8 +223,18 @@ class Sam3Session:
         self.close()
 
 
-def load_sam3(checkpoint: str, device: str = "auto", **options) -> Sam3Segmenter:
-    """Build the predictor once; every failure is a one-line ``SegmenterConfigError``."""
+def check_checkpoint(checkpoint: str | None) -> str:
+    """The checkpoint path if it names a readable file; else a one-line error about it."""
+    if not checkpoint:
+        raise SegmenterConfigError("the sam3 backend needs a checkpoint: the path of a SAM3 .pt file", setting="checkpoint")
+    if not os.path.isfile(checkpoint):
+        raise SegmenterConfigError(f"SAM3 checkpoint {checkpoint!r} does not exist or is not a file", setting="checkpoint")
     if not os.access(checkpoint, os.R_OK):
-        raise SegmenterConfigError(f"SAM3 checkpoint {checkpoint!r} is not readable: fix {CHECKPOINT_ENV}")
+        raise SegmenterConfigError(f"SAM3 checkpoint {checkpoint!r} is not readable", setting="checkpoint")
+    return checkpoint
+
+
+def load_sam3(checkpoint: str | None, device: str = "auto", **options) -> Sam3Segmenter:
+    """Build the predictor once; every failure is a one-line ``SegmenterConfigError``."""
+    checkpoint = check_checkpoint(checkpoint)
     return Sam3Segmenter(Sam3Settings(checkpoint=checkpoint, device=device, **options))

@@ -6,12 +6,34 @@ from pathlib import Path
 import av
 import pyarrow as pa
 
-from vitcow_assets.core.clips import ClipWindow
+from vitcow_assets.core.clips import (
+    ClipSettings,
+    ClipWindow,
+    parse_start_time,
+    plan_clips,
+)
 from vitcow_assets.core.tables import clip_rows
-from vitcow_assets.media.files import atomic_dir, write_table
+from vitcow_assets.media.files import atomic_dir
+from vitcow_assets.media.parquet import write_table
 from vitcow_assets.media.video import EncoderSettings, VideoWriter
 from vitcow_assets.stages.frames import ClipFrameStream
 from vitcow_assets.storage import VideoLayout
+
+
+class NoClipFits(ValueError):
+    """The video gives no clip with these settings; the message names the file and settings."""
+
+
+def plan_video_clips(
+    source_name: str, frame_count: int, fps: float, settings: ClipSettings, times=None
+) -> list[ClipWindow]:
+    """The clips of a video: its start time of day parsed from ``source_name`` when a
+    time-of-day window is asked for, then ``plan_clips``."""
+    start = parse_start_time(source_name, settings) if settings.uses_time_window else None
+    planned = plan_clips(frame_count, fps, settings, start, times)
+    if not planned:
+        raise NoClipFits(f"{source_name}: no clip fits (frames: {frame_count}, settings: {settings})")
+    return planned
 
 
 def write_clips(

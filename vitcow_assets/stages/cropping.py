@@ -3,7 +3,7 @@ source whatever the number of objects, plus a Parquet manifest with each crop's 
 
 import dataclasses
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +15,8 @@ from vitcow_assets.core.clips import ClipWindow
 from vitcow_assets.core.geometry import crop_window, extract_crop
 from vitcow_assets.core.masks import decode_mask
 from vitcow_assets.core.tables import CROPS_SCHEMA
-from vitcow_assets.media.files import ParquetSink, atomic_dir
+from vitcow_assets.media.files import atomic_dir
+from vitcow_assets.media.parquet import ParquetSink
 from vitcow_assets.media.video import EncoderSettings, VideoWriter
 from vitcow_assets.stages.frames import ClipFrameStream
 from vitcow_assets.storage import VideoLayout
@@ -108,7 +109,7 @@ class _ClipCrops:
 def write_crops(
     source: str | os.PathLike,
     clips: list[ClipWindow],
-    clip_fps: float,
+    clip_fps: Mapping[str, float],
     masks_path: str | os.PathLike,
     layout: VideoLayout,
     settings: CropSettings,
@@ -118,6 +119,7 @@ def write_crops(
 ) -> tuple[int, list[str]]:
     """Write the crops folder (videos and ``crops.parquet``).
 
+    ``clip_fps``: each clip's playback rate by clip id (the clips manifest's ``fps``).
     Returns the number of crops and the ids of clips the source did not deliver in full
     (their crops are discarded, never half-written).
     """
@@ -133,13 +135,13 @@ def write_crops(
                 clip = clips[position]
                 if clip_frame == 0:
                     rows = _clip_rows(masks_file, groups.get(clip.clip_id, []), clip.clip_id)
-                    open_clips[position] = _ClipCrops(clip, rows, folder, clip_fps, encoder, size)
+                    open_clips[position] = _ClipCrops(clip, rows, folder, clip_fps[clip.clip_id], encoder, size)
                 state = open_clips[position]
                 for obj in state.objects:
                     _add_object_frame(obj, clip_frame, rgb, settings, black)
                 if clip_frame == clip.frames - 1:
                     open_clips.pop(position).finish()
-                    sink.write(_manifest_rows(state, layout.crops_dir, folder, settings, clip_fps, provenance))
+                    sink.write(_manifest_rows(state, layout.crops_dir, folder, settings, state.fps, provenance))
                     done += 1
                     if progress is not None:
                         progress(done, len(clips))

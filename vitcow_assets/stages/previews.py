@@ -1,5 +1,6 @@
 """Previews: a contact sheet per video, sampled clip frames with masks, boxes and ids drawn."""
 
+import dataclasses
 import os
 
 import cv2
@@ -38,6 +39,14 @@ def sample_clips(clips: list[ClipWindow], count: int) -> list[ClipWindow]:
     return [clips[i] for i in np.linspace(0, len(clips) - 1, count).round().astype(int)]
 
 
+@dataclasses.dataclass(frozen=True)
+class ContactSheet:
+    #: clips shown (one tile each) and objects drawn on them
+    tiles: int
+    objects: int
+    thumbnail_jpeg: bytes
+
+
 def contact_sheet(
     source: str | os.PathLike,
     clips: list[ClipWindow],
@@ -46,11 +55,9 @@ def contact_sheet(
     tiles: int = 12,
     columns: int = 4,
     tile_width: int = 384,
-) -> tuple[int, bytes]:
-    """Write a PNG contact sheet of the middle frame of up to ``tiles`` clips.
-
-    Returns the number of tiles and a small JPEG thumbnail of the sheet (for the UI).
-    """
+) -> "ContactSheet":
+    """Write a PNG contact sheet of the middle frame of up to ``tiles`` clips, with a small
+    JPEG thumbnail of it (for the UI)."""
     chosen = sample_clips(clips, tiles)
     frames = {c.source_frames[len(c.source_frames) // 2]: c for c in chosen}
     rows_by_frame: dict[int, list[dict]] = {f: [] for f in frames}
@@ -82,4 +89,4 @@ def contact_sheet(
     thumb_w = 480
     thumb = cv2.resize(bgr, (thumb_w, max(1, sheet.shape[0] * thumb_w // sheet.shape[1])), interpolation=cv2.INTER_AREA)
     _, jpeg = cv2.imencode(".jpg", thumb, [cv2.IMWRITE_JPEG_QUALITY, 70])
-    return len(chosen), jpeg.tobytes()
+    return ContactSheet(tiles=len(chosen), objects=sum(len(r) for r in rows_by_frame.values()), thumbnail_jpeg=jpeg.tobytes())

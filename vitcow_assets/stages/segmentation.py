@@ -12,10 +12,16 @@ import numpy as np
 import pyarrow as pa
 
 from vitcow_assets.core.clips import ClipWindow
-from vitcow_assets.core.prompts import PointStep, PromptPlan, TextQuery, clip_passes, text_plan
+from vitcow_assets.core.prompts import (
+    PointStep,
+    PromptPlan,
+    TextQuery,
+    clip_passes,
+    text_plan,
+)
 from vitcow_assets.core.tables import MASKS_SCHEMA, mask_rows
 from vitcow_assets.core.tracks import Detections
-from vitcow_assets.media.files import ParquetSink
+from vitcow_assets.media.parquet import ParquetSink
 from vitcow_assets.segmenters.base import FrameResult, SegmenterSession
 from vitcow_assets.stages.frames import ClipFrameStream
 
