@@ -1,11 +1,8 @@
-import warnings
 from pathlib import Path
 
 import pytest
 
 from vitcow_assets_tests.synthetic import write_video
-
-warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 SHARED_FOOTAGE = Path(__file__).resolve().parents[1].parent / "shared" / "footage"
 

@@ -18,7 +18,7 @@ from vitcow_assets.core.geometry import mask_iou
 from vitcow_assets.core.masks import decode_mask
 from vitcow_assets.media.video import probe_video
 from vitcow_assets.storage import StorageRoot
-from vitcow_assets_tests.helpers import materialize_partition, register, run_cli
+from vitcow_assets_tests.helpers import materialize_partition, register, run_cli, truth_recall
 from vitcow_assets_tests.synthetic import (
     DEFAULT_OBJECTS,
     MovingBox,

@@ -3,7 +3,6 @@ import pytest
 
 from vitcow_assets.core.geometry import (
     box_iou,
-    clip_xyxy,
     crop_window,
     extract_crop,
     mask_iou,
@@ -27,10 +26,6 @@ def test_masks_to_xyxy_zero_box_for_empty_mask():
     masks = np.zeros((2, 5, 5), bool)
     masks[1, 1:3, 2:5] = True
     assert masks_to_xyxy(masks).tolist() == [[0, 0, 0, 0], [2, 1, 5, 3]]
-
-
-def test_clip_xyxy_clamps_to_frame():
-    assert clip_xyxy(np.array([[-5, -1, 700, 30]]), 640, 20).tolist() == [[0, 0, 640, 20]]
 
 
 def test_small_box_is_widened_to_crop_size_not_upscaled():

@@ -11,7 +11,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from vitcow_assets.core.prompts import text_plan  # noqa: E402
-from vitcow_assets.core.tracks import Detections  # noqa: E402
+from vitcow_assets.core.detections import Detections  # noqa: E402
 from vitcow_assets.segmenters.base import FrameResult  # noqa: E402
 from vitcow_assets.stages.segmentation import ClipOutOfMemory, segment_clip_frames  # noqa: E402
 from vitcow_assets.storage import StorageRoot  # noqa: E402

@@ -9,7 +9,7 @@ import pytest
 
 from vitcow_assets.core.geometry import crop_window, mask_iou
 from vitcow_assets.core.masks import decode_mask
-from vitcow_assets.core.tracks import Detections
+from vitcow_assets.core.detections import Detections
 from vitcow_assets.defs.metadata import SOURCE_SHA256
 from vitcow_assets.media.hashing import sha256_file
 from vitcow_assets.media.video import iter_frames, probe_video

@@ -17,6 +17,7 @@ if importlib.util.find_spec("sam3") is None:
 import torch  # noqa: E402
 
 from vitcow_assets.core.geometry import mask_to_xyxy  # noqa: E402
+from vitcow_assets.defs.resources import SegmenterResource  # noqa: E402
 from vitcow_assets.segmenters.base import PromptError, SegmenterConfigError  # noqa: E402
 from vitcow_assets.segmenters.sam3 import find_bpe_path, load_sam3  # noqa: E402
 from vitcow_assets.segmenters.sam3_cpu import cpu_mode, install  # noqa: E402
@@ -68,25 +69,49 @@ def test_text_prompt_finds_objects_on_every_frame_with_masks_at_frame_size(segme
             assert mask.any() and box.tolist() == mask_to_xyxy(mask).tolist()
 
 
+def _responses(segmenter):
+    """Record every (request, response) the session exchanges with SAM3's predictor."""
+    exchanged = []
+    original = segmenter.request
+
+    def recording(request):
+        response = original(request)
+        exchanged.append((request, response))
+        return response
+
+    return exchanged, recording, original
+
+
 def test_points_add_a_new_object_and_refine_an_existing_one(segmenter, frames):
+    exchanged, recording, original = _responses(segmenter)
     with segmenter.start_session(frames) as session:
         session.add_text_prompt("cow", 0)
         before = _results(session)
         existing = int(before[2].object_ids[0])
         old_mask = before[2].masks[0]
         ys, xs = np.nonzero(old_mask)
-        session.add_point_prompt([[xs[0], ys[0]], [W - 5, H - 5]], [0, 1], clip_frame=2, object_id=existing)
+        segmenter.request = recording
+        try:
+            session.add_point_prompt([[xs[0], ys[0]], [W - 5, H - 5]], [0, 1], clip_frame=2, object_id=existing)
+        finally:
+            segmenter.request = original
         session.add_point_prompt([[20, 20]], [1], clip_frame=2, object_id=50)
         after = _results(session)
     assert 50 in after[2].object_ids.tolist()  # added
-    refined = after[2].masks[after[2].object_ids.tolist().index(existing)] if existing in after[2].object_ids else None
-    assert refined is None or not np.array_equal(refined, old_mask)  # changed (or cut away entirely)
+    # the clicks went to the existing object, in normalised coordinates, on frame 2 ...
+    (request, response), = exchanged
+    assert (request["obj_id"], request["frame_index"], request["point_labels"]) == (existing, 2, [0, 1])
+    assert np.allclose(request["points"], [[xs[0] / W, ys[0] / H], [(W - 5) / W, (H - 5) / H]])
+    # ... and SAM3 answered with that object refined: still the same id, a different mask
+    ids = [int(i) for i in response["outputs"]["out_obj_ids"]]
+    assert existing in ids
+    refined = np.asarray(response["outputs"]["out_binary_masks"][ids.index(existing)], dtype=bool)
+    assert refined.shape == old_mask.shape and not np.array_equal(refined, old_mask)
 
 
 def test_box_prompts_are_normalised_xywh_and_restart_the_objects(segmenter, frames):
-    sent = []
-    original = segmenter.request
-    segmenter.request = lambda request: sent.append(request) or original(request)
+    exchanged, recording, original = _responses(segmenter)
+    segmenter.request = recording
     try:
         with segmenter.start_session(frames) as session:
             session.add_text_prompt("cow", 0)
@@ -96,11 +121,19 @@ def test_box_prompts_are_normalised_xywh_and_restart_the_objects(segmenter, fram
             box_text = _results(session)
     finally:
         segmenter.request = original
-    boxes = [(r.get("bounding_boxes"), r.get("text")) for r in sent if r.get("bounding_boxes")]
+    boxes = [(r.get("bounding_boxes"), r.get("text")) for r, _ in exchanged if r.get("bounding_boxes")]
     assert boxes[0] == ([[0.25, 0.25, 0.5, 0.5]], "visual")
     assert boxes[1] == ([[0.0, 0.0, 0.5, 1.0]], "cow")
-    for results in (box_only, box_text):
-        assert sorted(results) == list(range(len(frames)))
+    # a new query restarts the objects: the text prompt before it leaves no trace, so the
+    # results equal those of a session given only the box
+    with segmenter.start_session(frames) as fresh:
+        fresh.add_box_prompt([40, 30, 120, 90], 1)
+        alone = _results(fresh)
+    assert sorted(box_only) == sorted(alone) == list(range(len(frames)))
+    for f in alone:
+        assert box_only[f].object_ids.tolist() == alone[f].object_ids.tolist()
+        assert np.array_equal(box_only[f].masks, alone[f].masks)
+    assert sorted(box_text) == list(range(len(frames)))
 
 
 def test_remove_object_drops_it_from_every_frame_and_unknown_ids_fail(segmenter, frames):
@@ -138,8 +171,13 @@ def test_zero_detections_give_empty_frames(tiny_checkpoint, frames):
 def test_bad_checkpoint_fails_in_one_line_naming_the_setting(tmp_path):
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a checkpoint")
-    with pytest.raises(SegmenterConfigError, match="VITCOW_SAM3_CHECKPOINT") as info:
+    with pytest.raises(SegmenterConfigError, match="cannot load SAM3 checkpoint") as info:
         load_sam3(str(junk), device="cpu")
+    assert "\n" not in str(info.value) and info.value.setting == "checkpoint"
+    # where the configuration is read, the message says which setting and variable to fix
+    resource = SegmenterResource(backend="sam3", sam3_checkpoint=str(junk), device="cpu")
+    with pytest.raises(SegmenterConfigError, match="sam3_checkpoint \\(VITCOW_SAM3_CHECKPOINT\\)") as info:
+        resource.segmenter
     assert "\n" not in str(info.value)
 
 

@@ -13,7 +13,7 @@ from vitcow_assets.core.tables import (
     mask_rows,
     schema_descriptions,
 )
-from vitcow_assets.core.tracks import Detections
+from vitcow_assets.core.detections import Detections
 
 CLIP = ClipWindow(clip_index=3, source_start=240, frame_step=4, frames=20)
 

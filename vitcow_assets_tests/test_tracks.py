@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from vitcow_assets.core.tracks import Detections, IoUTracker
+from vitcow_assets.core.detections import Detections
+from vitcow_assets.core.tracks import IoUTracker
 
 
 def _dets(n, h=8, w=8, ids=None):
@@ -23,12 +24,13 @@ def test_detections_validate_parallel_arrays():
         _dets(2, ids=[3, 3])
 
 
-def test_empty_merge_select():
+def test_empty_select_and_default_prompts():
     empty = Detections.empty(8, 8)
-    assert len(empty) == 0 and empty.frame_size == (8, 8)
-    merged = Detections.merge([_dets(2), _dets(1, ids=[9]), empty])
-    assert merged.object_ids.tolist() == [0, 1, 9]
-    assert merged.select(merged.object_ids > 0).object_ids.tolist() == [1, 9]
+    assert len(empty) == 0 and empty.frame_size == (8, 8) and empty.prompts.tolist() == []
+    dets = _dets(3, ids=[0, 1, 9])
+    assert dets.select(dets.object_ids > 0).object_ids.tolist() == [1, 9]
+    unlabelled = Detections(dets.xyxy, dets.masks, dets.scores, dets.object_ids)
+    assert unlabelled.prompts.tolist() == ["", "", ""]
 
 
 def test_tracker_keeps_ids_of_moving_boxes_and_gives_new_ids_to_new_objects():

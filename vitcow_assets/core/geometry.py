@@ -35,14 +35,6 @@ def masks_to_xyxy(masks: np.ndarray) -> np.ndarray:
     return boxes
 
 
-def clip_xyxy(xyxy: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Clamp ``(N, 4)`` boxes to the frame ``[0, width] x [0, height]``."""
-    out = np.asarray(xyxy, dtype=np.float32).copy()
-    out[..., 0::2] = np.clip(out[..., 0::2], 0, width)
-    out[..., 1::2] = np.clip(out[..., 1::2], 0, height)
-    return out
-
-
 def crop_window(xyxy, crop_size: int, margin: float = 0.1) -> CropWindow:
     """Square window around a box, in source pixels.
 

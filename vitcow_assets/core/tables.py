@@ -10,7 +10,7 @@ import pyarrow as pa
 
 from vitcow_assets.core.clips import ClipWindow, frame_time
 from vitcow_assets.core.masks import encode_masks, rle_area
-from vitcow_assets.core.tracks import Detections
+from vitcow_assets.core.detections import Detections
 
 
 def _field(name: str, type_: pa.DataType, description: str, nullable: bool = False) -> pa.Field:

@@ -1,84 +1,13 @@
-"""Per-frame detections and id bookkeeping within one clip.
+"""Id bookkeeping within one clip: which detection of a frame continues which object.
 
 Object ids are stable within a clip only: the same id in two clips says nothing about the
 animal being the same. Pure: numpy and scipy only.
 """
 
-import dataclasses
-
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from vitcow_assets.core.geometry import box_iou
-
-
-@dataclasses.dataclass
-class Detections:
-    """Objects found in one frame, as parallel arrays.
-
-    - ``xyxy``: ``float32 (N, 4)`` pixel boxes of the frame (see ``core.geometry``).
-    - ``masks``: ``bool (N, H, W)`` at the frame's size.
-    - ``scores``: ``float32 (N,)`` in ``[0, 1]``.
-    - ``object_ids``: ``int64 (N,)``, unique within the frame, stable within the clip.
-    - ``prompts``: ``(N,)`` the text prompt that found each object (``""`` for none).
-    """
-
-    xyxy: np.ndarray
-    masks: np.ndarray
-    scores: np.ndarray
-    object_ids: np.ndarray
-    prompts: np.ndarray
-
-    def __post_init__(self) -> None:
-        self.xyxy = np.asarray(self.xyxy, dtype=np.float32).reshape(-1, 4)
-        self.masks = np.asarray(self.masks, dtype=bool)
-        self.scores = np.asarray(self.scores, dtype=np.float32).reshape(-1)
-        self.object_ids = np.asarray(self.object_ids, dtype=np.int64).reshape(-1)
-        self.prompts = np.asarray(self.prompts, dtype=object).reshape(-1)
-        n = len(self.xyxy)
-        if self.masks.ndim != 3 or self.masks.shape[0] != n:
-            raise ValueError(f"masks must be (N, H, W) with N={n}, got {self.masks.shape}")
-        for name in ("scores", "object_ids", "prompts"):
-            if len(getattr(self, name)) != n:
-                raise ValueError(f"{name} has {len(getattr(self, name))} entries, expected {n}")
-        if len(np.unique(self.object_ids)) != n:
-            raise ValueError(f"object ids repeat within a frame: {self.object_ids.tolist()}")
-
-    def __len__(self) -> int:
-        return len(self.xyxy)
-
-    @property
-    def frame_size(self) -> tuple[int, int]:
-        """``(height, width)`` of the frame the masks belong to."""
-        return self.masks.shape[1], self.masks.shape[2]
-
-    @classmethod
-    def empty(cls, height: int, width: int) -> "Detections":
-        return cls(
-            xyxy=np.zeros((0, 4), np.float32),
-            masks=np.zeros((0, height, width), bool),
-            scores=np.zeros(0, np.float32),
-            object_ids=np.zeros(0, np.int64),
-            prompts=np.zeros(0, object),
-        )
-
-    @classmethod
-    def merge(cls, parts: list["Detections"]) -> "Detections":
-        """Concatenate detections of the same frame (ids must stay unique)."""
-        if not parts:
-            raise ValueError("merge needs at least one Detections")
-        return cls(
-            xyxy=np.concatenate([p.xyxy for p in parts]),
-            masks=np.concatenate([p.masks for p in parts]),
-            scores=np.concatenate([p.scores for p in parts]),
-            object_ids=np.concatenate([p.object_ids for p in parts]),
-            prompts=np.concatenate([p.prompts for p in parts]),
-        )
-
-    def select(self, keep: np.ndarray) -> "Detections":
-        return Detections(
-            self.xyxy[keep], self.masks[keep], self.scores[keep], self.object_ids[keep], self.prompts[keep]
-        )
 
 
 def _centres(xyxy: np.ndarray) -> np.ndarray:

@@ -13,7 +13,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from vitcow_assets.core.tracks import Detections
+from vitcow_assets.core.detections import Detections
 
 
 class SegmenterConfigError(ValueError):

@@ -15,7 +15,8 @@ from collections.abc import Iterator, Sequence
 import cv2
 import numpy as np
 
-from vitcow_assets.core.tracks import Detections, IoUTracker
+from vitcow_assets.core.detections import Detections
+from vitcow_assets.core.tracks import IoUTracker
 from vitcow_assets.segmenters.base import FrameResult
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from vitcow_assets.core.geometry import masks_to_xyxy
-from vitcow_assets.core.tracks import Detections
+from vitcow_assets.core.detections import Detections
 from vitcow_assets.segmenters.base import FrameResult, PromptError, SegmenterConfigError
 
 
@@ -30,8 +30,7 @@ from vitcow_assets.segmenters.base import FrameResult, PromptError, SegmenterCon
 class Sam3Settings:
     """``hotstart_delay``: SAM3 holds back and may drop objects during the first N frames
     of a session (15 by default in the package); on 20-frame clips that removes objects
-    found on the first frame, so the default here is 0 (every detection is kept and each
-    frame is yielded as soon as it is processed)."""
+    found on the first frame, so the default here is 0 (every detection is kept)."""
 
     checkpoint: str
     device: str = "auto"
@@ -190,12 +189,23 @@ class Sam3Session:
         self._propagated = True
 
     def propagate(self) -> Iterator[FrameResult]:
+        """Results in clip order, each handed on as soon as every earlier frame's is out.
+
+        SAM3 propagates from the prompted frame forwards, then backwards: with the query on
+        the clip's first frame (the usual case) every frame streams straight through; frames
+        before a later prompted frame wait (as bare outputs) until the backward pass
+        reaches them."""
         if self._closed:
             raise RuntimeError("session is closed")
-        by_frame = dict(self._frames_out())
-        for clip_frame in range(self.frames):
-            outputs = by_frame.get(clip_frame)
-            yield FrameResult(clip_frame, self._detections(outputs))
+        waiting: dict[int, dict] = {}
+        next_frame = 0
+        for clip_frame, outputs in self._frames_out():
+            waiting[clip_frame] = outputs
+            while next_frame in waiting:
+                yield FrameResult(next_frame, self._detections(waiting.pop(next_frame)))
+                next_frame += 1
+        for clip_frame in range(next_frame, self.frames):  # frames SAM3 gave nothing for
+            yield FrameResult(clip_frame, self._detections(waiting.pop(clip_frame, None)))
 
     def _detections(self, outputs: dict | None) -> Detections:
         if outputs is None or len(outputs["out_obj_ids"]) == 0:
@@ -208,7 +218,6 @@ class Sam3Session:
             masks=masks,
             scores=np.asarray(outputs["out_probs"], dtype=np.float32)[keep],
             object_ids=np.asarray(outputs["out_obj_ids"], dtype=np.int64)[keep],
-            prompts=np.full(int(keep.sum()), "", dtype=object),
         )
 
     def close(self) -> None:

@@ -13,8 +13,8 @@ class ClipFrameStream:
     """Iterate ``(source_frame, rgb, [(clip_position, clip_frame), ...])`` for every frame a
     clip uses, in source order, from a single decode pass.
 
-    After iteration, ``frames_seen`` is the last decoded index + 1 and ``incomplete`` lists
-    the clips whose frames the file did not deliver (a truncated file, a wrong header count).
+    After iteration, ``incomplete`` lists the clips whose frames the file did not deliver (a
+    truncated file, a wrong header count).
     """
 
     def __init__(self, source: str | os.PathLike, clips: list[ClipWindow], native: bool = False) -> None:
@@ -22,13 +22,11 @@ class ClipFrameStream:
         self.native = native  # decoded av.VideoFrames instead of RGB arrays (see iter_frames)
         self.clips = clips
         self.assignments = frame_assignments(clips)
-        self.frames_seen = 0
         self.incomplete: list[ClipWindow] = []
 
     def __iter__(self) -> Iterator[tuple[int, np.ndarray, list[tuple[int, int]]]]:
         delivered = set()
         for index, rgb in iter_frames(self.source, self.assignments.keys(), native=self.native):
-            self.frames_seen = index + 1
             delivered.add(index)
             yield index, rgb, self.assignments[index]
         self.incomplete = [c for c in self.clips if c.source_end not in delivered]

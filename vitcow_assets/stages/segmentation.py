@@ -17,10 +17,9 @@ from vitcow_assets.core.prompts import (
     PromptPlan,
     TextQuery,
     clip_passes,
-    text_plan,
 )
 from vitcow_assets.core.tables import MASKS_SCHEMA, mask_rows
-from vitcow_assets.core.tracks import Detections
+from vitcow_assets.core.detections import Detections
 from vitcow_assets.media.parquet import ParquetSink
 from vitcow_assets.segmenters.base import FrameResult, SegmenterSession
 from vitcow_assets.stages.frames import ClipFrameStream
@@ -141,7 +140,7 @@ def segment_clips(
     video_id: str,
     clips: list[ClipWindow],
     open_session: OpenSession,
-    plan: PromptPlan | str,
+    plan: PromptPlan,
     segmenter_name: str,
     out_path: str | os.PathLike,
     progress: Progress | None = None,
@@ -154,8 +153,6 @@ def segment_clips(
     schema's key-value metadata. ``on_retry`` hears about clips retried after running out
     of accelerator memory.
     """
-    if isinstance(plan, str):
-        plan = text_plan(plan)
     summary = SegmentationSummary()
     stream = ClipFrameStream(source, clips)
     schema = MASKS_SCHEMA.with_metadata(table_metadata) if table_metadata else MASKS_SCHEMA
