@@ -200,3 +200,13 @@ def test_session_is_closed_and_nothing_written_when_segmenter_fails(synthetic_vi
     assert bad.closed == 1
     assert not layout.masks_table.exists()
     assert not list(layout.root.rglob(".tmp-*"))
+
+
+def test_bad_run_config_fails_the_step_in_one_line_naming_the_field(synthetic_video, tmp_path):
+    """The launchpad's values get the CLI's checks (ClipSettings / CropSettings)."""
+    with dg.instance_for_test() as instance:
+        key = register(synthetic_video, tmp_path, instance)
+        result = materialize_partition(key, tmp_path, instance, {"ops": {"clips": {"config": {"frame_step": 0}}}}, raise_on_error=False)
+        failures = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
+    assert not result.success and [e.step_key for e in failures] == ["clips"]
+    assert failures[0].step_failure_data.user_failure_data.description == "run config: frame_step must be >= 1, got 0"

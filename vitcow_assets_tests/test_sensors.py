@@ -388,3 +388,19 @@ def test_an_edited_prompt_file_reruns_only_its_video_from_the_prompts_on(landing
     assert {k.to_user_string() for k in run.asset_selection} == {"prompts", "object_masks", "object_crops", "previews"}
     assert landing.ticks(2)[0] == []  # once only
     assert yard.exists() and barn.exists()
+
+
+def test_only_ticks_where_something_changed_say_why_they_skipped(landing):
+    """A quiet landing folder reports nothing of its own tick after tick (Dagster records its
+    generic empty-tick line); a new arrival is reported once."""
+
+    def said():
+        message = landing.tick().skip_message or ""
+        return message if "arriving" in message else None
+
+    assert said() is None  # empty folder
+    video(landing.dir / "arriving.mp4")  # just written: not settled
+    assert said() == "1 file(s) still arriving"
+    assert said() is None  # the same file still arriving: nothing new to say
+    video(landing.dir / "second.mp4")
+    assert said() == "2 file(s) still arriving"
