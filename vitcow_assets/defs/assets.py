@@ -8,8 +8,8 @@ import pyarrow.parquet as pq
 from vitcow_assets import progress
 from vitcow_assets.core.clips import ClipSettings, parse_start_time, plan_clips
 from vitcow_assets.core.prompts import plan_from_json, plan_to_json
-from vitcow_assets.core.tables import CLIPS_SCHEMA, CROPS_SCHEMA, MASKS_SCHEMA, clips_from_table
-from vitcow_assets.defs.metadata import image_metadata, table_metadata
+from vitcow_assets.core.tables import CLIPS_SCHEMA, CROPS_SCHEMA, MASKS_SCHEMA, TRACKS_SCHEMA, clips_from_table
+from vitcow_assets.defs.metadata import image_metadata, table_metadata, tracks_metadata
 from vitcow_assets.defs.partitions import video_partitions
 from vitcow_assets.defs.resources import SegmenterResource, VitcowStorage
 from vitcow_assets.media.files import atomic_file
@@ -163,6 +163,7 @@ def object_masks(context: dg.AssetExecutionContext, storage: VitcowStorage, segm
             **table_metadata(layout.masks_table, MASKS_SCHEMA, summary.rows),
             "clips": summary.clips,
             "objects": summary.objects,
+            "tracks": summary.tracks,
             "frames_with_objects": summary.frames_with_objects,
             "segmenter": model.name,
             "checkpoint": model.checkpoint or "none",
@@ -217,6 +218,7 @@ def object_crops(context: dg.AssetExecutionContext, config: CropsConfig, storage
             **table_metadata(layout.crops_table, CROPS_SCHEMA, crops),
             "crops": crops,
             "crops_dir": dg.MetadataValue.path(str(layout.crops_dir)),
+            **tracks_metadata(layout.tracks_table, TRACKS_SCHEMA),
             "crop_size": settings.crop_size,
             "segmenter": provenance.segmenter,
             "source_sha256": provenance.source_sha256,

@@ -1,5 +1,7 @@
 """Object masks: run the prompt plan's predictor passes on every clip and write one Parquet
-row per (clip, frame, object), one row group per clip, as the clips come."""
+row per (clip, frame, object), one row group per clip, as the clips come. Each clip's objects
+are linked to the previous clip's (``core.identity``) before its rows are written, so the
+rows carry their video-wide ``track_id``."""
 
 import contextlib
 import dataclasses
@@ -12,8 +14,9 @@ import numpy as np
 import pyarrow as pa
 
 from vitcow_assets.core.clips import ClipWindow
+from vitcow_assets.core.identity import ClipObservations, LinkSettings, TrackLinker
 from vitcow_assets.core.prompts import PointStep, PromptPlan, TextQuery, clip_passes, text_plan
-from vitcow_assets.core.tables import MASKS_SCHEMA, mask_rows
+from vitcow_assets.core.tables import MASKS_SCHEMA, mask_rows, set_track_ids
 from vitcow_assets.core.tracks import Detections
 from vitcow_assets.media.files import ParquetSink
 from vitcow_assets.segmenters.base import FrameResult, SegmenterSession
@@ -126,6 +129,7 @@ class SegmentationSummary:
     clips: int = 0
     rows: int = 0
     objects: int = 0
+    tracks: int = 0
     frames_with_objects: int = 0
     incomplete_clips: list[str] = dataclasses.field(default_factory=list)
 
@@ -141,18 +145,20 @@ def segment_clips(
     progress: Progress | None = None,
     table_metadata: dict[str, str] | None = None,
     on_retry: Callable[[str], None] | None = None,
+    link_settings: LinkSettings = LinkSettings(),
 ) -> SegmentationSummary:
     """Segment every clip of ``clips`` from one decode pass of ``source`` into ``out_path``.
 
     ``table_metadata`` (provenance: model, checkpoint, prompt, run) goes into the Parquet
     schema's key-value metadata. ``on_retry`` hears about clips retried after running out
-    of accelerator memory.
+    of accelerator memory. ``link_settings`` tunes the linking of objects across clips.
     """
     if isinstance(plan, str):
         plan = text_plan(plan)
     summary = SegmentationSummary()
     stream = ClipFrameStream(source, clips)
     schema = MASKS_SCHEMA.with_metadata(table_metadata) if table_metadata else MASKS_SCHEMA
+    linker = TrackLinker(link_settings)
     with ParquetSink(out_path, schema) as sink:
         for clip, frames in stream.by_clip():
             batches = segment_clip_frames(
@@ -166,6 +172,7 @@ def segment_clips(
             )
             del frames
             table = pa.Table.from_batches(batches, schema=MASKS_SCHEMA)
+            table = set_track_ids(table, linker.link(clip, ClipObservations.from_table(table)))
             sink.write(table)
             summary.clips += 1
             summary.rows += table.num_rows
@@ -173,5 +180,6 @@ def segment_clips(
             summary.frames_with_objects += len(set(table["clip_frame"].to_pylist()))
             if progress is not None:
                 progress(summary.clips, len(clips))
+    summary.tracks = linker.tracks
     summary.incomplete_clips = [c.clip_id for c in stream.incomplete]
     return summary
