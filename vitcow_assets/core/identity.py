@@ -49,7 +49,9 @@ class LinkSettings:
 
     min_mask_iou: float = 0.3
     min_box_iou: float = 0.1
-    max_shift: float = 0.75
+    #: centre distance allowed, in larger-box diagonals (generous: the assignment is global,
+    #: and an animal moving at 3 px/frame jumps 12 px between sampled frames)
+    max_shift: float = 1.5
     max_gap_steps: int = 3
     #: observations (frames) of a track used to estimate its velocity
     velocity_frames: int = 3
