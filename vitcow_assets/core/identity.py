@@ -13,7 +13,10 @@ How a clip is linked to what came before it:
   every track ends there, and the clip after it starts new tracks.
 - **Shared frame** (exact): objects the previous clip has on its last frame and objects this
   clip has on its first frame are masks of the same image. They are paired by mask IoU
-  (Hungarian assignment, pairs below ``min_mask_iou`` are not linked).
+  (Hungarian assignment). A pair is allowed when its IoU is at least ``min_mask_iou``, or
+  when one mask lies mostly inside the other (intersection over the smaller mask at least
+  ``min_mask_cover``: a backend that splits or merges an animal on one side of the boundary,
+  as a motion segmenter may, still continues the track with its best-overlapping piece).
 - **Fallback**, for objects absent from that frame in one of the clips, and for clips one
   ``frame_step`` apart: an open track's last box, moved by the track's velocity (from its
   last observations) to the frame where an unclaimed object is first seen, against that
@@ -38,7 +41,7 @@ from scipy.optimize import linear_sum_assignment
 
 from vitcow_assets.core.clips import ClipWindow
 from vitcow_assets.core.geometry import box_iou
-from vitcow_assets.core.masks import rle_iou
+from vitcow_assets.core.masks import rle_area, rle_iou
 
 _NO = 1e6  # cost of a forbidden pair
 
@@ -48,6 +51,7 @@ class LinkSettings:
     """Thresholds of the linker (see the module docstring)."""
 
     min_mask_iou: float = 0.3
+    min_mask_cover: float = 0.8
     min_box_iou: float = 0.1
     #: centre distance allowed, in larger-box diagonals (generous: the assignment is global,
     #: and an animal moving at 3 px/frame jumps 12 px between sampled frames)
@@ -59,6 +63,8 @@ class LinkSettings:
     def __post_init__(self) -> None:
         if not 0 < self.min_mask_iou <= 1:
             raise ValueError(f"min_mask_iou must be in (0, 1], got {self.min_mask_iou}")
+        if not 0 < self.min_mask_cover <= 1:
+            raise ValueError(f"min_mask_cover must be in (0, 1], got {self.min_mask_cover}")
         if not 0 <= self.min_box_iou <= 1:
             raise ValueError(f"min_box_iou must be in [0, 1], got {self.min_box_iou}")
         if self.max_shift < 0:
@@ -211,9 +217,16 @@ class TrackLinker:
         t_on = [i for i, t in enumerate(tracks) if t.last_frame == shared]
         o_on = [j for j, o in enumerate(objects) if o.first_frame == shared]
         if t_on and o_on:
-            iou = rle_iou([tracks[i].last_rle for i in t_on], [objects[j].first_rle for j in o_on])
+            before = [tracks[i].last_rle for i in t_on]
+            after = [objects[j].first_rle for j in o_on]
+            iou = rle_iou(before, after)
+            area_before = np.array([rle_area(r) for r in before], np.float64)[:, None]
+            area_after = np.array([rle_area(r) for r in after], np.float64)[None, :]
+            inter = iou * (area_before + area_after) / (1.0 + iou)
+            cover = inter / np.maximum(np.minimum(area_before, area_after), 1.0)
             same_prompt = np.array([[tracks[i].prompt == objects[j].prompt for j in o_on] for i in t_on])
-            cost = np.where(same_prompt & (iou >= s.min_mask_iou), 1.0 - iou, _NO)
+            allowed = same_prompt & ((iou >= s.min_mask_iou) | (cover >= s.min_mask_cover))
+            cost = np.where(allowed, 1.0 - iou, _NO)
             for r, c in _assign(cost):
                 claimed[o_on[c]] = t_on[r]
         # 2. Fallback: the track's last box moved by its velocity against the object's first box.
