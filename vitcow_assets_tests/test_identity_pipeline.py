@@ -168,3 +168,22 @@ def test_motion_backend_keeps_moving_animals_on_one_track_across_clips(tmp_path,
     sampled = {r["source_frame"] for r in masks}
     assert all(len(f) >= 0.9 * len(sampled) for f in found.values()), {k: len(f) for k, f in found.items()}
     assert all(len(v) == 1 for v in ids.values()) and ids[0] != ids[1], ids
+
+
+def test_cli_lists_tracks_and_every_crop_of_one_animal(linked, tracks_video, monkeypatch, capsys):
+    from vitcow_assets import cli
+
+    layout = linked["layout"]
+    monkeypatch.setenv("VITCOW_HOME", str(layout.root.parent.parent))
+    tracks = pq.read_table(layout.tracks_table).to_pylist()
+    assert cli.main(["tracks", layout.root.name]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1 + len(tracks) and lines[0].split()[:2] == ["track", "prompt"]
+    still = _truth_of(linked["masks"])[st.STILL_ANIMAL].pop()
+    assert cli.main(["tracks", str(tracks_video), "--track", str(still)]) == 0  # by the video's path too
+    paths = capsys.readouterr().out.split()
+    crops = pq.read_table(layout.crops_table).to_pylist()
+    assert paths == [c["crop_path"] for c in sorted(crops, key=lambda c: c["source_frame_start"]) if c["track_id"] == still]
+    assert len(paths) == st.CLIPS
+    assert cli.main(["tracks", layout.root.name, "--track", "999"]) == 2
+    assert "no track 999" in capsys.readouterr().err
