@@ -6,6 +6,9 @@ double with SAM3's session protocol) finds them exactly but shuffles object ids 
 so continuity can only come from the cross-clip linking.
 """
 
+import dataclasses
+import json
+
 import dagster as dg
 import numpy as np
 import pyarrow.parquet as pq
@@ -14,6 +17,7 @@ import pytest
 from benchmarks.idscore import idf1
 from vitcow_assets.core.clips import ClipSettings, plan_clips
 from vitcow_assets.core.geometry import mask_iou
+from vitcow_assets.core.identity import LinkSettings
 from vitcow_assets.core.masks import decode_mask
 from vitcow_assets.storage import StorageRoot
 from vitcow_assets_tests import synthetic_tracks as st
@@ -100,6 +104,8 @@ def test_crops_carry_the_track_id_and_the_tracks_table_lists_every_crop(linked):
     row = next(t for t in tracks if t["track_id"] == still)
     assert len(row["clips"]) == st.CLIPS and (row["first_source_frame"], row["last_source_frame"]) == (0, st.CLIPS * st.CLIP_STRIDE)
     assert pq.read_schema(layout.crops_table).metadata[b"vitcow.tracks_table"] == str(layout.tracks_table).encode()
+    recorded = json.loads(pq.read_schema(layout.masks_table).metadata[b"vitcow.link_settings"])
+    assert recorded == dataclasses.asdict(LinkSettings())
 
 
 def test_materialization_points_to_the_tracks_table_and_the_check_passes(linked):

@@ -5,6 +5,7 @@ rows carry their video-wide ``track_id``."""
 
 import contextlib
 import dataclasses
+import json
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -22,6 +23,7 @@ from vitcow_assets.media.files import ParquetSink
 from vitcow_assets.segmenters.base import FrameResult, SegmenterSession
 from vitcow_assets.stages.frames import ClipFrameStream
 
+LINK_SETTINGS_KEY = "vitcow.link_settings"
 OpenSession = Callable[[Sequence[np.ndarray]], contextlib.AbstractContextManager[SegmenterSession]]
 Progress = Callable[[int, int], None]
 T = TypeVar("T")
@@ -151,13 +153,15 @@ def segment_clips(
 
     ``table_metadata`` (provenance: model, checkpoint, prompt, run) goes into the Parquet
     schema's key-value metadata. ``on_retry`` hears about clips retried after running out
-    of accelerator memory. ``link_settings`` tunes the linking of objects across clips.
+    of accelerator memory. ``link_settings`` tunes the linking of objects across clips; the
+    values used are recorded in the schema metadata too (``vitcow.link_settings``, JSON).
     """
     if isinstance(plan, str):
         plan = text_plan(plan)
     summary = SegmentationSummary()
     stream = ClipFrameStream(source, clips)
-    schema = MASKS_SCHEMA.with_metadata(table_metadata) if table_metadata else MASKS_SCHEMA
+    metadata = {**(table_metadata or {}), LINK_SETTINGS_KEY: json.dumps(dataclasses.asdict(link_settings))}
+    schema = MASKS_SCHEMA.with_metadata(metadata)
     linker = TrackLinker(link_settings)
     with ParquetSink(out_path, schema) as sink:
         for clip, frames in stream.by_clip():
