@@ -173,3 +173,14 @@ def test_idf1_is_one_for_perfect_tracks_and_drops_with_an_identity_switch():
     # a shared frame that appears twice (two clips) is scored once, from the earlier clip
     doubled = [{**r, "clip_id": "c00000"} for r in gt] + [{**r, "clip_id": "c00001", "track_id": 9} for r in gt if r["source_frame"] == 9]
     assert identity_scores(gt, doubled)["IDF1"] == 1.0
+
+
+def test_identity_benchmark_runs_and_links_perfect_detections_perfectly(capsys):
+    from benchmarks import identity
+
+    assert identity.main(["--seeds", "1"]) == 0
+    figures = dict(pair.split("=") for pair in capsys.readouterr().out.strip().splitlines()[-1].split())
+    assert float(figures["idf1_truth_overlap"]) == 1.0 and int(figures["tracks_truth_overlap"]) == 6
+    assert float(figures["idf1_walkers_truth_overlap"]) == 1.0  # eight fast walkers, shared frames
+    assert float(figures["idf1_truth_overlap_per_clip_ids"]) < 0.5  # per-clip ids alone are far off
+    assert 0 <= float(figures["idf1_motion_overlap"]) <= 1
