@@ -40,7 +40,6 @@ import pyarrow as pa
 from scipy.optimize import linear_sum_assignment
 
 from vitcow_assets.core.clips import ClipWindow
-from vitcow_assets.core.geometry import box_iou
 from vitcow_assets.core.masks import rle_area, rle_iou
 
 _NO = 1e6  # cost of a forbidden pair
@@ -178,6 +177,36 @@ def _assign(cost: np.ndarray) -> list[tuple[int, int]]:
     return [(int(r), int(c)) for r, c in zip(rows, cols) if cost[r, c] < _NO]
 
 
+def _pair_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Elementwise IoU of boxes ``a (..., 4)`` and ``b (..., 4)``."""
+    ix = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
+    iy = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
+    inter = ix * iy
+    union = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1]) + (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1]) - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def _fallback_cost(tracks: list[_Track], objects: list[_Object], shared: int, frame_step: int, s: LinkSettings) -> np.ndarray:
+    """``(tracks, objects)`` cost of the fallback: each track's last box moved by its velocity to
+    the object's first frame, against the object's first box; forbidden pairs cost ``_NO``."""
+    last = np.array([t.last_xyxy for t in tracks], np.float64)[:, None, :]  # (T, 1, 4)
+    velocity = np.array([t.velocity for t in tracks], np.float64)  # (T, 2)
+    last_frame = np.array([t.last_frame for t in tracks])[:, None]
+    first = np.array([o.first_xyxy for o in objects], np.float64)[None, :, :]  # (1, O, 4)
+    first_frame = np.array([o.first_frame for o in objects])[None, :]
+    dt = first_frame - last_frame  # (T, O) source frames
+    moved = last + np.tile(velocity, 2)[:, None, :] * dt[..., None]
+    iou = _pair_iou(moved, first)
+    shift = np.linalg.norm(_centre(moved) - _centre(first), axis=-1)
+    shift /= np.maximum(np.maximum(_diagonal(moved), _diagonal(first)), 1.0)
+    same_prompt = np.array([[t.prompt == o.prompt for o in objects] for t in tracks], bool).reshape(dt.shape)
+    # pairs both seen on the shared frame were judged by mask IoU already
+    both_on_shared = (dt == 0) & (last_frame == shared)
+    allowed = same_prompt & (dt >= 0) & (dt <= s.max_gap_steps * frame_step) & ~both_on_shared
+    allowed &= (iou >= s.min_box_iou) | (shift <= s.max_shift)
+    return np.where(allowed, (1.0 - iou) + shift, _NO)
+
+
 class TrackLinker:
     """Gives each clip's objects video-wide track ids, one clip at a time in source order.
 
@@ -233,23 +262,7 @@ class TrackLinker:
         t_left = [i for i in range(len(tracks)) if i not in claimed.values()]
         o_left = [j for j in range(len(objects)) if j not in claimed]
         if t_left and o_left:
-            cost = np.full((len(t_left), len(o_left)), _NO)
-            max_gap = s.max_gap_steps * clip.frame_step
-            for r, i in enumerate(t_left):
-                t = tracks[i]
-                for c, j in enumerate(o_left):
-                    o = objects[j]
-                    dt = o.first_frame - t.last_frame
-                    if t.prompt != o.prompt or dt < 0 or dt > max_gap:
-                        continue
-                    if dt == 0 and t.last_frame == shared:
-                        continue  # both on the shared frame: judged by mask IoU above
-                    moved = t.last_xyxy + np.tile(t.velocity * dt, 2)
-                    iou = float(box_iou(moved, o.first_xyxy)[0, 0])
-                    shift = float(np.linalg.norm(_centre(moved) - _centre(o.first_xyxy)))
-                    shift /= max(float(_diagonal(moved)), float(_diagonal(o.first_xyxy)), 1.0)
-                    if iou >= s.min_box_iou or shift <= s.max_shift:
-                        cost[r, c] = (1.0 - iou) + shift
+            cost = _fallback_cost([tracks[i] for i in t_left], [objects[j] for j in o_left], shared, clip.frame_step, s)
             for r, c in _assign(cost):
                 claimed[o_left[c]] = t_left[r]
         # 3. Ids; the open tracks become this clip's objects plus the recent unclaimed tracks.
