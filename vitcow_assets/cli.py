@@ -82,6 +82,7 @@ def _outputs(layout) -> dict:
         "clips_manifest": str(layout.clips_table),
         "masks_table": str(layout.masks_table),
         "crops_manifest": str(layout.crops_table),
+        "tracks_table": str(layout.tracks_table),
         "contact_sheet": str(layout.contact_sheet),
         "crop_videos": crops,
     }
@@ -218,6 +219,55 @@ def compact_json(row: dict) -> str:
     """One key per line; lists (per-frame values) stay on their key's line."""
     lines = [f"  {json.dumps(key)}: {json.dumps(value, default=str, separators=(', ', ': '))}" for key, value in row.items()]
     return "{\n" + ",\n".join(lines) + "\n}"
+def _video_key(video: str, storage) -> str | None:
+    """Partition key of a registered video file, or ``video`` itself taken as a key."""
+    from vitcow_assets.registry import Registry
+    from vitcow_assets.storage import check_partition_key
+
+    path = Path(video)
+    if path.is_file():
+        source = str(path.absolute())
+        return next((r.key for r in Registry(storage).all() if r.source_path == source), None)
+    try:
+        return check_partition_key(video)
+    except ValueError:
+        return None
+
+
+def cmd_tracks(args: argparse.Namespace) -> int:
+    """List a video's tracks (one animal each), or every crop of one track."""
+    import pyarrow.parquet as pq
+
+    from vitcow_assets.storage import StorageRoot
+
+    storage = StorageRoot(default_home())
+    key = _video_key(args.video, storage)
+    if key is None:
+        print(f"vitcow: {args.video} is neither a registered video nor a partition key", file=sys.stderr)
+        return 2
+    table = storage.video(key).tracks_table
+    if not table.is_file():
+        print(f"vitcow: no tracks table for {key} ({table}): process the video first (vitcow run)", file=sys.stderr)
+        return 2
+    rows = pq.read_table(table).to_pylist()
+    if args.track is not None:
+        rows = [r for r in rows if r["track_id"] == args.track]
+        if not rows:
+            print(f"vitcow: {key} has no track {args.track}", file=sys.stderr)
+            return 2
+        if args.json:
+            print(json.dumps(rows[0], indent=2))
+        else:
+            print("\n".join(rows[0]["crop_paths"]))
+        return 0
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'track':>6} {'prompt':<12} {'first':>8} {'last':>8} {'frames':>7} {'clips':>6}")
+    for r in rows:
+        print(f"{r['track_id']:>6} {r['prompt'][:12]:<12} {r['first_source_frame']:>8} {r['last_source_frame']:>8} "
+              f"{r['frames_present']:>7} {len(r['clips']):>6}")
+    return 0
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -284,6 +334,11 @@ def build_parser() -> argparse.ArgumentParser:
     prov = sub.add_parser("provenance", help="print a crop's manifest row as JSON")
     prov.add_argument("crop_path", help="a crop video listed in a crops.parquet above it")
     prov.set_defaults(func=cmd_provenance)
+    tracks = sub.add_parser("tracks", help="list a video's tracks (animals), or the crop videos of one track")
+    tracks.add_argument("video", help="partition key, or the path of a registered video")
+    tracks.add_argument("--track", type=int, help="print the crop paths of this track_id, one per line")
+    tracks.add_argument("--json", action="store_true", help="print the tracks table rows as JSON")
+    tracks.set_defaults(func=cmd_tracks)
     return parser
 
 

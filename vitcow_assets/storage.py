@@ -11,6 +11,7 @@
     clips/clips.parquet         clips manifest (+ cNNNNN.mp4 clip files when written)
     masks/object_masks.parquet  one row per (clip, frame, object)
     crops/crops.parquet         crop manifest (+ <clip_id>/objNNNN.mp4)
+    tracks/tracks.parquet       one row per animal (track_id): its clips, frames and crops
     previews/contact_sheet.png  contact sheet with masks drawn
 <home>/dagster/                 default DAGSTER_HOME
 ```
@@ -101,6 +102,14 @@ class VideoLayout:
     @property
     def crops_table(self) -> Path:
         return self.crops_dir / "crops.parquet"
+
+    @property
+    def tracks_dir(self) -> Path:
+        return self.root / "tracks"
+
+    @property
+    def tracks_table(self) -> Path:
+        return self.tracks_dir / "tracks.parquet"
 
     @property
     def previews_dir(self) -> Path:

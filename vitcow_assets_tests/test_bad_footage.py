@@ -93,10 +93,10 @@ def test_variable_frame_rate_clip_times_come_from_timestamps(tmp_path):
     video = write_video(tmp_path / "vfr.mp4", frames=170, frame_pts=pts)
     _, clips, _, crops = _process(video, tmp_path)
     rows = clips.to_pylist()
-    assert [(r["source_frame_start"], r["source_frame_end"]) for r in rows] == [(0, 76), (80, 156)]
+    assert [(r["source_frame_start"], r["source_frame_end"]) for r in rows] == [(0, 76), (76, 152)]
     assert rows[0]["end_time_s"] == pytest.approx(pts[76] / 100)
-    assert rows[1]["start_time_s"] == pytest.approx(pts[80] / 100)
-    assert rows[1]["end_time_s"] == pytest.approx(pts[156] / 100)
+    assert rows[1]["start_time_s"] == pytest.approx(pts[76] / 100)
+    assert rows[1]["end_time_s"] == pytest.approx(pts[152] / 100)
 
 
 def test_video_shorter_than_one_clip_gives_one_shorter_clip(tmp_path):

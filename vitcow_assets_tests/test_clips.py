@@ -11,17 +11,24 @@ from vitcow_assets.core.clips import (
 )
 
 
-def test_default_plan_takes_every_fourth_frame_in_non_overlapping_windows():
+def test_default_plan_takes_every_fourth_frame_in_windows_sharing_one_frame():
     clips = plan_clips(795, 10.0, ClipSettings())
-    assert len(clips) == 9  # 795 // 80
+    assert len(clips) == 10  # starts every 76 frames; the 10th ends at frame 760
     assert list(clips[0].source_frames) == list(range(0, 80, 4))
-    assert clips[1].source_start == 80 and clips[-1].source_end == 8 * 80 + 76
+    assert clips[1].source_start == 76 == clips[0].source_end  # the last frame of a clip is the next one's first
+    assert all(a.source_end == b.source_start for a, b in zip(clips, clips[1:]))
+    assert clips[-1].source_end == 10 * 76
     assert [c.clip_id for c in clips[:2]] == ["c00000", "c00001"]
 
 
 def test_tail_shorter_than_a_window_is_dropped():
-    assert len(plan_clips(159, 10, ClipSettings())) == 1
-    assert len(plan_clips(160, 10, ClipSettings())) == 2
+    assert len(plan_clips(152, 10, ClipSettings())) == 1  # the second clip would end at frame 152
+    assert len(plan_clips(153, 10, ClipSettings())) == 2
+
+
+def test_one_frame_clips_cannot_share_a_frame():
+    clips = plan_clips(10, 10, ClipSettings(frames_per_clip=1, frame_step=3))
+    assert [c.source_start for c in clips] == [0, 3, 6, 9]
 
 
 def test_video_shorter_than_one_clip_gives_one_shorter_clip():
@@ -47,9 +54,9 @@ def test_max_clips_is_seeded_sorted_and_a_subset():
 
 
 def test_time_window_keeps_clips_starting_inside_it():
-    settings = ClipSettings(frames_per_clip=10, frame_step=6, day_start="09:00", day_end="17:00")
+    settings = ClipSettings(frames_per_clip=11, frame_step=6, day_start="09:00", day_end="17:00")
     start = dt.datetime(2025, 2, 5, 8, 59)
-    # 1 fps, 60-frame windows = one clip a minute from 08:59
+    # 1 fps, windows starting every 10 x 6 frames = one clip a minute from 08:59
     clips = plan_clips(60 * 60 * 10, 1.0, settings, start)
     starts = [start + dt.timedelta(seconds=c.source_start) for c in clips]
     assert starts[0].time() == dt.time(9, 0)

@@ -41,7 +41,9 @@ def test_every_asset_and_check_succeeds(processed):
     materialized = {e.asset_key.path[-1] for e in result.get_asset_materialization_events()}
     assert materialized == {"raw_video", "clips", "prompts", "object_masks", "object_crops", "previews"}
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-    assert checks == {"boxes_inside_frame": True, "masks_nonempty": True, "crop_frames_match_clips": True, "crops_trace_to_masks": True}
+    assert checks == {
+        "boxes_inside_frame": True, "masks_nonempty": True, "crop_frames_match_clips": True, "crops_trace_to_masks": True, "tracks_consistent": True,
+    }
     assert processed["key"] in processed["instance"].get_materialized_partitions(dg.AssetKey("object_crops"))
 
 

@@ -215,5 +215,16 @@ def test_cli_runs_sam3_with_a_prompt_file_of_every_step_kind(tiny_checkpoint, tm
     assert ("c00000", 1) not in ids and ("c00001", 1) in ids  # removed in the clip holding frame 0 only
     assert all(r["object_id"] % 2 == (0 if r["prompt"] == "cow" else 1) for r in masks)
     assert crops and {c["model_checkpoint"] for c in crops} == {tiny_checkpoint}
+    # identity across clips: the two clips share frame 20, every object has one track id,
+    # crops carry it and the tracks table lists every crop under it
+    clips = pq.read_table(layout.clips_table).to_pylist()
+    assert [(c["source_frame_start"], c["source_frame_end"]) for c in clips] == [(0, 20), (20, 40)]
+    track_of = {}
+    for r in masks:
+        assert track_of.setdefault((r["clip_id"], r["object_id"]), r["track_id"]) == r["track_id"] >= 0
+    assert all(c["track_id"] == track_of[(c["clip_id"], c["object_id"])] for c in crops)
+    tracks = pq.read_table(layout.tracks_table).to_pylist()
+    assert sorted(p for t in tracks for p in t["crop_paths"]) == sorted(c["crop_path"] for c in crops)
+    assert all(t["prompt"] in ("cow", "calf") for t in tracks)
     plan = json.loads(layout.prompts_json.read_text())
     assert plan["source"].endswith("pen.prompts.yaml") and len(plan["steps"]) == 2

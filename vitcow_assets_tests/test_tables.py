@@ -4,15 +4,7 @@ import pyarrow as pa
 from vitcow_assets.core import validation
 from vitcow_assets.core.clips import ClipWindow
 from vitcow_assets.core.masks import decode_mask
-from vitcow_assets.core.tables import (
-    CLIPS_SCHEMA,
-    CROPS_SCHEMA,
-    MASKS_SCHEMA,
-    clip_rows,
-    clips_from_table,
-    mask_rows,
-    schema_descriptions,
-)
+from vitcow_assets.core.tables import CLIPS_SCHEMA, CROPS_SCHEMA, MASKS_SCHEMA, TRACKS_SCHEMA, clip_rows, clips_from_table, mask_rows, schema_descriptions
 from vitcow_assets.core.detections import Detections
 
 CLIP = ClipWindow(clip_index=3, source_start=240, frame_step=4, frames=20)
@@ -33,6 +25,8 @@ def test_mask_rows_follow_schema_and_map_clip_frame_to_source_frame():
     rows = batch.to_pylist()
     assert [r["source_frame"] for r in rows] == [248, 248]
     assert [r["object_id"] for r in rows] == [4, 7]
+    assert [r["track_id"] for r in rows] == [-1, -1]  # set when the clip is linked
+    assert mask_rows("vid", CLIP, 2, _detections(), "m", track_ids=[8, 3])["track_id"].to_pylist() == [8, 3]
     assert [r["prompt"] for r in rows] == ["cow", "calf"]
     assert [r["area"] for r in rows] == [6, 16]
     assert rows[0]["frame_width"] == 8 and rows[0]["frame_height"] == 6
@@ -54,7 +48,7 @@ def test_clip_rows_round_trip():
 
 
 def test_every_column_is_documented():
-    for schema in (CLIPS_SCHEMA, MASKS_SCHEMA, CROPS_SCHEMA):
+    for schema in (CLIPS_SCHEMA, MASKS_SCHEMA, CROPS_SCHEMA, TRACKS_SCHEMA):
         assert all(desc for _, _, desc in schema_descriptions(schema))
     required = {"video_id", "clip_id", "clip_frame", "source_frame", "object_id", "prompt", "score", "x1", "y1", "x2", "y2", "area", "mask_rle"}
     assert required <= set(MASKS_SCHEMA.names)

@@ -1,10 +1,14 @@
 """Clip planning: which source frames make up which clip.
 
-A clip is ``frames_per_clip`` source frames taken every ``frame_step``-th frame, so one clip
-spans ``frames_per_clip * frame_step`` source frames and plays at ``fps / frame_step``.
-Windows do not overlap. Every full window is a clip; a tail shorter than one window is
-dropped, except when the whole video is shorter than one window: then the video gives one
-shorter clip with every ``frame_step``-th frame it has.
+A clip is ``frames_per_clip`` source frames taken every ``frame_step``-th frame, so it plays
+at ``fps / frame_step``. Consecutive windows overlap by exactly one frame: the last frame of
+clip k is the first frame of clip k+1 (windows start every ``(frames_per_clip - 1) *
+frame_step`` source frames), so the segmenter sees that frame in both clips and objects can
+be linked across clips by their masks on it (``core.identity``). With ``frames_per_clip`` 1
+clips cannot share a frame and start every ``frame_step`` frames. Every window whose last
+frame exists is a clip; a tail shorter than one window is dropped, except when the whole
+video is shorter than one window: then the video gives one shorter clip with every
+``frame_step``-th frame it has.
 
 Pure: no file access. Times of day come from a ``datetime`` the caller parsed.
 """
@@ -126,11 +130,10 @@ def plan_clips(
     """
     if frame_count < 0:
         raise ValueError(f"frame_count must be >= 0, got {frame_count}")
-    span = settings.frames_per_clip * settings.frame_step
-    windows = [
-        ClipWindow(i, i * span, settings.frame_step, settings.frames_per_clip)
-        for i in range(frame_count // span)
-    ]
+    stride = clip_stride(settings)
+    last_frame_offset = (settings.frames_per_clip - 1) * settings.frame_step
+    count = (frame_count - 1 - last_frame_offset) // stride + 1 if frame_count > last_frame_offset else 0
+    windows = [ClipWindow(i, i * stride, settings.frame_step, settings.frames_per_clip) for i in range(count)]
     if not windows and frame_count > 0:
         windows = [ClipWindow(0, 0, settings.frame_step, -(-frame_count // settings.frame_step))]
     if settings.uses_time_window:
@@ -150,6 +153,11 @@ def plan_clips(
         keep = np.sort(rng.choice(len(windows), size=settings.max_clips, replace=False))
         windows = [windows[i] for i in keep]
     return windows
+
+
+def clip_stride(settings: ClipSettings) -> int:
+    """Source frames from one clip's start to the next: consecutive clips share one frame."""
+    return max(settings.frames_per_clip - 1, 1) * settings.frame_step
 
 
 def frame_time(frame: int, fps: float, times: np.ndarray | None = None) -> float:

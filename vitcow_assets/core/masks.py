@@ -37,3 +37,11 @@ def decode_mask(rle: dict) -> np.ndarray:
 def rle_area(rle: dict) -> int:
     """Pixel count of one COCO RLE without decoding it."""
     return int(coco_mask.area(_as_pycocotools(rle)))
+
+
+def rle_iou(a: list[dict], b: list[dict]) -> np.ndarray:
+    """IoU matrix ``(len(a), len(b)) float64`` of COCO RLE masks of one frame size, without decoding."""
+    if not a or not b:
+        return np.zeros((len(a), len(b)))
+    iou = coco_mask.iou([_as_pycocotools(r) for r in a], [_as_pycocotools(r) for r in b], [0] * len(b))
+    return np.asarray(iou, dtype=np.float64).reshape(len(a), len(b))

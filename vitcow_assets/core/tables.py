@@ -44,6 +44,7 @@ MASKS_SCHEMA = pa.schema(
         _field("clip_frame", pa.int32(), "frame index within the clip, from 0"),
         _field("source_frame", pa.int64(), "frame index within the source video, from 0"),
         _field("object_id", pa.int64(), "object id, stable within the clip only"),
+        _field("track_id", pa.int64(), "animal id, stable through the video while clips are consecutive (see the tracks table)"),
         _field("prompt", pa.string(), "text prompt that found the object (empty if none)"),
         _field("score", pa.float32(), "detection confidence in [0, 1]"),
         _field("x1", pa.float32(), "box left edge, source pixels"),
@@ -66,6 +67,7 @@ CROPS_SCHEMA = pa.schema(
         _field("source_sha256", pa.string(), "sha256 of the source video's bytes"),
         _field("clip_id", pa.string(), "clip the crop was cut from"),
         _field("object_id", pa.int64(), "object id within the clip"),
+        _field("track_id", pa.int64(), "animal id through the video: every crop of one animal shares it (tracks table)"),
         _field("prompt", pa.string(), "text prompt that found the object"),
         _field("source_frame_start", pa.int64(), "first source frame of the clip"),
         _field("source_frame_end", pa.int64(), "last source frame of the clip (inclusive)"),
@@ -130,8 +132,13 @@ def mask_rows(
     clip_frame: int,
     detections: Detections,
     segmenter: str,
+    track_ids: np.ndarray | None = None,
 ) -> pa.RecordBatch:
-    """Mask-table rows for one frame's detections."""
+    """Mask-table rows for one frame's detections.
+
+    ``track_ids`` (parallel to the detections) are usually not known yet when a frame's rows
+    are made: they are then -1, and ``set_track_ids`` fills them once the clip is linked.
+    """
     n = len(detections)
     height, width = detections.frame_size
     rles = encode_masks(detections.masks)
@@ -143,6 +150,7 @@ def mask_rows(
             "clip_frame": [clip_frame] * n,
             "source_frame": [clip.source_start + clip_frame * clip.frame_step] * n,
             "object_id": detections.object_ids,
+            "track_id": np.full(n, -1, np.int64) if track_ids is None else np.asarray(track_ids, np.int64),
             "prompt": [str(p) for p in detections.prompts],
             "score": detections.scores,
             "x1": xyxy[:, 0],
@@ -186,3 +194,80 @@ def schema_descriptions(schema: pa.Schema) -> list[tuple[str, str, str]]:
     return [
         (f.name, str(f.type), (f.metadata or {}).get(b"description", b"").decode()) for f in schema
     ]
+
+
+def set_track_ids(table: pa.Table, track_of: dict[int, int]) -> pa.Table:
+    """``table`` (mask rows of one clip) with ``track_id`` set from ``{object_id: track_id}``."""
+    object_ids = table["object_id"].to_pylist()
+    missing = sorted({o for o in object_ids if o not in track_of})
+    if missing:
+        raise ValueError(f"no track id for objects {missing}")
+    column = pa.array([track_of[o] for o in object_ids], pa.int64())
+    index = table.schema.get_field_index("track_id")
+    return table.set_column(index, table.schema.field(index), column)
+
+
+TRACKS_SCHEMA = pa.schema(
+    [
+        _field("video_id", pa.string(), "partition key of the source video"),
+        _field("track_id", pa.int64(), "animal id through the video (track_id of the masks and crops tables)"),
+        _field("prompt", pa.string(), "text prompt that found the animal"),
+        _field("first_source_frame", pa.int64(), "first source frame in which the animal was found"),
+        _field("last_source_frame", pa.int64(), "last source frame in which the animal was found"),
+        _field("clips", pa.list_(pa.string()), "clips the track runs through, in source order"),
+        _field("object_ids", pa.list_(pa.int64()), "the animal's object id in each of those clips"),
+        _field("frames_present", pa.int64(), "source frames in which the animal was found (a frame two clips share counts once)"),
+        _field("crop_paths", pa.list_(pa.string()), "crop videos of the animal, one per clip, in source order"),
+    ]
+)
+
+
+class TracksBuilder:
+    """Builds the tracks table from crops-manifest rows given clip by clip in source order.
+
+    Keeps one small record per track (no per-frame data), so it streams with the crops.
+    """
+
+    def __init__(self, video_id: str) -> None:
+        self.video_id = video_id
+        self._tracks: dict[int, dict] = {}
+
+    def add(self, crops: pa.Table) -> None:
+        """Take crops-manifest rows (``crop_path``, ``clip_id``, ``object_id``, ``track_id``,
+        ``prompt``, ``source_frame_start``, ``frame_step``, ``present``)."""
+        cols = ["crop_path", "clip_id", "object_id", "track_id", "prompt", "source_frame_start", "frame_step", "present"]
+        for row in crops.select(cols).to_pylist():
+            frames = [row["source_frame_start"] + i * row["frame_step"] for i, p in enumerate(row["present"]) if p]
+            track = self._tracks.setdefault(
+                row["track_id"],
+                {"prompt": row["prompt"], "first": None, "last": None, "clips": [], "objects": [], "paths": [], "present": 0},
+            )
+            track["clips"].append(row["clip_id"])
+            track["objects"].append(row["object_id"])
+            track["paths"].append(row["crop_path"])
+            if frames:
+                last = track["last"]
+                track["present"] += sum(1 for f in frames if last is None or f > last)
+                track["first"] = frames[0] if track["first"] is None else min(track["first"], frames[0])
+                track["last"] = frames[-1] if last is None else max(last, frames[-1])
+
+    def __len__(self) -> int:
+        return len(self._tracks)
+
+    def table(self) -> pa.Table:
+        ids = sorted(self._tracks)
+        t = [self._tracks[i] for i in ids]
+        return pa.Table.from_pydict(
+            {
+                "video_id": [self.video_id] * len(ids),
+                "track_id": ids,
+                "prompt": [r["prompt"] for r in t],
+                "first_source_frame": [r["first"] if r["first"] is not None else -1 for r in t],
+                "last_source_frame": [r["last"] if r["last"] is not None else -1 for r in t],
+                "clips": [r["clips"] for r in t],
+                "object_ids": [r["objects"] for r in t],
+                "frames_present": [r["present"] for r in t],
+                "crop_paths": [r["paths"] for r in t],
+            },
+            schema=TRACKS_SCHEMA,
+        )

@@ -54,3 +54,29 @@ def untraceable_crops(crops: pa.Table, masks: pa.Table) -> list[dict]:
         if not present or present != mask_frames.get((row["clip_id"], row["object_id"]), set()):
             bad.append({"crop_path": row["crop_path"], "clip_id": row["clip_id"], "object_id": row["object_id"]})
     return bad
+
+
+def inconsistent_tracks(masks: pa.Table, crops: pa.Table, tracks: pa.Table) -> list[dict]:
+    """Problems with ``track_id``: an object with several track ids or none (-1), two objects of
+    one clip sharing a track, a crop whose track differs from its mask rows', a crop missing
+    from its track's row of the tracks table."""
+    bad = []
+    track_of: dict[tuple[str, int], set[int]] = {}
+    for clip_id, object_id, track_id in zip(masks["clip_id"].to_pylist(), masks["object_id"].to_pylist(), masks["track_id"].to_pylist()):
+        track_of.setdefault((clip_id, object_id), set()).add(track_id)
+    per_clip: dict[tuple[str, int], int] = {}
+    for (clip_id, object_id), ids in track_of.items():
+        if len(ids) != 1 or min(ids) < 0:
+            bad.append({"clip_id": clip_id, "object_id": object_id, "problem": f"track ids {sorted(ids)}"})
+            continue
+        key = (clip_id, next(iter(ids)))
+        if key in per_clip:
+            bad.append({"clip_id": clip_id, "object_id": object_id, "problem": f"shares track {key[1]} with object {per_clip[key]}"})
+        per_clip[key] = object_id
+    listed = {t: set(paths) for t, paths in zip(tracks["track_id"].to_pylist(), tracks["crop_paths"].to_pylist())}
+    for row in crops.select(["crop_path", "clip_id", "object_id", "track_id"]).to_pylist():
+        if track_of.get((row["clip_id"], row["object_id"])) != {row["track_id"]}:
+            bad.append({"crop_path": row["crop_path"], "problem": f"track {row['track_id']} differs from the mask rows'"})
+        elif row["crop_path"] not in listed.get(row["track_id"], set()):
+            bad.append({"crop_path": row["crop_path"], "problem": f"not listed under track {row['track_id']} in the tracks table"})
+    return bad

@@ -15,12 +15,13 @@ from vitcow_assets.core.tables import (
     CLIPS_SCHEMA,
     CROPS_SCHEMA,
     MASKS_SCHEMA,
+    TRACKS_SCHEMA,
     clip_fps_by_id,
     clips_from_table,
     masks_metadata,
     masks_provenance,
 )
-from vitcow_assets.defs.metadata import SOURCE_SHA256, image_metadata, table_metadata
+from vitcow_assets.defs.metadata import SOURCE_SHA256, image_metadata, table_metadata, tracks_metadata
 from vitcow_assets.defs.partitions import video_partitions
 from vitcow_assets.defs.resources import SegmenterResource, VitcowStorage
 from vitcow_assets.media.files import atomic_file
@@ -184,6 +185,7 @@ def object_masks(context: dg.AssetExecutionContext, storage: VitcowStorage, segm
             **table_metadata(layout.masks_table, MASKS_SCHEMA, summary.rows),
             "clips": summary.clips,
             "objects": summary.objects,
+            "tracks": summary.tracks,
             "frames_with_objects": summary.frames_with_objects,
             "segmenter": model.name,
             "checkpoint": model.checkpoint or "none",
@@ -227,6 +229,7 @@ def object_crops(context: dg.AssetExecutionContext, config: CropsConfig, storage
             **table_metadata(layout.crops_table, CROPS_SCHEMA, crops),
             "crops": crops,
             "crops_dir": dg.MetadataValue.path(str(layout.crops_dir)),
+            **tracks_metadata(layout.tracks_table, TRACKS_SCHEMA),
             "crop_size": settings.crop_size,
             "segmenter": provenance.segmenter,
             SOURCE_SHA256: provenance.source_sha256,

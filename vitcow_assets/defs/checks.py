@@ -52,4 +52,14 @@ def crops_trace_to_masks(context: dg.AssetCheckExecutionContext, storage: Vitcow
     return _result(bad, "crops without matching mask rows", bad)
 
 
-CHECKS = [boxes_inside_frame, masks_nonempty, crop_frames_match_clips, crops_trace_to_masks]
+@dg.asset_check(asset=object_crops)
+def tracks_consistent(context: dg.AssetCheckExecutionContext, storage: VitcowStorage) -> dg.AssetCheckResult:
+    """Every object has one track id, one per object in a clip; crops carry their objects'
+    track ids and the tracks table lists every crop under its track."""
+    layout = storage.video(context.partition_key)
+    masks = pq.read_table(layout.masks_table, columns=["clip_id", "object_id", "track_id"])
+    bad = validation.inconsistent_tracks(masks, pq.read_table(layout.crops_table), pq.read_table(layout.tracks_table))
+    return _result(bad, "track id problems", bad)
+
+
+CHECKS = [boxes_inside_frame, masks_nonempty, crop_frames_match_clips, crops_trace_to_masks, tracks_consistent]

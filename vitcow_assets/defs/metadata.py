@@ -5,6 +5,7 @@ from pathlib import Path
 
 import dagster as dg
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from vitcow_assets.core.tables import schema_descriptions
 
@@ -32,4 +33,15 @@ def image_metadata(path: Path, thumbnail_jpeg: bytes, summary: str) -> dict:
         "summary": dg.MetadataValue.md(summary),
         "preview_path": dg.MetadataValue.path(str(path)),
         "preview": dg.MetadataValue.md(f"![contact sheet](data:image/jpeg;base64,{data})"),
+    }
+
+
+def tracks_metadata(path: Path, schema: pa.Schema) -> dict:
+    """Where the tracks table is, how many tracks it holds and its columns."""
+    return {
+        "tracks_table": dg.MetadataValue.path(str(path)),
+        "tracks": dg.MetadataValue.int(pq.ParquetFile(path).metadata.num_rows),
+        "tracks_schema": dg.TableSchema(
+            columns=[dg.TableColumn(name, type_, description=desc) for name, type_, desc in schema_descriptions(schema)]
+        ),
     }

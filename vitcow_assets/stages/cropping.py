@@ -1,5 +1,6 @@
 """Object crops: one fixed-size H.264 video per (clip, object), from one decode pass of the
-source whatever the number of objects, plus a Parquet manifest with each crop's provenance."""
+source whatever the number of objects, plus a Parquet manifest with each crop's provenance,
+and the video's tracks table (every crop of one animal, by ``track_id``)."""
 
 import dataclasses
 import os
@@ -14,9 +15,9 @@ import pyarrow.parquet as pq
 from vitcow_assets.core.clips import ClipWindow
 from vitcow_assets.core.geometry import crop_window, extract_crop
 from vitcow_assets.core.masks import decode_mask
-from vitcow_assets.core.tables import CROPS_SCHEMA
+from vitcow_assets.core.tables import CROPS_SCHEMA, TracksBuilder
 from vitcow_assets.media.files import atomic_dir
-from vitcow_assets.media.parquet import ParquetSink
+from vitcow_assets.media.parquet import ParquetSink, write_table
 from vitcow_assets.media.video import EncoderSettings, VideoWriter
 from vitcow_assets.stages.frames import ClipFrameStream
 from vitcow_assets.storage import VideoLayout
@@ -65,6 +66,7 @@ def mask_groups_by_clip(masks_path: str | os.PathLike) -> dict[str, list[int]]:
 @dataclasses.dataclass
 class _ObjectCrop:
     object_id: int
+    track_id: int
     prompt: str
     by_frame: dict[int, tuple[np.ndarray, dict]]
     path: Path
@@ -85,16 +87,18 @@ class _ClipCrops:
         self.clip = clip
         self.fps, self.encoder, self.size = fps, encoder, size
         self.objects: list[_ObjectCrop] = []
-        cols = rows.select(["object_id", "clip_frame", "prompt", "x1", "y1", "x2", "y2", "mask_rle"]).to_pydict()
+        cols = rows.select(["object_id", "track_id", "clip_frame", "prompt", "x1", "y1", "x2", "y2", "mask_rle"]).to_pydict()
         plans: dict[int, dict] = {}
         prompts: dict[int, str] = {}
+        tracks: dict[int, int] = {}
         for i, object_id in enumerate(cols["object_id"]):
             xyxy = np.array([cols["x1"][i], cols["y1"][i], cols["x2"][i], cols["y2"][i]], np.float32)
             plans.setdefault(object_id, {})[cols["clip_frame"][i]] = (xyxy, cols["mask_rle"][i])
             prompts.setdefault(object_id, cols["prompt"][i])
+            tracks.setdefault(object_id, cols["track_id"][i])
         for object_id in sorted(plans):
             path = folder / clip.clip_id / f"obj{object_id:04d}.mp4"
-            self.objects.append(_ObjectCrop(object_id, prompts[object_id], plans[object_id], path))
+            self.objects.append(_ObjectCrop(object_id, tracks[object_id], prompts[object_id], plans[object_id], path))
 
     def finish(self) -> None:
         """Encode every object's crop video (each written atomically)."""
@@ -117,7 +121,8 @@ def write_crops(
     encoder: EncoderSettings = EncoderSettings(),
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[int, list[str]]:
-    """Write the crops folder (videos and ``crops.parquet``).
+    """Write the crops folder (videos and ``crops.parquet``), then the tracks table
+    (``layout.tracks_table``, which ``crops.parquet``'s metadata names as ``vitcow.tracks_table``).
 
     ``clip_fps``: each clip's playback rate by clip id (the clips manifest's ``fps``).
     Returns the number of crops and the ids of clips the source did not deliver in full
@@ -129,7 +134,9 @@ def write_crops(
     black = np.zeros((size, size, 3), np.uint8)
     open_clips: dict[int, _ClipCrops] = {}
     done = 0
-    with atomic_dir(layout.crops_dir) as folder, ParquetSink(folder / layout.crops_table.name, CROPS_SCHEMA) as sink:
+    tracks = TracksBuilder(provenance.video_id)
+    schema = CROPS_SCHEMA.with_metadata({"vitcow.tracks_table": str(layout.tracks_table)})
+    with atomic_dir(layout.crops_dir) as folder, ParquetSink(folder / layout.crops_table.name, schema) as sink:
         for _, rgb, uses in ClipFrameStream(source, clips):
             for position, clip_frame in uses:
                 clip = clips[position]
@@ -141,12 +148,15 @@ def write_crops(
                     _add_object_frame(obj, clip_frame, rgb, settings, black)
                 if clip_frame == clip.frames - 1:
                     open_clips.pop(position).finish()
-                    sink.write(_manifest_rows(state, layout.crops_dir, folder, settings, state.fps, provenance))
+                    rows = _manifest_rows(state, layout.crops_dir, folder, settings, state.fps, provenance)
+                    sink.write(rows)
+                    tracks.add(rows)
                     done += 1
                     if progress is not None:
                         progress(done, len(clips))
         incomplete = [clips[p].clip_id for p in open_clips]  # the source ended inside them: no crops
         crops = sink.rows
+    write_table(layout.tracks_table, tracks.table())
     return crops, incomplete
 
 
@@ -185,6 +195,7 @@ def _manifest_rows(
             "source_sha256": [prov.source_sha256] * n,
             "clip_id": [clip.clip_id] * n,
             "object_id": [o.object_id for o in state.objects],
+            "track_id": [o.track_id for o in state.objects],
             "prompt": [o.prompt for o in state.objects],
             "source_frame_start": [clip.source_start] * n,
             "source_frame_end": [clip.source_end] * n,

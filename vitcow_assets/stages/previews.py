@@ -20,16 +20,18 @@ def _colour(object_id: int) -> tuple[int, int, int]:
 
 
 def draw_detections(rgb: np.ndarray, rows: list[dict]) -> np.ndarray:
-    """Frame with each row's mask tinted, box drawn and object id written."""
+    """Frame with each row's mask tinted, box drawn and id written: the track id (the same
+    animal keeps its colour and number from clip to clip) where the rows have one."""
     out = rgb.copy()
     for row in rows:
-        colour = np.array(_colour(row["object_id"]), np.float32)
+        label = row["track_id"] if row.get("track_id", -1) >= 0 else row["object_id"]
+        colour = np.array(_colour(label), np.float32)
         mask = decode_mask(row["mask_rle"])
         out[mask] = (0.5 * out[mask] + 0.5 * colour).astype(np.uint8)
         x1, y1, x2, y2 = (int(round(row[k])) for k in ("x1", "y1", "x2", "y2"))
         cv2.rectangle(out, (x1, y1), (x2 - 1, y2 - 1), tuple(int(c) for c in colour), 2)
-        cv2.putText(out, str(row["object_id"]), (x1 + 2, max(y1 - 4, 12)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 2)
-        cv2.putText(out, str(row["object_id"]), (x1 + 2, max(y1 - 4, 12)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, tuple(int(c) for c in colour), 1)
+        cv2.putText(out, str(label), (x1 + 2, max(y1 - 4, 12)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 2)
+        cv2.putText(out, str(label), (x1 + 2, max(y1 - 4, 12)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, tuple(int(c) for c in colour), 1)
     return out
 
 

@@ -1,8 +1,11 @@
 """Object masks: run the prompt plan's predictor passes on every clip and write one Parquet
-row per (clip, frame, object), one row group per clip, as the clips come."""
+row per (clip, frame, object), one row group per clip, as the clips come. Each clip's objects
+are linked to the previous clip's (``core.identity``) before its rows are written, so the
+rows carry their video-wide ``track_id``."""
 
 import contextlib
 import dataclasses
+import json
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -12,18 +15,15 @@ import numpy as np
 import pyarrow as pa
 
 from vitcow_assets.core.clips import ClipWindow
-from vitcow_assets.core.prompts import (
-    PointStep,
-    PromptPlan,
-    TextQuery,
-    clip_passes,
-)
-from vitcow_assets.core.tables import MASKS_SCHEMA, mask_rows
+from vitcow_assets.core.identity import ClipObservations, LinkSettings, TrackLinker
+from vitcow_assets.core.prompts import PointStep, PromptPlan, TextQuery, clip_passes
+from vitcow_assets.core.tables import MASKS_SCHEMA, mask_rows, set_track_ids
 from vitcow_assets.core.detections import Detections
 from vitcow_assets.media.parquet import ParquetSink
 from vitcow_assets.segmenters.base import FrameResult, SegmenterSession
 from vitcow_assets.stages.frames import ClipFrameStream
 
+LINK_SETTINGS_KEY = "vitcow.link_settings"
 OpenSession = Callable[[Sequence[np.ndarray]], contextlib.AbstractContextManager[SegmenterSession]]
 Progress = Callable[[int, int], None]
 T = TypeVar("T")
@@ -131,6 +131,7 @@ class SegmentationSummary:
     clips: int = 0
     rows: int = 0
     objects: int = 0
+    tracks: int = 0
     frames_with_objects: int = 0
     incomplete_clips: list[str] = dataclasses.field(default_factory=list)
 
@@ -146,16 +147,20 @@ def segment_clips(
     progress: Progress | None = None,
     table_metadata: dict[str, str] | None = None,
     on_retry: Callable[[str], None] | None = None,
+    link_settings: LinkSettings = LinkSettings(),
 ) -> SegmentationSummary:
     """Segment every clip of ``clips`` from one decode pass of ``source`` into ``out_path``.
 
     ``table_metadata`` (provenance: model, checkpoint, prompt, run) goes into the Parquet
     schema's key-value metadata. ``on_retry`` hears about clips retried after running out
-    of accelerator memory.
+    of accelerator memory. ``link_settings`` tunes the linking of objects across clips; the
+    values used are recorded in the schema metadata too (``vitcow.link_settings``, JSON).
     """
     summary = SegmentationSummary()
     stream = ClipFrameStream(source, clips)
-    schema = MASKS_SCHEMA.with_metadata(table_metadata) if table_metadata else MASKS_SCHEMA
+    metadata = {**(table_metadata or {}), LINK_SETTINGS_KEY: json.dumps(dataclasses.asdict(link_settings))}
+    schema = MASKS_SCHEMA.with_metadata(metadata)
+    linker = TrackLinker(link_settings)
     with ParquetSink(out_path, schema) as sink:
         for clip, frames in stream.by_clip():
             batches = segment_clip_frames(
@@ -169,6 +174,7 @@ def segment_clips(
             )
             del frames
             table = pa.Table.from_batches(batches, schema=MASKS_SCHEMA)
+            table = set_track_ids(table, linker.link(clip, ClipObservations.from_table(table)))
             sink.write(table)
             summary.clips += 1
             summary.rows += table.num_rows
@@ -176,5 +182,6 @@ def segment_clips(
             summary.frames_with_objects += len(set(table["clip_frame"].to_pylist()))
             if progress is not None:
                 progress(summary.clips, len(clips))
+    summary.tracks = linker.tracks
     summary.incomplete_clips = [c.clip_id for c in stream.incomplete]
     return summary

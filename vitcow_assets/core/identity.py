@@ -1,0 +1,296 @@
+"""Identity across clips: one ``track_id`` per animal through a whole video.
+
+Segmenters give object ids that hold within one clip. ``TrackLinker`` turns them into track
+ids that hold through the video, one clip at a time, in source order, keeping only what the
+next clip needs (each open track's last observation), so segmentation keeps streaming.
+
+How a clip is linked to what came before it:
+
+- Clips are *consecutive* when the next one starts at most one ``frame_step`` after the
+  previous one ends. The clip planner overlaps consecutive windows by one frame (the last
+  frame of clip k is the first of clip k+1), so the segmenter sees that source frame twice.
+  Clips that are not consecutive (``max_clips`` sampling, a time-of-day window) are a gap:
+  every track ends there, and the clip after it starts new tracks.
+- **Shared frame** (exact): objects the previous clip has on its last frame and objects this
+  clip has on its first frame are masks of the same image. They are paired by mask IoU
+  (Hungarian assignment). A pair is allowed when its IoU is at least ``min_mask_iou``, or
+  when one mask lies mostly inside the other (intersection over the smaller mask at least
+  ``min_mask_cover``: a backend that splits or merges an animal on one side of the boundary,
+  as a motion segmenter may, still continues the track with its best-overlapping piece).
+- **Fallback**, for objects absent from that frame in one of the clips, and for clips one
+  ``frame_step`` apart: an open track's last box, moved by the track's velocity (from its
+  last observations) to the frame where an unclaimed object is first seen, against that
+  object's first box. Allowed when at most ``max_gap_steps`` frame steps separate the two and
+  the boxes overlap (``min_box_iou``) or their centres are close (``max_shift``, in units of
+  the larger box diagonal); the cost is ``(1 - IoU) + shift``. Pairs that both have a mask
+  on the shared frame were already judged by mask IoU and are not paired again.
+- Only objects found by the same prompt are linked (a ``cow`` never continues a ``calf``).
+- Objects left unclaimed start new tracks. Track ids count from 0 in order of first
+  appearance (clip order, then object id).
+
+Works on what every backend writes (boxes and COCO RLE masks per frame), so SAM3 and motion
+outputs are linked the same way. Pure: numpy, scipy, pycocotools and pyarrow; no file I/O.
+"""
+
+import dataclasses
+from collections.abc import Iterable
+
+import numpy as np
+import pyarrow as pa
+from scipy.optimize import linear_sum_assignment
+
+from vitcow_assets.core.clips import ClipWindow
+from vitcow_assets.core.masks import rle_area, rle_iou
+
+_NO = 1e6  # cost of a forbidden pair
+
+
+@dataclasses.dataclass(frozen=True)
+class LinkSettings:
+    """Thresholds of the linker (see the module docstring)."""
+
+    min_mask_iou: float = 0.3
+    min_mask_cover: float = 0.8
+    min_box_iou: float = 0.1
+    #: centre distance allowed, in larger-box diagonals (generous: the assignment is global,
+    #: and an animal moving at 3 px/frame jumps 12 px between sampled frames)
+    max_shift: float = 1.5
+    max_gap_steps: int = 3
+    #: observations (frames) of a track used to estimate its velocity
+    velocity_frames: int = 3
+
+    def __post_init__(self) -> None:
+        if not 0 < self.min_mask_iou <= 1:
+            raise ValueError(f"min_mask_iou must be in (0, 1], got {self.min_mask_iou}")
+        if not 0 < self.min_mask_cover <= 1:
+            raise ValueError(f"min_mask_cover must be in (0, 1], got {self.min_mask_cover}")
+        if not 0 <= self.min_box_iou <= 1:
+            raise ValueError(f"min_box_iou must be in [0, 1], got {self.min_box_iou}")
+        if self.max_shift < 0:
+            raise ValueError(f"max_shift must be >= 0, got {self.max_shift}")
+        if self.max_gap_steps < 1:
+            raise ValueError(f"max_gap_steps must be >= 1, got {self.max_gap_steps}")
+        if self.velocity_frames < 2:
+            raise ValueError(f"velocity_frames must be >= 2, got {self.velocity_frames}")
+
+
+@dataclasses.dataclass
+class ClipObservations:
+    """Every (frame, object) row of one clip, as parallel arrays.
+
+    - ``object_ids``: ``int64 (R,)`` the clip's own object ids.
+    - ``source_frames``: ``int64 (R,)`` source-video frame of each row.
+    - ``xyxy``: ``float32 (R, 4)`` pixel boxes.
+    - ``rles``: ``R`` COCO RLE dicts (``size``, ``counts``) of the masks.
+    - ``prompts``: ``(R,)`` the text that found each object.
+    """
+
+    object_ids: np.ndarray
+    source_frames: np.ndarray
+    xyxy: np.ndarray
+    rles: list
+    prompts: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.object_ids = np.asarray(self.object_ids, dtype=np.int64).reshape(-1)
+        self.source_frames = np.asarray(self.source_frames, dtype=np.int64).reshape(-1)
+        self.xyxy = np.asarray(self.xyxy, dtype=np.float32).reshape(-1, 4)
+        self.prompts = np.asarray(self.prompts, dtype=object).reshape(-1)
+        n = len(self.object_ids)
+        for name in ("source_frames", "xyxy", "rles", "prompts"):
+            if len(getattr(self, name)) != n:
+                raise ValueError(f"{name} has {len(getattr(self, name))} entries, expected {n}")
+
+    @classmethod
+    def from_table(cls, table: pa.Table) -> "ClipObservations":
+        """From masks-table rows (``object_id``, ``source_frame``, ``x1..y2``, ``mask_rle``, ``prompt``)."""
+        cols = table.select(["object_id", "source_frame", "x1", "y1", "x2", "y2", "mask_rle", "prompt"]).to_pydict()
+        xyxy = np.stack([np.asarray(cols[k], np.float32) for k in ("x1", "y1", "x2", "y2")], axis=1) if table.num_rows else np.zeros((0, 4))
+        return cls(cols["object_id"], cols["source_frame"], xyxy, cols["mask_rle"], cols["prompt"])
+
+
+@dataclasses.dataclass
+class _Track:
+    """What the linker remembers of an open track: its last observation and velocity."""
+
+    track_id: int
+    prompt: str
+    last_frame: int
+    last_xyxy: np.ndarray
+    last_rle: dict
+    velocity: np.ndarray  # centre shift per source frame, float64 (2,)
+
+
+@dataclasses.dataclass
+class _Object:
+    """One object of the clip being linked: its first and last observations."""
+
+    object_id: int
+    prompt: str
+    first_frame: int
+    first_xyxy: np.ndarray
+    first_rle: dict
+    last_frame: int
+    last_xyxy: np.ndarray
+    last_rle: dict
+    velocity: np.ndarray
+
+
+def _centre(xyxy: np.ndarray) -> np.ndarray:
+    xyxy = np.asarray(xyxy, np.float64)
+    return (xyxy[..., :2] + xyxy[..., 2:]) / 2.0
+
+
+def _diagonal(xyxy: np.ndarray) -> np.ndarray:
+    xyxy = np.asarray(xyxy, np.float64)
+    return np.hypot(xyxy[..., 2] - xyxy[..., 0], xyxy[..., 3] - xyxy[..., 1])
+
+
+def _objects(obs: ClipObservations, velocity_frames: int) -> list[_Object]:
+    """First/last observation and end velocity of each object, by object id."""
+    out = []
+    for object_id in np.unique(obs.object_ids):
+        rows = np.flatnonzero(obs.object_ids == object_id)
+        rows = rows[np.argsort(obs.source_frames[rows], kind="stable")]
+        first, last = rows[0], rows[-1]
+        tail = rows[-velocity_frames:]
+        velocity = np.zeros(2)
+        span = obs.source_frames[tail[-1]] - obs.source_frames[tail[0]]
+        if span > 0:
+            velocity = (_centre(obs.xyxy[tail[-1]]) - _centre(obs.xyxy[tail[0]])) / span
+        out.append(
+            _Object(
+                int(object_id), str(obs.prompts[first]),
+                int(obs.source_frames[first]), obs.xyxy[first], obs.rles[first],
+                int(obs.source_frames[last]), obs.xyxy[last], obs.rles[last],
+                velocity,
+            )
+        )
+    return out
+
+
+def _assign(cost: np.ndarray) -> list[tuple[int, int]]:
+    """Hungarian assignment on ``cost``; pairs at the forbidden cost are dropped."""
+    if cost.size == 0:
+        return []
+    rows, cols = linear_sum_assignment(cost)
+    return [(int(r), int(c)) for r, c in zip(rows, cols) if cost[r, c] < _NO]
+
+
+def _pair_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Elementwise IoU of boxes ``a (..., 4)`` and ``b (..., 4)``."""
+    ix = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
+    iy = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
+    inter = ix * iy
+    union = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1]) + (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1]) - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def _fallback_cost(tracks: list[_Track], objects: list[_Object], shared: int, frame_step: int, s: LinkSettings) -> np.ndarray:
+    """``(tracks, objects)`` cost of the fallback: each track's last box moved by its velocity to
+    the object's first frame, against the object's first box; forbidden pairs cost ``_NO``."""
+    last = np.array([t.last_xyxy for t in tracks], np.float64)[:, None, :]  # (T, 1, 4)
+    velocity = np.array([t.velocity for t in tracks], np.float64)  # (T, 2)
+    last_frame = np.array([t.last_frame for t in tracks])[:, None]
+    first = np.array([o.first_xyxy for o in objects], np.float64)[None, :, :]  # (1, O, 4)
+    first_frame = np.array([o.first_frame for o in objects])[None, :]
+    dt = first_frame - last_frame  # (T, O) source frames
+    moved = last + np.tile(velocity, 2)[:, None, :] * dt[..., None]
+    iou = _pair_iou(moved, first)
+    shift = np.linalg.norm(_centre(moved) - _centre(first), axis=-1)
+    shift /= np.maximum(np.maximum(_diagonal(moved), _diagonal(first)), 1.0)
+    same_prompt = np.array([[t.prompt == o.prompt for o in objects] for t in tracks], bool).reshape(dt.shape)
+    # pairs both seen on the shared frame were judged by mask IoU already
+    both_on_shared = (dt == 0) & (last_frame == shared)
+    allowed = same_prompt & (dt >= 0) & (dt <= s.max_gap_steps * frame_step) & ~both_on_shared
+    allowed &= (iou >= s.min_box_iou) | (shift <= s.max_shift)
+    return np.where(allowed, (1.0 - iou) + shift, _NO)
+
+
+class TrackLinker:
+    """Gives each clip's objects video-wide track ids, one clip at a time in source order.
+
+    ``link(clip, observations)`` returns ``{object_id: track_id}`` for every object of the
+    clip. It keeps only the open tracks' last observations between calls.
+    """
+
+    def __init__(self, settings: LinkSettings = LinkSettings()) -> None:
+        self.settings = settings
+        self._open: list[_Track] = []
+        self._previous: ClipWindow | None = None
+        self._next_id = 0
+
+    @property
+    def tracks(self) -> int:
+        """Number of track ids given so far."""
+        return self._next_id
+
+    def consecutive(self, previous: ClipWindow | None, clip: ClipWindow) -> bool:
+        """True when ``clip`` continues ``previous`` (shared frame, or one ``frame_step`` apart)."""
+        if previous is None:
+            return False
+        gap = clip.source_start - previous.source_end
+        return 0 <= gap <= clip.frame_step and previous.frame_step == clip.frame_step
+
+    def link(self, clip: ClipWindow, observations: ClipObservations) -> dict[int, int]:
+        s = self.settings
+        if self._previous is not None and clip.source_start <= self._previous.source_start:
+            raise ValueError(f"clips must come in source order: {clip.clip_id} after {self._previous.clip_id}")
+        if not self.consecutive(self._previous, clip):
+            self._open = []
+        objects = _objects(observations, s.velocity_frames)
+        tracks = self._open
+        claimed: dict[int, int] = {}  # object position -> track position
+        # 1. The shared frame: masks of the same image, matched by mask IoU.
+        shared = clip.source_start
+        t_on = [i for i, t in enumerate(tracks) if t.last_frame == shared]
+        o_on = [j for j, o in enumerate(objects) if o.first_frame == shared]
+        if t_on and o_on:
+            before = [tracks[i].last_rle for i in t_on]
+            after = [objects[j].first_rle for j in o_on]
+            iou = rle_iou(before, after)
+            area_before = np.array([rle_area(r) for r in before], np.float64)[:, None]
+            area_after = np.array([rle_area(r) for r in after], np.float64)[None, :]
+            inter = iou * (area_before + area_after) / (1.0 + iou)
+            cover = inter / np.maximum(np.minimum(area_before, area_after), 1.0)
+            same_prompt = np.array([[tracks[i].prompt == objects[j].prompt for j in o_on] for i in t_on])
+            allowed = same_prompt & ((iou >= s.min_mask_iou) | (cover >= s.min_mask_cover))
+            cost = np.where(allowed, 1.0 - iou, _NO)
+            for r, c in _assign(cost):
+                claimed[o_on[c]] = t_on[r]
+        # 2. Fallback: the track's last box moved by its velocity against the object's first box.
+        t_left = [i for i in range(len(tracks)) if i not in claimed.values()]
+        o_left = [j for j in range(len(objects)) if j not in claimed]
+        if t_left and o_left:
+            cost = _fallback_cost([tracks[i] for i in t_left], [objects[j] for j in o_left], shared, clip.frame_step, s)
+            for r, c in _assign(cost):
+                claimed[o_left[c]] = t_left[r]
+        # 3. Ids; the open tracks become this clip's objects plus the recent unclaimed tracks.
+        mapping: dict[int, int] = {}
+        carried = set(claimed.values())
+        next_open = []
+        for j, o in enumerate(objects):
+            if j in claimed:
+                track_id = tracks[claimed[j]].track_id
+            else:
+                track_id = self._next_id
+                self._next_id += 1
+            mapping[o.object_id] = track_id
+            next_open.append(_Track(track_id, o.prompt, o.last_frame, o.last_xyxy, o.last_rle, o.velocity))
+        horizon = clip.source_end - s.max_gap_steps * clip.frame_step
+        next_open += [t for i, t in enumerate(tracks) if i not in carried and t.last_frame >= horizon]
+        self._open = next_open
+        self._previous = clip
+        return mapping
+
+
+def link_clips(
+    clips: Iterable[tuple[ClipWindow, ClipObservations]], settings: LinkSettings = LinkSettings()
+) -> dict[tuple[str, int], int]:
+    """``{(clip_id, object_id): track_id}`` for clips given in source order."""
+    linker = TrackLinker(settings)
+    out: dict[tuple[str, int], int] = {}
+    for clip, observations in clips:
+        for object_id, track_id in linker.link(clip, observations).items():
+            out[(clip.clip_id, object_id)] = track_id
+    return out
