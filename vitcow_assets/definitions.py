@@ -10,17 +10,25 @@ from vitcow_assets.defs.jobs import process_video_job
 from vitcow_assets.defs.resources import SegmenterResource, VitcowStorage
 from vitcow_assets.defs.schedules import nightly_catchup
 from vitcow_assets.defs.sensors import landing_sensor
+from vitcow_assets.core.source_paths import PATTERNS_ENV
+from vitcow_assets.defs.publishing import PUBLISH_ENV, published_crops
+from vitcow_assets.remote.locations import is_local_folder
 from vitcow_assets.segmenters.base import CHECKPOINT_ENV
 from vitcow_assets.storage import default_home
 
 
-def build_resources(backend: str | None = None, home: str | None = None) -> dict:
+def build_resources(backend: str | None = None, home: str | None = None, publish_to: str | None = None) -> dict:
     """Resources from the environment (``VITCOW_*``), with optional overrides."""
+    landing = os.environ.get("VITCOW_LANDING") or None
+    several = landing is not None and not is_local_folder(landing)
     return {
         "storage": VitcowStorage(
             home=home or str(default_home()),
-            landing_dir=os.environ.get("VITCOW_LANDING") or None,
+            landing_dir=None if several else landing,
+            landing_sources=landing if several else None,
             settle_seconds=float(os.environ.get("VITCOW_SETTLE_SECONDS", "30")),
+            publish_to=publish_to or os.environ.get(PUBLISH_ENV) or None,
+            path_patterns=os.environ.get(PATTERNS_ENV) or None,
         ),
         "segmenter": SegmenterResource(
             backend=backend or os.environ.get("VITCOW_BACKEND", "auto"),
@@ -36,7 +44,7 @@ def build_resources(backend: str | None = None, home: str | None = None) -> dict
 
 
 defs = dg.Definitions(
-    assets=ASSETS,
+    assets=[*ASSETS, published_crops],
     asset_checks=CHECKS,
     jobs=[process_video_job],
     sensors=[landing_sensor],

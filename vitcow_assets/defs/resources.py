@@ -11,16 +11,36 @@ import dagster as dg
 import numpy as np
 from pydantic import PrivateAttr
 
+from vitcow_assets.core.source_paths import PathPattern, parse_patterns
+from vitcow_assets.remote.locations import NamedSource, parse_sources
 from vitcow_assets.segmenters import Segmenter, SegmenterSession, load_segmenter, resolve_backend
 from vitcow_assets.storage import StorageRoot, VideoLayout, default_home
 
 
 class VitcowStorage(dg.ConfigurableResource):
-    """The storage root (``VITCOW_HOME``) and the landing folder the sensor watches."""
+    """The storage root (``VITCOW_HOME``) and the landing folder the sensor watches.
+
+    ``landing_sources``: several (or remote) sources, ``VITCOW_LANDING`` syntax (one URL or
+    ``name=URL,...``); ``publish_to``: where ``published_crops`` uploads outputs (off when
+    unset); ``path_patterns``: how farm, camera and recording start are read from a path.
+    """
 
     home: str = str(default_home())
     landing_dir: str | None = None
     settle_seconds: float = 30.0
+    landing_sources: str | None = None
+    publish_to: str | None = None
+    path_patterns: str | None = None
+
+    def sources(self) -> list[NamedSource]:
+        """Every landing source; the local landing folder alone unless ``landing_sources``."""
+        return parse_sources(self.landing_sources, self.landing())
+
+    def local_landing_folders(self) -> list[Path]:
+        return [Path(s.location.path) for s in self.sources() if not s.location.is_remote]
+
+    def patterns(self) -> tuple[PathPattern, ...]:
+        return parse_patterns(self.path_patterns)
 
     def root(self) -> StorageRoot:
         return StorageRoot(Path(self.home))

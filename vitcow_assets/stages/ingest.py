@@ -11,10 +11,11 @@ from vitcow_assets.media.video import VideoError, probe_video
 from vitcow_assets.storage import VideoLayout
 
 
-def ingest_source(source_path: str | os.PathLike, video_id: str, layout: VideoLayout) -> dict:
+def ingest_source(source_path: str | os.PathLike, video_id: str, layout: VideoLayout, provenance: dict | None = None) -> dict:
     """Link (or copy) the source into ``layout``, then probe and hash the stored bytes.
 
-    Returns the raw-video record, also written to ``raw_video.json``.
+    Returns the raw-video record (plus ``provenance``: farm, camera, recorded_at,
+    source_uri), also written to ``raw_video.json``.
     """
     source = Path(source_path)
     if not source.is_file():
@@ -29,19 +30,25 @@ def ingest_source(source_path: str | os.PathLike, video_id: str, layout: VideoLa
         except OSError:
             shutil.copyfile(source, tmp)
             how = "copy"
+    return write_record(layout, video_id, str(source.absolute()), stored, how, sha256_file(stored), provenance)
+
+
+def write_record(layout: VideoLayout, video_id: str, source: str, stored: Path, how: str, sha256: str, provenance: dict | None = None) -> dict:
+    """Probe the stored copy and write ``raw_video.json``; other ``source.*`` copies go."""
     for other in layout.root.glob("source.*"):
         if other != stored:
             other.unlink()
     info = probe_video(stored)
     record = {
         "video_id": video_id,
-        "source_path": str(source.absolute()),
+        "source_path": source,
         "stored_path": str(stored),
         "stored_how": how,
-        "sha256": sha256_file(stored),
+        "sha256": sha256,
         "size_bytes": stored.stat().st_size,
         "registered_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         **{k: v for k, v in info.as_dict().items() if k != "path"},
+        **(provenance or {}),
     }
     with atomic_file(layout.raw_video_json) as tmp:
         tmp.write_text(json.dumps(record, indent=2))
