@@ -78,6 +78,16 @@ def _outputs(layout) -> dict:
     }
 
 
+def _published(layout) -> dict:
+    """Where ``published_crops`` put this video's crops (its published manifest)."""
+    import pyarrow.parquet as pq
+
+    manifest = layout.root / "published" / "crops.parquet"
+    if not manifest.exists():
+        return {"published_crops": []}
+    return {"published_crops": pq.read_table(manifest, columns=["published_uri"])["published_uri"].to_pylist()}
+
+
 class _Bar:
     """A tqdm bar per video that stages move along (stderr)."""
 
@@ -116,9 +126,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     from vitcow_assets.media.files import sha256_file
     from vitcow_assets.media.video import VideoError, probe_video
     from vitcow_assets.registry import Registry
+    from vitcow_assets.remote.ingest import source_tags
     from vitcow_assets.segmenters import SegmenterConfigError
 
-    resources = build_resources(backend=args.backend)
+    from vitcow_assets.remote.inputs import RemoteInput, expand_url
+    from vitcow_assets.remote.locations import is_url
+
+    resources = build_resources(backend=args.backend, publish_to=args.publish)
     storage = resources["storage"]
     try:
         resources["segmenter"].segmenter  # load once, before any video: a bad setting fails here
@@ -143,18 +157,27 @@ def cmd_run(args: argparse.Namespace) -> int:
     progress.set_listener(bar)
     reports, failed = [], 0
     try:
-        for raw_path in args.paths:
-            path = Path(raw_path)
-            report: dict = {"path": str(path.absolute()), "partition_key": None, "status": "failed", "error": None}
+        inputs = [i for p in args.paths for i in (expand_url(p, storage.settle_seconds) if is_url(p) else [Path(p)])]
+        for item in inputs:
+            path = item if isinstance(item, Path) else None
+            report: dict = {"path": item.uri if path is None else str(path.absolute()), "partition_key": None, "status": "failed", "error": None}
             reports.append(report)
-            bar.start(path.name)
+            if isinstance(item, RemoteInput) and item.waiting:
+                report.update(status="waiting", error=item.error)
+                if not args.json:
+                    print(f"waiting: {item.uri} ({item.error})")
+                continue
+            bar.start(item.name)
             try:
-                if not path.is_file():
-                    raise VideoError(f"{path}: no such file")
-                if still_being_written(path):
-                    raise VideoError(f"{path.name}: still being written; run again once the copy has finished")
-                probe_video(path)
-                outcome = registry.register(path, sha256_file(path))
+                if path is None:
+                    outcome = item.stage(storage.root())
+                else:
+                    if not path.is_file():
+                        raise VideoError(f"{path}: no such file")
+                    if still_being_written(path):
+                        raise VideoError(f"{path.name}: still being written; run again once the copy has finished")
+                    probe_video(path)
+                    outcome = registry.register(path, sha256_file(path))
                 key = outcome.registration.key
                 report["partition_key"] = key
                 if outcome.status == "duplicate":
@@ -167,19 +190,25 @@ def cmd_run(args: argparse.Namespace) -> int:
                     partition_key=key,
                     resources=resources,
                     raise_on_error=False,
-                    tags={"vitcow/launched_by": "cli", "vitcow/source_sha256": outcome.registration.sha256},
+                    tags={
+                        "vitcow/launched_by": "cli",
+                        "vitcow/source_sha256": outcome.registration.sha256,
+                        **source_tags(outcome.registration, storage.patterns()),
+                    },
                 )
                 report["run_id"] = result.run_id
                 if not result.success:
                     raise RuntimeError(_run_error(result))
                 report["status"] = "success"
                 report.update(_outputs(storage.video(key)))
+                if args.publish:
+                    report.update(_published(storage.video(key)))
             except (VideoError, OSError, RuntimeError, ValueError) as exc:
                 failed += 1
                 report["error"] = _one_line(str(exc))
             bar.stop(report["status"])
             if not args.json:
-                line = f"{report['status']}: {path} -> {report['partition_key']}"
+                line = f"{report['status']}: {report['path']} -> {report['partition_key']}"
                 print(line + (f" ({report['error']})" if report["error"] else ""))
     finally:
         progress.set_listener(None)
@@ -222,7 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
     init = sub.add_parser("init", help="create VITCOW_HOME and DAGSTER_HOME; print their exports")
     init.set_defaults(func=cmd_init)
     run = sub.add_parser("run", help="process videos end to end")
-    run.add_argument("paths", nargs="+", metavar="PATH")
+    run.add_argument("paths", nargs="+", metavar="PATH", help="video files, or sftp://user@host:port/path and s3://bucket/key URLs (ending in / : every video under it)")
+    run.add_argument("--publish", metavar="URL", default=os.environ.get("VITCOW_PUBLISH") or None, help="upload each finished video's crops, manifests and tables to URL/<farm>/<video_id>/ (default: $VITCOW_PUBLISH)")
     run.add_argument("--prompt", help="text prompt for the segmenter (default: $VITCOW_PROMPT or 'cow')")
     run.add_argument("--backend", choices=["auto", "motion", "sam3"], default=os.environ.get("VITCOW_BACKEND", "auto"))
     run.add_argument("--frames-per-clip", type=int, help="frames in a clip (default 20)")

@@ -4,7 +4,7 @@ the asset then materializes nothing."""
 
 import dagster as dg
 
-from vitcow_assets.defs.assets import GROUP, object_crops
+from vitcow_assets.defs.assets import GROUP, object_crops, previews
 from vitcow_assets.defs.partitions import video_partitions
 from vitcow_assets.defs.resources import VitcowStorage
 from vitcow_assets.stages.ingest import read_raw_video
@@ -18,13 +18,13 @@ PUBLISH_ENV = "VITCOW_PUBLISH"
     partitions_def=video_partitions,
     group_name=GROUP,
     kinds={"video", "parquet"},
-    deps=[object_crops],
+    deps=[object_crops, previews],
     output_required=False,
     code_version=code_version(),
 )
 def published_crops(context: dg.AssetExecutionContext, storage: VitcowStorage):
     """Crop videos, crops manifest (with each crop's ``published_uri``), clips and masks
-    tables uploaded to ``<destination>/<farm>/<video_id>/``: atomically, skipping files
+    tables, contact sheet, raw-video record and prompt plan uploaded to ``<destination>/<farm>/<video_id>/``: atomically, skipping files
     already there with the same size and sha256, replacing stale ones."""
     if not storage.publish_to:
         context.log.info(f"no destination configured ({PUBLISH_ENV}): nothing published")

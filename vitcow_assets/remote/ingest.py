@@ -53,6 +53,7 @@ def ingest_remote(registration: Registration, root: StorageRoot, layout: VideoLa
             os.link(staged, tmp)
             if sha256_file(tmp) != registration.sha256:
                 raise RemoteError(f"{staged}: staged copy does not match its registration")
+            probe_video(tmp)  # a non-video fails here, before anything is renamed into place
     except OSError:  # no staged copy (or not linkable, or damaged): fetch again
         how = "download"
         with Connection(location) as conn:
