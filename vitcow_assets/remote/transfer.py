@@ -5,8 +5,8 @@ destination, hashing the bytes as they arrive. When the connection drops it reco
 reopens the file at the byte it had reached and carries on (``retries`` times, with
 backoff); the hash simply continues. Only a complete file whose size matches the remote
 size (and whose sha256 matches ``expect_sha256``, and which passes ``check``) is renamed
-into place; anything else is deleted. Memory: one chunk (or, for SFTP, one window of
-pipelined requests), whatever the file's size.
+into place; anything else is deleted. Memory: one chunk and s3fs's 4 MiB read-ahead (or,
+for SFTP, one 2 MiB window of pipelined requests), whatever the file's size.
 """
 
 import dataclasses
@@ -135,7 +135,8 @@ def download(
                     size = remote_size(conn, fs_path)
                     if offset > size:
                         raise RemoteError(f"{uri}: the file shrank while downloading")
-                    with conn.fs.open(fs_path, "rb") as handle:
+                    options = {"block_size": 4 * CHUNK_BYTES} if conn.location.scheme == "s3" else {}
+                    with conn.fs.open(fs_path, "rb", **options) as handle:
                         for block in _read_chunks(handle, offset, size):
                             out.write(block)
                             digest.update(block)
