@@ -14,6 +14,7 @@ Secrets are never put in messages, URIs, metadata or tables. Every failure is a
 """
 
 import getpass
+import logging
 import os
 import socket
 from pathlib import Path
@@ -126,6 +127,8 @@ def open_filesystem(location: Location):
     try:
         if location.scheme == "sftp":
             kwargs = _sftp_kwargs(location)
+            if not kwargs["check_host_key"]:
+                logging.getLogger(__name__).warning(f"{location.server}: host key NOT checked ({SFTP_NO_HOST_KEY_CHECK_ENV}=1)")
             return _sftp_class()(location.host, skip_instance_cache=True, **kwargs)
         if location.scheme == "s3":
             import s3fs
