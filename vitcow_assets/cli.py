@@ -127,10 +127,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from vitcow_assets.media.video import VideoError, probe_video
     from vitcow_assets.registry import Registry
     from vitcow_assets.remote.ingest import source_tags
-    from vitcow_assets.segmenters import SegmenterConfigError
-
     from vitcow_assets.remote.inputs import RemoteInput, expand_url
     from vitcow_assets.remote.locations import is_url
+    from vitcow_assets.segmenters import SegmenterConfigError
 
     resources = build_resources(backend=args.backend, publish_to=args.publish)
     storage = resources["storage"]

@@ -43,6 +43,7 @@ class SshServer:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.user = getpass.getuser()
         self.host_key = keygen(folder / "host_key")

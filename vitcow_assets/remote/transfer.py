@@ -41,6 +41,8 @@ class Connection:
     def __init__(self, location: Location) -> None:
         self.location = location
         self._fs = None
+        #: folders known to exist on the server (saves a round trip per upload)
+        self.made_dirs: set[str] = set()
 
     @property
     def fs(self):
@@ -180,7 +182,9 @@ def upload(conn: Connection, local: str | os.PathLike, fs_path: str, retries: in
                 fs.put_file(str(local), fs_path)
                 return
             parent, name = fs_path.rsplit("/", 1) if "/" in fs_path else ("", fs_path)
-            fs.makedirs(parent, exist_ok=True)
+            if parent not in conn.made_dirs:
+                fs.makedirs(parent, exist_ok=True)
+                conn.made_dirs.add(parent)
             tmp = f"{parent}/.tmp-{uuid.uuid4().hex[:8]}-{name}"
             try:
                 fs.put_file(str(local), tmp)
