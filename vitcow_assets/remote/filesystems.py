@@ -116,6 +116,8 @@ def connect_error(location: Location, exc: BaseException) -> ConnectError:
         return ConnectError(f"{server}: no AWS credentials (set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE)")
     if isinstance(exc, PermissionError):
         return ConnectError(f"{server}: access refused ({describe(exc)})")
+    if name == "NoValidConnectionsError" or isinstance(exc, ConnectionRefusedError):
+        return ConnectError(f"{server}: cannot connect (connection refused)")
     if isinstance(exc, (socket.timeout, TimeoutError)):
         return ConnectError(f"{server}: timed out connecting")
     return ConnectError(f"{server}: cannot connect ({describe(exc)})")
