@@ -285,6 +285,29 @@ def test_connection_dropped_mid_download_is_resumed_without_a_partial_file(env, 
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["video.mp4"]
 
 
+def test_big_file_is_downloaded_over_several_ticks_within_the_time_budget(env, sshd, tmp_path):
+    tree = tmp_path / "farm_server"
+    target = tree / CAMERA_FILE
+    target.parent.mkdir(parents=True)
+    target.write_bytes(os.urandom(300_000))
+    age(target)
+    sources = parse_sources(f"barn={sshd.url(str(tree))}/", tmp_path)
+    root, log, state = StorageRoot(tmp_path / "home"), Log(), {}
+    _, state, _ = remote_tick(root, sources, state, time.time(), 2, log, budget_s=0)
+    partial_sizes, arrivals = [], []
+    for _ in range(40):  # a budget of 0: each tick takes one read and stops
+        arrivals, state, waiting = remote_tick(root, sources, state, time.time(), 2, log, budget_s=0)
+        if arrivals:
+            break
+        (partial,) = (root.home / INCOMING).glob(".tmp-*.part")
+        partial_sizes.append(partial.stat().st_size)
+        assert waiting == 1 and not list((root.home / INCOMING).glob("*.mp4"))  # nothing partial in place
+    assert len(partial_sizes) >= 2 and partial_sizes == sorted(partial_sizes) and partial_sizes[-1] < 300_000
+    (arrival,) = arrivals
+    staged = root.home / INCOMING / f"{arrival.outcome.registration.sha256}.mp4"
+    assert staged.read_bytes() == target.read_bytes() and not list((root.home / INCOMING).glob(".tmp-*"))
+
+
 def test_connection_that_keeps_dropping_fails_in_one_line_and_leaves_nothing(env, sshd, tmp_path):
     tree = big_file(tmp_path)
     out = tmp_path / "out"

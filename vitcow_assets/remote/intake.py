@@ -12,10 +12,12 @@ import dataclasses
 import hashlib
 import os
 import posixpath
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 from vitcow_assets.landing import is_settled
+from vitcow_assets.media.files import TEMP_PREFIX
 from vitcow_assets.registry import Registry, RegisterOutcome
 from vitcow_assets.remote.filesystems import RemoteError
 from vitcow_assets.remote.listing import RemoteFile, scan_remote
@@ -31,12 +33,31 @@ def staged_path(root: StorageRoot, sha256: str, suffix: str) -> Path:
 
 
 def stage_remote(
-    root: StorageRoot, conn: Connection, file: RemoteFile, source_name: str | None, on_retry: Callable[[str], None] | None = None
-) -> RegisterOutcome:
-    """Download ``file`` into the incoming folder (hashing while copying) and register it."""
+    root: StorageRoot,
+    conn: Connection,
+    file: RemoteFile,
+    source_name: str | None,
+    on_retry: Callable[[str], None] | None = None,
+    deadline: float | None = None,
+) -> RegisterOutcome | None:
+    """Download ``file`` into the incoming folder (hashing while copying) and register it.
+
+    The bytes collect in ``incoming/.tmp-<uri hash>-<size>-<mtime>.part`` (kept between
+    calls, so a download cut short by ``deadline`` or by a lost server continues next time;
+    a changed remote file starts over), renamed to ``<sha256><ext>`` only when complete and
+    checked. None when ``deadline`` passed first.
+    """
     suffix = posixpath.splitext(file.fs_path)[1].lower()
-    landing = root.home / INCOMING / f"{hashlib.sha256(file.uri.encode()).hexdigest()[:16]}{suffix}"
-    got = download(conn, file.fs_path, landing, on_retry=on_retry)
+    incoming = root.home / INCOMING
+    uri_hash = hashlib.sha256(file.uri.encode()).hexdigest()[:16]
+    partial = incoming / f"{TEMP_PREFIX}{uri_hash}-{file.size}-{file.mtime_ns}.part"
+    for stale in incoming.glob(f"{TEMP_PREFIX}{uri_hash}-*.part"):
+        if stale != partial:
+            stale.unlink(missing_ok=True)
+    done = incoming / f"{uri_hash}{suffix}"
+    got = download(conn, file.fs_path, done, on_retry=on_retry, partial=partial, deadline=deadline)
+    if got is None:
+        return None
     staged = staged_path(root, got.sha256, suffix)
     os.replace(got.path, staged)
     outcome = Registry(root).register(file.uri, got.sha256, got.size, source_name)
@@ -52,8 +73,18 @@ class Arrival:
     outcome: RegisterOutcome
 
 
+#: seconds of downloading per sensor tick (Dagster gives a sensor evaluation 60 s)
+DEFAULT_TICK_BUDGET_S = 40.0
+
+
 def remote_tick(
-    root: StorageRoot, sources: list[NamedSource], state: dict, now_s: float, settle_seconds: float, log
+    root: StorageRoot,
+    sources: list[NamedSource],
+    state: dict,
+    now_s: float,
+    settle_seconds: float,
+    log,
+    budget_s: float = DEFAULT_TICK_BUDGET_S,
 ) -> tuple[list[Arrival], dict, int]:
     """One look at every remote source. ``state`` (the cursor part, per source name:
     ``seen`` / ``done`` signatures by URI) is not changed; the new one is returned, with
@@ -61,7 +92,11 @@ def remote_tick(
 
     Listing is cheap (names, sizes, times); only files whose signature changed since they
     were last taken are downloaded. A source that fails keeps its state for the next tick.
+    Downloads stop after ``budget_s`` (the first one always makes progress) and continue
+    next tick from the byte reached, so no tick outlives the sensor's time limit.
     """
+    deadline = time.monotonic() + budget_s
+    started = False
     arrivals: list[Arrival] = []
     new_state: dict = {}
     waiting_total = 0
@@ -86,8 +121,16 @@ def remote_tick(
                 if file.uri not in seen or not is_settled(file, seen[file.uri], now_s, settle_seconds):
                     waiting[file.uri] = file.signature
                     continue
+                if started and time.monotonic() > deadline:
+                    waiting[file.uri] = file.signature  # out of time this tick
+                    continue
+                started = True
                 try:
-                    outcome = stage_remote(root, conn, file, source.name, on_retry=log.warning)
+                    outcome = stage_remote(root, conn, file, source.name, on_retry=log.warning, deadline=deadline)
+                    if outcome is None:
+                        log.info(f"source {source.name}: {file.uri}: download continues next tick")
+                        waiting[file.uri] = file.signature
+                        continue
                 except RemoteError as exc:
                     log.warning(f"source {source.name}: {exc}")
                     waiting[file.uri] = file.signature  # try again next tick

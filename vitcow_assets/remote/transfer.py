@@ -110,6 +110,60 @@ def remote_size(conn: Connection, fs_path: str) -> int:
         raise VanishedError(f"{conn.location.uri_of(fs_path)}: the file vanished from the server") from None
 
 
+def _fetch_into(
+    conn: Connection,
+    fs_path: str,
+    path: Path,
+    resume: bool,
+    deadline: float | None,
+    retries: int,
+    backoff_s: float,
+    on_retry: Callable[[str], None] | None,
+) -> tuple[str, int, int] | None:
+    """Copy ``fs_path`` into ``path`` (appending to what it holds when ``resume``), hashing
+    every byte; ``(sha256, size, reconnects)``, or None when ``deadline`` (monotonic) passed
+    first (``path`` then holds the bytes so far)."""
+    uri = conn.location.uri_of(fs_path)
+    digest = hashlib.sha256()
+    offset, reconnects, failures = 0, 0, 0
+    if resume and path.exists():
+        with open(path, "rb") as done:
+            while block := done.read(CHUNK_BYTES):
+                digest.update(block)
+                offset += len(block)
+    with open(path, "ab" if resume else "wb") as out:
+        while True:
+            try:
+                size = remote_size(conn, fs_path)
+                if offset > size:
+                    raise RemoteError(f"{uri}: the file shrank while downloading")
+                options = {"block_size": 4 * CHUNK_BYTES} if conn.location.scheme == "s3" else {}
+                with conn.fs.open(fs_path, "rb", **options) as handle:
+                    for block in _read_chunks(handle, offset, size):
+                        out.write(block)
+                        digest.update(block)
+                        offset += len(block)
+                        if deadline is not None and time.monotonic() > deadline and offset < size:
+                            return None
+                break
+            except Exception as exc:
+                if isinstance(exc, RemoteError) and not isinstance(exc, ConnectError):
+                    raise
+                if isinstance(exc, FileNotFoundError):
+                    raise VanishedError(f"{uri}: the file vanished from the server") from None
+                if not _is_transient(exc) or failures >= retries:
+                    if isinstance(exc, ConnectError):
+                        raise
+                    raise RemoteError(f"{uri}: download failed after {failures} retries at byte {offset} ({describe(exc)})") from None
+                failures += 1
+                reconnects += 1
+                if on_retry is not None:
+                    on_retry(f"{uri}: connection lost at byte {offset} ({describe(exc)}); reconnecting ({failures}/{retries})")
+                conn.reset()
+                time.sleep(backoff_s * failures)
+    return digest.hexdigest(), offset, reconnects
+
+
 def download(
     conn: Connection,
     fs_path: str,
@@ -120,54 +174,48 @@ def download(
     retries: int = DEFAULT_RETRIES,
     backoff_s: float = 0.5,
     on_retry: Callable[[str], None] | None = None,
-) -> Downloaded:
+    partial: str | os.PathLike | None = None,
+    deadline: float | None = None,
+) -> Downloaded | None:
     """Stream ``fs_path`` of ``conn`` to ``dest`` (atomically), hashing while copying.
 
     Raises ``VanishedError`` when the file is gone, ``ConnectError`` when the server refuses
     us, ``RemoteError`` when the bytes changed or the retries ran out; ``dest`` is then
     untouched and no temporary file is left.
+
+    With ``partial`` (a ``.tmp-`` path beside ``dest``), the bytes go there and stay there
+    between calls: a call continues where the last one stopped, and returns None when
+    ``deadline`` (``time.monotonic()``) passes before the end (the sensor's time budget).
     """
     uri = conn.location.uri_of(fs_path)
-    digest = hashlib.sha256()
-    offset, reconnects, failures = 0, 0, 0
-    with atomic_file(dest) as tmp:
-        with open(tmp, "wb") as out:
-            while True:
-                try:
-                    size = remote_size(conn, fs_path)
-                    if offset > size:
-                        raise RemoteError(f"{uri}: the file shrank while downloading")
-                    options = {"block_size": 4 * CHUNK_BYTES} if conn.location.scheme == "s3" else {}
-                    with conn.fs.open(fs_path, "rb", **options) as handle:
-                        for block in _read_chunks(handle, offset, size):
-                            out.write(block)
-                            digest.update(block)
-                            offset += len(block)
-                    break
-                except Exception as exc:
-                    if isinstance(exc, RemoteError) and not isinstance(exc, ConnectError):
-                        raise
-                    if isinstance(exc, FileNotFoundError):
-                        raise VanishedError(f"{uri}: the file vanished from the server") from None
-                    if not _is_transient(exc) or failures >= retries:
-                        if isinstance(exc, ConnectError):
-                            raise
-                        raise RemoteError(f"{uri}: download failed after {failures} retries at byte {offset} ({describe(exc)})") from None
-                    failures += 1
-                    reconnects += 1
-                    if on_retry is not None:
-                        on_retry(f"{uri}: connection lost at byte {offset} ({describe(exc)}); reconnecting ({failures}/{retries})")
-                    conn.reset()
-                    time.sleep(backoff_s * failures)
-        final_size = Path(tmp).stat().st_size
-        if final_size != remote_size(conn, fs_path):
+
+    def verify(path: Path, sha: str, size: int) -> None:
+        if size != remote_size(conn, fs_path):
             raise RemoteError(f"{uri}: the file changed while downloading; try again once it has settled")
-        sha = digest.hexdigest()
         if expect_sha256 is not None and sha != expect_sha256:
             raise RemoteError(f"{uri}: its bytes changed since it was registered (sha256 {sha[:12]} != {expect_sha256[:12]})")
         if check is not None:
-            check(Path(tmp))
-    return Downloaded(Path(dest), sha, final_size, reconnects)
+            check(path)
+
+    if partial is None:
+        with atomic_file(dest) as tmp:
+            sha, size, reconnects = _fetch_into(conn, fs_path, Path(tmp), False, None, retries, backoff_s, on_retry)
+            verify(Path(tmp), sha, size)
+        return Downloaded(Path(dest), sha, size, reconnects)
+    partial = Path(partial)
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        got = _fetch_into(conn, fs_path, partial, True, deadline, retries, backoff_s, on_retry)
+        if got is None:
+            return None
+        sha, size, reconnects = got
+        verify(partial, sha, size)
+    except RemoteError as exc:
+        if "download failed after" not in str(exc) and not isinstance(exc, ConnectError):
+            partial.unlink(missing_ok=True)  # vanished or changed: these bytes are no use
+        raise
+    os.replace(partial, dest)
+    return Downloaded(Path(dest), sha, size, reconnects)
 
 
 def upload(conn: Connection, local: str | os.PathLike, fs_path: str, retries: int = DEFAULT_RETRIES) -> None:
