@@ -20,7 +20,7 @@ from vitcow_assets.defs.resources import VitcowStorage
 from vitcow_assets.defs.publishing import published_crops
 from vitcow_assets.defs.sensors import landing_sensor
 from vitcow_assets.registry import Registry
-from vitcow_assets.remote.filesystems import ConnectError, RemoteError, VanishedError
+from vitcow_assets.remote.filesystems import RemoteError, VanishedError
 from vitcow_assets.remote.intake import INCOMING, remote_tick
 from vitcow_assets.remote.locations import Location, parse_sources
 from vitcow_assets.remote.transfer import Connection, download

@@ -82,9 +82,9 @@ def _sftp_class():
 
 
 def _sftp_kwargs(location: Location) -> dict:
-    key = os.environ.get(SFTP_KEY_ENV) or None
+    key = os.path.expanduser(os.environ[SFTP_KEY_ENV]) if os.environ.get(SFTP_KEY_ENV) else None
     password = os.environ.get(SFTP_PASSWORD_ENV) or None
-    known_hosts = os.environ.get(SFTP_KNOWN_HOSTS_ENV) or str(Path("~/.ssh/known_hosts").expanduser())
+    known_hosts = os.path.expanduser(os.environ.get(SFTP_KNOWN_HOSTS_ENV) or "~/.ssh/known_hosts")
     return {
         "port": location.port or 22,
         "username": location.user or getpass.getuser(),

@@ -8,7 +8,7 @@ import dataclasses
 import datetime as dt
 import posixpath
 
-from vitcow_assets.remote.filesystems import ConnectError, connect_error
+from vitcow_assets.remote.filesystems import connect_error
 from vitcow_assets.remote.locations import Location
 from vitcow_assets.storage import VIDEO_EXTENSIONS
 
@@ -72,5 +72,3 @@ def scan_remote(fs, location: Location) -> list[RemoteFile]:
         files.append(RemoteFile(location.uri_of(path), path, size, _mtime_ns(info)))
     return files
 
-
-__all__ = ["RemoteFile", "scan_remote", "ConnectError"]
