@@ -10,7 +10,11 @@ export VITCOW_SETTLE_SECONDS=${VITCOW_SETTLE_SECONDS:-5}
 export VITCOW_PROMPT=${VITCOW_PROMPT:-person}
 eval "$(.venv/bin/vitcow init)"
 landing=${VITCOW_LANDING:-$VITCOW_HOME/landing}
-mkdir -p "$landing"
-[ -e "$landing/vtest_sample.mp4" ] || cp samples/vtest_sample.mp4 "$landing/vtest_sample.mp4"
-echo "Landing folder: $landing   Outputs: $VITCOW_HOME/videos   UI: http://127.0.0.1:${PORT:-3000}"
+case "$landing" in
+  *://*|*=*) ;;  # remote or several sources (see README): nothing to land locally
+  *)
+    mkdir -p "$landing"
+    [ -e "$landing/vtest_sample.mp4" ] || cp samples/vtest_sample.mp4 "$landing/vtest_sample.mp4" ;;
+esac
+echo "Landing: $landing   Outputs: $VITCOW_HOME/videos   UI: http://127.0.0.1:${PORT:-3000}"
 exec .venv/bin/dagster dev -w workspace.yaml -h "${HOST:-127.0.0.1}" -p "${PORT:-3000}"

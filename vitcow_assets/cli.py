@@ -65,12 +65,12 @@ def _run_error(result) -> str:
     return "run failed"
 
 
-def _report_line(raw_path: str, report: dict) -> str:
+def _report_line(report: dict) -> str:
     """`success: PATH -> KEY`, `failed: PATH -> KEY: ERROR`, or `failed: ERROR` when the file
     never became a partition (the error names the file)."""
     if report["partition_key"] is None:
         return f"{report['status']}: {report['error']}"
-    line = f"{report['status']}: {raw_path} -> {report['partition_key']}"
+    line = f"{report['status']}: {report['path']} -> {report['partition_key']}"
     return line + (f": {report['error']}" if report["error"] else "")
 
 
@@ -86,6 +86,16 @@ def _outputs(layout) -> dict:
         "contact_sheet": str(layout.contact_sheet),
         "crop_videos": crops,
     }
+
+
+def _published(layout) -> dict:
+    """Where ``published_crops`` put this video's crops (its published manifest)."""
+    import pyarrow.parquet as pq
+
+    manifest = layout.root / "published" / "crops.parquet"
+    if not manifest.exists():
+        return {"published_crops": []}
+    return {"published_crops": pq.read_table(manifest, columns=["published_uri"])["published_uri"].to_pylist()}
 
 
 class _Bar:
@@ -127,12 +137,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     from vitcow_assets.media.hashing import sha256_file
     from vitcow_assets.media.video import VideoError, probe_video
     from vitcow_assets.registry import Registry
+    from vitcow_assets.remote.ingest import source_tags
+    from vitcow_assets.remote.inputs import RemoteInput, expand_url
+    from vitcow_assets.remote.locations import is_url
     from vitcow_assets.segmenters import SegmenterConfigError
 
     try:
         # resolve the environment now (the runs get the same values) and load the model once,
         # before any video: a bad setting fails here, in one line
-        resources = build_resources(backend=args.backend, resolve=True)
+        resources = build_resources(backend=args.backend, publish_to=args.publish, resolve=True)
         resources["segmenter"].segmenter
     except (SegmenterConfigError, EnvironmentValueError) as exc:
         print(f"vitcow: {_one_line(str(exc))}", file=sys.stderr)
@@ -153,18 +166,28 @@ def cmd_run(args: argparse.Namespace) -> int:
     progress.set_listener(bar)
     reports, failed = [], 0
     try:
-        for raw_path in args.paths:
-            path = Path(os.path.normpath(Path(raw_path).absolute()))
-            report: dict = {"path": str(path), "partition_key": None, "status": "failed", "error": None}
+        inputs = [i for p in args.paths for i in (expand_url(p, storage.settle_seconds) if is_url(p) else [p])]
+        for item in inputs:
+            path = Path(os.path.normpath(Path(item).absolute())) if isinstance(item, str) else None
+            report: dict = {"path": item.uri if path is None else str(path), "partition_key": None, "status": "failed", "error": None}
             reports.append(report)
+            if isinstance(item, RemoteInput) and item.waiting:
+                report.update(status="waiting", error=item.error)
+                if not args.json:
+                    print(f"waiting: {item.uri} ({item.error})")
+                continue
             try:
-                if not path.is_file():
-                    raise VideoError(f"{raw_path}: no such file" if not path.exists() else f"{raw_path}: not a file")
-                if still_being_written(path):
-                    raise VideoError(f"{path.name}: still being written; run again once the copy has finished")
-                probe_video(path)
-                bar.start(path.name)
-                outcome = registry.register(path, sha256_file(path))
+                if path is None:
+                    bar.start(item.name)
+                    outcome = item.stage(storage.root())
+                else:
+                    if not path.is_file():
+                        raise VideoError(f"{item}: no such file" if not path.exists() else f"{item}: not a file")
+                    if still_being_written(path):
+                        raise VideoError(f"{path.name}: still being written; run again once the copy has finished")
+                    probe_video(path)
+                    bar.start(path.name)
+                    outcome = registry.register(path, sha256_file(path))
                 key = outcome.registration.key
                 report["partition_key"] = key
                 if outcome.status == "duplicate":
@@ -177,19 +200,25 @@ def cmd_run(args: argparse.Namespace) -> int:
                     partition_key=key,
                     resources=resources,
                     raise_on_error=False,
-                    tags={"vitcow/launched_by": "cli", "vitcow/source_sha256": outcome.registration.sha256},
+                    tags={
+                        "vitcow/launched_by": "cli",
+                        "vitcow/source_sha256": outcome.registration.sha256,
+                        **source_tags(outcome.registration, storage.patterns()),
+                    },
                 )
                 report["run_id"] = result.run_id
                 if not result.success:
                     raise RuntimeError(_run_error(result))
                 report["status"] = "success"
                 report.update(_outputs(storage.video(key)))
+                if args.publish:
+                    report.update(_published(storage.video(key)))
             except (VideoError, OSError, RuntimeError, ValueError) as exc:
                 failed += 1
                 report["error"] = _one_line(str(exc))
             bar.stop(report["status"])
             if not args.json:
-                print(_report_line(raw_path, report))
+                print(_report_line(report))
     finally:
         progress.set_listener(None)
     if args.json:
@@ -315,7 +344,8 @@ def build_parser() -> argparse.ArgumentParser:
     init = sub.add_parser("init", help="create VITCOW_HOME and DAGSTER_HOME; print their exports")
     init.set_defaults(func=cmd_init)
     run = sub.add_parser("run", help="process videos end to end")
-    run.add_argument("paths", nargs="+", metavar="PATH", help="video files (AVI, MKV, MOV, MP4, ...)")
+    run.add_argument("paths", nargs="+", metavar="PATH", help="video files, or sftp://user@host:port/path and s3://bucket/key URLs (ending in / : every video under it)")
+    run.add_argument("--publish", metavar="URL", help="upload each finished video's crops, manifests and tables to URL/<farm>/<video_id>/ (default: $VITCOW_PUBLISH)")
     run.add_argument("--prompt", help="text prompt for the segmenter (default: $VITCOW_PROMPT or 'cow')")
     run.add_argument(
         "--backend",

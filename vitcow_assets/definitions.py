@@ -5,6 +5,7 @@ import dagster as dg
 from vitcow_assets.defs.assets import ASSETS
 from vitcow_assets.defs.checks import CHECKS
 from vitcow_assets.defs.jobs import process_video_job
+from vitcow_assets.defs.publishing import published_crops
 from vitcow_assets.defs.resources import (
     SegmenterResource,
     VitcowStorage,
@@ -14,17 +15,19 @@ from vitcow_assets.defs.schedules import nightly_catchup
 from vitcow_assets.defs.sensors import landing_sensor
 
 
-def build_resources(backend: str | None = None, home: str | None = None, resolve: bool = False) -> dict:
+def build_resources(
+    backend: str | None = None, home: str | None = None, publish_to: str | None = None, resolve: bool = False
+) -> dict:
     """Resources configured from the environment (`VITCOW_*`), with optional overrides;
     `resolve` reads the environment now (for use outside a Dagster run)."""
     return {
-        "storage": from_environment(VitcowStorage, resolve, home=home),
+        "storage": from_environment(VitcowStorage, resolve, home=home, publish_to=publish_to),
         "segmenter": from_environment(SegmenterResource, resolve, backend=backend),
     }
 
 
 defs = dg.Definitions(
-    assets=ASSETS,
+    assets=[*ASSETS, published_crops],
     asset_checks=CHECKS,
     jobs=[process_video_job],
     sensors=[landing_sensor],

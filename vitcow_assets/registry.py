@@ -11,8 +11,10 @@ import datetime as dt
 import json
 import os
 from pathlib import Path
+from urllib.parse import unquote
 
 from vitcow_assets.media.files import atomic_file
+from vitcow_assets.remote.locations import is_url
 from vitcow_assets.storage import StorageRoot, check_partition_key, partition_key_for
 
 
@@ -25,6 +27,8 @@ class Registration:
     registered_at: str
     #: 1 for the first bytes registered under this key, +1 each time they change
     revision: int = 1
+    #: name of the landing source it came from (``VITCOW_LANDING=name=URL``), if named
+    source_name: str | None = None
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -61,9 +65,13 @@ class Registry:
         with atomic_file(self._path(registration.key)) as tmp:
             tmp.write_text(json.dumps(registration.as_dict(), indent=2))
 
-    def register(self, source: str | os.PathLike, sha256: str) -> RegisterOutcome:
-        source_path = str(Path(source).absolute())
-        size = Path(source_path).stat().st_size
+    def register(self, source: str | os.PathLike, sha256: str, size: int | None = None, source_name: str | None = None) -> RegisterOutcome:
+        """Register a local file, or a remote one by its URI (``sftp://``, ``s3://``, with
+        ``size``)."""
+        remote = is_url(str(source))
+        source_path = str(source) if remote else str(Path(source).absolute())
+        if size is None:
+            size = Path(source_path).stat().st_size
         entries = self.all()
         by_path = next((e for e in entries if e.source_path == source_path), None)
         if by_path is not None and by_path.sha256 == sha256:
@@ -74,10 +82,10 @@ class Registry:
         if by_path is not None:
             key, status, revision = by_path.key, "changed", by_path.revision + 1
         else:
-            key, status, revision = partition_key_for(Path(source_path).name), "new", 1
+            key, status, revision = partition_key_for(unquote(source_path.rsplit("/", 1)[-1]) if remote else Path(source_path).name), "new", 1
             if self.get(key) is not None:
                 key = f"{key}-{sha256[:8]}"
         now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-        registration = Registration(key, source_path, sha256, size, now, revision)
+        registration = Registration(key, source_path, sha256, size, now, revision, source_name)
         self._save(registration)
         return RegisterOutcome(registration, status)

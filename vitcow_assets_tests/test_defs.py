@@ -8,7 +8,7 @@ def test_definitions_load_with_the_whole_graph():
     dg.Definitions.validate_loadable(defs)
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    assert keys == {"raw_video", "clips", "prompts", "object_masks", "object_crops", "previews"}
+    assert keys == {"raw_video", "clips", "prompts", "object_masks", "object_crops", "previews", "published_crops"}
     assert {k.to_user_string() for k in graph.get(dg.AssetKey("object_crops")).parent_keys} == {"object_masks"}
     job = defs.resolve_job_def("process_video")
     assert job.partitions_def.name == "videos"

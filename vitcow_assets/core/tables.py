@@ -88,7 +88,16 @@ CROPS_SCHEMA = pa.schema(
         _field("model_checkpoint", pa.string(), "checkpoint file of the model, if any", nullable=True),
         _field("code_version", pa.string(), "vitcow_assets version that wrote the crop"),
         _field("run_id", pa.string(), "Dagster run that wrote the crop"),
+        _field("farm", pa.string(), "farm the source came from (path pattern or source name)", nullable=True),
+        _field("camera", pa.string(), "camera of the source (path pattern)", nullable=True),
+        _field("recorded_at", pa.timestamp("s"), "recording start of the source (path pattern), camera-local time", nullable=True),
+        _field("source_uri", pa.string(), "URI the source was taken from (sftp://, s3:// or file://)"),
     ]
+)
+
+#: the crops manifest as published: every row also names where its crop video was uploaded
+PUBLISHED_CROPS_SCHEMA = CROPS_SCHEMA.append(
+    _field("published_uri", pa.string(), "URI of the published crop video (destination/farm/video_id/...)")
 )
 
 

@@ -27,6 +27,8 @@ from vitcow_assets.defs.resources import SegmenterResource, VitcowStorage
 from vitcow_assets.media.files import atomic_file
 from vitcow_assets.prompt_files import resolve_plan
 from vitcow_assets.registry import Registry
+from vitcow_assets.remote.ingest import ingest_remote, source_provenance
+from vitcow_assets.remote.locations import is_url
 from vitcow_assets.stages.clipping import plan_video_clips, write_clips
 from vitcow_assets.stages.cropping import CropProvenance, CropSettings, write_crops
 from vitcow_assets.stages.ingest import ingest_source, read_frame_times, read_raw_video
@@ -87,11 +89,16 @@ def raw_video(context: dg.AssetExecutionContext, storage: VitcowStorage) -> dg.M
     registration = Registry(storage.root()).get(key)
     if registration is None:
         raise dg.Failure(f"partition {key!r} is not registered: land the file or run `vitcow run PATH`")
-    raw = ingest_source(registration.source_path, key, storage.video(key))
+    provenance = source_provenance(registration.source_path, registration.source_name, storage.patterns())
+    if is_url(registration.source_path):
+        raw = ingest_remote(registration, storage.root(), storage.video(key), provenance, on_retry=context.log.warning)
+    else:
+        raw = ingest_source(registration.source_path, key, storage.video(key), provenance)
     return dg.MaterializeResult(
         metadata={
             "source_path": dg.MetadataValue.path(raw.source_path),
             "stored_path": dg.MetadataValue.path(raw.stored_path),
+            **{k: dg.MetadataValue.text(getattr(raw, k) or "") for k in ("farm", "camera", "recorded_at", "source_uri")},
             **{k: getattr(raw, k) for k in ("sha256", "codec", "container", "width", "height", "fps", "frame_count", "duration_s", "pix_fmt", "size_bytes")},
         },
         data_version=dg.DataVersion(raw.sha256),
@@ -210,6 +217,10 @@ def object_crops(context: dg.AssetExecutionContext, config: CropsConfig, storage
         model_checkpoint=masks.get("checkpoint") or None,
         code_version=code_version(),
         run_id=context.run.run_id,
+        farm=raw.farm,
+        camera=raw.camera,
+        recorded_at=raw.recorded_at,
+        source_uri=raw.source_uri,
     )
     settings = _settings(CropsConfig.settings, config)
     crops, incomplete = write_crops(

@@ -19,6 +19,8 @@ from vitcow_assets.segmenters import (
     load_segmenter,
     resolve_backend,
 )
+from vitcow_assets.core.source_paths import PathPattern, parse_patterns
+from vitcow_assets.remote.locations import NamedSource, parse_sources
 from vitcow_assets.segmenters.sam3 import Sam3Settings
 from vitcow_assets.storage import DEFAULT_HOME, StorageRoot, VideoLayout
 
@@ -27,13 +29,30 @@ class VitcowStorage(dg.ConfigurableResource):
     """The storage root and the landing folder the sensor watches.
 
     `home`: the storage root (relative paths are taken from the working directory).
-    `landing_dir`: the watched folder (default `<home>/landing`). `settle_seconds`: a
-    landed file is taken once its size and mtime have not changed for this long.
+    `landing_dir`: the watched folder (default `<home>/landing`). `landing_sources`: instead,
+    one or several (local or remote) sources, as `VITCOW_LANDING` takes them (one URL or
+    path, or `name=URL,...`). `settle_seconds`: a landed file is taken once its size and
+    mtime have not changed for this long. `publish_to`: where `published_crops` uploads
+    outputs (off when unset). `path_patterns`: how farm, camera and recording start are read
+    from a path.
     """
 
     home: str = DEFAULT_HOME
     landing_dir: str | None = None
+    landing_sources: str | None = None
     settle_seconds: float = 30.0
+    publish_to: str | None = None
+    path_patterns: str | None = None
+
+    def sources(self) -> list[NamedSource]:
+        """Every landing source; the local landing folder alone unless `landing_sources`."""
+        return parse_sources(self.landing_sources, self.landing())
+
+    def local_landing_folders(self) -> list[Path]:
+        return [Path(s.location.path) for s in self.sources() if not s.location.is_remote]
+
+    def patterns(self) -> tuple[PathPattern, ...]:
+        return parse_patterns(self.path_patterns)
 
     def root(self) -> StorageRoot:
         return StorageRoot(Path(self.home))
@@ -148,8 +167,10 @@ class SegmenterResource(dg.ConfigurableResource):
 #: Dagster allows: strings and integers; floats and lists are parsed in ``from_environment``)
 ENVIRONMENT = {
     "home": "VITCOW_HOME",
-    "landing_dir": "VITCOW_LANDING",
+    "landing_sources": "VITCOW_LANDING",
     "settle_seconds": "VITCOW_SETTLE_SECONDS",
+    "publish_to": "VITCOW_PUBLISH",
+    "path_patterns": "VITCOW_PATH_PATTERNS",
     "backend": "VITCOW_BACKEND",
     "sam3_checkpoint": "VITCOW_SAM3_CHECKPOINT",
     "device": "VITCOW_DEVICE",

@@ -49,7 +49,7 @@ def _crops_are_current(instance: dg.DagsterInstance, key: str, registry: Registr
 def nightly_catchup(context: dg.ScheduleEvaluationContext, storage: VitcowStorage):
     instance = context.instance
     now = time.time()
-    for file in scan_landing(storage.landing()):
+    for file in [f for folder in storage.local_landing_folders() for f in scan_landing(folder)]:
         if is_settled(file, None, now, storage.settle_seconds):
             _, new_partition = registration_request(storage, file.path, instance, context.log)
             if new_partition is not None:

@@ -12,7 +12,9 @@ from vitcow_assets.defs.resources import VitcowStorage
 from vitcow_assets.landing import is_settled, scan_landing
 from vitcow_assets.media.hashing import sha256_file
 from vitcow_assets.prompt_files import video_stem_of_prompt_file
-from vitcow_assets.registry import Registry
+from vitcow_assets.registry import RegisterOutcome, Registry
+from vitcow_assets.remote.intake import remote_tick
+from vitcow_assets.remote.ingest import source_tags
 
 SOURCE_SHA_TAG = "vitcow/source_sha256"
 
@@ -21,6 +23,12 @@ def registration_request(storage: VitcowStorage, path: str, instance: dg.Dagster
     """Register a settled file; return the run to request (if it is new footage) and the key
     to add as a partition (if the instance does not have it yet)."""
     outcome = Registry(storage.root()).register(path, sha256_file(path))
+    return outcome_request(storage, outcome, path, instance, log, run_key_prefix)
+
+
+def outcome_request(storage: VitcowStorage, outcome: RegisterOutcome, path: str, instance: dg.DagsterInstance, log, run_key_prefix: str = "") -> tuple[dg.RunRequest | None, str | None]:
+    """The run (and partition to add) for a registration outcome; its source's farm and
+    camera are run tags, so runs can be filtered by farm in the UI."""
     reg = outcome.registration
     if outcome.status == "duplicate":
         log.info(f"{path}: same bytes as partition {reg.key} ({reg.source_path}); not processed again")
@@ -32,7 +40,7 @@ def registration_request(storage: VitcowStorage, path: str, instance: dg.Dagster
     request = dg.RunRequest(
         partition_key=reg.key,
         run_key=f"{run_key_prefix}{reg.key}:r{reg.revision}:{reg.sha256[:16]}",
-        tags={SOURCE_SHA_TAG: reg.sha256},
+        tags={SOURCE_SHA_TAG: reg.sha256, **source_tags(reg, storage.patterns())},
     )
     return request, new_partition
 
@@ -63,15 +71,16 @@ def prompt_change_request(storage: VitcowStorage, path: str, instance: dg.Dagste
     job=process_video_job,
     minimum_interval_seconds=15,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Registers settled video files in the landing folder and requests a run for each.",
+    description="Registers settled video files in the landing folder (and remote sources) and requests a run for each.",
 )
 def landing_sensor(context: dg.SensorEvaluationContext, storage: VitcowStorage) -> dg.SensorResult:
     cursor = json.loads(context.cursor) if context.cursor else {}
     seen: dict[str, list[int]] = cursor.get("seen", {})
     done: dict[str, list[int]] = cursor.get("done", {})
     now = time.time()
-    videos = scan_landing(storage.landing())
-    prompt_files = scan_landing(storage.landing(), prompt_files=True)
+    folders = storage.local_landing_folders()
+    videos = [f for folder in folders for f in scan_landing(folder)]
+    prompt_files = [f for folder in folders for f in scan_landing(folder, prompt_files=True)]
     waiting: dict[str, list[int]] = {}
 
     def arrived(files):
@@ -92,24 +101,37 @@ def landing_sensor(context: dg.SensorEvaluationContext, storage: VitcowStorage) 
             requests.append(request)
         if new_partition is not None and new_partition not in new_partitions:
             new_partitions.append(new_partition)
+    arrivals, remote_state, remote_waiting = remote_tick(storage.root(), storage.sources(), cursor.get("remote", {}), now, storage.settle_seconds, context.log)
+    for arrival in arrivals:
+        request, new_partition = outcome_request(storage, arrival.outcome, arrival.file.uri, context.instance, context.log)
+        if request is not None:
+            requests.append(request)
+        if new_partition is not None and new_partition not in new_partitions:
+            new_partitions.append(new_partition)
     requested = {r.partition_key for r in requests}
     for file in arrived(prompt_files):
         request = prompt_change_request(storage, file.path, context.instance, requested, context.log)
         if request is not None:
             requests.append(request)
     present = {f.path for f in videos + prompt_files}
-    new_cursor = json.dumps({"seen": waiting, "done": {p: sig for p, sig in done.items() if p in present}}, sort_keys=True)
+    new_cursor = {"seen": waiting, "done": {p: sig for p, sig in done.items() if p in present}}
+    if remote_state:
+        new_cursor["remote"] = remote_state
+    if remote_waiting:
+        new_cursor["remote_waiting"] = remote_waiting
+    new_cursor = json.dumps(new_cursor, sort_keys=True)
     return dg.SensorResult(
         run_requests=requests,
         dynamic_partitions_requests=[video_partitions.build_add_request(new_partitions)] if new_partitions else [],
         cursor=new_cursor,
-        skip_reason=_skip_reason(requests, waiting, seen),
+        skip_reason=_skip_reason(requests, waiting, seen, remote_waiting, cursor.get("remote_waiting", 0)),
     )
 
 
-def _skip_reason(requests: list, waiting: dict, seen_before: dict) -> str | None:
+def _skip_reason(requests: list, waiting: dict, seen_before: dict, remote_waiting: int, remote_before: int) -> str | None:
     """A reason only when the files still arriving changed since the last tick: a quiet
     landing folder logs nothing every interval."""
-    if requests or set(waiting) == set(seen_before):
+    if requests or (set(waiting) == set(seen_before) and remote_waiting == remote_before):
         return None
-    return f"{len(waiting)} file(s) still arriving" if waiting else None
+    arriving = len(waiting) + remote_waiting
+    return f"{arriving} file(s) still arriving" if arriving else None

@@ -3,6 +3,7 @@ source whatever the number of objects, plus a Parquet manifest with each crop's 
 and the video's tracks table (every crop of one animal, by ``track_id``)."""
 
 import dataclasses
+import datetime as dt
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -45,6 +46,11 @@ class CropProvenance:
     model_checkpoint: str | None
     code_version: str
     run_id: str
+    farm: str | None = None
+    camera: str | None = None
+    #: ISO date-time of the recording start (from the path), if known
+    recorded_at: str | None = None
+    source_uri: str | None = None
 
 
 def mask_groups_by_clip(masks_path: str | os.PathLike) -> dict[str, list[int]]:
@@ -212,6 +218,10 @@ def _manifest_rows(
             "model_checkpoint": [prov.model_checkpoint] * n,
             "code_version": [prov.code_version] * n,
             "run_id": [prov.run_id] * n,
+            "farm": [prov.farm] * n,
+            "camera": [prov.camera] * n,
+            "recorded_at": [dt.datetime.fromisoformat(prov.recorded_at) if prov.recorded_at else None] * n,
+            "source_uri": [prov.source_uri or Path(prov.source_path).absolute().as_uri()] * n,
         },
         schema=CROPS_SCHEMA,
     )

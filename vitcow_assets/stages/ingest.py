@@ -25,7 +25,9 @@ class RawVideo:
 
     ``frame_count`` is the number of frames the container delivers (by demuxing), which is
     what clips and prompt frames are checked against; ``header_frame_count`` is what the
-    header claims (0 when it says nothing). ``fps`` is the stream's average rate.
+    header claims (0 when it says nothing). ``fps`` is the stream's average rate. ``farm``,
+    ``camera``, ``recorded_at`` (ISO time) and ``source_uri`` come from the source's path
+    (see ``core.source_paths``) when known.
     """
 
     video_id: str
@@ -45,6 +47,10 @@ class RawVideo:
     duration_s: float
     pix_fmt: str
     rotation: int = 0
+    farm: str | None = None
+    camera: str | None = None
+    recorded_at: str | None = None
+    source_uri: str | None = None
 
     @property
     def source_name(self) -> str:
@@ -59,12 +65,9 @@ class RawVideo:
         return cls(**{k: v for k, v in data.items() if k in names})
 
 
-def ingest_source(source_path: str | os.PathLike, video_id: str, layout: VideoLayout) -> RawVideo:
-    """Link (or copy) the source into ``layout``, then probe, demux and hash the stored bytes.
-
-    Writes ``raw_video.json`` and the frames' presentation times (``frame_times.npy``, or
-    none when the container has no timestamps).
-    """
+def ingest_source(source_path: str | os.PathLike, video_id: str, layout: VideoLayout, provenance: dict | None = None) -> RawVideo:
+    """Link (or copy) the source into ``layout``, then probe, demux and hash the stored bytes
+    (``write_record``); ``provenance``: farm, camera, recorded_at, source_uri."""
     source = Path(os.path.normpath(Path(source_path).absolute()))
     if not source.is_file():
         raise VideoError(f"{source}: source video is missing")
@@ -78,6 +81,15 @@ def ingest_source(source_path: str | os.PathLike, video_id: str, layout: VideoLa
         except OSError:
             shutil.copyfile(source, tmp)
             how = "copy"
+    return write_record(layout, video_id, str(source), stored, how, sha256_file(stored), provenance)
+
+
+def write_record(
+    layout: VideoLayout, video_id: str, source: str, stored: Path, how: str, sha256: str, provenance: dict | None = None
+) -> RawVideo:
+    """Probe and demux the stored copy; write ``raw_video.json`` and the frames'
+    presentation times (``frame_times.npy``, none when the container has no timestamps).
+    Other ``source.*`` copies go."""
     for other in layout.root.glob("source.*"):
         if other != stored:
             other.unlink()
@@ -91,15 +103,16 @@ def ingest_source(source_path: str | os.PathLike, video_id: str, layout: VideoLa
     probed = {k: v for k, v in info.as_dict().items() if k not in ("path", "frame_count")}
     record = RawVideo(
         video_id=video_id,
-        source_path=str(source),
+        source_path=source,
         stored_path=str(stored),
         stored_how=how,
-        sha256=sha256_file(stored),
+        sha256=sha256,
         size_bytes=stored.stat().st_size,
         registered_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         frame_count=len(times) if times is not None else info.frame_count,
         header_frame_count=info.frame_count,
         **probed,
+        **(provenance or {}),
     )
     with atomic_file(layout.raw_video_json) as tmp:
         tmp.write_text(json.dumps(record.as_dict(), indent=2))
