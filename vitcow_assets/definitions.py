@@ -14,24 +14,34 @@ from vitcow_assets.segmenters.base import CHECKPOINT_ENV
 from vitcow_assets.storage import default_home
 
 
-def build_resources(backend: str | None = None, home: str | None = None) -> dict:
-    """Resources from the environment (``VITCOW_*``), with optional overrides."""
+def _flag(name: str, default: str = "0") -> bool:
+    return os.environ.get(name, default).strip().lower() in ("1", "true", "yes", "on")
+
+
+def build_resources(backend: str | None = None, home: str | None = None, segmenter_options: dict | None = None) -> dict:
+    """Resources from the environment (``VITCOW_*``), with optional overrides
+    (``segmenter_options``: fields of ``SegmenterResource``, e.g. from the CLI)."""
+    segmenter = {
+        "backend": backend or os.environ.get("VITCOW_BACKEND", "auto"),
+        "sam3_checkpoint": os.environ.get(CHECKPOINT_ENV) or None,
+        "device": os.environ.get("VITCOW_DEVICE", "auto"),
+        "default_prompt": os.environ.get("VITCOW_PROMPT", "cow"),
+        "sam3_gpus": [int(g) for g in os.environ.get("VITCOW_SAM3_GPUS", "").split(",") if g.strip()],
+        "sam3_score_threshold": float(os.environ.get("VITCOW_SAM3_SCORE_THRESHOLD", "0.5")),
+        "sam3_new_object_threshold": float(os.environ.get("VITCOW_SAM3_NEW_OBJECT_THRESHOLD", "0.7")),
+        "sam3_hotstart_delay": int(os.environ.get("VITCOW_SAM3_HOTSTART_DELAY", "0")),
+        "sam3_max_objects": int(os.environ.get("VITCOW_SAM3_MAX_OBJECTS", "0")),
+        "sam3_compile": _flag("VITCOW_SAM3_COMPILE"),
+        "prefetch_clips": int(os.environ.get("VITCOW_PREFETCH_CLIPS", "1")),
+    }
+    segmenter.update({k: v for k, v in (segmenter_options or {}).items() if v is not None})
     return {
         "storage": VitcowStorage(
             home=home or str(default_home()),
             landing_dir=os.environ.get("VITCOW_LANDING") or None,
             settle_seconds=float(os.environ.get("VITCOW_SETTLE_SECONDS", "30")),
         ),
-        "segmenter": SegmenterResource(
-            backend=backend or os.environ.get("VITCOW_BACKEND", "auto"),
-            sam3_checkpoint=os.environ.get(CHECKPOINT_ENV) or None,
-            device=os.environ.get("VITCOW_DEVICE", "auto"),
-            default_prompt=os.environ.get("VITCOW_PROMPT", "cow"),
-            sam3_gpus=[int(g) for g in os.environ.get("VITCOW_SAM3_GPUS", "").split(",") if g.strip()],
-            sam3_score_threshold=float(os.environ.get("VITCOW_SAM3_SCORE_THRESHOLD", "0.5")),
-            sam3_new_object_threshold=float(os.environ.get("VITCOW_SAM3_NEW_OBJECT_THRESHOLD", "0.7")),
-            sam3_hotstart_delay=int(os.environ.get("VITCOW_SAM3_HOTSTART_DELAY", "0")),
-        ),
+        "segmenter": SegmenterResource(**segmenter),
     }
 
 

@@ -148,7 +148,10 @@ def object_masks(context: dg.AssetExecutionContext, storage: VitcowStorage, segm
         layout.masks_table,
         progress=lambda done, total: progress.report("object_masks", done, total),
         on_retry=context.log.warning,
+        prepare=getattr(model, "prepare_frames", None),
+        prefetch=segmenter.prefetch_clips,
         table_metadata={
+            **{f"{MASKS_METADATA_PREFIX}{k}": v for k, v in segmenter.settings_record().items()},
             f"{MASKS_METADATA_PREFIX}segmenter": model.name,
             f"{MASKS_METADATA_PREFIX}checkpoint": model.checkpoint or "",
             f"{MASKS_METADATA_PREFIX}prompt": prompt,
@@ -168,6 +171,8 @@ def object_masks(context: dg.AssetExecutionContext, storage: VitcowStorage, segm
             "checkpoint": model.checkpoint or "none",
             "prompt": prompt,
             "prompt_used": model.uses_text_prompts,
+            "settings": dg.MetadataValue.json(segmenter.settings_record()),
+            "timings_s": dg.MetadataValue.json({k: round(v, 3) for k, v in summary.timings.items()}),
         }
     )
 

@@ -59,8 +59,11 @@ class SegmenterResource(dg.ConfigurableResource):
     ``backend``: ``auto`` (SAM3 when a checkpoint is configured, else ``motion``), ``motion``
     or ``sam3``. ``sam3_checkpoint`` defaults to ``$VITCOW_SAM3_CHECKPOINT``. ``device``:
     ``auto``, ``cuda`` or ``cpu`` (SAM3 on CPU is for tests and smoke runs). ``sam3_gpus``:
-    more than one GPU index gives SAM3's multi-GPU predictor. Thresholds and
-    ``sam3_hotstart_delay``: see ``segmenters.sam3.Sam3Settings``.
+    more than one GPU index gives SAM3's multi-GPU predictor. Thresholds,
+    ``sam3_hotstart_delay``, ``sam3_max_objects`` (SAM3's per-session object cap, 0: none)
+    and ``sam3_compile`` (CUDA only): see ``segmenters.sam3.Sam3Settings``.
+    ``prefetch_clips``: clips decoded and converted ahead of the model on a CPU thread
+    (0: decode, segment and write in turn on one thread).
     """
 
     backend: str = "auto"
@@ -72,6 +75,9 @@ class SegmenterResource(dg.ConfigurableResource):
     sam3_score_threshold: float = 0.5
     sam3_new_object_threshold: float = 0.7
     sam3_hotstart_delay: int = 0
+    sam3_max_objects: int = 0
+    sam3_compile: bool = False
+    prefetch_clips: int = 1
     _segmenter: Segmenter | None = PrivateAttr(default=None)
 
     def _load(self) -> Segmenter:
@@ -83,6 +89,8 @@ class SegmenterResource(dg.ConfigurableResource):
                 ("score_threshold", self.sam3_score_threshold),
                 ("new_object_threshold", self.sam3_new_object_threshold),
                 ("hotstart_delay", self.sam3_hotstart_delay),
+                ("max_objects", self.sam3_max_objects),
+                ("compile", self.sam3_compile),
             )
         return _cached_segmenter(self.backend, self.sam3_checkpoint, self.device, options)
 
@@ -102,6 +110,12 @@ class SegmenterResource(dg.ConfigurableResource):
         if self._segmenter is None:
             self._segmenter = self._load()
         return self._segmenter
+
+    def settings_record(self) -> dict[str, str]:
+        """The segmenter's settings in effect (model settings and prefetch), as strings."""
+        record = dict(getattr(self.segmenter, "settings_record", {}))
+        record["prefetch_clips"] = str(self.prefetch_clips)
+        return record
 
     @contextlib.contextmanager
     def session(self, frames: Sequence[np.ndarray]) -> Iterator[SegmenterSession]:
