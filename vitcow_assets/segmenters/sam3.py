@@ -14,6 +14,7 @@ dropping objects whose mask is empty on a frame.
 
 import dataclasses
 import functools
+import gc
 import importlib.metadata
 import math
 import os
@@ -140,6 +141,13 @@ def _install_prepared_input_hook() -> None:
     _HOOKED = True
 
 
+def set_max_objects(model, max_objects: int) -> None:
+    """Cap objects per session as SAM3's constructor does from ``max_num_objects``
+    (its -1, no cap, is stored as 10000); ``max_objects`` 0 means no cap."""
+    model.max_num_objects = max_objects if max_objects > 0 else 10000
+    model.num_obj_for_compile = math.ceil(max_objects / model.world_size) if max_objects > 0 else 16
+
+
 class Sam3Segmenter:
     uses_text_prompts = True
 
@@ -185,15 +193,18 @@ class Sam3Segmenter:
         model.score_threshold_detection = settings.score_threshold
         model.new_det_thresh = settings.new_object_threshold
         model.hotstart_delay = settings.hotstart_delay
-        # the cap as SAM3's constructor sets it from ``max_num_objects`` (-1 there: 10000)
-        model.max_num_objects = settings.max_objects if settings.max_objects > 0 else 10000
-        model.num_obj_for_compile = math.ceil(settings.max_objects / model.world_size) if settings.max_objects > 0 else 16
+        set_max_objects(model, settings.max_objects)
         self.compiled = settings.compile and self.device == "cuda"
         if settings.compile and not self.compiled:
             warnings.warn("sam3 compile is CUDA only (torch.compile max-autotune): ignored on cpu", stacklevel=2)
         model.compile_model = self.compiled
         self.image_size = int(model.image_size)
         _install_prepared_input_hook()
+        # SAM3's close_session runs a full gc.collect() for every session, i.e. every clip,
+        # while the accelerator waits. Freezing what is alive now (the model, imported
+        # modules: hundreds of thousands of objects) keeps those collections to what the
+        # sessions made; frozen objects are still freed by reference counting.
+        gc.freeze()
 
     @property
     def settings_record(self) -> dict[str, str]:
