@@ -347,10 +347,11 @@ def _measure(args, device, build_mode, memory, folder: Path) -> dict:
         out = {}
         started = time.perf_counter()
         with memory.peak(out):
-            most = platform_session(many, clip, PROMPT)
+            most, distinct = platform_session(many, clip, PROMPT)
         results[f"fps_obj{count}"] = len(clip) / (time.perf_counter() - started)
         results[f"gpu_mem_gb_obj{count}"] = out["gb"]
         results[f"objects_obj{count}"] = most
+        results[f"objects_clip_obj{count}"] = distinct
     print("by object cap: " + "; ".join(
         f"cap {n}: {results[f'objects_obj{n}']} objects on a frame ({results[f'objects_clip_obj{n}']} in the clip), {results[f'gpu_mem_gb_obj{n}']:.3f} GB, {results[f'fps_obj{n}']:.2f} frames/s"
         for n in args.objects))
