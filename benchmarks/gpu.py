@@ -321,10 +321,7 @@ def _measure(args, device, build_mode, memory, folder: Path) -> dict:
     if args.profile:
         profiler = cProfile.Profile()
         stage(args.prefetch, "profile", profiler)
-        text = io.StringIO()
-        pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(args.profile_lines)
-        print("cProfile of the stage's caller (model) thread, by own time:")
-        print(text.getvalue())
+        print_profile(profiler, args.profile_lines)
 
     # ---- memory against clip length --------------------------------------------------
     longest = max(args.memory_lengths)
@@ -377,6 +374,41 @@ def _measure(args, device, build_mode, memory, folder: Path) -> dict:
           f"{samples[0]:.1f} MB after the first, {samples[-1]:.1f} MB after the last, max {max(samples):.1f} MB "
           f"(growth {results['mem_growth_mb']:+.1f} MB; {'memory_allocated' if device == 'cuda' else 'RSS'})")
     return results
+
+
+#: where the caller's (model) thread spends the stage's time: (label, file suffix, function)
+PROFILE_PARTS = (
+    ("whole stage", "segmentation.py", "segment_clips"),
+    ("  waiting for the next clip's frames", "background.py", "__next__"),
+    ("  handing results to the writer", "background.py", "submit"),
+    ("  SAM3 start_session (input to device, state)", "sam3_video_predictor.py", "start_session"),
+    ("  SAM3 add_prompt (text, first frame)", "sam3_video_predictor.py", "add_prompt"),
+    ("  SAM3 propagate: model, per frame", "sam3_video_inference.py", "_run_single_frame_inference"),
+    ("  SAM3 post-processing (masks to frame size)", "sam3_video_inference.py", "_postprocess_output"),
+    ("  project: SAM3 outputs to Detections", "sam3.py", "_detections"),
+    ("  SAM3 close_session", "sam3_video_predictor.py", "close_session"),
+    ("    of which gc.collect", "~", "<built-in method gc.collect>"),
+    ("  release of accelerator memory", "resources.py", "release_accelerator_memory"),
+)
+
+
+def print_profile(profiler: cProfile.Profile, lines: int) -> None:
+    """The caller thread's time by part (cumulative seconds), then the top functions."""
+    stats = pstats.Stats(profiler)
+    total: dict[str, float] = {}
+    for (filename, _, name), (_, _, _, cumulative, _) in stats.stats.items():
+        for label, suffix, function in PROFILE_PARTS:
+            if name == function and filename.endswith(suffix):
+                total[label] = total.get(label, 0.0) + cumulative
+    whole = total.get("whole stage") or 1.0
+    print("the stage's caller (model) thread, cumulative seconds (cProfile; nested parts overlap):")
+    for label, _, _ in PROFILE_PARTS:
+        seconds = total.get(label, 0.0)
+        print(f"  {label:50s} {seconds:8.3f} s {100 * seconds / whole:6.1f}%")
+    text = io.StringIO()
+    pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(lines)
+    print("top functions by own time:")
+    print(text.getvalue())
 
 
 def _forget_cached_models() -> None:
