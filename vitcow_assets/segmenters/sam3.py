@@ -220,8 +220,11 @@ class Sam3Segmenter:
             "sam3.compile": "on" if self.compiled else ("off (requested; cuda only)" if s.compile else "off"),
         }
 
-    def prepare_frames(self, frames: Sequence[np.ndarray]) -> Sam3Frames:
-        """The model input for one clip, made on the calling (decode) thread."""
+    def prepare_frames(self, frames: Sequence[np.ndarray]) -> Sequence[np.ndarray]:
+        """The model input for one clip, made on the calling (decode) thread. With several
+        GPUs the frames go as they are: SAM3's worker processes load them themselves."""
+        if len(self.settings.gpus) > 1:
+            return frames
         return Sam3Frames(frames, frames_to_input(frames, self.image_size, self.predictor.model.image_mean, self.predictor.model.image_std))
 
     def request(self, request: dict) -> dict:
