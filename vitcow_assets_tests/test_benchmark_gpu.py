@@ -21,7 +21,7 @@ def test_gpu_benchmark_runs_at_test_size_on_cpu(tmp_path):
     video = write_video(tmp_path / "pen.mp4", frames=40, width=160, height=120)
     command = [
         sys.executable, "-m", "benchmarks.gpu", str(video), "--device", "cpu", "--test-size", "--scale", "1",
-        "--clips", "1", "--frames-per-clip", "4", "--frame-step", "2", "--memory-lengths", "2,6",
+        "--clips", "1", "--repeats", "1", "--frames-per-clip", "4", "--frame-step", "2", "--memory-lengths", "2,6",
         "--objects", "1,2", "--growth-clips", "3", "--growth-frames", "2",
     ]
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
