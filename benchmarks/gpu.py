@@ -50,7 +50,6 @@ import cProfile
 import gc
 import io
 import math
-import os
 import pstats
 import shutil
 import sys
