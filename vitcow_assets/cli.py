@@ -145,7 +145,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         # resolve the environment now (the runs get the same values) and load the model once,
         # before any video: a bad setting fails here, in one line
-        resources = build_resources(backend=args.backend, publish_to=args.publish, resolve=True)
+        resources = build_resources(
+            backend=args.backend,
+            publish_to=args.publish,
+            segmenter_options={
+                "sam3_max_objects": args.max_objects,
+                "sam3_score_threshold": args.score_threshold,
+                "sam3_new_object_threshold": args.new_object_threshold,
+                "sam3_compile": True if args.compile else None,
+                "prefetch_clips": args.prefetch_clips,
+            },
+            resolve=True,
+        )
         resources["segmenter"].segmenter
     except (SegmenterConfigError, EnvironmentValueError) as exc:
         print(f"vitcow: {_one_line(str(exc))}", file=sys.stderr)
@@ -357,6 +368,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--frame-step", type=int, help="take every Nth source frame (default 4)")
     run.add_argument("--max-clips", type=int, help="keep at most N clips per video (seeded)")
     run.add_argument("--no-clip-files", action="store_true", help="write the clips manifest only, no clip videos")
+    run.add_argument("--max-objects", type=int, help="SAM3: at most N objects per clip and query (default $VITCOW_SAM3_MAX_OBJECTS or 0: no cap)")
+    run.add_argument("--score-threshold", type=float, help="SAM3: detection score to keep (default $VITCOW_SAM3_SCORE_THRESHOLD or 0.5)")
+    run.add_argument("--new-object-threshold", type=float, help="SAM3: score to start a new object (default $VITCOW_SAM3_NEW_OBJECT_THRESHOLD or 0.7)")
+    run.add_argument("--compile", action="store_true", help="SAM3: torch.compile the model (CUDA only; default $VITCOW_SAM3_COMPILE)")
+    run.add_argument("--prefetch-clips", type=int, help="clips decoded ahead of the model (default $VITCOW_PREFETCH_CLIPS or 1; 0: none)")
     run.add_argument("--json", action="store_true", help="print one JSON document with every video's outcome")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.add_argument("--verbose", action="store_true", help="show Dagster's step logs")

@@ -16,13 +16,18 @@ from vitcow_assets.defs.sensors import landing_sensor
 
 
 def build_resources(
-    backend: str | None = None, home: str | None = None, publish_to: str | None = None, resolve: bool = False
+    backend: str | None = None,
+    home: str | None = None,
+    publish_to: str | None = None,
+    segmenter_options: dict | None = None,
+    resolve: bool = False,
 ) -> dict:
-    """Resources configured from the environment (`VITCOW_*`), with optional overrides;
-    `resolve` reads the environment now (for use outside a Dagster run)."""
+    """Resources configured from the environment (`VITCOW_*`), with optional overrides
+    (`segmenter_options`: fields of `SegmenterResource`, e.g. from the CLI); `resolve`
+    reads the environment now (for use outside a Dagster run)."""
     return {
         "storage": from_environment(VitcowStorage, resolve, home=home, publish_to=publish_to),
-        "segmenter": from_environment(SegmenterResource, resolve, backend=backend),
+        "segmenter": from_environment(SegmenterResource, resolve, backend=backend, **(segmenter_options or {})),
     }
 
 

@@ -19,7 +19,8 @@ SIZE = 112  # multiple of the backbone's patch stride 14
 
 
 @contextlib.contextmanager
-def tiny_builder(size: int = SIZE):
+def tiny_builder(size: int = SIZE, queries: int = 5):
+    """``queries``: the detector's object queries (an upper bound on objects per frame)."""
     import sam3.model_builder as mb
     from sam3.model.decoder import (
         TransformerDecoder,
@@ -71,7 +72,7 @@ def tiny_builder(size: int = SIZE):
         layer = TransformerDecoderLayer(activation="relu", d_model=256, dim_feedforward=64, dropout=0.0,
                                         cross_attention=Attention(num_heads=8, dropout=0.0, embed_dim=256), n_heads=8,
                                         use_text_cross_attention=True)
-        return TransformerDecoder(layer=layer, num_layers=1, num_queries=5, return_intermediate=True, box_refine=True,
+        return TransformerDecoder(layer=layer, num_layers=1, num_queries=queries, return_intermediate=True, box_refine=True,
                                   num_o2m_queries=0, dac=True, boxRPB="log", d_model=256, frozen=False,
                                   interaction_layer=None, dac_use_selfatt_ln=True, resolution=size, stride=14,
                                   use_act_checkpoint=False, presence_token=True)

@@ -228,3 +228,71 @@ def test_cli_runs_sam3_with_a_prompt_file_of_every_step_kind(tiny_checkpoint, tm
     assert all(t["prompt"] in ("cow", "calf") for t in tracks)
     plan = json.loads(layout.prompts_json.read_text())
     assert plan["source"].endswith("pen.prompts.yaml") and len(plan["steps"]) == 2
+
+
+def test_frames_prepared_off_the_model_thread_match_sam3s_own_conversion(segmenter, frames):
+    from PIL import Image
+    from sam3.model.io_utils import load_resource_as_video_frames
+
+    from vitcow_assets.segmenters.sam3 import Sam3Frames
+
+    prepared = segmenter.prepare_frames(frames)
+    with cpu_mode():
+        theirs, height, width = load_resource_as_video_frames([Image.fromarray(f) for f in frames], segmenter.image_size, True)
+    assert isinstance(prepared, Sam3Frames) and torch.equal(prepared.tensor, theirs) and (height, width) == (H, W)
+    assert torch.equal(prepared[2:4].tensor, theirs[2:4]) and len(prepared[2:4]) == 2
+
+    def run(clip):
+        with segmenter.start_session(clip) as session:
+            session.add_text_prompt("cow", 0)
+            return _results(session)
+
+    plain, ready = run(frames), run(prepared)
+    assert sorted(plain) == sorted(ready)
+    for i in plain:
+        assert np.array_equal(plain[i].object_ids, ready[i].object_ids) and np.array_equal(plain[i].masks, ready[i].masks)
+
+
+def _objects(segmenter, frames) -> set[int]:
+    with segmenter.start_session(frames) as session:
+        session.add_text_prompt("cow", 0)
+        return {int(i) for det in _results(session).values() for i in det.object_ids}
+
+
+def test_max_objects_caps_the_objects_of_a_session(tiny_checkpoint, frames):
+    many = {"score_threshold": 0.0, "new_object_threshold": 0.0, "hotstart_delay": 0}
+    uncapped = _objects(load_sam3(tiny_checkpoint, device="cpu", **many), frames)
+    capped = load_sam3(tiny_checkpoint, device="cpu", max_objects=1, **many)
+    assert len(uncapped) > 1  # the random model finds several here ...
+    assert len(_objects(capped, frames)) == 1  # ... and the cap keeps one
+    assert capped.settings_record["sam3.max_objects"] == "1"
+    with pytest.raises(SegmenterConfigError, match="max_objects"):
+        load_sam3(tiny_checkpoint, device="cpu", max_objects=-1)
+
+
+def test_compile_is_refused_quietly_on_cpu_and_recorded(tiny_checkpoint):
+    with pytest.warns(UserWarning, match="CUDA only"):
+        model = load_sam3(tiny_checkpoint, device="cpu", compile=True, **TEST_THRESHOLDS)
+    assert model.predictor.model.compile_model is False
+    assert model.settings_record["sam3.compile"] == "off (requested; cuda only)"
+    assert model.settings_record["sam3.precision"] == "fp32"
+
+
+def test_cli_settings_reach_the_model_and_the_masks_metadata(tiny_checkpoint, tmp_path, monkeypatch):
+    from vitcow_assets import cli
+
+    video = write_video(tmp_path / "pen.mp4", frames=24, width=W, height=H)
+    home = tmp_path / "home"
+    for name, value in {"VITCOW_HOME": str(home), "DAGSTER_HOME": str(home / "dagster"), "VITCOW_SAM3_CHECKPOINT": tiny_checkpoint,
+                        "VITCOW_DEVICE": "cpu", "VITCOW_SAM3_MAX_OBJECTS": "5"}.items():
+        monkeypatch.setenv(name, value)
+    argv = ["run", str(video), "--backend", "sam3", "--frames-per-clip", "6", "--no-clip-files", "--json", "--no-progress",
+            "--max-objects", "1", "--score-threshold", "0", "--new-object-threshold", "0", "--prefetch-clips", "2"]
+    assert cli.main(argv) == 0
+    layout = StorageRoot(home).video("pen")
+    meta = {k.decode(): v.decode() for k, v in pq.read_schema(layout.masks_table).metadata.items()}
+    assert meta["vitcow.sam3.max_objects"] == "1"  # the CLI wins over the environment
+    assert meta["vitcow.sam3.score_threshold"] == "0.0" and meta["vitcow.sam3.new_object_threshold"] == "0.0"
+    assert meta["vitcow.prefetch_clips"] == "2" and meta["vitcow.sam3.device"] == "cpu"
+    rows = pq.read_table(layout.masks_table).to_pylist()
+    assert rows and all(len({r["object_id"] for r in rows if r["clip_id"] == c}) == 1 for c in {r["clip_id"] for r in rows})

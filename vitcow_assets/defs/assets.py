@@ -177,7 +177,10 @@ def object_masks(context: dg.AssetExecutionContext, storage: VitcowStorage, segm
         layout.masks_table,
         progress=lambda done, total: progress.report("object_masks", done, total),
         on_retry=context.log.warning,
+        prepare=getattr(model, "prepare_frames", None),
+        prefetch=segmenter.prefetch_clips,
         table_metadata=masks_metadata(
+            **segmenter.settings_record(),
             segmenter=model.name,
             checkpoint=model.checkpoint or "",
             prompt=prompt,
@@ -198,6 +201,8 @@ def object_masks(context: dg.AssetExecutionContext, storage: VitcowStorage, segm
             "checkpoint": model.checkpoint or "none",
             "prompt": prompt,
             "prompt_used": model.uses_text_prompts,
+            "settings": dg.MetadataValue.json(segmenter.settings_record()),
+            "timings_s": dg.MetadataValue.json({k: round(v, 3) for k, v in summary.timings.items()}),
         }
     )
 

@@ -96,7 +96,10 @@ class SegmenterResource(dg.ConfigurableResource):
     or `sam3`. `sam3_checkpoint`: the SAM3 checkpoint file. `device`: `auto`,
     `cuda` or `cpu` (SAM3 on CPU is for tests and smoke runs). `sam3_gpus`: more than
     one GPU index gives SAM3's multi-GPU predictor. Thresholds and `sam3_hotstart_delay`:
-    see `segmenters.sam3.Sam3Settings`, whose defaults these are.
+    see `segmenters.sam3.Sam3Settings`, whose defaults these are, as for `sam3_max_objects`
+    (SAM3's per-session object cap, 0: none) and `sam3_compile` (CUDA only).
+    `prefetch_clips`: clips decoded and converted ahead of the model on a CPU thread (0:
+    decode, segment and write in turn on one thread).
     """
 
     backend: str = "auto"
@@ -108,6 +111,9 @@ class SegmenterResource(dg.ConfigurableResource):
     sam3_score_threshold: float = Sam3Settings.score_threshold
     sam3_new_object_threshold: float = Sam3Settings.new_object_threshold
     sam3_hotstart_delay: int = Sam3Settings.hotstart_delay
+    sam3_max_objects: int = Sam3Settings.max_objects
+    sam3_compile: bool = Sam3Settings.compile
+    prefetch_clips: int = 1
     _segmenter: Segmenter | None = PrivateAttr(default=None)
 
     def _load(self) -> Segmenter:
@@ -119,6 +125,8 @@ class SegmenterResource(dg.ConfigurableResource):
                 ("score_threshold", self.sam3_score_threshold),
                 ("new_object_threshold", self.sam3_new_object_threshold),
                 ("hotstart_delay", self.sam3_hotstart_delay),
+                ("max_objects", self.sam3_max_objects),
+                ("compile", self.sam3_compile),
             )
         try:
             return _cached_segmenter(self.backend, self.sam3_checkpoint, self.device, options)
@@ -150,6 +158,12 @@ class SegmenterResource(dg.ConfigurableResource):
             self._segmenter = self._load()
         return self._segmenter
 
+    def settings_record(self) -> dict[str, str]:
+        """The segmenter's settings in effect (model settings and prefetch), as strings."""
+        record = dict(getattr(self.segmenter, "settings_record", {}))
+        record["prefetch_clips"] = str(self.prefetch_clips)
+        return record
+
     @contextlib.contextmanager
     def session(self, frames: Sequence[np.ndarray]) -> Iterator[SegmenterSession]:
         """A predictor session on one clip's frames, closed and its memory freed on any exit."""
@@ -179,6 +193,9 @@ ENVIRONMENT = {
     "sam3_score_threshold": "VITCOW_SAM3_SCORE_THRESHOLD",
     "sam3_new_object_threshold": "VITCOW_SAM3_NEW_OBJECT_THRESHOLD",
     "sam3_hotstart_delay": "VITCOW_SAM3_HOTSTART_DELAY",
+    "sam3_max_objects": "VITCOW_SAM3_MAX_OBJECTS",
+    "sam3_compile": "VITCOW_SAM3_COMPILE",
+    "prefetch_clips": "VITCOW_PREFETCH_CLIPS",
 }
 
 
@@ -209,6 +226,10 @@ def _env_value(variable: str, annotation, resolve: bool):
     try:
         if annotation is float:
             return float(raw)
+        if annotation is bool:
+            if raw.lower() not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+                raise ValueError(raw)
+            return raw.lower() in ("1", "true", "yes", "on")
         if annotation == list[int]:
             return [int(part) for part in raw.split(",") if part.strip()]
         if annotation is int:

@@ -12,10 +12,13 @@ boxes are recomputed from them as pixel ``xyxy`` (SAM3's boxes use an inclusive 
 dropping objects whose mask is empty on a frame.
 """
 
-import contextlib
 import dataclasses
+import functools
+import gc
 import importlib.metadata
+import math
 import os
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -39,6 +42,12 @@ class Sam3Settings:
     score_threshold: float = 0.5
     new_object_threshold: float = 0.7
     hotstart_delay: int = 0
+    #: SAM3's ``max_num_objects``: at most this many objects per session (one clip, one
+    #: query); new detections beyond it are dropped, lowest scores first. 0: no cap.
+    max_objects: int = 0
+    #: SAM3's ``compile_model`` (the builder's ``compile=True``): ``torch.compile`` of the
+    #: detector and tracker on first use. CUDA only; ignored (and recorded so) on CPU.
+    compile: bool = False
 
 
 def find_bpe_path() -> str:
@@ -65,6 +74,79 @@ def _resolve_device(device: str) -> str:
     return device
 
 
+class Sam3Frames(list):
+    """One clip's frames (``(H, W, 3) uint8`` RGB arrays, as a list) with ``tensor``: the
+    model's input made from them exactly as SAM3 makes it from PIL images (resized to its
+    input size, scaled to [-1, 1], float16, ``(N, 3, S, S)``, on the CPU).
+
+    Made by ``Sam3Segmenter.prepare_frames`` on the decode thread, so starting a session
+    only copies the tensor to the device. Slicing keeps the two in step."""
+
+    def __init__(self, frames, tensor) -> None:
+        super().__init__(frames)
+        self.tensor = tensor
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return Sam3Frames(list.__getitem__(self, index), self.tensor[index])
+        return list.__getitem__(self, index)
+
+
+def frames_to_input(frames: Sequence[np.ndarray], image_size: int, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)):
+    """The model input SAM3 0.1.4 makes from a list of PIL images
+    (``sam3.model.io_utils.load_resource_as_video_frames``), with the same operations in the
+    same order, so the values are identical; the result stays on the CPU."""
+    import torch
+    from PIL import Image
+
+    mean_t = torch.tensor(mean, dtype=torch.float16)[:, None, None]
+    std_t = torch.tensor(std, dtype=torch.float16)[:, None, None]
+    out = torch.empty((len(frames), 3, image_size, image_size), dtype=torch.float16)
+    for i, frame in enumerate(frames):
+        array = np.array(Image.fromarray(frame).convert("RGB").resize((image_size, image_size))) / 255.0
+        image = torch.from_numpy(array).permute(2, 0, 1).to(dtype=torch.float16)
+        image -= mean_t
+        image /= std_t
+        out[i] = image
+    return out
+
+
+_HOOKED = False
+
+
+def _install_prepared_input_hook() -> None:
+    """Let ``init_state`` take a ``Sam3Frames`` as its resource: its ready tensor is used
+    instead of converting PIL images again on the model's thread. Any other resource goes
+    to SAM3's own loader unchanged. A module attribute set at run time, not a source edit."""
+    global _HOOKED
+    if _HOOKED:
+        return
+    import sam3.model.sam3_video_inference as video_inference
+
+    original = video_inference.load_resource_as_video_frames
+
+    def load_resource_as_video_frames(resource_path, image_size, offload_video_to_cpu, *args, **kwargs):
+        if isinstance(resource_path, Sam3Frames):
+            images = resource_path.tensor
+            if images.shape[-1] != image_size:
+                raise ValueError(f"frames were prepared at {images.shape[-1]} px, the model takes {image_size} px")
+            if not offload_video_to_cpu:
+                images = images.cuda()
+            height, width = resource_path[0].shape[:2]
+            return images, height, width
+        return original(resource_path, image_size, offload_video_to_cpu, *args, **kwargs)
+
+    video_inference.load_resource_as_video_frames = load_resource_as_video_frames
+    _HOOKED = True
+
+
+def set_max_objects(model, max_objects: int) -> None:
+    """Cap objects per session as SAM3's constructor does from ``max_num_objects``
+    (its -1, no cap, is stored as 10000); ``max_objects`` 0 means no cap."""
+    model.max_num_objects = max_objects if max_objects > 0 else 10000
+    model.num_obj_for_compile = math.ceil(max_objects / model.world_size) if max_objects > 0 else 16
+
+
 class Sam3Segmenter:
     uses_text_prompts = True
 
@@ -73,16 +155,21 @@ class Sam3Segmenter:
         self.checkpoint = settings.checkpoint
         try:
             self.name = f"sam3/{importlib.metadata.version('sam3')}"
-            import torch  # noqa: F401
+            import torch
         except (importlib.metadata.PackageNotFoundError, ImportError):
             raise SegmenterConfigError("the sam3 backend needs the sam3 package: pip install 'vitcow_assets[sam3]'") from None
+        if settings.max_objects < 0:
+            raise SegmenterConfigError(f"max_objects must be 0 (no cap) or more, got {settings.max_objects}")
         self.device = _resolve_device(settings.device)
         if self.device == "cpu":
             from vitcow_assets.segmenters.sam3_cpu import cpu_mode
 
             self._mode = cpu_mode
         else:
-            self._mode = contextlib.nullcontext
+            # SAM3 runs under bfloat16 autocast on CUDA, entered once by its tracker's
+            # constructor on the thread that built it; autocast is thread-local, so each
+            # request enters it again: right whichever thread calls the model.
+            self._mode = functools.partial(torch.autocast, device_type="cuda", dtype=torch.bfloat16)
         bpe = settings.bpe_path or find_bpe_path()
         try:
             with self._mode():
@@ -105,14 +192,60 @@ class Sam3Segmenter:
         model.score_threshold_detection = settings.score_threshold
         model.new_det_thresh = settings.new_object_threshold
         model.hotstart_delay = settings.hotstart_delay
+        set_max_objects(model, settings.max_objects)
+        self.compiled = settings.compile and self.device == "cuda"
+        if settings.compile and not self.compiled:
+            warnings.warn("sam3 compile is CUDA only (torch.compile max-autotune): ignored on cpu", stacklevel=2)
+        model.compile_model = self.compiled
+        self.image_size = int(model.image_size)
+        _install_prepared_input_hook()
+        # SAM3's close_session runs a full gc.collect() for every session, i.e. every clip,
+        # while the accelerator waits. Freezing what is alive now (the model, imported
+        # modules: hundreds of thousands of objects) keeps those collections to what the
+        # sessions made; frozen objects are still freed by reference counting.
+        gc.freeze()
+
+    @property
+    def settings_record(self) -> dict[str, str]:
+        """The settings in effect, as strings, for the masks table's metadata."""
+        s = self.settings
+        return {
+            "sam3.device": self.device,
+            "sam3.max_objects": str(s.max_objects),
+            "sam3.score_threshold": str(s.score_threshold),
+            "sam3.new_object_threshold": str(s.new_object_threshold),
+            "sam3.hotstart_delay": str(s.hotstart_delay),
+            "sam3.precision": "bf16-autocast" if self.device == "cuda" else "fp32",
+            "sam3.compile": "on" if self.compiled else ("off (requested; cuda only)" if s.compile else "off"),
+        }
+
+    def prepare_frames(self, frames: Sequence[np.ndarray]) -> Sequence[np.ndarray]:
+        """The model input for one clip, made on the calling (decode) thread. With several
+        GPUs the frames go as they are: SAM3's worker processes load them themselves."""
+        if len(self.settings.gpus) > 1:
+            return frames
+        return Sam3Frames(frames, frames_to_input(frames, self.image_size, self.predictor.model.image_mean, self.predictor.model.image_std))
 
     def request(self, request: dict) -> dict:
         with self._mode():
             return self.predictor.handle_request(request)
 
     def stream(self, request: dict) -> Iterator[dict]:
-        with self._mode():
-            yield from self.predictor.handle_stream_request(request)
+        """The mode (CPU mapping or autocast) is entered only while SAM3's code runs, never
+        across a ``yield``: the caller's code between items runs outside it, and a stream
+        abandoned half-way cannot leave it entered."""
+        items = self.predictor.handle_stream_request(request)
+        try:
+            while True:
+                with self._mode():
+                    try:
+                        item = next(items)
+                    except StopIteration:
+                        return
+                yield item
+        finally:
+            with self._mode():
+                items.close()
 
     def start_session(self, frames: Sequence[np.ndarray]) -> "Sam3Session":
         return Sam3Session(self, frames)
@@ -127,8 +260,8 @@ class Sam3Session:
         self._segmenter = segmenter
         self.height, self.width = frames[0].shape[:2]
         self.frames = len(frames)
-        images = [Image.fromarray(f) for f in frames]
-        self.session_id = segmenter.request({"type": "start_session", "resource_path": images})["session_id"]
+        resource = frames if isinstance(frames, Sam3Frames) else [Image.fromarray(f) for f in frames]
+        self.session_id = segmenter.request({"type": "start_session", "resource_path": resource})["session_id"]
         self._known_ids: set[int] = set()
         self._propagated = False
         self._closed = False

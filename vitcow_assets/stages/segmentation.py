@@ -1,13 +1,18 @@
 """Object masks: run the prompt plan's predictor passes on every clip and write one Parquet
 row per (clip, frame, object), one row group per clip, as the clips come. Each clip's objects
 are linked to the previous clip's (``core.identity``) before its rows are written, so the
-rows carry their video-wide ``track_id``."""
+rows carry their video-wide ``track_id``.
+
+Three threads keep the accelerator busy: a decode thread prepares the next clips, the
+caller's thread runs only predictor sessions, a writer thread encodes, links and writes
+results (in clip order)."""
 
 import contextlib
 import dataclasses
 import json
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
@@ -21,6 +26,7 @@ from vitcow_assets.core.tables import MASKS_SCHEMA, mask_rows, set_track_ids
 from vitcow_assets.core.detections import Detections
 from vitcow_assets.media.parquet import ParquetSink
 from vitcow_assets.segmenters.base import FrameResult, SegmenterSession
+from vitcow_assets.stages.background import BackgroundWorker, InlineIterator, InlineWorker, Prefetcher
 from vitcow_assets.stages.frames import ClipFrameStream
 
 LINK_SETTINGS_KEY = "vitcow.link_settings"
@@ -134,6 +140,14 @@ class SegmentationSummary:
     tracks: int = 0
     frames_with_objects: int = 0
     incomplete_clips: list[str] = dataclasses.field(default_factory=list)
+    #: seconds, for profiles: ``model`` (sessions on the caller's thread), ``wait_frames``
+    #: (the caller waiting for the next clip's frames), ``wait_writer`` (the caller blocked
+    #: handing results over), ``decode`` and ``write`` (work on the background threads, or
+    #: inline without prefetch); ``max_waiting_clips`` is the most clips seen queued
+    timings: dict[str, float] = dataclasses.field(default_factory=dict)
+
+
+Prepare = Callable[[list[np.ndarray]], Sequence[np.ndarray]]
 
 
 def segment_clips(
@@ -148,40 +162,86 @@ def segment_clips(
     table_metadata: dict[str, str] | None = None,
     on_retry: Callable[[str], None] | None = None,
     link_settings: LinkSettings = LinkSettings(),
+    prepare: Prepare | None = None,
+    prefetch: int = 1,
+    write_queue: int = 2,
 ) -> SegmentationSummary:
     """Segment every clip of ``clips`` from one decode pass of ``source`` into ``out_path``.
 
-    ``table_metadata`` (provenance: model, checkpoint, prompt, run) goes into the Parquet
-    schema's key-value metadata. ``on_retry`` hears about clips retried after running out
-    of accelerator memory. ``link_settings`` tunes the linking of objects across clips; the
-    values used are recorded in the schema metadata too (``vitcow.link_settings``, JSON).
+    The caller's thread only runs predictor sessions. With ``prefetch`` ≥ 1, a decode thread
+    decodes the next clips (at most ``prefetch`` waiting) and converts them for the model
+    with ``prepare`` (a segmenter's ``prepare_frames``), and a writer thread turns each
+    segmented clip into Parquet rows (RLE encoding and track linking included) with at most
+    ``write_queue`` clips waiting, so at most ``prefetch + write_queue + 3`` clips are in
+    memory. With ``prefetch=0`` everything runs in turn on the caller's thread. Both give the
+    same rows. An error on any thread stops the others, closes the open session and leaves
+    no table.
+
+    ``table_metadata`` (provenance: model, checkpoint, prompt, run, settings) goes into the
+    Parquet schema's key-value metadata. ``on_retry`` hears about clips retried after
+    running out of accelerator memory. ``link_settings`` tunes the linking of objects across
+    clips; the values used are recorded in the schema metadata too (``vitcow.link_settings``).
     """
+    if prefetch < 0 or write_queue < 1:
+        raise ValueError(f"prefetch must be 0 or more and write_queue 1 or more, got {prefetch} and {write_queue}")
     summary = SegmentationSummary()
+    timings = dict.fromkeys(("model", "wait_frames", "wait_writer", "decode", "write"), 0.0)
     stream = ClipFrameStream(source, clips)
     metadata = {**(table_metadata or {}), LINK_SETTINGS_KEY: json.dumps(dataclasses.asdict(link_settings))}
     schema = MASKS_SCHEMA.with_metadata(metadata)
     linker = TrackLinker(link_settings)
-    with ParquetSink(out_path, schema) as sink:
+
+    def decoded():
+        started = time.perf_counter()
         for clip, frames in stream.by_clip():
-            batches = segment_clip_frames(
-                frames,
-                clip.source_frames,
-                open_session,
-                plan,
-                clip.clip_id,
-                on_retry,
-                emit=lambda r, clip=clip: mask_rows(video_id, clip, r.clip_frame, r.detections, segmenter_name),
-            )
-            del frames
+            frames = prepare(frames) if prepare is not None else frames
+            timings["decode"] += time.perf_counter() - started
+            yield clip, frames
+            started = time.perf_counter()
+
+    with ParquetSink(out_path, schema) as sink:
+
+        def write(item: tuple[ClipWindow, list[FrameResult]]) -> None:
+            started = time.perf_counter()
+            clip, results = item
+            batches = [mask_rows(video_id, clip, r.clip_frame, r.detections, segmenter_name) for r in results]
             table = pa.Table.from_batches(batches, schema=MASKS_SCHEMA)
             table = set_track_ids(table, linker.link(clip, ClipObservations.from_table(table)))
             sink.write(table)
-            summary.clips += 1
             summary.rows += table.num_rows
             summary.objects += len(set(table["object_id"].to_pylist()))
             summary.frames_with_objects += len(set(table["clip_frame"].to_pylist()))
-            if progress is not None:
-                progress(summary.clips, len(clips))
+            timings["write"] += time.perf_counter() - started
+
+        if prefetch > 0:
+            reader = Prefetcher(decoded, depth=prefetch, name="vitcow-decode")
+            writer = BackgroundWorker(write, depth=write_queue, name="vitcow-write")
+        else:
+            reader, writer = InlineIterator(decoded), InlineWorker(write)
+        with writer, reader:
+            while True:
+                started = time.perf_counter()
+                item = next(reader, None)
+                timings["wait_frames"] += time.perf_counter() - started
+                if item is None:
+                    break
+                clip, frames = item
+                started = time.perf_counter()
+                results = segment_clip_frames(frames, clip.source_frames, open_session, plan, clip.clip_id, on_retry)
+                del frames, item
+                timings["model"] += time.perf_counter() - started
+                started = time.perf_counter()
+                writer.submit((clip, results))
+                timings["wait_writer"] += time.perf_counter() - started
+                del results
+                summary.clips += 1
+                if progress is not None:
+                    progress(summary.clips, len(clips))
+        if prefetch == 0:  # inline: the write time was counted inside the caller's waits
+            timings["wait_writer"] -= timings["write"]
+            timings["wait_frames"] -= timings["decode"]
+    timings["max_waiting_clips"] = float(max(reader.max_waiting, writer.max_waiting))
+    summary.timings = timings
     summary.tracks = linker.tracks
     summary.incomplete_clips = [c.clip_id for c in stream.incomplete]
     return summary
