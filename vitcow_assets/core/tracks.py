@@ -109,13 +109,17 @@ class IoUTracker:
         self._missed = np.zeros(0, np.int64)
         self._next_id = 0
 
+    def predicted(self) -> np.ndarray:
+        """``float32 (M, 4)``: where the live tracks are expected in the next frame."""
+        return self._boxes + self._velocity * (1 + self._missed[:, None])
+
     def assign(self, xyxy: np.ndarray) -> np.ndarray:
         """Ids (``int64 (N,)``) for this frame's ``(N, 4)`` boxes."""
         xyxy = np.asarray(xyxy, dtype=np.float32).reshape(-1, 4)
         ids = np.full(len(xyxy), -1, dtype=np.int64)
         matched = np.zeros(len(self._ids), dtype=bool)
         if len(xyxy) and len(self._ids):
-            predicted = self._boxes + self._velocity * (1 + self._missed[:, None])
+            predicted = self.predicted()
             iou = box_iou(predicted, xyxy)
             shift = np.linalg.norm(_centres(predicted)[:, None] - _centres(xyxy)[None], axis=2)
             scale = np.maximum(_diagonals(predicted)[:, None], _diagonals(xyxy)[None, :])
