@@ -95,14 +95,18 @@ class IoUTracker:
     Each live track predicts its box by constant velocity. Detections are matched to tracks
     by Hungarian assignment on ``(1 - IoU) + centre shift`` (shift in units of the larger box
     diagonal); a pair is allowed when IoU >= ``min_iou`` or the shift <= ``max_shift``.
+    With ``far_shift`` set, tracks and detections left unmatched are then matched a second
+    time by centre shift alone, up to ``far_shift`` (same units): an animal that darts
+    further than usual between two sampled frames keeps its id when nothing else claims it.
     Unmatched detections start new tracks; a track unmatched for more than ``max_missed``
     frames is retired. Ids count from 0 in order of first appearance.
     """
 
-    def __init__(self, min_iou: float = 0.1, max_shift: float = 0.75, max_missed: int = 2) -> None:
+    def __init__(self, min_iou: float = 0.1, max_shift: float = 0.75, max_missed: int = 2, far_shift: float | None = None) -> None:
         self.min_iou = min_iou
         self.max_shift = max_shift
         self.max_missed = max_missed
+        self.far_shift = far_shift
         self._boxes = np.zeros((0, 4), np.float32)
         self._velocity = np.zeros((0, 4), np.float32)
         self._ids = np.zeros(0, np.int64)
@@ -126,14 +130,20 @@ class IoUTracker:
             shift = shift / np.maximum(scale, 1.0)
             allowed = (iou >= self.min_iou) | (shift <= self.max_shift)
             cost = np.where(allowed, (1.0 - iou) + shift, 1e6)
-            rows, cols = linear_sum_assignment(cost)
-            for r, c in zip(rows, cols):
-                if allowed[r, c]:
-                    ids[c] = self._ids[r]
-                    steps = 1 + self._missed[r]
-                    self._velocity[r] = (xyxy[c] - self._boxes[r]) / steps
-                    self._boxes[r] = xyxy[c]
-                    matched[r] = True
+            pairs = [(r, c) for r, c in zip(*linear_sum_assignment(cost)) if allowed[r, c]]
+            if self.far_shift is not None:
+                free_r = np.setdiff1d(np.arange(len(self._ids)), [r for r, _ in pairs])
+                free_c = np.setdiff1d(np.arange(len(xyxy)), [c for _, c in pairs])
+                if len(free_r) and len(free_c):
+                    far = shift[np.ix_(free_r, free_c)]
+                    far_cost = np.where(far <= self.far_shift, far, 1e6)
+                    pairs += [(free_r[r], free_c[c]) for r, c in zip(*linear_sum_assignment(far_cost)) if far[r, c] <= self.far_shift]
+            for r, c in pairs:
+                ids[c] = self._ids[r]
+                steps = 1 + self._missed[r]
+                self._velocity[r] = (xyxy[c] - self._boxes[r]) / steps
+                self._boxes[r] = xyxy[c]
+                matched[r] = True
         self._missed = np.where(matched, 0, self._missed + 1)
         alive = self._missed <= self.max_missed
         self._boxes, self._velocity = self._boxes[alive], self._velocity[alive]
@@ -148,3 +158,61 @@ class IoUTracker:
             self._ids = np.concatenate([self._ids, ids[new]])
             self._missed = np.concatenate([self._missed, np.zeros(n_new, np.int64)])
         return ids
+
+
+def stitch_tracklets(
+    frames: list[tuple[np.ndarray, np.ndarray]], max_gap: int = 3, max_overlap: int = 2, max_shift: float = 1.0
+) -> dict[int, int]:
+    """Join the pieces of one animal's track that online association left apart.
+
+    ``frames``: per frame of a clip, ``(ids int64 (N,), xyxy float32 (N, 4))``. A tracklet B
+    continues tracklet A when B starts after A starts and ends after A ends, and either
+    starts at most ``max_gap`` frames after A's end, where A's box carried on at its last
+    velocity lies within ``max_shift`` box diagonals of B's first box, or overlaps A by at
+    most ``max_overlap`` frames with boxes within ``max_shift`` diagonals in each of them (one
+    animal cut in two for a moment). Pairs are taken cheapest first; each tracklet gets at
+    most one successor and one predecessor. Returns ``id -> id of the chain's first
+    tracklet`` for every id seen (ids in overlapping frames then repeat: merge them).
+    """
+    spans: dict[int, dict[int, np.ndarray]] = {}
+    for frame, (ids, xyxy) in enumerate(frames):
+        for i, box in zip(np.asarray(ids).tolist(), np.asarray(xyxy, np.float32).reshape(-1, 4)):
+            spans.setdefault(int(i), {})[frame] = box
+    first = {i: min(f) for i, f in spans.items()}
+    last = {i: max(f) for i, f in spans.items()}
+
+    def shift(a: np.ndarray, b: np.ndarray) -> float:
+        scale = max(np.hypot(*(a[2:] - a[:2])), np.hypot(*(b[2:] - b[:2])), 1.0)
+        return float(np.hypot(*((a[:2] + a[2:]) / 2 - (b[:2] + b[2:]) / 2)) / scale)
+
+    candidates = []
+    for a in spans:
+        for b in spans:
+            if first[b] <= first[a] or last[b] <= last[a]:
+                continue
+            gap = first[b] - last[a] - 1
+            if gap > max_gap or -gap - 1 > max_overlap:
+                continue
+            if gap >= 0:
+                end = spans[a][last[a]]
+                before = spans[a].get(last[a] - 1)
+                velocity = (end - before) if before is not None else np.zeros(4, np.float32)
+                cost = shift(end + velocity * (gap + 1), spans[b][first[b]])
+            else:
+                common = [f for f in range(first[b], last[a] + 1) if f in spans[a] and f in spans[b]]
+                pairs = [(spans[a][f], spans[b][f]) for f in common] or [(spans[a][last[a]], spans[b][first[b]])]
+                cost = max(shift(x, y) for x, y in pairs)
+            if cost <= max_shift:
+                candidates.append((cost, a, b))
+    successor: dict[int, int] = {}
+    predecessor: dict[int, int] = {}
+    for _, a, b in sorted(candidates):
+        if a not in successor and b not in predecessor:
+            successor[a], predecessor[b] = b, a
+    mapping = {}
+    for i in spans:
+        root = i
+        while root in predecessor:
+            root = predecessor[root]
+        mapping[i] = root
+    return mapping

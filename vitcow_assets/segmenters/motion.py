@@ -7,7 +7,7 @@ Per clip (one session):
    it had found objects (``core.background.BackgroundMemory``), so an animal that moved at
    some point and then stands still for a whole clip is still found; where the memory has too
    few samples (a video's first clip) the clip's own median stands in. The median is taken at
-   half resolution on frames over 300,000 pixels. A clip whose median disagrees with the
+   half resolution on frames over 600,000 pixels. A clip whose median disagrees with the
    memory over most of the frame is a new scene: the memory starts over.
 2. Each frame's global **brightness** offset from the background (median difference over a
    grid of pixels) is removed, so illumination drift and exposure changes are not motion.
@@ -16,7 +16,7 @@ Per clip (one session):
    levels. Pixels above it seed objects that grow over pixels above half of it (hysteresis),
    so faint tails and limbs stay attached. ``polarity`` keeps only objects darker
    (``dark``) or brighter (``bright``) than the background, or both; ``auto`` (the default)
-   picks ``dark`` or ``bright`` when at least 80% of the scene's above-threshold pixels so
+   picks ``dark`` or ``bright`` when at least 95% of the scene's above-threshold pixels so
    far lie on that side (dark fish on a light tank), else ``both`` (people in mixed
    clothes). One-sided footage so loses the light "ghosts" a dark animal leaves where the
    background estimate still holds it.
@@ -26,7 +26,10 @@ Per clip (one session):
    parts (k-means on its pixel coordinates), so animals that touch or cross keep separate
    masks (``split_touching``).
 5. Ids within the clip come from ``IoUTracker`` (box IoU and centre shift with a
-   constant-velocity prediction, Hungarian assignment); each mask stays with its id.
+   constant-velocity prediction, Hungarian assignment, then a far-reaching second pass for
+   animals that dart), and ``stitch_tracklets`` then joins, over the whole clip, the pieces
+   of one track the online pass cut apart (the parts' masks are merged where two pieces
+   overlap). Each mask stays with its id.
 
 It ignores text, box and point prompts (the query text is only recorded); removals apply.
 The segmenter keeps the background memory between sessions (bounded: ``background_memory``
@@ -43,12 +46,12 @@ import cv2
 import numpy as np
 
 from vitcow_assets.core.background import BackgroundMemory, robust_sigma, split_count, typical_area
-from vitcow_assets.core.tracks import Detections, IoUTracker
+from vitcow_assets.core.tracks import Detections, IoUTracker, stitch_tracklets
 from vitcow_assets.segmenters.base import FrameResult, SegmenterConfigError
 
 POLARITIES = ("auto", "both", "dark", "bright")
-_ONE_SIDED = 0.8  # auto polarity: share of contrast pixels on one side that makes it one-sided
-_HALF_RES_PIXELS = 300_000
+_ONE_SIDED = 0.95  # auto polarity: share of contrast pixels on one side that makes it one-sided
+_HALF_RES_PIXELS = 600_000
 _GROW_STEPS = 4  # hysteresis reaches 4 × 2 px beyond the strong pixels
 _CLIP_SAMPLES_ALONE = 10  # clip frames in the background of a scene's first clip
 _CLIP_SAMPLES_WITH_MEMORY = 3  # ... and of later clips, beside the memory
@@ -68,7 +71,8 @@ class MotionSettings:
     - ``background_memory``: sample frames kept from earlier clips (the background's horizon).
     - ``background_samples``: sample frames each clip adds to that memory.
     - ``blur_px``, ``open_px``, ``close_px``: smoothing and clean-up kernel sizes (pixels).
-    - ``min_iou``, ``max_shift``, ``max_missed``: association within the clip (``IoUTracker``).
+    - ``min_iou``, ``max_shift``, ``max_missed``, ``far_shift``: association within the clip
+      (``core.tracks.IoUTracker``; ``far_shift`` 0 turns its second, far-reaching pass off).
     """
 
     threshold_sigmas: float = 5.0
@@ -85,11 +89,12 @@ class MotionSettings:
     min_iou: float = 0.1
     max_shift: float = 1.0
     max_missed: int = 3
+    far_shift: float = 4.0
 
     def __post_init__(self) -> None:
         if self.polarity not in POLARITIES:
             raise SegmenterConfigError(f"motion polarity must be one of {', '.join(POLARITIES)}, got {self.polarity!r}")
-        for name in ("threshold_sigmas", "min_contrast", "min_area_ratio"):
+        for name in ("threshold_sigmas", "min_contrast", "min_area_ratio", "min_iou", "max_shift", "far_shift"):
             if getattr(self, name) < 0:
                 raise SegmenterConfigError(f"motion {name} must be >= 0, got {getattr(self, name)}")
         for name in ("background_memory", "background_samples"):
@@ -300,10 +305,11 @@ class MotionSession:
             "typical_area_px": reference,
             "min_area_px": min_area,
             "background_from_memory": clip_bg.from_memory,
-            "polarity": polarity,
+            "polarity": polarity, "dark_share": float(self._scene.dark_bright[0] / max(1, self._scene.dark_bright.sum())),
         }
-        tracker = IoUTracker(min_iou=s.min_iou, max_shift=s.max_shift, max_missed=s.max_missed)
-        found = 0
+        tracker = IoUTracker(min_iou=s.min_iou, max_shift=s.max_shift, max_missed=s.max_missed, far_shift=s.far_shift or None)
+        per_frame: list[list[tuple[int, int, np.ndarray, float]]] = []  # (x, y, local mask, confidence)
+        tracked: list[tuple[np.ndarray, np.ndarray]] = []  # (ids, xyxy) per frame
         for clip_frame, (count, labels, stats, (x0, y0)) in enumerate(components):
             masks = []
             centres = _centres(tracker.predicted())
@@ -314,37 +320,51 @@ class MotionSession:
                 local = labels[y : y + h, x : x + w] == k
                 x, y = x + x0, y + y0
                 seeds = np.zeros((0, 2), np.float32)
+                parts = 1
                 if s.split_touching:
+                    # as many parts as tracks expected on the blob, or as its area says
                     seeds = _seeds_inside(centres, local, x, y)
-                    parts = len(seeds) if len(seeds) >= 2 and stats[k, cv2.CC_STAT_AREA] >= 1.3 * reference else 1
-                    if parts == 1:
-                        seeds = seeds[:0]
-                        parts = split_count(stats[k, cv2.CC_STAT_AREA], reference, min_ratio=2.5)
-                else:
-                    parts = 1
+                    area = stats[k, cv2.CC_STAT_AREA]
+                    parts = split_count(area, reference)
+                    if len(seeds) >= max(2, parts) and area >= 1.3 * reference:
+                        # (never more parts than the area allows: spurious tracks must not
+                        # keep cutting one animal in pieces)
+                        parts = min(len(seeds), int(area // (0.6 * reference)))
+                    seeds = seeds if parts == len(seeds) else seeds[:0]
                 for part in _split(local, parts, seeds - (x, y)):
                     if part.sum() >= min_area or parts == 1:
-                        masks.append((x, y, part))
-            found += len(masks)
-            if not masks:
-                tracker.assign(np.zeros((0, 4), np.float32))
-                yield FrameResult(clip_frame, Detections.empty(height, width))
-                continue
-            full = np.zeros((len(masks), height, width), bool)
-            xyxy = np.zeros((len(masks), 4), np.float32)
-            confidence = np.zeros(len(masks), np.float32)
-            for i, (x, y, part) in enumerate(masks):
-                ys, xs = np.nonzero(part)
-                full[i, y : y + part.shape[0], x : x + part.shape[1]] = part
-                xyxy[i] = (x + xs.min(), y + ys.min(), x + xs.max() + 1, y + ys.max() + 1)
+                        masks.append(_tight(x, y, part))
+            xyxy = np.array([(x, y, x + m.shape[1], y + m.shape[0]) for x, y, m in masks], np.float32).reshape(-1, 4)
+            frame_items = []
+            for x, y, part in masks:
                 window = (slice(y, y + part.shape[0]), slice(x, x + part.shape[1]))
                 region = self._score(greys[clip_frame][window], background[window], offsets[clip_frame], polarity)[part]
-                confidence[i] = min(1.0, float(region.mean()) / (4.0 * threshold))
-            ids = tracker.assign(xyxy)
-            detections = Detections(xyxy, full, confidence, ids, np.full(len(masks), self._prompt, dtype=object))
-            if self._removed:
-                detections = detections.select(~np.isin(ids, list(self._removed)))
-            yield FrameResult(clip_frame, detections)
+                frame_items.append((x, y, part, min(1.0, float(region.mean()) / (4.0 * threshold))))
+            per_frame.append(frame_items)
+            tracked.append((tracker.assign(xyxy), xyxy))
+        found = sum(len(items) for items in per_frame)
+        # Offline within the clip: join the pieces of a track that online association cut.
+        roots = stitch_tracklets(tracked, max_gap=s.max_missed, max_overlap=2, max_shift=s.max_shift)
+        renumber: dict[int, int] = {}
+        for ids, _ in tracked:
+            for i in ids.tolist():
+                renumber.setdefault(roots[i], len(renumber))
+        for clip_frame, ((ids, _), items) in enumerate(zip(tracked, per_frame)):
+            grouped: dict[int, list] = {}
+            for i, item in zip(ids.tolist(), items):
+                grouped.setdefault(renumber[roots[i]], []).append(item)
+            keep = sorted(k for k in grouped if k not in self._removed)
+            if not keep:
+                yield FrameResult(clip_frame, Detections.empty(height, width))
+                continue
+            full = np.zeros((len(keep), height, width), bool)
+            confidence = np.zeros(len(keep), np.float32)
+            for n, k in enumerate(keep):
+                for x, y, part, score in grouped[k]:
+                    full[n, y : y + part.shape[0], x : x + part.shape[1]] |= part
+                confidence[n] = max(score for *_, score in grouped[k])
+            xyxy = np.array([_box(grouped[k]) for k in keep], np.float32)
+            yield FrameResult(clip_frame, Detections(xyxy, full, confidence, np.array(keep), np.full(len(keep), self._prompt, dtype=object)))
         if new_clip:
             with self._scene.lock:
                 self._scene.remember(greys, foreground, typical, found)
@@ -368,6 +388,22 @@ def _components(fg: np.ndarray) -> tuple[int, np.ndarray, np.ndarray, tuple[int,
         return 1, np.zeros((1, 1), np.int32), np.zeros((1, 5), np.int32), (0, 0)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(fg[y0 : y0 + h, x0 : x0 + w], connectivity=8)
     return count, labels, stats, (x0, y0)
+
+
+def _tight(x: int, y: int, part: np.ndarray) -> tuple[int, int, np.ndarray]:
+    """A local mask cut to its pixels' bounding box, with its frame offset."""
+    ys, xs = np.nonzero(part)
+    return x + int(xs.min()), y + int(ys.min()), part[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+
+
+def _box(items: list) -> tuple[int, int, int, int]:
+    """The box (x1, y1, x2 exclusive, y2 exclusive) around local masks ``(x, y, mask, ...)``."""
+    return (
+        min(x for x, _, _, _ in items),
+        min(y for _, y, _, _ in items),
+        max(x + m.shape[1] for x, _, m, _ in items),
+        max(y + m.shape[0] for _, y, m, _ in items),
+    )
 
 
 def _centres(xyxy: np.ndarray) -> np.ndarray:
