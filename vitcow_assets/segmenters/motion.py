@@ -29,7 +29,8 @@ Per clip (one session):
    constant-velocity prediction, Hungarian assignment, then a far-reaching second pass for
    animals that dart), and ``stitch_tracklets`` then joins, over the whole clip, the pieces
    of one track the online pass cut apart (the parts' masks are merged where two pieces
-   overlap). Each mask stays with its id.
+   overlap). Each mask stays with its id. A track whose median contrast stays under
+   ``min_track_contrast`` thresholds (a reflection in glass) is dropped.
 
 It ignores text, box and point prompts (the query text is only recorded); removals apply.
 The segmenter keeps the background memory between sessions (bounded: ``background_memory``
@@ -66,6 +67,8 @@ class MotionSettings:
     - ``min_contrast``: the threshold never goes below this many grey levels.
     - ``polarity``: ``auto``, ``both``, ``dark`` (animals darker than the background) or ``bright``.
     - ``min_area_ratio``: smallest object, as a fraction of the clip's typical object area.
+    - ``min_track_contrast``: a track whose median contrast is under this many thresholds is
+      dropped (faint reflections in glass and the like).
     - ``min_area_px``: smallest object in pixels, replacing the derived one (0: derive it).
     - ``split_touching``: split blobs that hold several typical objects.
     - ``background_memory``: sample frames kept from earlier clips (the background's horizon).
@@ -78,7 +81,8 @@ class MotionSettings:
     threshold_sigmas: float = 5.0
     min_contrast: float = 10.0
     polarity: str = "auto"
-    min_area_ratio: float = 0.2
+    min_area_ratio: float = 0.3
+    min_track_contrast: float = 2.0
     min_area_px: int = 0
     split_touching: bool = True
     background_memory: int = 48
@@ -94,7 +98,7 @@ class MotionSettings:
     def __post_init__(self) -> None:
         if self.polarity not in POLARITIES:
             raise SegmenterConfigError(f"motion polarity must be one of {', '.join(POLARITIES)}, got {self.polarity!r}")
-        for name in ("threshold_sigmas", "min_contrast", "min_area_ratio", "min_iou", "max_shift", "far_shift"):
+        for name in ("threshold_sigmas", "min_contrast", "min_area_ratio", "min_track_contrast", "min_iou", "max_shift", "far_shift"):
             if getattr(self, name) < 0:
                 raise SegmenterConfigError(f"motion {name} must be >= 0, got {getattr(self, name)}")
         for name in ("background_memory", "background_samples"):
@@ -345,14 +349,23 @@ class MotionSession:
         found = sum(len(items) for items in per_frame)
         # Offline within the clip: join the pieces of a track that online association cut.
         roots = stitch_tracklets(tracked, max_gap=s.max_missed, max_overlap=2, max_shift=s.max_shift)
+        # Faint tracks (reflections in glass, thin shadows): median contrast under
+        # ``min_track_contrast`` thresholds (score 4 thresholds = 1).
+        contrast: dict[int, list[float]] = {}
+        for (ids, _), items in zip(tracked, per_frame):
+            for i, item in zip(ids.tolist(), items):
+                contrast.setdefault(roots[i], []).append(item[3])
+        faint = {r for r, c in contrast.items() if 4.0 * float(np.median(c)) < s.min_track_contrast}
         renumber: dict[int, int] = {}
         for ids, _ in tracked:
             for i in ids.tolist():
-                renumber.setdefault(roots[i], len(renumber))
+                if roots[i] not in faint:
+                    renumber.setdefault(roots[i], len(renumber))
         for clip_frame, ((ids, _), items) in enumerate(zip(tracked, per_frame)):
             grouped: dict[int, list] = {}
             for i, item in zip(ids.tolist(), items):
-                grouped.setdefault(renumber[roots[i]], []).append(item)
+                if roots[i] not in faint:
+                    grouped.setdefault(renumber[roots[i]], []).append(item)
             keep = sorted(k for k in grouped if k not in self._removed)
             if not keep:
                 yield FrameResult(clip_frame, Detections.empty(height, width))
