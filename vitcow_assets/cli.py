@@ -27,6 +27,18 @@ concurrency:
 """
 
 
+#: ``vitcow run --motion-*`` flags: MotionSettings name -> (type, help)
+MOTION_FLAGS = {
+    "threshold_sigmas": (float, "foreground threshold in robust noise standard deviations (default 5)"),
+    "min_contrast": (float, "lowest foreground threshold, grey levels (default 10)"),
+    "polarity": (str, "animals darker (dark) or brighter (bright) than the background, both, or auto (default)"),
+    "min_area_ratio": (float, "smallest object as a fraction of the typical object area (default 0.3)"),
+    "min_area_px": (int, "smallest object in pixels, replacing the derived size (default 0: derive)"),
+    "min_track_contrast": (float, "drop tracks fainter than this many thresholds (default 2)"),
+    "background_memory": (int, "background sample frames kept from earlier clips (default 48)"),
+}
+
+
 def ensure_dagster_home() -> Path:
     """``$DAGSTER_HOME``, defaulting to ``$VITCOW_HOME/dagster``; created with a dagster.yaml."""
     home = Path(os.environ.get("DAGSTER_HOME") or default_home() / "dagster").absolute()
@@ -118,7 +130,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from vitcow_assets.registry import Registry
     from vitcow_assets.segmenters import SegmenterConfigError
 
-    resources = build_resources(backend=args.backend)
+    motion = {name: getattr(args, f"motion_{name}") for name in MOTION_FLAGS if getattr(args, f"motion_{name}") is not None}
+    if args.no_motion_split:
+        motion["split_touching"] = False
+    resources = build_resources(backend=args.backend, motion=motion)
     storage = resources["storage"]
     try:
         resources["segmenter"].segmenter  # load once, before any video: a bad setting fails here
@@ -229,6 +244,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--frame-step", type=int, help="take every Nth source frame (default 4)")
     run.add_argument("--max-clips", type=int, help="keep at most N clips per video (seeded)")
     run.add_argument("--no-clip-files", action="store_true", help="write the clips manifest only, no clip videos")
+    for name, (kind, text) in MOTION_FLAGS.items():
+        extra = {"choices": ["auto", "both", "dark", "bright"]} if name == "polarity" else {}
+        run.add_argument(f"--motion-{name.replace('_', '-')}", dest=f"motion_{name}", type=kind, help=f"motion backend: {text}", **extra)
+    run.add_argument("--no-motion-split", action="store_true", help="motion backend: do not split blobs holding several animals")
     run.add_argument("--json", action="store_true", help="print one JSON document with every video's outcome")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.add_argument("--verbose", action="store_true", help="show Dagster's step logs")

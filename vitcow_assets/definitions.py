@@ -14,8 +14,9 @@ from vitcow_assets.segmenters.base import CHECKPOINT_ENV
 from vitcow_assets.storage import default_home
 
 
-def build_resources(backend: str | None = None, home: str | None = None) -> dict:
-    """Resources from the environment (``VITCOW_*``), with optional overrides."""
+def build_resources(backend: str | None = None, home: str | None = None, motion: dict | None = None) -> dict:
+    """Resources from the environment (``VITCOW_*``), with optional overrides (``motion``:
+    motion backend settings by ``MotionSettings`` name)."""
     return {
         "storage": VitcowStorage(
             home=home or str(default_home()),
@@ -31,6 +32,7 @@ def build_resources(backend: str | None = None, home: str | None = None) -> dict
             sam3_score_threshold=float(os.environ.get("VITCOW_SAM3_SCORE_THRESHOLD", "0.5")),
             sam3_new_object_threshold=float(os.environ.get("VITCOW_SAM3_NEW_OBJECT_THRESHOLD", "0.7")),
             sam3_hotstart_delay=int(os.environ.get("VITCOW_SAM3_HOTSTART_DELAY", "0")),
+            **{f"motion_{name}": value for name, value in (motion or {}).items()},
         ),
     }
 

@@ -154,6 +154,7 @@ def object_masks(context: dg.AssetExecutionContext, storage: VitcowStorage, segm
             f"{MASKS_METADATA_PREFIX}prompt": prompt,
             f"{MASKS_METADATA_PREFIX}prompt_plan": plan.fingerprint(),
             f"{MASKS_METADATA_PREFIX}run_id": context.run_id,
+            **{f"{MASKS_METADATA_PREFIX}{k}": v for k, v in (model.table_metadata() if hasattr(model, "table_metadata") else {}).items()},
         },
     )
     if summary.incomplete_clips:

@@ -12,6 +12,7 @@ import numpy as np
 from pydantic import PrivateAttr
 
 from vitcow_assets.segmenters import Segmenter, SegmenterSession, load_segmenter, resolve_backend
+from vitcow_assets.segmenters.motion import MotionSettings
 from vitcow_assets.storage import StorageRoot, VideoLayout, default_home
 
 
@@ -36,12 +37,12 @@ _MODELS: dict[tuple, Segmenter] = {}
 _MODELS_LOCK = threading.Lock()
 
 
-def _cached_segmenter(backend: str, checkpoint: str | None, device: str, sam3_options: tuple = ()) -> Segmenter:
+def _cached_segmenter(backend: str, checkpoint: str | None, device: str, sam3_options: tuple = (), motion: MotionSettings | None = None) -> Segmenter:
     """One model per process and configuration: runs in the same process share it."""
-    key = (backend, checkpoint, device, sam3_options)
+    key = (backend, checkpoint, device, sam3_options, motion)
     with _MODELS_LOCK:
         if key not in _MODELS:
-            _MODELS[key] = load_segmenter(backend, checkpoint, device, **dict(sam3_options))
+            _MODELS[key] = load_segmenter(backend, checkpoint, device, motion=motion, **dict(sam3_options))
         return _MODELS[key]
 
 
@@ -60,7 +61,8 @@ class SegmenterResource(dg.ConfigurableResource):
     or ``sam3``. ``sam3_checkpoint`` defaults to ``$VITCOW_SAM3_CHECKPOINT``. ``device``:
     ``auto``, ``cuda`` or ``cpu`` (SAM3 on CPU is for tests and smoke runs). ``sam3_gpus``:
     more than one GPU index gives SAM3's multi-GPU predictor. Thresholds and
-    ``sam3_hotstart_delay``: see ``segmenters.sam3.Sam3Settings``.
+    ``sam3_hotstart_delay``: see ``segmenters.sam3.Sam3Settings``. ``motion_*``: the motion
+    backend's settings (``segmenters.motion.MotionSettings``, same names without the prefix).
     """
 
     backend: str = "auto"
@@ -72,6 +74,15 @@ class SegmenterResource(dg.ConfigurableResource):
     sam3_score_threshold: float = 0.5
     sam3_new_object_threshold: float = 0.7
     sam3_hotstart_delay: int = 0
+    motion_threshold_sigmas: float = MotionSettings.threshold_sigmas
+    motion_min_contrast: float = MotionSettings.min_contrast
+    motion_polarity: str = MotionSettings.polarity
+    motion_min_area_ratio: float = MotionSettings.min_area_ratio
+    motion_min_area_px: int = MotionSettings.min_area_px
+    motion_min_track_contrast: float = MotionSettings.min_track_contrast
+    motion_split_touching: bool = MotionSettings.split_touching
+    motion_background_memory: int = MotionSettings.background_memory
+    motion_background_samples: int = MotionSettings.background_samples
     _segmenter: Segmenter | None = PrivateAttr(default=None)
 
     def _load(self) -> Segmenter:
@@ -84,7 +95,13 @@ class SegmenterResource(dg.ConfigurableResource):
                 ("new_object_threshold", self.sam3_new_object_threshold),
                 ("hotstart_delay", self.sam3_hotstart_delay),
             )
-        return _cached_segmenter(self.backend, self.sam3_checkpoint, self.device, options)
+        motion = self.motion_settings() if self.resolved_backend == "motion" else None
+        return _cached_segmenter(self.backend, self.sam3_checkpoint, self.device, options, motion)
+
+    def motion_settings(self) -> MotionSettings:
+        """The motion backend's settings from the ``motion_*`` fields."""
+        prefix = "motion_"
+        return MotionSettings(**{name[len(prefix):]: getattr(self, name) for name in type(self).model_fields if name.startswith(prefix)})
 
     @property
     def resolved_backend(self) -> str:

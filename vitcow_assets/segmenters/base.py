@@ -87,13 +87,14 @@ def resolve_backend(backend: str, checkpoint: str | None) -> str:
     return backend
 
 
-def load_segmenter(backend: str, checkpoint: str | None = None, device: str = "auto", **sam3_options) -> Segmenter:
-    """Build the segmenter a backend name asks for (``sam3_options``: see ``Sam3Settings``)."""
+def load_segmenter(backend: str, checkpoint: str | None = None, device: str = "auto", motion=None, **sam3_options) -> Segmenter:
+    """Build the segmenter a backend name asks for (``motion``: a ``MotionSettings`` or None
+    for its defaults; ``sam3_options``: see ``Sam3Settings``)."""
     resolved = resolve_backend(backend, checkpoint)
     if resolved == "motion":
-        from vitcow_assets.segmenters.motion import MotionSegmenter
+        from vitcow_assets.segmenters.motion import MotionSegmenter, MotionSettings
 
-        return MotionSegmenter()
+        return MotionSegmenter(motion or MotionSettings())
     if not checkpoint:
         raise SegmenterConfigError(
             f"the sam3 backend needs a checkpoint: set {CHECKPOINT_ENV} (or the segmenter resource's "

@@ -40,6 +40,7 @@ a retry) reuses that clip's background instead of adding its samples twice.
 
 import dataclasses
 import hashlib
+import json
 import threading
 from collections.abc import Iterator, Sequence
 
@@ -475,6 +476,10 @@ class MotionSegmenter:
 
     def start_session(self, frames: Sequence[np.ndarray]) -> MotionSession:
         return MotionSession(frames, self.settings, self._scene)
+
+    def table_metadata(self) -> dict[str, str]:
+        """What the masks table records about this backend: its settings, as JSON."""
+        return {"motion_settings": json.dumps(self.settings.as_dict(), sort_keys=True)}
 
     def reset_scene(self) -> None:
         """Forget the background memory (e.g. before another camera's video)."""
