@@ -51,7 +51,7 @@ def test_run_batch_isolates_a_bad_file_and_reports_json(tmp_path, synthetic_vide
     assert prov.returncode == 0, prov.stderr
     row = json.loads(prov.stdout)
     assert row["crop_path"] == crop and row["video_id"] == videos["second cam.mp4"]["partition_key"]
-    assert row["prompt"] == "cow" and row["segmenter"] == "motion/v1" and len(row["source_sha256"]) == 64
+    assert row["prompt"] == "cow" and row["segmenter"] == "motion/v2" and len(row["source_sha256"]) == 64
 
 
 def test_sam3_without_checkpoint_fails_in_one_line(tmp_path, synthetic_video):

@@ -58,4 +58,4 @@ def test_backend_choice(tmp_path):
         load_segmenter("sam3", None)
     with pytest.raises(SegmenterConfigError, match="does not exist"):
         load_segmenter("sam3", str(tmp_path / "missing.pt"))
-    assert load_segmenter("motion").name == "motion/v1"
+    assert load_segmenter("motion").name == "motion/v2"

@@ -95,9 +95,10 @@ class IoUTracker:
     Each live track predicts its box by constant velocity. Detections are matched to tracks
     by Hungarian assignment on ``(1 - IoU) + centre shift`` (shift in units of the larger box
     diagonal); a pair is allowed when IoU >= ``min_iou`` or the shift <= ``max_shift``.
-    With ``far_shift`` set, tracks and detections left unmatched are then matched a second
-    time by centre shift alone, up to ``far_shift`` (same units): an animal that darts
-    further than usual between two sampled frames keeps its id when nothing else claims it.
+    With ``far_shift`` set, tracks seen in the previous frame and detections left unmatched
+    are then paired by centre shift alone, up to ``far_shift`` (same units), where the pair
+    is unambiguous (each the other's only candidate within reach, areas within a factor 2):
+    an animal that darts further than usual between two sampled frames keeps its id.
     Unmatched detections start new tracks; a track unmatched for more than ``max_missed``
     frames is retired. Ids count from 0 in order of first appearance.
     """
@@ -135,9 +136,14 @@ class IoUTracker:
                 free_r = np.setdiff1d(np.arange(len(self._ids)), [r for r, _ in pairs])
                 free_c = np.setdiff1d(np.arange(len(xyxy)), [c for _, c in pairs])
                 if len(free_r) and len(free_c):
+                    # only unambiguous pairs of tracks seen last frame and boxes of a like size:
+                    # each the other's only candidate within reach
                     far = shift[np.ix_(free_r, free_c)]
-                    far_cost = np.where(far <= self.far_shift, far, 1e6)
-                    pairs += [(free_r[r], free_c[c]) for r, c in zip(*linear_sum_assignment(far_cost)) if far[r, c] <= self.far_shift]
+                    area = lambda b: np.maximum((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]), 1.0)
+                    ratio = area(self._boxes[free_r])[:, None] / area(xyxy[free_c])[None, :]
+                    reach = (far <= self.far_shift) & (ratio > 0.5) & (ratio < 2.0) & (self._missed[free_r] == 0)[:, None]
+                    unique = reach & (reach.sum(axis=0, keepdims=True) == 1) & (reach.sum(axis=1, keepdims=True) == 1)
+                    pairs += [(free_r[r], free_c[c]) for r, c in zip(*np.nonzero(unique))]
             for r, c in pairs:
                 ids[c] = self._ids[r]
                 steps = 1 + self._missed[r]

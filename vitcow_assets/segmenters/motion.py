@@ -94,7 +94,7 @@ class MotionSettings:
     min_iou: float = 0.1
     max_shift: float = 1.0
     max_missed: int = 3
-    far_shift: float = 4.0
+    far_shift: float = 2.0
 
     def __post_init__(self) -> None:
         if self.polarity not in POLARITIES:
