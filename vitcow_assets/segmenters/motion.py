@@ -8,7 +8,8 @@ Per clip (one session):
    some point and then stands still for a whole clip is still found; where the memory has too
    few samples (a video's first clip) the clip's own median stands in. The median is taken at
    half resolution on frames over 600,000 pixels. A clip whose median disagrees with the
-   memory over most of the frame is a new scene: the memory starts over.
+   memory (beyond a global brightness change) over 40% of the frame is a new scene: the
+   memory starts over.
 2. Each frame's global **brightness** offset from the background (median difference over a
    grid of pixels) is removed, so illumination drift and exposure changes are not motion.
 3. The **threshold** follows the footage's noise: ``threshold_sigmas`` × the robust (MAD)
@@ -170,8 +171,10 @@ class _SceneState:
             own = small[_spread(len(small), _CLIP_SAMPLES_WITH_MEMORY)]
             memory_only, count = self.memory.median(step=4)
             clip_median = np.median(own[:, ::4, ::4], axis=0)
-            disagree = np.abs(memory_only.astype(np.float32) - clip_median) > 2 * self.settings.min_contrast
-            if disagree[count > 0].mean() > 0.5 if (count > 0).any() else False:
+            seen = count > 0
+            diff = memory_only.astype(np.float32)[seen] - clip_median[seen]
+            disagree = np.abs(diff - np.median(diff)) > self.settings.min_contrast if diff.size else np.zeros(0, bool)
+            if disagree.size and disagree.mean() > 0.4:
                 self._forget()  # another scene (camera moved, another video): start over
         if not len(self.memory):
             own = small[_spread(len(small), _CLIP_SAMPLES_ALONE)]
