@@ -58,6 +58,7 @@ _HALF_RES_PIXELS = 600_000
 _GROW_STEPS = 4  # hysteresis reaches 4 × 2 px beyond the strong pixels
 _CLIP_SAMPLES_ALONE = 10  # clip frames in the background of a scene's first clip
 _CLIP_SAMPLES_WITH_MEMORY = 3  # ... and of later clips, beside the memory
+_OPEN_FRACTION = 0.12  # opening kernel: this fraction of the typical animal's side (sqrt of its area)
 _GRID = 7  # brightness and noise statistics read every 7th pixel in each direction
 
 
@@ -261,13 +262,13 @@ class MotionSession:
             return diff
         return np.abs(diff, out=diff)
 
-    def _foreground(self, score: np.ndarray, threshold: float) -> np.ndarray:
+    def _foreground(self, score: np.ndarray, threshold: float, open_px: int) -> np.ndarray:
         """Pixels above ``threshold`` (specks removed by opening), grown by a few steps over
         the pixels above half of it (hysteresis), then closed; ``uint8 (H, W)`` of 0/1."""
         s = self._settings
         fg = (score > threshold).astype(np.uint8)
-        if s.open_px > 1:
-            fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, _kernel(s.open_px))
+        if open_px > 1:
+            fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, _kernel(open_px))
         weak = (score > threshold / 2).astype(np.uint8)
         grow = _kernel(5)
         for _ in range(_GROW_STEPS):
@@ -298,7 +299,10 @@ class MotionSession:
                 self._scene.dark_bright += ((contrast < -threshold).sum(), (contrast > threshold).sum())
         with self._scene.lock:
             polarity = self._scene.polarity()
-        foreground = [self._foreground(self._score(g, background, o, polarity), threshold) for g, o in zip(greys, offsets)]
+        # Specks and thin moving things (tape, wires, grass) go: the opening grows with the
+        # animals' size seen so far in the scene.
+        open_px = max(s.open_px, _odd(int(_OPEN_FRACTION * np.sqrt(prior_typical)))) if s.open_px > 1 else s.open_px
+        foreground = [self._foreground(self._score(g, background, o, polarity), threshold, open_px) for g, o in zip(greys, offsets)]
         components = [_components(fg) for fg in foreground]
         floor = max(9.0, 1e-5 * height * width)
         areas = np.concatenate([stats[1:, cv2.CC_STAT_AREA] for _, _, stats, _ in components]) if components else np.zeros(0)
@@ -313,7 +317,8 @@ class MotionSession:
             "typical_area_px": reference,
             "min_area_px": min_area,
             "background_from_memory": clip_bg.from_memory,
-            "polarity": polarity, "dark_share": float(self._scene.dark_bright[0] / max(1, self._scene.dark_bright.sum())),
+            "polarity": polarity,
+            "open_px": open_px, "dark_share": float(self._scene.dark_bright[0] / max(1, self._scene.dark_bright.sum())),
         }
         tracker = IoUTracker(min_iou=s.min_iou, max_shift=s.max_shift, max_missed=s.max_missed, far_shift=s.far_shift or None)
         per_frame: list[list[tuple[int, int, np.ndarray, float]]] = []  # (x, y, local mask, confidence)
