@@ -95,7 +95,7 @@ class MotionSettings:
     close_px: int = 5
     min_iou: float = 0.1
     max_shift: float = 1.0
-    max_missed: int = 3
+    max_missed: int = 8
     far_shift: float = 2.0
 
     def __post_init__(self) -> None:
