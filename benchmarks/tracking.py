@@ -18,6 +18,8 @@ from the masks table each run wrote:
 - ``ids_per_clip``: median number of object ids per clip (ideal: N).
 - ``tracks_per_video``: distinct ``track_id`` values when the masks table has that column
   (identity across clips); otherwise the per-clip ids summed over the clips (ideal: N).
+- ``short_tracks``: (clip, object id) pairs present in fewer than half of the clip's frames
+  (each is a crop video that is mostly black).
 - ``fps``: sampled frames per wall second of ``segment_clips`` (decode + segment + write).
 - ``x_realtime``: seconds of source video per wall second of ``segment_clips``.
 
@@ -53,6 +55,7 @@ class Figures:
     track_length_frac: float
     ids_per_clip: float
     tracks_per_video: int
+    short_tracks: int
     fps: float
     x_realtime: float
 
@@ -90,6 +93,7 @@ def score_masks(masks_path: Path, clips, animals: int) -> dict:
         "track_length_frac": float(np.median(fractions)) if len(fractions) else 0.0,
         "ids_per_clip": float(np.median(ids)) if len(ids) else 0.0,
         "tracks_per_video": tracks,
+        "short_tracks": int((fractions < 0.5).sum()),
     }
 
 
