@@ -10,8 +10,9 @@ ByteTrack): ``trackers`` requires ``opencv-python``, the GUI build, which instal
 the 8-fish footage its ByteTrack and OC-SORT (IoU or DIoU, even followed by
 ``stitch_tracklets``) gave 12.5-16 ids per 20-frame clip and a median track of 0.5-0.78 of
 the clip, against 10 and 0.95 here: thin animals sampled every 4th frame rarely overlap
-their own box from one frame to the next, which IoU-first association needs, and the
-library has no way to keep the masks that the blob splitting needs attached to the ids.
+their own box from one frame to the next, which IoU-first association needs. The motion
+segmenter also splits touching animals using this tracker's predicted positions
+(``predicted``), which the library does not expose per track.
 """
 
 import dataclasses
