@@ -35,7 +35,9 @@ Per clip (one session):
 
 It ignores text, box and point prompts (the query text is only recorded); removals apply.
 The segmenter keeps the background memory between sessions (bounded: ``background_memory``
-frames), guarded by a lock; a session opened again on the same frames (a second prompt pass,
+frames), guarded by a lock; ``reset_scene`` forgets it (the ``object_masks`` asset calls it
+before each video, so one video's scene never leaks into another's and a re-run gives the
+same masks); a session opened again on the same frames (a second prompt pass,
 a retry) reuses that clip's background instead of adding its samples twice.
 """
 
