@@ -178,14 +178,15 @@ class IoUTracker:
 
 
 def stitch_tracklets(
-    frames: list[tuple[np.ndarray, np.ndarray]], max_gap: int = 3, max_overlap: int = 2, max_shift: float = 1.0
+    frames: list[tuple[np.ndarray, np.ndarray]], max_gap: int = 3, max_overlap: int = 2, max_shift: float = 1.0, gap_shift: float | None = None
 ) -> dict[int, int]:
     """Join the pieces of one animal's track that online association left apart.
 
     ``frames``: per frame of a clip, ``(ids int64 (N,), xyxy float32 (N, 4))``. A tracklet B
     continues tracklet A when B starts after A starts and ends after A ends, and either
     starts at most ``max_gap`` frames after A's end, where A's box carried on at its last
-    velocity lies within ``max_shift`` box diagonals of B's first box, or overlaps A by at
+    velocity lies within ``gap_shift`` (default ``max_shift``) box diagonals of B's first
+    box, or overlaps A by at
     most ``max_overlap`` frames with boxes within ``max_shift`` diagonals in each of them (one
     animal cut in two for a moment). Pairs are taken cheapest first; each tracklet gets at
     most one successor and one predecessor. Returns ``id -> id of the chain's first
@@ -219,7 +220,7 @@ def stitch_tracklets(
                 common = [f for f in range(first[b], last[a] + 1) if f in spans[a] and f in spans[b]]
                 pairs = [(spans[a][f], spans[b][f]) for f in common] or [(spans[a][last[a]], spans[b][first[b]])]
                 cost = max(shift(x, y) for x, y in pairs)
-            if cost <= max_shift:
+            if cost <= (max_shift if gap < 0 or gap_shift is None else gap_shift):
                 candidates.append((cost, a, b))
     successor: dict[int, int] = {}
     predecessor: dict[int, int] = {}

@@ -359,7 +359,7 @@ class MotionSession:
             tracked.append((tracker.assign(xyxy), xyxy))
         found = sum(len(items) for items in per_frame)
         # Offline within the clip: join the pieces of a track that online association cut.
-        roots = stitch_tracklets(tracked, max_gap=s.max_missed, max_overlap=2, max_shift=s.max_shift)
+        roots = stitch_tracklets(tracked, max_gap=s.max_missed, max_overlap=2, max_shift=s.max_shift, gap_shift=max(s.max_shift, s.far_shift))
         # Faint tracks (reflections in glass, thin shadows): median contrast under
         # ``min_track_contrast`` thresholds (score 4 thresholds = 1).
         contrast: dict[int, list[float]] = {}
