@@ -27,6 +27,18 @@ concurrency:
 """
 
 
+#: ``vitcow run --motion-*`` flags: MotionSettings name -> (type, help)
+MOTION_FLAGS = {
+    "threshold_sigmas": (float, "foreground threshold in robust noise standard deviations (default 5)"),
+    "min_contrast": (float, "lowest foreground threshold, grey levels (default 10)"),
+    "polarity": (str, "animals darker (dark) or brighter (bright) than the background, both, or auto (default)"),
+    "min_area_ratio": (float, "smallest object as a fraction of the typical object area (default 0.3)"),
+    "min_area_px": (int, "smallest object in pixels, replacing the derived size (default 0: derive)"),
+    "min_track_contrast": (float, "drop tracks fainter than this many thresholds (default 2)"),
+    "background_memory": (int, "background sample frames kept from earlier clips (default 48)"),
+}
+
+
 def ensure_dagster_home() -> Path:
     """``$DAGSTER_HOME``, defaulting to ``$VITCOW_HOME/dagster``; created with a dagster.yaml."""
     home = Path(os.environ.get("DAGSTER_HOME") or default_home() / "dagster").absolute()
@@ -154,6 +166,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                 "sam3_new_object_threshold": args.new_object_threshold,
                 "sam3_compile": True if args.compile else None,
                 "prefetch_clips": args.prefetch_clips,
+                **{f"motion_{name}": getattr(args, f"motion_{name}") for name in MOTION_FLAGS},
+                "motion_split_touching": False if args.no_motion_split else None,
             },
             resolve=True,
         )
@@ -373,6 +387,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--new-object-threshold", type=float, help="SAM3: score to start a new object (default $VITCOW_SAM3_NEW_OBJECT_THRESHOLD or 0.7)")
     run.add_argument("--compile", action="store_true", help="SAM3: torch.compile the model (CUDA only; default $VITCOW_SAM3_COMPILE)")
     run.add_argument("--prefetch-clips", type=int, help="clips decoded ahead of the model (default $VITCOW_PREFETCH_CLIPS or 1; 0: none)")
+    for name, (kind, text) in MOTION_FLAGS.items():
+        extra = {"choices": ["auto", "both", "dark", "bright"]} if name == "polarity" else {}
+        run.add_argument(f"--motion-{name.replace('_', '-')}", dest=f"motion_{name}", type=kind, help=f"motion backend: {text}", **extra)
+    run.add_argument("--no-motion-split", action="store_true", help="motion backend: do not split blobs holding several animals")
     run.add_argument("--json", action="store_true", help="print one JSON document with every video's outcome")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.add_argument("--verbose", action="store_true", help="show Dagster's step logs")

@@ -37,6 +37,38 @@ def _reflect(position: float, limit: int) -> float:
     return p if p <= limit else period - p
 
 
+@dataclasses.dataclass(frozen=True)
+class PathBox:
+    """A filled rectangle of ``size`` (w, h) whose top-left follows ``waypoints``
+    (``(frame, x, y)``, frames increasing), straight between them, still before the first
+    and after the last."""
+
+    waypoints: tuple[tuple[int, float, float], ...]
+    size: tuple[int, int]
+    colour: tuple[int, int, int]
+
+    def xyxy(self, frame: int) -> tuple[int, int, int, int]:
+        frames = [w[0] for w in self.waypoints]
+        x = float(np.interp(frame, frames, [w[1] for w in self.waypoints]))
+        y = float(np.interp(frame, frames, [w[2] for w in self.waypoints]))
+        x, y = int(round(x)), int(round(y))
+        return x, y, x + self.size[0], y + self.size[1]
+
+
+#: Tracking scene for 320 frames (four default clips of 80 source frames), 320x240: six small
+#: animals (14x10 to 18x12 px), two pairs crossing, one bouncing, and ``STILL`` (index 5),
+#: which moves through clip 0, stands still through clips 1 and 2 (source frames 80-239) and
+#: moves again in clip 3.
+TRACKING_OBJECTS = (
+    MovingBox(start=(10, 30), velocity=(0.9, 0.0), size=(16, 10), colour=(235, 220, 90)),
+    MovingBox(start=(290, 40), velocity=(-0.9, 0.05), size=(16, 10), colour=(200, 240, 255)),
+    MovingBox(start=(60, 200), velocity=(0.6, -0.45), size=(14, 12), colour=(250, 170, 170)),
+    MovingBox(start=(230, 200), velocity=(-0.55, -0.45), size=(14, 12), colour=(170, 250, 170)),
+    MovingBox(start=(150, 110), velocity=(1.3, 0.9), size=(18, 12), colour=(255, 255, 255), bounce=(320, 240)),
+    PathBox(waypoints=((0, 40, 150), (70, 120, 140), (240, 120, 140), (320, 40, 100)), size=(16, 12), colour=(10, 10, 10)),
+)
+STILL = 5
+
 DEFAULT_OBJECTS = (
     MovingBox(start=(10, 20), velocity=(3.0, 0.5), size=(40, 30), colour=(255, 230, 60)),
     MovingBox(start=(250, 150), velocity=(-2.5, -0.8), size=(32, 44), colour=(200, 235, 255)),

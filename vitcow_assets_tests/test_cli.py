@@ -44,7 +44,7 @@ def test_run_batch_isolates_a_bad_file_and_reports_json(tmp_path, synthetic_vide
     assert prov.returncode == 0, prov.stderr
     row = json.loads(prov.stdout)
     assert row["crop_path"] == crop and row["video_id"] == videos["second cam.mp4"]["partition_key"]
-    assert row["prompt"] == "cow" and row["segmenter"] == "motion/v1" and len(row["source_sha256"]) == 64
+    assert row["prompt"] == "cow" and row["segmenter"] == "motion/v2" and len(row["source_sha256"]) == 64
     # compact: one line per column (per-frame lists stay on their line), exact decimals
     assert len(prov.stdout.strip().splitlines()) == len(row) + 2
     assert '"margin": 0.1,' in prov.stdout

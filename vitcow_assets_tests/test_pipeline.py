@@ -71,7 +71,7 @@ def test_clips_manifest_and_clip_file(processed):
 def test_masks_match_ground_truth_with_stable_ids(processed):
     rows = pq.read_table(processed["layout"].masks_table).to_pylist()
     assert {r["prompt"] for r in rows} == {"box"}
-    assert {r["segmenter"] for r in rows} == {"motion/v1"}
+    assert {r["segmenter"] for r in rows} == {"motion/v2"}
     assert sorted({r["clip_frame"] for r in rows}) == list(range(20))
     ids = {k: set() for k in range(len(DEFAULT_OBJECTS))}
     for source_frame in range(0, 80, 4):
@@ -95,7 +95,7 @@ def test_crops_windows_pixels_and_provenance(processed, synthetic_video):
         assert crop["source_sha256"] == sha256_file(synthetic_video)
         assert crop["source_path"] == str(synthetic_video.absolute())
         assert (crop["source_frame_start"], crop["source_frame_end"], crop["frames"]) == (0, 76, 20)
-        assert crop["segmenter"] == "motion/v1" and crop["run_id"] == result.run_id and crop["code_version"]
+        assert crop["segmenter"] == "motion/v2" and crop["run_id"] == result.run_id and crop["code_version"]
         assert crop["frames_present"] == 20 and all(crop["present"])
         info = probe_video(crop["crop_path"])
         assert (info.codec, info.width, info.height, info.frame_count) == ("h264", 224, 224, 20)

@@ -164,6 +164,8 @@ def object_masks(context: dg.AssetExecutionContext, storage: VitcowStorage, segm
     clip_windows = clips_from_table(pq.read_table(layout.clips_table))
     plan = plan_from_json(layout.prompts_json.read_text())
     model = segmenter.segmenter
+    if hasattr(model, "reset_scene"):
+        model.reset_scene()  # a backend that learns the scene (motion) starts afresh on each video
     prompt = ", ".join(plan.label(i) for i in range(plan.passes))
     if not model.uses_text_prompts:
         context.log.warning(f"the {model.name} segmenter ignores text, box and point prompts ({prompt}): it finds whatever moves")

@@ -1,6 +1,7 @@
 """Resources: where files live, and the segmenter whose model is loaded once per process."""
 
 import contextlib
+import dataclasses
 import gc
 import os
 import sys
@@ -21,6 +22,7 @@ from vitcow_assets.segmenters import (
 )
 from vitcow_assets.core.source_paths import PathPattern, parse_patterns
 from vitcow_assets.remote.locations import NamedSource, parse_sources
+from vitcow_assets.segmenters.motion import MotionSettings
 from vitcow_assets.segmenters.sam3 import Sam3Settings
 from vitcow_assets.storage import DEFAULT_HOME, StorageRoot, VideoLayout
 
@@ -68,12 +70,13 @@ _MODELS: dict[tuple, Segmenter] = {}
 _MODELS_LOCK = threading.Lock()
 
 
-def _cached_segmenter(backend: str, checkpoint: str | None, device: str, sam3_options: tuple = ()) -> Segmenter:
-    """One model per process and configuration: runs in the same process share it."""
-    key = (backend, checkpoint, device, sam3_options)
+def _cached_segmenter(backend: str, checkpoint: str | None, device: str, options: tuple = ()) -> Segmenter:
+    """One model per process and configuration (`options`: the backend's own settings, as
+    `(name, value)` pairs): runs in the same process share it."""
+    key = (backend, checkpoint, device, options)
     with _MODELS_LOCK:
         if key not in _MODELS:
-            _MODELS[key] = load_segmenter(backend, checkpoint, device, **dict(sam3_options))
+            _MODELS[key] = load_segmenter(backend, checkpoint, device, **dict(options))
         return _MODELS[key]
 
 
@@ -100,6 +103,8 @@ class SegmenterResource(dg.ConfigurableResource):
     (SAM3's per-session object cap, 0: none) and `sam3_compile` (CUDA only).
     `prefetch_clips`: clips decoded and converted ahead of the model on a CPU thread (0:
     decode, segment and write in turn on one thread).
+    `motion_*`: the motion backend's settings (`segmenters.motion.MotionSettings`, same
+    names without the prefix, whose defaults these are).
     """
 
     backend: str = "auto"
@@ -114,10 +119,19 @@ class SegmenterResource(dg.ConfigurableResource):
     sam3_max_objects: int = Sam3Settings.max_objects
     sam3_compile: bool = Sam3Settings.compile
     prefetch_clips: int = 1
+    motion_threshold_sigmas: float = MotionSettings.threshold_sigmas
+    motion_min_contrast: float = MotionSettings.min_contrast
+    motion_polarity: str = MotionSettings.polarity
+    motion_min_area_ratio: float = MotionSettings.min_area_ratio
+    motion_min_area_px: int = MotionSettings.min_area_px
+    motion_min_track_contrast: float = MotionSettings.min_track_contrast
+    motion_split_touching: bool = MotionSettings.split_touching
+    motion_background_memory: int = MotionSettings.background_memory
+    motion_background_samples: int = MotionSettings.background_samples
     _segmenter: Segmenter | None = PrivateAttr(default=None)
 
     def _load(self) -> Segmenter:
-        options = ()
+        options = tuple(dataclasses.asdict(self.motion_settings()).items())
         if self.resolved_backend == "sam3":
             options = (
                 ("gpus", tuple(self.sam3_gpus)),
@@ -138,6 +152,11 @@ class SegmenterResource(dg.ConfigurableResource):
             raise SegmenterConfigError(
                 f"{exc}: fix the segmenter resource's {field}" + (f" ({where})" if where else ""), exc.setting
             ) from None
+
+    def motion_settings(self) -> MotionSettings:
+        """The motion backend's settings from the `motion_*` fields."""
+        prefix = "motion_"
+        return MotionSettings(**{name[len(prefix):]: getattr(self, name) for name in type(self).model_fields if name.startswith(prefix)})
 
     @property
     def resolved_backend(self) -> str:

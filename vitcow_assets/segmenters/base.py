@@ -70,7 +70,7 @@ class SegmenterSession(Protocol):
 
 @runtime_checkable
 class Segmenter(Protocol):
-    #: backend name and model, as written into tables (e.g. ``"motion/v1"``)
+    #: backend name and model, as written into tables (e.g. ``"motion/v2"``)
     name: str
     #: checkpoint file the weights came from, or None
     checkpoint: str | None
