@@ -7,6 +7,7 @@ Documented outcomes (README, "What happens when footage is bad"):
 """
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -171,3 +172,65 @@ def test_cli_refuses_a_file_still_being_copied(tmp_path):
     (entry,) = json.loads(proc.stdout)["videos"]
     assert entry["status"] == "failed" and "still being written" in entry["error"]
     assert not (tmp_path / "home" / "videos").exists()
+
+
+def _damage_middle_packet(video, packet_number: int) -> None:
+    """Overwrite the first bytes of one packet (in file order) in the middle of ``video``."""
+    import av
+
+    with av.open(str(video)) as container:
+        packets = [(p.pos, p.size) for p in container.demux(video=0) if p.size]
+    pos, _ = packets[packet_number]
+    data = bytearray(video.read_bytes())
+    data[pos : pos + 4] = b"\xff\xff\xff\xff"
+    video.write_bytes(bytes(data))
+
+
+def _ffprobe_frames(video) -> int | None:
+    import shutil
+
+    if shutil.which("ffprobe") is None:
+        return None
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0", str(video)],
+        capture_output=True, text=True, timeout=120,
+    )
+    return int(out.stdout.strip())
+
+
+def test_damaged_packet_in_the_middle_loses_one_frame_not_the_rest_of_the_file(tmp_path):
+    from vitcow_assets.core.clips import ClipSettings, plan_clips
+    from vitcow_assets.media.video import DecodeDamage, iter_frames
+
+    video = write_video(tmp_path / "damaged.mp4", frames=795, width=160, height=120, pix_fmt="yuv420p", objects=SMALL)
+    _damage_middle_packet(video, 400)
+    damage = DecodeDamage()
+    decoded = [index for index, _ in iter_frames(video, damage=damage)]
+    lost = sorted(set(range(795)) - set(decoded))
+    assert len(decoded) == 794 and len(lost) == 1 and 380 < lost[0] < 420  # a gap, not a shifted tail
+    assert (damage.damaged_packets, damage.frames_lost) == (1, 1)
+    reference = _ffprobe_frames(video)
+    if reference is not None:
+        assert len(decoded) == reference  # as many as FFmpeg's command line decodes
+    print(f"damaged file: {len(decoded)} of 795 frames decoded (ffprobe: {reference}), lost frame {lost[0]}")
+
+    home = tmp_path / "home"
+    with dg.instance_for_test() as instance:
+        key = register(video, home, instance)
+        result = materialize_partition(key, home, instance, raise_on_error=False)
+        assert result.success
+        planned = plan_clips(795, 10.0, ClipSettings())
+        expected = [c.clip_id for c in planned if lost[0] not in c.source_frames]
+        clips_event = next(e for e in result.get_asset_materialization_events() if e.asset_key == dg.AssetKey("clips"))
+        metadata = clips_event.materialization.metadata
+        assert metadata["frames_lost"].value == 1 and metadata["damaged_packets"].value == 1
+        warnings = [e.user_message for e in instance.all_logs(result.run_id) if e.level == logging.WARNING]
+    layout = StorageRoot(home).video(key)
+    clips = pq.read_table(layout.clips_table)
+    assert clips["clip_id"].to_pylist() == expected and len(expected) >= 8  # of 9
+    assert set(pq.read_table(layout.masks_table)["clip_id"].to_pylist()) <= set(expected)
+    _assert_crops_complete(clips, pq.read_table(layout.crops_table))
+    damaged = [w for w in warnings if "damaged" in w]
+    assert damaged and "1 frame(s) lost to 1 damaged packet(s)" in damaged[0]
+    assert not any("ended" in w for w in warnings)
+    print(f"clips kept: {len(expected)} of {len(planned)}; warning: {damaged[0]}")

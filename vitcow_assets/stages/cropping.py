@@ -16,7 +16,7 @@ from vitcow_assets.core.geometry import crop_window, extract_crop
 from vitcow_assets.core.masks import decode_mask
 from vitcow_assets.core.tables import CROPS_SCHEMA
 from vitcow_assets.media.files import ParquetSink, atomic_dir
-from vitcow_assets.media.video import EncoderSettings, VideoWriter
+from vitcow_assets.media.video import DecodeDamage, EncoderSettings, VideoWriter
 from vitcow_assets.stages.frames import ClipFrameStream
 from vitcow_assets.storage import VideoLayout
 
@@ -115,6 +115,7 @@ def write_crops(
     provenance: CropProvenance,
     encoder: EncoderSettings = EncoderSettings(),
     progress: Callable[[int, int], None] | None = None,
+    damage: DecodeDamage | None = None,
 ) -> tuple[int, list[str]]:
     """Write the crops folder (videos and ``crops.parquet``).
 
@@ -128,7 +129,10 @@ def write_crops(
     open_clips: dict[int, _ClipCrops] = {}
     done = 0
     with atomic_dir(layout.crops_dir) as folder, ParquetSink(folder / layout.crops_table.name, CROPS_SCHEMA) as sink:
-        for _, rgb, uses in ClipFrameStream(source, clips):
+        stream = ClipFrameStream(source, clips, damage=damage)
+        for _, rgb, uses in stream:
+            for position in stream.take_abandoned():  # a frame of it never decoded: no crops
+                open_clips.pop(position, None)
             for position, clip_frame in uses:
                 clip = clips[position]
                 if clip_frame == 0:
@@ -143,7 +147,7 @@ def write_crops(
                     done += 1
                     if progress is not None:
                         progress(done, len(clips))
-        incomplete = [clips[p].clip_id for p in open_clips]  # the source ended inside them: no crops
+        incomplete = [c.clip_id for c in stream.incomplete]  # the source ended or broke inside them: no crops
         crops = sink.rows
     return crops, incomplete
 

@@ -16,6 +16,7 @@ from vitcow_assets.core.prompts import PointStep, PromptPlan, TextQuery, clip_pa
 from vitcow_assets.core.tables import MASKS_SCHEMA, mask_rows
 from vitcow_assets.core.tracks import Detections
 from vitcow_assets.media.files import ParquetSink
+from vitcow_assets.media.video import DecodeDamage
 from vitcow_assets.segmenters.base import FrameResult, SegmenterSession
 from vitcow_assets.stages.frames import ClipFrameStream
 
@@ -141,6 +142,7 @@ def segment_clips(
     progress: Progress | None = None,
     table_metadata: dict[str, str] | None = None,
     on_retry: Callable[[str], None] | None = None,
+    damage: DecodeDamage | None = None,
 ) -> SegmentationSummary:
     """Segment every clip of ``clips`` from one decode pass of ``source`` into ``out_path``.
 
@@ -151,7 +153,7 @@ def segment_clips(
     if isinstance(plan, str):
         plan = text_plan(plan)
     summary = SegmentationSummary()
-    stream = ClipFrameStream(source, clips)
+    stream = ClipFrameStream(source, clips, damage=damage)
     schema = MASKS_SCHEMA.with_metadata(table_metadata) if table_metadata else MASKS_SCHEMA
     with ParquetSink(out_path, schema) as sink:
         for clip, frames in stream.by_clip():
