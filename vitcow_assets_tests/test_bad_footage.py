@@ -11,6 +11,7 @@ import logging
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import dagster as dg
 import numpy as np
@@ -19,7 +20,7 @@ import pytest
 
 from vitcow_assets.core.geometry import mask_iou
 from vitcow_assets.core.masks import decode_mask
-from vitcow_assets.media.video import probe_video
+from vitcow_assets.media.video import VideoError, probe_video
 from vitcow_assets.storage import StorageRoot
 from vitcow_assets_tests.helpers import materialize_partition, register
 from vitcow_assets_tests.synthetic import DEFAULT_OBJECTS, MovingBox, truth_mask, write_audio_only, write_video
@@ -234,3 +235,50 @@ def test_damaged_packet_in_the_middle_loses_one_frame_not_the_rest_of_the_file(t
     assert damaged and "1 frame(s) lost to 1 damaged packet(s)" in damaged[0]
     assert not any("ended" in w for w in warnings)
     print(f"clips kept: {len(expected)} of {len(planned)}; warning: {damaged[0]}")
+
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_file_whose_rewind_fails_gets_one_line_naming_it(tmp_path):
+    """``seek_eperm.mp4``: a synthetic MP4 with 16 random bytes changed (its chunk offsets
+    among them); seeking back in it fails with ``[Errno 1] Operation not permitted`` in
+    FFmpeg. The probe no longer seeks, and whatever fails is one line naming the file."""
+    video = tmp_path / "barn cam.mp4"
+    video.write_bytes((DATA / "seek_eperm.mp4").read_bytes())
+    with pytest.raises(VideoError) as failure:
+        probe_video(video)
+    message = str(failure.value)
+    assert message.startswith("barn cam.mp4: ") and "\n" not in message and "Operation not permitted" not in message
+
+
+def test_fuzzed_files_are_processed_or_fail_in_one_line_naming_the_file(tmp_path):
+    """Random bytes changed in synthetic AVI (MPEG-4, MJPEG), MP4 and MKV files: probing,
+    timestamps and decoding either work or raise a one-line VideoError naming the file."""
+    import random
+
+    from vitcow_assets.media.video import frame_times, iter_frames
+
+    bases = {
+        name: write_video(tmp_path / name, frames=40, width=96, height=64, codec=codec, pix_fmt=pix).read_bytes()
+        for name, codec, pix in (("a.avi", "mpeg4", "yuv420p"), ("m.avi", "mjpeg", "yuvj420p"), ("h.mp4", "libx264", "yuv420p"), ("h.mkv", "libx264", "yuv420p"))
+    }
+    rng = random.Random(7)
+    outcomes = {"processed": 0, "failed": 0}
+    for i in range(120):
+        name, data = rng.choice(sorted(bases.items()))
+        data = bytearray(data)
+        for _ in range(rng.choice([1, 4, 16])):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        fuzzed = tmp_path / f"fuzz {i} {name}"
+        fuzzed.write_bytes(bytes(data))
+        try:
+            probe_video(fuzzed)
+            frame_times(fuzzed)
+            sum(1 for _ in iter_frames(fuzzed))
+            outcomes["processed"] += 1
+        except VideoError as exc:
+            assert str(exc).startswith(f"{fuzzed.name}: ") and "\n" not in str(exc)
+            outcomes["failed"] += 1
+    print(f"fuzzed files: {outcomes}")
+    assert outcomes["processed"] > 60

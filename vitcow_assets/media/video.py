@@ -50,7 +50,16 @@ def _open(path: str | os.PathLike):
 
 
 def probe_video(path: str | os.PathLike) -> VideoInfo:
-    """Read a video's stream parameters; count frames by demuxing when the header has none."""
+    """Read a video's stream parameters; count frames by demuxing when the header has none.
+
+    Any FFmpeg error becomes a one-line ``VideoError`` naming the file."""
+    try:
+        return _probe(path)
+    except av.FFmpegError as exc:
+        raise VideoError(f"{Path(path).name}: cannot read as video ({type(exc).__name__}: {exc})") from None
+
+
+def _probe(path: str | os.PathLike) -> VideoInfo:
     with _open(path) as container:
         if not container.streams.video:
             raise VideoError(f"{Path(path).name}: no video stream")
@@ -66,10 +75,12 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
             duration = container.duration / av.time_base
         else:
             duration = frame_count / fps if fps else 0.0
+        if stream.codec_context is None:
+            raise VideoError(f"{Path(path).name}: no decoder for its video stream")
         width, height = stream.codec_context.width, stream.codec_context.height
         if not width or not height:
             raise VideoError(f"{Path(path).name}: video stream has no frame size")
-        rotation = _first_frame_rotation(container, path)
+        rotation = _first_frame_rotation(path)
         if rotation in (90, 270):
             width, height = height, width
         return VideoInfo(
@@ -91,15 +102,16 @@ def _rotation_steps(frame) -> int:
     return int(round((frame.rotation or 0) / 90.0)) % 4
 
 
-def _first_frame_rotation(container, path) -> int:
-    """Decode the first frame: proves the stream decodes and reads its display rotation."""
-    container.seek(0)
-    try:
-        for frame in container.decode(video=0):
+def _first_frame_rotation(path) -> int:
+    """Decode the first frame that decodes: proves the stream decodes and reads its display
+    rotation. The file is opened again rather than rewound: seeking back fails on some
+    damaged files (``[Errno 1] Operation not permitted``)."""
+    damage = DecodeDamage()
+    with _open(path) as container:
+        for _, frame in _decoded_frames(container, container.streams.video[0], damage):
             return _rotation_steps(frame) * 90
-    except av.FFmpegError as exc:
-        raise VideoError(f"{Path(path).name}: first frame does not decode ({type(exc).__name__})") from None
-    raise VideoError(f"{Path(path).name}: no decodable video frame")
+    why = f" ({damage.first_error})" if damage else ""
+    raise VideoError(f"{Path(path).name}: no decodable video frame{why}")
 
 
 def frame_times(path: str | os.PathLike) -> np.ndarray | None:
