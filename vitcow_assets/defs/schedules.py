@@ -55,7 +55,11 @@ def nightly_catchup(context: dg.ScheduleEvaluationContext, storage: VitcowStorag
     now = time.time()
     for file in scan_landing(storage.landing()):
         if is_settled(file, None, now, storage.settle_seconds):
-            _, new_partition = registration_request(storage, file.path, instance, context.log)
+            try:
+                _, new_partition = registration_request(storage, file.path, instance, context.log)
+            except OSError as exc:  # unreadable, or gone since the scan
+                context.log.warning(f"{file.path}: cannot read ({exc.strerror or exc}); skipped")
+                continue
             if new_partition is not None:
                 instance.add_dynamic_partitions(video_partitions.name, [new_partition])
     release_dead_runs(instance, context.log)  # a crashed run must not keep its partition "busy"
