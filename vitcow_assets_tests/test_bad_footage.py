@@ -282,3 +282,15 @@ def test_fuzzed_files_are_processed_or_fail_in_one_line_naming_the_file(tmp_path
             outcomes["failed"] += 1
     print(f"fuzzed files: {outcomes}")
     assert outcomes["processed"] > 60
+
+
+def test_file_name_of_250_bytes_is_processed_end_to_end(tmp_path):
+    """The prompt-file lookup beside it would exceed the file system's name limit (255)."""
+    name = "étable " + "x" * 238 + ".mp4"
+    assert len(name.encode()) == 250
+    video = write_video(tmp_path / name, frames=84, width=160, height=120)
+    proc = _cli(["run", str(video), "--backend", "motion", "--json", "--no-progress"], tmp_path / "home")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (entry,) = json.loads(proc.stdout)["videos"]
+    assert entry["status"] == "success" and entry["crop_videos"]
+    assert len(entry["partition_key"]) <= 100
