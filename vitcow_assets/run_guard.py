@@ -29,9 +29,11 @@ def _interrupt_recorded() -> bool:
 
 def _raise_in_thread(thread_id: int, exc_type: type[BaseException]) -> None:
     ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id), ctypes.py_object(exc_type))
-    # wake the thread if it sleeps between pool checks: the exception is raised as soon as
-    # Python code runs in it again (here: the signal handler)
-    signal.pthread_kill(thread_id, signal.SIGINT)
+    # Wake the thread if it sleeps between pool checks: the exception is raised as soon as
+    # Python code runs in it again (here: Dagster's interrupt-recording handler). Not when
+    # the default handler is back: it would raise a second KeyboardInterrupt.
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        signal.pthread_kill(thread_id, signal.SIGINT)
 
 
 class RunGuard:
@@ -56,7 +58,13 @@ class RunGuard:
         self._thread.join()
 
     def _watch(self) -> None:
-        instance = dg.DagsterInstance.from_ref(self.instance_ref) if self.instance_ref else self.instance
+        if self.instance_ref is None:
+            self._loop(self.instance)
+            return
+        with dg.DagsterInstance.from_ref(self.instance_ref) as instance:  # its own connections
+            self._loop(instance)
+
+    def _loop(self, instance: dg.DagsterInstance) -> None:
         waited = self.reap_every_s
         while not self._stop.wait(self.poll_s):
             if _interrupt_recorded() and not self.interrupted:
