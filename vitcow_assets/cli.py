@@ -181,8 +181,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         run_config["ops"] = ops
     bar = _Bar(enabled=not args.no_progress)
     progress.set_listener(bar)
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM ends a run like Ctrl-C
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    previous_sigterm = signal.signal(signal.SIGTERM, signal.default_int_handler) if on_main_thread else None  # ends a run like Ctrl-C
     reports, failed = [], 0
     try:
         for raw_path in args.paths:
@@ -245,6 +245,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         interrupted = False
     finally:
         progress.set_listener(None)
+        if on_main_thread:
+            signal.signal(signal.SIGTERM, previous_sigterm)
     if args.json:
         print(json.dumps({"videos": reports, "failed": failed, **({"interrupted": True} if interrupted else {})}, indent=2))
     return 130 if interrupted else 1 if failed else 0
