@@ -14,7 +14,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from vitcow_assets.core.geometry import box_iou
-from vitcow_assets.core.tracks import Detections
+from vitcow_assets.core.detections import Detections
 from vitcow_assets.segmenters.base import FrameResult
 def _centres(xyxy: np.ndarray) -> np.ndarray:
     return (xyxy[:, :2] + xyxy[:, 2:]) / 2.0

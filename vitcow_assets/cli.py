@@ -9,7 +9,9 @@ import argparse
 import json
 import os
 import shlex
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -24,6 +26,18 @@ concurrency:
     default_limit: 1
   runs:
     max_concurrent_runs: 2
+    # one run per video at a time: a second run of the same partition waits in the queue
+    tag_concurrency_limits:
+      - key: dagster/partition
+        value:
+          applyLimitPerUniqueValue: true
+        limit: 1
+# The daemon fails runs that never start or hang while canceling, and frees the pool slots
+# of finished runs; the dead_runs_sensor fails runs whose process was killed.
+run_monitoring:
+  enabled: true
+  poll_interval_seconds: 30
+  free_slots_after_run_end_seconds: 30
 """
 
 
@@ -48,6 +62,18 @@ def ensure_dagster_home() -> Path:
         config.write_text(INSTANCE_YAML)
     os.environ["DAGSTER_HOME"] = str(home)
     return home
+
+
+def _open_instance():
+    """The instance at ``$DAGSTER_HOME``; two first uses at once would both create its
+    SQLite schema (and one would fail), so creating it is serialised by a lock file."""
+    import fcntl
+
+    import dagster as dg
+
+    with open(Path(os.environ["DAGSTER_HOME"]) / ".vitcow-open.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return dg.DagsterInstance.get()
 
 
 def still_being_written(path: Path, watch_seconds: float = 1.0, recent_seconds: float = 3.0) -> bool:
@@ -84,6 +110,17 @@ def _report_line(report: dict) -> str:
         return f"{report['status']}: {report['error']}"
     line = f"{report['status']}: {report['path']} -> {report['partition_key']}"
     return line + (f": {report['error']}" if report["error"] else "")
+
+
+def _was_interrupted(result) -> bool:
+    """The run ended because SIGINT/SIGTERM interrupted a step."""
+    for event in result.all_events:
+        error = getattr(getattr(event, "event_specific_data", None), "error", None)
+        while error is not None:
+            if error.cls_name in ("DagsterExecutionInterruptedError", "KeyboardInterrupt"):
+                return True
+            error = error.cause
+    return False
 
 
 def _outputs(layout) -> dict:
@@ -139,19 +176,20 @@ class _Bar:
 
 def cmd_run(args: argparse.Namespace) -> int:
     ensure_dagster_home()
-    import dagster as dg
-
     from vitcow_assets import progress
     from vitcow_assets.definitions import build_resources, defs
+    from vitcow_assets.defs.dead_runs import live_runs_of_partition, owner_tags, release_dead_runs
     from vitcow_assets.defs.jobs import process_video_job
     from vitcow_assets.defs.partitions import video_partitions
     from vitcow_assets.defs.resources import EnvironmentValueError
     from vitcow_assets.media.hashing import sha256_file
     from vitcow_assets.media.video import VideoError, probe_video
+    from vitcow_assets.partition_lock import PartitionBusy, partition_lock
     from vitcow_assets.registry import Registry
     from vitcow_assets.remote.ingest import source_tags
     from vitcow_assets.remote.inputs import RemoteInput, expand_url
     from vitcow_assets.remote.locations import is_url
+    from vitcow_assets.run_guard import RunGuard
     from vitcow_assets.segmenters import SegmenterConfigError
 
     try:
@@ -176,7 +214,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"vitcow: {_one_line(str(exc))}", file=sys.stderr)
         return 2
     storage = resources["storage"]
-    instance = dg.DagsterInstance.get()
+    instance = _open_instance()
     job = defs.resolve_job_def(process_video_job.name)
     registry = Registry(storage.root())
     run_config = {"loggers": {"console": {"config": {"log_level": "WARNING" if not args.verbose else "DEBUG"}}}}
@@ -189,6 +227,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         run_config["ops"] = ops
     bar = _Bar(enabled=not args.no_progress)
     progress.set_listener(bar)
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    previous_sigterm = signal.signal(signal.SIGTERM, signal.default_int_handler) if on_main_thread else None  # ends a run like Ctrl-C
     reports, failed = [], 0
     try:
         inputs = [i for p in args.paths for i in (expand_url(p, storage.settle_seconds) if is_url(p) else [p])]
@@ -217,38 +257,72 @@ def cmd_run(args: argparse.Namespace) -> int:
                 report["partition_key"] = key
                 if outcome.status == "duplicate":
                     report["duplicate_of"] = outcome.registration.source_path
-                if not instance.has_dynamic_partition(video_partitions.name, key):
-                    instance.add_dynamic_partitions(video_partitions.name, [key])
-                result = job.execute_in_process(
-                    run_config=run_config,
-                    instance=instance,
-                    partition_key=key,
-                    resources=resources,
-                    raise_on_error=False,
-                    tags={
-                        "vitcow/launched_by": "cli",
-                        "vitcow/source_sha256": outcome.registration.sha256,
-                        **source_tags(outcome.registration, storage.patterns()),
-                    },
-                )
+                with partition_lock(storage.root(), key):
+                    release_dead_runs(instance)
+                    busy = live_runs_of_partition(instance, job.name, key)
+                    if busy:
+                        raise PartitionBusy(
+                            f"partition {key} has run {busy[0].run_id} {busy[0].status.value.lower()}; run again once it has finished"
+                        )
+                    _add_partition(instance, video_partitions.name, key)
+                    with RunGuard(instance) as guard:
+                        result = job.execute_in_process(
+                            run_config=run_config,
+                            instance=instance,
+                            partition_key=key,
+                            resources=resources,
+                            raise_on_error=False,
+                            tags={
+                                "vitcow/launched_by": "cli",
+                                "vitcow/source_sha256": outcome.registration.sha256,
+                                **source_tags(outcome.registration, storage.patterns()),
+                                **owner_tags(),
+                            },
+                        )
                 report["run_id"] = result.run_id
+                if guard.interrupted or _was_interrupted(result):
+                    raise KeyboardInterrupt
                 if not result.success:
                     raise RuntimeError(_run_error(result))
                 report["status"] = "success"
                 report.update(_outputs(storage.video(key)))
                 if args.publish:
                     report.update(_published(storage.video(key)))
-            except (VideoError, OSError, RuntimeError, ValueError) as exc:
+            except KeyboardInterrupt:
+                report["status"], report["error"] = "interrupted", "interrupted (SIGINT or SIGTERM)"
                 failed += 1
-                report["error"] = _one_line(str(exc))
+                bar.stop(report["status"])
+                raise
+            except Exception as exc:  # one line per video, whatever went wrong; the batch goes on
+                failed += 1
+                report["error"] = _one_line(str(exc) or type(exc).__name__)
             bar.stop(report["status"])
             if not args.json:
                 print(_report_line(report))
+    except KeyboardInterrupt:
+        if not args.json:
+            print(f"interrupted: {reports[-1]['path']}" if reports else "interrupted")
+        interrupted = True
+    else:
+        interrupted = False
     finally:
         progress.set_listener(None)
+        if on_main_thread:
+            signal.signal(signal.SIGTERM, previous_sigterm)
     if args.json:
-        print(json.dumps({"videos": reports, "failed": failed}, indent=2))
-    return 1 if failed else 0
+        print(json.dumps({"videos": reports, "failed": failed, **({"interrupted": True} if interrupted else {})}, indent=2))
+    return 130 if interrupted else 1 if failed else 0
+
+
+def _add_partition(instance, partitions_name: str, key: str) -> None:
+    """Add the partition; another process adding it at the same moment is not an error."""
+    if instance.has_dynamic_partition(partitions_name, key):
+        return
+    try:
+        instance.add_dynamic_partitions(partitions_name, [key])
+    except Exception:
+        if not instance.has_dynamic_partition(partitions_name, key):
+            raise
 
 
 def cmd_provenance(args: argparse.Namespace) -> int:

@@ -4,6 +4,7 @@ import dagster as dg
 
 from vitcow_assets.defs.assets import ASSETS
 from vitcow_assets.defs.checks import CHECKS
+from vitcow_assets.defs.dead_runs import dead_runs_sensor
 from vitcow_assets.defs.jobs import process_video_job
 from vitcow_assets.defs.publishing import published_crops
 from vitcow_assets.defs.resources import (
@@ -35,7 +36,7 @@ defs = dg.Definitions(
     assets=[*ASSETS, published_crops],
     asset_checks=CHECKS,
     jobs=[process_video_job],
-    sensors=[landing_sensor],
+    sensors=[landing_sensor, dead_runs_sensor],
     schedules=[nightly_catchup],
     resources=build_resources(),
 )

@@ -5,6 +5,7 @@ Shared by the sensor and the nightly schedule; no Dagster here.
 
 import dataclasses
 import os
+import stat
 from pathlib import Path
 
 from vitcow_assets.core.prompts import PROMPT_SUFFIXES
@@ -27,28 +28,30 @@ def scan_landing(folder: str | os.PathLike, prompt_files: bool = False) -> list[
     sorted by path.
 
     Hidden files (``.name``, as rsync and browsers use while copying), other extensions,
-    empty files and links that lead outside the folder are left out.
+    empty files, anything but regular files, links that lead outside the folder or nowhere
+    (a loop), and entries this process may not read are left out: one odd entry never stops
+    the scan. Links to folders are not followed.
     """
     root = Path(folder).absolute()
     if not root.is_dir():
         return []
     real_root = root.resolve()
     found = []
-    for dirpath, dirnames, filenames in os.walk(root):
+    for dirpath, dirnames, filenames in os.walk(root, onerror=lambda error: None):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
             path = Path(dirpath) / name
             wanted = name.endswith(PROMPT_SUFFIXES) if prompt_files else path.suffix.lower() in VIDEO_EXTENSIONS
             if name.startswith(".") or not wanted:
                 continue
-            if real_root not in path.resolve().parents:
-                continue
             try:
-                stat = path.stat()
-            except OSError:
+                if real_root not in path.resolve(strict=True).parents:
+                    continue
+                info = path.stat()
+            except (OSError, RuntimeError):  # a dangling link, a link loop, a vanished file
                 continue
-            if stat.st_size > 0:
-                found.append(LandedFile(str(path), stat.st_size, stat.st_mtime_ns))
+            if stat.S_ISREG(info.st_mode) and info.st_size > 0 and os.access(path, os.R_OK):
+                found.append(LandedFile(str(path), info.st_size, info.st_mtime_ns))
     return found
 
 

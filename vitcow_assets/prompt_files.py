@@ -2,13 +2,7 @@
 
 from pathlib import Path
 
-from vitcow_assets.core.prompts import (
-    PROMPT_SUFFIXES,
-    PromptFileError,
-    PromptPlan,
-    parse_prompt_file,
-    text_plan,
-)
+from vitcow_assets.core.prompts import MAX_PROMPT_FILE_BYTES, PROMPT_SUFFIXES, PromptFileError, PromptPlan, parse_prompt_file, text_plan
 
 
 def prompt_file_for(video_path: str | Path) -> Path | None:
@@ -16,8 +10,11 @@ def prompt_file_for(video_path: str | Path) -> Path | None:
     video = Path(video_path)
     for suffix in PROMPT_SUFFIXES:
         candidate = video.with_name(video.stem + suffix)
-        if candidate.is_file():
-            return candidate
+        try:
+            if candidate.is_file():
+                return candidate
+        except OSError:  # e.g. ENAMETOOLONG: a long video name leaves no room for the suffix
+            continue
     return None
 
 
@@ -40,7 +37,11 @@ def resolve_plan(
     if path is None:
         return PromptPlan(text_plan(default_prompt).queries, (), "default")
     try:
-        text = path.read_text()
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_PROMPT_FILE_BYTES + 1)  # never more than the limit
+        if len(data) > MAX_PROMPT_FILE_BYTES:
+            raise PromptFileError(f"{path}: larger than {MAX_PROMPT_FILE_BYTES} bytes; not a prompt file")
+        text = data.decode()
     except (OSError, UnicodeDecodeError) as exc:
         raise PromptFileError(f"{path}: cannot read ({exc})") from None
     return parse_prompt_file(text, str(path), width, height, frame_count)

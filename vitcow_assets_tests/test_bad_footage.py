@@ -7,7 +7,10 @@ Documented outcomes (README, "What happens when footage is bad"):
 """
 
 import json
+import logging
 import os
+import subprocess
+from pathlib import Path
 
 import dagster as dg
 import numpy as np
@@ -16,7 +19,7 @@ import pytest
 
 from vitcow_assets.core.geometry import mask_iou
 from vitcow_assets.core.masks import decode_mask
-from vitcow_assets.media.video import probe_video
+from vitcow_assets.media.video import VideoError, probe_video
 from vitcow_assets.storage import StorageRoot
 from vitcow_assets_tests.helpers import materialize_partition, register, run_cli, truth_recall
 from vitcow_assets_tests.synthetic import (
@@ -174,3 +177,124 @@ def test_cli_refuses_a_file_still_being_copied(tmp_path):
     (entry,) = json.loads(proc.stdout)["videos"]
     assert entry["status"] == "failed" and "still being written" in entry["error"]
     assert not (tmp_path / "home" / "videos").exists()
+
+
+def _damage_middle_packet(video, packet_number: int) -> None:
+    """Overwrite the first bytes of one packet (in file order) in the middle of ``video``."""
+    import av
+
+    with av.open(str(video)) as container:
+        packets = [(p.pos, p.size) for p in container.demux(video=0) if p.size]
+    pos, _ = packets[packet_number]
+    data = bytearray(video.read_bytes())
+    data[pos : pos + 4] = b"\xff\xff\xff\xff"
+    video.write_bytes(bytes(data))
+
+
+def _ffprobe_frames(video) -> int | None:
+    import shutil
+
+    if shutil.which("ffprobe") is None:
+        return None
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0", str(video)],
+        capture_output=True, text=True, timeout=120,
+    )
+    return int(out.stdout.strip())
+
+
+def test_damaged_packet_in_the_middle_loses_one_frame_not_the_rest_of_the_file(tmp_path):
+    from vitcow_assets.core.clips import ClipSettings, plan_clips
+    from vitcow_assets.media.video import DecodeDamage, iter_frames
+
+    video = write_video(tmp_path / "damaged.mp4", frames=795, width=160, height=120, pix_fmt="yuv420p", objects=SMALL)
+    _damage_middle_packet(video, 400)
+    damage = DecodeDamage()
+    decoded = [index for index, _ in iter_frames(video, damage=damage)]
+    lost = sorted(set(range(795)) - set(decoded))
+    assert len(decoded) == 794 and len(lost) == 1 and 380 < lost[0] < 420  # a gap, not a shifted tail
+    assert (damage.damaged_packets, damage.frames_lost) == (1, 1)
+    reference = _ffprobe_frames(video)
+    if reference is not None:
+        assert len(decoded) == reference  # as many as FFmpeg's command line decodes
+    print(f"damaged file: {len(decoded)} of 795 frames decoded (ffprobe: {reference}), lost frame {lost[0]}")
+
+    home = tmp_path / "home"
+    with dg.instance_for_test() as instance:
+        key = register(video, home, instance)
+        result = materialize_partition(key, home, instance, raise_on_error=False)
+        assert result.success
+        planned = plan_clips(795, 10.0, ClipSettings())
+        expected = [c.clip_id for c in planned if lost[0] not in c.source_frames]
+        clips_event = next(e for e in result.get_asset_materialization_events() if e.asset_key == dg.AssetKey("clips"))
+        metadata = clips_event.materialization.metadata
+        assert metadata["frames_lost"].value == 1 and metadata["damaged_packets"].value == 1
+        warnings = [e.user_message for e in instance.all_logs(result.run_id) if e.level == logging.WARNING]
+    layout = StorageRoot(home).video(key)
+    clips = pq.read_table(layout.clips_table)
+    assert clips["clip_id"].to_pylist() == expected and len(expected) >= 8  # of 9
+    assert set(pq.read_table(layout.masks_table)["clip_id"].to_pylist()) <= set(expected)
+    _assert_crops_complete(clips, pq.read_table(layout.crops_table))
+    damaged = [w for w in warnings if "damaged" in w]
+    assert damaged and "1 frame(s) lost to 1 damaged packet(s)" in damaged[0]
+    assert not any("ended" in w for w in warnings)
+    print(f"clips kept: {len(expected)} of {len(planned)}; warning: {damaged[0]}")
+
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_file_whose_rewind_fails_gets_one_line_naming_it(tmp_path):
+    """``seek_eperm.mp4``: a synthetic MP4 with 16 random bytes changed (its chunk offsets
+    among them); seeking back in it fails with ``[Errno 1] Operation not permitted`` in
+    FFmpeg. The probe no longer seeks, and whatever fails is one line naming the file."""
+    video = tmp_path / "barn cam.mp4"
+    video.write_bytes((DATA / "seek_eperm.mp4").read_bytes())
+    with pytest.raises(VideoError) as failure:
+        probe_video(video)
+    message = str(failure.value)
+    assert message.startswith("barn cam.mp4: ") and "\n" not in message and "Operation not permitted" not in message
+
+
+def test_fuzzed_files_are_processed_or_fail_in_one_line_naming_the_file(tmp_path):
+    """Random bytes changed in synthetic AVI (MPEG-4, MJPEG), MP4 and MKV files: probing,
+    timestamps and decoding either work or raise a one-line VideoError naming the file."""
+    import random
+
+    from vitcow_assets.media.video import frame_times, iter_frames
+
+    bases = {
+        name: write_video(tmp_path / name, frames=40, width=96, height=64, codec=codec, pix_fmt=pix).read_bytes()
+        for name, codec, pix in (("a.avi", "mpeg4", "yuv420p"), ("m.avi", "mjpeg", "yuvj420p"), ("h.mp4", "libx264", "yuv420p"), ("h.mkv", "libx264", "yuv420p"))
+    }
+    rng = random.Random(7)
+    outcomes = {"processed": 0, "failed": 0}
+    for i in range(120):
+        name, data = rng.choice(sorted(bases.items()))
+        data = bytearray(data)
+        for _ in range(rng.choice([1, 4, 16])):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        fuzzed = tmp_path / f"fuzz {i} {name}"
+        fuzzed.write_bytes(bytes(data))
+        try:
+            probe_video(fuzzed)
+            frame_times(fuzzed)
+            sum(1 for _ in iter_frames(fuzzed))
+            outcomes["processed"] += 1
+        except VideoError as exc:
+            assert str(exc).startswith(f"{fuzzed.name}: ") and "\n" not in str(exc)
+            outcomes["failed"] += 1
+    print(f"fuzzed files: {outcomes}")
+    assert outcomes["processed"] > 60
+
+
+def test_file_name_of_250_bytes_is_processed_end_to_end(tmp_path):
+    """The prompt-file lookup beside it would exceed the file system's name limit (255)."""
+    name = "étable " + "x" * 238 + ".mp4"
+    assert len(name.encode()) == 250
+    video = write_video(tmp_path / name, frames=84, width=160, height=120)
+    proc = run_cli(["run", str(video), "--backend", "motion", "--json", "--no-progress"], tmp_path / "home")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (entry,) = json.loads(proc.stdout)["videos"]
+    assert entry["status"] == "success" and entry["crop_videos"]
+    assert len(entry["partition_key"]) <= 100

@@ -1,3 +1,4 @@
+import os
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -109,3 +110,31 @@ def test_writer_reencodes_decoded_frames_without_rgb_and_keeps_content(tmp_path,
     assert (info.frame_count, info.fps, info.pix_fmt) == (10, 2.5, "yuv420p")
     for k, rgb in iter_frames(out):
         assert np.abs(rgb.astype(int) - render(4 * k, 320, 240)).mean() < 3.0
+
+
+def test_sweep_never_removes_a_live_writers_temporaries(tmp_path):
+    """Temporaries name their writer (host, pid): those of a live process stay, those of a
+    dead one (a real process that exited) go."""
+    import subprocess
+    import sys
+
+    from vitcow_assets.processes import host_tag
+
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    try:
+        live_dir = tmp_path / f".tmp-{host_tag()}-{live.pid}-aaaaaa-crops"
+        dead_dir = tmp_path / f".tmp-{host_tag()}-{dead.pid}-bbbbbb-crops"
+        other_host = tmp_path / f".tmp-ffffff-{dead.pid}-cccccc-crops"
+        for folder in (live_dir, dead_dir, other_host):
+            folder.mkdir()
+            (folder / "obj0000.mp4").write_text("partial")
+        with atomic_dir(tmp_path / "crops") as tmp:
+            assert f"-{os.getpid()}-" in tmp.name
+            (tmp / "obj0000.mp4").write_text("complete")
+        assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["crops", live_dir.name, other_host.name])
+        assert (live_dir / "obj0000.mp4").read_text() == "partial"
+    finally:
+        live.kill()
+        live.wait()

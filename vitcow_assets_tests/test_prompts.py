@@ -130,3 +130,68 @@ def test_editing_the_prompt_file_changes_the_data_version(synthetic_video, tmp_p
     import pyarrow.parquet as pq
 
     assert set(pq.read_table(StorageRoot(home).video(key).masks_table)["prompt"].to_pylist()) == {"cow", "calf"}
+
+
+ALIAS_BOMB = """\
+prompts:
+  - - &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
+    - &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
+    - &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
+    - &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
+    - &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
+    - &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
+    - &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
+    - &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
+    - &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
+"""
+
+
+def _resolve(tmp_path, text: str | bytes, name: str = "cam.mp4"):
+    video = tmp_path / name
+    prompt = video.with_name(video.stem + ".prompts.yaml")
+    prompt.write_bytes(text if isinstance(text, bytes) else text.encode())
+    return resolve_plan(str(video), 320, 240, 100, None, "cow")
+
+
+def test_alias_bomb_fails_fast_in_one_short_line(tmp_path):
+    import time
+
+    assert len(ALIAS_BOMB.encode()) < 400  # expands to 9**9 strings
+    started = time.perf_counter()
+    with pytest.raises(PromptFileError) as failure:
+        _resolve(tmp_path, ALIAS_BOMB)
+    took = time.perf_counter() - started
+    message = str(failure.value)
+    assert "aliases" in message and "cam.prompts.yaml" in message and "line 3" in message
+    assert "\n" not in message and len(message) < 400
+    assert took < 1.0
+    print(f"alias bomb: refused in {took * 1000:.1f} ms: {message}")
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("prompts:\n  - box: [" + ",".join(["1"] * 20000) + "]\n    frame: 0\n", "box: expected [x1, y1, x2, y2] in pixels, got [1, 1,"),
+        ("prompts:\n  - {" + ", ".join(f"k{i}: 1" for i in range(20000)) + "}\n", "unknown step with keys"),
+        ("prompts: " + "[" * 50000 + "]" * 50000 + "\n", "nested too deeply"),
+        ("prompts:\n  - remove: 1" + "0" * 5000 + "\n    frame: 0\n", "not a usable value"),
+    ],
+)
+def test_huge_values_give_short_one_line_errors(tmp_path, text, expected):
+    with pytest.raises(PromptFileError) as failure:
+        _resolve(tmp_path, text)
+    message = str(failure.value)
+    assert expected in message and "\n" not in message and len(message) <= 300
+
+
+def test_prompt_file_over_one_megabyte_is_refused_unread(tmp_path):
+    with pytest.raises(PromptFileError, match="larger than 1048576 bytes"):
+        _resolve(tmp_path, b"prompts:\n  - text: cow\n" + b"#" * (1 << 20))
+
+
+def test_video_name_too_long_for_a_prompt_file_beside_it_uses_the_default(tmp_path):
+    name = "b" * 250 + ".mp4"  # 254 bytes: the name of its prompt file would be 263
+    (tmp_path / name).write_bytes(b"")
+    assert prompt_file_for(tmp_path / name) is None
+    plan = resolve_plan(str(tmp_path / name), 320, 240, 100, None, "cow")
+    assert plan.source == "default" and plan.label(0) == "cow"

@@ -69,20 +69,22 @@ class Catchup:
             dg.AssetMaterialization(asset_key="object_crops", partition=key, metadata=metadata)
         )
 
-    def run(self, key: str, status: dg.DagsterRunStatus, job_name: str = "process_video") -> None:
+    def run(self, key: str, status: dg.DagsterRunStatus, job_name: str = "process_video", tags: dict | None = None) -> str:
         origin = RemoteJobOrigin(
             repository_origin=RemoteRepositoryOrigin(RegisteredCodeLocationOrigin("vitcow_assets"), "__repository__"),
             job_name=job_name,
         )  # queued runs must say where their code lives
+        run_id = str(uuid.uuid4())
         self.instance.add_run(
             dg.DagsterRun(
                 job_name=job_name,
-                run_id=str(uuid.uuid4()),
+                run_id=run_id,
                 status=status,
-                tags={"dagster/partition": key},
+                tags={"dagster/partition": key, **(tags or {})},
                 remote_job_origin=origin,
             )
         )
+        return run_id
 
     def registry(self) -> Registry:
         return Registry(self.storage.root())
@@ -227,6 +229,26 @@ def test_partition_with_a_run_in_progress_is_not_requested(catchup):
     catchup.run("finished_run", dg.DagsterRunStatus.FAILURE)  # failed: crops still missing
     catchup.run("idle", dg.DagsterRunStatus.STARTED, job_name="some_other_job")
     assert catchup.requested() == ["finished_run", "idle"]
+
+
+def test_a_killed_run_does_not_keep_its_partition_busy(catchup):
+    """A run whose process was killed (a real process, exited) stays STARTED in the
+    instance; the catch-up marks it failed and requests its partition again."""
+    import subprocess
+    import sys
+
+    from vitcow_assets.defs.dead_runs import owner_tags
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    catchup.add_partitions("crashed", "running")
+    crashed = catchup.run("crashed", dg.DagsterRunStatus.STARTED, tags={**owner_tags(), "vitcow/pid": str(gone.pid)})
+    catchup.run("running", dg.DagsterRunStatus.STARTED, tags=owner_tags())  # this process: alive
+    data = catchup.evaluate()
+    assert sorted(r.partition_key for r in data.run_requests) == ["crashed"]
+    assert catchup.instance.get_run_by_id(crashed).status == dg.DagsterRunStatus.FAILURE
+    catchup.crops_done("crashed")
+    assert catchup.evaluate().skip_message == "every registered video has its crops or a run in progress (running)"
 
 
 def test_partition_with_a_queued_run_is_not_requested_again(catchup):

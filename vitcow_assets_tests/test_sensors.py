@@ -10,6 +10,7 @@ Notes on the harness:
 """
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -404,3 +405,68 @@ def test_only_ticks_where_something_changed_say_why_they_skipped(landing):
     assert said() is None  # the same file still arriving: nothing new to say
     video(landing.dir / "second.mp4")
     assert said() == "2 file(s) still arriving"
+
+
+# -- odd entries never stop a tick ----------------------------------------------------------
+
+
+def test_symlink_loops_in_the_landing_folder_are_skipped_and_the_rest_processed(landing):
+    (landing.dir / "self.mp4").symlink_to("self.mp4")  # a link to itself
+    (landing.dir / "a.mp4").symlink_to("b.mp4")  # two links to each other
+    (landing.dir / "b.mp4").symlink_to("a.mp4")
+    (landing.dir / "cam.prompts.yaml").symlink_to("cam.prompts.yaml")
+    sub = landing.dir / "sub"
+    sub.mkdir()
+    (sub / "up").symlink_to("..")  # folder loops (links to folders are not followed)
+    (sub / "again").symlink_to("../sub")
+    (landing.dir / "dangling.mp4").symlink_to("nowhere.mp4")
+    kept = age(video(sub / "cam.mp4", frames=33))
+    runs, added = landing.ticks(3)
+    assert [r.partition_key for r in runs] == ["cam"] and added == ["cam"]
+    assert [r.source_path for r in landing.registry().all()] == [str(kept)]
+
+
+def _scan_unprivileged(folder: Path) -> list[str]:
+    """``scan_landing`` by a process that may not read everything: as root (who may), a
+    forked child that drops to user ``nobody`` first."""
+    from vitcow_assets.landing import scan_landing
+
+    if os.geteuid() != 0:
+        return [f.path for f in scan_landing(folder)]
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: drop privileges, scan, report, exit without cleanup
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            out = json.dumps([f.path for f in scan_landing(folder)])
+        except BaseException as exc:  # reported to the parent, which fails the test
+            out = json.dumps({"error": repr(exc)})
+        os.write(write_end, out.encode())
+        os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        data = pipe.read()
+    os.waitpid(pid, 0)
+    result = json.loads(data)
+    assert isinstance(result, list), result
+    return result
+
+
+def test_unreadable_files_and_folders_are_skipped_by_the_scan():
+    import tempfile
+
+    top = Path(tempfile.mkdtemp(prefix="vitcow-landing-"))
+    try:
+        top.chmod(0o755)
+        locked = top / "locked"
+        age(video(locked / "inside.mp4"))
+        locked.chmod(0o000)  # a folder no one but root may list
+        secret = age(video(top / "secret.mp4"))
+        secret.chmod(0o000)  # a file no one but root may read: hashing it would fail
+        good = age(video(top / "good.mp4"))
+        good.chmod(0o644)
+        assert _scan_unprivileged(top) == [str(good)]
+    finally:
+        locked.chmod(0o755)
+        shutil.rmtree(top)

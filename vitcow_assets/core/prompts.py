@@ -31,6 +31,9 @@ import json
 import yaml
 
 PROMPT_SUFFIXES = (".prompts.yaml", ".prompts.yml", ".prompts.json")
+#: a prompt file larger than this is refused unread (real ones are a few hundred bytes)
+MAX_PROMPT_FILE_BYTES = 1 << 20
+_MAX_MESSAGE_CHARS = 300
 
 
 class PromptFileError(ValueError):
@@ -159,6 +162,45 @@ def clip_passes(plan: PromptPlan, source_frames: range) -> list[ClipPass]:
     return passes
 
 
+def _short(value, limit: int = 60) -> str:
+    """``repr`` of a value from a prompt file, cut short: error messages stay one short line."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _clip(message: str) -> str:
+    message = " ".join(message.split())
+    return message if len(message) <= _MAX_MESSAGE_CHARS else message[: _MAX_MESSAGE_CHARS - 3] + "..."
+
+
+class _PromptLoader(yaml.SafeLoader):
+    """YAML's safe loader without aliases (``*name``): a few hundred bytes of nested aliases
+    expand to billions of values (an "alias bomb"), and a prompt file never needs them."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed in prompt files", mark)
+        return super().compose_node(parent, index)
+
+
+def load_prompt_text(text: str, name: str):
+    """The parsed YAML/JSON of a prompt file; a one-line ``PromptFileError`` if it is too
+    large, uses aliases, nests too deeply or is not YAML/JSON."""
+    if len(text) > MAX_PROMPT_FILE_BYTES:
+        raise PromptFileError(f"{name}: larger than {MAX_PROMPT_FILE_BYTES} bytes; not a prompt file")
+    try:
+        return yaml.load(text, Loader=_PromptLoader)  # noqa: S506 - a safe loader without aliases
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise PromptFileError(_clip(f"{name}:{where} not valid YAML/JSON ({getattr(exc, 'problem', None) or exc})")) from None
+    except RecursionError:
+        raise PromptFileError(f"{name}: nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        raise PromptFileError(_clip(f"{name}: not a usable value ({exc})")) from None
+
+
 _ALLOWED = {
     "text": {"text"},
     "box": {"box", "frame", "text"},
@@ -169,19 +211,14 @@ _ALLOWED = {
 
 def parse_prompt_file(text: str, name: str, width: int, height: int, frame_count: int) -> PromptPlan:
     """Parse and validate a prompt file's text against the video's displayed size and length."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise PromptFileError(f"{name}:{where} not valid YAML/JSON ({getattr(exc, 'problem', exc)})") from None
+    data = load_prompt_text(text, name)
     if not isinstance(data, dict) or set(data) != {"prompts"} or not isinstance(data["prompts"], list) or not data["prompts"]:
         raise PromptFileError(f"{name}: expected one key 'prompts' holding a non-empty list of steps")
     queries: list[Query] = []
     steps: list[Step] = []
 
     def fail(i: int, message: str) -> None:
-        raise PromptFileError(f"{name}: prompts[{i}]: {message}")
+        raise PromptFileError(_clip(f"{name}: prompts[{i}]: {message}"))
 
     def frame_of(i: int, item: dict) -> int:
         frame = item.get("frame")
@@ -193,7 +230,7 @@ def parse_prompt_file(text: str, name: str, width: int, height: int, frame_count
 
     def point_of(i: int, field: str, xy) -> tuple[float, float]:
         if not (isinstance(xy, (list, tuple)) and len(xy) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in xy)):
-            fail(i, f"{field}: expected [x, y] in pixels, got {xy!r}")
+            fail(i, f"{field}: expected [x, y] in pixels, got {_short(xy)}")
         x, y = float(xy[0]), float(xy[1])
         if not (0 <= x <= width and 0 <= y <= height):
             fail(i, f"{field}: ({x:g}, {y:g}) is outside the {width}x{height} frame")
@@ -207,13 +244,13 @@ def parse_prompt_file(text: str, name: str, width: int, height: int, frame_count
 
     for i, item in enumerate(data["prompts"]):
         if not isinstance(item, dict):
-            fail(i, f"expected a mapping, got {item!r}")
+            fail(i, f"expected a mapping, got {_short(item)}")
         kind = next((k for k in ("box", "points", "remove") if k in item), "text" if "text" in item else None)
         if kind is None:
-            fail(i, f"unknown step with keys {sorted(item)}: expected text, box, points or remove")
+            fail(i, f"unknown step with keys {_short(sorted(map(str, item)))}: expected text, box, points or remove")
         unknown = set(item) - _ALLOWED[kind]
         if unknown:
-            fail(i, f"unknown key(s) {sorted(unknown)} for a {kind} step (allowed: {sorted(_ALLOWED[kind])})")
+            fail(i, f"unknown key(s) {_short(sorted(map(str, unknown)))} for a {kind} step (allowed: {sorted(_ALLOWED[kind])})")
         if "text" in item and (not isinstance(item["text"], str) or not item["text"].strip()):
             fail(i, "'text' must be a non-empty string")
         if kind == "text":
@@ -221,11 +258,11 @@ def parse_prompt_file(text: str, name: str, width: int, height: int, frame_count
         elif kind == "box":
             box = item["box"]
             if not (isinstance(box, (list, tuple)) and len(box) == 4):
-                fail(i, f"box: expected [x1, y1, x2, y2] in pixels, got {box!r}")
+                fail(i, f"box: expected [x1, y1, x2, y2] in pixels, got {_short(box)}")
             x1, y1 = point_of(i, "box", box[:2])
             x2, y2 = point_of(i, "box", box[2:])
             if not (x2 > x1 and y2 > y1):
-                fail(i, f"box: {box!r} has no area (need x2 > x1 and y2 > y1)")
+                fail(i, f"box: {_short(box)} has no area (need x2 > x1 and y2 > y1)")
             queries.append(BoxQuery((x1, y1, x2, y2), frame_of(i, item), item.get("text", "").strip() or None))
         elif kind == "points":
             points, labels = item["points"], item.get("labels")

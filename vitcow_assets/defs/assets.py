@@ -25,6 +25,7 @@ from vitcow_assets.defs.metadata import SOURCE_SHA256, image_metadata, table_met
 from vitcow_assets.defs.partitions import video_partitions
 from vitcow_assets.defs.resources import SegmenterResource, VitcowStorage
 from vitcow_assets.media.files import atomic_file
+from vitcow_assets.media.video import DecodeDamage
 from vitcow_assets.prompt_files import resolve_plan
 from vitcow_assets.registry import Registry
 from vitcow_assets.remote.ingest import ingest_remote, source_provenance
@@ -116,16 +117,17 @@ def clips(context: dg.AssetExecutionContext, config: ClipsConfig, storage: Vitco
         planned = plan_video_clips(raw.source_name, raw.frame_count, raw.fps, settings, times)
     except ValueError as exc:
         raise dg.Failure(description=str(exc)) from None
+    damage = DecodeDamage()
     table, incomplete = write_clips(
-        raw.stored_path, context.partition_key, planned, raw.fps, layout, config.write_clip_files, times=times
+        raw.stored_path, context.partition_key, planned, raw.fps, layout, config.write_clip_files, times=times, damage=damage
     )
-    if incomplete:
-        context.log.warning(f"{len(incomplete)} clip(s) dropped: the file ended before their last frame")
+    _warn_dropped(context, [c.clip_id for c in incomplete], damage, "clip(s) dropped")
     return dg.MaterializeResult(
         metadata={
             **table_metadata(layout.clips_table, CLIPS_SCHEMA, table.num_rows),
             "clips": table.num_rows,
             "clips_dropped": len(incomplete),
+            **_damage_metadata(damage),
             "clip_files": config.write_clip_files,
             "settings": dg.MetadataValue.json(config.model_dump()),
         }
@@ -169,6 +171,7 @@ def object_masks(context: dg.AssetExecutionContext, storage: VitcowStorage, segm
     prompt = ", ".join(plan.label(i) for i in range(plan.passes))
     if not model.uses_text_prompts:
         context.log.warning(f"the {model.name} segmenter ignores text, box and point prompts ({prompt}): it finds whatever moves")
+    damage = DecodeDamage()
     summary = segment_clips(
         raw.stored_path,
         context.partition_key,
@@ -189,9 +192,9 @@ def object_masks(context: dg.AssetExecutionContext, storage: VitcowStorage, segm
             prompt_plan=plan.fingerprint(),
             run_id=context.run.run_id,
         ),
+        damage=damage,
     )
-    if summary.incomplete_clips:
-        context.log.warning(f"clips not segmented, the file ended early: {', '.join(summary.incomplete_clips)}")
+    _warn_dropped(context, summary.incomplete_clips, damage, "clip(s) not segmented")
     return dg.MaterializeResult(
         metadata={
             **table_metadata(layout.masks_table, MASKS_SCHEMA, summary.rows),
@@ -205,8 +208,24 @@ def object_masks(context: dg.AssetExecutionContext, storage: VitcowStorage, segm
             "prompt_used": model.uses_text_prompts,
             "settings": dg.MetadataValue.json(segmenter.settings_record()),
             "timings_s": dg.MetadataValue.json({k: round(v, 3) for k, v in summary.timings.items()}),
+            **_damage_metadata(damage),
         }
     )
+
+
+def _warn_dropped(context, clip_ids: list[str], damage: DecodeDamage, what: str) -> None:
+    """One warning saying which clips were left out and why: a damaged file (frames lost)
+    or one that ends before its header says."""
+    shown = ", ".join(clip_ids[:10]) + (f" and {len(clip_ids) - 10} more" if len(clip_ids) > 10 else "")
+    if damage:
+        lost = f"the file is damaged: {damage.describe()}, decoding went on past them"
+        context.log.warning(f"{len(clip_ids)} {what} ({shown}): {lost}" if clip_ids else f"{lost}; no clip lost a frame")
+    elif clip_ids:
+        context.log.warning(f"{len(clip_ids)} {what} ({shown}): the file ended before their last frame")
+
+
+def _damage_metadata(damage: DecodeDamage) -> dict:
+    return {"frames_lost": damage.frames_lost, "damaged_packets": damage.damaged_packets}
 
 
 @dg.asset(partitions_def=video_partitions, group_name=GROUP, kinds={"video", "parquet"}, deps=[object_masks], code_version=code_version())
@@ -230,6 +249,7 @@ def object_crops(context: dg.AssetExecutionContext, config: CropsConfig, storage
         source_uri=raw.source_uri,
     )
     settings = _settings(CropsConfig.settings, config)
+    damage = DecodeDamage()
     crops, incomplete = write_crops(
         raw.stored_path,
         clips_from_table(clip_table),
@@ -239,9 +259,9 @@ def object_crops(context: dg.AssetExecutionContext, config: CropsConfig, storage
         settings,
         provenance,
         progress=lambda done, total: progress.report("object_crops", done, total),
+        damage=damage,
     )
-    if incomplete:
-        context.log.warning(f"no crops for clips the source did not deliver in full: {', '.join(incomplete)}")
+    _warn_dropped(context, incomplete, damage, "clip(s) without crops")
     return dg.MaterializeResult(
         metadata={
             **table_metadata(layout.crops_table, CROPS_SCHEMA, crops),
@@ -251,6 +271,7 @@ def object_crops(context: dg.AssetExecutionContext, config: CropsConfig, storage
             "crop_size": settings.crop_size,
             "segmenter": provenance.segmenter,
             SOURCE_SHA256: provenance.source_sha256,
+            **_damage_metadata(damage),
         }
     )
 

@@ -6,7 +6,8 @@ import time
 
 import dagster as dg
 
-from vitcow_assets.defs.assets import object_crops
+from vitcow_assets.defs.assets import object_crops, raw_video
+from vitcow_assets.defs.dead_runs import release_dead_runs
 from vitcow_assets.defs.jobs import process_video_job
 from vitcow_assets.defs.metadata import SOURCE_SHA256
 from vitcow_assets.defs.partitions import video_partitions
@@ -27,16 +28,28 @@ UNFINISHED = [
 ]
 
 
+def _latest(instance: dg.DagsterInstance, asset_key: dg.AssetKey, key: str):
+    records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=[key]), limit=1).records
+    return records[0].asset_materialization if records else None
+
+
 def _crops_are_current(instance: dg.DagsterInstance, key: str, registry: Registry) -> bool:
-    """The partition's latest crops were made from the bytes now registered for it."""
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=object_crops.key, asset_partitions=[key]), limit=1
-    ).records
-    if not records:
+    """The partition has materialized crops (an ``object_crops`` materialization, not a file
+    or registry record), made from the bytes it should have now: those registered for it,
+    else those its latest ``raw_video`` materialized (its data version)."""
+    crops = _latest(instance, object_crops.key, key)
+    if crops is None:
         return False
     registration = registry.get(key)
-    made_from = records[0].asset_materialization.metadata.get(SOURCE_SHA256)
-    return registration is None or (made_from is not None and made_from.value == registration.sha256)
+    if registration is not None:
+        current = registration.sha256
+    else:
+        raw = _latest(instance, raw_video.key, key)
+        current = raw.tags.get("dagster/data_version") if raw is not None else None
+    if current is None:
+        return True  # nothing known of the partition's bytes to compare the crops with
+    made_from = crops.metadata.get(SOURCE_SHA256)
+    return made_from is not None and made_from.value == current
 
 
 @dg.schedule(
@@ -51,9 +64,14 @@ def nightly_catchup(context: dg.ScheduleEvaluationContext, storage: VitcowStorag
     now = time.time()
     for file in [f for folder in storage.local_landing_folders() for f in scan_landing(folder)]:
         if is_settled(file, None, now, storage.settle_seconds):
-            _, new_partition = registration_request(storage, file.path, instance, context.log)
+            try:
+                _, new_partition = registration_request(storage, file.path, instance, context.log)
+            except OSError as exc:  # unreadable, or gone since the scan
+                context.log.warning(f"{file.path}: cannot read ({exc.strerror or exc}); skipped")
+                continue
             if new_partition is not None:
                 instance.add_dynamic_partitions(video_partitions.name, [new_partition])
+    release_dead_runs(instance, context.log)  # a crashed run must not keep its partition "busy"
     busy = {
         run.tags.get("dagster/partition")
         for run in instance.get_runs(filters=dg.RunsFilter(job_name=process_video_job.name, statuses=UNFINISHED))
@@ -66,5 +84,8 @@ def nightly_catchup(context: dg.ScheduleEvaluationContext, storage: VitcowStorag
         if k not in busy and not _crops_are_current(instance, k, registry)
     ]
     if not keys:
-        return dg.SkipReason("every registered video has its crops")
+        waiting = sorted(k for k in busy if k)
+        return dg.SkipReason(
+            f"every registered video has its crops or a run in progress ({', '.join(waiting)})" if waiting else "every registered video has its crops"
+        )
     return [dg.RunRequest(partition_key=k, run_key=f"catchup:{stamp}:{k}") for k in keys]

@@ -96,7 +96,12 @@ def landing_sensor(context: dg.SensorEvaluationContext, storage: VitcowStorage) 
 
     requests, new_partitions = [], []
     for file in arrived(videos):
-        request, new_partition = registration_request(storage, file.path, context.instance, context.log)
+        try:
+            request, new_partition = registration_request(storage, file.path, context.instance, context.log)
+        except OSError as exc:  # unreadable, or gone since the scan: skip it, keep the tick
+            context.log.warning(f"{file.path}: cannot read ({exc.strerror or exc}); skipped")
+            done.pop(file.path, None)
+            continue
         if request is not None:
             requests.append(request)
         if new_partition is not None and new_partition not in new_partitions:
@@ -110,7 +115,12 @@ def landing_sensor(context: dg.SensorEvaluationContext, storage: VitcowStorage) 
             new_partitions.append(new_partition)
     requested = {r.partition_key for r in requests}
     for file in arrived(prompt_files):
-        request = prompt_change_request(storage, file.path, context.instance, requested, context.log)
+        try:
+            request = prompt_change_request(storage, file.path, context.instance, requested, context.log)
+        except OSError as exc:
+            context.log.warning(f"{file.path}: cannot read ({exc.strerror or exc}); skipped")
+            done.pop(file.path, None)
+            continue
         if request is not None:
             requests.append(request)
     present = {f.path for f in videos + prompt_files}

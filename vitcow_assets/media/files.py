@@ -2,28 +2,56 @@
 
 Every output is written under a temporary name in its final folder and renamed into place
 only once complete, so a crash never leaves a file that looks finished but is not.
-Temporary names start with ``.tmp-``; the next write of the same output removes those an
-interrupted write left behind.
+Temporary names start with ``.tmp-`` and name their owner: ``.tmp-<host>-<pid>-<random>-<name>``
+(host: a short tag of the host name). The next write of the same output removes those an
+interrupted write left behind, but only those whose owner process is gone: a concurrent run
+writing the same output keeps its working files.
 """
 
 import contextlib
 import os
+import re
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+from vitcow_assets.processes import host_tag, pid_alive
+
 TEMP_PREFIX = ".tmp-"
+
+#: a temporary of another host is swept only when it has not changed for this long
+FOREIGN_TEMP_MAX_AGE_S = 24 * 3600
 
 
 def _temp_sibling(path: Path) -> Path:
-    return path.with_name(f"{TEMP_PREFIX}{uuid.uuid4().hex[:8]}-{path.name}")
+    return path.with_name(f"{TEMP_PREFIX}{host_tag()}-{os.getpid()}-{uuid.uuid4().hex[:6]}-{path.name}")
+
+
+def _temp_is_orphaned(temp: Path, name: str) -> bool:
+    """True for a temporary of ``name`` whose writer is gone (a crash, ``kill -9``)."""
+    match = re.fullmatch(rf"{re.escape(TEMP_PREFIX)}(?:([0-9a-f]{{6}})-(\d+)-)?[0-9a-f]{{6,8}}-{re.escape(name)}", temp.name)
+    if match is None:
+        return False
+    host, pid = match.groups()
+    if host is None:
+        return True  # the older name without an owner: from before owners were recorded
+    try:
+        modified = temp.lstat().st_mtime
+    except OSError:
+        return False
+    if host != host_tag():
+        return time.time() - modified > FOREIGN_TEMP_MAX_AGE_S
+    return not pid_alive(int(pid), started_by=modified)
 
 
 def _sweep_stale(path: Path) -> None:
-    """Remove temporaries of earlier, interrupted writes of ``path`` (a crash, ``kill -9``)."""
-    for stale in path.parent.glob(f"{TEMP_PREFIX}????????-{path.name}"):
-        if stale.is_dir():
+    """Remove temporaries of earlier, interrupted writes of ``path``; never a live writer's."""
+    for stale in path.parent.glob(f"{TEMP_PREFIX}*-{path.name}"):
+        if not _temp_is_orphaned(stale, path.name):
+            continue
+        if stale.is_dir() and not stale.is_symlink():
             shutil.rmtree(stale, ignore_errors=True)
         else:
             stale.unlink(missing_ok=True)

@@ -5,6 +5,7 @@ presentation order. Nothing here holds more than the frame in hand.
 """
 
 import dataclasses
+import heapq
 import os
 from collections.abc import Iterable, Iterator
 from fractions import Fraction
@@ -51,7 +52,16 @@ def _open(path: str | os.PathLike):
 
 
 def probe_video(path: str | os.PathLike) -> VideoInfo:
-    """Read a video's stream parameters; count frames by demuxing when the header has none."""
+    """Read a video's stream parameters; count frames by demuxing when the header has none.
+
+    Any FFmpeg error becomes a one-line ``VideoError`` naming the file."""
+    try:
+        return _probe(path)
+    except av.FFmpegError as exc:
+        raise VideoError(f"{Path(path).name}: cannot read as video ({type(exc).__name__}: {exc})") from None
+
+
+def _probe(path: str | os.PathLike) -> VideoInfo:
     with _open(path) as container:
         if not container.streams.video:
             raise VideoError(f"{Path(path).name}: no video stream")
@@ -60,17 +70,19 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
         fps = float(rate) if rate else 0.0
         frame_count = int(stream.frames or 0)
         if frame_count <= 0:
-            frame_count = sum(1 for packet in container.demux(stream) if packet.size)
+            frame_count = sum(1 for packet in _packets(container, stream, DecodeDamage()) if packet.size)
         if stream.duration is not None and stream.time_base is not None:
             duration = float(stream.duration * stream.time_base)
         elif container.duration:
             duration = container.duration / av.time_base
         else:
             duration = frame_count / fps if fps else 0.0
+        if stream.codec_context is None:
+            raise VideoError(f"{Path(path).name}: no decoder for its video stream")
         width, height = stream.codec_context.width, stream.codec_context.height
         if not width or not height:
             raise VideoError(f"{Path(path).name}: video stream has no frame size")
-        rotation = _first_frame_rotation(container, path)
+        rotation = _first_frame_rotation(path)
         if rotation in (90, 270):
             width, height = height, width
         return VideoInfo(
@@ -92,15 +104,16 @@ def _rotation_steps(frame) -> int:
     return int(round((frame.rotation or 0) / 90.0)) % 4
 
 
-def _first_frame_rotation(container, path) -> int:
-    """Decode the first frame: proves the stream decodes and reads its display rotation."""
-    container.seek(0)
-    try:
-        for frame in container.decode(video=0):
+def _first_frame_rotation(path) -> int:
+    """Decode the first frame that decodes: proves the stream decodes and reads its display
+    rotation. The file is opened again rather than rewound: seeking back fails on some
+    damaged files (``[Errno 1] Operation not permitted``)."""
+    damage = DecodeDamage()
+    with _open(path) as container:
+        for _, frame in _decoded_frames(container, container.streams.video[0], damage):
             return _rotation_steps(frame) * 90
-    except av.FFmpegError as exc:
-        raise VideoError(f"{Path(path).name}: first frame does not decode ({type(exc).__name__})") from None
-    raise VideoError(f"{Path(path).name}: no decodable video frame")
+    why = f" ({damage.first_error})" if damage else ""
+    raise VideoError(f"{Path(path).name}: no decodable video frame{why}")
 
 
 def frame_times(path: str | os.PathLike) -> np.ndarray | None:
@@ -111,7 +124,7 @@ def frame_times(path: str | os.PathLike) -> np.ndarray | None:
     with _open(path) as container:
         stream = container.streams.video[0]
         times = []
-        for packet in container.demux(stream):
+        for packet in _packets(container, stream, DecodeDamage()):
             if not packet.size:
                 continue
             if packet.pts is None:
@@ -123,40 +136,146 @@ def frame_times(path: str | os.PathLike) -> np.ndarray | None:
     return times - times[0]
 
 
+@dataclasses.dataclass
+class DecodeDamage:
+    """What one decode pass met in a damaged file (filled in by ``iter_frames``)."""
+
+    #: packets that failed to demux or decode
+    damaged_packets: int = 0
+    #: frames of the file's timeline that never decoded because of them
+    frames_lost: int = 0
+    #: the first error, as FFmpeg reported it
+    first_error: str = ""
+
+    def __bool__(self) -> bool:
+        return self.damaged_packets > 0
+
+    def note(self, exc: Exception) -> None:
+        self.damaged_packets += 1
+        if not self.first_error:
+            self.first_error = f"{type(exc).__name__}: {exc}"
+
+    def describe(self) -> str:
+        return f"{self.frames_lost} frame(s) lost to {self.damaged_packets} damaged packet(s)"
+
+
+#: consecutive demux failures after which the rest of a file is given up as unreadable
+_MAX_DEMUX_FAILURES = 32
+
+
+def _packets(container, stream, damage: DecodeDamage):
+    """Demux ``stream``; a packet the container cannot read is counted and skipped."""
+    failures = 0
+    while failures <= _MAX_DEMUX_FAILURES:
+        try:
+            for packet in container.demux(stream):
+                failures = 0
+                yield packet
+            return
+        except av.FFmpegError as exc:
+            damage.note(exc)
+            failures += 1
+
+
+class _Timeline:
+    """Index of each decoded frame in the file's timeline (what ``frame_times`` lists).
+
+    Until the first damaged packet, frames are counted as they come (0, 1, 2, ...). After
+    one, a frame's index is its timestamp's rank among the packets' timestamps, so a frame
+    that never decodes leaves a gap (and is counted as lost) instead of shifting every
+    later frame to an earlier index.
+    """
+
+    def __init__(self, damage: DecodeDamage) -> None:
+        self.damage = damage
+        self.pending: list[int] = []  # heap of timestamps of demuxed, not yet decoded frames
+        self.next_index = 0
+
+    def demuxed(self, packet) -> None:
+        if packet.size and packet.pts is not None:
+            heapq.heappush(self.pending, packet.pts)
+
+    def index_of(self, pts: int | None) -> int:
+        if pts is not None:
+            skipped = 0
+            while self.pending and self.pending[0] < pts:
+                heapq.heappop(self.pending)
+                skipped += 1
+            if self.pending and self.pending[0] == pts:
+                heapq.heappop(self.pending)
+            if self.damage and skipped:
+                self.damage.frames_lost += skipped
+                self.next_index += skipped
+        index = self.next_index
+        self.next_index += 1
+        return index
+
+    def finish(self) -> None:
+        if self.damage:
+            self.damage.frames_lost += len(self.pending)  # a damaged tail
+
+
+def _decoded_frames(container, stream, damage: DecodeDamage) -> Iterator[tuple[int, "av.VideoFrame"]]:
+    """``(timeline index, frame)`` of every frame that decodes; damaged packets are skipped
+    (as FFmpeg's command line does), counted in ``damage``."""
+    timeline = _Timeline(damage)
+    for packet in _packets(container, stream, damage):
+        timeline.demuxed(packet)
+        try:
+            frames = packet.decode()
+        except av.FFmpegError as exc:
+            damage.note(exc)
+            continue
+        for frame in frames:
+            yield timeline.index_of(frame.pts), frame
+    try:  # the decoder may still hold frames when demuxing stopped early
+        for frame in stream.codec_context.decode(None):
+            yield timeline.index_of(frame.pts), frame
+    except av.FFmpegError:
+        pass
+    timeline.finish()
+
+
 def iter_frames(
-    path: str | os.PathLike, wanted: Iterable[int] | None = None, native: bool = False
+    path: str | os.PathLike,
+    wanted: Iterable[int] | None = None,
+    native: bool = False,
+    damage: DecodeDamage | None = None,
 ) -> Iterator[tuple[int, "np.ndarray | av.VideoFrame"]]:
     """Yield ``(frame_index, rgb)`` in order, decoding the file once, front to back.
 
-    Frames are turned to their displayed orientation (rotation metadata applied). A file
-    that ends early or breaks off mid-stream yields the frames that decode. With ``native``,
-    frames that need no turning are yielded as decoded ``av.VideoFrame`` (no RGB conversion:
-    for re-encoding). With ``wanted``, only those frames are converted to arrays and decoding stops after the
-    last of them; frames in between are decoded (codecs need them) but never converted.
+    Frames are turned to their displayed orientation (rotation metadata applied). A damaged
+    packet is skipped and decoding goes on (``damage``, if given, counts damaged packets
+    and lost frames; a lost frame's index is simply never yielded); a file that ends early
+    yields the frames it has. With ``native``, frames that need no turning are yielded as
+    decoded ``av.VideoFrame`` (no RGB conversion: for re-encoding). With ``wanted``, only
+    those frames are converted to arrays and decoding stops after the last of them; frames
+    in between are decoded (codecs need them) but never converted.
     """
     wanted_set = None if wanted is None else set(wanted)
     last = None if wanted_set is None else (max(wanted_set) if wanted_set else -1)
     if last == -1:
         return
+    damage = damage if damage is not None else DecodeDamage()
     with _open(path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        index = -1
-        try:
-            for index, frame in enumerate(container.decode(stream)):
-                if wanted_set is None or index in wanted_set:
-                    steps = _rotation_steps(frame)
-                    if native and not steps:
-                        yield index, frame
-                        continue
+        decoded = 0
+        for index, frame in _decoded_frames(container, stream, damage):
+            decoded += 1
+            if last is not None and index > last:
+                return
+            if wanted_set is None or index in wanted_set:
+                steps = _rotation_steps(frame)
+                if native and not steps:
+                    yield index, frame
+                else:
                     rgb = frame.to_ndarray(format="rgb24")
                     yield index, (np.ascontiguousarray(np.rot90(rgb, steps)) if steps else rgb)
-                if last is not None and index >= last:
-                    return
-        except av.FFmpegError as exc:
-            if index < 0:
-                raise VideoError(f"{Path(path).name}: decoding failed ({type(exc).__name__}: {exc})") from None
-            # A damaged tail: keep what decoded; callers see which frames never came.
+            if last is not None and index >= last:
+                return
+        if not decoded and damage:
+            raise VideoError(f"{Path(path).name}: decoding failed ({damage.first_error})")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -15,7 +15,7 @@ from vitcow_assets.core.clips import (
 from vitcow_assets.core.tables import clip_rows
 from vitcow_assets.media.files import atomic_dir
 from vitcow_assets.media.parquet import write_table
-from vitcow_assets.media.video import EncoderSettings, VideoWriter
+from vitcow_assets.media.video import DecodeDamage, EncoderSettings, VideoWriter
 from vitcow_assets.stages.frames import ClipFrameStream
 from vitcow_assets.storage import VideoLayout
 
@@ -45,25 +45,30 @@ def write_clips(
     write_files: bool,
     encoder: EncoderSettings = EncoderSettings(),
     times=None,
+    damage: DecodeDamage | None = None,
 ) -> tuple[pa.Table, list[ClipWindow]]:
     """Write the clips folder (manifest, and clip files if asked); return the manifest and the
-    clips the file could not deliver (dropped from the manifest)."""
+    clips the file could not deliver (dropped from the manifest). ``damage`` hears what a
+    damaged file cost (frames lost to damaged packets)."""
     with atomic_dir(layout.clips_dir) as folder:
         incomplete: list[ClipWindow] = []
         paths: dict[int, str] = {}
         if write_files:
-            incomplete = _encode_clip_files(source, clips, fps, folder, layout.clips_dir, encoder, paths)
+            incomplete = _encode_clip_files(source, clips, fps, folder, layout.clips_dir, encoder, paths, damage)
         kept = [c for c in clips if c not in incomplete]
         table = clip_rows(video_id, kept, fps, [paths.get(c.clip_index) for c in kept], times)
         write_table(folder / layout.clips_table.name, table)
     return table, incomplete
 
 
-def _encode_clip_files(source, clips, fps, folder: Path, final_folder: Path, encoder, paths) -> list[ClipWindow]:
-    stream = ClipFrameStream(source, clips, native=True)  # re-encode decoded frames as they are
+def _encode_clip_files(source, clips, fps, folder: Path, final_folder: Path, encoder, paths, damage=None) -> list[ClipWindow]:
+    stream = ClipFrameStream(source, clips, native=True, damage=damage)  # re-encode decoded frames as they are
     writers: dict[int, VideoWriter] = {}
     try:
         for _, rgb, uses in stream:
+            for position in stream.take_abandoned():  # a frame of it never decoded: discard
+                if position in writers:
+                    writers.pop(position).__exit__(RuntimeError, RuntimeError("damaged clip"), None)
             for position, clip_frame in uses:
                 clip = clips[position]
                 if clip_frame == 0:
@@ -82,3 +87,4 @@ def _encode_clip_files(source, clips, fps, folder: Path, final_folder: Path, enc
     for writer in writers.values():  # clips the file ended inside of: discard
         writer.__exit__(RuntimeError, RuntimeError("incomplete clip"), None)
     return stream.incomplete
+

@@ -19,7 +19,7 @@ from vitcow_assets.core.masks import decode_mask
 from vitcow_assets.core.tables import CROPS_SCHEMA, TracksBuilder
 from vitcow_assets.media.files import atomic_dir
 from vitcow_assets.media.parquet import ParquetSink, write_table
-from vitcow_assets.media.video import EncoderSettings, VideoWriter
+from vitcow_assets.media.video import DecodeDamage, EncoderSettings, VideoWriter
 from vitcow_assets.stages.frames import ClipFrameStream
 from vitcow_assets.storage import VideoLayout
 
@@ -126,6 +126,7 @@ def write_crops(
     provenance: CropProvenance,
     encoder: EncoderSettings = EncoderSettings(),
     progress: Callable[[int, int], None] | None = None,
+    damage: DecodeDamage | None = None,
 ) -> tuple[int, list[str]]:
     """Write the crops folder (videos and ``crops.parquet``), then the tracks table
     (``layout.tracks_table``, which ``crops.parquet``'s metadata names as ``vitcow.tracks_table``).
@@ -143,7 +144,10 @@ def write_crops(
     tracks = TracksBuilder(provenance.video_id)
     schema = CROPS_SCHEMA.with_metadata({"vitcow.tracks_table": str(layout.tracks_table)})
     with atomic_dir(layout.crops_dir) as folder, ParquetSink(folder / layout.crops_table.name, schema) as sink:
-        for _, rgb, uses in ClipFrameStream(source, clips):
+        stream = ClipFrameStream(source, clips, damage=damage)
+        for _, rgb, uses in stream:
+            for position in stream.take_abandoned():  # a frame of it never decoded: no crops
+                open_clips.pop(position, None)
             for position, clip_frame in uses:
                 clip = clips[position]
                 if clip_frame == 0:
@@ -160,7 +164,7 @@ def write_crops(
                     done += 1
                     if progress is not None:
                         progress(done, len(clips))
-        incomplete = [clips[p].clip_id for p in open_clips]  # the source ended inside them: no crops
+        incomplete = [c.clip_id for c in stream.incomplete]  # the source ended or broke inside them: no crops
         crops = sink.rows
     write_table(layout.tracks_table, tracks.table())
     return crops, incomplete

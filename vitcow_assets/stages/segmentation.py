@@ -25,6 +25,7 @@ from vitcow_assets.core.prompts import PointStep, PromptPlan, TextQuery, clip_pa
 from vitcow_assets.core.tables import MASKS_SCHEMA, mask_rows, set_track_ids
 from vitcow_assets.core.detections import Detections
 from vitcow_assets.media.parquet import ParquetSink
+from vitcow_assets.media.video import DecodeDamage
 from vitcow_assets.segmenters.base import FrameResult, SegmenterSession
 from vitcow_assets.stages.background import BackgroundWorker, InlineIterator, InlineWorker, Prefetcher
 from vitcow_assets.stages.frames import ClipFrameStream
@@ -165,6 +166,7 @@ def segment_clips(
     prepare: Prepare | None = None,
     prefetch: int = 1,
     write_queue: int = 2,
+    damage: DecodeDamage | None = None,
 ) -> SegmentationSummary:
     """Segment every clip of ``clips`` from one decode pass of ``source`` into ``out_path``.
 
@@ -186,7 +188,7 @@ def segment_clips(
         raise ValueError(f"prefetch must be 0 or more and write_queue 1 or more, got {prefetch} and {write_queue}")
     summary = SegmentationSummary()
     timings = dict.fromkeys(("model", "wait_frames", "wait_writer", "decode", "write"), 0.0)
-    stream = ClipFrameStream(source, clips)
+    stream = ClipFrameStream(source, clips, damage=damage)
     metadata = {**(table_metadata or {}), LINK_SETTINGS_KEY: json.dumps(dataclasses.asdict(link_settings))}
     schema = MASKS_SCHEMA.with_metadata(metadata)
     linker = TrackLinker(link_settings)
