@@ -481,6 +481,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if hasattr(signal, "SIGPIPE") and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `vitcow tracks ... | head` ends quietly
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "run":
