@@ -100,14 +100,7 @@ class Prefetcher(Generic[T]):
 
     def close(self) -> None:
         """Stop the thread (dropping what it made) and wait for it."""
-        self._stop.set()
-        while self._thread.is_alive():
-            try:
-                while True:
-                    self._queue.get_nowait()
-            except queue.Empty:
-                pass
-            self._thread.join(self._poll_s)
+        _stop_and_drain(self._stop, self._queue, self._thread, self._poll_s)
 
     def __exit__(self, *exc) -> None:
         self.close()
@@ -179,14 +172,7 @@ class BackgroundWorker(Generic[T]):
 
     def abort(self) -> None:
         """Stop without doing the queued items; wait for the item in hand."""
-        self._stop.set()
-        while self._thread.is_alive():
-            try:
-                while True:
-                    self._queue.get_nowait()
-            except queue.Empty:
-                pass
-            self._thread.join(self._poll_s)
+        _stop_and_drain(self._stop, self._queue, self._thread, self._poll_s)
         self._error = None
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -235,3 +221,16 @@ class InlineWorker(Generic[T]):
 
     def __exit__(self, *exc) -> None:
         pass
+
+
+def _stop_and_drain(stop: threading.Event, items: queue.Queue, thread: threading.Thread, poll_s: float) -> None:
+    """Tell ``thread`` to stop, emptying ``items`` meanwhile so that it never blocks on a
+    full queue, until it has ended."""
+    stop.set()
+    while thread.is_alive():
+        try:
+            while True:
+                items.get_nowait()
+        except queue.Empty:
+            pass
+        thread.join(poll_s)
