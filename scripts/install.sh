@@ -13,5 +13,5 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
 fi
 "$VENV/bin/python" -m pip install -q --upgrade pip
 "$VENV/bin/python" -m pip install -q torch==2.13.0
-"$VENV/bin/python" -m pip install -q -c constraints.txt -e ".[test,sam3]"
+"$VENV/bin/python" -m pip install -q -c constraints.txt -e ".[test,sam3,postgres,celery,k8s]"
 echo "$want" > "$stamp"

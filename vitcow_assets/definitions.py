@@ -6,6 +6,7 @@ import dagster as dg
 
 from vitcow_assets.defs.assets import ASSETS
 from vitcow_assets.defs.checks import CHECKS
+from vitcow_assets.defs.execution import executor_from_env
 from vitcow_assets.defs.jobs import process_video_job
 from vitcow_assets.defs.resources import SegmenterResource, VitcowStorage
 from vitcow_assets.defs.schedules import nightly_catchup
@@ -42,4 +43,5 @@ defs = dg.Definitions(
     sensors=[landing_sensor],
     schedules=[nightly_catchup],
     resources=build_resources(),
+    executor=executor_from_env(),
 )
