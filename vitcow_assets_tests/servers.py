@@ -71,6 +71,9 @@ def run_postgres() -> Iterator[Postgres]:
         except KeyError:
             shutil.rmtree(data)
             pytest.skip("running as root and there is no 'postgres' user to run the PostgreSQL server as")
+        if shutil.which("runuser") is None:
+            shutil.rmtree(data)
+            pytest.skip("running as root and runuser (util-linux) is missing to run the PostgreSQL server as 'postgres'")
         os.chown(data, account.pw_uid, account.pw_gid)
         as_user = ["runuser", "-u", "postgres", "--"]
     port = free_port()
