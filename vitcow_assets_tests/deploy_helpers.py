@@ -39,6 +39,15 @@ def init_postgres_instance(env: dict, url: str) -> dg.DagsterInstance:
     return dg.DagsterInstance.from_ref(InstanceRef.from_dir(env["DAGSTER_HOME"]))
 
 
+def _alive(pid: int) -> bool:
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
 @contextlib.contextmanager
 def background(args: list[str], env: dict, log: Path, cwd: Path = ROOT) -> Iterator[subprocess.Popen]:
     """A process (and everything it starts) that is stopped on exit, whatever happens."""
@@ -56,7 +65,7 @@ def background(args: list[str], env: dict, log: Path, cwd: Path = ROOT) -> Itera
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGTERM)
             deadline = time.monotonic() + 15
-            while time.monotonic() < deadline and any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in family):
+            while time.monotonic() < deadline and any(_alive(p) for p in family):
                 time.sleep(0.2)
             for pid in family:
                 with contextlib.suppress(ProcessLookupError):
