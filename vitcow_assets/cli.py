@@ -222,8 +222,10 @@ def cmd_init(args: argparse.Namespace) -> int:
         except InstanceConfigError as exc:
             print(f"vitcow: {exc}", file=sys.stderr)
             return 2
-        config.parent.mkdir(parents=True, exist_ok=True)
-        config.write_text(text)
+        from vitcow_assets.media.files import atomic_file
+
+        with atomic_file(config) as tmp:
+            tmp.write_text(text)
     dagster_home = ensure_dagster_home()
     print(f"export {HOME_ENV}={shlex.quote(str(home))}")
     print(f"export DAGSTER_HOME={shlex.quote(str(dagster_home))}")
