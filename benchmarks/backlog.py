@@ -12,7 +12,10 @@ SQLite instance, and processes the backlog one run after another with ``dagster.
 - ``multiprocess``: Dagster's default executor (each step its own process: Python and Dagster
   start-up, code location load and a model load per step);
 - ``in_process``: every step inside the run's process; this benchmark's child holds all N runs,
-  so the model is loaded once for the whole backlog (what ``vitcow run`` does).
+  so the model is loaded once for the whole backlog (what ``vitcow run`` does);
+- ``celery`` (only when asked, ``--variants ...,celery``; needs ``redis-server``): Redis on
+  127.0.0.1 and two local workers, one on the ``gpu`` queue and one on the default queue
+  (workers start before the clock does; the model is loaded once per worker).
 
 Each variant runs in its own child process with its own storage root. Printed: per variant the
 wall time, the summed ``object_masks`` step time and its share of the wall time (the "GPU
@@ -20,6 +23,7 @@ step's share"; on this CPU machine it is the motion segmenter); the last line is
 """
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -31,7 +35,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 FOOTAGE = REPO.parent / "shared" / "footage" / "vtest.avi"
-VARIANTS = ("multiprocess", "in_process")
+VARIANTS = ("multiprocess", "in_process")  # also: celery (needs redis-server; two local workers)
 
 
 def land_videos(count: int, frames: int, landing: Path) -> list[Path]:
@@ -91,15 +95,33 @@ def run_backlog(videos: list[Path]) -> dict:
     return {"wall_s": wall, "object_masks_s": masks, "runs": len(run_ids)}
 
 
+@contextlib.contextmanager
+def celery_workers(env: dict, work: Path):
+    """Redis on 127.0.0.1 and two workers (``gpu`` queue, default queue); ``env`` gets the broker."""
+    from vitcow_assets_tests.deploy_helpers import BIN, background
+    from vitcow_assets_tests.servers import run_redis
+
+    subprocess.run([sys.executable, "-m", "vitcow_assets.cli", "init"], env=env, check=True, capture_output=True)
+    with run_redis() as url:
+        env.update(VITCOW_CELERY_BROKER=url, VITCOW_CELERY_BACKEND=url, PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}")
+        start = [str(BIN / "dagster-celery"), "worker", "start", "-A", "dagster_celery.app", "-y", str(REPO / "deploy" / "celery.yaml")]
+        with (
+            background([*start, "-q", "gpu", "-n", "gpu", "--", "--concurrency", "1"], env, work / "gpu-worker.log"),
+            background([*start, "-q", "dagster", "-n", "cpu", "--", "--concurrency", "1"], env, work / "cpu-worker.log"),
+        ):
+            yield
+
+
 def measure(variant: str, videos: list[Path], work: Path) -> dict:
     home = work / variant
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VITCOW_", "DAGSTER_"))}
     env.update(VITCOW_HOME=str(home), DAGSTER_HOME=str(home / "dagster"), VITCOW_EXECUTOR=variant, VITCOW_BACKEND="motion")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.backlog", "--child", *map(str, videos)],
-        env=env, cwd=REPO, capture_output=True, text=True, timeout=3600,
-    )
+    with celery_workers(env, work) if variant == "celery" else contextlib.nullcontext():
+        done = subprocess.run(
+            [sys.executable, "-m", "benchmarks.backlog", "--child", *map(str, videos)],
+            env=env, cwd=REPO, capture_output=True, text=True, timeout=3600,
+        )
     if done.returncode != 0:
         raise SystemExit(f"{variant}: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}")
     return json.loads(done.stdout.strip().splitlines()[-1])

@@ -3,7 +3,8 @@
 ``postgres_server``: a throw-away PostgreSQL cluster (Debian's ``postgresql`` package) made
 with ``initdb`` in a temporary folder and run with ``pg_ctl`` on a free port; as root it runs
 as the ``postgres`` user (PostgreSQL refuses root). ``redis_server``: ``redis-server`` with
-no persistence. Both skip the test, with the reason, where the binaries are not installed.
+no persistence. The fixtures skip the test, with the reason, where the binaries are not
+installed; the context managers (also used by ``benchmarks.backlog``) raise it.
 """
 
 import contextlib
@@ -58,22 +59,36 @@ class Postgres:
         return f"postgresql://{self.user}@{self.host}:{self.port}/{name}"
 
 
-@contextlib.contextmanager
-def run_postgres() -> Iterator[Postgres]:
+def postgres_missing() -> str | None:
+    """Why a PostgreSQL server cannot be started here, or None."""
     bindir = _postgres_bin()
     if bindir is None or not (bindir / "initdb").exists():
-        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not installed: apt-get install postgresql")
+        return "PostgreSQL server binaries (initdb, pg_ctl) not installed: apt-get install postgresql"
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            return "running as root and there is no 'postgres' user to run the PostgreSQL server as"
+        if shutil.which("runuser") is None:
+            return "running as root and runuser (util-linux) is missing to run the PostgreSQL server as 'postgres'"
+    return None
+
+
+def redis_missing() -> str | None:
+    """Why a Redis server cannot be started here, or None."""
+    return None if shutil.which("redis-server") else "redis-server not installed: apt-get install redis-server"
+
+
+@contextlib.contextmanager
+def run_postgres() -> Iterator[Postgres]:
+    reason = postgres_missing()
+    if reason:
+        raise RuntimeError(reason)
+    bindir = _postgres_bin()
     as_user: list[str] = []
     data = Path(tempfile.mkdtemp(prefix="vitcow-pg-"))
     if os.geteuid() == 0:
-        try:
-            account = pwd.getpwnam("postgres")
-        except KeyError:
-            shutil.rmtree(data)
-            pytest.skip("running as root and there is no 'postgres' user to run the PostgreSQL server as")
-        if shutil.which("runuser") is None:
-            shutil.rmtree(data)
-            pytest.skip("running as root and runuser (util-linux) is missing to run the PostgreSQL server as 'postgres'")
+        account = pwd.getpwnam("postgres")
         os.chown(data, account.pw_uid, account.pw_gid)
         as_user = ["runuser", "-u", "postgres", "--"]
     port = free_port()
@@ -96,9 +111,10 @@ def run_postgres() -> Iterator[Postgres]:
 
 @contextlib.contextmanager
 def run_redis() -> Iterator[str]:
+    reason = redis_missing()
+    if reason:
+        raise RuntimeError(reason)
     binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server not installed: apt-get install redis-server")
     port = free_port()
     workdir = Path(tempfile.mkdtemp(prefix="vitcow-redis-"))
     proc = subprocess.Popen(
@@ -128,11 +144,17 @@ def run_redis() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[Postgres]:
+    reason = postgres_missing()
+    if reason:
+        pytest.skip(reason)
     with run_postgres() as server:
         yield server
 
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[str]:
+    reason = redis_missing()
+    if reason:
+        pytest.skip(reason)
     with run_redis() as url:
         yield url
