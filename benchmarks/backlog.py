@@ -13,8 +13,8 @@ SQLite instance, and processes the backlog one run after another with ``dagster.
   start-up, code location load and a model load per step);
 - ``in_process``: every step inside the run's process; this benchmark's child holds all N runs,
   so the model is loaded once for the whole backlog (what ``vitcow run`` does);
-- ``celery`` (only when asked, ``--variants ...,celery``; needs ``redis-server``): Redis on
-  127.0.0.1 and two local workers, one on the ``gpu`` queue and one on the default queue
+- ``celery`` (only when asked, ``--variants ...,celery``; needs ``postgresql`` and
+  ``redis-server``): a Postgres instance and Redis on 127.0.0.1 and two local workers, one on the ``gpu`` queue and one on the default queue
   (workers start before the clock does; the model is loaded once per worker).
 
 Each variant runs in its own child process with its own storage root. Printed: per variant the
@@ -27,6 +27,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -97,12 +98,15 @@ def run_backlog(videos: list[Path]) -> dict:
 
 @contextlib.contextmanager
 def celery_workers(env: dict, work: Path):
-    """Redis on 127.0.0.1 and two workers (``gpu`` queue, default queue); ``env`` gets the broker."""
+    """PostgreSQL (the instance the workers share) and Redis on 127.0.0.1, and two workers
+    (``gpu`` queue, default queue); ``env`` gets the instance and the broker."""
     from vitcow_assets_tests.deploy_helpers import BIN, background
-    from vitcow_assets_tests.servers import run_redis
+    from vitcow_assets_tests.servers import run_postgres, run_redis
 
-    subprocess.run([sys.executable, "-m", "vitcow_assets.cli", "init"], env=env, check=True, capture_output=True)
-    with run_redis() as url:
+    with run_postgres() as pg, run_redis() as url:
+        env["DAGSTER_PG_PASSWORD"] = ""
+        init = [sys.executable, "-m", "vitcow_assets.cli", "init", "--postgres", pg.create_database("backlog")]
+        subprocess.run(init, env=env, check=True, capture_output=True)
         env.update(VITCOW_CELERY_BROKER=url, VITCOW_CELERY_BACKEND=url, PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}")
         start = [str(BIN / "dagster-celery"), "worker", "start", "-A", "dagster_celery.app", "-y", str(REPO / "deploy" / "celery.yaml")]
         with (
@@ -120,7 +124,7 @@ def measure(variant: str, videos: list[Path], work: Path) -> dict:
     with celery_workers(env, work) if variant == "celery" else contextlib.nullcontext():
         done = subprocess.run(
             [sys.executable, "-m", "benchmarks.backlog", "--child", *map(str, videos)],
-            env=env, cwd=REPO, capture_output=True, text=True, timeout=3600,
+            env=env, cwd=REPO, capture_output=True, text=True, timeout=600 + 300 * len(videos),
         )
     if done.returncode != 0:
         raise SystemExit(f"{variant}: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}")
@@ -134,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", default=",".join(VARIANTS), help="executors to time, in order")
     parser.add_argument("--child", nargs="*", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop servers and workers on the way out
     if args.child is not None:
         print(json.dumps(run_backlog([Path(p) for p in args.child])))
         return 0

@@ -227,6 +227,14 @@ def cmd_init(args: argparse.Namespace) -> int:
         with atomic_file(config) as tmp:
             tmp.write_text(text)
     dagster_home = ensure_dagster_home()
+    if args.postgres:
+        from vitcow_assets.instance_config import InstanceConfigError, create_tables
+
+        try:
+            create_tables(str(dagster_home))
+        except InstanceConfigError as exc:
+            print(f"vitcow: {dagster_home / 'dagster.yaml'} written, but {exc}", file=sys.stderr)
+            return 2
     print(f"export {HOME_ENV}={shlex.quote(str(home))}")
     print(f"export DAGSTER_HOME={shlex.quote(str(dagster_home))}")
     return 0

@@ -7,6 +7,8 @@ The password never goes into the file: the storage block reads it from
 (``postgresql+psycopg2``); the file says so.
 """
 
+import logging
+import os
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import yaml
@@ -72,3 +74,25 @@ def postgres_instance_yaml(base_yaml: str, url: str, gpus: int = 1) -> str:
         f"# ${PASSWORD_ENV}), queued runs, {gpus} GPU step(s) at a time, run monitoring.\n"
     )
     return header + yaml.safe_dump(config, sort_keys=False)
+
+
+def create_tables(dagster_home: str) -> None:
+    """Open the instance at ``dagster_home`` once, so that its tables exist before daemons and
+    workers start together (several processes creating them at once on an empty database
+    collide); a connection failure becomes one line."""
+    import dagster as dg
+    from dagster._core.instance.ref import InstanceRef
+
+    if PASSWORD_ENV not in os.environ:
+        raise InstanceConfigError(f"set {PASSWORD_ENV} (empty for trust or peer authentication), then run `vitcow init` again")
+    logging.disable(logging.WARNING)  # dagster-postgres logs every retry with the full error
+    try:
+        dg.DagsterInstance.from_ref(InstanceRef.from_dir(dagster_home)).dispose()
+    except Exception as exc:  # psycopg2/SQLAlchemy errors span many lines
+        cause = exc
+        while cause.__cause__ is not None or cause.__context__ is not None:
+            cause = cause.__cause__ or cause.__context__
+        first = next((line.strip() for line in str(cause).splitlines() if line.strip()), type(cause).__name__)
+        raise InstanceConfigError(f"cannot open the Postgres instance: {first}") from None
+    finally:
+        logging.disable(logging.NOTSET)

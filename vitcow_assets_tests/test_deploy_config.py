@@ -98,3 +98,13 @@ def test_only_the_gpu_step_loads_the_model(tmp_path, synthetic_video, monkeypatc
         everything = [by_name[n] for n in ("raw_video", "clips", "prompts", "object_masks")]
         assert dg.materialize(everything, selection=["object_masks"], partition_key=key, instance=instance, resources=resources).success
         assert len(loads) == 1
+
+
+def test_init_against_a_server_that_is_not_there_fails_in_one_line(tmp_path):
+    from vitcow_assets_tests.servers import free_port
+
+    env = {"VITCOW_HOME": str(tmp_path / "home"), "DAGSTER_HOME": str(tmp_path / "dh"), "DAGSTER_PG_PASSWORD": "", "PATH": "/usr/bin:/bin"}
+    url = f"postgresql://vit@127.0.0.1:{free_port()}/farm"
+    done = subprocess.run([sys.executable, "-m", "vitcow_assets.cli", "init", "--postgres", url], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1 and "cannot open the Postgres instance" in done.stderr, done.stderr
