@@ -402,7 +402,31 @@ def cmd_init(args: argparse.Namespace) -> int:
     """Create the storage root, landing folder and Dagster instance; print shell exports."""
     home = default_home()
     (home / "landing").mkdir(parents=True, exist_ok=True)
+    if args.postgres:
+        from vitcow_assets.instance_config import InstanceConfigError, postgres_instance_yaml
+
+        config = Path(os.environ.get("DAGSTER_HOME") or home / "dagster").absolute() / "dagster.yaml"
+        if config.exists() and not args.force:
+            print(f"vitcow: {config} exists; pass --force to replace it", file=sys.stderr)
+            return 2
+        try:
+            text = postgres_instance_yaml(INSTANCE_YAML, args.postgres, args.gpus)
+        except InstanceConfigError as exc:
+            print(f"vitcow: {exc}", file=sys.stderr)
+            return 2
+        from vitcow_assets.media.files import atomic_file
+
+        with atomic_file(config) as tmp:
+            tmp.write_text(text)
     dagster_home = ensure_dagster_home()
+    if args.postgres:
+        from vitcow_assets.instance_config import InstanceConfigError, create_tables
+
+        try:
+            create_tables(str(dagster_home))
+        except InstanceConfigError as exc:
+            print(f"vitcow: {dagster_home / 'dagster.yaml'} written, but {exc}", file=sys.stderr)
+            return 2
     print(f"export {HOME_ENV}={shlex.quote(str(home))}")
     print(f"export DAGSTER_HOME={shlex.quote(str(dagster_home))}")
     return 0
@@ -441,6 +465,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="vitcow", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     init = sub.add_parser("init", help="create VITCOW_HOME and DAGSTER_HOME; print their exports")
+    init.add_argument("--postgres", metavar="URL", help="instance on Postgres: postgresql://USER@HOST[:PORT]/DB (password from $DAGSTER_PG_PASSWORD)")
+    init.add_argument("--gpus", type=int, default=1, help="with --postgres: object_masks steps at a time (default 1)")
+    init.add_argument("--force", action="store_true", help="with --postgres: replace an existing dagster.yaml")
     init.set_defaults(func=cmd_init)
     run = sub.add_parser("run", help="process videos end to end")
     run.add_argument("paths", nargs="+", metavar="PATH", help="video files, or sftp://user@host:port/path and s3://bucket/key URLs (ending in / : every video under it)")

@@ -5,6 +5,7 @@ import dagster as dg
 from vitcow_assets.defs.assets import ASSETS
 from vitcow_assets.defs.checks import CHECKS
 from vitcow_assets.defs.dead_runs import dead_runs_sensor
+from vitcow_assets.defs.execution import executor_from_env
 from vitcow_assets.defs.jobs import process_video_job
 from vitcow_assets.defs.publishing import published_crops
 from vitcow_assets.defs.resources import (
@@ -39,4 +40,5 @@ defs = dg.Definitions(
     sensors=[landing_sensor, dead_runs_sensor],
     schedules=[nightly_catchup],
     resources=build_resources(),
+    executor=executor_from_env(),
 )

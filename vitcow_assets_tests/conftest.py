@@ -19,3 +19,6 @@ def vtest_avi() -> Path:
     if not path.is_file():
         pytest.skip(f"real footage not present at {path}")
     return path
+
+# real servers (PostgreSQL, Redis) for the deployment tests
+from vitcow_assets_tests.servers import postgres_server, redis_server  # noqa: E402,F401

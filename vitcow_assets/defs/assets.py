@@ -21,6 +21,7 @@ from vitcow_assets.core.tables import (
     masks_metadata,
     masks_provenance,
 )
+from vitcow_assets.defs.execution import GPU_OP_TAGS
 from vitcow_assets.defs.metadata import SOURCE_SHA256, image_metadata, table_metadata, tracks_metadata
 from vitcow_assets.defs.partitions import video_partitions
 from vitcow_assets.defs.resources import SegmenterResource, VitcowStorage
@@ -158,7 +159,7 @@ def prompts(
     )
 
 
-@dg.asset(partitions_def=video_partitions, group_name=GROUP, kinds={"parquet"}, deps=[clips, prompts], pool="gpu", code_version=code_version())
+@dg.asset(partitions_def=video_partitions, group_name=GROUP, kinds={"parquet"}, deps=[clips, prompts], pool="gpu", op_tags=GPU_OP_TAGS, code_version=code_version())
 def object_masks(context: dg.AssetExecutionContext, storage: VitcowStorage, segmenter: SegmenterResource) -> dg.MaterializeResult:
     """Per-frame object masks and boxes from the segmenter, one row per (clip, frame, object)."""
     layout = storage.video(context.partition_key)

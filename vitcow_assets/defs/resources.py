@@ -163,7 +163,9 @@ class SegmenterResource(dg.ConfigurableResource):
         return resolve_backend(self.backend, self.sam3_checkpoint)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        self._segmenter = self._load()
+        # Loaded on first use (object_masks), not in steps that only read settings (prompts):
+        # under the multiprocess, Celery or Kubernetes executors each step is its own process.
+        self._segmenter = None
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         # The model stays in this process's cache for the next run; what a run leaves on the

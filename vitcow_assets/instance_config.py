@@ -1,0 +1,98 @@
+"""The ``dagster.yaml`` that ``vitcow init --postgres URL`` writes: instance storage on
+Postgres, the queued run coordinator, the ``gpu`` pool limit and run monitoring.
+
+The password never goes into the file: the storage block reads it from
+``DAGSTER_PG_PASSWORD`` (the variable the official Helm chart uses too; set it empty for
+``trust`` or peer authentication). SQLAlchemy 2.1 needs the driver in the scheme
+(``postgresql+psycopg2``); the file says so.
+"""
+
+import logging
+import os
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import yaml
+
+PASSWORD_ENV = "DAGSTER_PG_PASSWORD"
+PG_SCHEME = "postgresql+psycopg2"
+_URL_SCHEMES = ("postgres", "postgresql", PG_SCHEME)
+
+#: what a Postgres instance adds when the base file does not say otherwise
+RUN_MONITORING = {
+    "enabled": True,
+    "start_timeout_seconds": 180,
+    "cancel_timeout_seconds": 180,
+    "poll_interval_seconds": 30,
+}
+QUEUED_RUN_COORDINATOR = {"module": "dagster._core.run_coordinator", "class": "QueuedRunCoordinator"}
+
+
+class InstanceConfigError(ValueError):
+    """A Postgres URL or setting that cannot make a dagster.yaml."""
+
+
+def postgres_storage(url: str) -> dict:
+    """The ``storage: postgres:`` block for ``postgresql://USER@HOST[:PORT]/DB[?params]``."""
+    parts = urlsplit(url)
+    if parts.scheme not in _URL_SCHEMES:
+        raise InstanceConfigError(f"--postgres {url!r}: expected postgresql://USER@HOST[:PORT]/DB")
+    if parts.password is not None:
+        raise InstanceConfigError(f"--postgres: put the password in {PASSWORD_ENV}, not in the URL (dagster.yaml never holds it)")
+    db_name = unquote(parts.path.lstrip("/"))
+    if not parts.username or not db_name or "/" in db_name:
+        raise InstanceConfigError(f"--postgres {url!r}: a user and a database are required: postgresql://USER@HOST[:PORT]/DB")
+    try:
+        port = parts.port or 5432
+    except ValueError as exc:
+        raise InstanceConfigError(f"--postgres {url!r}: {exc}") from None
+    db = {
+        "username": unquote(parts.username),
+        "password": {"env": PASSWORD_ENV},
+        "hostname": parts.hostname or "localhost",
+        "port": port,
+        "db_name": db_name,
+        "scheme": PG_SCHEME,
+    }
+    params = dict(parse_qsl(parts.query))
+    if params:
+        db["params"] = params
+    return {"postgres": {"postgres_db": db}}
+
+
+def postgres_instance_yaml(base_yaml: str, url: str, gpus: int = 1) -> str:
+    """``base_yaml`` (the local instance file) moved onto Postgres, with the queued run
+    coordinator, ``gpus`` slots in the ``gpu`` pool and run monitoring."""
+    if gpus < 1:
+        raise InstanceConfigError(f"--gpus {gpus}: at least 1")
+    config = yaml.safe_load(base_yaml) or {}
+    config["storage"] = postgres_storage(url)
+    config["run_coordinator"] = dict(QUEUED_RUN_COORDINATOR)
+    config.setdefault("concurrency", {}).setdefault("pools", {})["default_limit"] = gpus
+    config.setdefault("run_monitoring", dict(RUN_MONITORING))
+    header = (
+        "# Written by `vitcow init --postgres`: instance storage on Postgres (password from\n"
+        f"# ${PASSWORD_ENV}), queued runs, {gpus} GPU step(s) at a time, run monitoring.\n"
+    )
+    return header + yaml.safe_dump(config, sort_keys=False)
+
+
+def create_tables(dagster_home: str) -> None:
+    """Open the instance at ``dagster_home`` once, so that its tables exist before daemons and
+    workers start together (several processes creating them at once on an empty database
+    collide); a connection failure becomes one line."""
+    import dagster as dg
+    from dagster._core.instance.ref import InstanceRef
+
+    if PASSWORD_ENV not in os.environ:
+        raise InstanceConfigError(f"set {PASSWORD_ENV} (empty for trust or peer authentication), then run `vitcow init` again")
+    logging.disable(logging.WARNING)  # dagster-postgres logs every retry with the full error
+    try:
+        dg.DagsterInstance.from_ref(InstanceRef.from_dir(dagster_home)).dispose()
+    except Exception as exc:  # psycopg2/SQLAlchemy errors span many lines
+        cause = exc
+        while cause.__cause__ is not None or cause.__context__ is not None:
+            cause = cause.__cause__ or cause.__context__
+        first = next((line.strip() for line in str(cause).splitlines() if line.strip()), type(cause).__name__)
+        raise InstanceConfigError(f"cannot open the Postgres instance: {first}") from None
+    finally:
+        logging.disable(logging.NOTSET)
