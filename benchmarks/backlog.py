@@ -73,7 +73,7 @@ def run_backlog(videos: list[Path]) -> dict:
     from dagster._core.definitions.reconstruct import ReconstructableRepository
 
     from vitcow_assets.cli import ensure_dagster_home
-    from vitcow_assets.media.files import sha256_file
+    from vitcow_assets.media.hashing import sha256_file
     from vitcow_assets.registry import Registry
     from vitcow_assets.storage import StorageRoot, default_home
     from vitcow_assets_tests.deploy_helpers import step_intervals

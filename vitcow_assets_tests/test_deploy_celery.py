@@ -10,7 +10,7 @@ import dagster as dg
 import psutil
 
 from vitcow_assets.defs.execution import GPU_QUEUE
-from vitcow_assets.media.files import sha256_file
+from vitcow_assets.media.hashing import sha256_file
 from vitcow_assets.registry import Registry
 from vitcow_assets.storage import StorageRoot
 from vitcow_assets_tests.deploy_helpers import BIN, ROOT, background, deploy_env, init_postgres_instance
