@@ -42,12 +42,11 @@ class IoUTracker:
     Unmatched detections start new tracks; a track unmatched for more than ``max_missed``
     frames is retired. Ids count from 0 in order of first appearance.
 
-    Two animals that cross merge into one detection for a few frames. A matched detection
-    that also holds the predicted centre of a track left unmatched (``merged``) is no
-    measure of either animal's motion: the matched track then coasts on its prediction like
-    the other one, so both leave the crossing on their own course instead of the blob's
-    (else the two swap ids when they part). The velocity is the mean over the last
-    ``velocity_frames`` observations, so one badly cut frame does not turn a track around.
+    The velocity is the mean over the last ``velocity_frames`` observations: boxes cut from
+    a blob of animals that touch have uncertain edges, and one badly cut frame must not turn
+    a track around (two animals that cross would swap ids when they part).
+    ``motion_state`` and ``inherit_motion`` carry that motion from one clip's tracker to the
+    next one's when the clips share a frame.
     """
 
     def __init__(
@@ -61,7 +60,7 @@ class IoUTracker:
         self.far_shift = far_shift
         self.velocity_frames = velocity_frames
         self._frame = 0
-        #: per track id, its last observations ``(frame, box)`` (merged ones left out)
+        #: per track id, its last observations ``(frame, box)``
         self._history: dict[int, list[tuple[int, np.ndarray]]] = {}
         self._boxes = np.zeros((0, 4), np.float32)
         self._velocity = np.zeros((0, 4), np.float32)
@@ -134,17 +133,10 @@ class IoUTracker:
                     reach = (far <= self.far_shift) & (ratio > 0.5) & (ratio < 2.0) & (self._missed[free_r] == 0)[:, None]
                     unique = reach & (reach.sum(axis=0, keepdims=True) == 1) & (reach.sum(axis=1, keepdims=True) == 1)
                     pairs += [(free_r[r], free_c[c]) for r, c in zip(*np.nonzero(unique))]
-            unmatched = np.setdiff1d(np.arange(len(self._ids)), [r for r, _ in pairs])
-            lost = _centres(predicted[unmatched])
             for r, c in pairs:
                 ids[c] = self._ids[r]
                 matched[r] = True
                 box = xyxy[c]
-                inside = (lost[:, 0] >= box[0]) & (lost[:, 0] <= box[2]) & (lost[:, 1] >= box[1]) & (lost[:, 1] <= box[3])
-                if inside.any():
-                    # merged with a track it hides: coast on the prediction
-                    self._boxes[r] = predicted[r]
-                    continue
                 history = self._history.setdefault(int(self._ids[r]), [])
                 history.append((self._frame, box.copy()))
                 del history[: -self.velocity_frames]
