@@ -183,4 +183,6 @@ def test_identity_benchmark_runs_and_links_perfect_detections_perfectly(capsys):
     assert float(figures["idf1_truth_overlap"]) == 1.0 and int(figures["tracks_truth_overlap"]) == 6
     assert float(figures["idf1_walkers_truth_overlap"]) == 1.0  # eight fast walkers, shared frames
     assert float(figures["idf1_truth_overlap_per_clip_ids"]) < 0.5  # per-clip ids alone are far off
-    assert 0 <= float(figures["idf1_motion_overlap"]) <= 1
+    # the motion backend through the crossings (one inside a clip, one early in a clip) and
+    # the animal that stands still for two clips: the target
+    assert float(figures["idf1_motion_overlap"]) >= 0.9

@@ -55,3 +55,31 @@ def test_tracker_retires_tracks_after_max_missed_frames():
     tracker.assign(np.zeros((0, 4)))
     tracker.assign(np.zeros((0, 4)))
     assert tracker.assign(box).tolist() == [1]  # missed twice: retired
+
+
+def test_a_clip_starting_on_the_previous_clips_last_frame_inherits_its_motion():
+    before = IoUTracker(max_shift=1.0, max_missed=8)
+    for f in range(4):
+        before.assign(np.array([[6 * f, 0, 6 * f + 10, 10]], np.float32))
+    after = IoUTracker(max_shift=1.0, max_missed=8)
+    after.assign(np.array([[18, 0, 28, 10]], np.float32))  # the same image: frame 3
+    assert after.predicted()[0].tolist() == [18, 0, 28, 10]  # no motion known yet
+    assert after.inherit_motion(before.motion_state()) == 1
+    assert after.predicted()[0].tolist() == [24, 0, 34, 10]
+    # a box elsewhere inherits nothing
+    other = IoUTracker()
+    other.assign(np.array([[200, 200, 210, 210]], np.float32))
+    assert other.inherit_motion(before.motion_state()) == 0
+
+
+def test_one_badly_cut_box_does_not_turn_a_track_around():
+    """A box cut short (its animal touched another) moves the prediction by the motion of
+    the last few frames, not by that one cut."""
+    tracker = IoUTracker(max_shift=1.0, max_missed=8)
+    for f in range(3):
+        tracker.assign(np.array([[6 * f, 0, 6 * f + 10, 10]], np.float32))
+    tracker.assign(np.array([[18, 0, 20, 10]], np.float32))  # should be [18, 0, 28, 10]
+    (x1, _, x2, _), = tracker.predicted()
+    assert (x1 + x2) / 2 - 19 >= 3.5  # the centre keeps moving at about 4-6 px a frame (2 from the cut pair alone)
+    with pytest.raises(ValueError, match="velocity_frames"):
+        IoUTracker(velocity_frames=1)

@@ -41,13 +41,27 @@ class IoUTracker:
     an animal that darts further than usual between two sampled frames keeps its id.
     Unmatched detections start new tracks; a track unmatched for more than ``max_missed``
     frames is retired. Ids count from 0 in order of first appearance.
+
+    The velocity is the mean over the last ``velocity_frames`` observations: boxes cut from
+    a blob of animals that touch have uncertain edges, and one badly cut frame must not turn
+    a track around (two animals that cross would swap ids when they part).
+    ``motion_state`` and ``inherit_motion`` carry that motion from one clip's tracker to the
+    next one's when the clips share a frame.
     """
 
-    def __init__(self, min_iou: float = 0.1, max_shift: float = 0.75, max_missed: int = 2, far_shift: float | None = None) -> None:
+    def __init__(
+        self, min_iou: float = 0.1, max_shift: float = 0.75, max_missed: int = 2, far_shift: float | None = None, velocity_frames: int = 3
+    ) -> None:
+        if velocity_frames < 2:
+            raise ValueError(f"velocity_frames must be >= 2, got {velocity_frames}")
         self.min_iou = min_iou
         self.max_shift = max_shift
         self.max_missed = max_missed
         self.far_shift = far_shift
+        self.velocity_frames = velocity_frames
+        self._frame = 0
+        #: per track id, its last observations ``(frame, box)``
+        self._history: dict[int, list[tuple[int, np.ndarray]]] = {}
         self._boxes = np.zeros((0, 4), np.float32)
         self._velocity = np.zeros((0, 4), np.float32)
         self._ids = np.zeros(0, np.int64)
@@ -57,6 +71,41 @@ class IoUTracker:
     def predicted(self) -> np.ndarray:
         """``float32 (M, 4)``: where the live tracks are expected in the next frame."""
         return self._boxes + self._velocity * (1 + self._missed[:, None])
+
+    def motion_state(self) -> list[tuple[np.ndarray, list[tuple[int, np.ndarray]]]]:
+        """The tracks seen in the last frame: ``(box, history)``, the history's frames
+        counted back from that frame (0 is the last frame, -1 the one before, ...)."""
+        last = self._frame - 1
+        return [
+            (self._boxes[r].copy(), [(f - last, b.copy()) for f, b in self._history.get(int(i), [])])
+            for r, i in enumerate(self._ids.tolist())
+            if self._missed[r] == 0
+        ]
+
+    def inherit_motion(self, previous: list[tuple[np.ndarray, list[tuple[int, np.ndarray]]]], min_iou: float = 0.5) -> int:
+        """Give the tracks of the frame just assigned the motion history of ``previous``
+        (``motion_state`` of a tracker whose last frame was this very image: consecutive
+        clips share a frame), pairing boxes by IoU (at least ``min_iou``, Hungarian). Ids are
+        left as they are. Returns the number of tracks that inherited."""
+        seen = np.nonzero(self._missed == 0)[0]
+        if not len(previous) or not len(seen):
+            return 0
+        iou = box_iou(np.stack([b for b, _ in previous]), self._boxes[seen])
+        rows, cols = linear_sum_assignment(-iou)
+        now = self._frame - 1
+        inherited = 0
+        for r, c in zip(rows, cols):
+            if iou[r, c] < min_iou:
+                continue
+            k = seen[c]
+            history = [(now + f, b) for f, b in previous[r][1] if f < 0]
+            history = (history + self._history.get(int(self._ids[k]), []))[-self.velocity_frames :]
+            self._history[int(self._ids[k])] = history
+            if len(history) >= 2:
+                (f0, b0), (f1, b1) = history[0], history[-1]
+                self._velocity[k] = (b1 - b0) / (f1 - f0)
+            inherited += 1
+        return inherited
 
     def assign(self, xyxy: np.ndarray) -> np.ndarray:
         """Ids (``int64 (N,)``) for this frame's ``(N, 4)`` boxes."""
@@ -86,12 +135,22 @@ class IoUTracker:
                     pairs += [(free_r[r], free_c[c]) for r, c in zip(*np.nonzero(unique))]
             for r, c in pairs:
                 ids[c] = self._ids[r]
-                steps = 1 + self._missed[r]
-                self._velocity[r] = (xyxy[c] - self._boxes[r]) / steps
-                self._boxes[r] = xyxy[c]
                 matched[r] = True
+                box = xyxy[c]
+                history = self._history.setdefault(int(self._ids[r]), [])
+                history.append((self._frame, box.copy()))
+                del history[: -self.velocity_frames]
+                if len(history) >= 2:
+                    (f0, b0), (f1, b1) = history[0], history[-1]
+                    self._velocity[r] = (b1 - b0) / (f1 - f0)
+                else:
+                    self._velocity[r] = (box - self._boxes[r]) / (1 + self._missed[r])
+                self._boxes[r] = box
+        self._frame += 1
         self._missed = np.where(matched, 0, self._missed + 1)
         alive = self._missed <= self.max_missed
+        for gone in self._ids[~alive].tolist():
+            self._history.pop(gone, None)
         self._boxes, self._velocity = self._boxes[alive], self._velocity[alive]
         self._ids, self._missed = self._ids[alive], self._missed[alive]
         new = ids < 0
@@ -102,6 +161,8 @@ class IoUTracker:
             self._boxes = np.concatenate([self._boxes, xyxy[new]])
             self._velocity = np.concatenate([self._velocity, np.zeros((n_new, 4), np.float32)])
             self._ids = np.concatenate([self._ids, ids[new]])
+            for i, box in zip(ids[new].tolist(), xyxy[new]):
+                self._history[i] = [(self._frame - 1, box.copy())]
             self._missed = np.concatenate([self._missed, np.zeros(n_new, np.int64)])
         return ids
 

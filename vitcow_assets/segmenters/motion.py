@@ -28,7 +28,10 @@ Per clip (one session):
    masks (``split_touching``).
 5. Ids within the clip come from ``IoUTracker`` (box IoU and centre shift with a
    constant-velocity prediction, Hungarian assignment, then a far-reaching second pass for
-   animals that dart), and ``stitch_tracklets`` then joins, over the whole clip, the pieces
+   animals that dart; when a clip starts on the frame the previous clip ended on, as the
+   clip planner makes consecutive clips do, its tracks start with the motion the previous
+   clip's tracks ended with, so animals that cross early in a clip keep their course), and
+   ``stitch_tracklets`` then joins, over the whole clip, the pieces
    of one track the online pass cut apart (the parts' masks are merged where two pieces
    overlap). Each mask stays with its id. A track whose median contrast stays under
    ``min_track_contrast`` thresholds (a reflection in glass) is dropped.
@@ -149,6 +152,8 @@ class _SceneState:
         self.typical_area = 0.0
         self.dark_bright = np.zeros(2)  # above-threshold grid pixels darker / brighter, so far
         self.last: ClipBackground | None = None
+        #: the tracker's motion at the end of the latest clips, by their last frame's digest
+        self.motion_carry: dict[str, list] = {}
         self.lock = threading.Lock()
 
     @staticmethod
@@ -190,6 +195,7 @@ class _SceneState:
 
     def _forget(self) -> None:
         self.memory.clear()
+        self.motion_carry.clear()
         self.typical_area = 0.0
         self.dark_bright = np.zeros(2)
 
@@ -321,6 +327,8 @@ class MotionSession:
             "open_px": open_px, "dark_share": float(self._scene.dark_bright[0] / max(1, self._scene.dark_bright.sum())),
         }
         tracker = IoUTracker(min_iou=s.min_iou, max_shift=s.max_shift, max_missed=s.max_missed, far_shift=s.far_shift or None)
+        with self._scene.lock:
+            carried = self._scene.motion_carry.get(_digest(greys[0]))
         per_frame: list[list[tuple[int, int, np.ndarray, float]]] = []  # (x, y, local mask, confidence)
         tracked: list[tuple[np.ndarray, np.ndarray]] = []  # (ids, xyxy) per frame
         for clip_frame, (count, labels, stats, (x0, y0)) in enumerate(components):
@@ -355,6 +363,14 @@ class MotionSession:
                 frame_items.append((x, y, part, min(1.0, float(region.mean()) / (4.0 * threshold))))
             per_frame.append(frame_items)
             tracked.append((tracker.assign(xyxy), xyxy))
+            if clip_frame == 0 and carried:
+                # the previous clip ended on this very frame: its tracks' motion carries on
+                tracker.inherit_motion(carried)
+        with self._scene.lock:
+            carry = self._scene.motion_carry
+            carry[_digest(greys[-1])] = tracker.motion_state()
+            while len(carry) > 2:
+                carry.pop(next(iter(carry)))
         found = sum(len(items) for items in per_frame)
         # Offline within the clip: join the pieces of a track that online association cut.
         roots = stitch_tracklets(tracked, max_gap=s.max_missed, max_overlap=2, max_shift=s.max_shift, gap_shift=max(s.max_shift, s.far_shift))
@@ -400,6 +416,10 @@ class MotionSession:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _digest(grey: np.ndarray) -> str:
+    return hashlib.sha1(np.ascontiguousarray(grey).tobytes()).hexdigest()
 
 
 def _components(fg: np.ndarray) -> tuple[int, np.ndarray, np.ndarray, tuple[int, int]]:
