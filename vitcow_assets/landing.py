@@ -57,6 +57,7 @@ def scan_landing(folder: str | os.PathLike, prompt_files: bool = False) -> list[
 
 def is_settled(file: LandedFile, previous_signature: list[int] | None, now_s: float, settle_seconds: float) -> bool:
     """A file has finished arriving when it looked the same at the previous look (if one is
-    required, ``previous_signature`` is given) and was last modified ``settle_seconds`` ago."""
+    required, ``previous_signature`` is given) and was last modified ``settle_seconds`` ago.
+    Any file with ``signature`` and ``mtime_ns`` will do (local ``LandedFile``, ``RemoteFile``)."""
     quiet = now_s - file.mtime_ns / 1e9 >= settle_seconds
     return quiet and (previous_signature is None or list(previous_signature) == file.signature)

@@ -6,6 +6,7 @@ import dataclasses
 import posixpath
 import time
 
+from vitcow_assets.landing import is_settled
 from vitcow_assets.registry import RegisterOutcome
 from vitcow_assets.remote.filesystems import RemoteError
 from vitcow_assets.remote.intake import stage_remote
@@ -62,8 +63,7 @@ def expand_url(url: str, settle_seconds: float, watch_seconds: float = 1.0) -> l
     inputs = []
     for file in first:
         again = later.get(file.uri)
-        settled = again is not None and again.signature == file.signature and now - file.mtime_ns / 1e9 >= settle_seconds
-        if settled:
+        if again is not None and is_settled(again, file.signature, now, settle_seconds):
             inputs.append(RemoteInput(file.uri, location, file))
         else:
             message = f"{file.name}: still being written; run again once the upload has finished"
