@@ -130,10 +130,10 @@ class SegmenterResource(dg.ConfigurableResource):
     motion_background_samples: int = MotionSettings.background_samples
     _segmenter: Segmenter | None = PrivateAttr(default=None)
 
-    def _load(self) -> Segmenter:
-        options = tuple(dataclasses.asdict(self.motion_settings()).items())
+    def _backend_options(self) -> tuple:
+        """The chosen backend's own settings, as `(name, value)` pairs."""
         if self.resolved_backend == "sam3":
-            options = (
+            return (
                 ("gpus", tuple(self.sam3_gpus)),
                 ("bpe_path", self.sam3_bpe_path),
                 ("score_threshold", self.sam3_score_threshold),
@@ -142,8 +142,11 @@ class SegmenterResource(dg.ConfigurableResource):
                 ("max_objects", self.sam3_max_objects),
                 ("compile", self.sam3_compile),
             )
+        return tuple(dataclasses.asdict(self.motion_settings()).items())
+
+    def _load(self) -> Segmenter:
         try:
-            return _cached_segmenter(self.backend, self.sam3_checkpoint, self.device, options)
+            return _cached_segmenter(self.backend, self.sam3_checkpoint, self.device, self._backend_options())
         except SegmenterConfigError as exc:
             field = _FIELD_OF_SETTING.get(exc.setting or "")
             if field is None:
