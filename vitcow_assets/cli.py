@@ -53,9 +53,14 @@ MOTION_FLAGS = {
 }
 
 
+def dagster_home_path() -> Path:
+    """``$DAGSTER_HOME``, defaulting to ``$VITCOW_HOME/dagster``."""
+    return Path(os.environ.get("DAGSTER_HOME") or default_home() / "dagster").absolute()
+
+
 def ensure_dagster_home() -> Path:
-    """``$DAGSTER_HOME``, defaulting to ``$VITCOW_HOME/dagster``; created with a dagster.yaml."""
-    home = Path(os.environ.get("DAGSTER_HOME") or default_home() / "dagster").absolute()
+    """``dagster_home_path()``, created with a dagster.yaml if it has none."""
+    home = dagster_home_path()
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     if not config.exists():
@@ -405,7 +410,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     if args.postgres:
         from vitcow_assets.instance_config import InstanceConfigError, postgres_instance_yaml
 
-        config = Path(os.environ.get("DAGSTER_HOME") or home / "dagster").absolute() / "dagster.yaml"
+        config = dagster_home_path() / "dagster.yaml"
         if config.exists() and not args.force:
             print(f"vitcow: {config} exists; pass --force to replace it", file=sys.stderr)
             return 2
