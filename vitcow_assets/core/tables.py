@@ -13,7 +13,7 @@ from vitcow_assets.core.masks import encode_masks, rle_area
 from vitcow_assets.core.detections import Detections
 
 
-def _field(name: str, type_: pa.DataType, description: str, nullable: bool = False) -> pa.Field:
+def field(name: str, type_: pa.DataType, description: str, nullable: bool = False) -> pa.Field:
     return pa.field(name, type_, nullable=nullable, metadata={"description": description})
 
 
@@ -23,81 +23,81 @@ RLE_TYPE = pa.struct(
 
 CLIPS_SCHEMA = pa.schema(
     [
-        _field("video_id", pa.string(), "partition key of the source video"),
-        _field("clip_id", pa.string(), "clip id, unique within the video (c + window index)"),
-        _field("clip_index", pa.int32(), "index of the clip's window in the video, counting dropped windows"),
-        _field("source_frame_start", pa.int64(), "first source-video frame of the clip"),
-        _field("source_frame_end", pa.int64(), "last source-video frame of the clip (inclusive)"),
-        _field("frame_step", pa.int32(), "the clip takes every frame_step-th source frame"),
-        _field("frames", pa.int32(), "number of frames in the clip"),
-        _field("start_time_s", pa.float64(), "time of the first frame in the source video, seconds"),
-        _field("end_time_s", pa.float64(), "time of the last frame in the source video, seconds"),
-        _field("fps", pa.float64(), "playback rate of the clip: source fps / frame_step"),
-        _field("clip_path", pa.string(), "H.264 MP4 of the clip, when clip files are written", nullable=True),
+        field("video_id", pa.string(), "partition key of the source video"),
+        field("clip_id", pa.string(), "clip id, unique within the video (c + window index)"),
+        field("clip_index", pa.int32(), "index of the clip's window in the video, counting dropped windows"),
+        field("source_frame_start", pa.int64(), "first source-video frame of the clip"),
+        field("source_frame_end", pa.int64(), "last source-video frame of the clip (inclusive)"),
+        field("frame_step", pa.int32(), "the clip takes every frame_step-th source frame"),
+        field("frames", pa.int32(), "number of frames in the clip"),
+        field("start_time_s", pa.float64(), "time of the first frame in the source video, seconds"),
+        field("end_time_s", pa.float64(), "time of the last frame in the source video, seconds"),
+        field("fps", pa.float64(), "playback rate of the clip: source fps / frame_step"),
+        field("clip_path", pa.string(), "H.264 MP4 of the clip, when clip files are written", nullable=True),
     ]
 )
 
 MASKS_SCHEMA = pa.schema(
     [
-        _field("video_id", pa.string(), "partition key of the source video"),
-        _field("clip_id", pa.string(), "clip the frame belongs to"),
-        _field("clip_frame", pa.int32(), "frame index within the clip, from 0"),
-        _field("source_frame", pa.int64(), "frame index within the source video, from 0"),
-        _field("object_id", pa.int64(), "object id, stable within the clip only"),
-        _field("track_id", pa.int64(), "animal id, stable through the video while clips are consecutive (see the tracks table)"),
-        _field("prompt", pa.string(), "text prompt that found the object (empty if none)"),
-        _field("score", pa.float32(), "detection confidence in [0, 1]"),
-        _field("x1", pa.float32(), "box left edge, source pixels"),
-        _field("y1", pa.float32(), "box top edge, source pixels"),
-        _field("x2", pa.float32(), "box right edge (exclusive), source pixels"),
-        _field("y2", pa.float32(), "box bottom edge (exclusive), source pixels"),
-        _field("area", pa.int64(), "mask area in pixels"),
-        _field("mask_rle", RLE_TYPE, "COCO RLE of the mask: size [height, width], compressed counts"),
-        _field("frame_width", pa.int32(), "width of the source frame, pixels"),
-        _field("frame_height", pa.int32(), "height of the source frame, pixels"),
-        _field("segmenter", pa.string(), "segmenter backend and model that produced the row"),
+        field("video_id", pa.string(), "partition key of the source video"),
+        field("clip_id", pa.string(), "clip the frame belongs to"),
+        field("clip_frame", pa.int32(), "frame index within the clip, from 0"),
+        field("source_frame", pa.int64(), "frame index within the source video, from 0"),
+        field("object_id", pa.int64(), "object id, stable within the clip only"),
+        field("track_id", pa.int64(), "animal id, stable through the video while clips are consecutive (see the tracks table)"),
+        field("prompt", pa.string(), "text prompt that found the object (empty if none)"),
+        field("score", pa.float32(), "detection confidence in [0, 1]"),
+        field("x1", pa.float32(), "box left edge, source pixels"),
+        field("y1", pa.float32(), "box top edge, source pixels"),
+        field("x2", pa.float32(), "box right edge (exclusive), source pixels"),
+        field("y2", pa.float32(), "box bottom edge (exclusive), source pixels"),
+        field("area", pa.int64(), "mask area in pixels"),
+        field("mask_rle", RLE_TYPE, "COCO RLE of the mask: size [height, width], compressed counts"),
+        field("frame_width", pa.int32(), "width of the source frame, pixels"),
+        field("frame_height", pa.int32(), "height of the source frame, pixels"),
+        field("segmenter", pa.string(), "segmenter backend and model that produced the row"),
     ]
 )
 
 CROPS_SCHEMA = pa.schema(
     [
-        _field("crop_path", pa.string(), "absolute path of the crop video (H.264 MP4)"),
-        _field("video_id", pa.string(), "partition key of the source video"),
-        _field("source_path", pa.string(), "path the source video was registered from"),
-        _field("source_sha256", pa.string(), "sha256 of the source video's bytes"),
-        _field("clip_id", pa.string(), "clip the crop was cut from"),
-        _field("object_id", pa.int64(), "object id within the clip"),
-        _field("track_id", pa.int64(), "animal id through the video: every crop of one animal shares it (tracks table)"),
-        _field("prompt", pa.string(), "text prompt that found the object"),
-        _field("source_frame_start", pa.int64(), "first source frame of the clip"),
-        _field("source_frame_end", pa.int64(), "last source frame of the clip (inclusive)"),
-        _field("frame_step", pa.int32(), "source frames between consecutive crop frames"),
-        _field("frames", pa.int32(), "frames in the crop video (= frames in the clip)"),
-        _field("frames_present", pa.int32(), "frames in which the object was found"),
-        _field("present", pa.list_(pa.bool_()), "per crop frame: object found (false = black frame)"),
-        _field(
+        field("crop_path", pa.string(), "absolute path of the crop video (H.264 MP4)"),
+        field("video_id", pa.string(), "partition key of the source video"),
+        field("source_path", pa.string(), "path the source video was registered from"),
+        field("source_sha256", pa.string(), "sha256 of the source video's bytes"),
+        field("clip_id", pa.string(), "clip the crop was cut from"),
+        field("object_id", pa.int64(), "object id within the clip"),
+        field("track_id", pa.int64(), "animal id through the video: every crop of one animal shares it (tracks table)"),
+        field("prompt", pa.string(), "text prompt that found the object"),
+        field("source_frame_start", pa.int64(), "first source frame of the clip"),
+        field("source_frame_end", pa.int64(), "last source frame of the clip (inclusive)"),
+        field("frame_step", pa.int32(), "source frames between consecutive crop frames"),
+        field("frames", pa.int32(), "frames in the crop video (= frames in the clip)"),
+        field("frames_present", pa.int32(), "frames in which the object was found"),
+        field("present", pa.list_(pa.bool_()), "per crop frame: object found (false = black frame)"),
+        field(
             "window_xyxy",
             pa.list_(pa.list_(pa.int32(), 4)),
             "per crop frame: square crop window in source pixels (null where absent)",
         ),
-        _field("crop_size", pa.int32(), "crop width = height, pixels"),
-        _field("margin", pa.float64(), "margin around the box, fraction of its longer side"),
-        _field("mask_background", pa.bool_(), "pixels outside the object's mask are black"),
-        _field("fps", pa.float64(), "playback rate of the crop video"),
-        _field("segmenter", pa.string(), "segmenter backend and model"),
-        _field("model_checkpoint", pa.string(), "checkpoint file of the model, if any", nullable=True),
-        _field("code_version", pa.string(), "vitcow_assets version that wrote the crop"),
-        _field("run_id", pa.string(), "Dagster run that wrote the crop"),
-        _field("farm", pa.string(), "farm the source came from (path pattern or source name)", nullable=True),
-        _field("camera", pa.string(), "camera of the source (path pattern)", nullable=True),
-        _field("recorded_at", pa.timestamp("s"), "recording start of the source (path pattern), camera-local time", nullable=True),
-        _field("source_uri", pa.string(), "URI the source was taken from (sftp://, s3:// or file://)"),
+        field("crop_size", pa.int32(), "crop width = height, pixels"),
+        field("margin", pa.float64(), "margin around the box, fraction of its longer side"),
+        field("mask_background", pa.bool_(), "pixels outside the object's mask are black"),
+        field("fps", pa.float64(), "playback rate of the crop video"),
+        field("segmenter", pa.string(), "segmenter backend and model"),
+        field("model_checkpoint", pa.string(), "checkpoint file of the model, if any", nullable=True),
+        field("code_version", pa.string(), "vitcow_assets version that wrote the crop"),
+        field("run_id", pa.string(), "Dagster run that wrote the crop"),
+        field("farm", pa.string(), "farm the source came from (path pattern or source name)", nullable=True),
+        field("camera", pa.string(), "camera of the source (path pattern)", nullable=True),
+        field("recorded_at", pa.timestamp("s"), "recording start of the source (path pattern), camera-local time", nullable=True),
+        field("source_uri", pa.string(), "URI the source was taken from (sftp://, s3:// or file://)"),
     ]
 )
 
 #: the crops manifest as published: every row also names where its crop video was uploaded
 PUBLISHED_CROPS_SCHEMA = CROPS_SCHEMA.append(
-    _field("published_uri", pa.string(), "URI of the published crop video (destination/farm/video_id/...)")
+    field("published_uri", pa.string(), "URI of the published crop video (destination/farm/video_id/...)")
 )
 
 
@@ -218,15 +218,15 @@ def set_track_ids(table: pa.Table, track_of: dict[int, int]) -> pa.Table:
 
 TRACKS_SCHEMA = pa.schema(
     [
-        _field("video_id", pa.string(), "partition key of the source video"),
-        _field("track_id", pa.int64(), "animal id through the video (track_id of the masks and crops tables)"),
-        _field("prompt", pa.string(), "text prompt that found the animal"),
-        _field("first_source_frame", pa.int64(), "first source frame in which the animal was found"),
-        _field("last_source_frame", pa.int64(), "last source frame in which the animal was found"),
-        _field("clips", pa.list_(pa.string()), "clips the track runs through, in source order"),
-        _field("object_ids", pa.list_(pa.int64()), "the animal's object id in each of those clips"),
-        _field("frames_present", pa.int64(), "source frames in which the animal was found (a frame two clips share counts once)"),
-        _field("crop_paths", pa.list_(pa.string()), "crop videos of the animal, one per clip, in source order"),
+        field("video_id", pa.string(), "partition key of the source video"),
+        field("track_id", pa.int64(), "animal id through the video (track_id of the masks and crops tables)"),
+        field("prompt", pa.string(), "text prompt that found the animal"),
+        field("first_source_frame", pa.int64(), "first source frame in which the animal was found"),
+        field("last_source_frame", pa.int64(), "last source frame in which the animal was found"),
+        field("clips", pa.list_(pa.string()), "clips the track runs through, in source order"),
+        field("object_ids", pa.list_(pa.int64()), "the animal's object id in each of those clips"),
+        field("frames_present", pa.int64(), "source frames in which the animal was found (a frame two clips share counts once)"),
+        field("crop_paths", pa.list_(pa.string()), "crop videos of the animal, one per clip, in source order"),
     ]
 )
 

@@ -1,0 +1,88 @@
+"""The crop catalog: one row per crop across every video, and its stable ``crop_id``.
+
+The catalog is what labelling and datasets read. Its rows come from each partition's crops
+manifest (``core.tables.CROPS_SCHEMA``), reduced to what a person labelling a crop or a
+researcher building a dataset needs, plus the provenance that ties a crop to its source.
+
+``crop_id`` names a crop by what it is, not by where it was written: the sha256 of the
+source bytes, the clip's frames (first source frame, step, count), the segmenter and the
+object id. Re-running a partition on the same bytes with the same settings gives the same
+ids (and so keeps every label); new bytes for the same file name give new ids.
+
+Pure: pyarrow in, pyarrow out.
+"""
+
+import hashlib
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from vitcow_assets.core.tables import CROPS_SCHEMA, field
+
+CROP_ID_CHARS = 20
+
+CATALOG_SCHEMA = pa.schema(
+    [
+        field("crop_id", pa.string(), "stable id of the crop: hash of source sha256, clip frames, segmenter and object id"),
+        field("crop_path", pa.string(), "absolute path of the crop video (H.264 MP4)"),
+        field("video_id", pa.string(), "partition key of the source video"),
+        field("source_sha256", pa.string(), "sha256 of the source video's bytes"),
+        field("source_path", pa.string(), "path the source video was registered from"),
+        field("source_uri", pa.string(), "URI the source was taken from (sftp://, s3:// or file://)"),
+        field("farm", pa.string(), "farm the source came from (path pattern or source name)", nullable=True),
+        field("camera", pa.string(), "camera of the source (path pattern)", nullable=True),
+        field("recorded_at", pa.timestamp("s"), "recording start of the source (path pattern), camera-local time", nullable=True),
+        field("clip_id", pa.string(), "clip the crop was cut from"),
+        field("object_id", pa.int64(), "object id within the clip"),
+        field("track_id", pa.int64(), "animal id through the video: every crop of one animal shares it"),
+        field("source_frame_start", pa.int64(), "first source frame of the clip"),
+        field("source_frame_end", pa.int64(), "last source frame of the clip (inclusive)"),
+        field("frame_step", pa.int32(), "source frames between consecutive crop frames"),
+        field("frames", pa.int32(), "frames in the crop video"),
+        field("frames_present", pa.int32(), "frames in which the animal was found"),
+        field("presence_ratio", pa.float64(), "frames_present / frames"),
+        field("fps", pa.float64(), "playback rate of the crop video"),
+        field("duration_s", pa.float64(), "length of the crop video, seconds (frames / fps)"),
+        field("segmenter", pa.string(), "segmenter backend and model"),
+        field("model_checkpoint", pa.string(), "checkpoint file of the model, if any", nullable=True),
+        field("prompt", pa.string(), "what found the object (see the masks table's prompt column)"),
+        field("code_version", pa.string(), "vitcow_assets version that wrote the crop"),
+        field("run_id", pa.string(), "Dagster run that wrote the crop"),
+    ]
+)
+
+#: catalog columns copied unchanged from the crops manifest
+_FROM_CROPS = [n for n in CATALOG_SCHEMA.names if n in CROPS_SCHEMA.names]
+
+
+def crop_id(source_sha256: str, source_frame_start: int, frame_step: int, frames: int, segmenter: str, object_id: int) -> str:
+    """The stable id of one crop (hex, ``CROP_ID_CHARS`` characters)."""
+    text = f"{source_sha256}:{source_frame_start}:{frame_step}:{frames}:{segmenter}:{object_id}"
+    return hashlib.sha256(text.encode()).hexdigest()[:CROP_ID_CHARS]
+
+
+def catalog_rows(crops: pa.Table) -> pa.Table:
+    """Catalog rows (``CATALOG_SCHEMA``) of one crops manifest, in its row order."""
+    cols = crops.select(["source_sha256", "source_frame_start", "frame_step", "frames", "segmenter", "object_id"]).to_pydict()
+    ids = [crop_id(*values) for values in zip(*cols.values())]
+    frames = pc.cast(crops["frames"], pa.float64())
+    ratio = pc.divide(pc.cast(crops["frames_present"], pa.float64()), pc.max_element_wise(frames, 1.0))
+    columns = {
+        "crop_id": pa.array(ids, pa.string()),
+        **{name: crops[name] for name in _FROM_CROPS},
+        "presence_ratio": ratio,
+        "duration_s": pc.divide(frames, crops["fps"]),
+    }
+    return pa.table({name: columns[name] for name in CATALOG_SCHEMA.names}).cast(CATALOG_SCHEMA)
+
+
+def merge_catalogs(parts: list[pa.Table]) -> pa.Table:
+    """One catalog from per-video parts, sorted by video, clip and object (a stable order
+    whatever order the parts come in); a crop id seen twice is an error."""
+    table = pa.concat_tables([p.cast(CATALOG_SCHEMA) for p in parts]) if parts else CATALOG_SCHEMA.empty_table()
+    table = table.sort_by([("video_id", "ascending"), ("clip_id", "ascending"), ("object_id", "ascending")])
+    if len(pc.unique(table["crop_id"])) != table.num_rows:
+        counts = pc.value_counts(table["crop_id"]).to_pylist()
+        repeated = sorted(c["values"] for c in counts if c["counts"] > 1)
+        raise ValueError(f"crop ids repeat across the catalog: {repeated[:5]}")
+    return table
