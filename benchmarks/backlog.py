@@ -74,8 +74,8 @@ def run_backlog(videos: list[Path]) -> dict:
 
     from vitcow_assets.cli import ensure_dagster_home
     from vitcow_assets.media.hashing import sha256_file
-    from vitcow_assets.registry import Registry
-    from vitcow_assets.storage import StorageRoot, default_home
+    from vitcow_assets.footage.registry import Registry
+    from vitcow_assets.footage.layout import StorageRoot, default_home
     from vitcow_assets_tests.deploy_helpers import step_intervals
 
     ensure_dagster_home()

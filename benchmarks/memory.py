@@ -18,7 +18,7 @@ from benchmarks.project import project_clips, project_crops
 from benchmarks.timing import measure
 from vitcow_assets.core.clips import ClipSettings
 from vitcow_assets.stages.cropping import CropSettings
-from vitcow_assets.storage import StorageRoot
+from vitcow_assets.footage.layout import StorageRoot
 
 REPO = Path(__file__).resolve().parents[1]
 

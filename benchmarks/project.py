@@ -12,7 +12,7 @@ from vitcow_assets.core.tables import clip_fps_by_id
 from vitcow_assets.segmenters.motion import MotionSegmenter
 from vitcow_assets.stages.clipping import write_clips
 from vitcow_assets.stages.cropping import CropProvenance, CropSettings, write_crops
-from vitcow_assets.storage import StorageRoot, VideoLayout
+from vitcow_assets.footage.layout import StorageRoot, VideoLayout
 
 
 def provenance(inp: Input) -> CropProvenance:

@@ -69,11 +69,11 @@ def main(argv=None) -> int:
 
     from vitcow_assets.definitions import build_resources, defs
     from vitcow_assets.media.hashing import sha256_file
-    from vitcow_assets.registry import Registry
+    from vitcow_assets.footage.registry import Registry
     from vitcow_assets.remote.locations import Location
     from vitcow_assets.remote.transfer import Connection, download
     from vitcow_assets.stages.publishing import publish_outputs
-    from vitcow_assets.storage import StorageRoot
+    from vitcow_assets.footage.layout import StorageRoot
 
     video = Path(args.video)
     figures: dict[str, float | int | str] = {"video_bytes": video.stat().st_size}

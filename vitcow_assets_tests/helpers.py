@@ -13,8 +13,8 @@ from vitcow_assets.core.geometry import mask_iou
 from vitcow_assets.core.masks import decode_mask
 from vitcow_assets.definitions import build_resources, defs
 from vitcow_assets.media.hashing import sha256_file
-from vitcow_assets.registry import Registry
-from vitcow_assets.storage import StorageRoot
+from vitcow_assets.footage.registry import Registry
+from vitcow_assets.footage.layout import StorageRoot
 from vitcow_assets_tests.synthetic import DEFAULT_OBJECTS, truth_mask, write_video
 
 

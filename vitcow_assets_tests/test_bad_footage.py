@@ -20,7 +20,7 @@ import pytest
 from vitcow_assets.core.geometry import mask_iou
 from vitcow_assets.core.masks import decode_mask
 from vitcow_assets.media.video import VideoError, probe_video
-from vitcow_assets.storage import StorageRoot
+from vitcow_assets.footage.layout import StorageRoot
 from vitcow_assets_tests.helpers import materialize_partition, register, run_cli, truth_recall
 from vitcow_assets_tests.synthetic import (
     DEFAULT_OBJECTS,

@@ -11,8 +11,8 @@ import psutil
 
 from vitcow_assets.defs.execution import GPU_QUEUE
 from vitcow_assets.media.hashing import sha256_file
-from vitcow_assets.registry import Registry
-from vitcow_assets.storage import StorageRoot
+from vitcow_assets.footage.registry import Registry
+from vitcow_assets.footage.layout import StorageRoot
 from vitcow_assets_tests.deploy_helpers import BIN, ROOT, background, deploy_env, init_postgres_instance
 
 DEFAULT_QUEUE = "dagster"  # dagster-celery's default queue

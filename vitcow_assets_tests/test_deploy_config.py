@@ -9,7 +9,7 @@ import yaml
 
 from vitcow_assets.cli import INSTANCE_YAML
 from vitcow_assets.defs.execution import GPU_OP_TAGS, executor_from_env
-from vitcow_assets.instance_config import InstanceConfigError, postgres_instance_yaml
+from vitcow_assets.cli.instance import InstanceConfigError, postgres_instance_yaml
 
 
 def test_postgres_instance_has_env_password_psycopg2_scheme_queue_pool_and_monitoring():

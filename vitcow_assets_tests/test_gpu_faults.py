@@ -14,7 +14,7 @@ from vitcow_assets.core.prompts import text_plan  # noqa: E402
 from vitcow_assets.core.detections import Detections  # noqa: E402
 from vitcow_assets.segmenters.base import FrameResult  # noqa: E402
 from vitcow_assets.stages.segmentation import ClipOutOfMemory, segment_clip_frames  # noqa: E402
-from vitcow_assets.storage import StorageRoot  # noqa: E402
+from vitcow_assets.footage.layout import StorageRoot  # noqa: E402
 from vitcow_assets_tests.helpers import run_with_segmenter  # noqa: E402
 
 

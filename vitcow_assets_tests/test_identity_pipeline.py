@@ -19,7 +19,7 @@ from vitcow_assets.core.clips import ClipSettings, plan_clips
 from vitcow_assets.core.geometry import mask_iou
 from vitcow_assets.core.identity import LinkSettings
 from vitcow_assets.core.masks import decode_mask
-from vitcow_assets.storage import StorageRoot
+from vitcow_assets.footage.layout import StorageRoot
 from vitcow_assets_tests import synthetic_tracks as st
 from vitcow_assets_tests.helpers import materialize_partition, register
 from vitcow_assets_tests.synthetic import MovingBox, write_video

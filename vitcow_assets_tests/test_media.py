@@ -118,7 +118,7 @@ def test_sweep_never_removes_a_live_writers_temporaries(tmp_path):
     import subprocess
     import sys
 
-    from vitcow_assets.processes import host_tag
+    from vitcow_assets.runtime.processes import host_tag
 
     live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     dead = subprocess.Popen([sys.executable, "-c", "pass"])

@@ -19,7 +19,7 @@ from vitcow_assets.media.video import probe_video
 from vitcow_assets.segmenters.base import SegmenterConfigError
 from vitcow_assets.segmenters.motion import MotionSegmenter, MotionSettings
 from vitcow_assets.stages.frames import ClipFrameStream
-from vitcow_assets.storage import StorageRoot
+from vitcow_assets.footage.layout import StorageRoot
 from vitcow_assets_tests.conftest import SHARED_FOOTAGE
 from vitcow_assets_tests.helpers import materialize_partition, register
 from vitcow_assets_tests.synthetic import STILL, TRACKING_OBJECTS, background, render, truth_mask, write_video

@@ -13,9 +13,9 @@ from vitcow_assets.core.detections import Detections
 from vitcow_assets.defs.metadata import SOURCE_SHA256
 from vitcow_assets.media.hashing import sha256_file
 from vitcow_assets.media.video import iter_frames, probe_video
-from vitcow_assets.registry import Registry
+from vitcow_assets.footage.registry import Registry
 from vitcow_assets.segmenters.base import FrameResult
-from vitcow_assets.storage import StorageRoot
+from vitcow_assets.footage.layout import StorageRoot
 from vitcow_assets_tests.helpers import (
     materialize_partition,
     register,

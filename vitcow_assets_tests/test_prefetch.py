@@ -12,7 +12,7 @@ from vitcow_assets.core.clips import ClipSettings, plan_clips
 from vitcow_assets.media.video import probe_video
 from vitcow_assets.segmenters.motion import MotionSegmenter
 from vitcow_assets.stages import segmentation
-from vitcow_assets.stages.background import BackgroundWorker, Prefetcher
+from vitcow_assets.stages.threads import BackgroundWorker, Prefetcher
 from vitcow_assets.stages.segmentation import segment_clips
 
 

@@ -13,12 +13,12 @@ from vitcow_assets.core.prompts import (
     plan_to_json,
     text_plan,
 )
-from vitcow_assets.prompt_files import (
+from vitcow_assets.footage.prompt_files import (
     prompt_file_for,
     resolve_plan,
     video_stem_of_prompt_file,
 )
-from vitcow_assets.storage import StorageRoot
+from vitcow_assets.footage.layout import StorageRoot
 from vitcow_assets_tests.helpers import materialize_partition, register
 
 GOOD = """

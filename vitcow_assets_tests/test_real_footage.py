@@ -4,7 +4,7 @@ import dagster as dg
 import pyarrow.parquet as pq
 
 from vitcow_assets.media.video import probe_video
-from vitcow_assets.storage import StorageRoot
+from vitcow_assets.footage.layout import StorageRoot
 from vitcow_assets_tests.helpers import materialize_partition, register
 
 

@@ -19,13 +19,13 @@ from vitcow_assets.definitions import build_resources, defs
 from vitcow_assets.defs.resources import VitcowStorage
 from vitcow_assets.defs.publishing import published_crops
 from vitcow_assets.defs.sensors import landing_sensor
-from vitcow_assets.registry import Registry
+from vitcow_assets.footage.registry import Registry
 from vitcow_assets.remote.filesystems import RemoteError, VanishedError
-from vitcow_assets.remote.intake import INCOMING, remote_tick
+from vitcow_assets.footage.intake import INCOMING, remote_tick
 from vitcow_assets.remote.locations import Location, parse_sources
 from vitcow_assets.remote.transfer import Connection, download
 from vitcow_assets.stages.publishing import destination_of, publish_outputs
-from vitcow_assets.storage import StorageRoot
+from vitcow_assets.footage.layout import StorageRoot
 from vitcow_assets_tests import servers
 from vitcow_assets_tests.synthetic import write_video
 

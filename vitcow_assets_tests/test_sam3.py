@@ -21,7 +21,7 @@ from vitcow_assets.defs.resources import SegmenterResource  # noqa: E402
 from vitcow_assets.segmenters.base import PromptError, SegmenterConfigError  # noqa: E402
 from vitcow_assets.segmenters.sam3 import find_bpe_path, load_sam3  # noqa: E402
 from vitcow_assets.segmenters.sam3_cpu import cpu_mode, install  # noqa: E402
-from vitcow_assets.storage import StorageRoot  # noqa: E402
+from vitcow_assets.footage.layout import StorageRoot  # noqa: E402
 from vitcow_assets_tests.sam3_tiny import tiny_builder, write_tiny_checkpoint  # noqa: E402
 from vitcow_assets_tests.synthetic import background, render, write_video  # noqa: E402
 

@@ -27,8 +27,8 @@ from vitcow_assets.defs.resources import VitcowStorage
 from vitcow_assets.defs.schedules import nightly_catchup
 from vitcow_assets.defs.sensors import registration_request
 from vitcow_assets.media.hashing import sha256_file
-from vitcow_assets.registry import Registry
-from vitcow_assets.storage import partition_key_for
+from vitcow_assets.footage.registry import Registry
+from vitcow_assets.footage.layout import partition_key_for
 from vitcow_assets_tests.helpers import landed_video
 
 WHEN = dt.datetime(2024, 1, 2, 2, 0, tzinfo=dt.timezone.utc)

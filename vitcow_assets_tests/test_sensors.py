@@ -21,8 +21,8 @@ from vitcow_assets.definitions import defs
 from vitcow_assets.defs.resources import VitcowStorage
 from vitcow_assets.defs.sensors import SOURCE_SHA_TAG, landing_sensor
 from vitcow_assets.media.hashing import sha256_file
-from vitcow_assets.registry import Registry
-from vitcow_assets.storage import partition_key_for
+from vitcow_assets.footage.registry import Registry
+from vitcow_assets.footage.layout import partition_key_for
 from vitcow_assets_tests.helpers import age, landed_video
 from vitcow_assets_tests.synthetic import DEFAULT_OBJECTS, MovingBox
 
@@ -429,7 +429,7 @@ def test_symlink_loops_in_the_landing_folder_are_skipped_and_the_rest_processed(
 def _scan_unprivileged(folder: Path) -> list[str]:
     """``scan_landing`` by a process that may not read everything: as root (who may), a
     forked child that drops to user ``nobody`` first."""
-    from vitcow_assets.landing import scan_landing
+    from vitcow_assets.footage.listing import scan_landing
 
     if os.geteuid() != 0:
         return [f.path for f in scan_landing(folder)]

@@ -2,8 +2,8 @@ import os
 
 import pytest
 
-from vitcow_assets.registry import Registry
-from vitcow_assets.storage import StorageRoot, check_partition_key, partition_key_for
+from vitcow_assets.footage.registry import Registry
+from vitcow_assets.footage.layout import StorageRoot, check_partition_key, partition_key_for
 
 
 @pytest.mark.parametrize(

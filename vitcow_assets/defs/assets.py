@@ -8,7 +8,7 @@ import json
 import dagster as dg
 import pyarrow.parquet as pq
 
-from vitcow_assets import progress
+from vitcow_assets.runtime import progress
 from vitcow_assets.core.clips import ClipSettings
 from vitcow_assets.core.prompts import plan_from_json, plan_to_json
 from vitcow_assets.core.tables import (
@@ -27,16 +27,16 @@ from vitcow_assets.defs.partitions import video_partitions
 from vitcow_assets.defs.resources import SegmenterResource, VitcowStorage
 from vitcow_assets.media.files import atomic_file
 from vitcow_assets.media.video import DecodeDamage
-from vitcow_assets.prompt_files import resolve_plan
-from vitcow_assets.registry import Registry
-from vitcow_assets.remote.ingest import ingest_remote, source_provenance
+from vitcow_assets.footage.prompt_files import resolve_plan
+from vitcow_assets.footage.registry import Registry
+from vitcow_assets.footage.remote_ingest import ingest_remote, source_provenance
 from vitcow_assets.remote.locations import is_url
 from vitcow_assets.stages.clipping import plan_video_clips, write_clips
 from vitcow_assets.stages.cropping import CropProvenance, CropSettings, write_crops
-from vitcow_assets.stages.ingest import ingest_source, read_frame_times, read_raw_video
+from vitcow_assets.footage.ingest import ingest_source, read_frame_times, read_raw_video
 from vitcow_assets.stages.previews import contact_sheet
 from vitcow_assets.stages.segmentation import segment_clips
-from vitcow_assets.version import code_version
+from vitcow_assets.runtime.version import code_version
 
 GROUP = "footage"
 

@@ -21,7 +21,7 @@ import dagster as dg
 from dagster._core.events import DagsterEventType
 from dagster._core.storage.dagster_run import FINISHED_STATUSES
 
-from vitcow_assets.processes import hostname, pid_alive
+from vitcow_assets.runtime.processes import hostname, pid_alive
 
 HOST_TAG = "vitcow/host"
 PID_TAG = "vitcow/pid"

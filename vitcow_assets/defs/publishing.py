@@ -7,9 +7,9 @@ import dagster as dg
 from vitcow_assets.defs.assets import GROUP, object_crops, previews
 from vitcow_assets.defs.partitions import video_partitions
 from vitcow_assets.defs.resources import VitcowStorage
-from vitcow_assets.stages.ingest import read_raw_video
+from vitcow_assets.footage.ingest import read_raw_video
 from vitcow_assets.stages.publishing import publish_outputs
-from vitcow_assets.version import code_version
+from vitcow_assets.runtime.version import code_version
 
 PUBLISH_ENV = "VITCOW_PUBLISH"
 

@@ -24,7 +24,7 @@ from vitcow_assets.core.source_paths import PathPattern, parse_patterns
 from vitcow_assets.remote.locations import NamedSource, parse_sources
 from vitcow_assets.segmenters.motion import MotionSettings
 from vitcow_assets.segmenters.sam3 import Sam3Settings
-from vitcow_assets.storage import DEFAULT_HOME, StorageRoot, VideoLayout
+from vitcow_assets.footage.layout import DEFAULT_HOME, StorageRoot, VideoLayout
 
 
 class VitcowStorage(dg.ConfigurableResource):

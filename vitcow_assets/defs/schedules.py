@@ -13,8 +13,8 @@ from vitcow_assets.defs.metadata import SOURCE_SHA256
 from vitcow_assets.defs.partitions import video_partitions
 from vitcow_assets.defs.resources import VitcowStorage
 from vitcow_assets.defs.sensors import registration_request
-from vitcow_assets.landing import is_settled, scan_landing
-from vitcow_assets.registry import Registry
+from vitcow_assets.footage.listing import is_settled, scan_landing
+from vitcow_assets.footage.registry import Registry
 
 TIMEZONE_ENV = "VITCOW_TIMEZONE"
 #: a run in one of these may still write the partition's outputs

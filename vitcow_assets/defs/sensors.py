@@ -9,12 +9,12 @@ import dagster as dg
 from vitcow_assets.defs.jobs import process_video_job
 from vitcow_assets.defs.partitions import video_partitions
 from vitcow_assets.defs.resources import VitcowStorage
-from vitcow_assets.landing import is_settled, scan_landing
+from vitcow_assets.footage.listing import is_settled, scan_landing
 from vitcow_assets.media.hashing import sha256_file
-from vitcow_assets.prompt_files import video_stem_of_prompt_file
-from vitcow_assets.registry import RegisterOutcome, Registry
-from vitcow_assets.remote.intake import remote_tick
-from vitcow_assets.remote.ingest import source_tags
+from vitcow_assets.footage.prompt_files import video_stem_of_prompt_file
+from vitcow_assets.footage.registry import RegisterOutcome, Registry
+from vitcow_assets.footage.intake import remote_tick
+from vitcow_assets.footage.remote_ingest import source_tags
 
 SOURCE_SHA_TAG = "vitcow/source_sha256"
 

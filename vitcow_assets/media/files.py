@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from vitcow_assets.processes import host_tag, pid_alive
+from vitcow_assets.runtime.processes import host_tag, pid_alive
 
 TEMP_PREFIX = ".tmp-"
 

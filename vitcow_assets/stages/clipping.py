@@ -17,7 +17,7 @@ from vitcow_assets.media.files import atomic_dir
 from vitcow_assets.media.parquet import write_table
 from vitcow_assets.media.video import DecodeDamage, EncoderSettings, VideoWriter
 from vitcow_assets.stages.frames import ClipFrameStream
-from vitcow_assets.storage import VideoLayout
+from vitcow_assets.footage.layout import VideoLayout
 
 
 class NoClipFits(ValueError):

@@ -26,7 +26,7 @@ from vitcow_assets.media.files import atomic_file
 from vitcow_assets.media.hashing import sha256_file
 from vitcow_assets.remote.locations import Location
 from vitcow_assets.remote.transfer import Connection, upload
-from vitcow_assets.storage import VideoLayout, check_partition_key
+from vitcow_assets.footage.layout import VideoLayout, check_partition_key
 
 INDEX_NAME = "published.json"
 UNKNOWN_FARM = "unknown_farm"

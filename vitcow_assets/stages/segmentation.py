@@ -27,7 +27,7 @@ from vitcow_assets.core.detections import Detections
 from vitcow_assets.media.parquet import ParquetSink
 from vitcow_assets.media.video import DecodeDamage
 from vitcow_assets.segmenters.base import FrameResult, SegmenterSession
-from vitcow_assets.stages.background import BackgroundWorker, InlineIterator, InlineWorker, Prefetcher
+from vitcow_assets.stages.threads import BackgroundWorker, InlineIterator, InlineWorker, Prefetcher
 from vitcow_assets.stages.frames import ClipFrameStream
 
 LINK_SETTINGS_KEY = "vitcow.link_settings"

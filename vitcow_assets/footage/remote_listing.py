@@ -10,7 +10,7 @@ import posixpath
 
 from vitcow_assets.remote.filesystems import connect_error
 from vitcow_assets.remote.locations import Location
-from vitcow_assets.storage import VIDEO_EXTENSIONS
+from vitcow_assets.footage.layout import VIDEO_EXTENSIONS
 
 
 @dataclasses.dataclass(frozen=True)

@@ -6,14 +6,14 @@ import dataclasses
 import posixpath
 import time
 
-from vitcow_assets.landing import is_settled
-from vitcow_assets.registry import RegisterOutcome
+from vitcow_assets.footage.listing import is_settled
+from vitcow_assets.footage.registry import RegisterOutcome
 from vitcow_assets.remote.filesystems import RemoteError
-from vitcow_assets.remote.intake import stage_remote
-from vitcow_assets.remote.listing import RemoteFile, scan_remote
+from vitcow_assets.footage.intake import stage_remote
+from vitcow_assets.footage.remote_listing import RemoteFile, scan_remote
 from vitcow_assets.remote.locations import Location, LocationError
 from vitcow_assets.remote.transfer import Connection
-from vitcow_assets.storage import StorageRoot
+from vitcow_assets.footage.layout import StorageRoot
 
 
 @dataclasses.dataclass

@@ -15,7 +15,7 @@ from urllib.parse import unquote
 
 from vitcow_assets.media.files import atomic_file
 from vitcow_assets.remote.locations import is_url
-from vitcow_assets.storage import StorageRoot, check_partition_key, partition_key_for
+from vitcow_assets.footage.layout import StorageRoot, check_partition_key, partition_key_for
 
 
 @dataclasses.dataclass(frozen=True)

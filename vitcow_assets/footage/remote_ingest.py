@@ -10,14 +10,14 @@ from urllib.parse import unquote, urlsplit
 from vitcow_assets.media.files import atomic_file
 from vitcow_assets.media.hashing import sha256_file
 from vitcow_assets.media.video import probe_video
-from vitcow_assets.registry import Registration
+from vitcow_assets.footage.registry import Registration
 from vitcow_assets.remote.filesystems import RemoteError
-from vitcow_assets.remote.intake import staged_path
+from vitcow_assets.footage.intake import staged_path
 from vitcow_assets.core.source_paths import source_fields
 from vitcow_assets.remote.locations import Location, is_url
 from vitcow_assets.remote.transfer import Connection, download
-from vitcow_assets.stages.ingest import RawVideo, write_record
-from vitcow_assets.storage import StorageRoot, VideoLayout
+from vitcow_assets.footage.ingest import RawVideo, write_record
+from vitcow_assets.footage.layout import StorageRoot, VideoLayout
 
 
 def uri_path(uri: str) -> str:

@@ -9,7 +9,7 @@ import stat
 from pathlib import Path
 
 from vitcow_assets.core.prompts import PROMPT_SUFFIXES
-from vitcow_assets.storage import VIDEO_EXTENSIONS
+from vitcow_assets.footage.layout import VIDEO_EXTENSIONS
 
 
 @dataclasses.dataclass(frozen=True)

@@ -8,7 +8,7 @@ import fcntl
 import os
 from collections.abc import Iterator
 
-from vitcow_assets.storage import StorageRoot, check_partition_key
+from vitcow_assets.footage.layout import StorageRoot, check_partition_key
 
 
 class PartitionBusy(RuntimeError):

@@ -15,7 +15,7 @@ import threading
 import time
 from pathlib import Path
 
-from vitcow_assets.storage import HOME_ENV, default_home
+from vitcow_assets.footage.layout import HOME_ENV, default_home
 
 INSTANCE_YAML = """\
 # Written by vitcow on first use. Local SQLite storage; one GPU step at a time.
@@ -181,7 +181,7 @@ class _Bar:
 
 def cmd_run(args: argparse.Namespace) -> int:
     ensure_dagster_home()
-    from vitcow_assets import progress
+    from vitcow_assets.runtime import progress
     from vitcow_assets.definitions import build_resources, defs
     from vitcow_assets.defs.dead_runs import live_runs_of_partition, owner_tags, release_dead_runs
     from vitcow_assets.defs.jobs import process_video_job
@@ -189,12 +189,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from vitcow_assets.defs.resources import EnvironmentValueError
     from vitcow_assets.media.hashing import sha256_file
     from vitcow_assets.media.video import VideoError, probe_video
-    from vitcow_assets.partition_lock import PartitionBusy, partition_lock
-    from vitcow_assets.registry import Registry
-    from vitcow_assets.remote.ingest import source_tags
-    from vitcow_assets.remote.inputs import RemoteInput, expand_url
+    from vitcow_assets.cli.partition_lock import PartitionBusy, partition_lock
+    from vitcow_assets.footage.registry import Registry
+    from vitcow_assets.footage.remote_ingest import source_tags
+    from vitcow_assets.cli.inputs import RemoteInput, expand_url
     from vitcow_assets.remote.locations import is_url
-    from vitcow_assets.run_guard import RunGuard
+    from vitcow_assets.cli.run_guard import RunGuard
     from vitcow_assets.segmenters import SegmenterConfigError
 
     try:
@@ -354,8 +354,8 @@ def compact_json(row: dict) -> str:
     return "{\n" + ",\n".join(lines) + "\n}"
 def _video_key(video: str, storage) -> str | None:
     """Partition key of a registered video file, or ``video`` itself taken as a key."""
-    from vitcow_assets.registry import Registry
-    from vitcow_assets.storage import check_partition_key
+    from vitcow_assets.footage.registry import Registry
+    from vitcow_assets.footage.layout import check_partition_key
 
     path = Path(video)
     if path.is_file():
@@ -371,7 +371,7 @@ def cmd_tracks(args: argparse.Namespace) -> int:
     """List a video's tracks (one animal each), or every crop of one track."""
     import pyarrow.parquet as pq
 
-    from vitcow_assets.storage import StorageRoot
+    from vitcow_assets.footage.layout import StorageRoot
 
     storage = StorageRoot(default_home())
     key = _video_key(args.video, storage)
@@ -408,7 +408,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     home = default_home()
     (home / "landing").mkdir(parents=True, exist_ok=True)
     if args.postgres:
-        from vitcow_assets.instance_config import InstanceConfigError, postgres_instance_yaml
+        from vitcow_assets.cli.instance import InstanceConfigError, postgres_instance_yaml
 
         config = dagster_home_path() / "dagster.yaml"
         if config.exists() and not args.force:
@@ -425,7 +425,7 @@ def cmd_init(args: argparse.Namespace) -> int:
             tmp.write_text(text)
     dagster_home = ensure_dagster_home()
     if args.postgres:
-        from vitcow_assets.instance_config import InstanceConfigError, create_tables
+        from vitcow_assets.cli.instance import InstanceConfigError, create_tables
 
         try:
             create_tables(str(dagster_home))
@@ -526,6 +526,3 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(str(exc))
     return args.func(args)
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -16,7 +16,7 @@ import numpy as np
 from vitcow_assets.media.files import atomic_file
 from vitcow_assets.media.hashing import sha256_file
 from vitcow_assets.media.video import VideoError, frame_times, probe_video
-from vitcow_assets.storage import VideoLayout
+from vitcow_assets.footage.layout import VideoLayout
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,14 +16,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from vitcow_assets.landing import is_settled
+from vitcow_assets.footage.listing import is_settled
 from vitcow_assets.media.files import TEMP_PREFIX
-from vitcow_assets.registry import Registry, RegisterOutcome
+from vitcow_assets.footage.registry import Registry, RegisterOutcome
 from vitcow_assets.remote.filesystems import RemoteError
-from vitcow_assets.remote.listing import RemoteFile, scan_remote
+from vitcow_assets.footage.remote_listing import RemoteFile, scan_remote
 from vitcow_assets.remote.locations import NamedSource
 from vitcow_assets.remote.transfer import Connection, download
-from vitcow_assets.storage import StorageRoot
+from vitcow_assets.footage.layout import StorageRoot
 
 INCOMING = "incoming"
 

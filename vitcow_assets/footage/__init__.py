@@ -1,0 +1,3 @@
+"""Footage intake: where files live, which videos are registered, which sources hold new
+footage and when it has finished arriving, the prompt files beside it, and bringing it into
+the storage root (local or remote). No Dagster here."""
