@@ -72,7 +72,7 @@ def run_backlog(videos: list[Path]) -> dict:
     import dagster as dg
     from dagster._core.definitions.reconstruct import ReconstructableRepository
 
-    from vitcow_assets.cli import ensure_dagster_home
+    from vitcow_assets.cli.instance import ensure_dagster_home
     from vitcow_assets.media.hashing import sha256_file
     from vitcow_assets.footage.registry import Registry
     from vitcow_assets.footage.layout import StorageRoot, default_home

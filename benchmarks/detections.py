@@ -13,7 +13,7 @@ from vitcow_assets.core.geometry import crop_window, extract_crop
 from vitcow_assets.core.prompts import text_plan
 from vitcow_assets.segmenters.motion import MotionSegmenter
 from vitcow_assets.stages.cropping import CropSettings
-from vitcow_assets.stages.segmentation import SegmentationSummary, segment_clips
+from vitcow_assets.stages.segmentation import MaskJob, SegmentationSummary, segment_clips
 
 PROMPT = "person"
 
@@ -30,7 +30,7 @@ def compute_masks(inp: Input, out: Path) -> SegmentationSummary:
         with segmenter.start_session(frames) as session:
             yield session
 
-    return segment_clips(inp.path, VIDEO_ID, inp.clips, open_session, text_plan(PROMPT), segmenter.name, out)
+    return segment_clips(MaskJob(inp.path, VIDEO_ID, inp.clips, text_plan(PROMPT), segmenter.name, open_session, out))
 
 
 def detection_boxes(masks: Path) -> Boxes:

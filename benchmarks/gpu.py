@@ -136,10 +136,19 @@ def write_random_checkpoint(path: Path, bpe: str, test_size: bool) -> None:
 
 
 def make_resource(checkpoint: str, device: str, **options):
-    from vitcow_assets.defs.resources import SegmenterResource
+    from vitcow_assets.defs.resources import segmenter_from_environment
 
-    fields = {f"sam3_{k}": v for k, v in options.items()}
-    return SegmenterResource(backend="sam3", sam3_checkpoint=checkpoint, device=device, **fields)
+    return segmenter_from_environment({}, {"sam3": {"checkpoint": checkpoint, "device": device, **options}}, backend="sam3")
+
+
+def masks(footage, clips, resource, segmenter, out, prefetch: int, progress=None):
+    """The ``object_masks`` stage on ``clips`` (``segment_clips``), as the asset runs it."""
+    from vitcow_assets.core.prompts import text_plan
+    from vitcow_assets.stages.events import StageEvents
+    from vitcow_assets.stages.segmentation import MaskJob, segment_clips
+
+    job = MaskJob(footage, "bench", clips, text_plan(PROMPT), segmenter.name, resource.session, out, prepare=segmenter.prepare_frames, prefetch=prefetch)
+    return segment_clips(job, StageEvents(progress=progress))
 
 
 def load(resource, test_size: bool):
@@ -248,8 +257,6 @@ def _measure(args, device, build_mode, memory, folder: Path) -> dict:
     from vitcow_assets.core.clips import ClipSettings, plan_clips
     from vitcow_assets.media.video import probe_video
     from vitcow_assets.segmenters.sam3 import find_bpe_path, set_max_objects
-    from vitcow_assets.core.prompts import text_plan
-    from vitcow_assets.stages.segmentation import segment_clips
 
     footage = Path(args.footage)
     original = probe_video(footage)
@@ -296,13 +303,11 @@ def _measure(args, device, build_mode, memory, folder: Path) -> dict:
         return time.perf_counter() - started
 
     def stage(prefetch: int, name: str, profiler=None):
-        segment_clips(footage, "bench", [warmup], resource.session, text_plan(PROMPT), segmenter.name, folder / f"warm-{name}.parquet",
-                      prepare=segmenter.prepare_frames, prefetch=prefetch)
+        masks(footage, [warmup], resource, segmenter, folder / f"warm-{name}.parquet", prefetch)
         memory.sync()
         started = time.perf_counter()
         with profiler or contextlib.nullcontext():
-            summary = segment_clips(footage, "bench", measured, resource.session, text_plan(PROMPT), segmenter.name,
-                                    folder / f"{name}.parquet", prepare=segmenter.prepare_frames, prefetch=prefetch)
+            summary = masks(footage, measured, resource, segmenter, folder / f"{name}.parquet", prefetch)
         memory.sync()
         return time.perf_counter() - started, summary
 
@@ -376,9 +381,7 @@ def _measure(args, device, build_mode, memory, folder: Path) -> dict:
     done = 0
     while done < args.growth_clips:
         batch = growth_clips[: args.growth_clips - done]
-        segment_clips(footage, "bench", batch, resource.session, text_plan(PROMPT), segmenter.name, folder / "growth.parquet",
-                      prepare=segmenter.prepare_frames, prefetch=args.prefetch,
-                      progress=lambda i, n: samples.append(memory.current_mb()))
+        masks(footage, batch, resource, segmenter, folder / "growth.parquet", args.prefetch, progress=lambda i, n: samples.append(memory.current_mb()))
         done += len(batch)
     results["mem_growth_mb"] = samples[-1] - samples[0]
     results["mem_first_clip_mb"] = samples[0]
@@ -426,9 +429,7 @@ def print_profile(profiler: cProfile.Profile, lines: int) -> None:
 def _forget_cached_models() -> None:
     from vitcow_assets.defs import resources
 
-    with resources._MODELS_LOCK:
-        resources._MODELS.clear()
-    resources.release_accelerator_memory()
+    resources.forget_cached_models()
 
 
 KEYS = ("model_fps", "stage_fps", "stage_vs_model", "load_s")

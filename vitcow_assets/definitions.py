@@ -8,11 +8,7 @@ from vitcow_assets.defs.dead_runs import dead_runs_sensor
 from vitcow_assets.defs.execution import executor_from_env
 from vitcow_assets.defs.jobs import process_video_job
 from vitcow_assets.defs.publishing import published_crops
-from vitcow_assets.defs.resources import (
-    SegmenterResource,
-    VitcowStorage,
-    from_environment,
-)
+from vitcow_assets.defs.resources import segmenter_from_environment, storage_from_environment
 from vitcow_assets.defs.schedules import nightly_catchup
 from vitcow_assets.defs.sensors import landing_sensor
 
@@ -21,15 +17,15 @@ def build_resources(
     backend: str | None = None,
     home: str | None = None,
     publish_to: str | None = None,
-    segmenter_options: dict | None = None,
-    resolve: bool = False,
+    backend_options: dict | None = None,
+    prefetch_clips: int | None = None,
+    environ=None,
 ) -> dict:
-    """Resources configured from the environment (`VITCOW_*`), with optional overrides
-    (`segmenter_options`: fields of `SegmenterResource`, e.g. from the CLI); `resolve`
-    reads the environment now (for use outside a Dagster run)."""
+    """Resources configured from the environment (`VITCOW_*`, read now), with overrides
+    (not None) winning: e.g. the CLI's flags (`backend_options`: `{"motion": {...}}`)."""
     return {
-        "storage": from_environment(VitcowStorage, resolve, home=home, publish_to=publish_to),
-        "segmenter": from_environment(SegmenterResource, resolve, backend=backend, **(segmenter_options or {})),
+        "storage": storage_from_environment(environ, home=home, publish_to=publish_to),
+        "segmenter": segmenter_from_environment(environ, backend_options, backend=backend, prefetch_clips=prefetch_clips),
     }
 
 

@@ -38,23 +38,24 @@ def materialize_partition(key: str, home: Path, instance: dg.DagsterInstance, ru
 
 def run_with_segmenter(segmenter, video: Path, home: Path, monkeypatch) -> tuple[str, object]:
     """Materialize ``video``'s partition with ``segmenter`` (a test double) as the loaded model."""
-    monkeypatch.setattr("vitcow_assets.defs.resources._cached_segmenter", lambda *args: segmenter)
+    monkeypatch.setattr("vitcow_assets.defs.resources.cached_segmenter", lambda *args: segmenter)
     with dg.instance_for_test() as instance:
         key = register(video, home, instance)
         return key, materialize_partition(key, home, instance, raise_on_error=False)
 
 
-def cli_env(home: Path) -> dict:
+def cli_env(home: Path, extra_env: dict | None = None) -> dict:
     """The environment of a `vitcow` subprocess with its own storage root and instance."""
-    env = {**os.environ, "VITCOW_HOME": str(home), "DAGSTER_HOME": str(home / "dagster_home")}
+    env = {**os.environ, **(extra_env or {}), "VITCOW_HOME": str(home), "DAGSTER_HOME": str(home / "dagster_home")}
+    env.setdefault("VITCOW_SETTLE_SECONDS", "1")  # files the tests just wrote have arrived after a second
     env.pop("VITCOW_SAM3_CHECKPOINT", None)
     return env
 
 
-def run_cli(args: list[str], home: Path, **kwargs) -> subprocess.CompletedProcess:
+def run_cli(args: list[str], home: Path, extra_env: dict | None = None, **kwargs) -> subprocess.CompletedProcess:
     """`vitcow ARGS` as a user runs it, in a subprocess; output captured as text."""
     return subprocess.run(
-        [sys.executable, "-m", "vitcow_assets.cli", *args], env=cli_env(home), capture_output=True, text=True, timeout=300, **kwargs
+        [sys.executable, "-m", "vitcow_assets.cli", *args], env=cli_env(home, extra_env), capture_output=True, text=True, timeout=300, **kwargs
     )
 
 

@@ -7,30 +7,17 @@ crash tests can catch a run holding the ``gpu`` pool.
 
 import os
 import sys
-import time
 
 from vitcow_assets import cli
 from vitcow_assets.defs import resources
 from vitcow_assets.segmenters import load_segmenter
-
-
-class SlowSegmenter:
-    def __init__(self, inner, seconds_per_clip: float) -> None:
-        self.inner = inner
-        self.seconds_per_clip = seconds_per_clip
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
-
-    def start_session(self, frames):
-        time.sleep(self.seconds_per_clip)
-        return self.inner.start_session(frames)
+from vitcow_assets_tests.fakes import FakeSegmenter
 
 
 def main() -> int:
     seconds = float(os.environ.get("VITCOW_TEST_SECONDS_PER_CLIP", "1"))
-    slow = SlowSegmenter(load_segmenter("motion"), seconds)
-    resources._cached_segmenter = lambda *args, **kwargs: slow
+    slow = FakeSegmenter(inner=load_segmenter("motion"), delay_s=seconds)
+    resources.cached_segmenter = lambda *args, **kwargs: slow
     return cli.main(sys.argv[1:])
 
 

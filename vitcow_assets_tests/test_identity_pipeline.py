@@ -29,7 +29,7 @@ CLIP_CONFIG = {"frames_per_clip": st.FRAMES_PER_CLIP, "frame_step": st.FRAME_STE
 
 def _run(video, home, segmenter, monkeypatch, clip_config=CLIP_CONFIG):
     if segmenter is not None:
-        monkeypatch.setattr("vitcow_assets.defs.resources._cached_segmenter", lambda *args: segmenter)
+        monkeypatch.setattr("vitcow_assets.defs.resources.cached_segmenter", lambda *args: segmenter)
     with dg.instance_for_test() as instance:
         key = register(video, home, instance)
         result = materialize_partition(key, home, instance, {"ops": {"clips": {"config": clip_config}}})

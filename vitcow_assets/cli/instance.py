@@ -1,5 +1,7 @@
-"""The ``dagster.yaml`` that ``vitcow init --postgres URL`` writes: instance storage on
-Postgres, the queued run coordinator, the ``gpu`` pool limit and run monitoring.
+"""The Dagster instance the CLI works against: ``$DAGSTER_HOME`` (default
+``$VITCOW_HOME/dagster``), created with a local ``dagster.yaml`` on first use, and the
+``dagster.yaml`` that ``vitcow init --postgres URL`` writes: instance storage on Postgres,
+the queued run coordinator, the ``gpu`` pool limit and run monitoring.
 
 The password never goes into the file: the storage block reads it from
 ``DAGSTER_PG_PASSWORD`` (the variable the official Helm chart uses too; set it empty for
@@ -7,11 +9,65 @@ The password never goes into the file: the storage block reads it from
 (``postgresql+psycopg2``); the file says so.
 """
 
+import fcntl
 import logging
 import os
+from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import yaml
+
+from vitcow_assets.footage.layout import default_home
+
+INSTANCE_YAML = """\
+# Written by vitcow on first use. Local SQLite storage; one GPU step at a time.
+telemetry:
+  enabled: false
+concurrency:
+  pools:
+    default_limit: 1
+  runs:
+    max_concurrent_runs: 2
+    # one run per video at a time: a second run of the same partition waits in the queue
+    tag_concurrency_limits:
+      - key: dagster/partition
+        value:
+          applyLimitPerUniqueValue: true
+        limit: 1
+# The daemon fails runs that never start or hang while canceling, and frees the pool slots
+# of finished runs; the dead_runs_sensor fails runs whose process was killed.
+run_monitoring:
+  enabled: true
+  poll_interval_seconds: 30
+  free_slots_after_run_end_seconds: 30
+"""
+
+
+def dagster_home_path() -> Path:
+    """``$DAGSTER_HOME``, defaulting to ``$VITCOW_HOME/dagster``."""
+    return Path(os.environ.get("DAGSTER_HOME") or default_home() / "dagster").absolute()
+
+
+def ensure_dagster_home() -> Path:
+    """``dagster_home_path()``, created with a dagster.yaml if it has none; exported as
+    ``DAGSTER_HOME`` for this process."""
+    home = dagster_home_path()
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text(INSTANCE_YAML)
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def open_instance():
+    """The instance at ``$DAGSTER_HOME``; two first uses at once would both create its
+    SQLite schema (and one would fail), so creating it is serialised by a lock file."""
+    import dagster as dg
+
+    with open(Path(os.environ["DAGSTER_HOME"]) / ".vitcow-open.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return dg.DagsterInstance.get()
 
 PASSWORD_ENV = "DAGSTER_PG_PASSWORD"
 PG_SCHEME = "postgresql+psycopg2"

@@ -19,39 +19,36 @@ import re
 
 import numpy as np
 
+from vitcow_assets.core.settings import check, setting
+
 
 @dataclasses.dataclass(frozen=True)
 class ClipSettings:
-    """How a video is cut into clips.
+    """How a video is cut into clips (see the module docstring for the windows).
 
     ``max_clips``/``seed``: keep at most this many clips, chosen uniformly with this seed
-    (recorded in the manifest). ``day_start``/``day_end`` (``"HH:MM"``): keep only clips that
-    start inside this time-of-day window (``day_end`` exclusive; a window may cross midnight);
-    the video's start time is parsed from its file name with ``name_time_regex`` (one group)
-    and ``name_time_format`` (``strptime``).
+    (recorded in the manifest). ``day_start``/``day_end``: keep only clips that start inside
+    this time-of-day window (a window may cross midnight), the video's start time parsed
+    from its file name with ``name_time_regex`` and ``name_time_format``.
     """
 
-    frames_per_clip: int = 20
-    frame_step: int = 4
-    max_clips: int | None = None
-    seed: int = 0
-    day_start: str | None = None
-    day_end: str | None = None
-    name_time_regex: str = r"(\d{12})"
-    name_time_format: str = "%Y%m%d%H%M"
+    frames_per_clip: int = setting(20, "frames in a clip")
+    frame_step: int = setting(4, "take every Nth source frame (the clip plays at fps / N)")
+    max_clips: int | None = setting(None, "keep at most N clips per video, chosen with the seed (none: every clip)")
+    seed: int = setting(0, "seed of the max_clips choice (recorded in the manifest)")
+    day_start: str | None = setting(None, "HH:MM: keep only clips starting at or after this time of day (with day_end)")
+    day_end: str | None = setting(None, "HH:MM: keep only clips starting before this time of day (exclusive)")
+    name_time_regex: str = setting(r"(\d{12})", "regex (one group) finding the recording start in the file name")
+    name_time_format: str = setting("%Y%m%d%H%M", "strptime format of that start time")
 
     def __post_init__(self) -> None:
-        if self.frames_per_clip < 1:
-            raise ValueError(f"frames_per_clip must be >= 1, got {self.frames_per_clip}")
-        if self.frame_step < 1:
-            raise ValueError(f"frame_step must be >= 1, got {self.frame_step}")
-        if self.max_clips is not None and self.max_clips < 1:
-            raise ValueError(f"max_clips must be >= 1 or unset, got {self.max_clips}")
-        if (self.day_start is None) != (self.day_end is None):
-            raise ValueError("day_start and day_end must be set together")
-        if self.day_start is not None:
-            parse_time_of_day(self.day_start)
-            parse_time_of_day(self.day_end)
+        check("frames_per_clip", self.frames_per_clip >= 1, f"frames_per_clip must be >= 1, got {self.frames_per_clip}")
+        check("frame_step", self.frame_step >= 1, f"frame_step must be >= 1, got {self.frame_step}")
+        check("max_clips", self.max_clips is None or self.max_clips >= 1, f"max_clips must be >= 1 or unset, got {self.max_clips}")
+        check("day_start", (self.day_start is None) == (self.day_end is None), "day_start and day_end must be set together")
+        for name in ("day_start", "day_end"):
+            value = getattr(self, name)
+            check(name, value is None or _is_time_of_day(value), f"{name} must be HH:MM, got {value!r}")
 
     @property
     def uses_time_window(self) -> bool:
@@ -83,6 +80,14 @@ class ClipWindow:
     @property
     def source_frames(self) -> range:
         return range(self.source_start, self.source_end + 1, self.frame_step)
+
+
+def _is_time_of_day(text: str) -> bool:
+    try:
+        parse_time_of_day(text)
+    except ValueError:
+        return False
+    return True
 
 
 def parse_time_of_day(text: str) -> dt.time:

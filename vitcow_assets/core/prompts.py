@@ -86,6 +86,10 @@ class PromptPlan:
         query = self.queries[pass_index]
         return (query.text or "visual") if isinstance(query, BoxQuery) else query.text
 
+    def labels(self) -> list[str]:
+        """The label of every pass, in pass order."""
+        return [self.label(i) for i in range(self.passes)]
+
     def table_id(self, pass_index: int, pass_object_id: int) -> int:
         return pass_object_id * self.passes + pass_index
 
@@ -209,71 +213,88 @@ _ALLOWED = {
 }
 
 
+class _Steps:
+    """Reads the steps of one prompt file, failing in one line naming the file and the step."""
+
+    def __init__(self, name: str, width: int, height: int, frame_count: int) -> None:
+        self.name, self.width, self.height, self.frame_count = name, width, height, frame_count
+
+    def fail(self, i: int, message: str):
+        raise PromptFileError(_clip(f"{self.name}: prompts[{i}]: {message}"))
+
+    def frame(self, i: int, item: dict) -> int:
+        frame = item.get("frame")
+        if not isinstance(frame, int) or isinstance(frame, bool):
+            self.fail(i, "'frame' (a source frame index) is required and must be an integer")
+        if not 0 <= frame < self.frame_count:
+            self.fail(i, f"frame {frame} is outside the video (0..{self.frame_count - 1})")
+        return frame
+
+    def point(self, i: int, field: str, xy) -> tuple[float, float]:
+        if not (isinstance(xy, (list, tuple)) and len(xy) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in xy)):
+            self.fail(i, f"{field}: expected [x, y] in pixels, got {_short(xy)}")
+        x, y = float(xy[0]), float(xy[1])
+        if not (0 <= x <= self.width and 0 <= y <= self.height):
+            self.fail(i, f"{field}: ({x:g}, {y:g}) is outside the {self.width}x{self.height} frame")
+        return x, y
+
+    def object_id(self, i: int, item: dict, key: str) -> int:
+        value = item.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            self.fail(i, f"'{key}' must be a non-negative integer object id")
+        return value
+
+    def kind(self, i: int, item) -> str:
+        if not isinstance(item, dict):
+            self.fail(i, f"expected a mapping, got {_short(item)}")
+        kind = next((k for k in ("box", "points", "remove") if k in item), "text" if "text" in item else None)
+        if kind is None:
+            self.fail(i, f"unknown step with keys {_short(sorted(map(str, item)))}: expected text, box, points or remove")
+        unknown = set(item) - _ALLOWED[kind]
+        if unknown:
+            self.fail(i, f"unknown key(s) {_short(sorted(map(str, unknown)))} for a {kind} step (allowed: {sorted(_ALLOWED[kind])})")
+        if "text" in item and (not isinstance(item["text"], str) or not item["text"].strip()):
+            self.fail(i, "'text' must be a non-empty string")
+        return kind
+
+    def box(self, i: int, item: dict) -> BoxQuery:
+        box = item["box"]
+        if not (isinstance(box, (list, tuple)) and len(box) == 4):
+            self.fail(i, f"box: expected [x1, y1, x2, y2] in pixels, got {_short(box)}")
+        x1, y1 = self.point(i, "box", box[:2])
+        x2, y2 = self.point(i, "box", box[2:])
+        if not (x2 > x1 and y2 > y1):
+            self.fail(i, f"box: {_short(box)} has no area (need x2 > x1 and y2 > y1)")
+        return BoxQuery((x1, y1, x2, y2), self.frame(i, item), item.get("text", "").strip() or None)
+
+    def points(self, i: int, item: dict) -> PointStep:
+        points, labels = item["points"], item.get("labels")
+        if not isinstance(points, list) or not points:
+            self.fail(i, "points: expected a non-empty list of [x, y] pixels")
+        if not isinstance(labels, list) or len(labels) != len(points) or any(v not in (0, 1) or isinstance(v, bool) for v in labels):
+            self.fail(i, "labels: expected one 1 (positive) or 0 (negative) per point")
+        xy = tuple(self.point(i, f"points[{k}]", p) for k, p in enumerate(points))
+        return PointStep(xy, tuple(labels), self.frame(i, item), self.object_id(i, item, "object"))
+
+
 def parse_prompt_file(text: str, name: str, width: int, height: int, frame_count: int) -> PromptPlan:
     """Parse and validate a prompt file's text against the video's displayed size and length."""
     data = load_prompt_text(text, name)
     if not isinstance(data, dict) or set(data) != {"prompts"} or not isinstance(data["prompts"], list) or not data["prompts"]:
         raise PromptFileError(f"{name}: expected one key 'prompts' holding a non-empty list of steps")
+    reader = _Steps(name, width, height, frame_count)
     queries: list[Query] = []
     steps: list[Step] = []
-
-    def fail(i: int, message: str) -> None:
-        raise PromptFileError(_clip(f"{name}: prompts[{i}]: {message}"))
-
-    def frame_of(i: int, item: dict) -> int:
-        frame = item.get("frame")
-        if not isinstance(frame, int) or isinstance(frame, bool):
-            fail(i, "'frame' (a source frame index) is required and must be an integer")
-        if not 0 <= frame < frame_count:
-            fail(i, f"frame {frame} is outside the video (0..{frame_count - 1})")
-        return frame
-
-    def point_of(i: int, field: str, xy) -> tuple[float, float]:
-        if not (isinstance(xy, (list, tuple)) and len(xy) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in xy)):
-            fail(i, f"{field}: expected [x, y] in pixels, got {_short(xy)}")
-        x, y = float(xy[0]), float(xy[1])
-        if not (0 <= x <= width and 0 <= y <= height):
-            fail(i, f"{field}: ({x:g}, {y:g}) is outside the {width}x{height} frame")
-        return x, y
-
-    def object_of(i: int, item: dict, key: str) -> int:
-        value = item.get(key)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            fail(i, f"'{key}' must be a non-negative integer object id")
-        return value
-
     for i, item in enumerate(data["prompts"]):
-        if not isinstance(item, dict):
-            fail(i, f"expected a mapping, got {_short(item)}")
-        kind = next((k for k in ("box", "points", "remove") if k in item), "text" if "text" in item else None)
-        if kind is None:
-            fail(i, f"unknown step with keys {_short(sorted(map(str, item)))}: expected text, box, points or remove")
-        unknown = set(item) - _ALLOWED[kind]
-        if unknown:
-            fail(i, f"unknown key(s) {_short(sorted(map(str, unknown)))} for a {kind} step (allowed: {sorted(_ALLOWED[kind])})")
-        if "text" in item and (not isinstance(item["text"], str) or not item["text"].strip()):
-            fail(i, "'text' must be a non-empty string")
+        kind = reader.kind(i, item)
         if kind == "text":
             queries.append(TextQuery(item["text"].strip()))
         elif kind == "box":
-            box = item["box"]
-            if not (isinstance(box, (list, tuple)) and len(box) == 4):
-                fail(i, f"box: expected [x1, y1, x2, y2] in pixels, got {_short(box)}")
-            x1, y1 = point_of(i, "box", box[:2])
-            x2, y2 = point_of(i, "box", box[2:])
-            if not (x2 > x1 and y2 > y1):
-                fail(i, f"box: {_short(box)} has no area (need x2 > x1 and y2 > y1)")
-            queries.append(BoxQuery((x1, y1, x2, y2), frame_of(i, item), item.get("text", "").strip() or None))
+            queries.append(reader.box(i, item))
         elif kind == "points":
-            points, labels = item["points"], item.get("labels")
-            if not isinstance(points, list) or not points:
-                fail(i, "points: expected a non-empty list of [x, y] pixels")
-            if not isinstance(labels, list) or len(labels) != len(points) or any(v not in (0, 1) or isinstance(v, bool) for v in labels):
-                fail(i, "labels: expected one 1 (positive) or 0 (negative) per point")
-            xy = tuple(point_of(i, f"points[{k}]", p) for k, p in enumerate(points))
-            steps.append(PointStep(xy, tuple(labels), frame_of(i, item), object_of(i, item, "object")))
+            steps.append(reader.points(i, item))
         else:
-            steps.append(RemoveStep(object_of(i, item, "remove"), frame_of(i, item)))
+            steps.append(RemoveStep(reader.object_id(i, item, "remove"), reader.frame(i, item)))
     if not queries:
         raise PromptFileError(f"{name}: needs at least one text or box query before refinements")
     return PromptPlan(tuple(queries), tuple(steps), name)

@@ -29,6 +29,8 @@ PID_TAG = "vitcow/pid"
 _STEP_WORKER_EVENTS = {DagsterEventType.STEP_WORKER_STARTING, DagsterEventType.STEP_WORKER_STARTED}
 _PID_EVENTS = {DagsterEventType.ENGINE_EVENT, *_STEP_WORKER_EVENTS}
 _IN_PROGRESS = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
+#: a run in one of these may still write its partition's outputs
+UNFINISHED_STATUSES = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.SUSPENDED, *_IN_PROGRESS]
 
 
 def owner_tags() -> dict[str, str]:
@@ -127,9 +129,8 @@ def _finished_for_good(instance: dg.DagsterInstance, record) -> bool:
 
 def live_runs_of_partition(instance: dg.DagsterInstance, job_name: str, partition_key: str) -> list[dg.DagsterRun]:
     """Queued or in-progress runs of ``job_name`` for ``partition_key`` that are not dead."""
-    statuses = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, *_IN_PROGRESS]
     records = instance.get_run_records(
-        filters=dg.RunsFilter(job_name=job_name, statuses=statuses, tags={"dagster/partition": partition_key})
+        filters=dg.RunsFilter(job_name=job_name, statuses=UNFINISHED_STATUSES, tags={"dagster/partition": partition_key})
     )
     return [r.dagster_run for r in records if not run_is_dead(instance, r)]
 

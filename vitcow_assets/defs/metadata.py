@@ -1,26 +1,41 @@
-"""Materialization metadata helpers: table schemas, row counts, paths, images."""
+"""What each materialization shows in the UI: table schemas, row counts, paths, images,
+settings (as JSON objects), and the one-line summaries and warnings of each asset."""
 
 import base64
+import json
 from pathlib import Path
 
 import dagster as dg
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from vitcow_assets.core.tables import schema_descriptions
+from vitcow_assets.core.settings import record
+from vitcow_assets.core.tables import CLIPS_SCHEMA, CROPS_SCHEMA, MASKS_SCHEMA, TRACKS_SCHEMA, schema_descriptions
+from vitcow_assets.footage.provenance import source_tags
+from vitcow_assets.media.video import DecodeDamage
 
 #: metadata key of `object_crops`: sha256 of the source bytes the crops were made from
 #: (the nightly catch-up compares it with the registered bytes)
 SOURCE_SHA256 = "source_sha256"
+#: run tag: sha256 of the bytes a run was requested for
+SOURCE_SHA_TAG = "vitcow/source_sha256"
+
+
+def run_tags(registration, patterns) -> dict[str, str]:
+    """Tags of a run for a registered video: its bytes, and its farm and camera (filter runs
+    by farm in the UI) where the path tells them."""
+    return {SOURCE_SHA_TAG: registration.sha256, **source_tags(registration, patterns)}
+
+
+def column_schema(schema: pa.Schema) -> dg.TableSchema:
+    return dg.TableSchema(columns=[dg.TableColumn(name, type_, description=desc) for name, type_, desc in schema_descriptions(schema)])
 
 
 def table_metadata(path: Path, schema: pa.Schema, rows: int) -> dict:
     return {
         "path": dg.MetadataValue.path(str(path)),
         "dagster/row_count": dg.MetadataValue.int(rows),
-        "dagster/column_schema": dg.TableSchema(
-            columns=[dg.TableColumn(name, type_, description=desc) for name, type_, desc in schema_descriptions(schema)]
-        ),
+        "dagster/column_schema": column_schema(schema),
     }
 
 
@@ -36,12 +51,101 @@ def image_metadata(path: Path, thumbnail_jpeg: bytes, summary: str) -> dict:
     }
 
 
-def tracks_metadata(path: Path, schema: pa.Schema) -> dict:
+def tracks_metadata(path: Path) -> dict:
     """Where the tracks table is, how many tracks it holds and its columns."""
     return {
         "tracks_table": dg.MetadataValue.path(str(path)),
         "tracks": dg.MetadataValue.int(pq.ParquetFile(path).metadata.num_rows),
-        "tracks_schema": dg.TableSchema(
-            columns=[dg.TableColumn(name, type_, description=desc) for name, type_, desc in schema_descriptions(schema)]
-        ),
+        "tracks_schema": column_schema(TRACKS_SCHEMA),
     }
+
+
+def damage_metadata(damage: DecodeDamage) -> dict:
+    return {"frames_lost": damage.frames_lost, "damaged_packets": damage.damaged_packets}
+
+
+def _json_values(record_: dict[str, str]) -> dict:
+    """A settings record whose values may be JSON text, as JSON values (objects stay objects)."""
+    out = {}
+    for key, value in record_.items():
+        try:
+            out[key] = json.loads(value) if isinstance(value, str) and value[:1] in "{[" else value
+        except ValueError:
+            out[key] = value
+    return out
+
+
+def warn_dropped(warn, clip_ids: list[str], damage: DecodeDamage, what: str) -> None:
+    """One warning saying which clips were left out and why: a damaged file (frames lost)
+    or one that ends before its header says."""
+    shown = ", ".join(clip_ids[:10]) + (f" and {len(clip_ids) - 10} more" if len(clip_ids) > 10 else "")
+    if damage:
+        lost = f"the file is damaged: {damage.describe()}, decoding went on past them"
+        warn(f"{len(clip_ids)} {what} ({shown}): {lost}" if clip_ids else f"{lost}; no clip lost a frame")
+    elif clip_ids:
+        warn(f"{len(clip_ids)} {what} ({shown}): the file ended before their last frame")
+
+
+def raw_video_metadata(raw) -> dict:
+    video = raw.video
+    return {
+        "source_path": dg.MetadataValue.path(raw.source_path),
+        "stored_path": dg.MetadataValue.path(raw.stored_path),
+        **{k: dg.MetadataValue.text(getattr(raw, k) or "") for k in ("farm", "camera", "recorded_at", "source_uri")},
+        "sha256": raw.sha256,
+        "size_bytes": raw.size_bytes,
+        "frame_count": raw.frame_count,
+        **{k: getattr(video, k) for k in ("codec", "container", "width", "height", "fps", "duration_s", "pix_fmt")},
+    }
+
+
+def clips_metadata(layout, table: pa.Table, dropped: int, damage: DecodeDamage, settings, clip_files: bool) -> dict:
+    return {
+        **table_metadata(layout.clips_table, CLIPS_SCHEMA, table.num_rows),
+        "clips": table.num_rows,
+        "clips_dropped": dropped,
+        **damage_metadata(damage),
+        "clip_files": clip_files,
+        "settings": dg.MetadataValue.json({**record(settings), "write_clip_files": clip_files}),
+    }
+
+
+def masks_metadata_for(layout, summary, model, job, settings_record: dict[str, str], damage: DecodeDamage) -> dict:
+    return {
+        **table_metadata(layout.masks_table, MASKS_SCHEMA, summary.rows),
+        "clips": summary.clips,
+        "objects": summary.objects,
+        "tracks": summary.tracks,
+        "frames_with_objects": summary.frames_with_objects,
+        "segmenter": model.name,
+        "checkpoint": model.checkpoint or "none",
+        "prompt": ", ".join(job.plan.labels()),
+        "prompt_used": model.uses_text_prompts,
+        "settings": dg.MetadataValue.json(_json_values(settings_record)),
+        "timings_s": dg.MetadataValue.json({k: round(v, 3) for k, v in summary.timings.items()}),
+        **damage_metadata(damage),
+    }
+
+
+def crops_metadata(layout, crops: int, settings, provenance, damage: DecodeDamage) -> dict:
+    return {
+        **table_metadata(layout.crops_table, CROPS_SCHEMA, crops),
+        "crops": crops,
+        "crops_dir": dg.MetadataValue.path(str(layout.crops_dir)),
+        **tracks_metadata(layout.tracks_table),
+        "crop_size": settings.crop_size,
+        "settings": dg.MetadataValue.json(record(settings)),
+        "segmenter": provenance.segmenter,
+        "farm": dg.MetadataValue.text(provenance.farm or ""),
+        "camera": dg.MetadataValue.text(provenance.camera or ""),
+        SOURCE_SHA256: provenance.source_sha256,
+        **damage_metadata(damage),
+    }
+
+
+def previews_metadata(layout, sheet, clips: int) -> dict:
+    summary = (
+        f"**{sheet.objects} objects** on the middle frames of **{sheet.tiles} of {clips} clips**; "
+        "the thumbnail is under *preview* (Show Markdown), the full PNG at *preview_path*."
+    )
+    return {**image_metadata(layout.contact_sheet, sheet.thumbnail_jpeg, summary), "tiles": sheet.tiles, "objects": sheet.objects}

@@ -1,5 +1,10 @@
 """Nightly catch-up: register what the sensor missed, run every partition whose crops are
-missing or were made from other bytes than those now registered (a failed re-run)."""
+missing or were made from other bytes than those now registered (a failed re-run).
+
+"Missed" files are found with the sensor's own rule (``core.settle``, two looks a second
+apart here) and registered as the sensor does (``defs.sensors.Requests``), so both agree
+on what is new, changed or a duplicate of a partition that already holds the bytes.
+"""
 
 import os
 import time
@@ -7,25 +12,20 @@ import time
 import dagster as dg
 
 from vitcow_assets.defs.assets import object_crops, raw_video
-from vitcow_assets.defs.dead_runs import release_dead_runs
+from vitcow_assets.defs.dead_runs import UNFINISHED_STATUSES, release_dead_runs
 from vitcow_assets.defs.jobs import process_video_job
 from vitcow_assets.defs.metadata import SOURCE_SHA256
 from vitcow_assets.defs.partitions import video_partitions
 from vitcow_assets.defs.resources import VitcowStorage
-from vitcow_assets.defs.sensors import registration_request
-from vitcow_assets.footage.listing import is_settled, scan_landing
+from vitcow_assets.defs.sensors import Requests
+from vitcow_assets.footage.intake import watch_sources
 from vitcow_assets.footage.registry import Registry
 
 TIMEZONE_ENV = "VITCOW_TIMEZONE"
-#: a run in one of these may still write the partition's outputs
-UNFINISHED = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-    dg.DagsterRunStatus.SUSPENDED,
-    dg.DagsterRunStatus.CANCELING,
-]
+CRON_ENV = "VITCOW_CATCHUP_CRON"
+DEFAULT_CRON = "0 2 * * *"
+#: seconds between the catch-up's two looks at the landing folders
+LOOK_GAP_S = 1.0
 
 
 def _latest(instance: dg.DagsterInstance, asset_key: dg.AssetKey, key: str):
@@ -33,7 +33,7 @@ def _latest(instance: dg.DagsterInstance, asset_key: dg.AssetKey, key: str):
     return records[0].asset_materialization if records else None
 
 
-def _crops_are_current(instance: dg.DagsterInstance, key: str, registry: Registry) -> bool:
+def crops_are_current(instance: dg.DagsterInstance, key: str, registry: Registry) -> bool:
     """The partition has materialized crops (an ``object_crops`` materialization, not a file
     or registry record), made from the bytes it should have now: those registered for it,
     else those its latest ``raw_video`` materialized (its data version)."""
@@ -52,40 +52,44 @@ def _crops_are_current(instance: dg.DagsterInstance, key: str, registry: Registr
     return made_from is not None and made_from.value == current
 
 
+def register_missed(storage: VitcowStorage, instance: dg.DagsterInstance, log) -> None:
+    """Register the settled files of the local landing folders, adding new partitions."""
+    sources = [s for s in storage.sources() if not s.location.is_remote]
+    settle = storage.settings().settle_seconds
+    first = watch_sources(storage.root(), sources, {}, time.time(), settle, log)
+    time.sleep(LOOK_GAP_S)
+    second = watch_sources(storage.root(), sources, first.cursors, time.time(), settle, log)
+    requests = Requests(storage, instance, log)
+    for arrival in second.arrivals:
+        requests.add(arrival)
+    if requests.partitions:
+        instance.add_dynamic_partitions(video_partitions.name, requests.partitions)
+
+
+def busy_partitions(instance: dg.DagsterInstance) -> set[str]:
+    """Partitions with a run that may still write their outputs."""
+    runs = instance.get_runs(filters=dg.RunsFilter(job_name=process_video_job.name, statuses=UNFINISHED_STATUSES))
+    return {run.tags.get("dagster/partition") for run in runs} - {None}
+
+
 @dg.schedule(
     job=process_video_job,
-    cron_schedule=os.environ.get("VITCOW_CATCHUP_CRON", "0 2 * * *"),
+    cron_schedule=os.environ.get(CRON_ENV, DEFAULT_CRON),
     execution_timezone=os.environ.get(TIMEZONE_ENV, "UTC"),
     default_status=dg.DefaultScheduleStatus.RUNNING,
     description="Registers landed files the sensor has not, then requests every partition whose crops are missing or stale.",
 )
 def nightly_catchup(context: dg.ScheduleEvaluationContext, storage: VitcowStorage):
     instance = context.instance
-    now = time.time()
-    for file in [f for folder in storage.local_landing_folders() for f in scan_landing(folder)]:
-        if is_settled(file, None, now, storage.settle_seconds):
-            try:
-                _, new_partition = registration_request(storage, file.path, instance, context.log)
-            except OSError as exc:  # unreadable, or gone since the scan
-                context.log.warning(f"{file.path}: cannot read ({exc.strerror or exc}); skipped")
-                continue
-            if new_partition is not None:
-                instance.add_dynamic_partitions(video_partitions.name, [new_partition])
+    register_missed(storage, instance, context.log)
     release_dead_runs(instance, context.log)  # a crashed run must not keep its partition "busy"
-    busy = {
-        run.tags.get("dagster/partition")
-        for run in instance.get_runs(filters=dg.RunsFilter(job_name=process_video_job.name, statuses=UNFINISHED))
-    }
+    busy = busy_partitions(instance)
     registry = Registry(storage.root())
     stamp = context.scheduled_execution_time.strftime("%Y%m%d") if context.scheduled_execution_time else "now"
-    keys = [
-        k
-        for k in instance.get_dynamic_partitions(video_partitions.name)
-        if k not in busy and not _crops_are_current(instance, k, registry)
-    ]
-    if not keys:
-        waiting = sorted(k for k in busy if k)
-        return dg.SkipReason(
-            f"every registered video has its crops or a run in progress ({', '.join(waiting)})" if waiting else "every registered video has its crops"
-        )
-    return [dg.RunRequest(partition_key=k, run_key=f"catchup:{stamp}:{k}") for k in keys]
+    keys = [k for k in instance.get_dynamic_partitions(video_partitions.name) if k not in busy and not crops_are_current(instance, k, registry)]
+    if keys:
+        return [dg.RunRequest(partition_key=k, run_key=f"catchup:{stamp}:{k}") for k in keys]
+    waiting = sorted(busy)
+    return dg.SkipReason(
+        f"every registered video has its crops or a run in progress ({', '.join(waiting)})" if waiting else "every registered video has its crops"
+    )

@@ -1,11 +1,16 @@
-"""Remote footage into the storage root: watch sources between ticks, stage settled files.
+"""Footage into the storage root: one watcher for every landing source, local or remote.
 
-Shared by the landing sensor and ``vitcow run``; no Dagster here. A settled remote file is
-streamed (hashed while copying) to ``<home>/incoming/<sha256><ext>``, then registered with
-its URI as source; ``raw_video`` links the staged copy into the partition's folder (or
-downloads again when it is gone). The same bytes under another name are found by sha256
-and their staged copy dropped. One source failing (unreachable, credentials refused)
-is a one-line warning; the other sources carry on.
+``watch_sources`` is one look at every source (the landing sensor's tick): each source is
+listed (names, sizes, times only), its settle cursor (``core.settle``) says which files have
+arrived, and each arrived file is taken: a local file is hashed and registered; a remote one
+is streamed (hashed while copying) to ``<home>/incoming/<sha256><ext>`` and registered with
+its URI as source (``raw_video`` links the staged copy into the partition's folder, or
+downloads again when it is gone). The same bytes under another name are recognised by
+sha256 (the registry says ``duplicate``) and their staged copy dropped. One source failing
+(unreachable, credentials refused) is a one-line warning; the others carry on. Downloads
+stop after a time budget and continue on the next look from the byte reached.
+
+No Dagster here: the sensor turns the arrivals into partitions and run requests.
 """
 
 import dataclasses
@@ -16,16 +21,19 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from vitcow_assets.footage.listing import is_settled
+from vitcow_assets.core.settle import SettleCursor
+from vitcow_assets.footage.layout import StorageRoot
+from vitcow_assets.footage.listing import SourceFile, list_local, list_remote
+from vitcow_assets.footage.registry import RegisterOutcome, Registry
 from vitcow_assets.media.files import TEMP_PREFIX
-from vitcow_assets.footage.registry import Registry, RegisterOutcome
+from vitcow_assets.media.hashing import sha256_file
 from vitcow_assets.remote.filesystems import RemoteError
-from vitcow_assets.footage.remote_listing import RemoteFile, scan_remote
 from vitcow_assets.remote.locations import NamedSource
 from vitcow_assets.remote.transfer import Connection, download
-from vitcow_assets.footage.layout import StorageRoot
 
 INCOMING = "incoming"
+#: seconds of downloading per look (Dagster gives a sensor evaluation 60 s)
+DEFAULT_TICK_BUDGET_S = 40.0
 
 
 def staged_path(root: StorageRoot, sha256: str, suffix: str) -> Path:
@@ -35,8 +43,7 @@ def staged_path(root: StorageRoot, sha256: str, suffix: str) -> Path:
 def stage_remote(
     root: StorageRoot,
     conn: Connection,
-    file: RemoteFile,
-    source_name: str | None,
+    file: SourceFile,
     on_retry: Callable[[str], None] | None = None,
     deadline: float | None = None,
 ) -> RegisterOutcome | None:
@@ -54,94 +61,147 @@ def stage_remote(
     for stale in incoming.glob(f"{TEMP_PREFIX}{uri_hash}-*.part"):
         if stale != partial:
             stale.unlink(missing_ok=True)
-    done = incoming / f"{uri_hash}{suffix}"
-    got = download(conn, file.fs_path, done, on_retry=on_retry, partial=partial, deadline=deadline)
+    got = download(conn, file.fs_path, incoming / f"{uri_hash}{suffix}", on_retry=on_retry, partial=partial, deadline=deadline)
     if got is None:
         return None
     staged = staged_path(root, got.sha256, suffix)
     os.replace(got.path, staged)
-    outcome = Registry(root).register(file.uri, got.sha256, got.size, source_name)
+    outcome = Registry(root).register(file.uri, got.sha256, got.size, file.source)
     if outcome.status in ("duplicate", "unchanged"):
         staged.unlink(missing_ok=True)  # already registered: raw_video downloads again if it ever needs them
     return outcome
 
 
+def register_local(root: StorageRoot, file: SourceFile) -> RegisterOutcome:
+    """Hash and register a local file (``OSError`` when it cannot be read)."""
+    return Registry(root).register(file.uri, sha256_file(file.fs_path), file.size, file.source)
+
+
 @dataclasses.dataclass
 class Arrival:
-    source: NamedSource
-    file: RemoteFile
+    file: SourceFile
     outcome: RegisterOutcome
 
 
-#: seconds of downloading per sensor tick (Dagster gives a sensor evaluation 60 s)
-DEFAULT_TICK_BUDGET_S = 40.0
+@dataclasses.dataclass
+class Watch:
+    """One look at every source: videos taken (registered), prompt files that arrived, the
+    cursors to keep for the next look, and how many files are still arriving."""
+
+    arrivals: list[Arrival]
+    prompt_files: list[SourceFile]
+    cursors: dict
+    waiting: int
 
 
-def remote_tick(
-    root: StorageRoot,
-    sources: list[NamedSource],
-    state: dict,
-    now_s: float,
-    settle_seconds: float,
-    log,
-    budget_s: float = DEFAULT_TICK_BUDGET_S,
-) -> tuple[list[Arrival], dict, int]:
-    """One look at every remote source. ``state`` (the cursor part, per source name:
-    ``seen`` / ``done`` signatures by URI) is not changed; the new one is returned, with
-    the arrivals (settled files staged and registered) and the number still arriving.
+@dataclasses.dataclass
+class _Budget:
+    deadline: float
+    started: bool = False
 
-    Listing is cheap (names, sizes, times); only files whose signature changed since they
-    were last taken are downloaded. A source that fails keeps its state for the next tick.
-    Downloads stop after ``budget_s`` (the first one always makes progress) and continue
-    next tick from the byte reached, so no tick outlives the sensor's time limit.
-    """
-    deadline = time.monotonic() + budget_s
-    started = False
-    arrivals: list[Arrival] = []
-    new_state: dict = {}
-    waiting_total = 0
+    def exhausted(self) -> bool:
+        return self.started and time.monotonic() > self.deadline
+
+
+def _take(root: StorageRoot, conn: Connection | None, file: SourceFile, budget: _Budget, log) -> RegisterOutcome | None:
+    """Register an arrived file (download first when remote); None when it must wait."""
+    if file.is_local:
+        return register_local(root, file)
+    if budget.exhausted():
+        return None
+    budget.started = True
+    outcome = stage_remote(root, conn, file, on_retry=log.warning, deadline=budget.deadline)
+    if outcome is None:
+        log.info(f"{file.uri}: download continues at the next look")
+    return outcome
+
+
+def _take_all(root, conn, files, cursor: SettleCursor, budget: _Budget, log, name: str) -> tuple[list[Arrival], int]:
+    arrivals, postponed = [], 0
+    for file in files:
+        try:
+            outcome = _take(root, conn, file, budget, log)
+        except OSError as exc:  # unreadable, vanished, a failed download (RemoteError)
+            log.warning(f"source {name}: {file.uri}: {getattr(exc, 'strerror', None) or exc}; looking again later")
+            cursor.postpone(file)
+            postponed += 1
+            if isinstance(exc, RemoteError) and ("authentication refused" in str(exc) or "host key" in str(exc)):
+                break
+            continue
+        if outcome is None:
+            cursor.postpone(file)
+            postponed += 1
+            continue
+        cursor.taken(file)
+        arrivals.append(Arrival(file, outcome))
+    return arrivals, postponed
+
+
+def _list(source: NamedSource, conn: Connection | None, prompt_files: bool = False) -> list[SourceFile]:
+    if conn is None:
+        return list_local(source.location.path, source.farm_hint, prompt_files)
+    return list_remote(conn.fs, source.location, source.farm_hint)
+
+
+def watch_sources(root: StorageRoot, sources: list[NamedSource], cursors: dict, now_s: float, settle_seconds: float, log, budget_s: float = DEFAULT_TICK_BUDGET_S) -> Watch:
+    """One look at every source. ``cursors`` (per source name, as ``SettleCursor.as_dict``;
+    prompt files under ``<name>:prompts``) is not changed: the new ones are returned. A
+    source that cannot be listed keeps its cursor for the next look."""
+    budget = _Budget(time.monotonic() + budget_s)
+    watch = Watch([], [], {}, 0)
     for source in sources:
-        if not source.location.is_remote:
-            continue
-        old = state.get(source.name, {})
-        seen, done = dict(old.get("seen", {})), dict(old.get("done", {}))
-        conn = Connection(source.location)
+        conn = Connection(source.location) if source.location.is_remote else None
+        cursor = SettleCursor.from_dict(cursors.get(source.name))
         try:
-            files = scan_remote(conn.fs, source.location)
+            look = cursor.look(_list(source, conn), now_s, settle_seconds)
+            arrivals, postponed = _take_all(root, conn, look.arrived, cursor, budget, log, source.name)
         except RemoteError as exc:
-            log.warning(f"source {source.name}: {exc}; skipped this tick")
-            new_state[source.name] = old
-            conn.close()
+            log.warning(f"source {source.name}: {exc}; skipped this look")
+            watch.cursors[source.name] = cursors.get(source.name, {})
             continue
-        waiting: dict[str, list[int]] = {}
-        try:
-            for file in files:
-                if done.get(file.uri) == file.signature:
-                    continue
-                if file.uri not in seen or not is_settled(file, seen[file.uri], now_s, settle_seconds):
-                    waiting[file.uri] = file.signature
-                    continue
-                if started and time.monotonic() > deadline:
-                    waiting[file.uri] = file.signature  # out of time this tick
-                    continue
-                started = True
-                try:
-                    outcome = stage_remote(root, conn, file, source.name, on_retry=log.warning, deadline=deadline)
-                    if outcome is None:
-                        log.info(f"source {source.name}: {file.uri}: download continues next tick")
-                        waiting[file.uri] = file.signature
-                        continue
-                except RemoteError as exc:
-                    log.warning(f"source {source.name}: {exc}")
-                    waiting[file.uri] = file.signature  # try again next tick
-                    if "authentication refused" in str(exc) or "host key" in str(exc):
-                        break
-                    continue
-                done[file.uri] = file.signature
-                arrivals.append(Arrival(source, file, outcome))
         finally:
-            conn.close()
-        present = {f.uri for f in files}
-        new_state[source.name] = {"seen": waiting, "done": {u: s for u, s in done.items() if u in present}}
-        waiting_total += len(waiting)
-    return arrivals, new_state, waiting_total
+            if conn is not None:
+                conn.close()
+        watch.arrivals += arrivals
+        watch.cursors[source.name] = cursor.as_dict()
+        watch.waiting += len(look.waiting) + postponed
+        if conn is None:
+            prompts = SettleCursor.from_dict(cursors.get(f"{source.name}:prompts"))
+            arrived = prompts.look(_list(source, None, prompt_files=True), now_s, settle_seconds).arrived
+            for file in arrived:
+                prompts.taken(file)
+            watch.prompt_files += arrived
+            watch.cursors[f"{source.name}:prompts"] = prompts.as_dict()
+    return watch
+
+
+#: seconds between looks while waiting for files to finish arriving
+LOOK_EVERY_S = 1.0
+
+
+def wait_for_arrival(
+    list_files: Callable[[], list[SourceFile]],
+    settle_seconds: float,
+    timeout_s: float,
+    on_wait: Callable[[list[SourceFile]], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.time,
+) -> tuple[list[SourceFile], list[SourceFile]]:
+    """Look at ``list_files()`` every second, with the settle rule, until nothing is still
+    arriving or ``timeout_s`` has passed (at least two looks: the rule needs two). Returns
+    the files that arrived and those still arriving; ``on_wait`` hears once which files it
+    waits for."""
+    cursor = SettleCursor()
+    arrived: dict[str, SourceFile] = {}
+    started, looks = clock(), 0
+    while True:
+        look = cursor.look(list_files(), clock(), settle_seconds)
+        looks += 1
+        for file in look.arrived:
+            cursor.taken(file)
+            arrived[file.uri] = file
+        if looks >= 2 and (not look.waiting or clock() - started >= timeout_s):
+            return sorted(arrived.values(), key=lambda f: f.uri), look.waiting
+        if looks == 2 and on_wait is not None:
+            on_wait(look.waiting)
+        sleep(LOOK_EVERY_S)

@@ -22,13 +22,14 @@ import dataclasses
 import hashlib
 import os
 import re
-import unicodedata
 from pathlib import Path
+
+from vitcow_assets.core.names import MAX_CHARS, plain_name
 
 HOME_ENV = "VITCOW_HOME"
 DEFAULT_HOME = "vitcow_home"
 VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".ts", ".mts"})
-_KEY_MAX = 80
+_KEY_MAX = MAX_CHARS
 _KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -42,8 +43,7 @@ def partition_key_for(file_name: str) -> str:
     Names with nothing usable left get a short hash of the name, so every name gives a key.
     """
     stem = Path(file_name).stem
-    folded = unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode()
-    key = re.sub(r"[^A-Za-z0-9._-]+", "_", folded).strip("._-")[:_KEY_MAX].rstrip("._-")
+    key = plain_name(stem, _KEY_MAX)
     if not key:
         key = "video"
     if key != stem:

@@ -115,6 +115,12 @@ def is_local_folder(text: str) -> bool:
 class NamedSource:
     name: str
     location: Location
+    #: given as ``name=URL`` (the name then stands for the farm where a path does not say)
+    named: bool = False
+
+    @property
+    def farm_hint(self) -> str | None:
+        return self.name if self.named else None
 
 
 def parse_sources(text: str | None, default: str | os.PathLike) -> list[NamedSource]:
@@ -133,5 +139,5 @@ def parse_sources(text: str | None, default: str | os.PathLike) -> list[NamedSou
             raise LocationError(f"VITCOW_LANDING: {item!r} has no name; write name=URL for each of several sources")
         if any(s.name == m.group(1) for s in sources):
             raise LocationError(f"VITCOW_LANDING: source name {m.group(1)!r} given twice")
-        sources.append(NamedSource(m.group(1), Location.parse(m.group(2))))
+        sources.append(NamedSource(m.group(1), Location.parse(m.group(2)), named=True))
     return sources

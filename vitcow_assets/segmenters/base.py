@@ -8,12 +8,14 @@ context managers). Backends must not hold more than one clip's frames per sessio
 """
 
 import dataclasses
+import json
 from collections.abc import Iterator, Sequence
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from vitcow_assets.core.detections import Detections
+from vitcow_assets.core.settings import record
 
 
 class SegmenterConfigError(ValueError):
@@ -70,11 +72,44 @@ class SegmenterSession(Protocol):
 
 @runtime_checkable
 class Segmenter(Protocol):
+    """A loaded model. Every method the pipeline calls is declared here; ``SegmenterBase``
+    gives the ones a backend may have nothing to do for."""
+
     #: backend name and model, as written into tables (e.g. ``"motion/v2"``)
     name: str
     #: checkpoint file the weights came from, or None
     checkpoint: str | None
-    #: whether the backend uses text prompts at all
+    #: whether the backend uses text, box and point prompts at all
     uses_text_prompts: bool
+    #: the backend's settings dataclass (``MotionSettings``, ``Sam3Settings``)
+    settings: object
 
     def start_session(self, frames: Sequence[np.ndarray]) -> SegmenterSession: ...
+
+    def prepare_frames(self, frames: list[np.ndarray]) -> Sequence[np.ndarray]:
+        """One clip's frames made ready for ``start_session``, on the decode thread (so the
+        accelerator's thread only runs the model)."""
+
+    def reset_scene(self) -> None:
+        """Forget what was learnt of a scene (called before each video)."""
+
+    def settings_record(self) -> dict[str, str]:
+        """The settings in effect, as strings, for the masks table's metadata."""
+
+
+class SegmenterBase:
+    """Defaults for ``Segmenter``'s optional steps: frames go as they are, there is no scene
+    to forget, and the record is the settings dataclass as JSON (``<family>.settings``)."""
+
+    #: the settings family: the prefix of environment variables, flags and records
+    family: str = ""
+    settings: object = None
+
+    def prepare_frames(self, frames: list[np.ndarray]) -> Sequence[np.ndarray]:
+        return frames
+
+    def reset_scene(self) -> None:
+        return None
+
+    def settings_record(self) -> dict[str, str]:
+        return {f"{self.family}.settings": json.dumps(record(self.settings), sort_keys=True)}

@@ -46,7 +46,6 @@ a retry) reuses that clip's background instead of adding its samples twice.
 
 import dataclasses
 import hashlib
-import json
 import threading
 from collections.abc import Iterator, Sequence
 
@@ -55,8 +54,9 @@ import numpy as np
 
 from vitcow_assets.core.background import BackgroundMemory, robust_sigma, split_count, typical_area
 from vitcow_assets.core.detections import Detections
+from vitcow_assets.core.settings import check, setting
 from vitcow_assets.core.tracks import IoUTracker, stitch_tracklets
-from vitcow_assets.segmenters.base import FrameResult, SegmenterConfigError
+from vitcow_assets.segmenters.base import FrameResult, SegmenterBase
 
 POLARITIES = ("auto", "both", "dark", "bright")
 _ONE_SIDED = 0.95  # auto polarity: share of contrast pixels on one side that makes it one-sided
@@ -70,52 +70,34 @@ _GRID = 7  # brightness and noise statistics read every 7th pixel in each direct
 
 @dataclasses.dataclass(frozen=True)
 class MotionSettings:
-    """What a user may tune; the defaults work on people (768×576) and small fish (1160×938).
+    """What a user may tune (environment ``VITCOW_MOTION_<FIELD>``, flags ``--motion-<field>``);
+    the defaults work on people (768×576) and small fish (1160×938)."""
 
-    - ``threshold_sigmas``: foreground threshold in robust noise standard deviations.
-    - ``min_contrast``: the threshold never goes below this many grey levels.
-    - ``polarity``: ``auto``, ``both``, ``dark`` (animals darker than the background) or ``bright``.
-    - ``min_area_ratio``: smallest object, as a fraction of the clip's typical object area.
-    - ``min_track_contrast``: a track whose median contrast is under this many thresholds is
-      dropped (faint reflections in glass and the like).
-    - ``min_area_px``: smallest object in pixels, replacing the derived one (0: derive it).
-    - ``split_touching``: split blobs that hold several typical objects.
-    - ``background_memory``: sample frames kept from earlier clips (the background's horizon).
-    - ``background_samples``: sample frames each clip adds to that memory.
-    - ``blur_px``, ``open_px``, ``close_px``: smoothing and clean-up kernel sizes (pixels).
-    - ``min_iou``, ``max_shift``, ``max_missed``, ``far_shift``: association within the clip
-      (``core.tracks.IoUTracker``; ``far_shift`` 0 turns its second, far-reaching pass off).
-    """
-
-    threshold_sigmas: float = 5.0
-    min_contrast: float = 10.0
-    polarity: str = "auto"
-    min_area_ratio: float = 0.3
-    min_track_contrast: float = 2.0
-    min_area_px: int = 0
-    split_touching: bool = True
-    background_memory: int = 48
-    background_samples: int = 6
-    blur_px: int = 3
-    open_px: int = 3
-    close_px: int = 5
-    min_iou: float = 0.1
-    max_shift: float = 1.0
-    max_missed: int = 8
-    far_shift: float = 2.0
+    threshold_sigmas: float = setting(5.0, "foreground threshold in robust noise standard deviations")
+    min_contrast: float = setting(10.0, "lowest foreground threshold, grey levels")
+    polarity: str = setting("auto", "animals darker (dark) or brighter (bright) than the background, both, or auto", choices=POLARITIES)
+    min_area_ratio: float = setting(0.3, "smallest object as a fraction of the typical object area")
+    min_track_contrast: float = setting(2.0, "drop tracks fainter than this many thresholds (reflections in glass)")
+    min_area_px: int = setting(0, "smallest object in pixels, replacing the derived size (0: derive)")
+    split_touching: bool = setting(True, "split blobs that hold several typical objects")
+    background_memory: int = setting(48, "background sample frames kept from earlier clips (the background's horizon)")
+    background_samples: int = setting(6, "sample frames each clip adds to that memory")
+    blur_px: int = setting(3, "Gaussian blur before differencing, pixels")
+    open_px: int = setting(3, "opening (speck removal) kernel, pixels")
+    close_px: int = setting(5, "closing kernel, pixels")
+    min_iou: float = setting(0.1, "within a clip: box IoU that allows a match")
+    max_shift: float = setting(1.0, "within a clip: centre shift that allows a match, in box diagonals")
+    max_missed: int = setting(8, "within a clip: frames a track may go unseen before it ends")
+    far_shift: float = setting(2.0, "within a clip: reach of the far-reaching second pass, in box diagonals (0: off)")
 
     def __post_init__(self) -> None:
-        if self.polarity not in POLARITIES:
-            raise SegmenterConfigError(f"motion polarity must be one of {', '.join(POLARITIES)}, got {self.polarity!r}")
         for name in ("threshold_sigmas", "min_contrast", "min_area_ratio", "min_track_contrast", "min_iou", "max_shift", "far_shift"):
-            if getattr(self, name) < 0:
-                raise SegmenterConfigError(f"motion {name} must be >= 0, got {getattr(self, name)}")
+            check(name, getattr(self, name) >= 0, f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("background_memory", "background_samples"):
-            if getattr(self, name) < 1:
-                raise SegmenterConfigError(f"motion {name} must be >= 1, got {getattr(self, name)}")
+            check(name, getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("min_area_px", "blur_px", "open_px", "close_px", "max_missed"):
-            if getattr(self, name) < 0:
-                raise SegmenterConfigError(f"motion {name} must be >= 0, got {getattr(self, name)}")
+            check(name, getattr(self, name) >= 0, f"{name} must be >= 0, got {getattr(self, name)}")
+        check("polarity", self.polarity in POLARITIES, f"polarity must be one of {', '.join(POLARITIES)}, got {self.polarity!r}")
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -493,7 +475,8 @@ def _split(local: np.ndarray, parts: int, seeds: np.ndarray) -> list[np.ndarray]
     return out
 
 
-class MotionSegmenter:
+class MotionSegmenter(SegmenterBase):
+    family = "motion"
     name = "motion/v2"
     checkpoint = None
     uses_text_prompts = False
@@ -504,11 +487,6 @@ class MotionSegmenter:
 
     def start_session(self, frames: Sequence[np.ndarray]) -> MotionSession:
         return MotionSession(frames, self.settings, self._scene)
-
-    @property
-    def settings_record(self) -> dict[str, str]:
-        """The settings in effect, for the masks table's metadata (`motion_settings`, JSON)."""
-        return {"motion_settings": json.dumps(self.settings.as_dict(), sort_keys=True)}
 
     def reset_scene(self) -> None:
         """Forget the background memory (e.g. before another camera's video)."""

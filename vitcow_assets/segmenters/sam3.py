@@ -25,29 +25,35 @@ from pathlib import Path
 import numpy as np
 
 from vitcow_assets.core.geometry import masks_to_xyxy
+from vitcow_assets.core.settings import check, setting
 from vitcow_assets.core.detections import Detections
-from vitcow_assets.segmenters.base import FrameResult, PromptError, SegmenterConfigError
+from vitcow_assets.segmenters.base import FrameResult, PromptError, SegmenterBase, SegmenterConfigError
+from vitcow_assets.segmenters.torch_imports import make_torch_stack_importable
 
 
 @dataclasses.dataclass(frozen=True)
 class Sam3Settings:
-    """``hotstart_delay``: SAM3 holds back and may drop objects during the first N frames
-    of a session (15 by default in the package); on 20-frame clips that removes objects
-    found on the first frame, so the default here is 0 (every detection is kept)."""
+    """The SAM3 backend's settings (environment ``VITCOW_SAM3_<FIELD>``, flags ``--sam3-<field>``).
 
-    checkpoint: str
-    device: str = "auto"
-    gpus: tuple[int, ...] = ()
-    bpe_path: str | None = None
-    score_threshold: float = 0.5
-    new_object_threshold: float = 0.7
-    hotstart_delay: int = 0
-    #: SAM3's ``max_num_objects``: at most this many objects per session (one clip, one
-    #: query); new detections beyond it are dropped, lowest scores first. 0: no cap.
-    max_objects: int = 0
-    #: SAM3's ``compile_model`` (the builder's ``compile=True``): ``torch.compile`` of the
-    #: detector and tracker on first use. CUDA only; ignored (and recorded so) on CPU.
-    compile: bool = False
+    ``hotstart_delay``: SAM3 holds back and may drop objects during the first N frames of a
+    session (15 by default in the package); on 20-frame clips that removes objects found on
+    the first frame, so the default here is 0 (every detection is kept)."""
+
+    checkpoint: str | None = setting(None, "SAM3 checkpoint file (.pt); with backend auto, setting it chooses sam3")
+    device: str = setting("auto", "auto, cuda or cpu (cpu: tests and smoke runs only)", choices=("auto", "cuda", "cpu"))
+    gpus: tuple[int, ...] = setting((), "GPU indices, comma-separated; more than one gives SAM3's multi-GPU predictor")
+    bpe_path: str | None = setting(None, "CLIP BPE vocabulary file (default: the one open_clip ships)")
+    score_threshold: float = setting(0.5, "detection score to keep an object", aliases=("--score-threshold",))
+    new_object_threshold: float = setting(0.7, "detection score to start a new object", aliases=("--new-object-threshold",))
+    hotstart_delay: int = setting(0, "frames SAM3 may hold back new objects at a session's start (see above)")
+    max_objects: int = setting(0, "at most N objects per clip and query, lowest scores dropped first (0: no cap)", aliases=("--max-objects",))
+    compile: bool = setting(False, "torch.compile the detector and tracker on first use (CUDA only)", aliases=("--compile",))
+
+    def __post_init__(self) -> None:
+        check("max_objects", self.max_objects >= 0, f"max_objects must be 0 (no cap) or more, got {self.max_objects}")
+        for name in ("score_threshold", "new_object_threshold"):
+            check(name, getattr(self, name) >= 0, f"{name} must be >= 0 (above 1: nothing passes), got {getattr(self, name)}")
+        check("hotstart_delay", self.hotstart_delay >= 0, f"hotstart_delay must be >= 0, got {self.hotstart_delay}")
 
 
 def find_bpe_path() -> str:
@@ -147,7 +153,40 @@ def set_max_objects(model, max_objects: int) -> None:
     model.num_obj_for_compile = math.ceil(max_objects / model.world_size) if max_objects > 0 else 16
 
 
-class Sam3Segmenter:
+def _device_mode(device: str):
+    """The context SAM3's code runs in: the CPU mapping, or bfloat16 autocast on CUDA."""
+    import torch
+
+    if device == "cpu":
+        from vitcow_assets.segmenters.sam3_cpu import cpu_mode
+
+        return cpu_mode
+    # SAM3 runs under bfloat16 autocast on CUDA, entered once by its tracker's constructor on
+    # the thread that built it; autocast is thread-local, so each request enters it again:
+    # right whichever thread calls the model.
+    return functools.partial(torch.autocast, device_type="cuda", dtype=torch.bfloat16)
+
+
+def _build_predictor(settings: Sam3Settings, bpe: str, mode):
+    """SAM3's predictor from the checkpoint; any failure is one line naming the file."""
+    try:
+        with mode():
+            if len(settings.gpus) > 1:
+                from sam3.model_builder import build_sam3_video_predictor
+
+                return build_sam3_video_predictor(checkpoint_path=settings.checkpoint, bpe_path=bpe, gpus_to_use=list(settings.gpus))
+            from sam3.model.sam3_video_predictor import Sam3VideoPredictor
+
+            return Sam3VideoPredictor(checkpoint_path=settings.checkpoint, bpe_path=bpe)
+    except Exception as exc:  # torch.load and the builder raise many kinds; all mean "bad checkpoint"
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SegmenterConfigError(
+            f"cannot load SAM3 checkpoint {settings.checkpoint!r} ({type(exc).__name__}: {first[:200]})", setting="checkpoint"
+        ) from None
+
+
+class Sam3Segmenter(SegmenterBase):
+    family = "sam3"
     uses_text_prompts = True
 
     def __init__(self, settings: Sam3Settings) -> None:
@@ -155,39 +194,12 @@ class Sam3Segmenter:
         self.checkpoint = settings.checkpoint
         try:
             self.name = f"sam3/{importlib.metadata.version('sam3')}"
-            import torch
+            make_torch_stack_importable()  # before open_clip, timm or sam3 import torchvision
         except (importlib.metadata.PackageNotFoundError, ImportError):
             raise SegmenterConfigError("the sam3 backend needs the sam3 package: pip install 'vitcow_assets[sam3]'") from None
-        if settings.max_objects < 0:
-            raise SegmenterConfigError(f"max_objects must be 0 (no cap) or more, got {settings.max_objects}")
         self.device = _resolve_device(settings.device)
-        if self.device == "cpu":
-            from vitcow_assets.segmenters.sam3_cpu import cpu_mode
-
-            self._mode = cpu_mode
-        else:
-            # SAM3 runs under bfloat16 autocast on CUDA, entered once by its tracker's
-            # constructor on the thread that built it; autocast is thread-local, so each
-            # request enters it again: right whichever thread calls the model.
-            self._mode = functools.partial(torch.autocast, device_type="cuda", dtype=torch.bfloat16)
-        bpe = settings.bpe_path or find_bpe_path()
-        try:
-            with self._mode():
-                if len(settings.gpus) > 1:
-                    from sam3.model_builder import build_sam3_video_predictor
-
-                    self.predictor = build_sam3_video_predictor(
-                        checkpoint_path=settings.checkpoint, bpe_path=bpe, gpus_to_use=list(settings.gpus)
-                    )
-                else:
-                    from sam3.model.sam3_video_predictor import Sam3VideoPredictor
-
-                    self.predictor = Sam3VideoPredictor(checkpoint_path=settings.checkpoint, bpe_path=bpe)
-        except Exception as exc:  # torch.load and the builder raise many kinds; all mean "bad checkpoint"
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise SegmenterConfigError(
-                f"cannot load SAM3 checkpoint {settings.checkpoint!r} ({type(exc).__name__}: {first[:200]})", setting="checkpoint"
-            ) from None
+        self._mode = _device_mode(self.device)
+        self.predictor = _build_predictor(settings, settings.bpe_path or find_bpe_path(), self._mode)
         model = self.predictor.model
         model.score_threshold_detection = settings.score_threshold
         model.new_det_thresh = settings.new_object_threshold
@@ -205,18 +217,14 @@ class Sam3Segmenter:
         # sessions made; frozen objects are still freed by reference counting.
         gc.freeze()
 
-    @property
     def settings_record(self) -> dict[str, str]:
-        """The settings in effect, as strings, for the masks table's metadata."""
-        s = self.settings
+        """The settings, plus what they resolved to on this machine."""
+        compiled = "on" if self.compiled else ("off (requested; cuda only)" if self.settings.compile else "off")
         return {
+            **super().settings_record(),
             "sam3.device": self.device,
-            "sam3.max_objects": str(s.max_objects),
-            "sam3.score_threshold": str(s.score_threshold),
-            "sam3.new_object_threshold": str(s.new_object_threshold),
-            "sam3.hotstart_delay": str(s.hotstart_delay),
             "sam3.precision": "bf16-autocast" if self.device == "cuda" else "fp32",
-            "sam3.compile": "on" if self.compiled else ("off (requested; cuda only)" if s.compile else "off"),
+            "sam3.compile": compiled,
         }
 
     def prepare_frames(self, frames: Sequence[np.ndarray]) -> Sequence[np.ndarray]:
@@ -376,7 +384,7 @@ def check_checkpoint(checkpoint: str | None) -> str:
     return checkpoint
 
 
-def load_sam3(checkpoint: str | None, device: str = "auto", **options) -> Sam3Segmenter:
+def load_sam3(settings: Sam3Settings) -> Sam3Segmenter:
     """Build the predictor once; every failure is a one-line ``SegmenterConfigError``."""
-    checkpoint = check_checkpoint(checkpoint)
-    return Sam3Segmenter(Sam3Settings(checkpoint=checkpoint, device=device, **options))
+    check_checkpoint(settings.checkpoint)
+    return Sam3Segmenter(settings)

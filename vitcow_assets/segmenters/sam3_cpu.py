@@ -3,8 +3,8 @@
 Meta's ``sam3`` 0.1.4 assumes CUDA throughout. Nothing here is used on a GPU: the SAM3
 backend enters ``cpu_mode()`` only when its device is ``cpu``. What it does, and why:
 
-- torchvision from PyPI next to a CPU torch cannot register its C++ ops; defining the two
-  operator schemas it looks for (``nms``, ``qnms``) lets the rest of it import;
+- torchvision from PyPI next to a CPU torch cannot register its C++ ops: see
+  ``torch_imports`` (also used on every device, before open_clip is imported);
 - ``sam3.model.edt`` imports triton at import time and serves only training: it is stubbed;
 - torchvision's Python ``roi_align`` fallback is lazily ``torch.compile``d (seconds per new
   shape): the uncompiled function is used;
@@ -20,6 +20,8 @@ import types
 
 import torch
 from torch.overrides import TorchFunctionMode
+
+from vitcow_assets.segmenters.torch_imports import make_torch_stack_importable
 
 _installed = False
 
@@ -49,16 +51,7 @@ def install() -> None:
     global _installed
     if _installed:
         return
-    try:
-        import torchvision  # noqa: F401
-    except RuntimeError:
-        for name in [m for m in sys.modules if m.startswith("torchvision")]:
-            del sys.modules[name]
-        library = torch.library.Library("torchvision", "DEF")
-        library.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-        library.define("qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-        install.library = library  # must stay alive
-        import torchvision  # noqa: F401
+    make_torch_stack_importable()
     try:
         import triton  # noqa: F401
     except ImportError:

@@ -17,7 +17,9 @@ from vitcow_assets.media.files import atomic_dir
 from vitcow_assets.media.parquet import write_table
 from vitcow_assets.media.video import DecodeDamage, EncoderSettings, VideoWriter
 from vitcow_assets.stages.frames import ClipFrameStream
+from vitcow_assets.footage.ingest import RawVideo, read_frame_times
 from vitcow_assets.footage.layout import VideoLayout
+from vitcow_assets.stages.events import StageEvents
 
 
 class NoClipFits(ValueError):
@@ -34,6 +36,14 @@ def plan_video_clips(
     if not planned:
         raise NoClipFits(f"{source_name}: no clip fits (frames: {frame_count}, settings: {settings})")
     return planned
+
+
+def cut_clips(raw: RawVideo, layout: VideoLayout, settings: ClipSettings, write_files: bool, events: StageEvents) -> tuple[pa.Table, list[ClipWindow]]:
+    """Plan the video's clips and write the clips folder: the manifest, and the clip files
+    when ``write_files``. Returns the manifest and the clips the file could not deliver."""
+    times = read_frame_times(layout)
+    planned = plan_video_clips(raw.source_name, raw.frame_count, raw.fps, settings, times)
+    return write_clips(raw.stored_path, raw.video_id, planned, raw.fps, layout, write_files, times=times, damage=events.damage)
 
 
 def write_clips(

@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 from vitcow_assets.core.clips import ClipWindow
 from vitcow_assets.core.geometry import crop_window, extract_crop
 from vitcow_assets.core.masks import decode_mask
+from vitcow_assets.core.settings import check, setting
 from vitcow_assets.core.tables import CROPS_SCHEMA, TracksBuilder
 from vitcow_assets.media.files import atomic_dir
 from vitcow_assets.media.parquet import ParquetSink, write_table
@@ -26,15 +27,13 @@ from vitcow_assets.footage.layout import VideoLayout
 
 @dataclasses.dataclass(frozen=True)
 class CropSettings:
-    crop_size: int = 224
-    margin: float = 0.1
-    mask_background: bool = False
+    crop_size: int = setting(224, "crop width = height, pixels (even)")
+    margin: float = setting(0.1, "margin around the box on every side, as a fraction of its longer side")
+    mask_background: bool = setting(False, "black out everything outside the animal's mask")
 
     def __post_init__(self) -> None:
-        if self.crop_size < 2 or self.crop_size % 2:
-            raise ValueError(f"crop_size must be an even number >= 2, got {self.crop_size}")
-        if not 0 <= self.margin <= 2:
-            raise ValueError(f"margin must be within [0, 2], got {self.margin}")
+        check("crop_size", self.crop_size >= 2 and self.crop_size % 2 == 0, f"crop_size must be an even number >= 2, got {self.crop_size}")
+        check("margin", 0 <= self.margin <= 2, f"margin must be within [0, 2], got {self.margin}")
 
 
 @dataclasses.dataclass(frozen=True)

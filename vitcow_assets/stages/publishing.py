@@ -13,14 +13,13 @@ checked), so no name can lead outside the destination.
 
 import dataclasses
 import json
-import re
 import tempfile
-import unicodedata
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from vitcow_assets.core.names import plain_name
 from vitcow_assets.core.tables import PUBLISHED_CROPS_SCHEMA
 from vitcow_assets.media.files import atomic_file
 from vitcow_assets.media.hashing import sha256_file
@@ -35,9 +34,7 @@ UNKNOWN_FARM = "unknown_farm"
 def safe_component(text: str | None, fallback: str = UNKNOWN_FARM) -> str:
     """One path component from ``text``: accents folded, anything but letters, digits, '.',
     '_', '-' made '_', no leading dots (so never '.' or '..')."""
-    folded = unicodedata.normalize("NFKD", text or "").encode("ascii", "ignore").decode()
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", folded).strip("._-")[:80]
-    return cleaned or fallback
+    return plain_name(text) or fallback
 
 
 def destination_of(destination: str | Location, farm: str | None, video_id: str) -> Location:

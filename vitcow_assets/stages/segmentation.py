@@ -28,11 +28,11 @@ from vitcow_assets.media.parquet import ParquetSink
 from vitcow_assets.media.video import DecodeDamage
 from vitcow_assets.segmenters.base import FrameResult, SegmenterSession
 from vitcow_assets.stages.threads import BackgroundWorker, InlineIterator, InlineWorker, Prefetcher
+from vitcow_assets.stages.events import StageEvents
 from vitcow_assets.stages.frames import ClipFrameStream
 
 LINK_SETTINGS_KEY = "vitcow.link_settings"
 OpenSession = Callable[[Sequence[np.ndarray]], contextlib.AbstractContextManager[SegmenterSession]]
-Progress = Callable[[int, int], None]
 T = TypeVar("T")
 
 
@@ -151,99 +151,121 @@ class SegmentationSummary:
 Prepare = Callable[[list[np.ndarray]], Sequence[np.ndarray]]
 
 
-def segment_clips(
-    source: str | os.PathLike,
-    video_id: str,
-    clips: list[ClipWindow],
-    open_session: OpenSession,
-    plan: PromptPlan,
-    segmenter_name: str,
-    out_path: str | os.PathLike,
-    progress: Progress | None = None,
-    table_metadata: dict[str, str] | None = None,
-    on_retry: Callable[[str], None] | None = None,
-    link_settings: LinkSettings = LinkSettings(),
-    prepare: Prepare | None = None,
-    prefetch: int = 1,
-    write_queue: int = 2,
-    damage: DecodeDamage | None = None,
-) -> SegmentationSummary:
-    """Segment every clip of ``clips`` from one decode pass of ``source`` into ``out_path``.
+@dataclasses.dataclass(frozen=True)
+class MaskJob:
+    """What ``segment_clips`` needs for one video.
 
-    The caller's thread only runs predictor sessions. With ``prefetch`` ≥ 1, a decode thread
-    decodes the next clips (at most ``prefetch`` waiting) and converts them for the model
-    with ``prepare`` (a segmenter's ``prepare_frames``), and a writer thread turns each
-    segmented clip into Parquet rows (RLE encoding and track linking included) with at most
-    ``write_queue`` clips waiting, so at most ``prefetch + write_queue + 3`` clips are in
-    memory. With ``prefetch=0`` everything runs in turn on the caller's thread. Both give the
-    same rows. An error on any thread stops the others, closes the open session and leaves
-    no table.
-
-    ``table_metadata`` (provenance: model, checkpoint, prompt, run, settings) goes into the
-    Parquet schema's key-value metadata. ``on_retry`` hears about clips retried after
-    running out of accelerator memory. ``link_settings`` tunes the linking of objects across
-    clips; the values used are recorded in the schema metadata too (``vitcow.link_settings``).
+    ``open_session`` opens a predictor session on one clip's frames (the segmenter
+    resource's ``session``); ``prepare`` makes a clip's frames ready for it on the decode
+    thread (the segmenter's ``prepare_frames``). ``metadata`` (provenance: model,
+    checkpoint, prompt, run, settings) goes into the Parquet schema's key-value metadata,
+    with the ``link_settings`` that tuned the linking of objects across clips
+    (``vitcow.link_settings``). ``prefetch``: clips decoded ahead of the model (0: decode,
+    segment and write in turn on one thread); ``write_queue``: segmented clips waiting for
+    the writer thread.
     """
-    if prefetch < 0 or write_queue < 1:
-        raise ValueError(f"prefetch must be 0 or more and write_queue 1 or more, got {prefetch} and {write_queue}")
+
+    source: str | os.PathLike
+    video_id: str
+    clips: list[ClipWindow]
+    plan: PromptPlan
+    segmenter_name: str
+    open_session: OpenSession
+    out_path: str | os.PathLike
+    metadata: dict[str, str] = dataclasses.field(default_factory=dict)
+    prepare: Prepare | None = None
+    prefetch: int = 1
+    write_queue: int = 2
+    link_settings: LinkSettings = LinkSettings()
+
+    def __post_init__(self) -> None:
+        if self.prefetch < 0 or self.write_queue < 1:
+            raise ValueError(f"prefetch must be 0 or more and write_queue 1 or more, got {self.prefetch} and {self.write_queue}")
+
+
+class _MaskWriter:
+    """Turns each segmented clip into Parquet rows (RLE encoding and track linking
+    included) and appends them to the sink, in clip order."""
+
+    def __init__(self, job: MaskJob, sink: ParquetSink, summary: SegmentationSummary, timings: dict) -> None:
+        self.job, self.sink, self.summary, self.timings = job, sink, summary, timings
+        self.linker = TrackLinker(job.link_settings)
+
+    def __call__(self, item: tuple[ClipWindow, list[FrameResult]]) -> None:
+        started = time.perf_counter()
+        clip, results = item
+        batches = [mask_rows(self.job.video_id, clip, r.clip_frame, r.detections, self.job.segmenter_name) for r in results]
+        table = pa.Table.from_batches(batches, schema=MASKS_SCHEMA)
+        table = set_track_ids(table, self.linker.link(clip, ClipObservations.from_table(table)))
+        self.sink.write(table)
+        self.summary.rows += table.num_rows
+        self.summary.objects += len(set(table["object_id"].to_pylist()))
+        self.summary.frames_with_objects += len(set(table["clip_frame"].to_pylist()))
+        self.timings["write"] += time.perf_counter() - started
+
+
+def _decoded(stream: ClipFrameStream, prepare: Prepare | None, timings: dict):
+    """Each complete clip with its frames, prepared for the model; decode time counted."""
+    started = time.perf_counter()
+    for clip, frames in stream.by_clip():
+        frames = prepare(frames) if prepare is not None else frames
+        timings["decode"] += time.perf_counter() - started
+        yield clip, frames
+        started = time.perf_counter()
+
+
+def _segment_each(reader, writer, job: MaskJob, events: StageEvents, summary: SegmentationSummary, timings: dict) -> None:
+    """The model's thread: take a clip, run its sessions, hand the results to the writer."""
+    while True:
+        started = time.perf_counter()
+        item = next(reader, None)
+        timings["wait_frames"] += time.perf_counter() - started
+        if item is None:
+            return
+        clip, frames = item
+        started = time.perf_counter()
+        results = segment_clip_frames(frames, clip.source_frames, job.open_session, job.plan, clip.clip_id, events.warn)
+        del frames, item
+        timings["model"] += time.perf_counter() - started
+        started = time.perf_counter()
+        writer.submit((clip, results))
+        timings["wait_writer"] += time.perf_counter() - started
+        del results
+        summary.clips += 1
+        events.report(summary.clips, len(job.clips))
+
+
+def segment_clips(job: MaskJob, events: StageEvents | None = None) -> SegmentationSummary:
+    """Segment every clip of ``job`` from one decode pass of its source into ``job.out_path``.
+
+    The caller's thread only runs predictor sessions. With ``prefetch`` >= 1 a decode thread
+    decodes and prepares the next clips (at most ``prefetch`` waiting) and a writer thread
+    writes the results (at most ``write_queue`` waiting), so at most ``prefetch +
+    write_queue + 3`` clips are in memory; with ``prefetch=0`` everything runs in turn on
+    the caller's thread. Both give the same rows. An error on any thread stops the others,
+    closes the open session and leaves no table. ``events`` hears progress, out-of-memory
+    retries and decode damage.
+    """
+    events = events if events is not None else StageEvents()
     summary = SegmentationSummary()
     timings = dict.fromkeys(("model", "wait_frames", "wait_writer", "decode", "write"), 0.0)
-    stream = ClipFrameStream(source, clips, damage=damage)
-    metadata = {**(table_metadata or {}), LINK_SETTINGS_KEY: json.dumps(dataclasses.asdict(link_settings))}
-    schema = MASKS_SCHEMA.with_metadata(metadata)
-    linker = TrackLinker(link_settings)
-
-    def decoded():
-        started = time.perf_counter()
-        for clip, frames in stream.by_clip():
-            frames = prepare(frames) if prepare is not None else frames
-            timings["decode"] += time.perf_counter() - started
-            yield clip, frames
-            started = time.perf_counter()
-
-    with ParquetSink(out_path, schema) as sink:
-
-        def write(item: tuple[ClipWindow, list[FrameResult]]) -> None:
-            started = time.perf_counter()
-            clip, results = item
-            batches = [mask_rows(video_id, clip, r.clip_frame, r.detections, segmenter_name) for r in results]
-            table = pa.Table.from_batches(batches, schema=MASKS_SCHEMA)
-            table = set_track_ids(table, linker.link(clip, ClipObservations.from_table(table)))
-            sink.write(table)
-            summary.rows += table.num_rows
-            summary.objects += len(set(table["object_id"].to_pylist()))
-            summary.frames_with_objects += len(set(table["clip_frame"].to_pylist()))
-            timings["write"] += time.perf_counter() - started
-
-        if prefetch > 0:
-            reader = Prefetcher(decoded, depth=prefetch, name="vitcow-decode")
-            writer = BackgroundWorker(write, depth=write_queue, name="vitcow-write")
+    stream = ClipFrameStream(job.source, job.clips, damage=events.damage)
+    schema = MASKS_SCHEMA.with_metadata({**job.metadata, LINK_SETTINGS_KEY: json.dumps(dataclasses.asdict(job.link_settings))})
+    with ParquetSink(job.out_path, schema) as sink:
+        write = _MaskWriter(job, sink, summary, timings)
+        decoded = lambda: _decoded(stream, job.prepare, timings)  # noqa: E731 - made on the decode thread
+        if job.prefetch > 0:
+            reader = Prefetcher(decoded, depth=job.prefetch, name="vitcow-decode")
+            writer = BackgroundWorker(write, depth=job.write_queue, name="vitcow-write")
         else:
             reader, writer = InlineIterator(decoded), InlineWorker(write)
         with writer, reader:
-            while True:
-                started = time.perf_counter()
-                item = next(reader, None)
-                timings["wait_frames"] += time.perf_counter() - started
-                if item is None:
-                    break
-                clip, frames = item
-                started = time.perf_counter()
-                results = segment_clip_frames(frames, clip.source_frames, open_session, plan, clip.clip_id, on_retry)
-                del frames, item
-                timings["model"] += time.perf_counter() - started
-                started = time.perf_counter()
-                writer.submit((clip, results))
-                timings["wait_writer"] += time.perf_counter() - started
-                del results
-                summary.clips += 1
-                if progress is not None:
-                    progress(summary.clips, len(clips))
-        if prefetch == 0:  # inline: the write time was counted inside the caller's waits
+            _segment_each(reader, writer, job, events, summary, timings)
+        if job.prefetch == 0:  # inline: the write time was counted inside the caller's waits
             timings["wait_writer"] -= timings["write"]
             timings["wait_frames"] -= timings["decode"]
     timings["max_waiting_clips"] = float(max(reader.max_waiting, writer.max_waiting))
     summary.timings = timings
-    summary.tracks = linker.tracks
+    summary.tracks = write.linker.tracks
     summary.incomplete_clips = [c.clip_id for c in stream.incomplete]
     return summary

@@ -17,7 +17,7 @@ from dagster_k8s.job import construct_dagster_k8s_job, get_user_defined_k8s_conf
 
 from vitcow_assets.defs.execution import executor_from_env  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 VALUES = yaml.safe_load((ROOT / "deploy" / "helm" / "values.yaml").read_text())
 KUBECONFIG = """apiVersion: v1
 kind: Config

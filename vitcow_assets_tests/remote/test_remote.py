@@ -21,7 +21,7 @@ from vitcow_assets.defs.publishing import published_crops
 from vitcow_assets.defs.sensors import landing_sensor
 from vitcow_assets.footage.registry import Registry
 from vitcow_assets.remote.filesystems import RemoteError, VanishedError
-from vitcow_assets.footage.intake import INCOMING, remote_tick
+from vitcow_assets.footage.intake import INCOMING, watch_sources
 from vitcow_assets.remote.locations import Location, parse_sources
 from vitcow_assets.remote.transfer import Connection, download
 from vitcow_assets.stages.publishing import destination_of, publish_outputs
@@ -216,6 +216,12 @@ def test_no_destination_publishes_nothing(instance, env, tmp_path, footage):
 # --- settle rule, changed bytes, duplicates -----------------------------------------------
 
 
+def _tick(root, sources, cursors, now, settle_s, log, budget_s=40.0):
+    """One look at every source, as the landing sensor takes it: (arrivals, cursors, waiting)."""
+    watch = watch_sources(root, sources, cursors, now, settle_s, log, budget_s=budget_s)
+    return watch.arrivals, watch.cursors, watch.waiting
+
+
 def test_growing_remote_file_is_not_taken_until_it_settles(env, sshd, tmp_path, footage):
     tree = tmp_path / "tree"
     target = tree / "FARM_B/D02/202502010700_D02.mp4"
@@ -225,13 +231,13 @@ def test_growing_remote_file_is_not_taken_until_it_settles(env, sshd, tmp_path, 
     sources = parse_sources(f"barn={sshd.url(str(tree))}/", tmp_path)
     root, log, state = StorageRoot(tmp_path / "home"), Log(), {}
     for _ in range(2):
-        arrivals, state, waiting = remote_tick(root, sources, state, time.time(), 2, log)
+        arrivals, state, waiting = _tick(root, sources, state, time.time(), 2, log)
         assert arrivals == [] and waiting == 1
     target.write_bytes(data)  # more bytes arrived since the last look
     age(target)
-    arrivals, state, waiting = remote_tick(root, sources, state, time.time(), 2, log)
+    arrivals, state, waiting = _tick(root, sources, state, time.time(), 2, log)
     assert arrivals == [] and waiting == 1  # changed since the last look: wait once more
-    arrivals, state, waiting = remote_tick(root, sources, state, time.time(), 2, log)
+    arrivals, state, waiting = _tick(root, sources, state, time.time(), 2, log)
     assert [a.outcome.status for a in arrivals] == ["new"] and waiting == 0
     assert Registry(root).get(arrivals[0].outcome.registration.key).size == len(data)
 
@@ -293,10 +299,10 @@ def test_big_file_is_downloaded_over_several_ticks_within_the_time_budget(env, s
     age(target)
     sources = parse_sources(f"barn={sshd.url(str(tree))}/", tmp_path)
     root, log, state = StorageRoot(tmp_path / "home"), Log(), {}
-    _, state, _ = remote_tick(root, sources, state, time.time(), 2, log, budget_s=0)
+    _, state, _ = _tick(root, sources, state, time.time(), 2, log, budget_s=0)
     partial_sizes, arrivals = [], []
     for _ in range(40):  # a budget of 0: each tick takes one read and stops
-        arrivals, state, waiting = remote_tick(root, sources, state, time.time(), 2, log, budget_s=0)
+        arrivals, state, waiting = _tick(root, sources, state, time.time(), 2, log, budget_s=0)
         if arrivals:
             break
         (partial,) = (root.home / INCOMING).glob(".tmp-*.part")
@@ -350,15 +356,15 @@ def test_refused_or_unreachable_source_warns_in_one_line_and_others_carry_on(env
     sources = parse_sources(f"barn={sftp_url}/,bucket=s3://farm-{fault.replace('_', '-')}/,local={tmp_path / 'landing'}", tmp_path)
     root, log = StorageRoot(tmp_path / "home"), Log()
     state, now = {}, time.time() + 10  # the bucket's object was written just now
-    _, state, _ = remote_tick(root, sources, state, now, 2, log)
-    arrivals, state, _ = remote_tick(root, sources, state, now, 2, log)
-    assert [a.source.name for a in arrivals] == ["bucket"]  # the bucket was not held up
+    _, state, _ = _tick(root, sources, state, now, 2, log)
+    arrivals, state, _ = _tick(root, sources, state, now, 2, log)
+    assert [a.file.source for a in arrivals] == ["bucket"]  # the bucket was not held up
     barn = [w for w in log.warnings() if w.startswith("source barn:")]
     assert len(barn) == 2 and all(expected in w and "\n" not in w for w in barn)
     assert "not-the-password" not in " ".join(log.warnings())
     if fault == "unknown_host_key":  # the explicit opt-out connects
         env.setenv("VITCOW_SFTP_NO_HOST_KEY_CHECK", "1")
-        _, state, waiting = remote_tick(root, sources, {}, now, 2, Log())
+        _, state, waiting = _tick(root, sources, {}, now, 2, Log())
         assert waiting == 2  # both sources listed (first look)
 
 

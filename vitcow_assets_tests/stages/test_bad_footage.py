@@ -6,6 +6,7 @@ Documented outcomes (README, "What happens when footage is bad"):
   a file whose container cannot be opened at all (e.g. an MP4 cut before its index) fails.
 """
 
+import hashlib
 import json
 import logging
 import os
@@ -21,6 +22,7 @@ from vitcow_assets.core.geometry import mask_iou
 from vitcow_assets.core.masks import decode_mask
 from vitcow_assets.media.video import VideoError, probe_video
 from vitcow_assets.footage.layout import StorageRoot
+from vitcow_assets.footage.registry import Registry
 from vitcow_assets_tests.helpers import materialize_partition, register, run_cli, truth_recall
 from vitcow_assets_tests.synthetic import (
     DEFAULT_OBJECTS,
@@ -148,7 +150,9 @@ def test_invalid_inputs_fail_alone_with_one_line_and_leave_nothing(tmp_path):
     assert probe_video(report["good.mp4"]["crop_videos"][0]).frame_count == 20
 
 
-def test_cli_refuses_a_file_still_being_copied(tmp_path):
+def test_cli_waits_for_a_file_still_being_copied_and_takes_all_of_it(tmp_path):
+    """The same settle rule as the sensor: a file named explicitly is waited for (one line
+    says so), then processed whole; a file that keeps growing past the timeout fails."""
     import threading
     import time
 
@@ -161,9 +165,9 @@ def test_cli_refuses_a_file_still_being_copied(tmp_path):
         offset = 1000
         with open(growing, "ab") as out:
             while not stop.is_set() and offset < len(source):
-                out.write(source[offset : offset + 200])
+                out.write(source[offset : offset + 400])
                 out.flush()
-                offset += 200
+                offset += 400
                 time.sleep(0.05)
 
     writer = threading.Thread(target=copy_slowly)
@@ -173,10 +177,41 @@ def test_cli_refuses_a_file_still_being_copied(tmp_path):
     finally:
         stop.set()
         writer.join()
+    assert proc.returncode == 0, proc.stderr
+    assert "waiting:" in proc.stderr and "still arriving" in proc.stderr
+    (entry,) = json.loads(proc.stdout)["videos"]
+    assert entry["status"] == "success"
+    registration = Registry(StorageRoot(tmp_path / "home")).get(entry["partition_key"])
+    assert registration.size == len(source) and registration.sha256 == hashlib.sha256(source).hexdigest()
+
+
+def test_cli_gives_up_on_a_file_that_keeps_growing(tmp_path):
+    import threading
+    import time
+
+    growing = tmp_path / "endless.mp4"
+    write_video(growing, frames=10)
+    stop = threading.Event()
+
+    def append_forever():
+        with open(growing, "ab") as out:
+            while not stop.is_set():
+                out.write(b"\0" * 100)
+                out.flush()
+                time.sleep(0.1)
+
+    writer = threading.Thread(target=append_forever)
+    writer.start()
+    try:
+        env = {"VITCOW_SETTLE_TIMEOUT_SECONDS": "3"}
+        proc = run_cli(["run", str(growing), "--backend", "motion", "--json", "--no-progress"], tmp_path / "home", extra_env=env)
+    finally:
+        stop.set()
+        writer.join()
     assert proc.returncode == 1
     (entry,) = json.loads(proc.stdout)["videos"]
-    assert entry["status"] == "failed" and "still being written" in entry["error"]
-    assert not (tmp_path / "home" / "videos").exists()
+    assert entry["status"] == "failed" and "still arriving after 3 s" in entry["error"]
+    assert not (tmp_path / "home" / "videos").exists() and Registry(StorageRoot(tmp_path / "home")).all() == []
 
 
 def _damage_middle_packet(video, packet_number: int) -> None:
@@ -241,7 +276,7 @@ def test_damaged_packet_in_the_middle_loses_one_frame_not_the_rest_of_the_file(t
     print(f"clips kept: {len(expected)} of {len(planned)}; warning: {damaged[0]}")
 
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "data"
 
 
 def test_file_whose_rewind_fails_gets_one_line_naming_it(tmp_path):

@@ -19,7 +19,8 @@ import pytest
 
 from vitcow_assets.definitions import defs
 from vitcow_assets.defs.resources import VitcowStorage
-from vitcow_assets.defs.sensors import SOURCE_SHA_TAG, landing_sensor
+from vitcow_assets.defs.metadata import SOURCE_SHA_TAG
+from vitcow_assets.defs.sensors import landing_sensor
 from vitcow_assets.media.hashing import sha256_file
 from vitcow_assets.footage.registry import Registry
 from vitcow_assets.footage.layout import partition_key_for
@@ -37,7 +38,7 @@ class Landing:
         self.dir.mkdir()
         self.home = tmp_path / "home"
         self.instance = instance
-        self.storage = VitcowStorage(home=str(self.home), landing_dir=str(self.dir), settle_seconds=SETTLE_SECONDS)
+        self.storage = VitcowStorage(home=str(self.home), landing_sources=str(self.dir), settle_seconds=SETTLE_SECONDS)
         self.cursor: str | None = None
 
     def tick(self, cursor: str | None = ..., apply_partitions: bool = True) -> dg.SensorResult:
@@ -103,8 +104,10 @@ def added_keys(result: dg.SensorResult) -> list[str]:
     return keys
 
 
-def cursor_of(result: dg.SensorResult) -> dict:
-    return json.loads(result.cursor)
+def cursor_of(result: dg.SensorResult | str) -> dict:
+    """The landing folder's settle cursor (``core.settle.SettleCursor``) in the sensor's cursor."""
+    cursor = result if isinstance(result, str) else result.cursor
+    return json.loads(cursor)["sources"]["landing"]
 
 
 # -- 1. a new file --------------------------------------------------------------------------
@@ -337,7 +340,7 @@ def test_non_video_hidden_empty_and_outside_files_are_ignored(landing, tmp_path)
 def test_missing_landing_folder_is_an_empty_tick(landing):
     landing.dir.rmdir()
     result = landing.tick()
-    assert result.run_requests == [] and json.loads(result.cursor) == {"done": {}, "seen": {}}
+    assert result.run_requests == [] and cursor_of(result) == {"done": {}, "seen": {}}
 
 
 # -- 7. the cursor ---------------------------------------------------------------------------
@@ -347,7 +350,7 @@ def test_cursor_from_an_earlier_tick_keeps_processed_files_processed(landing):
     path = age(video(landing.dir / "kept.mp4"))
     landing.process(path)
     saved = landing.cursor
-    assert str(path) in json.loads(saved)["done"]
+    assert str(path) in cursor_of(saved)["done"]
 
     # a fresh evaluation (new context, as after a restart) from the saved cursor
     result = landing.tick(cursor=saved)
@@ -427,19 +430,19 @@ def test_symlink_loops_in_the_landing_folder_are_skipped_and_the_rest_processed(
 
 
 def _scan_unprivileged(folder: Path) -> list[str]:
-    """``scan_landing`` by a process that may not read everything: as root (who may), a
+    """``list_local`` by a process that may not read everything: as root (who may), a
     forked child that drops to user ``nobody`` first."""
-    from vitcow_assets.footage.listing import scan_landing
+    from vitcow_assets.footage.listing import list_local
 
     if os.geteuid() != 0:
-        return [f.path for f in scan_landing(folder)]
+        return [f.uri for f in list_local(folder)]
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: drop privileges, scan, report, exit without cleanup
         try:
             os.setgid(65534)
             os.setuid(65534)
-            out = json.dumps([f.path for f in scan_landing(folder)])
+            out = json.dumps([f.uri for f in list_local(folder)])
         except BaseException as exc:  # reported to the parent, which fails the test
             out = json.dumps({"error": repr(exc)})
         os.write(write_end, out.encode())

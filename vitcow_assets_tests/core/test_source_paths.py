@@ -5,7 +5,7 @@ import datetime as dt
 import pytest
 
 from vitcow_assets.core.source_paths import PathPattern, parse_patterns, source_fields
-from vitcow_assets.footage.remote_ingest import source_provenance
+from vitcow_assets.footage.provenance import source_provenance
 from vitcow_assets.remote.locations import Location, LocationError, is_local_folder, parse_sources
 
 

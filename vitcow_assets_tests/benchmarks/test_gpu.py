@@ -12,7 +12,7 @@ import pytest
 
 from vitcow_assets_tests.synthetic import write_video
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("sam3") is None, reason="sam3 is not installed")
 

@@ -25,7 +25,9 @@ from vitcow_assets.definitions import defs
 from vitcow_assets.defs.metadata import SOURCE_SHA256
 from vitcow_assets.defs.resources import VitcowStorage
 from vitcow_assets.defs.schedules import nightly_catchup
-from vitcow_assets.defs.sensors import registration_request
+from vitcow_assets.defs.sensors import Requests
+from vitcow_assets.footage.intake import Arrival, register_local
+from vitcow_assets.footage.listing import local_file
 from vitcow_assets.media.hashing import sha256_file
 from vitcow_assets.footage.registry import Registry
 from vitcow_assets.footage.layout import partition_key_for
@@ -40,7 +42,7 @@ class Catchup:
         self.dir = tmp_path / "landing"
         self.dir.mkdir()
         self.instance = instance
-        self.storage = VitcowStorage(home=str(tmp_path / "home"), landing_dir=str(self.dir), settle_seconds=5)
+        self.storage = VitcowStorage(home=str(tmp_path / "home"), landing_sources=str(self.dir), settle_seconds=5)
 
     def evaluate(self, when: dt.datetime = WHEN):
         with dg.build_schedule_context(
@@ -177,6 +179,19 @@ def test_changed_footage_is_requested_even_with_crops(catchup):
     assert catchup.registry().get("yard").sha256 == sha256_file(path)
 
 
+def sensor_registers(catchup, path) -> Requests:
+    """What the landing sensor does with a file that has arrived."""
+
+    class _Log:
+        def info(self, *_):
+            pass
+
+    requests = Requests(catchup.storage, catchup.instance, _Log())
+    file = local_file(path)
+    requests.add(Arrival(file, register_local(catchup.storage.root(), file)))
+    return requests
+
+
 def test_changed_footage_whose_run_failed_is_retried(catchup):
     """The sensor registered new bytes but their run failed: the old crops are stale."""
     path = video(catchup.dir / "pen.mp4", frames=30, age_s=120)
@@ -188,8 +203,8 @@ def test_changed_footage_whose_run_failed_is_retried(catchup):
             pass
 
     video(path, frames=34, age_s=60)
-    request, _ = registration_request(catchup.storage, str(path), catchup.instance, _Log())
-    assert request is not None  # the sensor's run for the new bytes then failed: no new crops
+    requests = sensor_registers(catchup, path)
+    assert requests.runs  # the sensor's run for the new bytes then failed: no new crops
     assert catchup.requested(WHEN + dt.timedelta(days=1)) == ["pen"]
     catchup.crops_done("pen")
     assert catchup.requested(WHEN + dt.timedelta(days=2)) == []
@@ -202,8 +217,8 @@ def test_file_the_sensor_already_registered_is_not_registered_twice(catchup):
         def info(self, *_):
             pass
 
-    request, new_partition = registration_request(catchup.storage, str(path), catchup.instance, _Log())
-    assert request is not None and new_partition == "seen"
+    requests = sensor_registers(catchup, path)
+    assert requests.runs and requests.partitions == ["seen"]
     catchup.add_partitions("seen")  # what the sensor daemon did with its add request
     catchup.crops_done("seen")      # and the run it requested finished
     assert catchup.requested() == []

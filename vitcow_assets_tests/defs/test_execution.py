@@ -7,7 +7,7 @@ import dagster as dg
 import pytest
 import yaml
 
-from vitcow_assets.cli import INSTANCE_YAML
+from vitcow_assets.cli.instance import INSTANCE_YAML
 from vitcow_assets.defs.execution import GPU_OP_TAGS, executor_from_env
 from vitcow_assets.cli.instance import InstanceConfigError, postgres_instance_yaml
 
@@ -84,8 +84,8 @@ def test_only_the_gpu_step_loads_the_model(tmp_path, synthetic_video, monkeypatc
     from vitcow_assets_tests.helpers import register
 
     loads = []
-    real = __import__("vitcow_assets.defs.resources", fromlist=["_cached_segmenter"])._cached_segmenter
-    monkeypatch.setattr("vitcow_assets.defs.resources._cached_segmenter", lambda *a: loads.append(a) or real(*a))
+    real = __import__("vitcow_assets.defs.resources", fromlist=["cached_segmenter"]).cached_segmenter
+    monkeypatch.setattr("vitcow_assets.defs.resources.cached_segmenter", lambda *a: loads.append(a) or real(*a))
     from vitcow_assets.defs.assets import ASSETS
 
     by_name = {a.key.path[-1]: a for a in ASSETS}

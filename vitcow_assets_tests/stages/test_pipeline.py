@@ -13,9 +13,11 @@ from vitcow_assets.core.detections import Detections
 from vitcow_assets.defs.metadata import SOURCE_SHA256
 from vitcow_assets.media.hashing import sha256_file
 from vitcow_assets.media.video import iter_frames, probe_video
+from vitcow_assets.footage.ingest import read_raw_video
 from vitcow_assets.footage.registry import Registry
 from vitcow_assets.segmenters.base import FrameResult
 from vitcow_assets.footage.layout import StorageRoot
+from vitcow_assets_tests.fakes import FakeSegmenter, one_box
 from vitcow_assets_tests.helpers import (
     materialize_partition,
     register,
@@ -50,7 +52,9 @@ def test_every_asset_and_check_succeeds(processed):
 def test_raw_video_record_and_data_version(processed, synthetic_video):
     raw = json.loads(processed["layout"].raw_video_json.read_text())
     assert raw["sha256"] == sha256_file(synthetic_video)
-    assert (raw["width"], raw["height"], raw["frame_count"], raw["fps"]) == (W, H, 100, 10.0)
+    video = raw["video"]  # the probe, as media.video.VideoInfo has it
+    assert (video["width"], video["height"], video["frame_count"], video["fps"], raw["frame_count"]) == (W, H, 100, 10.0, 100)
+    assert read_raw_video(processed["layout"]).video == probe_video(raw["stored_path"])
     event = processed["instance"].get_latest_materialization_event(dg.AssetKey("raw_video"))
     assert event.asset_materialization.tags["dagster/data_version"] == raw["sha256"]
     # the crops say which bytes they were made from, under the key the nightly catch-up reads
@@ -133,46 +137,8 @@ def test_rerun_replaces_outputs(processed):
     assert not [p for p in layout.root.rglob(".tmp-*")]
 
 
-class _BadSegmenter:
-    """Reports a box that leaves the frame: the blocking mask check must stop the crops."""
-
-    name = "bad/v0"
-    checkpoint = None
-    uses_text_prompts = True
-
-    def __init__(self):
-        self.closed = 0
-
-    def start_session(self, frames):
-        outer = self
-
-        class Session:
-            def add_text_prompt(self, text, clip_frame=0):
-                pass
-
-            def propagate(self):
-                h, w = frames[0].shape[:2]
-                masks = np.zeros((1, h, w), bool)
-                masks[0, :5, :5] = True
-                yield FrameResult(0, Detections([[-10, 0, 5, 5]], masks, [1.0], [0], ["cow"]))
-
-            def close(self):
-                outer.closed += 1
-
-            def __enter__(self):
-                return self
-
-            def __exit__(self, *exc):
-                self.close()
-
-        return Session()
-
-    def release(self):
-        pass
-
-
 def test_failing_mask_check_blocks_crops(synthetic_video, tmp_path, monkeypatch):
-    bad = _BadSegmenter()
+    bad = FakeSegmenter(detect=one_box([-10, 0, 5, 5]), name="bad/v0")  # a box that leaves the frame
     key, result = run_with_segmenter(bad, synthetic_video, tmp_path, monkeypatch)
     assert not result.success
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
@@ -182,20 +148,8 @@ def test_failing_mask_check_blocks_crops(synthetic_video, tmp_path, monkeypatch)
     assert bad.closed == 1  # the session was closed
 
 
-class _ExplodingSegmenter(_BadSegmenter):
-    def start_session(self, frames):
-        session = super().start_session(frames)
-
-        def propagate():
-            raise MemoryError("simulated device failure")
-            yield
-
-        session.propagate = propagate
-        return session
-
-
 def test_session_is_closed_and_nothing_written_when_segmenter_fails(synthetic_video, tmp_path, monkeypatch):
-    bad = _ExplodingSegmenter()
+    bad = FakeSegmenter(fail_on=1, error=MemoryError("simulated device failure"))
     key, result = run_with_segmenter(bad, synthetic_video, tmp_path, monkeypatch)
     assert not result.success
     layout = StorageRoot(tmp_path).video(key)

@@ -17,9 +17,9 @@ if importlib.util.find_spec("sam3") is None:
 import torch  # noqa: E402
 
 from vitcow_assets.core.geometry import mask_to_xyxy  # noqa: E402
-from vitcow_assets.defs.resources import SegmenterResource  # noqa: E402
+from vitcow_assets.defs.resources import segmenter_from_environment  # noqa: E402
 from vitcow_assets.segmenters.base import PromptError, SegmenterConfigError  # noqa: E402
-from vitcow_assets.segmenters.sam3 import find_bpe_path, load_sam3  # noqa: E402
+from vitcow_assets.segmenters.sam3 import Sam3Settings, find_bpe_path, load_sam3  # noqa: E402
 from vitcow_assets.segmenters.sam3_cpu import cpu_mode, install  # noqa: E402
 from vitcow_assets.footage.layout import StorageRoot  # noqa: E402
 from vitcow_assets_tests.sam3_tiny import tiny_builder, write_tiny_checkpoint  # noqa: E402
@@ -42,9 +42,19 @@ def tiny_checkpoint(tmp_path_factory):
     torch.set_num_threads(threads)
 
 
+def cpu_sam3(checkpoint: str, **settings):
+    """The real backend, as the resource loads it, on the CPU."""
+    return load_sam3(Sam3Settings(checkpoint=checkpoint, device="cpu", **settings))
+
+
+def recorded(model) -> dict:
+    """The backend's settings as the masks table records them."""
+    return json.loads(model.settings_record()["sam3.settings"])
+
+
 @pytest.fixture(scope="module")
 def segmenter(tiny_checkpoint):
-    return load_sam3(tiny_checkpoint, device="cpu", **TEST_THRESHOLDS)
+    return cpu_sam3(tiny_checkpoint, **TEST_THRESHOLDS)
 
 
 @pytest.fixture(scope="module")
@@ -161,7 +171,7 @@ def test_reset_forgets_prompts_and_objects(segmenter, frames):
 
 
 def test_zero_detections_give_empty_frames(tiny_checkpoint, frames):
-    strict = load_sam3(tiny_checkpoint, device="cpu", score_threshold=1.5, new_object_threshold=1.01, hotstart_delay=0)
+    strict = cpu_sam3(tiny_checkpoint, score_threshold=1.5, new_object_threshold=1.01, hotstart_delay=0)
     with strict.start_session(frames) as session:
         session.add_text_prompt("cow", 0)
         results = _results(session)
@@ -172,11 +182,11 @@ def test_bad_checkpoint_fails_in_one_line_naming_the_setting(tmp_path):
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a checkpoint")
     with pytest.raises(SegmenterConfigError, match="cannot load SAM3 checkpoint") as info:
-        load_sam3(str(junk), device="cpu")
+        cpu_sam3(str(junk))
     assert "\n" not in str(info.value) and info.value.setting == "checkpoint"
     # where the configuration is read, the message says which setting and variable to fix
-    resource = SegmenterResource(backend="sam3", sam3_checkpoint=str(junk), device="cpu")
-    with pytest.raises(SegmenterConfigError, match="sam3_checkpoint \\(VITCOW_SAM3_CHECKPOINT\\)") as info:
+    resource = segmenter_from_environment({"VITCOW_SAM3_CHECKPOINT": str(junk), "VITCOW_SAM3_DEVICE": "cpu"}, backend="sam3")
+    with pytest.raises(SegmenterConfigError, match="set VITCOW_SAM3_CHECKPOINT or --sam3-checkpoint") as info:
         resource.segmenter
     assert "\n" not in str(info.value)
 
@@ -198,7 +208,7 @@ def test_cli_runs_sam3_with_a_prompt_file_of_every_step_kind(tiny_checkpoint, tm
         "VITCOW_HOME": str(home),
         "DAGSTER_HOME": str(home / "dagster"),
         "VITCOW_SAM3_CHECKPOINT": tiny_checkpoint,
-        "VITCOW_DEVICE": "cpu",
+        "VITCOW_SAM3_DEVICE": "cpu",
         "VITCOW_SAM3_SCORE_THRESHOLD": "0",
         "VITCOW_SAM3_NEW_OBJECT_THRESHOLD": "1.01",
     }.items():
@@ -261,21 +271,21 @@ def _objects(segmenter, frames) -> set[int]:
 
 def test_max_objects_caps_the_objects_of_a_session(tiny_checkpoint, frames):
     many = {"score_threshold": 0.0, "new_object_threshold": 0.0, "hotstart_delay": 0}
-    uncapped = _objects(load_sam3(tiny_checkpoint, device="cpu", **many), frames)
-    capped = load_sam3(tiny_checkpoint, device="cpu", max_objects=1, **many)
+    uncapped = _objects(cpu_sam3(tiny_checkpoint, **many), frames)
+    capped = cpu_sam3(tiny_checkpoint, max_objects=1, **many)
     assert len(uncapped) > 1  # the random model finds several here ...
     assert len(_objects(capped, frames)) == 1  # ... and the cap keeps one
-    assert capped.settings_record["sam3.max_objects"] == "1"
-    with pytest.raises(SegmenterConfigError, match="max_objects"):
-        load_sam3(tiny_checkpoint, device="cpu", max_objects=-1)
+    assert recorded(capped)["max_objects"] == 1
+    with pytest.raises(ValueError, match="max_objects"):
+        cpu_sam3(tiny_checkpoint, max_objects=-1)
 
 
 def test_compile_is_refused_quietly_on_cpu_and_recorded(tiny_checkpoint):
     with pytest.warns(UserWarning, match="CUDA only"):
-        model = load_sam3(tiny_checkpoint, device="cpu", compile=True, **TEST_THRESHOLDS)
+        model = cpu_sam3(tiny_checkpoint, compile=True, **TEST_THRESHOLDS)
     assert model.predictor.model.compile_model is False
-    assert model.settings_record["sam3.compile"] == "off (requested; cuda only)"
-    assert model.settings_record["sam3.precision"] == "fp32"
+    assert model.settings_record()["sam3.compile"] == "off (requested; cuda only)"
+    assert model.settings_record()["sam3.precision"] == "fp32" and recorded(model)["compile"] is True
 
 
 def test_cli_settings_reach_the_model_and_the_masks_metadata(tiny_checkpoint, tmp_path, monkeypatch):
@@ -284,15 +294,16 @@ def test_cli_settings_reach_the_model_and_the_masks_metadata(tiny_checkpoint, tm
     video = write_video(tmp_path / "pen.mp4", frames=24, width=W, height=H)
     home = tmp_path / "home"
     for name, value in {"VITCOW_HOME": str(home), "DAGSTER_HOME": str(home / "dagster"), "VITCOW_SAM3_CHECKPOINT": tiny_checkpoint,
-                        "VITCOW_DEVICE": "cpu", "VITCOW_SAM3_MAX_OBJECTS": "5"}.items():
+                        "VITCOW_SAM3_DEVICE": "cpu", "VITCOW_SAM3_MAX_OBJECTS": "5"}.items():
         monkeypatch.setenv(name, value)
     argv = ["run", str(video), "--backend", "sam3", "--frames-per-clip", "6", "--no-clip-files", "--json", "--no-progress",
-            "--max-objects", "1", "--score-threshold", "0", "--new-object-threshold", "0", "--prefetch-clips", "2"]
+            "--sam3-max-objects", "1", "--score-threshold", "0", "--sam3-new-object-threshold", "0", "--prefetch-clips", "2"]
     assert cli.main(argv) == 0
     layout = StorageRoot(home).video("pen")
     meta = {k.decode(): v.decode() for k, v in pq.read_schema(layout.masks_table).metadata.items()}
-    assert meta["vitcow.sam3.max_objects"] == "1"  # the CLI wins over the environment
-    assert meta["vitcow.sam3.score_threshold"] == "0.0" and meta["vitcow.sam3.new_object_threshold"] == "0.0"
+    settings = json.loads(meta["vitcow.sam3.settings"])
+    assert settings["max_objects"] == 1  # the CLI wins over the environment
+    assert settings["score_threshold"] == 0.0 and settings["new_object_threshold"] == 0.0  # an alias and the derived flag
     assert meta["vitcow.prefetch_clips"] == "2" and meta["vitcow.sam3.device"] == "cpu"
     rows = pq.read_table(layout.masks_table).to_pylist()
     assert rows and all(len({r["object_id"] for r in rows if r["clip_id"] == c}) == 1 for c in {r["clip_id"] for r in rows})

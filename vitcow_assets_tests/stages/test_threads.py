@@ -13,50 +13,18 @@ from vitcow_assets.media.video import probe_video
 from vitcow_assets.segmenters.motion import MotionSegmenter
 from vitcow_assets.stages import segmentation
 from vitcow_assets.stages.threads import BackgroundWorker, Prefetcher
-from vitcow_assets.stages.segmentation import segment_clips
+from vitcow_assets.stages.segmentation import MaskJob, segment_clips
+from vitcow_assets_tests.fakes import FakeSegmenter
 
 
 def _stage_threads() -> list[str]:
     return [t.name for t in threading.enumerate() if t.name.startswith("vitcow-")]
 
 
-class CountingSegmenter:
+def CountingSegmenter(fail_on: int | None = None, delay_s: float = 0.0) -> FakeSegmenter:
     """The motion segmenter, counting sessions opened and closed; ``fail_on`` makes that
     session's propagate raise; ``delay_s`` slows each session (a slow model)."""
-
-    def __init__(self, fail_on: int | None = None, delay_s: float = 0.0):
-        self.inner = MotionSegmenter()
-        self.opened = self.closed = 0
-        self.fail_on = fail_on
-        self.delay_s = delay_s
-        self.open_now = 0
-
-    def open_session(self, frames):
-        outer = self
-        session = self.inner.start_session(frames)
-        self.opened += 1
-        number = self.opened
-
-        class Wrapped:
-            def __enter__(self):
-                outer.open_now += 1
-                return self
-
-            def __getattr__(self, name):
-                return getattr(session, name)
-
-            def propagate(self):
-                time.sleep(outer.delay_s)
-                if number == outer.fail_on:
-                    raise RuntimeError("model failed")
-                yield from session.propagate()
-
-            def __exit__(self, *exc):
-                session.close()
-                outer.closed += 1
-                outer.open_now -= 1
-
-        return Wrapped()
+    return FakeSegmenter(inner=MotionSegmenter(), fail_on=fail_on, delay_s=delay_s)
 
 
 @pytest.fixture()
@@ -66,7 +34,8 @@ def clip_plan(synthetic_video):
 
 
 def _segment(video, clips, tmp_path, segmenter, name="masks.parquet", **kwargs):
-    return segment_clips(video, "v", clips, segmenter.open_session, text_plan("cow"), "motion/v1", tmp_path / name, **kwargs)
+    job = MaskJob(video, "v", clips, text_plan("cow"), "motion/v1", segmenter.open_session, tmp_path / name, **kwargs)
+    return segment_clips(job)
 
 
 def test_prefetch_gives_the_same_rows_as_one_thread(synthetic_video, clip_plan, tmp_path):

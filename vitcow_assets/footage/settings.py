@@ -1,0 +1,27 @@
+"""Where footage and outputs live, and when a file counts as arrived: the storage settings
+(environment variables as listed; flags ``--<field>`` where the CLI offers them)."""
+
+import dataclasses
+
+from vitcow_assets.core.settings import check, setting
+from vitcow_assets.footage.layout import DEFAULT_HOME
+
+
+@dataclasses.dataclass(frozen=True)
+class StorageSettings:
+    home: str = setting(DEFAULT_HOME, "the storage root (relative paths are taken from the working directory)", env="VITCOW_HOME")
+    landing_sources: str | None = setting(
+        None, "the landing source(s): one folder or URL, or name=URL,... (default <home>/landing)", env="VITCOW_LANDING"
+    )
+    settle_seconds: float = setting(
+        10.0, "a file has arrived once it looked the same twice and was last modified this long ago", env="VITCOW_SETTLE_SECONDS"
+    )
+    settle_timeout_seconds: float = setting(
+        600.0, "vitcow run: how long to wait for a file given by name to finish arriving", env="VITCOW_SETTLE_TIMEOUT_SECONDS"
+    )
+    publish_to: str | None = setting(None, "where published_crops uploads outputs (off when unset)", env="VITCOW_PUBLISH", flag="--publish")
+    path_patterns: str | None = setting(None, "how farm, camera and recording start are read from a path (';'-separated)", env="VITCOW_PATH_PATTERNS")
+
+    def __post_init__(self) -> None:
+        check("settle_seconds", self.settle_seconds >= 0, f"settle_seconds must be >= 0, got {self.settle_seconds}")
+        check("settle_timeout_seconds", self.settle_timeout_seconds >= 0, f"settle_timeout_seconds must be >= 0, got {self.settle_timeout_seconds}")
