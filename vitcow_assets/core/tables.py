@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 
 from vitcow_assets.core.clips import ClipWindow, frame_time
-from vitcow_assets.core.masks import encode_masks, rle_area
+from vitcow_assets.core.masks import encode_box_masks
 from vitcow_assets.core.detections import Detections
 
 
@@ -150,7 +150,7 @@ def mask_rows(
     """
     n = len(detections)
     height, width = detections.frame_size
-    rles = encode_masks(detections.masks)
+    rles = encode_box_masks(detections.masks)  # from the box-local masks: no frame-sized array
     xyxy = detections.xyxy
     return pa.RecordBatch.from_pydict(
         {
@@ -166,7 +166,7 @@ def mask_rows(
             "y1": xyxy[:, 1],
             "x2": xyxy[:, 2],
             "y2": xyxy[:, 3],
-            "area": [rle_area(r) for r in rles],
+            "area": detections.masks.areas(),
             "mask_rle": rles,
             "frame_width": [width] * n,
             "frame_height": [height] * n,

@@ -54,6 +54,7 @@ import numpy as np
 
 from vitcow_assets.core.background import BackgroundMemory, robust_sigma, split_count, typical_area
 from vitcow_assets.core.detections import Detections
+from vitcow_assets.core.masks import BoxMasks
 from vitcow_assets.core.settings import check, setting
 from vitcow_assets.core.tracks import IoUTracker, stitch_tracklets
 from vitcow_assets.segmenters.base import FrameResult, SegmenterBase
@@ -377,14 +378,11 @@ class MotionSession:
             if not keep:
                 yield FrameResult(clip_frame, Detections.empty(height, width))
                 continue
-            full = np.zeros((len(keep), height, width), bool)
-            confidence = np.zeros(len(keep), np.float32)
-            for n, k in enumerate(keep):
-                for x, y, part, score in grouped[k]:
-                    full[n, y : y + part.shape[0], x : x + part.shape[1]] |= part
-                confidence[n] = max(score for *_, score in grouped[k])
+            # each object's mask is the union of its parts, kept in its box (never frame-sized)
+            masks = BoxMasks.from_parts([[(x, y, part) for x, y, part, _ in grouped[k]] for k in keep], height, width)
+            confidence = np.array([max(score for *_, score in grouped[k]) for k in keep], np.float32)
             xyxy = np.array([_box(grouped[k]) for k in keep], np.float32)
-            yield FrameResult(clip_frame, Detections(xyxy, full, confidence, np.array(keep)))
+            yield FrameResult(clip_frame, Detections(xyxy, masks, confidence, np.array(keep)))
         if new_clip:
             with self._scene.lock:
                 self._scene.remember(greys, foreground, typical, found)

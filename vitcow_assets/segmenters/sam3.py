@@ -7,11 +7,13 @@ loader forgets to divide by 255). A session holds one clip (about 6 MB of input 
 at fp16), so memory is bounded by clip length.
 
 Conversions at this edge: point and box prompts arrive in pixels of the frame and leave
-normalised to [0, 1] (boxes as top-left ``x, y, w, h``); masks come back at frame size and
-boxes are recomputed from them as pixel ``xyxy`` (SAM3's boxes use an inclusive far edge),
-dropping objects whose mask is empty on a frame.
+normalised to [0, 1] (boxes as top-left ``x, y, w, h``); masks come back at frame size, are
+cut at once to their pixels' box (``core.masks.BoxMasks``: a clip's masks then take the
+animals' area, not frames' area) and boxes are those pixel boxes as ``xyxy`` (SAM3's boxes
+use an inclusive far edge), dropping objects whose mask is empty on a frame.
 """
 
+import concurrent.futures
 import dataclasses
 import functools
 import gc
@@ -24,11 +26,15 @@ from pathlib import Path
 
 import numpy as np
 
-from vitcow_assets.core.geometry import masks_to_xyxy
 from vitcow_assets.core.settings import check, setting
 from vitcow_assets.core.detections import Detections
+from vitcow_assets.core.masks import BoxMasks
 from vitcow_assets.segmenters.base import FrameResult, PromptError, SegmenterBase, SegmenterConfigError
 from vitcow_assets.segmenters.torch_imports import make_torch_stack_importable
+
+
+#: how frames become SAM3's input: ``frames_to_input`` (pil) or ``pixels_to_input`` (bilinear)
+RESIZES = ("pil", "bilinear")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,12 +54,18 @@ class Sam3Settings:
     hotstart_delay: int = setting(0, "frames SAM3 may hold back new objects at a session's start (see above)")
     max_objects: int = setting(0, "at most N objects per clip and query, lowest scores dropped first (0: no cap)", aliases=("--max-objects",))
     compile: bool = setting(False, "torch.compile the detector and tracker on first use (CUDA only)", aliases=("--compile",))
+    resize: str = setting(
+        "pil", "how frames become the model's input: pil (as SAM3's own loader, value for value, on the CPU) or bilinear "
+        "(antialiased bilinear, as SAM3's training resizes, on the GPU: the CPU only copies the frames)",
+        choices=RESIZES,
+    )
 
     def __post_init__(self) -> None:
         check("max_objects", self.max_objects >= 0, f"max_objects must be 0 (no cap) or more, got {self.max_objects}")
         for name in ("score_threshold", "new_object_threshold"):
             check(name, getattr(self, name) >= 0, f"{name} must be >= 0 (above 1: nothing passes), got {getattr(self, name)}")
         check("hotstart_delay", self.hotstart_delay >= 0, f"hotstart_delay must be >= 0, got {self.hotstart_delay}")
+        check("resize", self.resize in RESIZES, f"resize must be one of {', '.join(RESIZES)}, got {self.resize!r}")
 
 
 def find_bpe_path() -> str:
@@ -81,12 +93,12 @@ def _resolve_device(device: str) -> str:
 
 
 class Sam3Frames(list):
-    """One clip's frames (``(H, W, 3) uint8`` RGB arrays, as a list) with ``tensor``: the
-    model's input made from them exactly as SAM3 makes it from PIL images (resized to its
-    input size, scaled to [-1, 1], float16, ``(N, 3, S, S)``, on the CPU).
-
-    Made by ``Sam3Segmenter.prepare_frames`` on the decode thread, so starting a session
-    only copies the tensor to the device. Slicing keeps the two in step."""
+    """One clip's frames (``(H, W, 3) uint8`` RGB arrays, as a list) with ``tensor``, made
+    from them on the decode thread (``Sam3Segmenter.prepare_frames``) so that starting a
+    session only hands the tensor to the device. Slicing keeps the two in step. ``tensor``
+    is either the model's input (``float16 (N, 3, S, S)``: ``resize`` ``pil``, exactly as SAM3
+    makes it from PIL images) or the frames' pixels (``uint8 (N, H, W, 3)``, in pinned memory
+    where CUDA is: ``resize`` ``bilinear``, resized on the device, ``pixels_to_input``)."""
 
     def __init__(self, frames, tensor) -> None:
         super().__init__(frames)
@@ -98,23 +110,104 @@ class Sam3Frames(list):
         return list.__getitem__(self, index)
 
 
-def frames_to_input(frames: Sequence[np.ndarray], image_size: int, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)):
-    """The model input SAM3 0.1.4 makes from a list of PIL images
-    (``sam3.model.io_utils.load_resource_as_video_frames``), with the same operations in the
-    same order, so the values are identical; the result stays on the CPU."""
+def prepare_clip(frames: Sequence[np.ndarray], image_size: int, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), resize: str = "pil") -> Sam3Frames:
+    """One clip made ready for a session (see ``Sam3Frames``): with ``pil`` the model input
+    itself (``frames_to_input``); with ``bilinear`` the pixels only (``frames_to_pixels``),
+    the frames then being views of them, so the decoded frames can go."""
+    if resize == "pil":
+        return Sam3Frames(frames, frames_to_input(frames, image_size, mean, std))
+    if resize == "bilinear":
+        pixels = frames_to_pixels(frames)
+        return Sam3Frames(list(pixels.numpy()), pixels)
+    raise ValueError(f"resize must be one of {', '.join(RESIZES)}, got {resize!r}")
+
+
+def frames_to_input(frames: Sequence[np.ndarray], image_size: int, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), workers: int | None = None):
+    """The model input for one clip, ``float16 (N, 3, S, S)`` on the CPU, exactly as SAM3
+    0.1.4 makes it from a list of PIL images (``sam3.model.io_utils.load_resource_as_video_frames``:
+    PIL's resize, divide by 255, float16, minus mean, over std), value for value.
+
+    After the resize each 8-bit value of a channel maps to one float16, so that part is a
+    256-entry table per channel made once with SAM3's own operations (``normalise_table``)
+    and looked up (``cv2.LUT``), at a fraction of the cost of float16 arithmetic on the CPU.
+    Frames are prepared on ``workers`` threads (default: the CPUs this process may use; PIL
+    and OpenCV release the GIL); each frame is independent, so the count changes nothing."""
     import torch
+
+    table = normalise_table(tuple(float(v) for v in mean), tuple(float(v) for v in std)).view(np.uint16)
+    out = np.empty((len(frames), 3, image_size, image_size), np.uint16)  # float16 bits
+    one = functools.partial(_prepare_one, frames=frames, out=out, table=table, image_size=image_size)
+    workers = min(len(frames), workers or len(os.sched_getaffinity(0)))
+    if workers > 1:
+        with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="vitcow-prepare") as pool:
+            list(pool.map(one, range(len(frames))))
+    else:
+        for i in range(len(frames)):
+            one(i)
+    return torch.from_numpy(out.view(np.float16))
+
+
+def _prepare_one(i: int, frames, out: np.ndarray, table: np.ndarray, image_size: int) -> None:
+    """Frame ``i`` resized by PIL (SAM3's call) and looked up into ``out[i]``."""
+    import cv2
     from PIL import Image
+
+    image = Image.fromarray(frames[i])
+    if image.mode != "RGB":
+        image = image.convert("RGB")  # SAM3 converts; an RGB image would only be copied
+    resized = np.asarray(image.resize((image_size, image_size)))
+    for channel, plane in enumerate(cv2.split(resized)):
+        cv2.LUT(plane, table[channel], dst=out[i, channel])
+
+
+def frames_to_pixels(frames: Sequence[np.ndarray]):
+    """The clip's frames as one ``uint8 (N, H, W, 3)`` tensor, in pinned memory where CUDA is
+    (so that the copy to the GPU is a DMA the model's thread does not wait on)."""
+    import torch
+
+    height, width = frames[0].shape[:2]
+    pixels = torch.empty((len(frames), height, width, 3), dtype=torch.uint8, pin_memory=torch.cuda.is_available())
+    array = pixels.numpy()
+    for i, frame in enumerate(frames):
+        array[i] = frame
+    return pixels
+
+
+def pixels_to_input(pixels, image_size: int, mean, std, device, chunk: int = 4):
+    """The model input (``float16 (N, 3, S, S)`` on ``device``) from ``frames_to_pixels``'s
+    tensor, on ``device``: antialiased bilinear resize (torchvision's, as SAM3's training
+    transforms and image processor resize), divide by 255, minus mean, over std, in float32
+    outside autocast; ``chunk`` frames at a time."""
+    import torch
+
+    device = torch.device(device)
+    mean_t = torch.tensor(mean, dtype=torch.float32, device=device)[:, None, None]
+    std_t = torch.tensor(std, dtype=torch.float32, device=device)[:, None, None]
+    out = torch.empty((len(pixels), 3, image_size, image_size), dtype=torch.float16, device=device)
+    with torch.autocast(device_type=out.device.type, enabled=False):  # out's: the CPU mapping may have moved it
+        for i in range(0, len(pixels), chunk):
+            x = pixels[i : i + chunk].to(device, non_blocking=True).permute(0, 3, 1, 2).float()
+            x = torch.nn.functional.interpolate(x, size=(image_size, image_size), mode="bilinear", antialias=True, align_corners=False)
+            out[i : i + chunk] = x.div_(255.0).sub_(mean_t).div_(std_t)
+    return out
+
+
+@functools.lru_cache(maxsize=8)
+def normalise_table(mean: tuple[float, ...], std: tuple[float, ...]) -> np.ndarray:
+    """``float16 (3, 256)``: what SAM3's loader makes of each 8-bit value in each channel,
+    computed with its operations in its order (``/ 255.0`` in float64, to float16, ``-=``
+    mean, ``/=`` std, in float16)."""
+    import torch
 
     mean_t = torch.tensor(mean, dtype=torch.float16)[:, None, None]
     std_t = torch.tensor(std, dtype=torch.float16)[:, None, None]
-    out = torch.empty((len(frames), 3, image_size, image_size), dtype=torch.float16)
-    for i, frame in enumerate(frames):
-        array = np.array(Image.fromarray(frame).convert("RGB").resize((image_size, image_size))) / 255.0
-        image = torch.from_numpy(array).permute(2, 0, 1).to(dtype=torch.float16)
-        image -= mean_t
-        image /= std_t
-        out[i] = image
-    return out
+    values = np.broadcast_to(np.arange(256, dtype=np.uint8), (3, 1, 256)) / 255.0
+    image = torch.from_numpy(values).to(dtype=torch.float16)
+    image -= mean_t
+    image /= std_t
+    table = image[:, 0, :].numpy().copy()
+    table.flags.writeable = False
+    return table
 
 
 _HOOKED = False
@@ -128,15 +221,19 @@ def _install_prepared_input_hook() -> None:
     if _HOOKED:
         return
     import sam3.model.sam3_video_inference as video_inference
+    import torch
 
     original = video_inference.load_resource_as_video_frames
 
     def load_resource_as_video_frames(resource_path, image_size, offload_video_to_cpu, *args, **kwargs):
         if isinstance(resource_path, Sam3Frames):
             images = resource_path.tensor
-            if images.shape[-1] != image_size:
+            if images.dtype == torch.uint8:  # pixels: resized on the device
+                mean, std = kwargs.get("img_mean", (0.5, 0.5, 0.5)), kwargs.get("img_std", (0.5, 0.5, 0.5))
+                images = pixels_to_input(images, image_size, mean, std, "cpu" if offload_video_to_cpu else "cuda")
+            elif images.shape[-1] != image_size:
                 raise ValueError(f"frames were prepared at {images.shape[-1]} px, the model takes {image_size} px")
-            if not offload_video_to_cpu:
+            elif not offload_video_to_cpu:
                 images = images.cuda()
             height, width = resource_path[0].shape[:2]
             return images, height, width
@@ -232,7 +329,8 @@ class Sam3Segmenter(SegmenterBase):
         GPUs the frames go as they are: SAM3's worker processes load them themselves."""
         if len(self.settings.gpus) > 1:
             return frames
-        return Sam3Frames(frames, frames_to_input(frames, self.image_size, self.predictor.model.image_mean, self.predictor.model.image_std))
+        model = self.predictor.model
+        return prepare_clip(frames, self.image_size, model.image_mean, model.image_std, self.settings.resize)
 
     def request(self, request: dict) -> dict:
         with self._mode():
@@ -349,17 +447,7 @@ class Sam3Session:
             yield FrameResult(clip_frame, self._detections(waiting.pop(clip_frame, None)))
 
     def _detections(self, outputs: dict | None) -> Detections:
-        if outputs is None or len(outputs["out_obj_ids"]) == 0:
-            return Detections.empty(self.height, self.width)
-        masks = np.asarray(outputs["out_binary_masks"], dtype=bool)
-        keep = masks.reshape(len(masks), -1).any(axis=1)
-        masks = masks[keep]
-        return Detections(
-            xyxy=masks_to_xyxy(masks),
-            masks=masks,
-            scores=np.asarray(outputs["out_probs"], dtype=np.float32)[keep],
-            object_ids=np.asarray(outputs["out_obj_ids"], dtype=np.int64)[keep],
-        )
+        return detections_from_outputs(outputs, self.height, self.width)
 
     def close(self) -> None:
         if not self._closed:
@@ -371,6 +459,24 @@ class Sam3Session:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def detections_from_outputs(outputs: dict | None, height: int, width: int) -> Detections:
+    """One frame's SAM3 outputs (``out_obj_ids``, ``out_probs``, ``out_binary_masks`` at
+    frame size) as ``Detections``: each frame-sized mask is cut to its pixels' box at once
+    (one pass over the masks, then over each one's rows), so only the crops outlive this
+    call; objects whose mask is empty are dropped; boxes are the crops' pixel boxes."""
+    if outputs is None or len(outputs["out_obj_ids"]) == 0:
+        return Detections.empty(height, width)
+    masks = BoxMasks.from_full(np.asarray(outputs["out_binary_masks"], dtype=bool))
+    keep = np.array([crop.size > 0 for crop in masks.crops], dtype=bool)
+    masks = masks.select(keep)
+    return Detections(
+        xyxy=masks.crop_xyxy(),
+        masks=masks,
+        scores=np.asarray(outputs["out_probs"], dtype=np.float32)[keep],
+        object_ids=np.asarray(outputs["out_obj_ids"], dtype=np.int64)[keep],
+    )
 
 
 def check_checkpoint(checkpoint: str | None) -> str:

@@ -143,8 +143,10 @@ class SegmentationSummary:
     incomplete_clips: list[str] = dataclasses.field(default_factory=list)
     #: seconds, for profiles: ``model`` (sessions on the caller's thread), ``wait_frames``
     #: (the caller waiting for the next clip's frames), ``wait_writer`` (the caller blocked
-    #: handing results over), ``decode`` and ``write`` (work on the background threads, or
-    #: inline without prefetch); ``max_waiting_clips`` is the most clips seen queued
+    #: handing results over), ``decode`` and ``prepare`` (the decode thread's work: frames
+    #: out of the file, then made ready for the model), ``encode`` and ``write`` (the
+    #: writer's work: rows with their RLE masks, then linking and Parquet) - all inline
+    #: without prefetch; ``max_waiting_clips`` is the most clips seen queued
     timings: dict[str, float] = dataclasses.field(default_factory=dict)
 
 
@@ -195,21 +197,27 @@ class _MaskWriter:
         started = time.perf_counter()
         clip, results = item
         batches = [mask_rows(self.job.video_id, clip, r.clip_frame, r.detections, self.job.segmenter_name) for r in results]
+        encoded = time.perf_counter()
+        self.timings["encode"] += encoded - started
         table = pa.Table.from_batches(batches, schema=MASKS_SCHEMA)
         table = set_track_ids(table, self.linker.link(clip, ClipObservations.from_table(table)))
         self.sink.write(table)
         self.summary.rows += table.num_rows
         self.summary.objects += len(set(table["object_id"].to_pylist()))
         self.summary.frames_with_objects += len(set(table["clip_frame"].to_pylist()))
-        self.timings["write"] += time.perf_counter() - started
+        self.timings["write"] += time.perf_counter() - encoded
 
 
 def _decoded(stream: ClipFrameStream, prepare: Prepare | None, timings: dict):
-    """Each complete clip with its frames, prepared for the model; decode time counted."""
+    """Each complete clip with its frames, prepared for the model; decode and prepare
+    times counted."""
     started = time.perf_counter()
     for clip, frames in stream.by_clip():
-        frames = prepare(frames) if prepare is not None else frames
-        timings["decode"] += time.perf_counter() - started
+        decoded = time.perf_counter()
+        timings["decode"] += decoded - started
+        if prepare is not None:
+            frames = prepare(frames)
+            timings["prepare"] += time.perf_counter() - decoded
         yield clip, frames
         started = time.perf_counter()
 
@@ -248,7 +256,7 @@ def segment_clips(job: MaskJob, events: StageEvents | None = None) -> Segmentati
     """
     events = events if events is not None else StageEvents()
     summary = SegmentationSummary()
-    timings = dict.fromkeys(("model", "wait_frames", "wait_writer", "decode", "write"), 0.0)
+    timings = dict.fromkeys(("model", "wait_frames", "wait_writer", "decode", "prepare", "encode", "write"), 0.0)
     stream = ClipFrameStream(job.source, job.clips, damage=events.damage)
     schema = MASKS_SCHEMA.with_metadata({**job.metadata, LINK_SETTINGS_KEY: json.dumps(dataclasses.asdict(job.link_settings))})
     with ParquetSink(job.out_path, schema) as sink:
@@ -262,8 +270,8 @@ def segment_clips(job: MaskJob, events: StageEvents | None = None) -> Segmentati
         with writer, reader:
             _segment_each(reader, writer, job, events, summary, timings)
         if job.prefetch == 0:  # inline: the write time was counted inside the caller's waits
-            timings["wait_writer"] -= timings["write"]
-            timings["wait_frames"] -= timings["decode"]
+            timings["wait_writer"] -= timings["encode"] + timings["write"]
+            timings["wait_frames"] -= timings["decode"] + timings["prepare"]
     timings["max_waiting_clips"] = float(max(reader.max_waiting, writer.max_waiting))
     summary.timings = timings
     summary.tracks = write.linker.tracks
