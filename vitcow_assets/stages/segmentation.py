@@ -247,10 +247,10 @@ def segment_clips(job: MaskJob, events: StageEvents | None = None) -> Segmentati
     """Segment every clip of ``job`` from one decode pass of its source into ``job.out_path``.
 
     The caller's thread only runs predictor sessions. With ``prefetch`` >= 1 a decode thread
-    decodes and prepares the next clips (at most ``prefetch`` waiting) and a writer thread
-    writes the results (at most ``write_queue`` waiting), so at most ``prefetch +
-    write_queue + 3`` clips are in memory; with ``prefetch=0`` everything runs in turn on
-    the caller's thread. Both give the same rows. An error on any thread stops the others,
+    decodes and prepares the next clips (at most ``prefetch`` waiting or being decoded) and
+    a writer thread writes the results (at most ``write_queue`` waiting), so the frames of at
+    most ``prefetch + 1`` clips are in memory, and the masks (kept in their boxes) of at most
+    ``write_queue + 2``; with ``prefetch=0`` everything runs in turn on the caller's thread. Both give the same rows. An error on any thread stops the others,
     closes the open session and leaves no table. ``events`` hears progress, out-of-memory
     retries and decode damage.
     """

@@ -1,14 +1,14 @@
 """Bounded background threads that keep the accelerator's thread free of CPU work.
 
 ``Prefetcher`` runs an iterator (decode + convert the next clips) on a thread, at most
-``depth`` items ahead of the consumer. ``BackgroundWorker`` runs a function on every item
+``depth`` items ahead of the consumer (made or being made). ``BackgroundWorker`` runs a function on every item
 handed to it (encode + write results) on a thread, with at most ``depth`` items waiting.
 
 Both are context managers and own their thread: leaving the block always stops and joins
 it, whatever happened. An exception raised on the thread is re-raised in the caller at the
 next hand-over (``next`` / ``submit``) or at ``close``; an exception in the caller stops the
-thread without running its remaining items. Memory is bounded by the queue depth: the
-thread blocks while the queue is full, and checks every ``poll_s`` whether it was stopped.
+thread without running its remaining items. Memory is bounded by the depth: the thread
+waits while it is that far ahead, and checks every ``poll_s`` whether it was stopped.
 
 May use: threading, queue. Must not know what the items are.
 """
@@ -32,15 +32,17 @@ class Prefetcher(Generic[T]):
     """Iterate ``make()``'s items, produced on a background thread ``depth`` items ahead.
 
     ``make`` is called on the thread, so the iterator (e.g. a decoder holding a file) is
-    created, used and closed there. At most ``depth`` finished items wait in the queue, plus
-    the one the thread is making and the one the caller holds.
+    created, used and closed there. The thread starts an item only when fewer than
+    ``depth`` items are waiting or being made, so at most ``depth`` items exist beside the
+    one the caller holds (a clip being decoded counts: it holds frames too).
     """
 
     def __init__(self, make: Callable[[], Iterable[T]], depth: int = 1, name: str = "prefetch", poll_s: float = 0.1) -> None:
         if depth < 1:
             raise ValueError(f"prefetch depth must be at least 1, got {depth}")
         self._make = make
-        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._queue: queue.Queue = queue.Queue(maxsize=depth + 1)  # + the end or an error
+        self._slots = threading.Semaphore(depth)  # items the thread may make before the caller takes one
         self._stop = threading.Event()
         self._poll_s = poll_s
         self._finished = False
@@ -56,15 +58,22 @@ class Prefetcher(Generic[T]):
                 continue
         return False
 
+    def _slot(self) -> bool:
+        """Wait until the thread may make one more item; False once stopped."""
+        while not self._stop.is_set():
+            if self._slots.acquire(timeout=self._poll_s):
+                return True
+        return False
+
     def _run(self) -> None:
         source = None
         try:
             source = iter(self._make())
-            for item in source:
-                if not self._put(item):
+            while self._slot():
+                item = next(source, _DONE)
+                if not self._put(item) or item is _DONE:
                     return
                 self.max_waiting = max(self.max_waiting, self._queue.qsize())
-            self._put(_DONE)
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer
             self._put(_Failure(exc))
         finally:
@@ -96,6 +105,7 @@ class Prefetcher(Generic[T]):
         if isinstance(item, _Failure):
             self._finished = True
             raise item.exc
+        self._slots.release()  # the caller holds it now: the thread may make the next
         return item
 
     def close(self) -> None:
