@@ -104,9 +104,19 @@ def loop_video(source: Path, out: Path, loops: int) -> Path:
     return out
 
 
+def frame_size(size: str) -> tuple[int, int]:
+    """``(width, height)`` of a size name (``1080p``, ``4mp``) or of ``WxH``."""
+    if size in SIZES:
+        return SIZES[size]
+    width, _, height = size.partition("x")
+    if not (width.isdigit() and height.isdigit() and int(width) >= 2 and int(height) >= 2):
+        raise ValueError(f"unknown size {size!r}: {', '.join(SIZES)} or WIDTHxHEIGHT")
+    return int(width), int(height)
+
+
 def make_input(footage: Path, folder: Path, size: str, seconds: float, loops: int) -> Path:
     """The looped, scaled input of one size, made once per folder."""
-    width, height = SIZES[size]
+    width, height = frame_size(size)
     looped = folder / f"{footage.stem}_{size}_{seconds:g}s_x{loops}.mp4"
     if not looped.is_file():
         once = folder / f"{footage.stem}_{size}_{seconds:g}s.mp4"
@@ -288,7 +298,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks.feed", description=__doc__.splitlines()[0])
     p.add_argument("footage", nargs="?", default=str(DEFAULT_FOOTAGE))
     p.add_argument("--objects", type=int, default=16, help="stand-in masks per frame (default 16)")
-    p.add_argument("--sizes", default="1080p,4mp", help="input sizes: 1080p (1920x1080), 4mp (2560x1440)")
+    p.add_argument("--sizes", default="1080p,4mp", help="input sizes: 1080p (1920x1080), 4mp (2560x1440) or WxH")
     p.add_argument("--threads", type=ints, default=[len(os.sched_getaffinity(0))], help="CPU counts to run on (default: all)")
     p.add_argument("--resize", default="pil", help="SAM3 input resizes to run, comma-separated: pil, bilinear (default pil)")
     p.add_argument("--seconds", type=float, default=30.0, help="footage seconds encoded per input (default 30)")
@@ -301,9 +311,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.resize = [s.strip() for s in args.resize.split(",") if s.strip()]
     if not args.resize or any(r not in ("pil", "bilinear") for r in args.resize):
         p.error(f"--resize: choose from pil, bilinear, got {args.resize}")
-    unknown = [s for s in args.sizes if s not in SIZES]
-    if unknown:
-        p.error(f"--sizes: unknown {unknown}; choose from {', '.join(SIZES)}")
+    for size in args.sizes:
+        try:
+            frame_size(size)
+        except ValueError as exc:
+            p.error(f"--sizes: {exc}")
     if args.objects < 1 or args.repeats < 1 or args.loops < 1 or min(args.threads, default=0) < 1:
         p.error("--objects, --repeats, --loops and --threads must be 1 or more")
     return args

@@ -22,12 +22,14 @@ Measured in one run, on the same clips of the footage (``--clips`` clips of
   ``stage_serial_fps`` the same with ``prefetch=0`` (everything on one thread).
 - ``stage_vs_model``: ``stage_fps / model_fps`` (1.0: the platform adds nothing).
   The three throughput runs are repeated ``--repeats`` times, interleaved, keeping the best.
-- ``gpu_mem_gb_<L>``: peak memory of one session on a clip of L frames (``--memory-lengths``,
-  default 20, 80, 320; consecutive frames, the footage looped if short). On CUDA:
-  ``torch.cuda.max_memory_allocated`` after ``reset_peak_memory_stats`` (model weights
-  included). On CPU: the peak resident set size during the session minus the resident set
-  before it (``VmHWM`` reset through ``/proc/self/clear_refs``, freed heap returned with
-  ``malloc_trim`` first); ``mem_measure`` names which.
+- ``gpu_mem_gb_<L>``: peak memory over L consecutive frames (``--memory-lengths``, default
+  20, 80, 320; the footage looped if short) processed as the stage does: clips of
+  ``--frames-per-clip`` frames, one session at a time (target: 320 within 1.1x of 20);
+  ``gpu_mem_gb_session_<L>``: the same L frames as one session (SAM3 keeps every frame of a
+  session: this grows with L). On CUDA: ``torch.cuda.max_memory_allocated`` after
+  ``reset_peak_memory_stats`` (model weights included). On CPU: the peak resident set size
+  minus the resident set before (``VmHWM`` reset through ``/proc/self/clear_refs``, freed
+  heap returned with ``malloc_trim`` first); ``mem_measure`` names which.
 - ``gpu_mem_gb_obj<N>``, ``objects_obj<N>``, ``fps_obj<N>``: the same on one clip with the
   object cap ``max_objects`` set to N (``--objects``, default 1, 8, 32) and the detection
   thresholds at 0 so that the random model emits as many objects as it can;
@@ -37,6 +39,13 @@ Measured in one run, on the same clips of the footage (``--clips`` clips of
 - ``mem_growth_mb``: memory after the last of ``--growth-clips`` (50) consecutive clips
   minus after the first (CUDA: ``memory_allocated``; CPU: resident set after ``gc`` and
   ``malloc_trim``), each clip a session closed and released as in the stage.
+- ``model_fps_fp32``: on CUDA, SAM3 alone with bfloat16 autocast turned off around its
+  requests (SAM3 0.1.4 always runs under it; NaN, with the reason printed, if it cannot
+  run without).
+- ``model_fps_<variant>``, ``stage_fps_<variant>``, ``first_clip_s_<variant>`` (load and the
+  warm-up clip): ``bilinear``, the ``resize: bilinear`` setting (the frames resized on the
+  device); ``compile`` (CUDA only, ``--no-compile-check`` skips it), SAM3's ``torch.compile``
+  on, whose first clip compiles (minutes).
 
 ``--profile`` also prints where the stage's time goes: the caller's (model) thread, its waits
 for frames and for the writer, and the background threads' work, and a cProfile of the stage.
@@ -47,6 +56,7 @@ import argparse
 import contextlib
 import ctypes
 import cProfile
+import dataclasses
 import gc
 import io
 import math
@@ -159,19 +169,23 @@ def load(resource, test_size: bool):
         return resource.segmenter
 
 
-def bare_session(segmenter, frames: list, prompt: str) -> int:
-    """SAM3 alone on one clip: start, text prompt, propagate, close. Returns frames out."""
+def bare_session(segmenter, frames: list, prompt: str, direct: bool = False) -> int:
+    """SAM3 alone on one clip: start, text prompt, propagate, close. Returns frames out.
+    ``segmenter`` is the loaded backend (its requests run in its device mode), or with
+    ``direct`` SAM3's predictor itself (requests exactly as the caller's context has them)."""
     from PIL import Image
 
+    request = segmenter.handle_request if direct else segmenter.request
+    stream = segmenter.handle_stream_request if direct else segmenter.stream
     images = [Image.fromarray(f) for f in frames]  # what SAM3's API takes; cheap (no resize)
-    session = segmenter.request({"type": "start_session", "resource_path": images})["session_id"]
+    session = request({"type": "start_session", "resource_path": images})["session_id"]
     out = 0
     try:
-        segmenter.request({"type": "add_prompt", "session_id": session, "frame_index": 0, "text": prompt})
-        for _ in segmenter.stream({"type": "propagate_in_video", "session_id": session, "propagation_direction": "both"}):
+        request({"type": "add_prompt", "session_id": session, "frame_index": 0, "text": prompt})
+        for _ in stream({"type": "propagate_in_video", "session_id": session, "propagation_direction": "both"}):
             out += 1
     finally:
-        segmenter.request({"type": "close_session", "session_id": session})
+        request({"type": "close_session", "session_id": session})
     return out
 
 
@@ -245,157 +259,273 @@ def run(args: argparse.Namespace) -> dict:
         build_mode = cpu_mode
     else:
         build_mode = contextlib.nullcontext
-    memory = Memory(device)
     folder = Path(tempfile.mkdtemp(prefix="vitcow-gpu-bench-"))
     try:
-        return _measure(args, device, build_mode, memory, folder)
+        bench = Bench(args, device, Memory(device), folder)
+        bench.results.update(device=device, size="test" if args.test_size else "full", mem_measure=bench.memory.measure)
+        _footage(bench)
+        _load_model(bench, build_mode)
+        _throughput(bench)
+        frames = _memory_by_length(bench)
+        _memory_growth(bench)
+        _precision(bench)
+        _memory_by_objects(bench, frames[: args.frames_per_clip])  # from here on, one model at a time
+        _variants(bench)
+        return bench.results
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _measure(args, device, build_mode, memory, folder: Path) -> dict:
+@dataclasses.dataclass
+class Bench:
+    """One run's settings, scratch folder, inputs, model and results."""
+
+    args: argparse.Namespace
+    device: str
+    memory: "Memory"
+    folder: Path
+    results: dict = dataclasses.field(default_factory=dict)
+    footage: Path | None = None
+    info: object = None
+    clips: list = dataclasses.field(default_factory=list)
+    checkpoint: Path | None = None
+    resource: object = None
+    segmenter: object = None
+
+    @property
+    def measured(self) -> list:
+        return self.clips[1:]
+
+    @property
+    def frames_measured(self) -> int:
+        return sum(c.frames for c in self.measured)
+
+
+def _footage(bench: Bench) -> None:
+    """The footage (scaled for test-size runs) and its clips: one warm-up, then ``--clips``."""
     from vitcow_assets.core.clips import ClipSettings, plan_clips
     from vitcow_assets.media.video import probe_video
-    from vitcow_assets.segmenters.sam3 import find_bpe_path, set_max_objects
 
+    args = bench.args
     footage = Path(args.footage)
     original = probe_video(footage)
     if args.scale != 1:
-        footage = scaled_copy(footage, args.scale, folder)
-    info = probe_video(footage)
+        footage = scaled_copy(footage, args.scale, bench.folder)
+    bench.footage, bench.info = footage, probe_video(footage)
     settings = ClipSettings(frames_per_clip=args.frames_per_clip, frame_step=args.frame_step)
-    clips = plan_clips(info.frame_count, info.fps, settings)[: args.clips + 1]
-    if len(clips) < 2:
+    bench.clips = plan_clips(bench.info.frame_count, bench.info.fps, settings)[: args.clips + 1]
+    if len(bench.clips) < 2:
         raise SystemExit(f"{footage}: too short for a warm-up clip and a measured clip")
-    warmup, measured = clips[0], clips[1:]
-    frames_measured = sum(c.frames for c in measured)
-    results: dict[str, object] = {"device": device, "size": "test" if args.test_size else "full", "mem_measure": memory.measure}
-    print(f"device {device}, {'test' if args.test_size else 'full'} size, footage {Path(args.footage).name} "
-          f"({original.width}x{original.height}, used at {info.width}x{info.height}), "
-          f"{len(measured)} clips of {args.frames_per_clip} frames (+1 warm-up)")
-    results["frame_size"] = f"{info.width}x{info.height}"
-    checkpoint = folder / "sam3_random.pt"
-    bpe = find_bpe_path()
+    bench.results["frame_size"] = f"{bench.info.width}x{bench.info.height}"
+    print(f"device {bench.device}, {bench.results['size']} size, footage {Path(args.footage).name} "
+          f"({original.width}x{original.height}, used at {bench.info.width}x{bench.info.height}), "
+          f"{len(bench.measured)} clips of {args.frames_per_clip} frames (+1 warm-up)")
+
+
+def _load_model(bench: Bench, build_mode) -> None:
+    """Random weights saved as a checkpoint file, loaded through the segmenter resource."""
+    from vitcow_assets.segmenters.sam3 import find_bpe_path
+
+    args = bench.args
+    bench.checkpoint = bench.folder / "sam3_random.pt"
     started = time.perf_counter()
     with build_mode():
-        write_random_checkpoint(checkpoint, bpe, args.test_size)
-    print(f"random checkpoint: {checkpoint.stat().st_size / 2**20:.0f} MB, built and saved in {time.perf_counter() - started:.1f} s")
+        write_random_checkpoint(bench.checkpoint, find_bpe_path(), args.test_size)
+    print(f"random checkpoint: {bench.checkpoint.stat().st_size / 2**20:.0f} MB, built and saved in {time.perf_counter() - started:.1f} s")
     gc.collect()
-
-    thresholds = {"score_threshold": args.score_threshold, "new_object_threshold": args.new_object_threshold}
-    resource = make_resource(str(checkpoint), device, **thresholds)
+    bench.resource = make_resource(str(bench.checkpoint), bench.device, **_thresholds(args))
     started = time.perf_counter()
-    segmenter = load(resource, args.test_size)
+    bench.segmenter = load(bench.resource, args.test_size)
+    bench.memory.sync()
+    bench.results["load_s"] = time.perf_counter() - started
+    params = sum(p.numel() for p in bench.segmenter.predictor.model.parameters()) / 1e6
+    print(f"load: {bench.results['load_s']:.2f} s ({bench.segmenter.name}, {params:.0f}M parameters)")
+
+
+def _thresholds(args) -> dict:
+    return {"score_threshold": args.score_threshold, "new_object_threshold": args.new_object_threshold}
+
+
+def _timed(memory: "Memory", work) -> float:
     memory.sync()
-    results["load_s"] = time.perf_counter() - started
-    print(f"load: {results['load_s']:.2f} s ({segmenter.name}, {sum(p.numel() for p in segmenter.predictor.model.parameters()) / 1e6:.0f}M parameters)")
+    started = time.perf_counter()
+    work()
+    memory.sync()
+    return time.perf_counter() - started
 
-    # ---- throughput: SAM3 alone, then the stage, on the same clips ------------------
-    decoded = clip_frames(footage, clips)
+
+def _stage(bench: Bench, resource, segmenter, prefetch: int, name: str, profiler=None):
+    """The stage on the measured clips after one on the warm-up clip: (seconds, summary)."""
+    masks(bench.footage, bench.clips[:1], resource, segmenter, bench.folder / f"warm-{name}.parquet", prefetch)
+    out: dict = {}
+    with profiler or contextlib.nullcontext():
+        seconds = _timed(bench.memory, lambda: out.update(summary=masks(bench.footage, bench.measured, resource, segmenter, bench.folder / f"{name}.parquet", prefetch)))
+    return seconds, out["summary"]
+
+
+def _throughput(bench: Bench) -> None:
+    """SAM3 alone, the stage and the stage on one thread, interleaved, best of ``--repeats``."""
+    args, results, segmenter = bench.args, bench.results, bench.segmenter
+    decoded = clip_frames(bench.footage, bench.clips)
     bare_session(segmenter, decoded[0], PROMPT)  # warm-up (first-use costs)
-
-    def bare() -> float:
-        memory.sync()
-        started = time.perf_counter()
-        for frames in decoded[1:]:
-            bare_session(segmenter, frames, PROMPT)
-        memory.sync()
-        return time.perf_counter() - started
-
-    def stage(prefetch: int, name: str, profiler=None):
-        masks(footage, [warmup], resource, segmenter, folder / f"warm-{name}.parquet", prefetch)
-        memory.sync()
-        started = time.perf_counter()
-        with profiler or contextlib.nullcontext():
-            summary = masks(footage, measured, resource, segmenter, folder / f"{name}.parquet", prefetch)
-        memory.sync()
-        return time.perf_counter() - started, summary
-
-    # interleaved repeats, best of each: a shared machine's load hits all three alike
     model_s = stage_s = serial_s = math.inf
-    for _ in range(args.repeats):
-        model_s = min(model_s, bare())
-        seconds, run_summary = stage(args.prefetch, "stage")
+    for _ in range(args.repeats):  # a shared machine's load hits all three alike
+        model_s = min(model_s, _timed(bench.memory, lambda: [bare_session(segmenter, f, PROMPT) for f in decoded[1:]]))
+        seconds, run_summary = _stage(bench, bench.resource, segmenter, args.prefetch, "stage")
         if seconds < stage_s:
             stage_s, summary = seconds, run_summary
-        seconds, run_summary = stage(0, "serial")
+        seconds, run_summary = _stage(bench, bench.resource, segmenter, 0, "serial")
         if seconds < serial_s:
             serial_s, serial = seconds, run_summary
     del decoded
-    results["model_fps"] = frames_measured / model_s
-    results["stage_fps"] = frames_measured / stage_s
-    results["stage_serial_fps"] = frames_measured / serial_s
+    n = bench.frames_measured
+    results.update(model_fps=n / model_s, stage_fps=n / stage_s, stage_serial_fps=n / serial_s, rows=summary.rows)
     results["stage_vs_model"] = results["stage_fps"] / results["model_fps"]
-    results["rows"] = summary.rows
     for key, value in summary.timings.items():
         results[f"stage_{key}_s" if key != "max_waiting_clips" else "stage_max_waiting_clips"] = value
     print(f"best of {args.repeats}, interleaved:")
-    print(f"SAM3 alone      {results['model_fps']:8.2f} frames/s  ({model_s:.2f} s for {frames_measured} frames)")
+    print(f"SAM3 alone      {results['model_fps']:8.2f} frames/s  ({model_s:.2f} s for {n} frames)")
     print(f"stage           {results['stage_fps']:8.2f} frames/s  ({stage_s:.2f} s; {summary.rows} mask rows)")
     print(f"stage, 1 thread {results['stage_serial_fps']:8.2f} frames/s  ({serial_s:.2f} s)")
     print("stage time (s): " + ", ".join(f"{k} {v:.2f}" for k, v in summary.timings.items()))
     print("1-thread time (s): " + ", ".join(f"{k} {v:.2f}" for k, v in serial.timings.items()))
     if args.profile:
         profiler = cProfile.Profile()
-        stage(args.prefetch, "profile", profiler)
+        _stage(bench, bench.resource, segmenter, args.prefetch, "profile", profiler)
         print_profile(profiler, args.profile_lines)
 
-    # ---- memory against clip length --------------------------------------------------
-    longest = max(args.memory_lengths)
-    frames = consecutive_frames(footage, longest)
+
+def _variant(bench: Bench, label: str, **options) -> None:
+    """The stage and SAM3 alone once more with other segmenter settings (``sam3`` options)."""
+    from vitcow_assets.defs.resources import forget_cached_models
+
+    resource = make_resource(str(bench.checkpoint), bench.device, **_thresholds(bench.args), **options)
+    started = time.perf_counter()
+    segmenter = load(resource, bench.args.test_size)
+    decoded = clip_frames(bench.footage, bench.clips)
+    bare_session(segmenter, decoded[0], PROMPT)  # warm-up; with compile: the compilation
+    bench.results[f"first_clip_s_{label}"] = time.perf_counter() - started
+    model_s = _timed(bench.memory, lambda: [bare_session(segmenter, f, PROMPT) for f in decoded[1:]])
+    stage_s, _ = _stage(bench, resource, segmenter, bench.args.prefetch, label)
+    n = bench.frames_measured
+    bench.results.update({f"model_fps_{label}": n / model_s, f"stage_fps_{label}": n / stage_s})
+    print(f"{label}: SAM3 alone {n / model_s:.2f} frames/s, stage {n / stage_s:.2f} frames/s "
+          f"(load + first clip {bench.results[f'first_clip_s_{label}']:.1f} s)")
+    del segmenter, resource, decoded
+    forget_cached_models()
+
+
+def _variants(bench: Bench) -> None:
+    """The ``bilinear`` resize (on the GPU) and, on CUDA, ``compile`` on (the default is off)."""
+    _variant(bench, "bilinear", resize="bilinear")
+    if bench.device != "cuda":
+        print("compile: not measured (CUDA only; on CPU the setting is ignored)")
+    elif bench.args.compile_check:
+        _variant(bench, "compile", compile=True)
+
+
+def _precision(bench: Bench) -> None:
+    """On CUDA, SAM3 alone with bfloat16 autocast off (``model_fps_fp32``; SAM3 always runs
+    under it: NaN and the reason printed if it cannot run without)."""
+    if bench.device == "cuda":
+        bench.results["model_fps_fp32"] = _fp32_model_fps(bench)
+    else:
+        print("bf16 autocast off: not measured (CUDA only; on CPU everything is float32)")
+
+
+def _fp32_model_fps(bench: Bench) -> float:
+    """SAM3 alone with autocast turned off around every request (float32 weights)."""
+    import torch
+
+    decoded = clip_frames(bench.footage, bench.clips)
+    try:
+        with torch.autocast(device_type="cuda", enabled=False):
+            bare_session(bench.segmenter.predictor, decoded[0], PROMPT, direct=True)
+            seconds = _timed(bench.memory, lambda: [bare_session(bench.segmenter.predictor, f, PROMPT, direct=True) for f in decoded[1:]])
+    except Exception as exc:  # noqa: BLE001 - SAM3 0.1.4 casts to bfloat16 assuming autocast
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
+        print(f"bf16 autocast off: fails ({type(exc).__name__}: {first})")
+        return math.nan
+    print(f"bf16 autocast off: SAM3 alone {bench.frames_measured / seconds:.2f} frames/s")
+    return bench.frames_measured / seconds
+
+
+def _memory_by_length(bench: Bench) -> list[np.ndarray]:
+    """Peak memory over L consecutive frames, for each L of ``--memory-lengths``: processed as
+    the stage does, in clips of ``--frames-per-clip`` one at a time (``gpu_mem_gb_<L>``), and
+    as one session of L frames (``gpu_mem_gb_session_<L>``). Returns the longest run's frames."""
+    args, results = bench.args, bench.results
+    frames = consecutive_frames(bench.footage, max(args.memory_lengths))
     for length in args.memory_lengths:
         out: dict = {}
-        with memory.peak(out):
-            platform_session(resource, frames[:length], PROMPT)
+        with bench.memory.peak(out):
+            for start in range(0, length, args.frames_per_clip):
+                platform_session(bench.resource, frames[start : min(start + args.frames_per_clip, length)], PROMPT)
         results[f"gpu_mem_gb_{length}"] = out["gb"]
-    print(f"peak memory ({memory.measure}) by clip length: "
-          + ", ".join(f"{n} frames {results[f'gpu_mem_gb_{n}']:.3f} GB" for n in args.memory_lengths))
+        with bench.memory.peak(out):
+            platform_session(bench.resource, frames[:length], PROMPT)
+        results[f"gpu_mem_gb_session_{length}"] = out["gb"]
+    print(f"peak memory ({bench.memory.measure}), clips of {args.frames_per_clip} one at a time: "
+          + ", ".join(f"{n} frames {results[f'gpu_mem_gb_{n}']:.3f} GB" for n in args.memory_lengths)
+          + "; one session: " + ", ".join(f"{n} frames {results[f'gpu_mem_gb_session_{n}']:.3f} GB" for n in args.memory_lengths))
+    return frames
 
-    # ---- memory and speed against objects ---------------------------------------------
-    many = make_resource(str(checkpoint), device, score_threshold=0.0, new_object_threshold=0.0)
-    many_segmenter = load(many, args.test_size)
-    model = many_segmenter.predictor.model
-    clip = frames[: args.frames_per_clip]
-    for count in args.objects:
+
+def _memory_by_objects(bench: Bench, clip: list[np.ndarray]) -> None:
+    """Memory and speed of one clip with the object cap at each of ``--objects`` (detection
+    thresholds at 0, so that the random model emits as many objects as it can). The default
+    model is let go first, so that only this one is in memory."""
+    from vitcow_assets.defs.resources import forget_cached_models
+    from vitcow_assets.segmenters.sam3 import set_max_objects
+
+    results = bench.results
+    bench.segmenter = bench.resource = None
+    forget_cached_models()
+    many = make_resource(str(bench.checkpoint), bench.device, score_threshold=0.0, new_object_threshold=0.0)
+    model = load(many, bench.args.test_size).predictor.model
+    for count in bench.args.objects:
         set_max_objects(model, count)  # what the max_objects setting does at load
-        out = {}
+        out: dict = {}
         started = time.perf_counter()
-        with memory.peak(out):
+        with bench.memory.peak(out):
             most, distinct = platform_session(many, clip, PROMPT)
         results[f"fps_obj{count}"] = len(clip) / (time.perf_counter() - started)
-        results[f"gpu_mem_gb_obj{count}"] = out["gb"]
-        results[f"objects_obj{count}"] = most
-        results[f"objects_clip_obj{count}"] = distinct
+        results.update({f"gpu_mem_gb_obj{count}": out["gb"], f"objects_obj{count}": most, f"objects_clip_obj{count}": distinct})
     print("by object cap: " + "; ".join(
-        f"cap {n}: {results[f'objects_obj{n}']} objects on a frame ({results[f'objects_clip_obj{n}']} in the clip), {results[f'gpu_mem_gb_obj{n}']:.3f} GB, {results[f'fps_obj{n}']:.2f} frames/s"
-        for n in args.objects))
-    short = [n for n in args.objects if results[f"objects_clip_obj{n}"] < n]
+        f"cap {n}: {results[f'objects_obj{n}']} objects on a frame ({results[f'objects_clip_obj{n}']} in the clip), "
+        f"{results[f'gpu_mem_gb_obj{n}']:.3f} GB, {results[f'fps_obj{n}']:.2f} frames/s" for n in bench.args.objects))
+    short = [n for n in bench.args.objects if results[f"objects_clip_obj{n}"] < n]
     if short:
         print(f"the random model emitted fewer objects than the cap for caps {short}: those rows measure fewer objects")
-    del many_segmenter, model, many
-    _forget_cached_models()
+    del model, many
+    bench.segmenter = bench.resource = None
+    forget_cached_models()
 
-    # ---- no growth over consecutive clips ---------------------------------------------
+
+def _memory_growth(bench: Bench) -> None:
+    """Memory after each of ``--growth-clips`` consecutive clips through the stage."""
+    from vitcow_assets.core.clips import ClipSettings, plan_clips
+
+    args, info = bench.args, bench.info
     growth_clips = plan_clips(info.frame_count, info.fps, ClipSettings(frames_per_clip=args.growth_frames, frame_step=1))
     samples: list[float] = []
     done = 0
     while done < args.growth_clips:
         batch = growth_clips[: args.growth_clips - done]
-        masks(footage, batch, resource, segmenter, folder / "growth.parquet", args.prefetch, progress=lambda i, n: samples.append(memory.current_mb()))
+        masks(bench.footage, batch, bench.resource, bench.segmenter, bench.folder / "growth.parquet", args.prefetch,
+              progress=lambda i, n: samples.append(bench.memory.current_mb()))
         done += len(batch)
-    results["mem_growth_mb"] = samples[-1] - samples[0]
-    results["mem_first_clip_mb"] = samples[0]
+    bench.results.update(mem_growth_mb=samples[-1] - samples[0], mem_first_clip_mb=samples[0])
     print(f"memory over {len(samples)} consecutive clips of {args.growth_frames} frames: "
           f"{samples[0]:.1f} MB after the first, {samples[-1]:.1f} MB after the last, max {max(samples):.1f} MB "
-          f"(growth {results['mem_growth_mb']:+.1f} MB; {'memory_allocated' if device == 'cuda' else 'RSS'})")
-    return results
+          f"(growth {bench.results['mem_growth_mb']:+.1f} MB; {'memory_allocated' if bench.device == 'cuda' else 'RSS'})")
 
 
 #: where the caller's (model) thread spends the stage's time: (label, file suffix, function)
 PROFILE_PARTS = (
     ("whole stage", "segmentation.py", "segment_clips"),
-    ("  waiting for the next clip's frames", "background.py", "__next__"),
-    ("  handing results to the writer", "background.py", "submit"),
+    ("  waiting for the next clip's frames", "threads.py", "__next__"),
+    ("  handing results to the writer", "threads.py", "submit"),
     ("  SAM3 start_session (input to device, state)", "sam3_video_predictor.py", "start_session"),
     ("  SAM3 add_prompt (text, first frame)", "sam3_video_predictor.py", "add_prompt"),
     ("  SAM3 propagate: model, per frame", "sam3_video_inference.py", "_run_single_frame_inference"),
@@ -424,12 +554,6 @@ def print_profile(profiler: cProfile.Profile, lines: int) -> None:
     pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(lines)
     print("top functions by own time:")
     print(text.getvalue())
-
-
-def _forget_cached_models() -> None:
-    from vitcow_assets.defs import resources
-
-    resources.forget_cached_models()
 
 
 KEYS = ("model_fps", "stage_fps", "stage_vs_model", "load_s")
@@ -468,6 +592,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--new-object-threshold", type=float, default=1.01, help="new-object threshold (1.01: objects from the prompted frame only)")
     parser.add_argument("--scale", type=float, help="use the footage at this fraction of its size (default 1; 0.25 at test size)")
     parser.add_argument("--threads", type=int, help="torch CPU threads (cpu only; default: 1 at test size)")
+    parser.add_argument("--no-compile-check", dest="compile_check", action="store_false",
+                        help="on CUDA, skip the run with compile on (its first clip compiles: minutes)")
     parser.add_argument("--profile", action="store_true", help="print the stage's time split and a cProfile")
     parser.add_argument("--profile-lines", type=int, default=25)
     args = parser.parse_args(argv)
