@@ -114,15 +114,19 @@ def frame_size(size: str) -> tuple[int, int]:
     return int(width), int(height)
 
 
+def scaled_input(footage: Path, folder: Path, size: str, seconds: float) -> Path:
+    """The first ``seconds`` of ``footage`` at one size, made once per folder."""
+    once = folder / f"{footage.stem}_{size}_{seconds:g}s.mp4"
+    if not once.is_file():
+        scaled_footage(footage, once, *frame_size(size), seconds)
+    return once
+
+
 def make_input(footage: Path, folder: Path, size: str, seconds: float, loops: int) -> Path:
     """The looped, scaled input of one size, made once per folder."""
-    width, height = frame_size(size)
     looped = folder / f"{footage.stem}_{size}_{seconds:g}s_x{loops}.mp4"
     if not looped.is_file():
-        once = folder / f"{footage.stem}_{size}_{seconds:g}s.mp4"
-        if not once.is_file():
-            scaled_footage(footage, once, width, height, seconds)
-        loop_video(once, looped, loops)
+        loop_video(scaled_input(footage, folder, size, seconds), looped, loops)
     return looped
 
 

@@ -1,7 +1,18 @@
 """Peak RSS of the whole CPU path (motion segmenter, clips with clip files as the assets write
 them by default, crops), measured in a child process so that nothing this benchmark holds
 counts. ``python -m benchmarks.memory SOURCE FOLDER [...]`` is that child: it prints one JSON
-line of stage timings and the peak RSS seen after each stage."""
+line of stage timings and the peak RSS seen after each stage.
+
+``python -m benchmarks.memory FOOTAGE --sizes 1080p,4mp [--seconds 60] [--long-loops 20]
+[--inputs DIR]`` measures at farm-camera sizes: FOOTAGE's first ``--seconds`` scaled to each
+size (``benchmarks.feed``: 1920×1080, 2560×1440, or ``WxH``) and that looped
+``--long-loops`` times (packets copied: the same frames again, 20 minutes by default), each
+through the whole path above (``path_rss_mb``) and through ``vitcow run`` itself with fresh
+``VITCOW_HOME`` and ``DAGSTER_HOME`` (``cli_rss_mb``: the child's peak resident set from
+``wait4``, as ``/usr/bin/time -v`` reports it; Dagster included). One ``key=value`` line per
+size: the short and long figures and ``long_vs_short`` (target: within 1.1). Targets of
+``cli_rss_mb``: under 1 GiB at 1080p, under 1.5 GiB at 2560×1440. The long input takes as
+long as it lasts to process (about real time on two cores): ``--long-loops 1`` skips it."""
 
 import argparse
 import json
@@ -9,6 +20,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -92,13 +104,84 @@ def measure_rss(source: Path, folder: Path, settings: ClipSettings, crop: CropSe
     return report
 
 
+def cli_peak_rss(source: Path, folder: Path) -> dict:
+    """``vitcow run`` (motion backend) on ``source`` in a child with a fresh ``VITCOW_HOME``
+    and ``DAGSTER_HOME`` under ``folder``: its peak RSS (``wait4``) and wall time."""
+    home = folder / "vitcow_home"
+    env = {**os.environ, "VITCOW_HOME": str(home), "DAGSTER_HOME": str(home / "dagster")}
+    cmd = [sys.executable, "-m", "vitcow_assets.cli", "run", str(source), "--backend", "motion", "--prompt", "person", "--no-progress", "--json"]
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        err = proc.stderr.read()
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"vitcow run on {source.name} failed with exit code {proc.returncode}: {err.strip()[-500:]}")
+    return {"cli_rss_mb": usage.ru_maxrss / 1024, "cli_s": time.perf_counter() - started}
+
+
+def measure_size(footage: Path, inputs: Path, size: str, args: argparse.Namespace) -> dict:
+    """Both measures on the short input of one size and, with ``--long-loops`` > 1, the long."""
+    from benchmarks.feed import loop_video, scaled_input
+
+    settings, crop = settings_of(args)
+    short = scaled_input(footage, inputs, size, args.seconds)
+    inputs_to_measure = {"": short}
+    if args.long_loops > 1:
+        long = inputs / f"{short.stem}_x{args.long_loops}.mp4"
+        inputs_to_measure["long_"] = long if long.is_file() else loop_video(short, long, args.long_loops)
+    out: dict = {"size": size}
+    for prefix, source in inputs_to_measure.items():
+        with tempfile.TemporaryDirectory(prefix="vitcow-mem-") as tmp:
+            path = measure_rss(source, Path(tmp) / "path", settings, crop)
+            out.update({f"{prefix}path_rss_mb": path["peak_rss_mb"], f"{prefix}frames": path["frames"]})
+            out.update({f"{prefix}{k}": v for k, v in cli_peak_rss(source, Path(tmp)).items()})
+        print(f"{size} {'long' if prefix else 'short'} measured", flush=True)
+    if args.long_loops > 1:
+        out["long_vs_short"] = out["long_cli_rss_mb"] / out["cli_rss_mb"]
+        out["long_vs_short_path"] = out["long_path_rss_mb"] / out["path_rss_mb"]
+    return out
+
+
+def sizes_main(args: argparse.Namespace) -> int:
+    footage = Path(args.source)
+    if not footage.is_file():
+        print(f"footage not found: {footage} (skipped)")
+        return 0
+    inputs = Path(args.inputs) if args.inputs else Path(tempfile.mkdtemp(prefix="vitcow-mem-inputs-"))
+    inputs.mkdir(parents=True, exist_ok=True)
+    try:
+        for size in args.sizes.split(","):
+            values = measure_size(footage, inputs, size.strip(), args)
+            print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items()), flush=True)
+    finally:
+        if not args.inputs:
+            shutil.rmtree(inputs, ignore_errors=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.memory", description=__doc__.split("\n\n")[0])
     p.add_argument("source")
-    p.add_argument("folder", help="scratch folder for the outputs")
+    p.add_argument("folder", nargs="?", help="scratch folder for the outputs (the child)")
     add_settings_args(p)
     p.add_argument("--no-clip-files", action="store_true", help="write the clips manifest only")
+    p.add_argument("--sizes", help="measure at these sizes (1080p, 4mp, WxH), see above")
+    p.add_argument("--seconds", type=float, default=60.0, help="with --sizes: seconds of footage in the short input (default 60)")
+    p.add_argument("--long-loops", type=int, default=20, help="with --sizes: the long input is the short one this many times (default 20)")
+    p.add_argument("--inputs", help="with --sizes: folder to make (or find) the inputs in, kept")
     args = p.parse_args(argv)
+    if args.sizes:
+        return sizes_main(args)
+    if args.folder is None:
+        p.error("the child needs SOURCE and FOLDER (or measure at sizes with --sizes)")
     settings, crop = settings_of(args)
     report = whole_path(Path(args.source), Path(args.folder), settings, crop, not args.no_clip_files)
     print(json.dumps(report), flush=True)
