@@ -82,6 +82,14 @@ class BoxMasks:
             origins.append((x1, y1))
         return cls(crops, np.asarray(origins, np.int64).reshape(-1, 2), height, width)
 
+    @classmethod
+    def concat(cls, parts: Sequence["BoxMasks"], height: int, width: int) -> "BoxMasks":
+        """The masks of ``parts`` (of one ``height × width`` frame) one after the other."""
+        if any((p.height, p.width) != (height, width) for p in parts):
+            raise ValueError(f"every part must belong to a {width}x{height} frame")
+        origins = np.concatenate([p.origins for p in parts]) if parts else np.zeros((0, 2), np.int64)
+        return cls([c for p in parts for c in p.crops], origins, height, width)
+
     def __len__(self) -> int:
         return len(self.crops)
 

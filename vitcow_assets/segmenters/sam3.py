@@ -20,6 +20,7 @@ import gc
 import importlib.metadata
 import math
 import os
+import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -464,11 +465,11 @@ class Sam3Session:
 def detections_from_outputs(outputs: dict | None, height: int, width: int) -> Detections:
     """One frame's SAM3 outputs (``out_obj_ids``, ``out_probs``, ``out_binary_masks`` at
     frame size) as ``Detections``: each frame-sized mask is cut to its pixels' box at once
-    (one pass over the masks, then over each one's rows), so only the crops outlive this
-    call; objects whose mask is empty are dropped; boxes are the crops' pixel boxes."""
+    (``cut_to_boxes``), so only the crops outlive this call; objects whose mask is empty are
+    dropped; boxes are the crops' pixel boxes."""
     if outputs is None or len(outputs["out_obj_ids"]) == 0:
         return Detections.empty(height, width)
-    masks = BoxMasks.from_full(np.asarray(outputs["out_binary_masks"], dtype=bool))
+    masks = cut_to_boxes(np.asarray(outputs["out_binary_masks"], dtype=bool))
     keep = np.array([crop.size > 0 for crop in masks.crops], dtype=bool)
     masks = masks.select(keep)
     return Detections(
@@ -477,6 +478,28 @@ def detections_from_outputs(outputs: dict | None, height: int, width: int) -> De
         scores=np.asarray(outputs["out_probs"], dtype=np.float32)[keep],
         object_ids=np.asarray(outputs["out_obj_ids"], dtype=np.int64)[keep],
     )
+
+
+_CUT_POOL: concurrent.futures.ThreadPoolExecutor | None = None
+_CUT_LOCK = threading.Lock()
+_CUT_SPLIT_BYTES = 8 << 20  # below this the masks are scanned on the calling thread
+
+
+def cut_to_boxes(masks: np.ndarray) -> BoxMasks:
+    """``BoxMasks.from_full`` of a frame's masks, which runs on the model's thread: the
+    frame-sized masks are scanned once, a share of them on each of a few threads (numpy
+    releases the GIL), so that the scan's time on the model's thread shrinks with the CPUs
+    the machine has. The crops do not depend on how the masks are shared out."""
+    workers = min(len(masks), len(os.sched_getaffinity(0)), 8)
+    if workers < 2 or masks.nbytes < _CUT_SPLIT_BYTES:
+        return BoxMasks.from_full(masks)
+    global _CUT_POOL
+    with _CUT_LOCK:
+        if _CUT_POOL is None:
+            _CUT_POOL = concurrent.futures.ThreadPoolExecutor(8, thread_name_prefix="sam3-cut")
+    shares = np.array_split(np.arange(len(masks)), workers)
+    parts = list(_CUT_POOL.map(lambda index: BoxMasks.from_full(masks[index[0] : index[-1] + 1]), shares))
+    return BoxMasks.concat(parts, masks.shape[1], masks.shape[2])
 
 
 def check_checkpoint(checkpoint: str | None) -> str:

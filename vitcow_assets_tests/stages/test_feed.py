@@ -155,3 +155,19 @@ def test_the_decode_thread_starts_a_clip_only_when_fewer_than_depth_wait():
                 time.sleep(0.02)  # the model works on it
                 assert len(started) - len(taken) <= depth
         assert taken == list(range(12))
+
+
+def test_the_scan_of_big_masks_shared_out_over_threads_gives_the_same_crops():
+    from vitcow_assets.segmenters import sam3
+
+    rng = np.random.default_rng(4)
+    masks = np.zeros((8, 1100, 1000), bool)  # over the size split across threads
+    for i in range(8):
+        y, x = rng.integers(0, 900), rng.integers(0, 800)
+        masks[i, y : y + 150, x : x + 120] = rng.random((150, 120)) > 0.4
+    masks[5] = False
+    assert masks.nbytes >= sam3._CUT_SPLIT_BYTES
+    shared, alone = sam3.cut_to_boxes(masks), BoxMasks.from_full(masks)
+    assert np.array_equal(shared.origins, alone.origins)
+    assert all(np.array_equal(a, b) for a, b in zip(shared.crops, alone.crops)) and len(shared) == 8
+    assert np.array_equal(shared.full(), masks)
