@@ -1,10 +1,12 @@
 """The SAM3 video predictor backend: the only module that knows SAM3's request and
 response dictionaries (``sam3`` 0.1.4, Meta's package).
 
-Frames are the project's own decoded RGB frames, handed over in memory as PIL images: SAM3
-resizes them to its 1008 px input and scales them to [-1, 1] itself (its own ``.mp4``
-loader forgets to divide by 255). A session holds one clip (about 6 MB of input per frame
-at fp16), so memory is bounded by clip length.
+Frames are the project's own decoded RGB frames, made into SAM3's input on the decode
+thread (``prepare_clip``; SAM3's own ``.mp4`` loader forgets to divide by 255): with the
+``resize`` setting ``pil`` (the default) resized to its 1008 px input and scaled to [-1, 1]
+exactly as SAM3 does it for PIL images; with ``bilinear`` only copied into one tensor, then
+resized on the GPU when the session starts. A session holds one clip (about 6 MB of input
+per frame at fp16), so memory is bounded by clip length.
 
 Conversions at this edge: point and box prompts arrive in pixels of the frame and leave
 normalised to [0, 1] (boxes as top-left ``x, y, w, h``); masks come back at frame size, are

@@ -250,9 +250,10 @@ def segment_clips(job: MaskJob, events: StageEvents | None = None) -> Segmentati
     decodes and prepares the next clips (at most ``prefetch`` waiting or being decoded) and
     a writer thread writes the results (at most ``write_queue`` waiting), so the frames of at
     most ``prefetch + 1`` clips are in memory, and the masks (kept in their boxes) of at most
-    ``write_queue + 2``; with ``prefetch=0`` everything runs in turn on the caller's thread. Both give the same rows. An error on any thread stops the others,
-    closes the open session and leaves no table. ``events`` hears progress, out-of-memory
-    retries and decode damage.
+    ``write_queue + 2``; with ``prefetch=0`` everything runs in turn on the caller's thread.
+    Both give the same rows. An error on any thread stops the others, closes the open
+    session and leaves no table. ``events`` hears progress, out-of-memory retries and decode
+    damage.
     """
     events = events if events is not None else StageEvents()
     summary = SegmentationSummary()
