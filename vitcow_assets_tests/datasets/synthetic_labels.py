@@ -75,7 +75,7 @@ def synthetic_catalog(scene: Scene = Scene()) -> pa.Table:
     for f, farm in enumerate(scene.farms):
         for c in range(scene.cameras):
             for v in range(scene.videos):
-                stamp = dt.datetime(2025, 2, 1 + f + scene.day, 6 + 7 * v, 0) + dt.timedelta(minutes=10 * c)
+                stamp = dt.datetime(2025, 2, 1) + dt.timedelta(days=f + scene.day, hours=6 + 7 * v, minutes=10 * c)
                 rows += _video_rows(farm, f"D{c + 1:02d}", stamp, scene, rng)
     table = pa.Table.from_pylist(rows, schema=CATALOG_SCHEMA)
     return table.sort_by([("video_id", "ascending"), ("clip_id", "ascending"), ("object_id", "ascending")])
