@@ -85,12 +85,13 @@ def _axis(img, left: int, right: int, top: int, bottom: int, top_value: int) -> 
     _text(img, "crops", (left + right) // 2, bottom + 48, 0.6, align="centre")
 
 
-def _legend(img, right: int, y: int) -> None:
+def _legend(img, right: int, y: int, totals: dict[str, int]) -> None:
     x = right
     for split in reversed(SPLIT_NAMES):
-        (w, _), _ = cv2.getTextSize(split, FONT, 0.55, 1)
+        label = f"{split} ({totals[split]})"
+        (w, _), _ = cv2.getTextSize(label, FONT, 0.55, 1)
         x -= w
-        _text(img, split, x, y + 12)
+        _text(img, label, x, y + 12)
         x -= 22
         cv2.rectangle(img, (x, y), (x + 14, y + 14), SPLIT_COLOURS[split], -1)
         x -= 18
@@ -107,7 +108,7 @@ def class_chart(counts: dict[str, dict[str, int]], classes, title: str = "Crops 
     top_value = nice_ceiling(max([counts.get(s, {}).get(c, 0) for s in SPLIT_NAMES for c in classes] + [1]))
     _axis(img, left, right, TOP - 6, bottom, top_value)
     _text(img, title, 20, 32, 0.8, 2)
-    _legend(img, right, 46)
+    _legend(img, right, 46, {s: sum(int(counts.get(s, {}).get(c, 0)) for c in classes) for s in SPLIT_NAMES})
     bars = []
     for row, cls in enumerate(classes):
         y = TOP + row * row_h + ROW_GAP // 2
