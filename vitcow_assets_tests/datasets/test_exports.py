@@ -139,8 +139,11 @@ def test_hugging_face_index_loads_with_datasets(built, taxonomy, tmp_path, monke
     datasets = pytest.importorskip("datasets")
     loaded = datasets.load_dataset("parquet", data_dir=str(out / "hf"), cache_dir=str(tmp_path / "cache"))
     assert {k: v.num_rows for k, v in loaded.items()} == {"train": b.splits.counts()["train"], "validation": b.splits.counts()["val"], "test": b.splits.counts()["test"]}
-    videos = loaded.cast_column("video", datasets.Video(decode=False))
-    assert videos["train"][0]["video"]["path"] == pq.read_table(out / "hf" / "train.parquet")["video"][0].as_py()
+    classes = (out / "class_mapping.txt").read_text().splitlines()
+    typed = loaded.cast_column("label", datasets.ClassLabel(names=classes)).cast_column("video", datasets.Video(decode=False))
+    row = typed["validation"][0]
+    assert typed["validation"].features["label"].int2str(row["label"]) == row["label_name"]
+    assert row["video"]["path"] == pq.read_table(out / "hf" / "validation.parquet")["video"][0].as_py()
 
 
 def _real_files(taxonomy, root: Path):
