@@ -15,19 +15,21 @@ Pure: tables in, bytes out (Parquet is written to memory).
 
 import json
 import posixpath
+import re
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from vitcow_assets.datasets.inputs import DatasetInputError, require
 
+_WHITESPACE = re.compile(r"\s")
 #: Hugging Face's split names (its loaders map ``validation.parquet`` to the validation split)
 HF_SPLIT_NAMES = {"train": "train", "val": "validation", "test": "test"}
 
 
 def list_path(path: str, root: str | None = None) -> str:
     """``path`` as a list writes it: absolute (as given) or relative to ``root``."""
-    if any(ch.isspace() for ch in path):
+    if _WHITESPACE.search(path):
         raise DatasetInputError(f"crop path {path!r} holds whitespace, which space-separated lists cannot: move the storage root, or export relative to a root without it")
     if root is None:
         return path

@@ -92,9 +92,10 @@ def stratified_order(rows: list[dict], rng: np.random.Generator) -> list[int]:
     order = []
     for step in range(int(total)):
         # the class furthest behind its share of the first step+1 crops (ties: larger, then name)
-        behind = (step + 1) * sizes / total - taken
+        behind = np.round((step + 1) * sizes / total - taken, 9)
         behind[taken >= sizes] = -np.inf
-        c = max(range(len(names)), key=lambda k: (round(behind[k], 9), sizes[k], -k))
+        top = np.flatnonzero(behind == behind.max())
+        c = int(top[np.argmax(sizes[top])])  # argmax: the first (by name) of the largest
         order.append(streams[names[c]][int(taken[c])])
         taken[c] += 1
     return order
