@@ -20,7 +20,7 @@ from vitcow_assets.datasets.selection import CropFilter
 from vitcow_assets.media.hashing import sha256_file
 from vitcow_assets.labelling.taxonomy_file import default_taxonomy_text
 from vitcow_assets.media.video import VideoWriter, iter_frames, probe_video
-from vitcow_assets_tests.datasets.test_exports import read_list
+from vitcow_assets_tests.datasets.readers import read_list
 from vitcow_assets_tests.helpers import materialize_partition, register
 from vitcow_assets_tests.synthetic import DEFAULT_OBJECTS, write_video
 

@@ -1,7 +1,6 @@
 """The export folder: VideoMAE lists read the way VideoMAE reads them, the Hugging Face
 index, hard-linked label folders, dataset.json, byte-identical rebuilds."""
 
-import csv
 import dataclasses
 import hashlib
 import json
@@ -17,6 +16,7 @@ from vitcow_assets.datasets.build import DatasetSettings, build_dataset, previou
 from vitcow_assets.datasets.exports import DatasetExportError, write_label_folders
 from vitcow_assets.datasets.inputs import DatasetInputError
 from vitcow_assets_tests.datasets.conftest import SCENE
+from vitcow_assets_tests.datasets.readers import read_list
 from vitcow_assets_tests.datasets.synthetic_labels import shuffled, synthetic_catalog, synthetic_labels, synthetic_trims
 
 SETTINGS = DatasetSettings(test_farms=("FarmA",), subset_sizes=(40, 80), subset_repeats=2)
@@ -31,19 +31,6 @@ def _build(out_dir, catalog, labels, taxonomy, trims, settings=SETTINGS, previou
 def built(catalog, labels, taxonomy, trims, tmp_path_factory):
     out = tmp_path_factory.mktemp("dataset")
     return out, _build(out, catalog, labels, taxonomy, trims)
-
-
-def read_list(path: Path) -> list[tuple[str, int]]:
-    """A VideoMAE list as its users read it: pandas.read_csv(header=None, delimiter=' ')
-    where pandas is installed, the csv module with a space delimiter otherwise."""
-    try:
-        import pandas
-    except ImportError:
-        with open(path, newline="") as f:
-            return [(row[0], int(row[1])) for row in csv.reader(f, delimiter=" ")]
-    frame = pandas.read_csv(path, header=None, delimiter=" ")
-    assert frame.shape[1] == 2
-    return [(str(p), int(v)) for p, v in frame.itertuples(index=False)]
 
 
 def test_videomae_lists_hold_each_split_with_its_class_index(built, taxonomy):
