@@ -159,3 +159,15 @@ def _field_in(message: str, cls: type) -> str | None:
 def record(settings) -> dict[str, Any]:
     """The settings in effect as plain JSON values (tuples as lists), for metadata."""
     return json.loads(json.dumps(dataclasses.asdict(settings), default=str))
+
+
+def settings_markdown(cls: type, prefix: str = "", flags: bool = True, env: bool = True) -> str:
+    """The settings of ``cls`` as a Markdown table: what the docs show."""
+    head = ["setting"] + (["environment"] if env else []) + (["flag"] if flags else []) + ["default", "meaning"]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for item in describe(cls, prefix):
+        default = ",".join(map(str, item.default)) if isinstance(item.default, tuple) else item.default
+        cells = [f"`{item.name}`"] + ([f"`{item.env}`"] if env else []) + ([f"`{item.flag}`"] if flags else [])
+        cells += [f"`{default}`" if default not in (None, "", ()) else "unset", item.help.replace("|", "\\|")]
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)

@@ -198,6 +198,15 @@ def clip_fps_by_id(table: pa.Table) -> dict[str, float]:
     return dict(zip(table["clip_id"].to_pylist(), table["fps"].to_pylist()))
 
 
+def schema_markdown(schema: pa.Schema) -> str:
+    """The schema as a Markdown table (column, type, meaning): what the docs show."""
+    rows = ["| column | type | meaning |", "|---|---|---|"]
+    for name, type_, description in schema_descriptions(schema):
+        cells = [f"`{name}`", type_.replace("<", "&lt;").replace(">", "&gt;"), description]
+        rows.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(rows)
+
+
 def schema_descriptions(schema: pa.Schema) -> list[tuple[str, str, str]]:
     """``(name, type, description)`` per column, for docs and UI metadata."""
     return [

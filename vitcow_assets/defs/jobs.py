@@ -1,3 +1,5 @@
+"""The job that materializes one video partition: every asset and check of it."""
+
 import dagster as dg
 
 from vitcow_assets.defs.assets import ASSETS
