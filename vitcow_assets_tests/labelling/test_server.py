@@ -1,11 +1,10 @@
 """The labelling API through a real uvicorn server in a subprocess: the contract the page
-uses, crop videos with HTTP range requests, two annotators labelling at once (nothing lost;
-the median round trip per label is printed), and a kill -9 mid-write (at most the label
-being written is lost, the database is intact)."""
+uses, crop videos with HTTP range requests, two annotators labelling at once (nothing lost),
+and a kill -9 mid-write (at most the label being written is lost, the database is intact).
+The time per label is measured by ``benchmarks/labelling.py``, not here."""
 
 import os
 import signal
-import statistics
 import threading
 import time
 
@@ -95,15 +94,13 @@ def test_crop_videos_are_served_with_range_requests_and_only_from_the_catalog(se
         assert http.get("/static/app.js").status_code == 200
 
 
-def _annotate(server: str, annotator: str, crops: list[str], n: int, sent: list, times: list, errors: list, start: threading.Event) -> None:
+def _annotate(server: str, annotator: str, crops: list[str], n: int, sent: list, errors: list, start: threading.Event) -> None:
     labels = ["Standing", "Lying", "Feeding", "Walking"]
     start.wait()
     with httpx.Client(base_url=server, timeout=30) as http:
         for i in range(n):
             body = {"annotator": annotator, "crop_id": crops[i % len(crops)], "label": labels[i % 4]}
-            t = time.perf_counter()
             r = http.post("/api/labels", json=body)
-            times.append(time.perf_counter() - t)
             if r.status_code != 201:
                 errors.append(r.text)
             else:
@@ -111,16 +108,14 @@ def _annotate(server: str, annotator: str, crops: list[str], n: int, sent: list,
 
 
 def _two_annotators(server: str, db_url: str, crops: list[str], n: int = 150) -> str:
-    """Two annotators post ``n`` labels each at once; checks nothing is lost; the figures."""
-    sent, times, errors, start = [], [], [], threading.Event()
-    threads = [threading.Thread(target=_annotate, args=(server, who, crops, n, sent, times, errors, start)) for who in ("conc-a", "conc-b")]
+    """Two annotators post ``n`` labels each at once; checks nothing is lost; the counts."""
+    sent, errors, start = [], [], threading.Event()
+    threads = [threading.Thread(target=_annotate, args=(server, who, crops, n, sent, errors, start)) for who in ("conc-a", "conc-b")]
     for t in threads:
         t.start()
-    t0 = time.perf_counter()
     start.set()
     for t in threads:
         t.join(timeout=300)
-    wall = time.perf_counter() - t0
     assert errors == [] and len(sent) == 2 * n
     with LabelStore(db_url) as store:
         history = [e for e in store.history().to_pylist() if e["annotator"] in ("conc-a", "conc-b")]
@@ -130,8 +125,7 @@ def _two_annotators(server: str, db_url: str, crops: list[str], n: int = 150) ->
         for crop, who, label, _ in sorted(sent, key=lambda s: s[3]):
             last[(crop, who)] = label
         assert current == last
-    return (f"labels written={len(sent)} lost={2 * n - len(history)} median_round_trip_ms={1000 * statistics.median(times):.1f} "
-            f"p95_ms={1000 * sorted(times)[int(0.95 * len(times))]:.1f} labels_per_s={len(sent) / wall:.0f}")
+    return f"labels sent={2 * n} acknowledged={len(sent)} stored={len(history)} lost={2 * n - len(history)}"
 
 
 def test_two_annotators_labelling_at_once_lose_nothing(home, server, catalog):

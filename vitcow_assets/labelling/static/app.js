@@ -265,6 +265,7 @@ function show(section) {
 
 function showCrop(crop) {
   state.crop = crop;
+  $("work").dataset.cropId = crop.crop_id;
   const video = $("video");
   if (video.getAttribute("src") !== crop.video_url) {
     video.setAttribute("src", crop.video_url);
