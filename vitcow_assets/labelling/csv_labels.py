@@ -172,10 +172,13 @@ def import_labels(store: LabelStore, path: str | os.PathLike, catalog: pa.Table,
     except (OSError, UnicodeDecodeError) as exc:
         raise LabelImportError([f"{path}: cannot read ({exc})"]) from None
     rows = parse_label_csv(text, catalog, taxonomy, home, str(path))
-    return store.add_labels(
-        [{"crop_id": r.crop_id, "annotator": annotator, "label": r.label, "start_frame": r.start_frame, "end_frame": r.end_frame} for r in rows],
-        source="import",
-    )
+    try:
+        return store.add_labels(
+            [{"crop_id": r.crop_id, "annotator": annotator, "label": r.label, "start_frame": r.start_frame, "end_frame": r.end_frame} for r in rows],
+            source="import",
+        )
+    except LabelError as exc:  # e.g. an unusable annotator name: nothing was stored
+        raise LabelImportError([f"{path}: {exc}"]) from None
 
 
 def export_labels(current: pa.Table, catalog: pa.Table, path: str | os.PathLike) -> ExportResult:

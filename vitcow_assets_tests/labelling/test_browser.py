@@ -60,7 +60,8 @@ def site(tmp_path_factory):
 
 
 def shown(driver) -> str | None:
-    return driver.execute_script("return document.getElementById('work').dataset.cropId || null")
+    """The crop the page shows, once it is ready for the next key (no request under way)."""
+    return driver.execute_script("return document.body.dataset.busy === '1' ? null : document.getElementById('work').dataset.cropId || null")
 
 
 def press(driver, *keys) -> None:
@@ -96,7 +97,7 @@ def test_label_undo_relabel_and_trim_in_the_browser(browser, site):
     assert len(driver.find_elements("css selector", "button.label")) == len(taxonomy.labels)
     assert "FARM_A" in driver.find_element("id", "meta").text and "D01" in driver.find_element("id", "meta").text
 
-    a = shown(driver)
+    a = wait(driver, shown, "the page ready for keys")
     press(driver, "s")  # Standing
     wait(driver, lambda d: shown(d) not in (None, a), "next crop after labelling")
     assert labels_of(home)[0] == {a: ("Standing", None, None)}
@@ -123,10 +124,10 @@ def test_label_undo_relabel_and_trim_in_the_browser(browser, site):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     driver.save_screenshot(str(ARTIFACTS / "labelling_page.png"))
     press(driver, "u")  # Standing_up, a segment label
-    wait(driver, lambda d: shown(d) != b, "next crop after the segment label")
+    wait(driver, lambda d: shown(d) not in (None, b), "next crop after the segment label")
 
     current, history = labels_of(home)
-    assert current == {a: ("Lying", None, None), b: ("Standing_up", 2, 5)}
+    assert current == {a: ("Lying", None, None), b: ("Standing_up", 2, 5)}, (a, b, history)
     assert history == [("label", a, "Standing", "page"), ("undo", a, None, "page"), ("label", a, "Lying", "page"), ("label", b, "Standing_up", "page")]
     with LabelStore(default_url(home)) as store:
         snap = label_snapshot(store.current_labels(), site["catalog"], taxonomy, str(home / "labels" / "trimmed"))

@@ -3,9 +3,9 @@
 from collections import Counter
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
-from vitcow_assets.core.catalog import CATALOG_SCHEMA
 from vitcow_assets.labelling.queues import agreement, agreement_report, assign, queue_of
 
 
@@ -29,8 +29,8 @@ def test_each_annotator_gets_n_crops_per_farm_and_no_crop_twice():
     assert sorted(got[(who, None)] for who in ("ann", "bob", "cat")) == [2, 2, 3]  # 7 crops: shares differ by one at most
     assert len(set(table["crop_id"].to_pylist())) == table.num_rows
     for who in ("ann", "bob", "cat"):
-        assert table.filter(pa.compute.equal(table["annotator"], who))["position"].to_pylist() == list(range(sum(got[(who, f)] for f in ("A", "B", None))))
-    farms = [f for f in table.filter(pa.compute.equal(table["annotator"], "ann"))["farm"].to_pylist()[:3]]
+        assert table.filter(pc.equal(table["annotator"], who))["position"].to_pylist() == list(range(sum(got[(who, f)] for f in ("A", "B", None))))
+    farms = [f for f in table.filter(pc.equal(table["annotator"], "ann"))["farm"].to_pylist()[:3]]
     assert sorted(farms, key=str) == ["A", "B", None]  # the queue interleaves farms
 
 
@@ -41,7 +41,7 @@ def test_the_seed_decides_and_nothing_else_does():
     assert not assign(cat, ["ann", "bob"], per_farm=5, seed=2).equals(one)
     # adding a farm does not reshuffle the others
     more = assign(catalog({"A": 60, "B": 60, "C": 60}), ["ann", "bob"], per_farm=5, seed=1)
-    assert set(more.filter(pa.compute.not_equal(more["farm"], "C"))["crop_id"].to_pylist()) == set(one["crop_id"].to_pylist())
+    assert set(more.filter(pc.not_equal(more["farm"], "C"))["crop_id"].to_pylist()) == set(one["crop_id"].to_pylist())
 
 
 def test_double_labelling_gives_each_crop_to_two_annotators_and_pairs_everyone():

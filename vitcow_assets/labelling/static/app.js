@@ -72,22 +72,27 @@ function onFrame(frame) {
   }
 }
 
+// While playing, the frame shown comes from the video; while paused (or seeking) the page's
+// own frame is the truth: a late callback of an earlier frame must not move the trim point.
 function watchFrames() {
   const video = $("video");
+  const playing = () => !video.paused && !video.seeking;
   if ("requestVideoFrameCallback" in HTMLVideoElement.prototype) {
     const tick = (_now, meta) => {
-      onFrame(clampFrame(Math.round(meta.mediaTime * fps())));
+      if (playing()) onFrame(clampFrame(Math.round(meta.mediaTime * fps())));
       video.requestVideoFrameCallback(tick);
     };
     video.requestVideoFrameCallback(tick);
   } else {
     const tick = () => {
-      onFrame(frameAt(video.currentTime));
+      if (playing()) onFrame(frameAt(video.currentTime));
       requestAnimationFrame(tick);
     };
     requestAnimationFrame(tick);
   }
-  video.addEventListener("seeked", () => onFrame(frameAt(video.currentTime)));
+  video.addEventListener("seeked", () => {
+    if (!video.paused) onFrame(frameAt(video.currentTime));
+  });
 }
 
 function segment() {
@@ -304,15 +309,19 @@ async function openCrop(cropId) {
   showCrop(await api(`/api/crops/${encodeURIComponent(cropId)}?${query}`));
 }
 
+// One request at a time: keys pressed while one is under way are ignored (the crop they
+// were meant for may already be gone). document.body.dataset.busy says which it is.
 async function guarded(action) {
   if (state.busy) return;
   state.busy = true;
+  document.body.dataset.busy = "1";
   try {
     await action();
   } catch (error) {
     setStatus(error.message, "error");
   } finally {
     state.busy = false;
+    document.body.dataset.busy = "0";
   }
 }
 
@@ -337,10 +346,10 @@ function undo() {
     const data = await api("/api/undo", { method: "POST", body: { annotator: state.annotator, source: "page" } });
     state.recent.unshift(`undo ${data.undone.label}`);
     renderRecent();
-    await openCrop(data.undone.crop_id);
-    setStatus(`Undid ${data.undone.label}: label this crop again.`, "ok");
     const progress = await api(`/api/progress?${new URLSearchParams({ annotator: state.annotator })}`);
     renderProgress(progress.progress);
+    await openCrop(data.undone.crop_id); // last: once the crop shows, the page takes keys again
+    setStatus(`Undid ${data.undone.label}: label this crop again.`, "ok");
   });
 }
 
