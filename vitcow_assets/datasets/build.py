@@ -14,6 +14,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from vitcow_assets.core.settings import setting
+
 from vitcow_assets.core.taxonomy import Taxonomy
 from vitcow_assets.datasets.chart import Chart, class_chart
 from vitcow_assets.datasets.exports import Exported, export_dataset
@@ -26,29 +28,40 @@ from vitcow_assets.datasets.subsets import Subsets, efficiency_subsets
 
 @dataclasses.dataclass(frozen=True)
 class DatasetSettings:
-    test_farms: tuple[str, ...]
-    val_fraction: float = 0.2
-    seed: int = 42
-    refreeze: bool = False
-    crop_filter: CropFilter = CropFilter()
-    filter_labelled: bool = False
-    subset_sizes: tuple[int, ...] = ()
-    subset_repeats: int = 3
-    subset_cap: bool = False
-    #: write paths relative to this folder (None: absolute)
-    root: str | None = None
-    hf: bool = True
-    label_folders: bool = False
+    """What a dataset holds and how it is written (environment ``VITCOW_DATASET_<FIELD>``;
+    ``vitcow dataset build`` flags). ``split_settings`` and ``crop_filter`` hand the pieces
+    their share."""
+
+    test_farms: tuple[str, ...] = setting((), "farm(s) held out as the test split, comma-separated", flag="--test-farm")
+    val_fraction: float = setting(0.2, "validation share of each class, outside the test farms", flag="--val-fraction")
+    seed: int = setting(42, "seed of the validation draw and the subsets", flag="--seed")
+    refreeze: bool = setting(False, "draw the test split again (else a dataset keeps the one it was first made with)", flag="--refreeze")
+    min_presence: float = setting(0.5, "pre-training set: crops present in at least this share of their frames", flag="--min-present")
+    farms: tuple[str, ...] = setting((), "only crops of these farms (comma-separated; none: every farm)")
+    cameras: tuple[str, ...] = setting((), "only crops of these cameras (none: every camera)")
+    segmenters: tuple[str, ...] = setting((), "only crops of these segmenters, e.g. sam3/0.1.4 (none: every one)")
+    day_start: str | None = setting(None, "HH:MM: only crops starting at or after this time of day (with day_end)")
+    day_end: str | None = setting(None, "HH:MM: only crops starting before this time of day")
+    filter_labelled: bool = setting(False, "apply the crop filters to labelled crops too (else only to the pre-training set)")
+    subset_sizes: tuple[int, ...] = setting((), "efficiency subsets: training-set sizes, comma-separated (none: no subsets)")
+    subset_repeats: int = setting(3, "efficiency subsets: seeded repeats of each size")
+    subset_cap: bool = setting(False, "efficiency subsets: cap sizes larger than the training split instead of refusing them")
+    root: str | None = setting(None, "write list paths relative to this folder (default: absolute paths)")
+    hf: bool = setting(True, "also write a Hugging Face datasets index (Parquet)")
+    label_folders: bool = setting(False, "also write a folder-per-label layout of hard links")
 
     def split_settings(self) -> SplitSettings:
         return SplitSettings(self.test_farms, self.val_fraction, self.seed, self.refreeze)
+
+    def crop_filter(self) -> CropFilter:
+        return CropFilter(self.min_presence, self.farms or None, self.cameras or None, self.segmenters or None, self.day_start, self.day_end)
 
     def as_dict(self) -> dict:
         """The settings that decide the dataset's content (``refreeze`` and the output
         options are how it was written, not what it holds)."""
         return {
             "splits": {k: v for k, v in self.split_settings().as_dict().items() if k != "refreeze"},
-            "crop_filter": self.crop_filter.as_dict(),
+            "crop_filter": self.crop_filter().as_dict(),
             "filter_labelled": self.filter_labelled,
             "subsets": {"sizes": sorted(self.subset_sizes), "repeats": self.subset_repeats, "cap": self.subset_cap} if self.subset_sizes else None,
         }
@@ -92,7 +105,7 @@ def build_dataset(out_dir, catalog: pa.Table, labels: pa.Table, taxonomy: Taxono
                   catalog_path: str, catalog_sha256: str, code_version: str, trimmed: pa.Table | None = None,
                   previous: pa.Table | None = None) -> Built:
     """Build and export one dataset into ``out_dir`` (see the module docstring)."""
-    filtered = filter_crops(catalog, settings.crop_filter)
+    filtered = filter_crops(catalog, settings.crop_filter())
     pretrain = pretraining_split(filtered.table, settings.test_farms)
     resolution = resolve_labels(labels, filtered.table if settings.filter_labelled else catalog, taxonomy, trimmed)
     splits = behaviour_splits(resolution.crops, settings.split_settings(), previous)

@@ -1,8 +1,11 @@
-"""The job that materializes one video partition: every asset and check of it."""
+"""The jobs: one video partition end to end; the crop catalog; the labelling snapshot; the
+training sets (every labelling and dataset asset, in order)."""
 
 import dagster as dg
 
 from vitcow_assets.defs.assets import ASSETS
+from vitcow_assets.defs.datasets import DATASET_ASSETS
+from vitcow_assets.defs.labels import LABEL_ASSETS, crop_catalog
 from vitcow_assets.defs.publishing import published_crops
 
 #: every asset (and its checks) of one video partition (the assets' partitions)
@@ -11,3 +14,21 @@ process_video_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(*ASSETS, published_crops),
     description="Raw video -> clips -> masks -> crops and previews (-> published crops), for one video partition.",
 )
+catalog_job = dg.define_asset_job("crop_catalog_job", selection=dg.AssetSelection.assets(crop_catalog), description="The crop catalog of every video.")
+labels_job = dg.define_asset_job("labels_snapshot", selection=dg.AssetSelection.assets(*LABEL_ASSETS), description="Catalog, taxonomy, label snapshot and trimmed crops.")
+dataset_job = dg.define_asset_job(
+    "build_dataset", selection=dg.AssetSelection.assets(*LABEL_ASSETS, *DATASET_ASSETS), description="Labels snapshot to training sets and their export."
+)
+#: the console logger of every run, at INFO unless the run config asks otherwise
+#: (``loggers: {console: {config: {log_level: DEBUG}}}``): Dagster's own default is DEBUG,
+#: whose step events bury what matters on ``dagster dev``'s console
+console_logger = dg.LoggerDefinition(
+    dg.colored_console_logger.logger_fn,
+    config_schema={
+        "log_level": dg.Field(str, is_required=False, default_value="INFO"),
+        "name": dg.Field(str, is_required=False, default_value="dagster"),
+    },
+    description="The console, at INFO by default.",
+)
+
+JOBS = [process_video_job, catalog_job, labels_job, dataset_job]

@@ -78,9 +78,33 @@ def default_url(home: str | os.PathLike) -> str:
     return f"sqlite:///{Path(home).absolute() / 'labels' / 'labels.db'}"
 
 
-def resolve_url(url: str | None, home: str | os.PathLike) -> str:
-    """``url``, else ``$VITCOW_LABELS_DB``, else the SQLite file under ``home``."""
-    return url or os.environ.get(DB_ENV) or default_url(home)
+def instance_url(dagster_home: str | os.PathLike | None) -> str | None:
+    """The Postgres database of the Dagster instance at ``dagster_home`` (its dagster.yaml's
+    ``storage: postgres``, the password from the variable that file names), or None when the
+    instance is not on Postgres. Labels then live beside the instance's runs."""
+    import yaml
+    from sqlalchemy.engine import URL
+
+    try:
+        config = yaml.safe_load((Path(dagster_home) / "dagster.yaml").read_text()) or {} if dagster_home else {}
+    except (OSError, yaml.YAMLError):
+        return None
+    db = ((config.get("storage") or {}).get("postgres") or {}).get("postgres_db") if isinstance(config, dict) else None
+    if not isinstance(db, dict) or "hostname" not in db:
+        return None
+    password = db.get("password")
+    if isinstance(password, dict):
+        password = os.environ.get(password.get("env", ""), "")
+    return URL.create(
+        "postgresql+psycopg2", db.get("username"), password or None, db.get("hostname"), int(db.get("port", 5432)), db.get("db_name")
+    ).render_as_string(hide_password=False)
+
+
+def resolve_url(url: str | None, home: str | os.PathLike, dagster_home: str | os.PathLike | None = None) -> str:
+    """``url``, else ``$VITCOW_LABELS_DB``, else the instance's Postgres (when it is on
+    Postgres), else the SQLite file under ``home``."""
+    dagster_home = dagster_home if dagster_home is not None else os.environ.get("DAGSTER_HOME")
+    return url or os.environ.get(DB_ENV) or instance_url(dagster_home) or default_url(home)
 
 
 def _utcnow() -> dt.datetime:

@@ -52,12 +52,13 @@ def trim_crop(crop_path: str | os.PathLike, out_path: str | os.PathLike, start_f
 
 
 def render_trims(plan: pa.Table, skip_existing: bool = False) -> pa.Table:
-    """Render every row of a trim plan (``TRIM_SCHEMA``); returns the plan with the frames
-    written per copy (``frames``; existing files skipped with ``skip_existing`` count 0)."""
+    """Render every row of a trim plan (``TRIM_SCHEMA``); returns the plan with each copy's
+    frame count (``frames``). With ``skip_existing`` a copy already on disk is kept (the same
+    crop and segment always give the same bytes) and its frames are counted from the file."""
     frames = []
     for row in plan.select(TRIM_SCHEMA.names).to_pylist():
         if skip_existing and Path(row["trimmed_path"]).is_file():
-            frames.append(0)
+            frames.append(probe_video(row["trimmed_path"]).frame_count)
             continue
         frames.append(trim_crop(row["crop_path"], row["trimmed_path"], row["start_frame"], row["end_frame"]).frames)
     return plan.append_column("frames", pa.array(frames, pa.int32()))

@@ -85,7 +85,7 @@ def _labels(catalog: pa.Table, home: Path):
 def exported(footage, tmp_path_factory):
     taxonomy = parse_taxonomy(default_taxonomy_text(), "default taxonomy")
     labels, trims, deleted, trimmed_path = _labels(footage["catalog"], footage["home"])
-    settings = DatasetSettings(test_farms=("FarmA",), crop_filter=CropFilter(min_presence=0.5), label_folders=True)
+    settings = DatasetSettings(test_farms=("FarmA",), min_presence=0.5, label_folders=True)
     out = tmp_path_factory.mktemp("out")
 
     def build(target=out, previous=None):
