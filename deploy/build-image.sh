@@ -39,6 +39,27 @@ done
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml | head -n 1)
 tag=${tag:-localhost/vitcow-assets:$version}
 
+pin=$(sed -n 's/^torch==\([^ ]*\).*/\1/p' constraints.txt | head -n 1)
+[ -n "$pin" ] || { echo "build-image: constraints.txt pins no torch version" >&2; exit 2; }
+requirement="torch==$pin"
+linked=()
+cleanup() { [ ${#linked[@]} -eq 0 ] || rm -f "${linked[@]}"; }
+trap cleanup EXIT
+if [ "$torch" = cpu ]; then
+  requirement="torch==$pin+cpu"
+  wheels=("$WHEELS_DIR"/torch-"$pin"+cpu-cp311-cp311-*.whl)
+  if [ ! -f "${wheels[0]}" ]; then
+    echo "build-image: the CPU torch wheel torch-$pin+cpu-cp311-cp311-*.whl is not in $WHEELS_DIR (set WHEELS_DIR); a CPU build never downloads torch" >&2
+    exit 3
+  fi
+  for wheel in "${wheels[@]}"; do  # a hard link where it can, else a copy renamed when complete
+    target=deploy/wheels/$(basename "$wheel")
+    [ ! -e "$target" ] || continue
+    linked+=("$target")
+    ln "$wheel" "$target" 2> /dev/null || { cp "$wheel" "$target.tmp-$$" && mv "$target.tmp-$$" "$target"; }
+  done
+fi
+
 if command -v podman > /dev/null 2>&1; then
   engine=(podman)
   build=(podman build --isolation chroot --network host --layers)
@@ -78,26 +99,6 @@ if [ -z "$base" ]; then
     echo "build-image: $PUBLIC_BASE cannot be pulled and $LOCAL_BASE does not exist: add --make-base (or --base IMAGE)" >&2
     exit 2
   fi
-fi
-
-pin=$(sed -n 's/^torch==\([^ ]*\).*/\1/p' constraints.txt | head -n 1)
-[ -n "$pin" ] || { echo "build-image: constraints.txt pins no torch version" >&2; exit 2; }
-requirement="torch==$pin"
-linked=()
-cleanup() { [ ${#linked[@]} -eq 0 ] || rm -f "${linked[@]}"; }
-trap cleanup EXIT
-if [ "$torch" = cpu ]; then
-  requirement="torch==$pin+cpu"
-  wheels=("$WHEELS_DIR"/torch-"$pin"+cpu-cp311-cp311-*.whl)
-  if [ ! -f "${wheels[0]}" ]; then
-    echo "build-image: the CPU torch wheel torch-$pin+cpu-cp311-cp311-*.whl is not in $WHEELS_DIR (set WHEELS_DIR); a CPU build never downloads torch" >&2
-    exit 3
-  fi
-  for wheel in "${wheels[@]}"; do
-    target=deploy/wheels/$(basename "$wheel")
-    ln -f "$wheel" "$target" 2> /dev/null || cp "$wheel" "$target"
-    linked+=("$target")
-  done
 fi
 
 # where a TLS-inspecting proxy stands between this machine and PyPI, pip inside the build needs
