@@ -18,7 +18,13 @@ case "$landing" in
 esac
 host=${HOST:-127.0.0.1}
 port=${PORT:-3000}
-echo "Landing: $landing   Outputs: $VITCOW_HOME/videos"
+# The storage root served read-only on this machine, so the UI can link and show contact sheets
+files_port=${FILES_PORT:-$((port + 1))}
+export VITCOW_PUBLIC_URL=${VITCOW_PUBLIC_URL:-http://127.0.0.1:$files_port}
+.venv/bin/python -m http.server --bind 127.0.0.1 --directory "$VITCOW_HOME" "$files_port" >/dev/null 2>&1 &
+files_pid=$!
+trap 'kill "$files_pid" 2>/dev/null || true' EXIT
+echo "Landing: $landing   Outputs: $VITCOW_HOME/videos (served at $VITCOW_PUBLIC_URL)"
 # Say where the UI is once it answers, after Dagster's own start-up lines.
 ( for _ in $(seq 1 180); do
     if .venv/bin/python -c "import urllib.request; urllib.request.urlopen('http://$host:$port/server_info', timeout=2)" 2>/dev/null; then
@@ -26,4 +32,4 @@ echo "Landing: $landing   Outputs: $VITCOW_HOME/videos"
     fi
     sleep 1
   done ) &
-exec .venv/bin/dagster dev -w workspace.yaml -h "$host" -p "$port" --log-level info
+.venv/bin/dagster dev -w workspace.yaml -h "$host" -p "$port" --log-level info

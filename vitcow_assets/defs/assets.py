@@ -113,7 +113,7 @@ def _mask_job(context, layout, raw: RawVideo, segmenter: SegmenterResource) -> M
     return MaskJob(
         source=raw.stored_path, video_id=raw.video_id, clips=clips_from_table(pq.read_table(layout.clips_table)), plan=plan,
         segmenter_name=model.name, open_session=segmenter.session, out_path=layout.masks_table, metadata=provenance,
-        prepare=model.prepare_frames, prefetch=segmenter.prefetch_clips,
+        prepare=model.prepare_frames, prompt_used=model.uses_text_prompts, prefetch=segmenter.prefetch_clips,
     )
 
 
@@ -154,7 +154,8 @@ def object_crops(context: dg.AssetExecutionContext, config: CropsConfig, storage
         progress=events.progress, damage=events.damage,
     )
     md.warn_dropped(events.warn, incomplete, events.damage, "clip(s) without crops")
-    return dg.MaterializeResult(metadata=md.crops_metadata(layout, crops, settings, provenance, events.damage))
+    metadata = md.crops_metadata(layout, crops, settings, provenance, events.damage, storage.url_of(layout.contact_sheet))
+    return dg.MaterializeResult(metadata=metadata)
 
 
 @dg.asset(partitions_def=video_partitions, group_name=GROUP, kinds={"png"}, deps=[clips, object_masks], code_version=code_version())
@@ -163,7 +164,7 @@ def previews(context: dg.AssetExecutionContext, storage: VitcowStorage) -> dg.Ma
     layout, raw = _partition(context, storage)
     clip_windows = clips_from_table(pq.read_table(layout.clips_table))
     sheet = contact_sheet(raw.stored_path, clip_windows, layout.masks_table, layout.contact_sheet)
-    return dg.MaterializeResult(metadata=md.previews_metadata(layout, sheet, len(clip_windows)))
+    return dg.MaterializeResult(metadata=md.previews_metadata(layout, sheet, len(clip_windows), storage.url_of(layout.contact_sheet)))
 
 
 ASSETS = [raw_video, clips, prompts, object_masks, object_crops, previews]

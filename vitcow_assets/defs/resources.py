@@ -15,6 +15,7 @@ import sys
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from urllib.parse import quote
 
 import dagster as dg
 import numpy as np
@@ -60,6 +61,13 @@ class _Storage(dg.ConfigurableResource):
 
     def video(self, key: str) -> VideoLayout:
         return self.root().video(key)
+
+    def url_of(self, path: Path) -> str | None:
+        """The http(s) URL of a file under the storage root, where ``public_url`` serves it."""
+        if not self.public_url:
+            return None
+        relative = Path(path).absolute().relative_to(self.root().home)
+        return self.public_url.rstrip("/") + "/" + "/".join(quote(part) for part in relative.parts)
 
 
 VitcowStorage = config_class(StorageSettings, "VitcowStorage", base=_Storage, doc=_Storage.__doc__)
