@@ -9,7 +9,7 @@ from vitcow_assets.defs.checks import CHECKS
 from vitcow_assets.defs.datasets import DATASET_ASSETS, dataset_from_environment
 from vitcow_assets.defs.dead_runs import dead_runs_sensor
 from vitcow_assets.defs.execution import executor_from_env
-from vitcow_assets.defs.jobs import JOBS, console_logger
+from vitcow_assets.defs.jobs import JOBS
 from vitcow_assets.defs.labels import LABEL_ASSETS, labels_from_environment
 from vitcow_assets.defs.publishing import published_crops
 from vitcow_assets.defs.resources import segmenter_from_environment, storage_from_environment
@@ -44,5 +44,4 @@ defs = dg.Definitions(
     schedules=[nightly_catchup],
     resources=build_resources(),
     executor=executor_from_env(),
-    loggers={"console": console_logger},
 )

@@ -19,16 +19,9 @@ labels_job = dg.define_asset_job("labels_snapshot", selection=dg.AssetSelection.
 dataset_job = dg.define_asset_job(
     "build_dataset", selection=dg.AssetSelection.assets(*LABEL_ASSETS, *DATASET_ASSETS), description="Labels snapshot to training sets and their export."
 )
-#: the console logger of every run, at INFO unless the run config asks otherwise
-#: (``loggers: {console: {config: {log_level: DEBUG}}}``): Dagster's own default is DEBUG,
-#: whose step events bury what matters on ``dagster dev``'s console
-console_logger = dg.LoggerDefinition(
-    dg.colored_console_logger.logger_fn,
-    config_schema={
-        "log_level": dg.Field(str, is_required=False, default_value="INFO"),
-        "name": dg.Field(str, is_required=False, default_value="dagster"),
-    },
-    description="The console, at INFO by default.",
-)
+#: the run config the sensors and the catch-up give their runs: the console at INFO (Dagster
+#: prints every step event at DEBUG when a run names no level, burying what matters on
+#: ``dagster dev``'s console)
+INFO_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
 JOBS = [process_video_job, catalog_job, labels_job, dataset_job]

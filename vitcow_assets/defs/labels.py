@@ -3,8 +3,9 @@ the snapshot of the current labels with each crop's lineage, and the trimmed cro
 segment labels. The labels themselves live in the label database (``labelling.store``),
 written by the labelling page and ``vitcow labels import``; these assets read it.
 
-``crop_catalog`` is kept current by an automation condition (eager: it re-materializes once
-any partition's ``object_crops`` is materialized). ``behaviour_labels`` is a snapshot taken
+``crop_catalog`` is kept current by an automation condition: it is requested whenever any
+partition's ``object_crops`` was materialized since the last evaluation (unlike Dagster's
+``eager``, a partition whose crops are missing, say a failed video, does not hold it back). ``behaviour_labels`` is a snapshot taken
 when it is materialized (the UI, ``vitcow labels snapshot``, ``vitcow dataset build``).
 """
 
@@ -60,7 +61,7 @@ def labels_from_environment(environ, **overrides) -> "LabelsResource":
 
 @dg.asset(
     group_name=GROUP, kinds={"parquet"}, deps=[object_crops], code_version=code_version(),
-    automation_condition=dg.AutomationCondition.eager(),
+    automation_condition=(dg.AutomationCondition.any_deps_updated() & ~dg.AutomationCondition.in_progress()).with_label("new crops anywhere"),
 )
 def crop_catalog(context: dg.AssetExecutionContext, storage: VitcowStorage) -> dg.MaterializeResult:
     """One row per crop across every video, with a stable `crop_id` and each crop's lineage:
