@@ -53,5 +53,5 @@ def test_render_trims_renders_a_plan(crop, tmp_path):
         schema=TRIM_SCHEMA,
     )
     assert render_trims(plan)["frames"].to_pylist() == [3, 10]
-    assert render_trims(plan, skip_existing=True)["frames"].to_pylist() == [0, 0]
+    assert render_trims(plan, skip_existing=True)["frames"].to_pylist() == [3, 10]  # kept, counted from the files
     assert probe_video(tmp_path / "b.mp4").frame_count == 10

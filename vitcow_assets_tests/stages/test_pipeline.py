@@ -9,6 +9,7 @@ import pytest
 
 from vitcow_assets.core.geometry import crop_window, mask_iou
 from vitcow_assets.core.masks import decode_mask
+from vitcow_assets.core.tables import NO_PROMPT
 from vitcow_assets.core.detections import Detections
 from vitcow_assets.defs.metadata import SOURCE_SHA256
 from vitcow_assets.media.hashing import sha256_file
@@ -74,7 +75,8 @@ def test_clips_manifest_and_clip_file(processed):
 
 def test_masks_match_ground_truth_with_stable_ids(processed):
     rows = pq.read_table(processed["layout"].masks_table).to_pylist()
-    assert {r["prompt"] for r in rows} == {"box"}
+    assert {r["prompt"] for r in rows} == {NO_PROMPT}  # motion ignores prompts, and says so
+    assert pq.read_schema(processed["layout"].masks_table).metadata[b"vitcow.prompt"] == b"box"  # what was asked
     assert {r["segmenter"] for r in rows} == {"motion/v2"}
     assert sorted({r["clip_frame"] for r in rows}) == list(range(20))
     ids = {k: set() for k in range(len(DEFAULT_OBJECTS))}
