@@ -13,38 +13,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from vitcow_assets_tests.helpers import run_cli
+from vitcow_assets_tests.stages.runs import CLIP_ARGS, partition as _partition, vitcow_run as _vitcow_run
 from vitcow_assets_tests.stages.outputs import WHEN_FIELDS, differences, files_under, without_run_ids
-from vitcow_assets_tests.synthetic import write_video
-from vitcow_assets_tests.synthetic_tracks import ANIMALS, FPS, FRAME_STEP, FRAMES, FRAMES_PER_CLIP, HEIGHT, WIDTH
-
-CLIP_ARGS = ["--frames-per-clip", str(FRAMES_PER_CLIP), "--frame-step", str(FRAME_STEP)]
-
-
-def _vitcow_run(video: Path, home: Path, *extra: str) -> dict:
-    proc = run_cli(["run", str(video), "--backend", "motion", "--json", "--no-progress", *extra], home)
-    assert proc.returncode == 0, proc.stderr[-2000:] + proc.stdout[-2000:]
-    (report,) = json.loads(proc.stdout)["videos"]
-    assert report["status"] == "success", report
-    return report
-
-
-def _partition(home: Path, report: dict) -> Path:
-    return home / "videos" / report["partition_key"]
-
-
-@pytest.fixture(scope="module")
-def tracks_video(tmp_path_factory) -> Path:
-    """Six animals crossing, standing and wandering through six clips (synthetic_tracks.py),
-    in 4:2:0 like camera footage (the conversion to RGB that differs per SIMD level is 4:2:0's)."""
-    path = tmp_path_factory.mktemp("footage") / "pen 3.mp4"
-    return write_video(path, frames=FRAMES, width=WIDTH, height=HEIGHT, fps=FPS, objects=ANIMALS, pix_fmt="yuv420p")
-
-
-@pytest.fixture(scope="module")
-def first_run(tracks_video, tmp_path_factory) -> tuple[Path, dict]:
-    home = tmp_path_factory.mktemp("home_a")
-    return home, _vitcow_run(tracks_video, home, *CLIP_ARGS)
 
 
 def test_two_runs_in_fresh_homes_write_the_same_bytes(first_run, tracks_video, tmp_path):
