@@ -20,7 +20,7 @@ from pathlib import Path
 
 import av
 import numpy as np
-from av.video.reformatter import Interpolation
+from av.video.reformatter import Interpolation, VideoReformatter
 
 from vitcow_assets.media.files import atomic_file
 
@@ -33,14 +33,19 @@ from vitcow_assets.media.files import atomic_file
 EXACT_SWS_FLAGS = int(Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interpolation.BITEXACT)
 
 
-def frame_to_rgb(frame: "av.VideoFrame") -> np.ndarray:
+def frame_to_rgb(frame: "av.VideoFrame", reformatter: VideoReformatter | None = None) -> np.ndarray:
     """``(H, W, 3) uint8`` RGB of a decoded frame, converted bit-exactly (``EXACT_SWS_FLAGS``).
 
-    The array is a view of a frame PyAV made for the conversion (or, for a frame already
-    in rgb24, of the decoded frame itself). That is safe: FFmpeg's frame buffers are
+    Pass the same ``reformatter`` for every frame of a pass: it keeps one swscale context
+    (a frame's own reformatter builds a new one, with a thread pool, every time). One
+    thread: the output does not depend on swscale's thread count (checked with 1, 2 and
+    the machine's choice) and a context per frame with threads cost more than it saved.
+    The array is a view of a new frame made by the conversion (or, for a frame already in
+    rgb24, of the decoded frame itself). That is safe: FFmpeg's frame buffers are
     reference-counted and the array holds a reference, so neither the decoder's buffer pool
     (frame threading) nor the next conversion ever writes into pixels still in use."""
-    return frame.to_ndarray(format="rgb24", interpolation=EXACT_SWS_FLAGS)
+    reformatter = reformatter if reformatter is not None else VideoReformatter()
+    return reformatter.reformat(frame, format="rgb24", interpolation=EXACT_SWS_FLAGS, threads=1).to_ndarray()
 
 
 class VideoError(ValueError):
@@ -283,6 +288,7 @@ def iter_frames(
     if last == -1:
         return
     damage = damage if damage is not None else DecodeDamage()
+    reformatter = VideoReformatter()
     with _open(path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
@@ -296,7 +302,7 @@ def iter_frames(
                 if native and not steps:
                     yield index, frame
                 else:
-                    rgb = frame_to_rgb(frame)
+                    rgb = frame_to_rgb(frame, reformatter)
                     yield index, (np.ascontiguousarray(np.rot90(rgb, steps)) if steps else rgb)
             if last is not None and index >= last:
                 return
@@ -382,6 +388,7 @@ class VideoWriter:
         self.settings = settings
         self.frames = 0
         self._atomic = atomic_file(self.path)
+        self._reformatter = VideoReformatter()
 
     def __enter__(self) -> "VideoWriter":
         tmp = self._atomic.__enter__()
@@ -408,7 +415,7 @@ class VideoWriter:
             if (image.width, image.height) == (self.width, self.height):
                 self._encode(image)
                 return
-            image = frame_to_rgb(image)
+            image = frame_to_rgb(image, self._reformatter)
         rgb = image
         if rgb.shape[0] != self.height or rgb.shape[1] != self.width:
             rgb = rgb[: self.height, : self.width]
@@ -416,7 +423,7 @@ class VideoWriter:
 
     def _encode(self, frame: "av.VideoFrame") -> None:
         if frame.format.name != self.settings.pix_fmt:
-            frame = frame.reformat(format=self.settings.pix_fmt, interpolation=EXACT_SWS_FLAGS)
+            frame = self._reformatter.reformat(frame, format=self.settings.pix_fmt, interpolation=EXACT_SWS_FLAGS, threads=1)
         frame.pts = self.frames  # retimed to this file's rate
         frame.time_base = 1 / self.fps
         for packet in self._stream.encode(frame):
