@@ -18,6 +18,7 @@ from vitcow_assets.core.tables import clip_fps_by_id, clips_from_table
 from vitcow_assets.media.video import iter_frames, probe_video
 from vitcow_assets.stages.cropping import CropProvenance, CropSettings, CropSummary, write_crops
 from vitcow_assets.storage import StorageRoot
+from vitcow_assets_tests.stages.outputs import normalized_table
 from vitcow_assets_tests.stages.runs import partition
 from vitcow_assets_tests.synthetic_tracks import ANIMALS, FRAME_STEP, STILL_ANIMAL
 
@@ -58,13 +59,13 @@ def swapped(first_run, tmp_path_factory) -> dict:
     return {"masks": path, "clips": clips, "source": report["path"], "swapped": (a, b), "tmp": tmp_path_factory}
 
 
-def _crops(swapped: dict, settings: CropSettings, name: str) -> tuple[pa.Table, CropSummary, Path]:
+def _crops(swapped: dict, settings: CropSettings, name: str, workers: int | None = None) -> tuple[pa.Table, CropSummary, Path]:
     layout = StorageRoot(swapped["tmp"].mktemp(name)).video("v")
     clips = swapped["clips"]
     provenance = CropProvenance("v", swapped["source"], "0" * 64, "motion/v2", None, "test", "run-1")
     summary = CropSummary()
     count, incomplete = write_crops(
-        swapped["source"], clips_from_table(clips), clip_fps_by_id(clips), swapped["masks"], layout, settings, provenance, summary=summary
+        swapped["source"], clips_from_table(clips), clip_fps_by_id(clips), swapped["masks"], layout, settings, provenance, summary=summary, encode_workers=workers
     )
     assert not incomplete and count == summary.crops
     return pq.read_table(layout.crops_table), summary, layout.crops_dir
@@ -126,8 +127,13 @@ def test_no_crop_contains_a_jump_and_every_box_is_inside_its_window(swapped, ste
 SMALL = CropSettings(crop_size=32)
 
 
-def test_a_standing_animal_has_one_fixed_window_and_settings_are_recorded(swapped):
-    crops, summary, _ = _crops(swapped, SMALL, "small")
+@pytest.fixture(scope="module")
+def small(swapped):
+    return _crops(swapped, SMALL, "small")
+
+
+def test_a_standing_animal_has_one_fixed_window_and_settings_are_recorded(swapped, small):
+    crops, summary, _ = small
     clips = swapped["clips"]
     start = clips.filter(pc.equal(clips["clip_id"], "c00002"))["source_frame_start"][0].as_py()
     still = _object_near(pq.read_table(swapped["masks"]), "c00002", _animal_at(STILL_ANIMAL, start))
@@ -141,7 +147,7 @@ def test_a_standing_animal_has_one_fixed_window_and_settings_are_recorded(swappe
     assert FRAME_STEP == row["frame_step"]
 
 
-def test_steady_off_gives_a_window_per_frame_box_and_less_steady_crops(swapped, steady):
+def test_steady_off_gives_a_window_per_frame_box_and_less_steady_crops(swapped, steady, small):
     crops, summary, _ = _crops(swapped, dataclasses.replace(SMALL, steady=False), "per_frame")
     boxes_of = _mask_frames(pq.read_table(swapped["masks"]))
     for row in crops.to_pylist():
@@ -149,7 +155,19 @@ def test_steady_off_gives_a_window_per_frame_box_and_less_steady_crops(swapped, 
             if window is not None:
                 assert window == list(crop_window(boxes_of[(row["clip_id"], row["object_id"])][f], SMALL.crop_size, 0.1))
     assert summary.fixed_windows == 0
-    steady_small = _crops(swapped, SMALL, "small_again")[1]
-    assert steady_small.jitter_px < summary.jitter_px
+    assert small[1].jitter_px < summary.jitter_px
     assert steady[1].jitter_px == 0  # at 224 px every animal of this footage gets one fixed window
     assert summary.split_objects == steady[1].split_objects  # the cut at jumps does not depend on steadiness
+
+
+def test_the_same_crops_again_in_one_process_are_the_same_bytes(swapped, small):
+    """Nothing carried from one call to the next (a shared buffer, a converter's state)
+    changes a byte: the same crops again in this process, on one encode worker this time."""
+    crops, summary, folder = small
+    again, summary_again, folder_again = _crops(swapped, SMALL, "small_again", workers=1)
+    assert summary_again == summary
+    videos = sorted(p.relative_to(folder) for p in folder.rglob("*.mp4"))
+    assert len(videos) == summary.crops and videos == sorted(p.relative_to(folder_again) for p in folder_again.rglob("*.mp4"))
+    assert [v for v in videos if (folder / v).read_bytes() != (folder_again / v).read_bytes()] == []
+    tables = [normalized_table(f / "crops.parquet", f.parents[2]) for f in (folder, folder_again)]  # paths under each root
+    assert tables[0] == tables[1] and len(tables[0][0]) == summary.crops
