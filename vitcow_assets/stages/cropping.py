@@ -7,7 +7,9 @@ further than the scene's animals move (an identity switch of the segmenter) is c
 jump into parts, one crop each, so no crop follows two animals. Each part keeps the
 object's ``clip_id``, ``object_id`` and ``track_id``: its present frames are exactly its
 own mask rows, and the parts of one object partition that object's mask rows. Part 0 is
-``<clip>/objNNNN.mp4``; later parts are ``<clip>/objNNNN_pK.mp4``.
+``<clip>/objNNNN.mp4``; later parts are ``<clip>/objNNNN_pK.mp4``. So a crop is no longer
+one per (clip, object): whatever pairs them (the ``crops_trace_to_masks`` rule, a crop id
+made of the object id) must take the union of an object's parts, or the part with it.
 
 Reproducible: every crop video is encoded by one single-threaded encoder from pixels that
 do not depend on the machine (``media.video``); files are encoded several at once on a
