@@ -71,6 +71,7 @@ CROPS_SCHEMA = pa.schema(
         field("source_sha256", pa.string(), "sha256 of the source video's bytes"),
         field("clip_id", pa.string(), "clip the crop was cut from"),
         field("object_id", pa.int64(), "object id within the clip"),
+        field("part", pa.int32(), "0, or the part of the object's frames after a jump no animal can make (each part its own crop, objNNNN_pK.mp4)"),
         field("track_id", pa.int64(), "animal id through the video: every crop of one animal shares it (tracks table)"),
         field("prompt", pa.string(), f"text prompt that found the object ({NO_PROMPT}: found without one, e.g. motion)"),
         field("source_frame_start", pa.int64(), "first source frame of the clip"),

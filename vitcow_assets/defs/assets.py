@@ -25,7 +25,7 @@ from vitcow_assets.media.files import atomic_file
 from vitcow_assets.runtime import progress
 from vitcow_assets.runtime.version import code_version
 from vitcow_assets.stages.clipping import cut_clips
-from vitcow_assets.stages.cropping import CropProvenance, CropSettings, write_crops
+from vitcow_assets.stages.cropping import CropProvenance, CropSettings, CropSummary, write_crops
 from vitcow_assets.stages.events import StageEvents
 from vitcow_assets.stages.previews import contact_sheet
 from vitcow_assets.stages.segmentation import MaskJob, segment_clips
@@ -148,13 +148,15 @@ def object_crops(context: dg.AssetExecutionContext, config: CropsConfig, storage
     settings = to_settings(CropSettings, config)
     provenance = _crop_provenance(context, raw, layout)
     clip_table = pq.read_table(layout.clips_table)
-    events = _events(context, "object_crops")
+    events, summary = _events(context, "object_crops"), CropSummary()
     crops, incomplete = write_crops(
         raw.stored_path, clips_from_table(clip_table), clip_fps_by_id(clip_table), layout.masks_table, layout, settings, provenance,
-        progress=events.progress, damage=events.damage,
+        progress=events.progress, damage=events.damage, summary=summary,
     )
     md.warn_dropped(events.warn, incomplete, events.damage, "clip(s) without crops")
-    metadata = md.crops_metadata(layout, crops, settings, provenance, events.damage, storage.url_of(layout.contact_sheet))
+    if summary.split_objects:
+        events.warn(f"{len(summary.split_objects)} object(s) jump further than the scene's animals move: cut into parts ({', '.join(summary.split_objects[:5])})")
+    metadata = md.crops_metadata(layout, crops, settings, provenance, events.damage, summary, storage.url_of(layout.contact_sheet))
     return dg.MaterializeResult(metadata=metadata)
 
 

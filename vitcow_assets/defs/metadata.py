@@ -139,7 +139,8 @@ def crops_summary(layout) -> str:
     )
 
 
-def crops_metadata(layout, crops: int, settings, provenance, damage: DecodeDamage, contact_sheet_url: str | None = None) -> dict:
+def crops_metadata(layout, crops: int, settings, provenance, damage: DecodeDamage, summary, contact_sheet_url: str | None = None) -> dict:
+    speed = (summary.scene_speed or {}).get("speed_px")
     return {
         "summary": dg.MetadataValue.md(crops_summary(layout)),
         **({"contact_sheet_url": dg.MetadataValue.url(contact_sheet_url)} if contact_sheet_url else {}),
@@ -149,6 +150,10 @@ def crops_metadata(layout, crops: int, settings, provenance, damage: DecodeDamag
         **tracks_metadata(layout.tracks_table),
         "crop_size": settings.crop_size,
         "settings": dg.MetadataValue.json(record(settings)),
+        "steady_windows": dg.MetadataValue.json(
+            {"fixed_windows": summary.fixed_windows, "jitter_px": round(summary.jitter_px, 2), "scene_speed_px_per_frame": speed,
+             "jumps_cut": summary.jumps, "objects_cut": len(summary.split_objects)}
+        ),
         "segmenter": provenance.segmenter,
         "farm": dg.MetadataValue.text(provenance.farm or ""),
         "camera": dg.MetadataValue.text(provenance.camera or ""),

@@ -60,7 +60,7 @@ def _video_rows(farm: str, camera: str, stamp: dt.datetime, scene: Scene, rng: n
                 "crop_path": f"{scene.root}/videos/{video_id}/crops/c{clip:05d}/obj{object_id:04d}.mp4",
                 "video_id": video_id, "source_sha256": sha, "source_path": source, "source_uri": f"file://{source}",
                 "farm": farm, "camera": camera, "recorded_at": stamp, "clip_id": f"c{clip:05d}", "object_id": object_id,
-                "track_id": track, "source_frame_start": start, "source_frame_end": start + (FRAMES - 1) * STEP,
+                "track_id": track, "part": 0, "source_frame_start": start, "source_frame_end": start + (FRAMES - 1) * STEP,
                 "frame_step": STEP, "frames": FRAMES, "frames_present": present, "presence_ratio": present / FRAMES,
                 "fps": FPS, "duration_s": FRAMES / FPS, "segmenter": "motion/v2", "model_checkpoint": None, "prompt": "cow",
                 "code_version": "0.1.0", "run_id": "r-" + video_id,

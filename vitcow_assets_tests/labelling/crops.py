@@ -44,7 +44,7 @@ def _manifest_rows(home: Path, video_id: str, sha: str, farm: str | None, clips:
             path = write_crop(home / "videos" / video_id / "crops" / f"c{c:05d}" / f"obj{o:04d}.mp4", frames)
             rows.append({
                 "crop_path": str(path), "video_id": video_id, "source_path": f"/in/{video_id}.mp4", "source_sha256": sha,
-                "clip_id": f"c{c:05d}", "object_id": o, "track_id": o, "prompt": "cow", "source_frame_start": c * (frames - 1) * 4,
+                "clip_id": f"c{c:05d}", "object_id": o, "track_id": o, "part": 0, "prompt": "cow", "source_frame_start": c * (frames - 1) * 4,
                 "source_frame_end": (c + 1) * (frames - 1) * 4, "frame_step": 4, "frames": frames, "frames_present": frames,
                 "present": [True] * frames, "window_xyxy": [[0, 0, CROP, CROP]] * frames, "crop_size": CROP, "margin": 0.1,
                 "mask_background": False, "fps": 2.5, "segmenter": "motion/v2", "model_checkpoint": None, "code_version": "0.1.0",
