@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Install, land the sample footage, and start Dagster (UI + daemon) on http://127.0.0.1:3000.
-# The landing sensor picks the sample up once it has settled and processes it with the
-# motion backend (SAM3 when VITCOW_SAM3_CHECKPOINT points to a checkpoint).
+# Install, land the sample footage (as two farms' cameras), and start Dagster (UI + daemon)
+# on http://127.0.0.1:3000. The landing sensor picks the files up once they have settled and
+# processes them with the motion backend (SAM3 when VITCOW_SAM3_CHECKPOINT points to a checkpoint).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
@@ -11,10 +11,25 @@ export VITCOW_PROMPT=${VITCOW_PROMPT:-person}
 eval "$(.venv/bin/vitcow init)"
 landing=${VITCOW_LANDING:-$VITCOW_HOME/landing}
 case "$landing" in
-  *://*|*=*) ;;  # remote or several sources (see README): nothing to land locally
+  *://*|*=*) ;;  # remote or several sources (docs/remote-sources.md): nothing to land locally
   *)
     mkdir -p "$landing"
-    [ -e "$landing/vtest_sample.mp4" ] || cp samples/vtest_sample.mp4 "$landing/vtest_sample.mp4" ;;
+    .venv/bin/python scripts/sample_farms.py samples/vtest_sample.mp4 "$landing" ;;
 esac
-echo "Landing: $landing   Outputs: $VITCOW_HOME/videos   UI: http://127.0.0.1:${PORT:-3000}"
-exec .venv/bin/dagster dev -w workspace.yaml -h "${HOST:-127.0.0.1}" -p "${PORT:-3000}"
+host=${HOST:-127.0.0.1}
+port=${PORT:-3000}
+# The storage root served read-only on this machine, so the UI can link and show contact sheets
+files_port=${FILES_PORT:-$((port + 1))}
+export VITCOW_PUBLIC_URL=${VITCOW_PUBLIC_URL:-http://127.0.0.1:$files_port}
+.venv/bin/python -m http.server --bind 127.0.0.1 --directory "$VITCOW_HOME" "$files_port" >/dev/null 2>&1 &
+files_pid=$!
+trap 'kill "$files_pid" 2>/dev/null || true' EXIT
+echo "Landing: $landing   Outputs: $VITCOW_HOME/videos (served at $VITCOW_PUBLIC_URL)"
+# Say where the UI is once it answers, after Dagster's own start-up lines.
+( for _ in $(seq 1 180); do
+    if .venv/bin/python -c "import urllib.request; urllib.request.urlopen('http://$host:$port/server_info', timeout=2)" 2>/dev/null; then
+      echo "Dagster UI ready: http://$host:$port  (Ctrl-C stops)"; exit 0
+    fi
+    sleep 1
+  done ) &
+.venv/bin/dagster dev -w workspace.yaml -h "$host" -p "$port" --log-level info

@@ -2,11 +2,15 @@
 
 import dagster as dg
 
+import os
+
 from vitcow_assets.defs.assets import ASSETS
 from vitcow_assets.defs.checks import CHECKS
+from vitcow_assets.defs.datasets import DATASET_ASSETS, dataset_from_environment
 from vitcow_assets.defs.dead_runs import dead_runs_sensor
 from vitcow_assets.defs.execution import executor_from_env
-from vitcow_assets.defs.jobs import process_video_job
+from vitcow_assets.defs.jobs import JOBS
+from vitcow_assets.defs.labels import LABEL_ASSETS, labels_from_environment
 from vitcow_assets.defs.publishing import published_crops
 from vitcow_assets.defs.resources import segmenter_from_environment, storage_from_environment
 from vitcow_assets.defs.schedules import nightly_catchup
@@ -23,16 +27,19 @@ def build_resources(
 ) -> dict:
     """Resources configured from the environment (`VITCOW_*`, read now), with overrides
     (not None) winning: e.g. the CLI's flags (`backend_options`: `{"motion": {...}}`)."""
+    environ = os.environ if environ is None else environ
     return {
         "storage": storage_from_environment(environ, home=home, publish_to=publish_to),
         "segmenter": segmenter_from_environment(environ, backend_options, backend=backend, prefetch_clips=prefetch_clips),
+        "labels": labels_from_environment(environ),
+        "dataset": dataset_from_environment(environ),
     }
 
 
 defs = dg.Definitions(
-    assets=[*ASSETS, published_crops],
+    assets=[*ASSETS, published_crops, *LABEL_ASSETS, *DATASET_ASSETS],
     asset_checks=CHECKS,
-    jobs=[process_video_job],
+    jobs=JOBS,
     sensors=[landing_sensor, dead_runs_sensor],
     schedules=[nightly_catchup],
     resources=build_resources(),

@@ -46,9 +46,10 @@ def run_with_segmenter(segmenter, video: Path, home: Path, monkeypatch) -> tuple
 
 def cli_env(home: Path, extra_env: dict | None = None) -> dict:
     """The environment of a `vitcow` subprocess with its own storage root and instance."""
-    env = {**os.environ, **(extra_env or {}), "VITCOW_HOME": str(home), "DAGSTER_HOME": str(home / "dagster_home")}
+    env = {**os.environ, "VITCOW_HOME": str(home), "DAGSTER_HOME": str(home / "dagster_home")}
     env.setdefault("VITCOW_SETTLE_SECONDS", "1")  # files the tests just wrote have arrived after a second
     env.pop("VITCOW_SAM3_CHECKPOINT", None)
+    env.update(extra_env or {})
     return env
 
 

@@ -15,8 +15,10 @@ import signal
 import sys
 import threading
 
+from vitcow_assets.cli import dataset, labels
 from vitcow_assets.cli.options import add_setting_flags, check_given
 from vitcow_assets.core.clips import ClipSettings
+from vitcow_assets.datasets.build import DatasetSettings
 from vitcow_assets.segmenters import BACKENDS, CHOICES
 
 
@@ -77,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     tracks.add_argument("--track", type=int, help="print the crop paths of this track_id, one per line")
     tracks.add_argument("--json", action="store_true", help="print the tracks table rows as JSON")
     tracks.set_defaults(func=_lazy("vitcow_assets.cli.queries:cmd_tracks"))
+    labels.add_parsers(sub, _lazy)
+    dataset.add_parsers(sub, _lazy)
     return parser
 
 
@@ -107,6 +111,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "run":
         _check_run(parser, args)
+    if args.command == "dataset":
+        try:
+            check_given(args, DatasetSettings, "dataset")
+        except ValueError as exc:
+            parser.error(str(exc))
     return args.func(args)
 
 

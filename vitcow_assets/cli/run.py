@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 
 from vitcow_assets.cli.inputs import Input, expand
 from vitcow_assets.cli.instance import ensure_dagster_home, open_instance
+from vitcow_assets.cli.materialize import first_error
 from vitcow_assets.cli.options import given
 from vitcow_assets.cli.partition_lock import PartitionBusy, partition_lock
 from vitcow_assets.cli.progress_bar import ProgressBar
@@ -110,16 +111,6 @@ def _published(layout: VideoLayout) -> dict:
     return {"published_crops": pq.read_table(manifest, columns=["published_uri"])["published_uri"].to_pylist()}
 
 
-def _run_error(result) -> str:
-    for event in result.all_events:
-        error = getattr(getattr(event, "event_specific_data", None), "error", None)
-        if error is not None:
-            while getattr(error, "cause", None) is not None and "Error occurred while" in error.message:
-                error = error.cause
-            return one_line(error.message)
-    return "run failed"
-
-
 def _was_interrupted(result) -> bool:
     """The run ended because SIGINT/SIGTERM interrupted a step."""
     for event in result.all_events:
@@ -194,7 +185,7 @@ def process(session: Session, item: Input, reports: list[dict]) -> dict:
         result = _execute(session, registration.key, registration)
         report["run_id"] = result.run_id
         if not result.success:
-            raise RuntimeError(_run_error(result))
+            raise RuntimeError(first_error(result))
         layout = session.storage.video(registration.key)
         report.update(status="success", **_outputs(layout), **(_published(layout) if session.args.publish else {}))
     except KeyboardInterrupt:

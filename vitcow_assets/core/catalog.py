@@ -34,6 +34,7 @@ CATALOG_SCHEMA = pa.schema(
         field("recorded_at", pa.timestamp("s"), "recording start of the source (path pattern), camera-local time", nullable=True),
         field("clip_id", pa.string(), "clip the crop was cut from"),
         field("object_id", pa.int64(), "object id within the clip"),
+        field("part", pa.int32(), "0, or the part of the object's frames after a jump (see the crops table)"),
         field("track_id", pa.int64(), "animal id through the video: every crop of one animal shares it"),
         field("source_frame_start", pa.int64(), "first source frame of the clip"),
         field("source_frame_end", pa.int64(), "last source frame of the clip (inclusive)"),
@@ -55,15 +56,16 @@ CATALOG_SCHEMA = pa.schema(
 _FROM_CROPS = [n for n in CATALOG_SCHEMA.names if n in CROPS_SCHEMA.names]
 
 
-def crop_id(source_sha256: str, source_frame_start: int, frame_step: int, frames: int, segmenter: str, object_id: int) -> str:
-    """The stable id of one crop (hex, ``CROP_ID_CHARS`` characters)."""
-    text = f"{source_sha256}:{source_frame_start}:{frame_step}:{frames}:{segmenter}:{object_id}"
+def crop_id(source_sha256: str, source_frame_start: int, frame_step: int, frames: int, segmenter: str, object_id: int, part: int = 0) -> str:
+    """The stable id of one crop (hex, ``CROP_ID_CHARS`` characters); a later part of an
+    object cut at a jump (``part`` > 0) has its own."""
+    text = f"{source_sha256}:{source_frame_start}:{frame_step}:{frames}:{segmenter}:{object_id}" + (f":{part}" if part else "")
     return hashlib.sha256(text.encode()).hexdigest()[:CROP_ID_CHARS]
 
 
 def catalog_rows(crops: pa.Table) -> pa.Table:
     """Catalog rows (``CATALOG_SCHEMA``) of one crops manifest, in its row order."""
-    cols = crops.select(["source_sha256", "source_frame_start", "frame_step", "frames", "segmenter", "object_id"]).to_pydict()
+    cols = crops.select(["source_sha256", "source_frame_start", "frame_step", "frames", "segmenter", "object_id", "part"]).to_pydict()
     ids = [crop_id(*values) for values in zip(*cols.values())]
     frames = pc.cast(crops["frames"], pa.float64())
     ratio = pc.divide(pc.cast(crops["frames_present"], pa.float64()), pc.max_element_wise(frames, 1.0))
@@ -80,7 +82,7 @@ def merge_catalogs(parts: list[pa.Table]) -> pa.Table:
     """One catalog from per-video parts, sorted by video, clip and object (a stable order
     whatever order the parts come in); a crop id seen twice is an error."""
     table = pa.concat_tables([p.cast(CATALOG_SCHEMA) for p in parts]) if parts else CATALOG_SCHEMA.empty_table()
-    table = table.sort_by([("video_id", "ascending"), ("clip_id", "ascending"), ("object_id", "ascending")])
+    table = table.sort_by([("video_id", "ascending"), ("clip_id", "ascending"), ("object_id", "ascending"), ("part", "ascending")])
     if len(pc.unique(table["crop_id"])) != table.num_rows:
         counts = pc.value_counts(table["crop_id"]).to_pylist()
         repeated = sorted(c["values"] for c in counts if c["counts"] > 1)

@@ -15,7 +15,7 @@ Validation stays in the class's ``__post_init__``: it raises ``SettingError`` na
 field, and ``build`` turns that into a message naming the variable or flag the value came
 from. Values given as text (environment, command line) are parsed by the field's type:
 ``int``, ``float``, ``bool`` (1/0, true/false, yes/no, on/off), ``str``, ``X | None`` (empty:
-None) and ``tuple[int, ...]`` (comma-separated).
+None) and ``tuple[int, ...]`` / ``tuple[str, ...]`` (comma-separated).
 
 Pure: no Dagster, no I/O; the environment is passed in as a mapping.
 """
@@ -75,10 +75,16 @@ class Setting:
         return type(None) in typing.get_args(self.annotation)
 
 
-def _base_type(annotation) -> type:
+def _base_annotation(annotation):
+    """``X`` of ``X | None``; the annotation itself otherwise."""
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         return next(a for a in typing.get_args(annotation) if a is not type(None))
-    return typing.get_origin(annotation) or annotation
+    return annotation
+
+
+def _base_type(annotation) -> type:
+    base = _base_annotation(annotation)
+    return typing.get_origin(base) or base
 
 
 def describe(cls: type, prefix: str = "") -> list[Setting]:
@@ -113,7 +119,8 @@ def parse_text(text: str, item: Setting) -> Any:
             raise ValueError(f"expected one of {'/'.join(_TRUE)} or {'/'.join(_FALSE)}, got {raw!r}")
         return raw.lower() in _TRUE
     if kind is tuple:
-        return tuple(int(part) for part in raw.split(",") if part.strip())
+        element = (typing.get_args(_base_annotation(item.annotation)) or (int,))[0]
+        return tuple(element(part.strip()) for part in raw.split(",") if part.strip())
     value = kind(raw)
     if item.choices and value not in item.choices:
         raise ValueError(f"expected one of {', '.join(map(str, item.choices))}, got {raw!r}")
@@ -159,3 +166,15 @@ def _field_in(message: str, cls: type) -> str | None:
 def record(settings) -> dict[str, Any]:
     """The settings in effect as plain JSON values (tuples as lists), for metadata."""
     return json.loads(json.dumps(dataclasses.asdict(settings), default=str))
+
+
+def settings_markdown(cls: type, prefix: str = "", flags: bool = True, env: bool = True) -> str:
+    """The settings of ``cls`` as a Markdown table: what the docs show."""
+    head = ["setting"] + (["environment"] if env else []) + (["flag"] if flags else []) + ["default", "meaning"]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for item in describe(cls, prefix):
+        default = ",".join(map(str, item.default)) if isinstance(item.default, tuple) else item.default
+        cells = [f"`{item.name}`"] + ([f"`{item.env}`"] if env else []) + ([f"`{item.flag}`"] if flags else [])
+        cells += [f"`{default}`" if default not in (None, "", ()) else "unset", item.help.replace("|", "\\|")]
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)

@@ -17,6 +17,10 @@ def field(name: str, type_: pa.DataType, description: str, nullable: bool = Fals
     return pa.field(name, type_, nullable=nullable, metadata={"description": description})
 
 
+#: the ``prompt`` of objects a backend found without one (the motion backend ignores prompts;
+#: the prompt asked for is in the masks table's metadata, ``vitcow.prompt``)
+NO_PROMPT = "(no prompt)"
+
 RLE_TYPE = pa.struct(
     [pa.field("size", pa.list_(pa.int32()), nullable=False), pa.field("counts", pa.string(), nullable=False)]
 )
@@ -45,7 +49,7 @@ MASKS_SCHEMA = pa.schema(
         field("source_frame", pa.int64(), "frame index within the source video, from 0"),
         field("object_id", pa.int64(), "object id, stable within the clip only"),
         field("track_id", pa.int64(), "animal id, stable through the video while clips are consecutive (see the tracks table)"),
-        field("prompt", pa.string(), "text prompt that found the object (empty if none)"),
+        field("prompt", pa.string(), f"text prompt that found the object; {NO_PROMPT} where the backend finds objects without one (motion)"),
         field("score", pa.float32(), "detection confidence in [0, 1]"),
         field("x1", pa.float32(), "box left edge, source pixels"),
         field("y1", pa.float32(), "box top edge, source pixels"),
@@ -67,8 +71,9 @@ CROPS_SCHEMA = pa.schema(
         field("source_sha256", pa.string(), "sha256 of the source video's bytes"),
         field("clip_id", pa.string(), "clip the crop was cut from"),
         field("object_id", pa.int64(), "object id within the clip"),
+        field("part", pa.int32(), "0, or the part of the object's frames after a jump no animal can make (each part its own crop, objNNNN_pK.mp4)"),
         field("track_id", pa.int64(), "animal id through the video: every crop of one animal shares it (tracks table)"),
-        field("prompt", pa.string(), "text prompt that found the object"),
+        field("prompt", pa.string(), f"text prompt that found the object ({NO_PROMPT}: found without one, e.g. motion)"),
         field("source_frame_start", pa.int64(), "first source frame of the clip"),
         field("source_frame_end", pa.int64(), "last source frame of the clip (inclusive)"),
         field("frame_step", pa.int32(), "source frames between consecutive crop frames"),
@@ -198,11 +203,26 @@ def clip_fps_by_id(table: pa.Table) -> dict[str, float]:
     return dict(zip(table["clip_id"].to_pylist(), table["fps"].to_pylist()))
 
 
+def schema_markdown(schema: pa.Schema) -> str:
+    """The schema as a Markdown table (column, type, meaning): what the docs show."""
+    rows = ["| column | type | meaning |", "|---|---|---|"]
+    for name, type_, description in schema_descriptions(schema):
+        cells = [f"`{name}`", type_.replace("<", "&lt;").replace(">", "&gt;"), description]
+        rows.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(rows)
+
+
 def schema_descriptions(schema: pa.Schema) -> list[tuple[str, str, str]]:
     """``(name, type, description)`` per column, for docs and UI metadata."""
     return [
         (f.name, str(f.type), (f.metadata or {}).get(b"description", b"").decode()) for f in schema
     ]
+
+
+def set_prompt(table: pa.Table, prompt: str) -> pa.Table:
+    """``table`` (mask rows) with every row's ``prompt`` set to ``prompt``."""
+    index = table.schema.get_field_index("prompt")
+    return table.set_column(index, table.schema.field(index), pa.array([prompt] * table.num_rows, pa.string()))
 
 
 def set_track_ids(table: pa.Table, track_of: dict[int, int]) -> pa.Table:
@@ -220,7 +240,7 @@ TRACKS_SCHEMA = pa.schema(
     [
         field("video_id", pa.string(), "partition key of the source video"),
         field("track_id", pa.int64(), "animal id through the video (track_id of the masks and crops tables)"),
-        field("prompt", pa.string(), "text prompt that found the animal"),
+        field("prompt", pa.string(), f"text prompt that found the animal ({NO_PROMPT}: found without one, e.g. motion)"),
         field("first_source_frame", pa.int64(), "first source frame in which the animal was found"),
         field("last_source_frame", pa.int64(), "last source frame in which the animal was found"),
         field("clips", pa.list_(pa.string()), "clips the track runs through, in source order"),

@@ -42,17 +42,28 @@ def crop_frame_mismatches(crops: pa.Table, clips: pa.Table, measured: dict[str, 
 
 
 def untraceable_crops(crops: pa.Table, masks: pa.Table) -> list[dict]:
-    """Crops whose present frames do not match the mask rows of their (clip, object)."""
+    """Crops whose present frames do not trace to the mask rows of their (clip, object): each
+    crop shows some frames, the crops (parts) of one object never show a frame twice, and
+    together they show exactly that object's mask rows."""
     mask_frames: dict[tuple[str, int], set[int]] = {}
     for clip_id, object_id, clip_frame in zip(
         masks["clip_id"].to_pylist(), masks["object_id"].to_pylist(), masks["clip_frame"].to_pylist()
     ):
         mask_frames.setdefault((clip_id, object_id), set()).add(clip_frame)
-    bad = []
+    bad, shown = [], {}
     for row in crops.select(["crop_path", "clip_id", "object_id", "present"]).to_pylist():
+        key = (row["clip_id"], row["object_id"])
         present = {i for i, p in enumerate(row["present"]) if p}
-        if not present or present != mask_frames.get((row["clip_id"], row["object_id"]), set()):
+        seen = shown.setdefault(key, set())
+        if not present or present & seen or not present <= mask_frames.get(key, set()):
             bad.append({"crop_path": row["crop_path"], "clip_id": row["clip_id"], "object_id": row["object_id"]})
+        seen |= present
+    flagged = {(b["clip_id"], b["object_id"]) for b in bad}
+    bad += [
+        {"crop_path": None, "clip_id": c, "object_id": o}
+        for (c, o), frames in shown.items()
+        if (c, o) not in flagged and frames != mask_frames.get((c, o), set())
+    ]
     return bad
 
 

@@ -25,7 +25,7 @@ from vitcow_assets.media.files import atomic_file
 from vitcow_assets.runtime import progress
 from vitcow_assets.runtime.version import code_version
 from vitcow_assets.stages.clipping import cut_clips
-from vitcow_assets.stages.cropping import CropProvenance, CropSettings, write_crops
+from vitcow_assets.stages.cropping import CropProvenance, CropSettings, CropSummary, write_crops
 from vitcow_assets.stages.events import StageEvents
 from vitcow_assets.stages.previews import contact_sheet
 from vitcow_assets.stages.segmentation import MaskJob, segment_clips
@@ -113,7 +113,7 @@ def _mask_job(context, layout, raw: RawVideo, segmenter: SegmenterResource) -> M
     return MaskJob(
         source=raw.stored_path, video_id=raw.video_id, clips=clips_from_table(pq.read_table(layout.clips_table)), plan=plan,
         segmenter_name=model.name, open_session=segmenter.session, out_path=layout.masks_table, metadata=provenance,
-        prepare=model.prepare_frames, prefetch=segmenter.prefetch_clips,
+        prepare=model.prepare_frames, prompt_used=model.uses_text_prompts, prefetch=segmenter.prefetch_clips,
     )
 
 
@@ -148,13 +148,16 @@ def object_crops(context: dg.AssetExecutionContext, config: CropsConfig, storage
     settings = to_settings(CropSettings, config)
     provenance = _crop_provenance(context, raw, layout)
     clip_table = pq.read_table(layout.clips_table)
-    events = _events(context, "object_crops")
+    events, summary = _events(context, "object_crops"), CropSummary()
     crops, incomplete = write_crops(
         raw.stored_path, clips_from_table(clip_table), clip_fps_by_id(clip_table), layout.masks_table, layout, settings, provenance,
-        progress=events.progress, damage=events.damage,
+        progress=events.progress, damage=events.damage, summary=summary,
     )
     md.warn_dropped(events.warn, incomplete, events.damage, "clip(s) without crops")
-    return dg.MaterializeResult(metadata=md.crops_metadata(layout, crops, settings, provenance, events.damage))
+    if summary.split_objects:
+        events.warn(f"{len(summary.split_objects)} object(s) jump further than the scene's animals move: cut into parts ({', '.join(summary.split_objects[:5])})")
+    metadata = md.crops_metadata(layout, crops, settings, provenance, events.damage, summary, storage.url_of(layout.contact_sheet))
+    return dg.MaterializeResult(metadata=metadata)
 
 
 @dg.asset(partitions_def=video_partitions, group_name=GROUP, kinds={"png"}, deps=[clips, object_masks], code_version=code_version())
@@ -163,7 +166,7 @@ def previews(context: dg.AssetExecutionContext, storage: VitcowStorage) -> dg.Ma
     layout, raw = _partition(context, storage)
     clip_windows = clips_from_table(pq.read_table(layout.clips_table))
     sheet = contact_sheet(raw.stored_path, clip_windows, layout.masks_table, layout.contact_sheet)
-    return dg.MaterializeResult(metadata=md.previews_metadata(layout, sheet, len(clip_windows)))
+    return dg.MaterializeResult(metadata=md.previews_metadata(layout, sheet, len(clip_windows), storage.url_of(layout.contact_sheet)))
 
 
 ASSETS = [raw_video, clips, prompts, object_masks, object_crops, previews]

@@ -6,16 +6,19 @@ resource config show exactly what the dataclass declares. ``to_settings`` turns 
 value back into the dataclass, where its own validation runs.
 """
 
+import typing
+
 import dagster as dg
 import pydantic
 
-from vitcow_assets.core.settings import Setting, build, describe
+from vitcow_assets.core.settings import Setting, build, describe, from_environ
 
 
 def _annotation(item: Setting):
     """The pydantic type of a setting (Dagster config has lists, not tuples)."""
     if item.base_type is tuple:
-        return list[int]
+        element = (typing.get_args(item.annotation) or (int,))[0]
+        return list[element]
     return item.annotation
 
 
@@ -48,4 +51,16 @@ def to_settings(cls: type, config, where=None):
         return build(cls, setting_values(cls, config), where)
     except ValueError as exc:
         raise dg.Failure(description=f"run config: {exc}") from None
+
+
+def config_values(values: dict) -> dict:
+    """Settings values as config fields take them (tuples as lists)."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
+
+
+def from_environment(config_cls: type, settings_cls: type, environ, prefix: str = "", **overrides):
+    """``config_cls`` (a config or resource class made by ``config_class``) with each setting
+    set in ``environ`` read from it; ``overrides`` that are not None win."""
+    values = {**from_environ(settings_cls, environ, prefix), **{k: v for k, v in overrides.items() if v is not None}}
+    return config_cls(**config_values(values))
 

@@ -39,14 +39,16 @@ def table_metadata(path: Path, schema: pa.Schema, rows: int) -> dict:
     }
 
 
-def image_metadata(path: Path, thumbnail_jpeg: bytes, summary: str) -> dict:
+def image_metadata(path: Path, thumbnail_jpeg: bytes, summary: str, url: str | None = None) -> dict:
     """A one-line Markdown summary first (short, so the UI shows it inline), the full-size
-    image's path, and a small thumbnail as a data URI (the UI puts Markdown of 1,000
-    characters or more behind "Show Markdown", which a thumbnail always is)."""
+    image's path (and, where the storage root is served over http, its URL: one click, and
+    the summary shows it inline), and a small thumbnail as a data URI (the UI puts Markdown of
+    1,000 characters or more behind "Show Markdown", which a thumbnail always is)."""
     data = base64.b64encode(thumbnail_jpeg).decode("ascii")
     return {
-        "summary": dg.MetadataValue.md(summary),
+        "summary": dg.MetadataValue.md(summary + (f"\n\n[![contact sheet]({url})]({url})" if url else "")),
         "preview_path": dg.MetadataValue.path(str(path)),
+        **({"contact_sheet_url": dg.MetadataValue.url(url)} if url else {}),
         "preview": dg.MetadataValue.md(f"![contact sheet](data:image/jpeg;base64,{data})"),
     }
 
@@ -127,14 +129,31 @@ def masks_metadata_for(layout, summary, model, job, settings_record: dict[str, s
     }
 
 
-def crops_metadata(layout, crops: int, settings, provenance, damage: DecodeDamage) -> dict:
+def crops_summary(layout) -> str:
+    """How objects, crops and tracks relate, in one line."""
+    table = pq.read_table(layout.crops_table, columns=["clip_id", "track_id"])
+    clips, tracks = len(set(table["clip_id"].to_pylist())), len(set(table["track_id"].to_pylist()))
+    return (
+        f"**{table.num_rows} crops**: one per object and clip, over **{clips} clips**; they show **{tracks} animals** "
+        "(tracks: an animal's crops share its `track_id`, listed in the tracks table)"
+    )
+
+
+def crops_metadata(layout, crops: int, settings, provenance, damage: DecodeDamage, summary, contact_sheet_url: str | None = None) -> dict:
+    speed = (summary.scene_speed or {}).get("speed_px")
     return {
+        "summary": dg.MetadataValue.md(crops_summary(layout)),
+        **({"contact_sheet_url": dg.MetadataValue.url(contact_sheet_url)} if contact_sheet_url else {}),
         **table_metadata(layout.crops_table, CROPS_SCHEMA, crops),
         "crops": crops,
         "crops_dir": dg.MetadataValue.path(str(layout.crops_dir)),
         **tracks_metadata(layout.tracks_table),
         "crop_size": settings.crop_size,
         "settings": dg.MetadataValue.json(record(settings)),
+        "steady_windows": dg.MetadataValue.json(
+            {"fixed_windows": summary.fixed_windows, "jitter_px": round(summary.jitter_px, 2), "scene_speed_px_per_frame": speed,
+             "jumps_cut": summary.jumps, "objects_cut": len(summary.split_objects)}
+        ),
         "segmenter": provenance.segmenter,
         "farm": dg.MetadataValue.text(provenance.farm or ""),
         "camera": dg.MetadataValue.text(provenance.camera or ""),
@@ -143,9 +162,10 @@ def crops_metadata(layout, crops: int, settings, provenance, damage: DecodeDamag
     }
 
 
-def previews_metadata(layout, sheet, clips: int) -> dict:
+def previews_metadata(layout, sheet, clips: int, url: str | None = None) -> dict:
+    where = "the full PNG at *contact_sheet_url*" if url else "the full PNG at *preview_path*"
     summary = (
-        f"**{sheet.objects} objects** on the middle frames of **{sheet.tiles} of {clips} clips**; "
-        "the thumbnail is under *preview* (Show Markdown), the full PNG at *preview_path*."
+        f"**{sheet.objects} objects** (one per object on each frame shown) on the middle frames of **{sheet.tiles} of {clips} clips**; "
+        f"the thumbnail is under *preview* (Show Markdown), {where}."
     )
-    return {**image_metadata(layout.contact_sheet, sheet.thumbnail_jpeg, summary), "tiles": sheet.tiles, "objects": sheet.objects}
+    return {**image_metadata(layout.contact_sheet, sheet.thumbnail_jpeg, summary, url), "tiles": sheet.tiles, "objects": sheet.objects}

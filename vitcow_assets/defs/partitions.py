@@ -1,3 +1,5 @@
+"""The dynamic partitions: one per registered source video."""
+
 import dagster as dg
 
 VIDEO_PARTITIONS_NAME = "videos"

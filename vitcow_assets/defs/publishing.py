@@ -23,11 +23,15 @@ PUBLISH_ENV = "VITCOW_PUBLISH"
     code_version=code_version(),
 )
 def published_crops(context: dg.AssetExecutionContext, storage: VitcowStorage):
-    """Crop videos, crops manifest (with each crop's ``published_uri``), clips and masks
-    tables, contact sheet, raw-video record and prompt plan uploaded to ``<destination>/<farm>/<video_id>/``: atomically, skipping files
-    already there with the same size and sha256, replacing stale ones."""
+    """**Off unless a destination is set** (`VITCOW_PUBLISH`, `vitcow run --publish URL`): the
+    step then materializes nothing and records an observation saying so. With one: crop
+    videos, crops manifest (with each crop's `published_uri`), clips and masks tables, contact
+    sheet, raw-video record and prompt plan uploaded to `<destination>/<farm>/<video_id>/`:
+    atomically, skipping files already there with the same size and sha256, replacing stale ones."""
     if not storage.publish_to:
-        context.log.info(f"no destination configured ({PUBLISH_ENV}): nothing published")
+        off = f"off: no destination is set ({PUBLISH_ENV} or vitcow run --publish URL); nothing to publish"
+        context.log.info(off)
+        context.log_event(dg.AssetObservation(asset_key=context.asset_key, partition=context.partition_key, description=off, metadata={"status": off}))
         return
     layout = storage.video(context.partition_key)
     raw = read_raw_video(layout)

@@ -15,6 +15,7 @@ import sys
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from urllib.parse import quote
 
 import dagster as dg
 import numpy as np
@@ -23,7 +24,7 @@ from pydantic import PrivateAttr
 
 from vitcow_assets.core.settings import SettingError, build, describe, from_environ, record
 from vitcow_assets.core.source_paths import PathPattern, parse_patterns
-from vitcow_assets.defs.config import config_class, setting_values
+from vitcow_assets.defs.config import config_class, from_environment, setting_values
 from vitcow_assets.footage.layout import StorageRoot, VideoLayout
 from vitcow_assets.footage.settings import StorageSettings
 from vitcow_assets.remote.locations import NamedSource, parse_sources
@@ -60,6 +61,13 @@ class _Storage(dg.ConfigurableResource):
 
     def video(self, key: str) -> VideoLayout:
         return self.root().video(key)
+
+    def url_of(self, path: Path) -> str | None:
+        """The http(s) URL of a file under the storage root, where ``public_url`` serves it."""
+        if not self.public_url:
+            return None
+        relative = Path(path).absolute().relative_to(self.root().home)
+        return self.public_url.rstrip("/") + "/" + "/".join(quote(part) for part in relative.parts)
 
 
 VitcowStorage = config_class(StorageSettings, "VitcowStorage", base=_Storage, doc=_Storage.__doc__)
@@ -174,9 +182,7 @@ SegmenterResource = config_class(
 
 def storage_from_environment(environ: Mapping[str, str] | None = None, **overrides) -> "VitcowStorage":
     """The storage resource from the environment (``VITCOW_*``); ``overrides`` (not None) win."""
-    environ = os.environ if environ is None else environ
-    values = {**from_environ(StorageSettings, environ), **{k: v for k, v in overrides.items() if v is not None}}
-    return VitcowStorage(**{k: list(v) if isinstance(v, tuple) else v for k, v in values.items()})
+    return from_environment(VitcowStorage, StorageSettings, os.environ if environ is None else environ, **overrides)
 
 
 def segmenter_from_environment(environ: Mapping[str, str] | None = None, backend_options: Mapping[str, dict] | None = None, **overrides):
@@ -185,8 +191,7 @@ def segmenter_from_environment(environ: Mapping[str, str] | None = None, backend
     environ = os.environ if environ is None else environ
     values = {**from_environ(SegmenterSettings, environ), **{k: v for k, v in overrides.items() if v is not None}}
     for name, backend in BACKENDS.items():
-        options = {**from_environ(backend.settings_class, environ, name), **(backend_options or {}).get(name, {})}
-        values[name] = BACKEND_CONFIGS[name](**{k: list(v) if isinstance(v, tuple) else v for k, v in options.items()})
+        values[name] = from_environment(BACKEND_CONFIGS[name], backend.settings_class, environ, name, **(backend_options or {}).get(name, {}))
     return SegmenterResource(**values)
 
 

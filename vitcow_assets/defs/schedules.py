@@ -13,7 +13,7 @@ import dagster as dg
 
 from vitcow_assets.defs.assets import object_crops, raw_video
 from vitcow_assets.defs.dead_runs import UNFINISHED_STATUSES, release_dead_runs
-from vitcow_assets.defs.jobs import process_video_job
+from vitcow_assets.defs.jobs import INFO_RUN_CONFIG, process_video_job
 from vitcow_assets.defs.metadata import SOURCE_SHA256
 from vitcow_assets.defs.partitions import video_partitions
 from vitcow_assets.defs.resources import VitcowStorage
@@ -88,7 +88,7 @@ def nightly_catchup(context: dg.ScheduleEvaluationContext, storage: VitcowStorag
     stamp = context.scheduled_execution_time.strftime("%Y%m%d") if context.scheduled_execution_time else "now"
     keys = [k for k in instance.get_dynamic_partitions(video_partitions.name) if k not in busy and not crops_are_current(instance, k, registry)]
     if keys:
-        return [dg.RunRequest(partition_key=k, run_key=f"catchup:{stamp}:{k}") for k in keys]
+        return [dg.RunRequest(partition_key=k, run_key=f"catchup:{stamp}:{k}", run_config=INFO_RUN_CONFIG) for k in keys]
     waiting = sorted(busy)
     return dg.SkipReason(
         f"every registered video has its crops or a run in progress ({', '.join(waiting)})" if waiting else "every registered video has its crops"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from vitcow_assets.defs.jobs import process_video_job
+from vitcow_assets.defs.jobs import INFO_RUN_CONFIG, process_video_job
 from vitcow_assets.defs.metadata import run_tags
 from vitcow_assets.defs.partitions import video_partitions
 from vitcow_assets.defs.resources import VitcowStorage
@@ -50,6 +50,7 @@ class Requests:
                 partition_key=reg.key,
                 run_key=f"{self.prefix}{reg.key}:r{reg.revision}:{reg.sha256[:16]}",
                 tags=run_tags(reg, self.storage.patterns()),
+                run_config=INFO_RUN_CONFIG,
             )
         )
 
@@ -70,7 +71,7 @@ class Requests:
             self.log.warning(f"{file.uri}: cannot read ({exc.strerror or exc}); skipped")
             return
         self.log.info(f"{file.uri}: prompts changed, re-running masks and crops of partition {match.key}")
-        self.runs.append(dg.RunRequest(partition_key=match.key, run_key=f"{match.key}:prompts:{digest[:16]}", asset_selection=PROMPT_DOWNSTREAM))
+        self.runs.append(dg.RunRequest(partition_key=match.key, run_key=f"{match.key}:prompts:{digest[:16]}", asset_selection=PROMPT_DOWNSTREAM, run_config=INFO_RUN_CONFIG))
 
     def partition_requests(self) -> list:
         return [video_partitions.build_add_request(self.partitions)] if self.partitions else []

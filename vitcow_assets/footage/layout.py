@@ -13,6 +13,9 @@
     crops/crops.parquet         crop manifest (+ <clip_id>/objNNNN.mp4)
     tracks/tracks.parquet       one row per animal (track_id): its clips, frames and crops
     previews/contact_sheet.png  contact sheet with masks drawn
+<home>/catalog/crops.parquet    the crop catalog (every video's crops)
+<home>/labels/                  labels.db, behaviour_labels.parquet, trimmed/ (segment labels' crops)
+<home>/datasets/                the training-set assets' tables
 <home>/dagster/                 default DAGSTER_HOME
 ```
 Partition keys are sanitised so that no key can name a path outside ``<home>``.
@@ -138,6 +141,21 @@ class StorageRoot:
     @property
     def videos(self) -> Path:
         return self.home / "videos"
+
+    @property
+    def catalog_table(self) -> Path:
+        """The crop catalog: one row per crop across every video."""
+        return self.home / "catalog" / "crops.parquet"
+
+    @property
+    def labels_dir(self) -> Path:
+        """The label database (SQLite), its snapshots and the trimmed crops."""
+        return self.home / "labels"
+
+    @property
+    def datasets_dir(self) -> Path:
+        """The training-set assets' tables (exports go where their settings say)."""
+        return self.home / "datasets"
 
     def video(self, key: str) -> VideoLayout:
         root = (self.videos / check_partition_key(key)).resolve()

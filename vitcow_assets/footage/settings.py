@@ -21,6 +21,9 @@ class StorageSettings:
     )
     publish_to: str | None = setting(None, "where published_crops uploads outputs (off when unset)", env="VITCOW_PUBLISH", flag="--publish")
     path_patterns: str | None = setting(None, "how farm, camera and recording start are read from a path (';'-separated)", env="VITCOW_PATH_PATTERNS")
+    public_url: str | None = setting(
+        None, "http(s) URL where the storage root is served, e.g. http://127.0.0.1:3001: the UI then links and shows contact sheets", env="VITCOW_PUBLIC_URL"
+    )
 
     def __post_init__(self) -> None:
         check("settle_seconds", self.settle_seconds >= 0, f"settle_seconds must be >= 0, got {self.settle_seconds}")

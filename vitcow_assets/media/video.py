@@ -1,7 +1,14 @@
 """Video probing, a streaming frame reader and an atomic H.264 writer (PyAV).
 
 Frames are ``(H, W, 3) uint8`` RGB arrays. Frame indices count decoded frames from 0 in
-presentation order. Nothing here holds more than the frame in hand.
+presentation order. Nothing here holds more than the frame in hand. May import PyAV, numpy
+and ``media.files``; nothing of Dagster, torch or the stages.
+
+Reproducible by construction: the same input gives the same pixels and the same file bytes
+on any machine, whatever its core count or SIMD level (measured, see ``EXACT_SWS_FLAGS``
+and ``EncoderSettings``). Decoders are bit-exact already (the decoded planes of the shared
+footage are identical with FFmpeg's SIMD on and forced off, on 1 core and on 2); what
+was not is the colour conversion and the encoder's threading.
 """
 
 import dataclasses
@@ -13,8 +20,32 @@ from pathlib import Path
 
 import av
 import numpy as np
+from av.video.reformatter import Interpolation, VideoReformatter
 
 from vitcow_assets.media.files import atomic_file
+
+#: swscale flags of every colour conversion (decoded YUV to RGB, RGB to the encoder's
+#: format). swscale's default fast paths round differently per SIMD level: the same decoded
+#: planes of vtest.avi gave other RGB bytes with FFmpeg's CPU flags forced off than with
+#: AVX2, and so other masks and crops on another machine. With ACCURATE_RND | BITEXACT the
+#: C and SIMD paths agree byte for byte (checked on vtest and the fish, 1 and 2 threads).
+#: BILINEAR is the interpolation FFmpeg uses by default, so colours stay as they were.
+EXACT_SWS_FLAGS = int(Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interpolation.BITEXACT)
+
+
+def frame_to_rgb(frame: "av.VideoFrame", reformatter: VideoReformatter | None = None) -> np.ndarray:
+    """``(H, W, 3) uint8`` RGB of a decoded frame, converted bit-exactly (``EXACT_SWS_FLAGS``).
+
+    Pass the same ``reformatter`` for every frame of a pass: it keeps one swscale context
+    (a frame's own reformatter builds a new one, with a thread pool, every time). One
+    thread: the output does not depend on swscale's thread count (checked with 1, 2 and
+    the machine's choice) and a context per frame with threads cost more than it saved.
+    The array is a view of a new frame made by the conversion (or, for a frame already in
+    rgb24, of the decoded frame itself). That is safe: FFmpeg's frame buffers are
+    reference-counted and the array holds a reference, so neither the decoder's buffer pool
+    (frame threading) nor the next conversion ever writes into pixels still in use."""
+    reformatter = reformatter if reformatter is not None else VideoReformatter()
+    return reformatter.reformat(frame, format="rgb24", interpolation=EXACT_SWS_FLAGS, threads=1).to_ndarray()
 
 
 class VideoError(ValueError):
@@ -257,6 +288,7 @@ def iter_frames(
     if last == -1:
         return
     damage = damage if damage is not None else DecodeDamage()
+    reformatter = VideoReformatter()
     with _open(path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
@@ -270,12 +302,17 @@ def iter_frames(
                 if native and not steps:
                     yield index, frame
                 else:
-                    rgb = frame.to_ndarray(format="rgb24")
+                    rgb = frame_to_rgb(frame, reformatter)
                     yield index, (np.ascontiguousarray(np.rot90(rgb, steps)) if steps else rgb)
             if last is not None and index >= last:
                 return
         if not decoded and damage:
             raise VideoError(f"{Path(path).name}: decoding failed ({damage.first_error})")
+
+
+#: values of ``EncoderSettings.thread_type``: threads cut each frame into slices, or encode
+#: several frames at once
+THREAD_TYPES = ("SLICE", "FRAME")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -284,19 +321,54 @@ class EncoderSettings:
 
     ``veryfast`` at CRF 20: visually lossless at crop size; ``medium`` costs 1.3-2.4x the
     encode time for a similar size, ``ultrafast`` saves ~30% but grows files ~50%.
+
+    Everything that decides the bytes is here, so a file is a function of its frames and
+    these settings (``describe`` adds the library versions). ``threads`` is a fixed count,
+    never "as many as the machine has": x264's bitstream depends on its thread count (PyAV
+    asks for slice threads, one slice per thread), so the old ``threads=0`` made every
+    clip and crop differ between a 1-core and a 2-core run of the same input (86 of 86 files
+    of vtest). One thread is as fast per file at crop size (20 frames of 224 px:
+    27 ms per file with 1 thread or the machine's choice) and parallelism comes from encoding
+    several files at once (``stages.cropping``), which cannot change any file's bytes.
+    x264's output is the same for every SIMD level from SSSE3 up to AVX2 (checked with its
+    ``asm`` mask); ``x264_params`` can pin more (e.g. ``asm=...``) and is recorded.
     """
 
     codec: str = "libx264"
     preset: str = "veryfast"
     crf: int = 20
     pix_fmt: str = "yuv420p"
-    threads: int = 0  # 0 = encoder's choice
+    #: encoder threads: a fixed count (>= 1); the bytes depend on it
+    threads: int = 1
+    #: how threads split the work (``THREAD_TYPES``); the bytes depend on it when threads > 1
+    thread_type: str = "SLICE"
+    #: extra x264 options (``key=value:key=value``), e.g. ``asm=...``; empty for none
+    x264_params: str = ""
+
+    def __post_init__(self) -> None:
+        if self.threads < 1:
+            raise ValueError(
+                f"threads must be a fixed count >= 1, got {self.threads} (0 would let the encoder pick one per machine, and the bytes with it)"
+            )
+        if self.thread_type not in THREAD_TYPES:
+            raise ValueError(f"thread_type must be one of {THREAD_TYPES}, got {self.thread_type!r}")
+
+    def describe(self) -> dict:
+        """The settings and the library versions that make the bytes (for metadata)."""
+        return {
+            **dataclasses.asdict(self),
+            "sws_flags": EXACT_SWS_FLAGS,
+            "pyav": av.__version__,
+            "libavcodec": ".".join(str(v) for v in av.library_versions["libavcodec"]),
+        }
 
 
 class VideoWriter:
     """Write RGB frames to an H.264 MP4, atomically: the file appears only on a clean exit.
 
     yuv420p needs even sizes; an odd width or height loses its last column or row.
+    Frames are converted to the encoder's format here, bit-exactly (``EXACT_SWS_FLAGS``),
+    not by PyAV's encoder (whose conversion uses swscale's SIMD-dependent default).
     """
 
     def __init__(
@@ -316,15 +388,23 @@ class VideoWriter:
         self.settings = settings
         self.frames = 0
         self._atomic = atomic_file(self.path)
+        self._reformatter = VideoReformatter()
 
     def __enter__(self) -> "VideoWriter":
         tmp = self._atomic.__enter__()
-        self._container = av.open(str(tmp), mode="w", format="mp4", options={"movflags": "+faststart"})
-        stream = self._container.add_stream(self.settings.codec, rate=self.fps)
-        stream.width, stream.height, stream.pix_fmt = self.width, self.height, self.settings.pix_fmt
-        stream.options = {"crf": str(self.settings.crf), "preset": self.settings.preset}
-        if self.settings.threads:
+        try:
+            self._container = av.open(str(tmp), mode="w", format="mp4", options={"movflags": "+faststart"})
+            stream = self._container.add_stream(self.settings.codec, rate=self.fps)
+            stream.width, stream.height, stream.pix_fmt = self.width, self.height, self.settings.pix_fmt
+            options = {"crf": str(self.settings.crf), "preset": self.settings.preset}
+            if self.settings.x264_params:
+                options["x264-params"] = self.settings.x264_params
+            stream.options = options
             stream.codec_context.thread_count = self.settings.threads
+            stream.codec_context.thread_type = self.settings.thread_type
+        except BaseException as exc:
+            self._atomic.__exit__(type(exc), exc, exc.__traceback__)
+            raise
         self._stream = stream
         return self
 
@@ -333,17 +413,19 @@ class VideoWriter:
         through RGB; an odd-sized one is converted and cropped like an array)."""
         if isinstance(image, av.VideoFrame):
             if (image.width, image.height) == (self.width, self.height):
-                image.pts = self.frames  # retimed to this file's rate
-                image.time_base = 1 / self.fps
-                for packet in self._stream.encode(image):
-                    self._container.mux(packet)
-                self.frames += 1
+                self._encode(image)
                 return
-            image = image.to_ndarray(format="rgb24")
+            image = frame_to_rgb(image, self._reformatter)
         rgb = image
         if rgb.shape[0] != self.height or rgb.shape[1] != self.width:
             rgb = rgb[: self.height, : self.width]
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+        self._encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24"))
+
+    def _encode(self, frame: "av.VideoFrame") -> None:
+        if frame.format.name != self.settings.pix_fmt:
+            frame = self._reformatter.reformat(frame, format=self.settings.pix_fmt, interpolation=EXACT_SWS_FLAGS, threads=1)
+        frame.pts = self.frames  # retimed to this file's rate
+        frame.time_base = 1 / self.fps
         for packet in self._stream.encode(frame):
             self._container.mux(packet)
         self.frames += 1

@@ -20,6 +20,7 @@ import dataclasses
 import functools
 import gc
 import importlib.metadata
+import logging
 import math
 import os
 import threading
@@ -267,10 +268,23 @@ def _device_mode(device: str):
     return functools.partial(torch.autocast, device_type="cuda", dtype=torch.bfloat16)
 
 
+def _quiet_sam3_info_logs() -> None:
+    """SAM3 gives each of its modules a logger printing INFO lines to stderr (e.g. its object
+    cap on every build); keep its warnings and errors only."""
+    for name in list(logging.root.manager.loggerDict):
+        if name == "sam3" or name.startswith("sam3."):
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def _build_predictor(settings: Sam3Settings, bpe: str, mode):
     """SAM3's predictor from the checkpoint; any failure is one line naming the file."""
     try:
-        with mode():
+        with mode(), warnings.catch_warnings():
+            # on CPU, SAM3's CUDA autocast decorators say they disable themselves: expected
+            warnings.filterwarnings("ignore", message="CUDA is not available", category=UserWarning)
+            import sam3.model.sam3_video_predictor  # noqa: F401 - its loggers exist once imported
+
+            _quiet_sam3_info_logs()
             if len(settings.gpus) > 1:
                 from sam3.model_builder import build_sam3_video_predictor
 
@@ -515,7 +529,22 @@ def check_checkpoint(checkpoint: str | None) -> str:
     return checkpoint
 
 
+def check_checkpoint_format(checkpoint: str) -> None:
+    """Open the checkpoint as PyTorch saves it (memory-mapped, tensors only) before the model
+    is built, so a file that is not one fails in a second, not after building 860M parameters."""
+    import torch
+
+    try:
+        torch.load(checkpoint, map_location="cpu", mmap=True, weights_only=True)
+    except Exception as exc:  # zipfile, pickle and torch errors: all mean "not a checkpoint"
+        raise SegmenterConfigError(
+            f"SAM3 checkpoint {checkpoint!r} is not a PyTorch checkpoint (torch.load: {type(exc).__name__})", setting="checkpoint"
+        ) from None
+
+
 def load_sam3(settings: Sam3Settings) -> Sam3Segmenter:
     """Build the predictor once; every failure is a one-line ``SegmenterConfigError``."""
     check_checkpoint(settings.checkpoint)
+    make_torch_stack_importable()
+    check_checkpoint_format(settings.checkpoint)
     return Sam3Segmenter(settings)

@@ -5,7 +5,6 @@ backend enters ``cpu_mode()`` only when its device is ``cpu``. What it does, and
 
 - torchvision from PyPI next to a CPU torch cannot register its C++ ops: see
   ``torch_imports`` (also used on every device, before open_clip is imported);
-- ``sam3.model.edt`` imports triton at import time and serves only training: it is stubbed;
 - torchvision's Python ``roi_align`` fallback is lazily ``torch.compile``d (seconds per new
   shape): the uncompiled function is used;
 - the CPU connected-components helper fails on a batch of zero masks: it gets a guard;
@@ -52,16 +51,6 @@ def install() -> None:
     if _installed:
         return
     make_torch_stack_importable()
-    try:
-        import triton  # noqa: F401
-    except ImportError:
-        edt = types.ModuleType("sam3.model.edt")
-
-        def edt_triton(*args, **kwargs):
-            raise NotImplementedError("edt_triton needs triton")
-
-        edt.edt_triton = edt_triton
-        sys.modules.setdefault("sam3.model.edt", edt)
     import torchvision.ops.roi_align  # noqa: F401
 
     roi_align_module = sys.modules["torchvision.ops.roi_align"]

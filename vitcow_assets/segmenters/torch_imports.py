@@ -10,16 +10,36 @@ torchvision looks up (``nms``, ``qnms``) before its first import lets the rest o
 (transforms, ``masks_to_boxes``, the Python ``roi_align`` fallback) import and work;
 ``torchvision.ops.nms`` itself stays unavailable there. Where torchvision imports as it is
 (CUDA torch on a GPU host, or a matching CPU build), nothing is changed.
+
+``sam3.model.edt`` imports triton when it is imported and serves only training; where triton
+is not installed (a CPU install), a stand-in module takes its place, whose one function says
+it needs triton. Every other sam3 module imports unchanged.
 """
 
 import sys
+import types
 
 _library = None  # the schema definitions must stay alive
 
 
+def _stand_in_for_sam3_edt() -> None:
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        edt = types.ModuleType("sam3.model.edt")
+
+        def edt_triton(*args, **kwargs):
+            raise NotImplementedError("sam3's edt_triton needs triton (a CUDA install)")
+
+        edt.edt_triton = edt_triton
+        sys.modules.setdefault("sam3.model.edt", edt)
+
+
 def make_torch_stack_importable() -> None:
-    """Import torchvision, defining its missing operator schemas if it fails; idempotent."""
+    """Import torchvision, defining its missing operator schemas if it fails, and stand in
+    for ``sam3.model.edt`` without triton; idempotent."""
     global _library
+    _stand_in_for_sam3_edt()
     if _library is not None or "torchvision.ops" in sys.modules:
         return
     try:

@@ -1,5 +1,12 @@
-"""Previews: a contact sheet per video, sampled clip frames with masks, boxes and ids drawn."""
+"""Previews: a contact sheet per video, sampled clip frames with masks, boxes and ids drawn.
 
+The PNG's bytes are a function of the source and the masks table: frames come from
+``media.video`` (bit-exact colour conversion), drawing is integer, and the label colours are
+computed here rather than by OpenCV's HSV conversion, whose SIMD path rounds some hues one
+grey level differently from its plain one (29 of 180 hues), i.e. per machine.
+"""
+
+import colorsys
 import dataclasses
 import os
 
@@ -14,9 +21,10 @@ from vitcow_assets.media.video import iter_frames
 
 
 def _colour(object_id: int) -> tuple[int, int, int]:
+    """A bright colour per id: hue (id x 47) mod 180 in OpenCV's half-degree units, saturation
+    220/255, full value (the same values OpenCV's HSV2RGB gives on this machine, for every hue)."""
     hue = (object_id * 47) % 180
-    hsv = np.uint8([[[hue, 220, 255]]])
-    return tuple(int(v) for v in cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0])
+    return tuple(int(round(c * 255)) for c in colorsys.hsv_to_rgb(hue / 180.0, 220 / 255.0, 1.0))
 
 
 def draw_detections(rgb: np.ndarray, rows: list[dict]) -> np.ndarray:

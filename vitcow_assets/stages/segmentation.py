@@ -22,7 +22,7 @@ import pyarrow as pa
 from vitcow_assets.core.clips import ClipWindow
 from vitcow_assets.core.identity import ClipObservations, LinkSettings, TrackLinker
 from vitcow_assets.core.prompts import PointStep, PromptPlan, TextQuery, clip_passes
-from vitcow_assets.core.tables import MASKS_SCHEMA, mask_rows, set_track_ids
+from vitcow_assets.core.tables import MASKS_SCHEMA, NO_PROMPT, mask_rows, set_prompt, set_track_ids
 from vitcow_assets.core.detections import Detections
 from vitcow_assets.media.parquet import ParquetSink
 from vitcow_assets.media.video import DecodeDamage
@@ -176,6 +176,8 @@ class MaskJob:
     out_path: str | os.PathLike
     metadata: dict[str, str] = dataclasses.field(default_factory=dict)
     prepare: Prepare | None = None
+    #: False for a backend that ignores prompts: the ``prompt`` column then says so (``NO_PROMPT``)
+    prompt_used: bool = True
     prefetch: int = 1
     write_queue: int = 2
     link_settings: LinkSettings = LinkSettings()
@@ -200,6 +202,8 @@ class _MaskWriter:
         encoded = time.perf_counter()
         self.timings["encode"] += encoded - started
         table = pa.Table.from_batches(batches, schema=MASKS_SCHEMA)
+        if not self.job.prompt_used:
+            table = set_prompt(table, NO_PROMPT)
         table = set_track_ids(table, self.linker.link(clip, ClipObservations.from_table(table)))
         self.sink.write(table)
         self.summary.rows += table.num_rows

@@ -2,12 +2,14 @@
 
 import json
 import os
+import re
 
 import dagster as dg
 import pyarrow.parquet as pq
 
+from vitcow_assets.core.tables import NO_PROMPT
 from vitcow_assets.media.video import probe_video
-from vitcow_assets_tests.helpers import run_cli
+from vitcow_assets_tests.helpers import age, run_cli
 from vitcow_assets_tests.synthetic import write_video
 
 
@@ -44,7 +46,10 @@ def test_run_batch_isolates_a_bad_file_and_reports_json(tmp_path, synthetic_vide
     assert prov.returncode == 0, prov.stderr
     row = json.loads(prov.stdout)
     assert row["crop_path"] == crop and row["video_id"] == videos["second cam.mp4"]["partition_key"]
-    assert row["prompt"] == "cow" and row["segmenter"] == "motion/v2" and len(row["source_sha256"]) == 64
+    # the motion backend ignores prompts: the column says so, the metadata keeps what was asked
+    assert row["prompt"] == NO_PROMPT and row["segmenter"] == "motion/v2" and len(row["source_sha256"]) == 64
+    meta = pq.read_schema(videos["second cam.mp4"]["masks_table"]).metadata
+    assert meta[b"vitcow.prompt"] == b"cow" and set(pq.read_table(videos["second cam.mp4"]["masks_table"])["prompt"].to_pylist()) == {NO_PROMPT}
     # compact: one line per column (per-frame lists stay on their line), exact decimals
     assert len(prov.stdout.strip().splitlines()) == len(row) + 2
     assert '"margin": 0.1,' in prov.stdout
@@ -64,6 +69,10 @@ def test_bad_options_fail_in_one_line_naming_the_option(tmp_path, synthetic_vide
         (["--frame-step", "two"], "--frame-step"),
         (["--backend", "yolo"], "--backend"),
         (["--prompt", " "], "--prompt"),
+        (["--motion-min-area-ratio", "-1"], "--motion-min-area-ratio must be >= 0"),
+        (["--motion-polarity", "sideways"], "--motion-polarity"),
+        (["--sam3-max-objects", "-2"], "--sam3-max-objects must be 0"),
+        (["--crop-size", "7"], "--crop-size must be an even number"),
     ]:
         proc = run_cli(["run", str(synthetic_video), *args], home)
         assert proc.returncode == 2, (args, proc.stderr)
@@ -96,3 +105,76 @@ def test_sam3_without_checkpoint_fails_in_one_line(tmp_path, synthetic_video):
 def test_provenance_of_unknown_file(tmp_path):
     proc = run_cli(["provenance", str(tmp_path / "nope.mp4")], tmp_path)
     assert proc.returncode == 2 and "no crops.parquet" in proc.stderr
+
+
+def test_bare_vitcow_prints_usage(tmp_path):
+    proc = run_cli([], tmp_path)
+    assert proc.returncode == 2 and "usage: vitcow" in proc.stderr and "run" in proc.stderr and "label" in proc.stderr
+
+
+def test_every_command_takes_the_same_path_spellings_and_a_folder(tmp_path):
+    """`vitcow run FOLDER/` processes every video under it (sorted); `tracks` and
+    `provenance` take the relative paths `run` took."""
+    home = tmp_path / "home"
+    footage = tmp_path / "footage"
+    (footage / "pen b").mkdir(parents=True)
+    age(write_video(footage / "pen b" / "cam2.mp4", frames=84))
+    age(write_video(footage / "cam1.mp4", frames=84))
+    (footage / "notes.txt").write_text("not footage")
+    proc = run_cli(["run", "footage/", "--backend", "motion", "--json", "--no-progress"], home, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)["videos"]
+    assert [v["path"] for v in report] == [str(footage / "cam1.mp4"), str(footage / "pen b" / "cam2.mp4")]
+    tracks = run_cli(["tracks", "footage/../footage/cam1.mp4"], home, cwd=tmp_path)
+    assert tracks.returncode == 0 and tracks.stdout.startswith(" track"), tracks.stderr
+    crop = os.path.relpath(report[0]["crop_videos"][0], tmp_path)
+    prov = run_cli(["provenance", crop], home, cwd=tmp_path)
+    assert prov.returncode == 0 and json.loads(prov.stdout)["crop_path"] == report[0]["crop_videos"][0]
+
+
+def test_the_same_bytes_under_another_name_are_skipped_unless_forced(tmp_path, synthetic_video):
+    home = tmp_path / "home"
+    first = run_cli(["run", str(synthetic_video), "--backend", "motion", "--json", "--no-progress"], home)
+    assert first.returncode == 0, first.stderr
+    (original,) = json.loads(first.stdout)["videos"]
+    copy = tmp_path / "copy of the barn.mp4"
+    copy.write_bytes(synthetic_video.read_bytes())
+    age(copy)
+    again = run_cli(["run", str(copy), "--backend", "motion", "--no-progress"], home)
+    assert again.returncode == 0
+    assert again.stdout.strip() == (
+        f"skipped: {copy} -> {original['partition_key']}: same bytes as partition {original['partition_key']} "
+        f"({synthetic_video}); not processed again (--force runs it)"
+    )
+    crops = pq.read_table(original["crops_manifest"])["run_id"].to_pylist()
+    assert set(crops) == {original["run_id"]}  # nothing was re-run
+    forced = run_cli(["run", str(copy), "--backend", "motion", "--json", "--no-progress", "--force"], home)
+    (rerun,) = json.loads(forced.stdout)["videos"]
+    assert rerun["status"] == "success" and rerun["partition_key"] == original["partition_key"] and rerun["run_id"] != original["run_id"]
+
+
+def test_one_progress_bar_per_video_never_goes_backwards_and_warnings_stand_above_it(tmp_path, synthetic_video):
+    proc = run_cli(["run", str(synthetic_video), "--backend", "motion"], tmp_path / "home")
+    assert proc.returncode == 0, proc.stderr
+    states = [s for s in re.split(r"[\r\n]", proc.stderr) if "barn cam 1.mp4:" in s]
+    done = [tuple(map(int, m.groups())) for s in states for m in [re.search(r"\| *(\d+)/(\d+) ", s)] if m]
+    assert done and all(total == done[-1][1] for _, total in done) and done[-1][0] == done[-1][1]
+    assert [n for n, _ in done] == sorted(n for n, _ in done)  # never backwards
+    warnings = [line for line in proc.stderr.splitlines() if "warning:" in line]
+    assert warnings and all(line.startswith("warning: ") for line in warnings)  # on their own lines, not inside the bar
+
+
+def test_a_file_refused_before_its_run_is_reported_in_the_ui(tmp_path):
+    home = tmp_path / "home"
+    bad = tmp_path / "notes.mp4"
+    bad.write_text("not a video")
+    assert run_cli(["run", str(bad), "--no-progress"], home).returncode == 1
+    os.environ["DAGSTER_HOME"] = str(home / "dagster_home")
+    try:
+        with dg.DagsterInstance.get() as instance:
+            records = instance.fetch_observations(dg.AssetKey("raw_video"), limit=5).records
+    finally:
+        del os.environ["DAGSTER_HOME"]
+    (record,) = records
+    observation = record.asset_observation
+    assert observation.metadata["refused"].value == str(bad) and "cannot open as video" in observation.metadata["reason"].value

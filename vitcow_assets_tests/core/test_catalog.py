@@ -11,7 +11,7 @@ def crops_manifest(sha: str = "ab" * 32, objects=(0, 1), video_id: str = "v", se
         rows.append(
             {
                 "crop_path": f"/h/videos/{video_id}/crops/c00001/obj{object_id:04d}.mp4", "video_id": video_id, "source_path": "/in/v.mp4",
-                "source_sha256": sha, "clip_id": "c00001", "object_id": object_id, "track_id": 10 + object_id, "prompt": "cow",
+                "source_sha256": sha, "clip_id": "c00001", "object_id": object_id, "track_id": 10 + object_id, "part": 0, "prompt": "cow",
                 "source_frame_start": 76, "source_frame_end": 152, "frame_step": 4, "frames": 20, "frames_present": 5 + object_id,
                 "present": [True] * 20, "window_xyxy": [[0, 0, 224, 224]] * 20, "crop_size": 224, "margin": 0.1,
                 "mask_background": False, "fps": 2.5, "segmenter": segmenter, "model_checkpoint": None, "code_version": "0.1.0",

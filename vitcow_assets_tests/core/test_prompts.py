@@ -1,6 +1,8 @@
 import dagster as dg
 import pytest
 
+from vitcow_assets.core.tables import NO_PROMPT
+
 from vitcow_assets.core.prompts import (
     BoxQuery,
     PointStep,
@@ -129,7 +131,9 @@ def test_editing_the_prompt_file_changes_the_data_version(synthetic_video, tmp_p
     assert first != second
     import pyarrow.parquet as pq
 
-    assert set(pq.read_table(StorageRoot(home).video(key).masks_table)["prompt"].to_pylist()) == {"cow", "calf"}
+    masks = StorageRoot(home).video(key).masks_table
+    assert pq.read_schema(masks).metadata[b"vitcow.prompt"] == b"cow, calf"  # both passes ran on the edited plan
+    assert set(pq.read_table(masks)["prompt"].to_pylist()) == {NO_PROMPT}  # motion found them without the prompts
 
 
 ALIAS_BOMB = """\

@@ -66,9 +66,12 @@ def test_box_and_mask_validation_find_the_bad_rows():
     assert validation.empty_masks(empty)["object_id"].to_pylist() == [4]
 
 
-def _crops(present, frames=3):
+def _crops(*presents, frames=3):
     return pa.Table.from_pylist(
-        [{"crop_path": "/c.mp4", "clip_id": "c00003", "object_id": 4, "frames": frames, "present": present}]
+        [
+            {"crop_path": f"/c{part}.mp4", "clip_id": "c00003", "object_id": 4, "frames": frames, "present": present}
+            for part, present in enumerate(presents)
+        ]
     )
 
 
@@ -77,7 +80,13 @@ def test_crop_validation_against_clips_and_masks():
     masks = pa.Table.from_pylist([{"clip_id": "c00003", "object_id": 4, "clip_frame": 1}])
     ok = _crops([False, True, False])
     assert validation.crop_frame_mismatches(ok, clips) == []
-    assert validation.crop_frame_mismatches(ok, clips, measured={"/c.mp4": 2})[0]["crop_path"] == "/c.mp4"
+    assert validation.crop_frame_mismatches(ok, clips, measured={"/c0.mp4": 2})[0]["crop_path"] == "/c0.mp4"
     assert len(validation.crop_frame_mismatches(_crops([True, True], frames=2), clips)) == 1
     assert validation.untraceable_crops(ok, masks) == []
     assert len(validation.untraceable_crops(_crops([True, True, False]), masks)) == 1
+    two = pa.Table.from_pylist([{"clip_id": "c00003", "object_id": 4, "clip_frame": f} for f in (0, 2)])
+    assert validation.untraceable_crops(_crops([True, False, False], [False, False, True]), two) == []  # parts of one object
+    overlap = validation.untraceable_crops(_crops([True, False, False], [True, False, True]), two)
+    assert [b["crop_path"] for b in overlap] == ["/c1.mp4"]  # a frame shown twice
+    missing = validation.untraceable_crops(_crops([True, False, False]), two)
+    assert missing == [{"crop_path": None, "clip_id": "c00003", "object_id": 4}]  # a mask frame no crop shows

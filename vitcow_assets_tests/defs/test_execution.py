@@ -1,9 +1,12 @@
 """``vitcow init --postgres``'s dagster.yaml, the executor chosen by ``VITCOW_EXECUTOR``, the GPU step's tags, and where the model is loaded."""
 
+import json
+import os
 import subprocess
 import sys
 
 import dagster as dg
+from dagster._core.events import DagsterEventType
 import pytest
 import yaml
 
@@ -54,9 +57,57 @@ def test_init_refuses_a_url_with_a_password_and_never_writes_it(tmp_path):
     assert not (tmp_path / "dh" / "dagster.yaml").exists() or "hunter2" not in (tmp_path / "dh" / "dagster.yaml").read_text()
 
 
-@pytest.mark.parametrize("name, expected", [("in_process", "in_process"), ("multiprocess", "multiprocess"), ("celery", "celery"), ("k8s", "k8s")])
-def test_executor_choice(name, expected):
-    assert executor_from_env(name).name == expected
+@dg.asset
+def first_step() -> None:
+    pass
+
+
+@dg.asset(deps=[first_step])
+def second_step() -> None:
+    pass
+
+
+def pid_job() -> dg.JobDefinition:
+    """Two steps under the executor ``$VITCOW_EXECUTOR`` names (for ``dg.reconstructable``)."""
+    job = dg.define_asset_job("pids", selection=[first_step, second_step], executor_def=executor_from_env())
+    return dg.Definitions(assets=[first_step, second_step], jobs=[job]).resolve_job_def("pids")
+
+
+def _step_and_run_pids() -> dict:
+    """Run ``pid_job`` in this process (as a run worker does); the pids of its steps and run."""
+    with dg.instance_for_test() as instance:
+        with dg.execute_job(dg.reconstructable(pid_job), instance) as result:
+            assert result.success
+            events = [e.dagster_event for e in instance.all_logs(result.run_id) if e.dagster_event]
+    return {
+        "steps": sorted({e.pid for e in events if e.event_type == DagsterEventType.STEP_START}),
+        "run": sorted({e.pid for e in events if e.event_type == DagsterEventType.RUN_START}),
+    }
+
+
+@pytest.mark.parametrize("name", ["in_process", "multiprocess"])
+def test_the_executor_the_variable_names_decides_where_steps_run(name):
+    """in_process: every step in the run's own process; multiprocess: a process per step.
+    Each run in a fresh interpreter (Dagster caches reconstructed jobs per process)."""
+    code = "import json; from vitcow_assets_tests.defs.test_execution import _step_and_run_pids as f; print(json.dumps(f()))"
+    done = subprocess.run([sys.executable, "-c", code], env={**os.environ, "VITCOW_EXECUTOR": name}, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    pids = json.loads(done.stdout.strip().splitlines()[-1])
+    if name == "in_process":
+        assert pids["steps"] == pids["run"] and len(pids["run"]) == 1
+    else:
+        assert len(pids["steps"]) == 2 and not set(pids["steps"]) & set(pids["run"])
+
+
+def test_celery_executor_reads_its_broker_from_the_environment_when_a_run_starts(monkeypatch):
+    """The executor holds a reference to the variable (a password in the URL is never copied
+    into the code location's definitions): the value the run sees is the one set then."""
+    monkeypatch.setenv("VITCOW_CELERY_BROKER", "redis://:first@broker.internal:6379/0")
+    executor = executor_from_env("celery")
+    monkeypatch.setenv("VITCOW_CELERY_BROKER", "redis://:second@broker.internal:6379/0")
+    assert executor.config_schema.resolve_config({}).value["config"]["broker"] == "redis://:second@broker.internal:6379/0"
+    monkeypatch.delenv("VITCOW_CELERY_BROKER")
+    assert executor_from_env("celery").config_schema.resolve_config({}).value["config"]["broker"] == "redis://127.0.0.1:6379/0"
 
 
 def test_default_executor_is_in_process_and_unknown_ones_fail_in_one_line(monkeypatch):

@@ -15,7 +15,6 @@ from dagster._core.storage.dagster_run import DagsterRun  # noqa: E402
 from dagster_k8s.container_context import K8sContainerContext  # noqa: E402
 from dagster_k8s.job import construct_dagster_k8s_job, get_user_defined_k8s_config  # noqa: E402
 
-from vitcow_assets.defs.execution import executor_from_env  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 VALUES = yaml.safe_load((ROOT / "deploy" / "helm" / "values.yaml").read_text())
@@ -76,10 +75,6 @@ def _step_pod(step_key: str, tmp_path):
         user_defined_k8s_config=context.run_k8s_config,
     )
     return job.spec.template.spec
-
-
-def test_the_k8s_executor_is_dagster_k8s_own():
-    assert executor_from_env("k8s") is dagster_k8s.k8s_job_executor
 
 
 def test_object_masks_step_pod_gets_a_gpu_the_shared_volume_and_vitcow_home(tmp_path):

@@ -6,6 +6,8 @@ Skipped where the ``sam3`` package is not installed.
 
 import importlib.util
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -22,6 +24,7 @@ from vitcow_assets.segmenters.base import PromptError, SegmenterConfigError  # n
 from vitcow_assets.segmenters.sam3 import Sam3Settings, find_bpe_path, load_sam3  # noqa: E402
 from vitcow_assets.segmenters.sam3_cpu import cpu_mode, install  # noqa: E402
 from vitcow_assets.footage.layout import StorageRoot  # noqa: E402
+from vitcow_assets_tests.helpers import cli_env, run_cli  # noqa: E402
 from vitcow_assets_tests.sam3_tiny import tiny_builder, write_tiny_checkpoint  # noqa: E402
 from vitcow_assets_tests.synthetic import background, render, write_video  # noqa: E402
 
@@ -178,10 +181,18 @@ def test_zero_detections_give_empty_frames(tiny_checkpoint, frames):
     assert sorted(results) == list(range(len(frames))) and all(len(d) == 0 for d in results.values())
 
 
+def test_a_checkpoint_of_another_model_fails_in_one_line(tmp_path):
+    other = tmp_path / "other.pt"
+    torch.save({"layer.weight": torch.zeros(2, 2)}, other)  # a real checkpoint, not SAM3's
+    with pytest.raises(SegmenterConfigError, match="cannot load SAM3 checkpoint") as info:
+        cpu_sam3(str(other))
+    assert "\n" not in str(info.value) and info.value.setting == "checkpoint"
+
+
 def test_bad_checkpoint_fails_in_one_line_naming_the_setting(tmp_path):
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a checkpoint")
-    with pytest.raises(SegmenterConfigError, match="cannot load SAM3 checkpoint") as info:
+    with pytest.raises(SegmenterConfigError, match="is not a PyTorch checkpoint") as info:
         cpu_sam3(str(junk))
     assert "\n" not in str(info.value) and info.value.setting == "checkpoint"
     # where the configuration is read, the message says which setting and variable to fix
@@ -307,3 +318,28 @@ def test_cli_settings_reach_the_model_and_the_masks_metadata(tiny_checkpoint, tm
     assert meta["vitcow.prefetch_clips"] == "2" and meta["vitcow.sam3.device"] == "cpu"
     rows = pq.read_table(layout.masks_table).to_pylist()
     assert rows and all(len({r["object_id"] for r in rows if r["clip_id"] == c}) == 1 for c in {r["clip_id"] for r in rows})
+
+
+def test_a_fresh_cli_process_loads_a_checkpoint_on_the_readme_install(tiny_checkpoint, tmp_path):
+    """The README's install (CPU torch beside PyPI's CUDA torchvision): a checkpoint loads
+    through the CLI in a process where nothing was prepared first (this module's CPU fix
+    is not inherited by a subprocess)."""
+    video = write_video(tmp_path / "pen.mp4", frames=12, width=W, height=H)
+    env = {"VITCOW_SAM3_CHECKPOINT": tiny_checkpoint, "VITCOW_SAM3_DEVICE": "cpu", "VITCOW_SAM3_SCORE_THRESHOLD": "0"}
+    args = [sys.executable, "-m", "vitcow_assets_tests.tiny_sam3_cli", "run", str(video), "--backend", "sam3", "--frames-per-clip", "3", "--json", "--no-progress"]
+    done = subprocess.run(args, env=cli_env(tmp_path / "home", env), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr and "torchvision::nms" not in done.stderr
+    (video_report,) = json.loads(done.stdout)["videos"]
+    meta = pq.read_schema(video_report["masks_table"]).metadata
+    assert meta[b"vitcow.segmenter"].decode().startswith("sam3/") and meta[b"vitcow.checkpoint"].decode() == tiny_checkpoint
+
+
+def test_a_junk_checkpoint_fails_in_one_line_naming_the_file_in_a_fresh_process(tmp_path):
+    junk = tmp_path / "sam3.pt"
+    junk.write_bytes(b"\x00not a checkpoint" * 100)
+    video = write_video(tmp_path / "pen.mp4", frames=8, width=W, height=H)
+    done = run_cli(["run", str(video), "--backend", "sam3"], tmp_path / "home", {"VITCOW_SAM3_CHECKPOINT": str(junk)})
+    assert done.returncode == 2
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and str(junk) in lines[0] and "VITCOW_SAM3_CHECKPOINT" in lines[0], done.stderr

@@ -9,6 +9,7 @@ import pytest
 
 from vitcow_assets.core.geometry import crop_window, mask_iou
 from vitcow_assets.core.masks import decode_mask
+from vitcow_assets.core.tables import NO_PROMPT
 from vitcow_assets.core.detections import Detections
 from vitcow_assets.defs.metadata import SOURCE_SHA256
 from vitcow_assets.media.hashing import sha256_file
@@ -74,7 +75,8 @@ def test_clips_manifest_and_clip_file(processed):
 
 def test_masks_match_ground_truth_with_stable_ids(processed):
     rows = pq.read_table(processed["layout"].masks_table).to_pylist()
-    assert {r["prompt"] for r in rows} == {"box"}
+    assert {r["prompt"] for r in rows} == {NO_PROMPT}  # motion ignores prompts, and says so
+    assert pq.read_schema(processed["layout"].masks_table).metadata[b"vitcow.prompt"] == b"box"  # what was asked
     assert {r["segmenter"] for r in rows} == {"motion/v2"}
     assert sorted({r["clip_frame"] for r in rows}) == list(range(20))
     ids = {k: set() for k in range(len(DEFAULT_OBJECTS))}
@@ -104,14 +106,21 @@ def test_crops_windows_pixels_and_provenance(processed, synthetic_video):
         info = probe_video(crop["crop_path"])
         assert (info.codec, info.width, info.height, info.frame_count) == ("h264", 224, 224, 20)
         object_rows = {r["clip_frame"]: r for r in masks if r["object_id"] == crop["object_id"]}
-        # The object's true colour sits at the crop centre in every frame.
+        # Steady windows: every frame's box with its margin inside the window, never smaller than
+        # the per-frame window (small objects keep native resolution), and the object's true
+        # colour where its box centre falls in the crop.
         k = int(np.argmax([mask_iou(decode_mask(object_rows[0]["mask_rle"]), truth_mask(o, 0, W, H)) for o in DEFAULT_OBJECTS]))
         for clip_frame, rgb in iter_frames(crop["crop_path"]):
             row = object_rows[clip_frame]
             window = crop["window_xyxy"][clip_frame]
-            assert window == list(crop_window([row["x1"], row["y1"], row["x2"], row["y2"]], 224, 0.1))
-            assert window[2] - window[0] == 224  # small objects keep native resolution
-            assert np.abs(rgb[112, 112].astype(int) - DEFAULT_OBJECTS[k].colour).max() < 30
+            own = crop_window([row["x1"], row["y1"], row["x2"], row["y2"]], 224, 0.1)
+            side = window[2] - window[0]
+            assert window[3] - window[1] == side >= own[2] - own[0] == 224
+            margin = 0.1 * max(row["x2"] - row["x1"], row["y2"] - row["y1"])
+            assert window[0] <= row["x1"] - margin + 1 and window[1] <= row["y1"] - margin + 1
+            assert window[2] >= row["x2"] + margin - 1 and window[3] >= row["y2"] + margin - 1
+            cx, cy = ((row["x1"] + row["x2"]) / 2 - window[0]) * 224 / side, ((row["y1"] + row["y2"]) / 2 - window[1]) * 224 / side
+            assert np.abs(rgb[int(cy), int(cx)].astype(int) - DEFAULT_OBJECTS[k].colour).max() < 30
 
 
 def test_preview_is_attached(processed):

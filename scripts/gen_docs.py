@@ -1,0 +1,87 @@
+"""Regenerate the generated blocks of docs/*.md from the code (table schemas, settings).
+
+A block is ``<!-- generated:KEY -->`` ... ``<!-- /generated -->``; its content is what
+``BLOCKS[KEY]()`` returns. Run from the repository root after changing a schema or a
+setting:
+
+    .venv/bin/python scripts/gen_docs.py          # rewrite the blocks in place
+    .venv/bin/python scripts/gen_docs.py --check  # exit 1 if any block is out of date
+
+The test suite runs the check (``vitcow_assets_tests/test_docs.py``).
+"""
+
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BLOCK = re.compile(r"(<!-- generated:(?P<key>[\w:.-]+) -->\n)(?P<body>.*?)(<!-- /generated -->)", re.S)
+
+
+def _schemas() -> dict:
+    from vitcow_assets.core import catalog, tables
+
+    return {
+        "schema:clips": tables.CLIPS_SCHEMA,
+        "schema:masks": tables.MASKS_SCHEMA,
+        "schema:crops": tables.CROPS_SCHEMA,
+        "schema:tracks": tables.TRACKS_SCHEMA,
+        "schema:catalog": catalog.CATALOG_SCHEMA,
+    }
+
+
+def _settings() -> dict:
+    from vitcow_assets.core.clips import ClipSettings
+    from vitcow_assets.footage.settings import StorageSettings
+    from vitcow_assets.segmenters import BACKENDS, SegmenterSettings
+    from vitcow_assets.stages.cropping import CropSettings
+
+    out = {
+        "settings:storage": (StorageSettings, "", False, True),
+        "settings:segmenter": (SegmenterSettings, "", True, True),
+        "settings:clips": (ClipSettings, "", True, False),
+        "settings:crops": (CropSettings, "", True, False),
+    }
+    for name, backend in BACKENDS.items():
+        out[f"settings:{name}"] = (backend.settings_class, name, True, True)
+    return out
+
+
+def blocks() -> dict[str, str]:
+    from vitcow_assets.core.settings import settings_markdown
+    from vitcow_assets.core.tables import schema_markdown
+
+    out = {key: schema_markdown(schema) for key, schema in _schemas().items()}
+    for key, (cls, prefix, flags, env) in _settings().items():
+        out[key] = settings_markdown(cls, prefix, flags=flags, env=env)
+    return out
+
+
+def render(text: str, generated: dict[str, str]) -> str:
+    def replace(match: re.Match) -> str:
+        key = match.group("key")
+        if key not in generated:
+            raise KeyError(f"unknown generated block {key!r}")
+        return f"{match.group(1)}{generated[key]}\n{match.group(4)}"
+
+    return BLOCK.sub(replace, text)
+
+
+def main(argv: list[str]) -> int:
+    generated = blocks()
+    stale = []
+    for path in sorted((ROOT / "docs").glob("*.md")) + [ROOT / "README.md"]:
+        text = path.read_text()
+        new = render(text, generated)
+        if new != text:
+            stale.append(path.relative_to(ROOT))
+            if "--check" not in argv:
+                path.write_text(new)
+    if stale:
+        print(("out of date: " if "--check" in argv else "rewrote: ") + ", ".join(map(str, stale)))
+    return 1 if stale and "--check" in argv else 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    sys.exit(main(sys.argv[1:]))

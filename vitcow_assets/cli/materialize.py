@@ -1,0 +1,39 @@
+"""Materialize one of the code location's unpartitioned jobs in this process (the run shows
+in the UI of the same instance), failing in one line."""
+
+import re
+
+import dagster as dg
+
+from vitcow_assets.cli.instance import ensure_dagster_home, open_instance
+from vitcow_assets.defs.dead_runs import owner_tags
+
+
+class MaterializeError(RuntimeError):
+    """A job's run failed; the message is its first error, one line."""
+
+
+def first_error(result) -> str:
+    for event in result.all_events:
+        error = getattr(getattr(event, "event_specific_data", None), "error", None)
+        if error is not None:
+            while getattr(error, "cause", None) is not None and "Error occurred while" in error.message:
+                error = error.cause
+            lines = [line.strip() for line in error.message.strip().splitlines() if line.strip()]
+            return re.sub(r"^(?:[A-Za-z_][\w]*\.)+[A-Za-z_]\w*: ", "", lines[0]) if lines else "run failed"  # no module path
+    return "run failed"
+
+
+def materialize(job_name: str, resources: dict, verbose: bool = False, instance: dg.DagsterInstance | None = None):
+    """Run ``job_name`` with ``resources`` in this process; its result, or ``MaterializeError``."""
+    from vitcow_assets.definitions import defs
+
+    ensure_dagster_home()
+    instance = instance or open_instance()
+    config = {"loggers": {"console": {"config": {"log_level": "DEBUG" if verbose else "CRITICAL"}}}}
+    result = defs.resolve_job_def(job_name).execute_in_process(
+        run_config=config, instance=instance, resources=resources, raise_on_error=False, tags={"vitcow/launched_by": "cli", **owner_tags()}
+    )
+    if not result.success:
+        raise MaterializeError(f"{job_name}: {first_error(result)}")
+    return result

@@ -1,0 +1,31 @@
+"""The crop catalog: every registered video's crops manifest, reduced to catalog rows
+(``core.catalog``) and merged into one table, written atomically."""
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from vitcow_assets.core.catalog import catalog_rows, merge_catalogs
+from vitcow_assets.footage.layout import StorageRoot
+from vitcow_assets.footage.registry import Registry
+from vitcow_assets.media.parquet import write_table
+
+
+def write_catalog(root: StorageRoot) -> tuple[pa.Table, list[str]]:
+    """Write ``root.catalog_table`` from the crops of every registered video that has them;
+    the catalog and the videos it holds (sorted)."""
+    parts, videos = [], []
+    for registration in Registry(root).all():
+        manifest = root.video(registration.key).crops_table
+        if manifest.is_file():
+            parts.append(catalog_rows(pq.read_table(manifest)))
+            videos.append(registration.key)
+    table = merge_catalogs(parts)
+    write_table(root.catalog_table, table)
+    return table, sorted(videos)
+
+
+def read_catalog(root: StorageRoot) -> pa.Table:
+    try:
+        return pq.read_table(root.catalog_table)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{root.catalog_table} is missing: materialize crop_catalog first (vitcow label does)") from None

@@ -1,0 +1,151 @@
+"""From footage to a VideoMAE-ready folder with the commands the README gives: `vitcow run`
+on synthetic footage of three farms (`FARM/D01/<stamp>_D01.mp4`), `vitcow labels import`
+(a Delete, a segment label), `vitcow dataset build --test-farm`; then what the lists say is
+checked against the files, the rebuild against the first build, and the frozen test split
+against new footage."""
+
+import csv
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from vitcow_assets.media.video import iter_frames, probe_video
+from vitcow_assets_tests.helpers import age, run_cli
+from vitcow_assets_tests.synthetic import DEFAULT_OBJECTS, write_video
+
+FARMS = ("FARM_A", "FARM_B", "FARM_C")
+LABELS = ("Standing", "Lying", "Walking", "Feeding")
+
+
+def _video(landing: Path, farm: str, day: int, shift: int) -> Path:
+    path = landing / farm / "D01" / f"202502{day:02d}0600_D01.mp4"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    objects = tuple(dataclasses.replace(o, start=(o.start[0] + shift, o.start[1])) for o in DEFAULT_OBJECTS)
+    return age(write_video(path, frames=160, objects=objects))
+
+
+def _crops(home: Path) -> list[dict]:
+    return [r for m in sorted((home / "videos").glob("*/crops/crops.parquet")) for r in pq.read_table(m).to_pylist()]
+
+
+def _listed(path: Path) -> list[tuple[str, int]]:
+    """A VideoMAE list as its users read it: space-separated `path label` (or frames), no header."""
+    with open(path, newline="") as handle:
+        return [(row[0], int(row[1])) for row in csv.reader(handle, delimiter=" ")]
+
+
+def _tree(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _write_labels(path: Path, crops: list[dict], deleted: str, segment_crop: str) -> None:
+    with open(path, "w", newline="") as handle:
+        out = csv.writer(handle)
+        out.writerow(["crop_path", "label", "start_frame", "end_frame"])
+        for i, crop in enumerate(crops):
+            if crop["crop_path"] == deleted:
+                out.writerow([crop["crop_path"], "Delete", "", ""])
+            elif crop["crop_path"] == segment_crop:
+                out.writerow([crop["crop_path"], "Standing_up", 2, 9])
+            else:
+                out.writerow([crop["crop_path"], LABELS[(crop["track_id"] + i // 7) % len(LABELS)], "", ""])
+
+
+@pytest.fixture(scope="module")
+def farms(tmp_path_factory):
+    home = tmp_path_factory.mktemp("home")
+    landing = tmp_path_factory.mktemp("landing")
+    for day, farm in enumerate(FARMS, start=1):
+        _video(landing, farm, day, 12 * day)
+    done = run_cli(["run", str(landing) + "/", "--backend", "motion", "--json", "--no-progress"], home)
+    assert done.returncode == 0, done.stderr[-2000:]
+    crops = _crops(home)
+    assert {c["farm"] for c in crops} == set(FARMS)
+    deleted, segment_crop = crops[0]["crop_path"], crops[3]["crop_path"]
+    labels = home / "labels.csv"
+    _write_labels(labels, crops, deleted, segment_crop)
+    done = run_cli(["labels", "import", str(labels), "--annotator", "alice"], home)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = home / "datasets" / "v1"
+    done = run_cli(["dataset", "build", str(out), "--test-farm", "FARM_C", "--val-fraction", "0.3", "--seed", "42", "--min-present", "0.2"], home)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return {"home": home, "landing": landing, "out": out, "crops": crops, "deleted": deleted, "segment": segment_crop}
+
+
+def test_the_test_split_is_the_held_out_farm_and_no_track_is_on_both_sides(farms):
+    splits = pq.read_table(farms["out"] / "splits.parquet").to_pylist()
+    assert {r["farm"] for r in splits if r["split"] == "test"} == {"FARM_C"}
+    assert "FARM_C" not in {r["farm"] for r in splits if r["split"] != "test"}
+    sides: dict[tuple, set] = {}
+    for r in splits:
+        sides.setdefault((r["video_id"], r["track_id"]), set()).add(r["split"])
+    assert all(len(s) == 1 for s in sides.values())
+    assert {r["split"] for r in splits} == {"train", "val", "test"}
+
+
+def test_lists_name_real_files_with_their_frame_counts_delete_left_out_and_the_segment_trimmed(farms):
+    out = farms["out"]
+    classes = (out / "class_mapping.txt").read_text().splitlines()
+    assert classes == sorted(classes) and len(classes) == 8
+    listed = [p for name in ("train.csv", "val.csv", "test.csv") for p, _ in _listed(out / name)]
+    assert farms["deleted"] not in listed and farms["segment"] not in listed
+    trimmed = [p for p in listed if "/labels/trimmed/" in p]
+    assert len(trimmed) == 1 and probe_video(trimmed[0]).frame_count == 8  # frames 2..9
+    for path, frames in _listed(out / "pretrain_train.csv")[:4] + _listed(out / "pretrain_test.csv")[:2]:
+        assert probe_video(path).frame_count == frames
+        first = next(iter_frames(path))[1]
+        assert first.shape == (224, 224, 3)
+    for path, label in _listed(out / "train.csv")[:3]:
+        assert 0 <= label < len(classes) and Path(path).is_file()
+
+
+def test_dataset_json_names_the_catalog_labels_taxonomy_and_code(farms):
+    manifest = json.loads((farms["out"] / "dataset.json").read_text())
+    catalog = farms["home"] / "catalog" / "crops.parquet"
+    assert manifest["catalog"]["path"] == str(catalog) and manifest["catalog"]["sha256"] == hashlib.sha256(catalog.read_bytes()).hexdigest()
+    assert manifest["taxonomy"]["fingerprint"] and manifest["labels"]["rows"] == len(farms["crops"])
+    assert manifest["code_version"].startswith("0.1.0")
+    assert {s["video_id"] for s in manifest["sources"]} == {c["video_id"] for c in farms["crops"]}
+
+
+def test_a_rebuild_is_byte_identical_and_new_footage_keeps_the_frozen_test_split(farms):
+    out, home = farms["out"], farms["home"]
+    before = _tree(out)
+    done = run_cli(["dataset", "build", str(out), "--test-farm", "FARM_C", "--val-fraction", "0.3", "--seed", "42", "--min-present", "0.2"], home)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert _tree(out) == before
+    test_before = (out / "test.csv").read_bytes()
+    kept = {r["crop_id"]: r["split"] for r in pq.read_table(out / "splits.parquet").to_pylist()}
+    new = _video(farms["landing"], "FARM_A", 9, 60)  # more footage of a training farm
+    assert run_cli(["run", str(new), "--backend", "motion", "--json", "--no-progress"], home).returncode == 0
+    old = {c["crop_path"] for c in farms["crops"]}
+    fresh = [c for c in _crops(home) if c["crop_path"] not in old]
+    labels = home / "more.csv"
+    _write_labels(labels, fresh, "", "")
+    assert run_cli(["labels", "import", str(labels), "--annotator", "bob"], home).returncode == 0
+    done = run_cli(["dataset", "build", str(out), "--test-farm", "FARM_C", "--val-fraction", "0.3", "--seed", "42", "--min-present", "0.2"], home)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (out / "test.csv").read_bytes() == test_before
+    now = {r["crop_id"]: r["split"] for r in pq.read_table(out / "splits.parquet").to_pylist()}
+    assert all(now[c] == s for c, s in kept.items())  # nothing moved
+    assert len(now) > len(kept) and {now[c] for c in set(now) - set(kept)} <= {"train", "val"}
+
+
+def test_an_import_with_a_bad_row_stores_nothing(farms, tmp_path):
+    home = farms["home"]
+    bad = tmp_path / "bad.csv"
+    crop = farms["crops"][1]["crop_path"]
+    bad.write_text(f"crop_path,label\n{crop},Standing\n{crop},Sleeping\n/nowhere/obj0001.mp4,Lying\n")
+    export_before = tmp_path / "before.csv"
+    assert run_cli(["labels", "export", str(export_before)], home).returncode == 0
+    done = run_cli(["labels", "import", str(bad), "--annotator", "carol"], home)
+    assert done.returncode == 2
+    problems = [line for line in done.stderr.splitlines() if line.startswith("vitcow:")]
+    assert any("row 3" in p and "Sleeping" in p for p in problems) and any("row 4" in p for p in problems)
+    export_after = tmp_path / "after.csv"
+    assert run_cli(["labels", "export", str(export_after)], home).returncode == 0
+    assert export_after.read_bytes() == export_before.read_bytes()

@@ -1,0 +1,74 @@
+"""The package's layering (docs/architecture.md), checked on the source: each package imports
+only the packages below it, Dagster stays in the Dagster shell, torch in the segmenters, and
+the pure core imports no I/O library."""
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "vitcow_assets"
+
+#: package -> the project packages it may import (the layers, bottom first)
+BELOW = {
+    "runtime": set(),
+    "core": set(),
+    "media": {"runtime", "core"},
+    "remote": {"runtime", "core", "media"},
+    "footage": {"runtime", "core", "media", "remote"},
+    "segmenters": {"runtime", "core", "media"},
+    "stages": {"runtime", "core", "media", "remote", "footage", "segmenters"},
+    "labelling": {"runtime", "core", "media", "footage"},
+    "datasets": {"runtime", "core", "media", "footage", "labelling"},
+    "defs": {"runtime", "core", "media", "remote", "footage", "segmenters", "stages", "labelling", "datasets"},
+    "cli": {"runtime", "core", "media", "remote", "footage", "segmenters", "stages", "labelling", "datasets", "defs", "definitions"},
+    "definitions": {"defs"},
+}
+DAGSTER_SHELL = {"defs", "cli", "definitions"}
+#: what the pure core must never import: the orchestrator, the model, files and streams
+NOT_IN_CORE = {"dagster", "torch", "av", "os", "pathlib", "shutil", "io", "fsspec", "subprocess", "socket"}
+
+
+def _imports():
+    for path in sorted(PACKAGE.rglob("*.py")):
+        relative = path.relative_to(PACKAGE).with_suffix("").parts
+        package = relative[0]
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                yield path.relative_to(PACKAGE), package, name
+
+
+def test_every_package_is_placed_in_a_layer():
+    packages = {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()} | {"definitions"}
+    assert packages == set(BELOW)
+
+
+def test_no_import_runs_back_up_the_layers():
+    wrong = []
+    for path, package, name in _imports():
+        parts = name.split(".")
+        if parts[0] == "vitcow_assets" and len(parts) > 1 and parts[1] != package and parts[1] not in BELOW[package]:
+            wrong.append(f"{path}: {name}")
+    assert wrong == []
+
+
+def test_dagster_stays_in_the_shell_torch_in_the_segmenters_and_the_core_is_pure():
+    wrong = []
+    for path, package, name in _imports():
+        top = name.split(".")[0]
+        if top.startswith("dagster") and package not in DAGSTER_SHELL:
+            wrong.append(f"{path}: {name} outside the Dagster shell")
+        if top in ("torch", "torchvision", "sam3") and package != "segmenters":
+            wrong.append(f"{path}: {name} outside the segmenters")
+        if package == "core" and top in NOT_IN_CORE:
+            wrong.append(f"{path}: {name} in the pure core")
+    assert wrong == []
+
+
+def test_every_module_says_what_it_holds():
+    missing = [str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py") if p.name != "__main__.py" and ast.get_docstring(ast.parse(p.read_text())) is None]
+    assert missing == []
