@@ -64,7 +64,7 @@ def test_backend_choice(tmp_path):
     assert info.value.setting == "checkpoint"
     with pytest.raises(SegmenterConfigError, match="does not exist"):
         load_segmenter("sam3", str(tmp_path / "missing.pt"))
-    assert load_segmenter("motion").name == "motion/v2"
+    assert load_segmenter("motion").name == "motion/v3"
 
 
 def test_resource_names_the_field_and_variable_of_a_bad_setting(tmp_path, monkeypatch):

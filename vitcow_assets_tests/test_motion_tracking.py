@@ -96,7 +96,7 @@ def test_masks_table_records_the_motion_settings(tracked):
     meta = pq.read_schema(tracked.masks_table).metadata
     settings = json.loads(meta[b"vitcow.motion_settings"])
     assert settings == MotionSettings().as_dict()
-    assert meta[b"vitcow.segmenter"] == b"motion/v2"
+    assert meta[b"vitcow.segmenter"] == b"motion/v3"
 
 
 def test_background_memory_starts_over_for_another_scene():

@@ -111,3 +111,39 @@ def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
     """IoU of two ``(H, W) bool`` masks; 0.0 when both are empty."""
     union = np.logical_or(a, b).sum()
     return float(np.logical_and(a, b).sum() / union) if union else 0.0
+
+
+def box_centres(xyxy: np.ndarray) -> np.ndarray:
+    """Centres ``(..., 2) float64`` of ``xyxy`` boxes ``(..., 4)``."""
+    xyxy = np.asarray(xyxy, dtype=np.float64)
+    return (xyxy[..., :2] + xyxy[..., 2:]) / 2.0
+
+
+def box_diagonals(xyxy: np.ndarray) -> np.ndarray:
+    """Diagonal lengths ``(...) float64`` of ``xyxy`` boxes ``(..., 4)``."""
+    xyxy = np.asarray(xyxy, dtype=np.float64)
+    return np.hypot(xyxy[..., 2] - xyxy[..., 0], xyxy[..., 3] - xyxy[..., 1])
+
+
+def paired_box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Elementwise IoU ``(...) float64`` of ``xyxy`` boxes ``a (..., 4)`` and ``b (..., 4)``
+    (broadcast against each other; ``box_iou`` gives the full matrix)."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    ix = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
+    iy = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
+    inter = ix * iy
+    union = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1]) + (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1]) - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def box_gap(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Distance ``(...) float64`` between ``xyxy`` boxes ``a (..., 4)`` and ``b (..., 4)``:
+    the shortest way from a point of one to a point of the other, 0 where they overlap or
+    touch (broadcast against each other). An object seen in box ``a`` and then in box ``b``
+    has moved at least this far."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    dx = np.maximum(np.maximum(a[..., 0] - b[..., 2], b[..., 0] - a[..., 2]), 0.0)
+    dy = np.maximum(np.maximum(a[..., 1] - b[..., 3], b[..., 1] - a[..., 3]), 0.0)
+    return np.hypot(dx, dy)

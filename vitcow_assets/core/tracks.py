@@ -1,7 +1,18 @@
-"""Id bookkeeping within one clip: which detection of a frame continues which object.
+"""Id bookkeeping within one clip: which detection of a frame continues which object, the
+offline repairs over a whole clip, and the scene's speed model that gates both.
 
 Object ids are stable within a clip only: the same id in two clips says nothing about the
 animal being the same. Pure: numpy and scipy only.
+
+- ``SpeedModel``: how far the animals of one scene have been measured to move in one frame
+  (displacements of confidently tracked animals, bounded sample); its ``limit`` is a gate: a
+  detection further from a track's last position than ``limit × frames elapsed`` can never
+  continue it.
+- ``IoUTracker``: online association, frame by frame.
+- ``stitch_tracklets``: joins the pieces of one track that online association cut apart.
+- ``cut_jumps``: gives a new id from the frame where a track jumps further than the gate
+  allows (a crop must follow one animal: a jump no animal can make is a new object).
+- ``clean_steps``: the displacements that feed the speed model.
 
 Why association is written here rather than taken from a tracking library (checked for
 issue 8 with Roboflow's ``trackers`` 2.6.1; ``supervision`` 0.27+ no longer ships
@@ -12,21 +23,51 @@ the 8-fish footage its ByteTrack and OC-SORT (IoU or DIoU, even followed by
 the clip, against 10 and 0.95 here: thin animals sampled every 4th frame rarely overlap
 their own box from one frame to the next, which IoU-first association needs. The motion
 segmenter also splits touching animals using this tracker's predicted positions
-(``predicted``), which the library does not expose per track.
+(``live``), which the library does not expose per track.
 """
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from vitcow_assets.core.geometry import box_iou
+from vitcow_assets.core.geometry import box_centres, box_diagonals, box_gap, box_iou
+
+_NO = 1e6  # cost of a forbidden pair
+_HINT_BONUS = 2.0  # a detection cut out of a blob for a track goes to that track first
 
 
-def _centres(xyxy: np.ndarray) -> np.ndarray:
-    return (xyxy[:, :2] + xyxy[:, 2:]) / 2.0
+class SpeedModel:
+    """The displacements (pixels per frame) of confidently tracked animals of one scene.
+
+    ``capacity``: displacements kept (the oldest are dropped first); ``min_samples``: fewer
+    than this and there is no gate yet; ``quantile`` and ``margin``: the gate is ``margin``
+    × that quantile of the sample (the fastest the scene's animals have been seen to go,
+    with room for a burst).
+    """
+
+    def __init__(self, capacity: int = 4000, min_samples: int = 30, quantile: float = 0.99, margin: float = 1.5) -> None:
+        if not 0 < quantile <= 1 or margin < 1 or min_samples < 1 or capacity < min_samples:
+            raise ValueError(f"bad speed model: quantile {quantile}, margin {margin}, samples {min_samples}..{capacity}")
+        self.capacity, self.min_samples, self.quantile, self.margin = capacity, min_samples, quantile, margin
+        self._steps = np.zeros(0, np.float64)
+
+    def __len__(self) -> int:
+        return len(self._steps)
+
+    def add(self, steps: np.ndarray) -> None:
+        steps = np.asarray(steps, np.float64).ravel()
+        self._steps = np.concatenate([self._steps, steps[np.isfinite(steps)]])[-self.capacity :]
+
+    def limit(self, extra: np.ndarray | None = None) -> float | None:
+        """The gate in pixels per frame, from the sample and ``extra`` steps (not kept), or
+        None while there are fewer than ``min_samples``."""
+        steps = self._steps if extra is None else np.concatenate([self._steps, np.asarray(extra, np.float64).ravel()])
+        if len(steps) < self.min_samples:
+            return None
+        return float(self.margin * np.quantile(steps, self.quantile))
 
 
-def _diagonals(xyxy: np.ndarray) -> np.ndarray:
-    return np.hypot(xyxy[:, 2] - xyxy[:, 0], xyxy[:, 3] - xyxy[:, 1])
+def _median_area(areas: list[float]) -> float:
+    return float(np.median(areas)) if areas else 0.0
 
 
 class IoUTracker:
@@ -34,7 +75,11 @@ class IoUTracker:
 
     Each live track predicts its box by constant velocity. Detections are matched to tracks
     by Hungarian assignment on ``(1 - IoU) + centre shift`` (shift in units of the larger box
-    diagonal); a pair is allowed when IoU >= ``min_iou`` or the shift <= ``max_shift``.
+    diagonal), plus ``area_weight × |log(area ratio)|`` when areas are given (an animal keeps
+    its size); a pair is allowed when IoU >= ``min_iou`` or the shift <= ``max_shift``, and,
+    with ``max_step`` (pixels per frame, a ``SpeedModel`` limit), only when the detection's
+    box lies within ``max_step × frames elapsed`` of the track's last centre. A detection
+    hinted to a track (a part cut out of a blob for that track) goes to it when allowed.
     With ``far_shift`` set, tracks seen in the previous frame and detections left unmatched
     are then paired by centre shift alone, up to ``far_shift`` (same units), where the pair
     is unambiguous (each the other's only candidate within reach, areas within a factor 2):
@@ -45,23 +90,22 @@ class IoUTracker:
     The velocity is the mean over the last ``velocity_frames`` observations: boxes cut from
     a blob of animals that touch have uncertain edges, and one badly cut frame must not turn
     a track around (two animals that cross would swap ids when they part).
-    ``motion_state`` and ``inherit_motion`` carry that motion from one clip's tracker to the
-    next one's when the clips share a frame.
+    ``motion_state`` and ``inherit_motion`` carry that motion (and the areas) from one clip's
+    tracker to the next one's when the clips share a frame.
     """
 
     def __init__(
-        self, min_iou: float = 0.1, max_shift: float = 0.75, max_missed: int = 2, far_shift: float | None = None, velocity_frames: int = 3
+        self, min_iou: float = 0.1, max_shift: float = 0.75, max_missed: int = 2, far_shift: float | None = None,
+        velocity_frames: int = 3, max_step: float | None = None, area_weight: float = 0.0,
     ) -> None:
         if velocity_frames < 2:
             raise ValueError(f"velocity_frames must be >= 2, got {velocity_frames}")
-        self.min_iou = min_iou
-        self.max_shift = max_shift
-        self.max_missed = max_missed
-        self.far_shift = far_shift
-        self.velocity_frames = velocity_frames
+        self.min_iou, self.max_shift, self.max_missed, self.far_shift = min_iou, max_shift, max_missed, far_shift
+        self.velocity_frames, self.max_step, self.area_weight = velocity_frames, max_step, area_weight
         self._frame = 0
-        #: per track id, its last observations ``(frame, box)``
+        #: per track id, its last observations ``(frame, box)`` and areas
         self._history: dict[int, list[tuple[int, np.ndarray]]] = {}
+        self._areas: dict[int, list[float]] = {}
         self._boxes = np.zeros((0, 4), np.float32)
         self._velocity = np.zeros((0, 4), np.float32)
         self._ids = np.zeros(0, np.int64)
@@ -72,17 +116,23 @@ class IoUTracker:
         """``float32 (M, 4)``: where the live tracks are expected in the next frame."""
         return self._boxes + self._velocity * (1 + self._missed[:, None])
 
-    def motion_state(self) -> list[tuple[np.ndarray, list[tuple[int, np.ndarray]]]]:
-        """The tracks seen in the last frame: ``(box, history)``, the history's frames
+    def live(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The live tracks: ids ``(M,)``, last boxes ``(M, 4)``, predicted boxes ``(M, 4)``
+        and median recent areas ``(M,)`` (0 where unknown)."""
+        areas = np.array([_median_area(self._areas.get(int(i), [])) for i in self._ids], np.float64)
+        return self._ids.copy(), self._boxes.copy(), self.predicted(), areas
+
+    def motion_state(self) -> list[tuple[np.ndarray, list[tuple[int, np.ndarray]], list[float]]]:
+        """The tracks seen in the last frame: ``(box, history, areas)``, the history's frames
         counted back from that frame (0 is the last frame, -1 the one before, ...)."""
         last = self._frame - 1
         return [
-            (self._boxes[r].copy(), [(f - last, b.copy()) for f, b in self._history.get(int(i), [])])
+            (self._boxes[r].copy(), [(f - last, b.copy()) for f, b in self._history.get(int(i), [])], list(self._areas.get(int(i), [])))
             for r, i in enumerate(self._ids.tolist())
             if self._missed[r] == 0
         ]
 
-    def inherit_motion(self, previous: list[tuple[np.ndarray, list[tuple[int, np.ndarray]]]], min_iou: float = 0.5) -> int:
+    def inherit_motion(self, previous: list, min_iou: float = 0.5) -> int:
         """Give the tracks of the frame just assigned the motion history of ``previous``
         (``motion_state`` of a tracker whose last frame was this very image: consecutive
         clips share a frame), pairing boxes by IoU (at least ``min_iou``, Hungarian). Ids are
@@ -90,85 +140,169 @@ class IoUTracker:
         seen = np.nonzero(self._missed == 0)[0]
         if not len(previous) or not len(seen):
             return 0
-        iou = box_iou(np.stack([b for b, _ in previous]), self._boxes[seen])
+        iou = box_iou(np.stack([p[0] for p in previous]), self._boxes[seen])
         rows, cols = linear_sum_assignment(-iou)
         now = self._frame - 1
         inherited = 0
         for r, c in zip(rows, cols):
             if iou[r, c] < min_iou:
                 continue
-            k = seen[c]
+            k, track = seen[c], int(self._ids[seen[c]])
             history = [(now + f, b) for f, b in previous[r][1] if f < 0]
-            history = (history + self._history.get(int(self._ids[k]), []))[-self.velocity_frames :]
-            self._history[int(self._ids[k])] = history
-            if len(history) >= 2:
-                (f0, b0), (f1, b1) = history[0], history[-1]
-                self._velocity[k] = (b1 - b0) / (f1 - f0)
+            self._history[track] = (history + self._history.get(track, []))[-self.velocity_frames :]
+            if len(previous[r]) > 2:
+                self._areas[track] = (list(previous[r][2]) + self._areas.get(track, []))[-5:]
+            self._set_velocity(k, track)
             inherited += 1
         return inherited
 
-    def assign(self, xyxy: np.ndarray) -> np.ndarray:
-        """Ids (``int64 (N,)``) for this frame's ``(N, 4)`` boxes."""
-        xyxy = np.asarray(xyxy, dtype=np.float32).reshape(-1, 4)
-        ids = np.full(len(xyxy), -1, dtype=np.int64)
-        matched = np.zeros(len(self._ids), dtype=bool)
-        if len(xyxy) and len(self._ids):
-            predicted = self.predicted()
-            iou = box_iou(predicted, xyxy)
-            shift = np.linalg.norm(_centres(predicted)[:, None] - _centres(xyxy)[None], axis=2)
-            scale = np.maximum(_diagonals(predicted)[:, None], _diagonals(xyxy)[None, :])
-            shift = shift / np.maximum(scale, 1.0)
-            allowed = (iou >= self.min_iou) | (shift <= self.max_shift)
-            cost = np.where(allowed, (1.0 - iou) + shift, 1e6)
-            pairs = [(r, c) for r, c in zip(*linear_sum_assignment(cost)) if allowed[r, c]]
-            if self.far_shift is not None:
-                free_r = np.setdiff1d(np.arange(len(self._ids)), [r for r, _ in pairs])
-                free_c = np.setdiff1d(np.arange(len(xyxy)), [c for _, c in pairs])
-                if len(free_r) and len(free_c):
-                    # only unambiguous pairs of tracks seen last frame and boxes of a like size:
-                    # each the other's only candidate within reach
-                    far = shift[np.ix_(free_r, free_c)]
-                    area = lambda b: np.maximum((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]), 1.0)
-                    ratio = area(self._boxes[free_r])[:, None] / area(xyxy[free_c])[None, :]
-                    reach = (far <= self.far_shift) & (ratio > 0.5) & (ratio < 2.0) & (self._missed[free_r] == 0)[:, None]
-                    unique = reach & (reach.sum(axis=0, keepdims=True) == 1) & (reach.sum(axis=1, keepdims=True) == 1)
-                    pairs += [(free_r[r], free_c[c]) for r, c in zip(*np.nonzero(unique))]
-            for r, c in pairs:
-                ids[c] = self._ids[r]
-                matched[r] = True
-                box = xyxy[c]
-                history = self._history.setdefault(int(self._ids[r]), [])
-                history.append((self._frame, box.copy()))
-                del history[: -self.velocity_frames]
-                if len(history) >= 2:
-                    (f0, b0), (f1, b1) = history[0], history[-1]
-                    self._velocity[r] = (b1 - b0) / (f1 - f0)
-                else:
-                    self._velocity[r] = (box - self._boxes[r]) / (1 + self._missed[r])
-                self._boxes[r] = box
-        self._frame += 1
+    def _set_velocity(self, row: int, track: int) -> None:
+        history = self._history.get(track, [])
+        if len(history) >= 2:
+            (f0, b0), (f1, b1) = history[0], history[-1]
+            self._velocity[row] = (b1 - b0) / (f1 - f0)
+
+    def _cost(self, xyxy: np.ndarray, areas: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(cost, allowed, shift)`` of every (live track, detection) pair."""
+        predicted = self.predicted()
+        iou = box_iou(predicted, xyxy)
+        shift = np.linalg.norm(box_centres(predicted)[:, None] - box_centres(xyxy)[None], axis=2)
+        scale = np.maximum(box_diagonals(predicted)[:, None], box_diagonals(xyxy)[None, :])
+        shift = shift / np.maximum(scale, 1.0)
+        allowed = (iou >= self.min_iou) | (shift <= self.max_shift)
+        allowed &= self.reachable(xyxy)
+        cost = (1.0 - iou) + shift
+        if areas is not None and self.area_weight > 0:
+            known = np.array([_median_area(self._areas.get(int(i), [])) for i in self._ids])
+            ratio = np.abs(np.log(np.maximum(areas[None, :], 1.0) / np.maximum(known[:, None], 1.0)))
+            cost = cost + self.area_weight * np.where(known[:, None] > 0, np.minimum(ratio, 2.0), 0.0)
+        return np.where(allowed, cost, _NO), allowed, shift
+
+    def reachable(self, xyxy: np.ndarray) -> np.ndarray:
+        """``bool (M, N)``: which detections each live track could have reached under the
+        speed gate (all, without ``max_step``)."""
+        xyxy = np.asarray(xyxy, np.float32).reshape(-1, 4)
+        if self.max_step is None:
+            return np.ones((len(self._ids), len(xyxy)), bool)
+        return box_gap(self._boxes[:, None, :], xyxy[None, :, :]) <= self.max_step * (1 + self._missed[:, None])
+
+    def _far_pairs(self, xyxy: np.ndarray, shift: np.ndarray, pairs: list, reach_ok: np.ndarray) -> list[tuple[int, int]]:
+        """Unambiguous pairs of tracks seen last frame and boxes of a like size left
+        unmatched: each the other's only candidate within ``far_shift``."""
+        free_r = np.setdiff1d(np.arange(len(self._ids)), [r for r, _ in pairs])
+        free_c = np.setdiff1d(np.arange(len(xyxy)), [c for _, c in pairs])
+        if not (len(free_r) and len(free_c)):
+            return []
+        far = shift[np.ix_(free_r, free_c)]
+        area = lambda b: np.maximum((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]), 1.0)
+        ratio = area(self._boxes[free_r])[:, None] / area(xyxy[free_c])[None, :]
+        reach = (far <= self.far_shift) & (ratio > 0.5) & (ratio < 2.0) & (self._missed[free_r] == 0)[:, None]
+        reach &= reach_ok[np.ix_(free_r, free_c)]
+        unique = reach & (reach.sum(axis=0, keepdims=True) == 1) & (reach.sum(axis=1, keepdims=True) == 1)
+        return [(free_r[r], free_c[c]) for r, c in zip(*np.nonzero(unique))]
+
+    def _pairs(self, xyxy: np.ndarray, areas: np.ndarray | None, hints: np.ndarray | None) -> list[tuple[int, int]]:
+        cost, allowed, shift = self._cost(xyxy, areas)
+        if hints is not None:
+            row_of = {int(i): r for r, i in enumerate(self._ids.tolist())}
+            for c, hint in enumerate(np.asarray(hints).tolist()):
+                r = row_of.get(int(hint))
+                if r is not None and allowed[r, c]:
+                    cost[r, c] -= _HINT_BONUS
+        pairs = [(r, c) for r, c in zip(*linear_sum_assignment(cost)) if allowed[r, c]]
+        if self.far_shift is not None:
+            pairs += self._far_pairs(xyxy, shift, pairs, self.reachable(xyxy))
+        return pairs
+
+    def _observe(self, row: int, box: np.ndarray, area: float | None) -> None:
+        track = int(self._ids[row])
+        history = self._history.setdefault(track, [])
+        history.append((self._frame, box.copy()))
+        del history[: -self.velocity_frames]
+        if len(history) >= 2:
+            self._set_velocity(row, track)
+        else:
+            self._velocity[row] = (box - self._boxes[row]) / (1 + self._missed[row])
+        self._boxes[row] = box
+        if area is not None and area > 0:
+            self._areas.setdefault(track, []).append(float(area))
+            del self._areas[track][:-5]
+
+    def _retire_and_start(self, ids: np.ndarray, matched: np.ndarray, xyxy: np.ndarray, areas: np.ndarray | None) -> None:
         self._missed = np.where(matched, 0, self._missed + 1)
         alive = self._missed <= self.max_missed
         for gone in self._ids[~alive].tolist():
             self._history.pop(gone, None)
+            self._areas.pop(gone, None)
         self._boxes, self._velocity = self._boxes[alive], self._velocity[alive]
         self._ids, self._missed = self._ids[alive], self._missed[alive]
-        new = ids < 0
-        n_new = int(new.sum())
-        if n_new:
-            ids[new] = np.arange(self._next_id, self._next_id + n_new)
-            self._next_id += n_new
-            self._boxes = np.concatenate([self._boxes, xyxy[new]])
-            self._velocity = np.concatenate([self._velocity, np.zeros((n_new, 4), np.float32)])
-            self._ids = np.concatenate([self._ids, ids[new]])
-            for i, box in zip(ids[new].tolist(), xyxy[new]):
-                self._history[i] = [(self._frame - 1, box.copy())]
-            self._missed = np.concatenate([self._missed, np.zeros(n_new, np.int64)])
+        new = np.flatnonzero(ids < 0)
+        if not len(new):
+            return
+        ids[new] = np.arange(self._next_id, self._next_id + len(new))
+        self._next_id += len(new)
+        self._boxes = np.concatenate([self._boxes, xyxy[new]])
+        self._velocity = np.concatenate([self._velocity, np.zeros((len(new), 4), np.float32)])
+        self._ids = np.concatenate([self._ids, ids[new]])
+        self._missed = np.concatenate([self._missed, np.zeros(len(new), np.int64)])
+        for c in new.tolist():
+            self._history[int(ids[c])] = [(self._frame - 1, xyxy[c].copy())]
+            if areas is not None and areas[c] > 0:
+                self._areas[int(ids[c])] = [float(areas[c])]
+
+    def assign(self, xyxy: np.ndarray, areas: np.ndarray | None = None, hints: np.ndarray | None = None) -> np.ndarray:
+        """Ids (``int64 (N,)``) for this frame's ``(N, 4)`` boxes; ``areas (N,)``: their mask
+        areas (optional); ``hints (N,)``: a track id each detection was cut out for, or -1."""
+        xyxy = np.asarray(xyxy, dtype=np.float32).reshape(-1, 4)
+        areas = None if areas is None else np.asarray(areas, np.float64).reshape(-1)
+        ids = np.full(len(xyxy), -1, dtype=np.int64)
+        matched = np.zeros(len(self._ids), dtype=bool)
+        if len(xyxy) and len(self._ids):
+            for r, c in self._pairs(xyxy, areas, hints):
+                ids[c] = self._ids[r]
+                matched[r] = True
+                self._observe(r, xyxy[c], None if areas is None else areas[c])
+        self._frame += 1
+        self._retire_and_start(ids, matched, xyxy, areas)
         return ids
 
 
+def _spans(frames: list[tuple[np.ndarray, np.ndarray]]) -> dict[int, dict[int, np.ndarray]]:
+    """``id -> {frame: box}`` (the union box where an id has several boxes in one frame)."""
+    spans: dict[int, dict[int, np.ndarray]] = {}
+    for frame, (ids, xyxy) in enumerate(frames):
+        for i, box in zip(np.asarray(ids).tolist(), np.asarray(xyxy, np.float32).reshape(-1, 4)):
+            own = spans.setdefault(int(i), {})
+            old = own.get(frame)
+            own[frame] = box.copy() if old is None else np.concatenate([np.minimum(old[:2], box[:2]), np.maximum(old[2:], box[2:])])
+    return spans
+
+
+def _shift(a: np.ndarray, b: np.ndarray) -> float:
+    """Centre distance of two boxes in units of the larger diagonal."""
+    scale = max(float(box_diagonals(a)), float(box_diagonals(b)), 1.0)
+    return float(np.hypot(*(box_centres(a) - box_centres(b)))) / scale
+
+
+def _stitch_cost(a: dict[int, np.ndarray], b: dict[int, np.ndarray], gap: int, max_step: float | None) -> float | None:
+    """How well tracklet ``b`` continues ``a`` (``gap`` frames between them; negative: they
+    overlap), or None when the speed gate forbids it."""
+    last_a, first_b = max(a), min(b)
+    if gap >= 0:
+        end = a[last_a]
+        before = a.get(last_a - 1)
+        velocity = (end - before) if before is not None else np.zeros(4, np.float32)
+        if max_step is not None and float(box_gap(end, b[first_b])) > max_step * (gap + 1):
+            return None
+        return _shift(end + velocity * (gap + 1), b[first_b])
+    common = [f for f in range(first_b, last_a + 1) if f in a and f in b]
+    pairs = [(a[f], b[f]) for f in common] or [(a[last_a], b[first_b])]
+    return max(_shift(x, y) for x, y in pairs)
+
+
 def stitch_tracklets(
-    frames: list[tuple[np.ndarray, np.ndarray]], max_gap: int = 3, max_overlap: int = 2, max_shift: float = 1.0, gap_shift: float | None = None
+    frames: list[tuple[np.ndarray, np.ndarray]], max_gap: int = 3, max_overlap: int = 2, max_shift: float = 1.0,
+    gap_shift: float | None = None, max_step: float | None = None,
 ) -> dict[int, int]:
     """Join the pieces of one animal's track that online association left apart.
 
@@ -176,41 +310,24 @@ def stitch_tracklets(
     continues tracklet A when B starts after A starts and ends after A ends, and either
     starts at most ``max_gap`` frames after A's end, where A's box carried on at its last
     velocity lies within ``gap_shift`` (default ``max_shift``) box diagonals of B's first
-    box, or overlaps A by at
-    most ``max_overlap`` frames with boxes within ``max_shift`` diagonals in each of them (one
-    animal cut in two for a moment). Pairs are taken cheapest first; each tracklet gets at
-    most one successor and one predecessor. Returns ``id -> id of the chain's first
-    tracklet`` for every id seen (ids in overlapping frames then repeat: merge them).
+    box (and, with ``max_step``, B's first box lies within ``max_step`` pixels per frame of
+    the gap of A's last centre), or overlaps A by at most ``max_overlap`` frames with boxes
+    within ``max_shift`` diagonals in each of them (one animal cut in two for a moment).
+    Pairs are taken cheapest first; each tracklet gets at most one successor and one
+    predecessor. Returns ``id -> id of the chain's first tracklet`` for every id seen (ids
+    in overlapping frames then repeat: merge them).
     """
-    spans: dict[int, dict[int, np.ndarray]] = {}
-    for frame, (ids, xyxy) in enumerate(frames):
-        for i, box in zip(np.asarray(ids).tolist(), np.asarray(xyxy, np.float32).reshape(-1, 4)):
-            spans.setdefault(int(i), {})[frame] = box
-    first = {i: min(f) for i, f in spans.items()}
-    last = {i: max(f) for i, f in spans.items()}
-
-    def shift(a: np.ndarray, b: np.ndarray) -> float:
-        scale = max(np.hypot(*(a[2:] - a[:2])), np.hypot(*(b[2:] - b[:2])), 1.0)
-        return float(np.hypot(*((a[:2] + a[2:]) / 2 - (b[:2] + b[2:]) / 2)) / scale)
-
+    spans = _spans(frames)
     candidates = []
-    for a in spans:
-        for b in spans:
-            if first[b] <= first[a] or last[b] <= last[a]:
+    for a, span_a in spans.items():
+        for b, span_b in spans.items():
+            if min(span_b) <= min(span_a) or max(span_b) <= max(span_a):
                 continue
-            gap = first[b] - last[a] - 1
+            gap = min(span_b) - max(span_a) - 1
             if gap > max_gap or -gap - 1 > max_overlap:
                 continue
-            if gap >= 0:
-                end = spans[a][last[a]]
-                before = spans[a].get(last[a] - 1)
-                velocity = (end - before) if before is not None else np.zeros(4, np.float32)
-                cost = shift(end + velocity * (gap + 1), spans[b][first[b]])
-            else:
-                common = [f for f in range(first[b], last[a] + 1) if f in spans[a] and f in spans[b]]
-                pairs = [(spans[a][f], spans[b][f]) for f in common] or [(spans[a][last[a]], spans[b][first[b]])]
-                cost = max(shift(x, y) for x, y in pairs)
-            if cost <= (max_shift if gap < 0 or gap_shift is None else gap_shift):
+            cost = _stitch_cost(span_a, span_b, gap, max_step)
+            if cost is not None and cost <= (max_shift if gap < 0 or gap_shift is None else gap_shift):
                 candidates.append((cost, a, b))
     successor: dict[int, int] = {}
     predecessor: dict[int, int] = {}
@@ -224,3 +341,41 @@ def stitch_tracklets(
             root = predecessor[root]
         mapping[i] = root
     return mapping
+
+
+def cut_jumps(frames: list[tuple[np.ndarray, np.ndarray]], max_step: float | None) -> list[np.ndarray]:
+    """Per frame, the ids of ``frames`` (``(ids, xyxy)`` per frame) with each track cut where
+    it jumps: from the first frame whose box lies further than ``max_step × frames elapsed``
+    from the track's previous centre, the rest of the track has a new id (ids past the
+    largest one, in order of the cuts). Without a gate (None) the ids are returned as they are."""
+    out = [np.asarray(ids, np.int64).copy() for ids, _ in frames]
+    if max_step is None:
+        return out
+    spans = _spans(frames)
+    next_id = 1 + max((i for i in spans), default=-1)
+    for track in sorted(spans):
+        span = spans[track]
+        order = sorted(span)
+        current = track
+        for before, frame in zip(order, order[1:]):
+            if float(box_gap(span[before], span[frame])) > max_step * (frame - before):
+                current, next_id = next_id, next_id + 1
+            if current != track:
+                out[frame][out[frame] == track] = current
+    return out
+
+
+def clean_steps(frames: list[tuple[np.ndarray, np.ndarray]], clean: list[np.ndarray]) -> np.ndarray:
+    """Displacements (pixels per frame, ``float64 (K,)``) of the tracks of ``frames``
+    between consecutive frames in which both detections are ``clean`` (``bool (N,)`` per
+    frame: one animal for certain, e.g. a blob that no split touched)."""
+    last: dict[int, np.ndarray] = {}
+    steps = []
+    for (ids, xyxy), ok in zip(frames, clean):
+        now: dict[int, np.ndarray] = {}
+        for i, box, good in zip(np.asarray(ids).tolist(), np.asarray(xyxy, np.float64).reshape(-1, 4), np.asarray(ok, bool).tolist()):
+            if good:
+                now[int(i)] = box_centres(box)
+        steps += [float(np.hypot(*(centre - last[i]))) for i, centre in now.items() if i in last]
+        last = now
+    return np.array(steps, np.float64)
