@@ -26,6 +26,8 @@ segmenter also splits touching animals using this tracker's predicted positions
 (``live``), which the library does not expose per track.
 """
 
+import dataclasses
+
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
@@ -35,35 +37,70 @@ _NO = 1e6  # cost of a forbidden pair
 _HINT_BONUS = 2.0  # a detection cut out of a blob for a track goes to that track first
 
 
-class SpeedModel:
-    """The displacements (pixels per frame) of confidently tracked animals of one scene.
+#: frames over which the speed model measures how far animals get (1, 2, ..., LAGS)
+LAGS = 8
 
-    ``capacity``: displacements kept (the oldest are dropped first); ``min_samples``: fewer
-    than this and there is no gate yet; ``quantile`` and ``margin``: the gate is ``margin``
-    × that quantile of the sample (the fastest the scene's animals have been seen to go,
-    with room for a burst).
+
+@dataclasses.dataclass(frozen=True)
+class Reach:
+    """How far an animal of the scene has been seen to get (pixels) in 1, 2, ... frames:
+    ``limits[k - 1]`` for ``k`` frames (never decreasing); beyond the last, in proportion."""
+
+    limits: tuple[float, ...]
+
+    def __call__(self, frames) -> np.ndarray:
+        frames = np.asarray(frames, np.float64)
+        limits = np.asarray(self.limits, np.float64)
+        index = np.clip(frames, 1, len(limits)).astype(int) - 1
+        return np.where(frames <= len(limits), limits[index], limits[-1] * frames / len(limits))
+
+
+class SpeedModel:
+    """The displacements of confidently tracked animals of one scene, over 1 to ``LAGS``
+    frames, and the gate derived from them.
+
+    ``capacity``: displacements kept per lag (the oldest are dropped first);
+    ``min_samples``: fewer one-frame displacements than this and there is no gate yet (a lag
+    with fewer gets the one-frame limit times the lag); ``quantile`` and ``margin``: the
+    limit of a lag is ``margin`` × that quantile of its sample (the furthest the scene's
+    animals have been seen to get in that time, with room for a burst). Animals rarely keep
+    their top speed for several frames, so the limits of longer lags are tighter than the
+    one-frame limit times the lag: a track lost for a few frames is not picked up again
+    wherever a sprint could have taken it.
     """
 
     def __init__(self, capacity: int = 4000, min_samples: int = 30, quantile: float = 0.99, margin: float = 1.5) -> None:
         if not 0 < quantile <= 1 or margin < 1 or min_samples < 1 or capacity < min_samples:
             raise ValueError(f"bad speed model: quantile {quantile}, margin {margin}, samples {min_samples}..{capacity}")
         self.capacity, self.min_samples, self.quantile, self.margin = capacity, min_samples, quantile, margin
-        self._steps = np.zeros(0, np.float64)
+        self._steps = {lag: np.zeros(0, np.float64) for lag in range(1, LAGS + 1)}
 
     def __len__(self) -> int:
-        return len(self._steps)
+        return len(self._steps[1])
 
-    def add(self, steps: np.ndarray) -> None:
-        steps = np.asarray(steps, np.float64).ravel()
-        self._steps = np.concatenate([self._steps, steps[np.isfinite(steps)]])[-self.capacity :]
+    def add(self, displacements: dict[int, np.ndarray]) -> None:
+        """Remember ``{lag: displacements (pixels) over that many frames}``."""
+        for lag, values in displacements.items():
+            if lag in self._steps:
+                values = np.asarray(values, np.float64).ravel()
+                self._steps[lag] = np.concatenate([self._steps[lag], values[np.isfinite(values)]])[-self.capacity :]
 
-    def limit(self, extra: np.ndarray | None = None) -> float | None:
-        """The gate in pixels per frame, from the sample and ``extra`` steps (not kept), or
-        None while there are fewer than ``min_samples``."""
-        steps = self._steps if extra is None else np.concatenate([self._steps, np.asarray(extra, np.float64).ravel()])
-        if len(steps) < self.min_samples:
-            return None
-        return float(self.margin * np.quantile(steps, self.quantile))
+    def reach(self, extra: dict[int, np.ndarray] | None = None) -> Reach | None:
+        """The gate, from the samples and ``extra`` displacements (not kept), or None while
+        there are fewer than ``min_samples`` one-frame displacements."""
+        extra = extra or {}
+        limits = []
+        for lag in range(1, LAGS + 1):
+            values = np.concatenate([self._steps[lag], np.asarray(extra.get(lag, []), np.float64).ravel()])
+            if len(values) < self.min_samples:
+                if lag == 1:
+                    return None
+                limits.append(limits[0] * lag)
+                continue
+            limits.append(self.margin * float(np.quantile(values, self.quantile)))
+        # never less far in more time, never further than the one-frame limit sustained
+        limits = np.minimum(np.maximum.accumulate(limits), limits[0] * np.arange(1, LAGS + 1))
+        return Reach(tuple(float(v) for v in limits))
 
 
 def _median_area(areas: list[float]) -> float:
@@ -96,12 +133,12 @@ class IoUTracker:
 
     def __init__(
         self, min_iou: float = 0.1, max_shift: float = 0.75, max_missed: int = 2, far_shift: float | None = None,
-        velocity_frames: int = 3, max_step: float | None = None, area_weight: float = 0.0,
+        velocity_frames: int = 3, reach: Reach | None = None, area_weight: float = 0.0,
     ) -> None:
         if velocity_frames < 2:
             raise ValueError(f"velocity_frames must be >= 2, got {velocity_frames}")
         self.min_iou, self.max_shift, self.max_missed, self.far_shift = min_iou, max_shift, max_missed, far_shift
-        self.velocity_frames, self.max_step, self.area_weight = velocity_frames, max_step, area_weight
+        self.velocity_frames, self.reach, self.area_weight = velocity_frames, reach, area_weight
         self._frame = 0
         #: per track id, its last observations ``(frame, box)`` and areas
         self._history: dict[int, list[tuple[int, np.ndarray]]] = {}
@@ -116,11 +153,12 @@ class IoUTracker:
         """``float32 (M, 4)``: where the live tracks are expected in the next frame."""
         return self._boxes + self._velocity * (1 + self._missed[:, None])
 
-    def live(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """The live tracks: ids ``(M,)``, last boxes ``(M, 4)``, predicted boxes ``(M, 4)``
-        and median recent areas ``(M,)`` (0 where unknown)."""
+    def live(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The live tracks: ids ``(M,)``, velocities ``(M, 4)`` (box change per frame),
+        predicted boxes ``(M, 4)``, median recent areas ``(M,)`` (0 where unknown) and frames
+        missed since last seen ``(M,)``."""
         areas = np.array([_median_area(self._areas.get(int(i), [])) for i in self._ids], np.float64)
-        return self._ids.copy(), self._boxes.copy(), self.predicted(), areas
+        return self._ids.copy(), self._velocity.copy(), self.predicted(), areas, self._missed.copy()
 
     def motion_state(self) -> list[tuple[np.ndarray, list[tuple[int, np.ndarray]], list[float]]]:
         """The tracks seen in the last frame: ``(box, history, areas)``, the history's frames
@@ -180,11 +218,11 @@ class IoUTracker:
 
     def reachable(self, xyxy: np.ndarray) -> np.ndarray:
         """``bool (M, N)``: which detections each live track could have reached under the
-        speed gate (all, without ``max_step``)."""
+        speed gate (all, without ``reach``)."""
         xyxy = np.asarray(xyxy, np.float32).reshape(-1, 4)
-        if self.max_step is None:
+        if self.reach is None:
             return np.ones((len(self._ids), len(xyxy)), bool)
-        return box_gap(self._boxes[:, None, :], xyxy[None, :, :]) <= self.max_step * (1 + self._missed[:, None])
+        return box_gap(self._boxes[:, None, :], xyxy[None, :, :]) <= self.reach(1 + self._missed)[:, None]
 
     def _far_pairs(self, xyxy: np.ndarray, shift: np.ndarray, pairs: list, reach_ok: np.ndarray) -> list[tuple[int, int]]:
         """Unambiguous pairs of tracks seen last frame and boxes of a like size left
@@ -214,8 +252,13 @@ class IoUTracker:
             pairs += self._far_pairs(xyxy, shift, pairs, self.reachable(xyxy))
         return pairs
 
-    def _observe(self, row: int, box: np.ndarray, area: float | None) -> None:
+    def _observe(self, row: int, box: np.ndarray, area: float | None, merged: bool = False) -> None:
         track = int(self._ids[row])
+        if merged:
+            # a blob of several animals: where this one is inside it is unknown, so the track
+            # goes on as predicted (it is seen, not lost) and its motion stays its own
+            self._boxes[row] = self._boxes[row] + self._velocity[row] * (1 + self._missed[row])
+            return
         history = self._history.setdefault(track, [])
         history.append((self._frame, box.copy()))
         del history[: -self.velocity_frames]
@@ -250,9 +293,13 @@ class IoUTracker:
             if areas is not None and areas[c] > 0:
                 self._areas[int(ids[c])] = [float(areas[c])]
 
-    def assign(self, xyxy: np.ndarray, areas: np.ndarray | None = None, hints: np.ndarray | None = None) -> np.ndarray:
+    def assign(
+        self, xyxy: np.ndarray, areas: np.ndarray | None = None, hints: np.ndarray | None = None, merged: np.ndarray | None = None
+    ) -> np.ndarray:
         """Ids (``int64 (N,)``) for this frame's ``(N, 4)`` boxes; ``areas (N,)``: their mask
-        areas (optional); ``hints (N,)``: a track id each detection was cut out for, or -1."""
+        areas (optional, 0 where not to learn from); ``hints (N,)``: a track id each detection
+        was cut out for, or -1; ``merged (N,)``: detections known to hold several animals (the
+        track that takes one keeps its own predicted box and motion)."""
         xyxy = np.asarray(xyxy, dtype=np.float32).reshape(-1, 4)
         areas = None if areas is None else np.asarray(areas, np.float64).reshape(-1)
         ids = np.full(len(xyxy), -1, dtype=np.int64)
@@ -261,7 +308,7 @@ class IoUTracker:
             for r, c in self._pairs(xyxy, areas, hints):
                 ids[c] = self._ids[r]
                 matched[r] = True
-                self._observe(r, xyxy[c], None if areas is None else areas[c])
+                self._observe(r, xyxy[c], None if areas is None else areas[c], merged is not None and bool(merged[c]))
         self._frame += 1
         self._retire_and_start(ids, matched, xyxy, areas)
         return ids
@@ -284,7 +331,7 @@ def _shift(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.hypot(*(box_centres(a) - box_centres(b)))) / scale
 
 
-def _stitch_cost(a: dict[int, np.ndarray], b: dict[int, np.ndarray], gap: int, max_step: float | None) -> float | None:
+def _stitch_cost(a: dict[int, np.ndarray], b: dict[int, np.ndarray], gap: int, reach: Reach | None) -> float | None:
     """How well tracklet ``b`` continues ``a`` (``gap`` frames between them; negative: they
     overlap), or None when the speed gate forbids it."""
     last_a, first_b = max(a), min(b)
@@ -292,7 +339,7 @@ def _stitch_cost(a: dict[int, np.ndarray], b: dict[int, np.ndarray], gap: int, m
         end = a[last_a]
         before = a.get(last_a - 1)
         velocity = (end - before) if before is not None else np.zeros(4, np.float32)
-        if max_step is not None and float(box_gap(end, b[first_b])) > max_step * (gap + 1):
+        if reach is not None and float(box_gap(end, b[first_b])) > float(reach(gap + 1)):
             return None
         return _shift(end + velocity * (gap + 1), b[first_b])
     common = [f for f in range(first_b, last_a + 1) if f in a and f in b]
@@ -302,7 +349,7 @@ def _stitch_cost(a: dict[int, np.ndarray], b: dict[int, np.ndarray], gap: int, m
 
 def stitch_tracklets(
     frames: list[tuple[np.ndarray, np.ndarray]], max_gap: int = 3, max_overlap: int = 2, max_shift: float = 1.0,
-    gap_shift: float | None = None, max_step: float | None = None,
+    gap_shift: float | None = None, reach: Reach | None = None,
 ) -> dict[int, int]:
     """Join the pieces of one animal's track that online association left apart.
 
@@ -326,7 +373,7 @@ def stitch_tracklets(
             gap = min(span_b) - max(span_a) - 1
             if gap > max_gap or -gap - 1 > max_overlap:
                 continue
-            cost = _stitch_cost(span_a, span_b, gap, max_step)
+            cost = _stitch_cost(span_a, span_b, gap, reach)
             if cost is not None and cost <= (max_shift if gap < 0 or gap_shift is None else gap_shift):
                 candidates.append((cost, a, b))
     successor: dict[int, int] = {}
@@ -343,13 +390,13 @@ def stitch_tracklets(
     return mapping
 
 
-def cut_jumps(frames: list[tuple[np.ndarray, np.ndarray]], max_step: float | None) -> list[np.ndarray]:
+def cut_jumps(frames: list[tuple[np.ndarray, np.ndarray]], reach: Reach | None) -> list[np.ndarray]:
     """Per frame, the ids of ``frames`` (``(ids, xyxy)`` per frame) with each track cut where
     it jumps: from the first frame whose box lies further than ``max_step × frames elapsed``
     from the track's previous centre, the rest of the track has a new id (ids past the
     largest one, in order of the cuts). Without a gate (None) the ids are returned as they are."""
     out = [np.asarray(ids, np.int64).copy() for ids, _ in frames]
-    if max_step is None:
+    if reach is None:
         return out
     spans = _spans(frames)
     next_id = 1 + max((i for i in spans), default=-1)
@@ -358,24 +405,38 @@ def cut_jumps(frames: list[tuple[np.ndarray, np.ndarray]], max_step: float | Non
         order = sorted(span)
         current = track
         for before, frame in zip(order, order[1:]):
-            if float(box_gap(span[before], span[frame])) > max_step * (frame - before):
+            if float(box_gap(span[before], span[frame])) > float(reach(frame - before)):
                 current, next_id = next_id, next_id + 1
             if current != track:
                 out[frame][out[frame] == track] = current
     return out
 
 
-def clean_steps(frames: list[tuple[np.ndarray, np.ndarray]], clean: list[np.ndarray]) -> np.ndarray:
-    """Displacements (pixels per frame, ``float64 (K,)``) of the tracks of ``frames``
-    between consecutive frames in which both detections are ``clean`` (``bool (N,)`` per
-    frame: one animal for certain, e.g. a blob that no split touched)."""
-    last: dict[int, np.ndarray] = {}
-    steps = []
-    for (ids, xyxy), ok in zip(frames, clean):
-        now: dict[int, np.ndarray] = {}
-        for i, box, good in zip(np.asarray(ids).tolist(), np.asarray(xyxy, np.float64).reshape(-1, 4), np.asarray(ok, bool).tolist()):
+#: a displacement counts only between two views of a track whose areas differ less than this factor
+SAME_SIZE = 1.3
+
+
+def clean_steps(
+    frames: list[tuple[np.ndarray, np.ndarray]], clean: list[np.ndarray], areas: list[np.ndarray] | None = None, lags: int = LAGS
+) -> dict[int, np.ndarray]:
+    """``{lag: displacements (pixels, float64)}``: how far each track of ``frames`` moved
+    over ``lag`` frames (1 to ``lags``), between frames in which its detection is ``clean``
+    (``bool (N,)`` per frame: one animal for certain, e.g. a blob that no split touched) and,
+    with ``areas`` (per frame, ``(N,)``), of about the same size (within ``SAME_SIZE``: a
+    blob that grew or shrank took in or lost something, and its box centre moved with it)."""
+    seen: dict[int, list[tuple[int, np.ndarray, float]]] = {}
+    for frame, ((ids, xyxy), ok) in enumerate(zip(frames, clean)):
+        boxes = np.asarray(xyxy, np.float64).reshape(-1, 4)
+        sizes = np.ones(len(boxes)) if areas is None else np.asarray(areas[frame], np.float64).reshape(-1)
+        for i, box, good, size in zip(np.asarray(ids).tolist(), boxes, np.asarray(ok, bool).tolist(), sizes.tolist()):
             if good:
-                now[int(i)] = box_centres(box)
-        steps += [float(np.hypot(*(centre - last[i]))) for i, centre in now.items() if i in last]
-        last = now
-    return np.array(steps, np.float64)
+                seen.setdefault(int(i), []).append((frame, box_centres(box), max(size, 1e-9)))
+    out: dict[int, list[float]] = {lag: [] for lag in range(1, lags + 1)}
+    for views in seen.values():
+        for k, (f0, c0, a0) in enumerate(views):
+            for f1, c1, a1 in views[k + 1 :]:
+                if f1 - f0 > lags:
+                    break
+                if max(a0, a1) < SAME_SIZE * min(a0, a1):
+                    out[f1 - f0].append(float(np.hypot(*(c1 - c0))))
+    return {lag: np.array(v, np.float64) for lag, v in out.items()}

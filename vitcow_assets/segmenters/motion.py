@@ -74,7 +74,7 @@ from vitcow_assets.core.background import BackgroundMemory, edge_support, robust
 from vitcow_assets.core.detections import Detections
 from vitcow_assets.core.geometry import box_centres
 from vitcow_assets.core.splitting import claims, kmeans_split, split_by_masks
-from vitcow_assets.core.tracks import IoUTracker, SpeedModel, clean_steps, cut_jumps, stitch_tracklets
+from vitcow_assets.core.tracks import IoUTracker, Reach, SpeedModel, clean_steps, cut_jumps, stitch_tracklets
 from vitcow_assets.segmenters.base import FrameResult, SegmenterConfigError
 
 POLARITIES = ("auto", "both", "dark", "bright")
@@ -173,7 +173,8 @@ class ClipBackground:
 class _Part:
     """One object's mask in one frame: ``mask`` (``bool (h, w)``, cut to its pixels) at
     ``(x, y)``; ``hint``: the track it was cut out of a blob for (-1: none); ``clean``: a
-    blob that no split touched and at most one track expected (one animal for certain)."""
+    blob that no split touched and at most one track expected (one animal for certain);
+    ``merged``: a blob several tracks expected that was left whole (it holds them all)."""
 
     x: int
     y: int
@@ -181,6 +182,7 @@ class _Part:
     hint: int = -1
     clean: bool = False
     confidence: float = 0.0
+    merged: bool = False
 
     @property
     def area(self) -> int:
@@ -323,9 +325,9 @@ class _SceneState:
             return "bright"
         return "both"
 
-    def speed_limit(self, extra: np.ndarray | None = None) -> float | None:
-        """The speed gate (pixels per frame), or None without one (yet)."""
-        return self.speed.limit(extra) if self.settings.speed_margin > 0 else None
+    def reach(self, extra: dict[int, np.ndarray] | None = None) -> Reach | None:
+        """The speed gate, or None without one (yet)."""
+        return self.speed.reach(extra) if self.settings.speed_margin > 0 else None
 
     def remember(self, greys: np.ndarray, foreground: list[np.ndarray], typical: float, objects: int) -> None:
         """Add the clip's sample frames (object pixels, dilated, left out) and its typical area."""
@@ -456,14 +458,34 @@ class MotionSession:
             pieces = split_by_masks(local, x, y, [c.placed for c in chosen])
             small = [k for k, p in enumerate(pieces) if p.sum() < sizes.min_area]
             if not small:
-                return [_tight(x, y, p, hint=c.track) for p, c in zip(pieces, chosen)]
+                # room for an animal no track expected: the blob is larger than the chosen
+                # tracks' animals by more than a typical one
+                unexpected = not exact and area - sum(c.area if c.area > 0 else sizes.reference for c in chosen) >= sizes.reference
+                if not unexpected:
+                    return [_tight(x, y, p, hint=c.track) for p, c in zip(pieces, chosen)]
+                return [part for p, c in zip(pieces, chosen) for part in self._excess(p, x, y, c, sizes)]
             chosen = [c for k, c in enumerate(chosen) if k not in small]
         return None
+
+    def _excess(self, piece: np.ndarray, x: int, y: int, claimant: _Expected, sizes: _Sizes) -> list[_Part]:
+        """A track's piece of a split blob; when it is clearly larger than the track's animal
+        (an animal no track expected shares it) it is cut in as many compact parts, and the
+        one overlapping the expected mask most keeps the track's hint."""
+        own = claimant.area if claimant.area > 0 else sizes.reference
+        count = split_count(float(piece.sum()), own)
+        if count == 1:
+            return [_tight(x, y, piece, hint=claimant.track)]
+        pieces = [p for p in kmeans_split(piece, count, np.zeros((0, 2), np.float32)) if p.sum() >= sizes.min_area]
+        if not pieces:
+            return [_tight(x, y, piece, hint=claimant.track)]
+        expected = _paste_mask(piece.shape, (x, y), claimant)
+        best = int(np.argmax([(p & expected).sum() for p in pieces]))
+        return [_tight(x, y, p, hint=claimant.track if k == best else -1) for k, p in enumerate(pieces)]
 
     def _cut_blob(self, local: np.ndarray, x: int, y: int, expected: list[_Expected], exact: bool, sizes: _Sizes) -> list[_Part]:
         """One blob as the objects it holds (see the module docstring, step 5)."""
         if not self._settings.split_touching:
-            return [_tight(x, y, local, clean=not claims(local, x, y, [e.placed for e in expected])[1:])]
+            return [_tight(x, y, local, clean=len(claims(local, x, y, [e.placed for e in expected])) <= 1)]
         claimed = [expected[k] for k in claims(local, x, y, [e.placed for e in expected])]
         if len(claimed) >= 2:
             parts = self._split_claimed(local, x, y, claimed, exact, sizes)
@@ -472,7 +494,9 @@ class MotionSession:
         own = claimed[0].area if len(claimed) == 1 and claimed[0].area > 0 else sizes.reference
         count = split_count(float(local.sum()), own)
         if count == 1:
-            return [_tight(x, y, local, clean=len(claimed) <= 1)]
+            part = _tight(x, y, local, clean=len(claimed) <= 1)
+            part.merged = len(claimed) >= 2
+            return [part]
         seeds = np.array([box_centres(_placed_box(c)) for c in claimed], np.float32).reshape(-1, 2)
         seeds = seeds if len(seeds) == count else seeds[:0]
         return [_tight(x, y, p) for p in kmeans_split(local, count, seeds - (x, y)) if p.sum() >= sizes.min_area]
@@ -511,12 +535,12 @@ class MotionSession:
             part.confidence = min(1.0, float(region.mean()) / (4.0 * model.threshold))
         return parts
 
-    def _track(self, model: _ClipModel, blobs: list[list], sizes: _Sizes, gate: float | None) -> tuple[list, list[list[_Part]], IoUTracker]:
+    def _track(self, model: _ClipModel, blobs: list[list], sizes: _Sizes, gate: Reach | None) -> tuple[list, list[list[_Part]], IoUTracker]:
         """The online pass: per frame, the objects (cut as the live tracks expect) and their ids."""
         s = self._settings
         tracker = IoUTracker(
             min_iou=s.min_iou, max_shift=s.max_shift, max_missed=s.max_missed, far_shift=s.far_shift or None,
-            max_step=gate, area_weight=s.area_weight,
+            reach=gate, area_weight=s.area_weight,
         )
         with self._scene.lock:
             carried = self._scene.motion_carry.get(_digest(model.greys[0]))
@@ -529,7 +553,8 @@ class MotionSession:
             xyxy = np.array([p.box for p in parts], np.float32).reshape(-1, 4)
             # only blobs of one animal for certain teach the tracker an animal's area
             areas = np.array([p.area if p.clean else 0 for p in parts], np.float64)
-            ids = tracker.assign(xyxy, areas, np.array([p.hint for p in parts], np.int64))
+            hints = np.array([p.hint for p in parts], np.int64)
+            ids = tracker.assign(xyxy, areas, hints, np.array([p.merged for p in parts], bool))
             shapes.update(clip_frame, ids, parts)
             if exact:
                 # the previous clip ended on this very frame: its tracks' motion carries on
@@ -538,12 +563,12 @@ class MotionSession:
             per_frame.append(parts)
         return tracked, per_frame, tracker
 
-    def _final_ids(self, tracked: list, per_frame: list[list[_Part]], gate: float | None) -> list[np.ndarray]:
+    def _final_ids(self, tracked: list, per_frame: list[list[_Part]], gate: Reach | None) -> list[np.ndarray]:
         """Per frame, each object's final id (-1: dropped): pieces of one track stitched, tracks
         cut at impossible jumps, faint tracks dropped, ids renumbered by first appearance."""
         s = self._settings
         roots = stitch_tracklets(
-            tracked, max_gap=s.max_missed, max_overlap=2, max_shift=s.max_shift, gap_shift=max(s.max_shift, s.far_shift), max_step=gate
+            tracked, max_gap=s.max_missed, max_overlap=2, max_shift=s.max_shift, gap_shift=max(s.max_shift, s.far_shift), reach=gate
         )
         rooted = [(np.array([roots[i] for i in ids.tolist()], np.int64), xyxy) for ids, xyxy in tracked]
         cut = cut_jumps(rooted, gate)
@@ -569,13 +594,15 @@ class MotionSession:
         components = [_components(fg) for fg in foreground]
         sizes = self._sizes(components)
         with self._scene.lock:
-            gate = self._scene.speed_limit()
+            gate = self._scene.reach()
         ghosts = [np.zeros_like(fg) for fg in foreground]
         blobs = [self._blobs(model, t, c, sizes, g) for t, (c, g) in enumerate(zip(components, ghosts))]
         tracked, per_frame, tracker = self._track(model, blobs, sizes, gate)
-        steps = clean_steps(tracked, [np.array([p.clean for p in parts], bool) for parts in per_frame])
+        steps = clean_steps(
+            tracked, [np.array([p.clean for p in parts], bool) for parts in per_frame], [np.array([p.area for p in parts]) for parts in per_frame]
+        )
         with self._scene.lock:
-            clip_gate = self._scene.speed_limit(steps)
+            clip_gate = self._scene.reach(steps)
         final = self._final_ids(tracked, per_frame, clip_gate)
         self._derive(model, sizes, clip_gate)
         height, width = model.greys.shape[1:]
@@ -590,7 +617,7 @@ class MotionSession:
                 self._scene.remember(model.greys, objects, sizes.typical, sum(len(p) for p in per_frame))
                 self._scene.speed.add(steps)
 
-    def _derive(self, model: _ClipModel, sizes: _Sizes, gate: float | None) -> None:
+    def _derive(self, model: _ClipModel, sizes: _Sizes, gate: Reach | None) -> None:
         self.derived = {
             "noise_sigma": model.sigma,
             "threshold": model.threshold,
@@ -600,7 +627,7 @@ class MotionSession:
             "polarity": model.polarity,
             "open_px": model.open_px,
             "dark_share": float(self._scene.dark_bright[0] / max(1, self._scene.dark_bright.sum())),
-            "speed_limit_px": float(gate) if gate is not None else 0.0,
+            "speed_limit_px": gate.limits[0] if gate is not None else 0.0,
         }
 
     def close(self) -> None:
@@ -641,8 +668,8 @@ def _placed_box(e: _Expected) -> np.ndarray:
 class _Shapes:
     """Each track's body as last seen whole (a clean part) and the motion of its centroid over
     its last whole views: what the splitting expects of the track in a later frame. A part cut
-    out of a blob is only a piece of an animal; its whole view is the better guess of the
-    body while it touches others."""
+    out of a blob is only a piece of an animal, and a merged blob holds several: the whole
+    view is the better guess of the body while it touches others."""
 
     def __init__(self) -> None:
         self._whole: dict[int, list[tuple[int, _Part]]] = {}
@@ -650,6 +677,8 @@ class _Shapes:
 
     def update(self, clip_frame: int, ids: np.ndarray, parts: list[_Part]) -> None:
         for track, part in zip(ids.tolist(), parts):
+            if part.merged and track in self._last:
+                continue
             self._last[track] = (clip_frame, part)
             if part.clean:
                 views = self._whole.setdefault(track, [])
@@ -658,24 +687,34 @@ class _Shapes:
 
     def expected(self, clip_frame: int, tracker: IoUTracker) -> list[_Expected]:
         """Each live track's expected mask on ``clip_frame``: its last whole view moved on by
-        its centroid's velocity (or, without one, its last part moved by the tracker's
-        prediction)."""
+        its centroid's velocity (or, without two whole views, its last part moved on by the
+        tracker's velocity)."""
         out = []
-        for track, box, predicted, area in zip(*tracker.live()):
+        for track, velocity, _, area, _ in zip(*tracker.live()):
             track = int(track)
             views, last = self._whole.get(track, []), self._last.get(track)
             if last is None:
                 continue
             if len(views) >= 2:
-                (f0, p0), (f1, p1) = views[0], views[-1]
-                velocity = (_centroid(p1) - _centroid(p0)) / (f1 - f0)
-                dx, dy = np.round(velocity * (clip_frame - f1)).astype(int)
-                out.append(_Expected(p1.x + int(dx), p1.y + int(dy), p1.mask, track, float(area)))
-                continue
-            part = last[1]
-            dx, dy = np.round(box_centres(predicted) - box_centres(box)).astype(int)
+                (f0, p0), (seen, part) = views[0], views[-1]
+                velocity = (_centroid(part) - _centroid(p0)) / (seen - f0)
+            else:
+                seen, part = last
+                velocity = box_centres(velocity)  # the centre's change per frame
+            dx, dy = np.round(velocity * (clip_frame - seen)).astype(int)
             out.append(_Expected(part.x + int(dx), part.y + int(dy), part.mask, track, float(area)))
         return out
+
+
+def _paste_mask(shape: tuple[int, int], origin: tuple[int, int], e: _Expected) -> np.ndarray:
+    """``e``'s mask on a canvas of ``shape`` placed at ``origin`` in the frame."""
+    out = np.zeros(shape, bool)
+    dx, dy = e.x - origin[0], e.y - origin[1]
+    h, w = e.mask.shape
+    x1, y1, x2, y2 = max(dx, 0), max(dy, 0), min(dx + w, shape[1]), min(dy + h, shape[0])
+    if x2 > x1 and y2 > y1:
+        out[y1:y2, x1:x2] = e.mask[y1 - dy : y2 - dy, x1 - dx : x2 - dx]
+    return out
 
 
 def _centroid(part: _Part) -> np.ndarray:
