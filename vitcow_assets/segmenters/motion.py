@@ -491,7 +491,8 @@ class MotionSession:
             parts = self._split_claimed(local, x, y, claimed, exact, sizes)
             if parts is not None:
                 return parts
-        own = claimed[0].area if len(claimed) == 1 and claimed[0].area > 0 else sizes.reference
+        # one track on it: clearly larger than that animal and than the typical one
+        own = max(claimed[0].area, sizes.reference) if len(claimed) == 1 else sizes.reference
         count = split_count(float(local.sum()), own)
         if count == 1:
             part = _tight(x, y, local, clean=len(claimed) <= 1)
