@@ -137,13 +137,14 @@ def paired_box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
-def box_gap(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Distance ``(...) float64`` between ``xyxy`` boxes ``a (..., 4)`` and ``b (..., 4)``:
-    the shortest way from a point of one to a point of the other, 0 where they overlap or
-    touch (broadcast against each other). An object seen in box ``a`` and then in box ``b``
-    has moved at least this far."""
+def least_shift(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """How far ``(...) float64`` an object seen in box ``a`` and then in box ``b`` (``xyxy``,
+    ``(..., 4)``, broadcast against each other) has moved at least: per axis, the centre's
+    shift less half the change of the box's extent (a box that grows on one side moves its
+    centre by half the growth with nothing inside moving), combined as a distance."""
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
-    dx = np.maximum(np.maximum(a[..., 0] - b[..., 2], b[..., 0] - a[..., 2]), 0.0)
-    dy = np.maximum(np.maximum(a[..., 1] - b[..., 3], b[..., 1] - a[..., 3]), 0.0)
-    return np.hypot(dx, dy)
+    shift = np.abs((b[..., :2] + b[..., 2:]) - (a[..., :2] + a[..., 2:])) / 2.0
+    growth = np.abs((b[..., 2:] - b[..., :2]) - (a[..., 2:] - a[..., :2])) / 2.0
+    least = np.maximum(shift - growth, 0.0)
+    return np.hypot(least[..., 0], least[..., 1])

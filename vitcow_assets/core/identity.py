@@ -40,7 +40,7 @@ import pyarrow as pa
 from scipy.optimize import linear_sum_assignment
 
 from vitcow_assets.core.clips import ClipWindow
-from vitcow_assets.core.geometry import box_centres, box_diagonals, box_gap, paired_box_iou
+from vitcow_assets.core.geometry import box_centres, box_diagonals, least_shift, paired_box_iou
 from vitcow_assets.core.masks import rle_area, rle_iou
 from vitcow_assets.core.tracks import LAGS, Reach, SpeedModel
 
@@ -205,7 +205,7 @@ def _fallback_cost(
     allowed &= (iou >= s.min_box_iou) | (shift <= s.max_shift)
     if reach is not None:
         # no animal of the video has been seen to cover the gap between the two boxes in that time
-        allowed &= box_gap(last, first) <= reach(np.maximum(dt, frame_step) / frame_step)
+        allowed &= least_shift(last, first) <= reach(np.maximum(dt, frame_step) / frame_step)
     return np.where(allowed, (1.0 - iou) + shift, _NO)
 
 

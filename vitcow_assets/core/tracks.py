@@ -31,7 +31,7 @@ import dataclasses
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from vitcow_assets.core.geometry import box_centres, box_diagonals, box_gap, box_iou
+from vitcow_assets.core.geometry import box_centres, box_diagonals, least_shift, box_iou
 
 _NO = 1e6  # cost of a forbidden pair
 _HINT_BONUS = 2.0  # a detection cut out of a blob for a track goes to that track first
@@ -222,7 +222,7 @@ class IoUTracker:
         xyxy = np.asarray(xyxy, np.float32).reshape(-1, 4)
         if self.reach is None:
             return np.ones((len(self._ids), len(xyxy)), bool)
-        return box_gap(self._boxes[:, None, :], xyxy[None, :, :]) <= self.reach(1 + self._missed)[:, None]
+        return least_shift(self._boxes[:, None, :], xyxy[None, :, :]) <= self.reach(1 + self._missed)[:, None]
 
     def _far_pairs(self, xyxy: np.ndarray, shift: np.ndarray, pairs: list, reach_ok: np.ndarray) -> list[tuple[int, int]]:
         """Unambiguous pairs of tracks seen last frame and boxes of a like size left
@@ -339,7 +339,7 @@ def _stitch_cost(a: dict[int, np.ndarray], b: dict[int, np.ndarray], gap: int, r
         end = a[last_a]
         before = a.get(last_a - 1)
         velocity = (end - before) if before is not None else np.zeros(4, np.float32)
-        if reach is not None and float(box_gap(end, b[first_b])) > float(reach(gap + 1)):
+        if reach is not None and float(least_shift(end, b[first_b])) > float(reach(gap + 1)):
             return None
         return _shift(end + velocity * (gap + 1), b[first_b])
     common = [f for f in range(first_b, last_a + 1) if f in a and f in b]
@@ -405,7 +405,7 @@ def cut_jumps(frames: list[tuple[np.ndarray, np.ndarray]], reach: Reach | None) 
         order = sorted(span)
         current = track
         for before, frame in zip(order, order[1:]):
-            if float(box_gap(span[before], span[frame])) > float(reach(frame - before)):
+            if float(least_shift(span[before], span[frame])) > float(reach(frame - before)):
                 current, next_id = next_id, next_id + 1
             if current != track:
                 out[frame][out[frame] == track] = current
