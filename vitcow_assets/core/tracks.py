@@ -116,7 +116,9 @@ class IoUTracker:
     its size); a pair is allowed when IoU >= ``min_iou`` or the shift <= ``max_shift``, and,
     with ``max_step`` (pixels per frame, a ``SpeedModel`` limit), only when the detection's
     box lies within ``max_step × frames elapsed`` of the track's last centre. A detection
-    hinted to a track (a part cut out of a blob for that track) goes to it when allowed.
+    hinted to a track (a part cut out of a blob for that track) goes to it whatever the
+    gate says (the cut put it where the track was expected), and moves the track's box but
+    not its velocity (a piece's box moves with the cut, not with the animal).
     With ``far_shift`` set, tracks seen in the previous frame and detections left unmatched
     are then paired by centre shift alone, up to ``far_shift`` (same units), where the pair
     is unambiguous (each the other's only candidate within reach, areas within a factor 2):
@@ -239,25 +241,36 @@ class IoUTracker:
         unique = reach & (reach.sum(axis=0, keepdims=True) == 1) & (reach.sum(axis=1, keepdims=True) == 1)
         return [(free_r[r], free_c[c]) for r, c in zip(*np.nonzero(unique))]
 
+    def _hinted(self, hints: np.ndarray | None) -> list[tuple[int, int]]:
+        """``(row, detection)`` of each detection hinted to a live track."""
+        if hints is None:
+            return []
+        row_of = {int(i): r for r, i in enumerate(self._ids.tolist())}
+        return [(row_of[h], c) for c, h in enumerate(np.asarray(hints).tolist()) if h in row_of]
+
     def _pairs(self, xyxy: np.ndarray, areas: np.ndarray | None, hints: np.ndarray | None) -> list[tuple[int, int]]:
         cost, allowed, shift = self._cost(xyxy, areas)
-        if hints is not None:
-            row_of = {int(i): r for r, i in enumerate(self._ids.tolist())}
-            for c, hint in enumerate(np.asarray(hints).tolist()):
-                r = row_of.get(int(hint))
-                if r is not None and allowed[r, c]:
-                    cost[r, c] -= _HINT_BONUS
+        for r, c in self._hinted(hints):
+            # the split placed this piece where the track's expected mask lay: it is the
+            # track's, whatever its box (a piece of a blob is not the animal's outline)
+            allowed[r, c] = True
+            cost[r, c] = min(cost[r, c], 1.0) - _HINT_BONUS
         pairs = [(r, c) for r, c in zip(*linear_sum_assignment(cost)) if allowed[r, c]]
         if self.far_shift is not None:
             pairs += self._far_pairs(xyxy, shift, pairs, self.reachable(xyxy))
         return pairs
 
-    def _observe(self, row: int, box: np.ndarray, area: float | None, merged: bool = False) -> None:
+    def _observe(self, row: int, box: np.ndarray, area: float | None, merged: bool = False, piece: bool = False) -> None:
         track = int(self._ids[row])
         if merged:
             # a blob of several animals: where this one is inside it is unknown, so the track
             # goes on as predicted (it is seen, not lost) and its motion stays its own
             self._boxes[row] = self._boxes[row] + self._velocity[row] * (1 + self._missed[row])
+            return
+        if piece:
+            # a piece cut out of a blob for this track: it places the track, but its box moves
+            # with the cut, not with the animal, so the track's motion stays its own
+            self._boxes[row] = box
             return
         history = self._history.setdefault(track, [])
         history.append((self._frame, box.copy()))
@@ -305,10 +318,12 @@ class IoUTracker:
         ids = np.full(len(xyxy), -1, dtype=np.int64)
         matched = np.zeros(len(self._ids), dtype=bool)
         if len(xyxy) and len(self._ids):
+            hinted = np.full(len(xyxy), -1) if hints is None else np.asarray(hints).reshape(-1)
             for r, c in self._pairs(xyxy, areas, hints):
                 ids[c] = self._ids[r]
                 matched[r] = True
-                self._observe(r, xyxy[c], None if areas is None else areas[c], merged is not None and bool(merged[c]))
+                merged_c = merged is not None and bool(merged[c])
+                self._observe(r, xyxy[c], None if areas is None else areas[c], merged_c, int(hinted[c]) == int(self._ids[r]))
         self._frame += 1
         self._retire_and_start(ids, matched, xyxy, areas)
         return ids
@@ -390,25 +405,33 @@ def stitch_tracklets(
     return mapping
 
 
-def cut_jumps(frames: list[tuple[np.ndarray, np.ndarray]], reach: Reach | None) -> list[np.ndarray]:
+def cut_jumps(
+    frames: list[tuple[np.ndarray, np.ndarray]], reach: Reach | None, whole: list[np.ndarray] | None = None
+) -> list[np.ndarray]:
     """Per frame, the ids of ``frames`` (``(ids, xyxy)`` per frame) with each track cut where
-    it jumps: from the first frame whose box lies further than ``max_step × frames elapsed``
-    from the track's previous centre, the rest of the track has a new id (ids past the
-    largest one, in order of the cuts). Without a gate (None) the ids are returned as they are."""
+    it jumps: where its box moves further between two views than ``reach`` allows for the
+    frames elapsed (``core.geometry.least_shift``), the rest of the track has a new id (ids
+    past the largest one, in order of the cuts), from the frame after the earlier view.
+    ``whole`` (``bool (N,)`` per frame): the views to measure between (default all); a piece
+    cut out of a blob, or a blob of several animals, has a box that moves with the cut, not
+    with the animal. Without a gate (None) the ids are returned as they are."""
     out = [np.asarray(ids, np.int64).copy() for ids, _ in frames]
     if reach is None:
         return out
+    if whole is not None:
+        frames = [(np.where(np.asarray(ok, bool), ids, -1), xyxy) for (ids, xyxy), ok in zip(frames, whole)]
     spans = _spans(frames)
-    next_id = 1 + max((i for i in spans), default=-1)
+    spans.pop(-1, None)
+    next_id = 1 + max((int(i.max()) for i in out if len(i)), default=-1)
     for track in sorted(spans):
-        span = spans[track]
-        order = sorted(span)
-        current = track
-        for before, frame in zip(order, order[1:]):
-            if float(least_shift(span[before], span[frame])) > float(reach(frame - before)):
-                current, next_id = next_id, next_id + 1
-            if current != track:
-                out[frame][out[frame] == track] = current
+        order = sorted(spans[track])
+        cuts = [before + 1 for before, frame in zip(order, order[1:])
+                if float(least_shift(spans[track][before], spans[track][frame])) > float(reach(frame - before))]
+        for k, cut in enumerate(cuts):
+            until = cuts[k + 1] if k + 1 < len(cuts) else len(out)
+            for f in range(cut, until):
+                out[f][out[f] == track] = next_id
+            next_id += 1
     return out
 
 

@@ -572,7 +572,7 @@ class MotionSession:
             tracked, max_gap=s.max_missed, max_overlap=2, max_shift=s.max_shift, gap_shift=max(s.max_shift, s.far_shift), reach=gate
         )
         rooted = [(np.array([roots[i] for i in ids.tolist()], np.int64), xyxy) for ids, xyxy in tracked]
-        cut = cut_jumps(rooted, gate)
+        cut = cut_jumps(rooted, gate, [np.array([p.hint < 0 and not p.merged for p in parts], bool) for parts in per_frame])
         # Faint tracks (reflections in glass, thin shadows): median contrast under
         # ``min_track_contrast`` thresholds (score 4 thresholds = 1).
         contrast: dict[int, list[float]] = {}
