@@ -116,9 +116,9 @@ class IoUTracker:
     its size); a pair is allowed when IoU >= ``min_iou`` or the shift <= ``max_shift``, and,
     with ``max_step`` (pixels per frame, a ``SpeedModel`` limit), only when the detection's
     box lies within ``max_step × frames elapsed`` of the track's last centre. A detection
-    hinted to a track (a part cut out of a blob for that track) goes to it whatever the
-    gate says (the cut put it where the track was expected), and moves the track's box but
-    not its velocity (a piece's box moves with the cut, not with the animal).
+    hinted to a track (a part cut out of a blob for that track) goes to it when allowed; the
+    speed gate measures such a piece by its blob's box (``regions``): where a cut falls
+    inside a blob moves with the cut, not with the animal.
     With ``far_shift`` set, tracks seen in the previous frame and detections left unmatched
     are then paired by centre shift alone, up to ``far_shift`` (same units), where the pair
     is unambiguous (each the other's only candidate within reach, areas within a factor 2):
@@ -202,15 +202,16 @@ class IoUTracker:
             (f0, b0), (f1, b1) = history[0], history[-1]
             self._velocity[row] = (b1 - b0) / (f1 - f0)
 
-    def _cost(self, xyxy: np.ndarray, areas: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(cost, allowed, shift)`` of every (live track, detection) pair."""
+    def _cost(self, xyxy: np.ndarray, areas: np.ndarray | None, regions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(cost, allowed, shift)`` of every (live track, detection) pair (``regions``: the
+        boxes the speed gate measures, see ``assign``)."""
         predicted = self.predicted()
         iou = box_iou(predicted, xyxy)
         shift = np.linalg.norm(box_centres(predicted)[:, None] - box_centres(xyxy)[None], axis=2)
         scale = np.maximum(box_diagonals(predicted)[:, None], box_diagonals(xyxy)[None, :])
         shift = shift / np.maximum(scale, 1.0)
         allowed = (iou >= self.min_iou) | (shift <= self.max_shift)
-        allowed &= self.reachable(xyxy)
+        allowed &= self.reachable(regions)
         cost = (1.0 - iou) + shift
         if areas is not None and self.area_weight > 0:
             known = np.array([_median_area(self._areas.get(int(i), [])) for i in self._ids])
@@ -248,29 +249,22 @@ class IoUTracker:
         row_of = {int(i): r for r, i in enumerate(self._ids.tolist())}
         return [(row_of[h], c) for c, h in enumerate(np.asarray(hints).tolist()) if h in row_of]
 
-    def _pairs(self, xyxy: np.ndarray, areas: np.ndarray | None, hints: np.ndarray | None) -> list[tuple[int, int]]:
-        cost, allowed, shift = self._cost(xyxy, areas)
+    def _pairs(self, xyxy: np.ndarray, areas: np.ndarray | None, hints: np.ndarray | None, regions: np.ndarray) -> list[tuple[int, int]]:
+        cost, allowed, shift = self._cost(xyxy, areas, regions)
         for r, c in self._hinted(hints):
-            # the split placed this piece where the track's expected mask lay: it is the
-            # track's, whatever its box (a piece of a blob is not the animal's outline)
-            allowed[r, c] = True
-            cost[r, c] = min(cost[r, c], 1.0) - _HINT_BONUS
+            if allowed[r, c]:
+                cost[r, c] -= _HINT_BONUS
         pairs = [(r, c) for r, c in zip(*linear_sum_assignment(cost)) if allowed[r, c]]
         if self.far_shift is not None:
-            pairs += self._far_pairs(xyxy, shift, pairs, self.reachable(xyxy))
+            pairs += self._far_pairs(xyxy, shift, pairs, self.reachable(regions))
         return pairs
 
-    def _observe(self, row: int, box: np.ndarray, area: float | None, merged: bool = False, piece: bool = False) -> None:
+    def _observe(self, row: int, box: np.ndarray, area: float | None, merged: bool = False) -> None:
         track = int(self._ids[row])
         if merged:
             # a blob of several animals: where this one is inside it is unknown, so the track
             # goes on as predicted (it is seen, not lost) and its motion stays its own
             self._boxes[row] = self._boxes[row] + self._velocity[row] * (1 + self._missed[row])
-            return
-        if piece:
-            # a piece cut out of a blob for this track: it places the track, but its box moves
-            # with the cut, not with the animal, so the track's motion stays its own
-            self._boxes[row] = box
             return
         history = self._history.setdefault(track, [])
         history.append((self._frame, box.copy()))
@@ -307,23 +301,25 @@ class IoUTracker:
                 self._areas[int(ids[c])] = [float(areas[c])]
 
     def assign(
-        self, xyxy: np.ndarray, areas: np.ndarray | None = None, hints: np.ndarray | None = None, merged: np.ndarray | None = None
+        self, xyxy: np.ndarray, areas: np.ndarray | None = None, hints: np.ndarray | None = None, merged: np.ndarray | None = None,
+        regions: np.ndarray | None = None,
     ) -> np.ndarray:
         """Ids (``int64 (N,)``) for this frame's ``(N, 4)`` boxes; ``areas (N,)``: their mask
         areas (optional, 0 where not to learn from); ``hints (N,)``: a track id each detection
         was cut out for, or -1; ``merged (N,)``: detections known to hold several animals (the
-        track that takes one keeps its own predicted box and motion)."""
+        track that takes one keeps its own predicted box and motion); ``regions (N, 4)``: a box
+        each detection's animal lies in for certain (the blob a piece was cut out of: where
+        the cut falls is uncertain), which the speed gate measures (default ``xyxy``)."""
         xyxy = np.asarray(xyxy, dtype=np.float32).reshape(-1, 4)
         areas = None if areas is None else np.asarray(areas, np.float64).reshape(-1)
         ids = np.full(len(xyxy), -1, dtype=np.int64)
         matched = np.zeros(len(self._ids), dtype=bool)
         if len(xyxy) and len(self._ids):
-            hinted = np.full(len(xyxy), -1) if hints is None else np.asarray(hints).reshape(-1)
-            for r, c in self._pairs(xyxy, areas, hints):
+            regions = xyxy if regions is None else np.asarray(regions, np.float32).reshape(-1, 4)
+            for r, c in self._pairs(xyxy, areas, hints, regions):
                 ids[c] = self._ids[r]
                 matched[r] = True
-                merged_c = merged is not None and bool(merged[c])
-                self._observe(r, xyxy[c], None if areas is None else areas[c], merged_c, int(hinted[c]) == int(self._ids[r]))
+                self._observe(r, xyxy[c], None if areas is None else areas[c], merged is not None and bool(merged[c]))
         self._frame += 1
         self._retire_and_start(ids, matched, xyxy, areas)
         return ids

@@ -183,6 +183,7 @@ class _Part:
     clean: bool = False
     confidence: float = 0.0
     merged: bool = False
+    blob: tuple[int, int, int, int] | None = None
 
     @property
     def area(self) -> int:
@@ -483,7 +484,14 @@ class MotionSession:
         return [_tight(x, y, p, hint=claimant.track if k == best else -1) for k, p in enumerate(pieces)]
 
     def _cut_blob(self, local: np.ndarray, x: int, y: int, expected: list[_Expected], exact: bool, sizes: _Sizes) -> list[_Part]:
-        """One blob as the objects it holds (see the module docstring, step 5)."""
+        """One blob as the objects it holds (see the module docstring, step 5), each knowing
+        the blob's box."""
+        parts = self._cut_parts(local, x, y, expected, exact, sizes)
+        for part in parts:
+            part.blob = (x, y, x + local.shape[1], y + local.shape[0])
+        return parts
+
+    def _cut_parts(self, local: np.ndarray, x: int, y: int, expected: list[_Expected], exact: bool, sizes: _Sizes) -> list[_Part]:
         if not self._settings.split_touching:
             return [_tight(x, y, local, clean=len(claims(local, x, y, [e.placed for e in expected])) <= 1)]
         claimed = [expected[k] for k in claims(local, x, y, [e.placed for e in expected])]
@@ -555,7 +563,8 @@ class MotionSession:
             # only blobs of one animal for certain teach the tracker an animal's area
             areas = np.array([p.area if p.clean else 0 for p in parts], np.float64)
             hints = np.array([p.hint for p in parts], np.int64)
-            ids = tracker.assign(xyxy, areas, hints, np.array([p.merged for p in parts], bool))
+            regions = np.array([p.blob or p.box for p in parts], np.float32).reshape(-1, 4)
+            ids = tracker.assign(xyxy, areas, hints, np.array([p.merged for p in parts], bool), regions)
             shapes.update(clip_frame, ids, parts)
             if exact:
                 # the previous clip ended on this very frame: its tracks' motion carries on
