@@ -12,6 +12,8 @@ animal being the same. Pure: numpy and scipy only.
 - ``stitch_tracklets``: joins the pieces of one track that online association cut apart.
 - ``cut_jumps``: gives a new id from the frame where a track jumps further than the gate
   allows (a crop must follow one animal: a jump no animal can make is a new object).
+- ``absorb_fragments``: gives a track that lasts a moment and only ever shares a blob with
+  one other track (a cut through one animal) to that track.
 - ``clean_steps``: the displacements that feed the speed model.
 
 Why association is written here rather than taken from a tracking library (checked for
@@ -116,9 +118,9 @@ class IoUTracker:
     its size); a pair is allowed when IoU >= ``min_iou`` or the shift <= ``max_shift``, and,
     with ``max_step`` (pixels per frame, a ``SpeedModel`` limit), only when the detection's
     box lies within ``max_step × frames elapsed`` of the track's last centre. A detection
-    hinted to a track (a part cut out of a blob for that track) goes to it when allowed; the
-    speed gate measures such a piece by its blob's box (``regions``): where a cut falls
-    inside a blob moves with the cut, not with the animal.
+    hinted to a track (a part cut out of a blob for that track) goes to it when allowed; for
+    that track the speed gate measures the piece by its blob's box (``regions``): where a cut
+    falls inside a blob moves with the cut, not with the animal.
     With ``far_shift`` set, tracks seen in the previous frame and detections left unmatched
     are then paired by centre shift alone, up to ``far_shift`` (same units), where the pair
     is unambiguous (each the other's only candidate within reach, areas within a factor 2):
@@ -202,16 +204,15 @@ class IoUTracker:
             (f0, b0), (f1, b1) = history[0], history[-1]
             self._velocity[row] = (b1 - b0) / (f1 - f0)
 
-    def _cost(self, xyxy: np.ndarray, areas: np.ndarray | None, regions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(cost, allowed, shift)`` of every (live track, detection) pair (``regions``: the
-        boxes the speed gate measures, see ``assign``)."""
+    def _cost(self, xyxy: np.ndarray, areas: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(cost, allowed, shift)`` of every (live track, detection) pair."""
         predicted = self.predicted()
         iou = box_iou(predicted, xyxy)
         shift = np.linalg.norm(box_centres(predicted)[:, None] - box_centres(xyxy)[None], axis=2)
         scale = np.maximum(box_diagonals(predicted)[:, None], box_diagonals(xyxy)[None, :])
         shift = shift / np.maximum(scale, 1.0)
         allowed = (iou >= self.min_iou) | (shift <= self.max_shift)
-        allowed &= self.reachable(regions)
+        allowed &= self.reachable(xyxy)
         cost = (1.0 - iou) + shift
         if areas is not None and self.area_weight > 0:
             known = np.array([_median_area(self._areas.get(int(i), [])) for i in self._ids])
@@ -250,13 +251,19 @@ class IoUTracker:
         return [(row_of[h], c) for c, h in enumerate(np.asarray(hints).tolist()) if h in row_of]
 
     def _pairs(self, xyxy: np.ndarray, areas: np.ndarray | None, hints: np.ndarray | None, regions: np.ndarray) -> list[tuple[int, int]]:
-        cost, allowed, shift = self._cost(xyxy, areas, regions)
-        for r, c in self._hinted(hints):
-            if allowed[r, c]:
-                cost[r, c] -= _HINT_BONUS
+        cost, allowed, shift = self._cost(xyxy, areas)
+        hinted = self._hinted(hints)
+        if hinted:
+            # a piece cut for a track: the gate measures it by its blob (where the cut falls
+            # inside the blob moves with the cut, not with the animal)
+            blob_ok = self.reachable(regions)
+            for r, c in hinted:
+                allowed[r, c] |= blob_ok[r, c]
+                if allowed[r, c]:
+                    cost[r, c] = min(cost[r, c], 2.0) - _HINT_BONUS
         pairs = [(r, c) for r, c in zip(*linear_sum_assignment(cost)) if allowed[r, c]]
         if self.far_shift is not None:
-            pairs += self._far_pairs(xyxy, shift, pairs, self.reachable(regions))
+            pairs += self._far_pairs(xyxy, shift, pairs, self.reachable(xyxy))
         return pairs
 
     def _observe(self, row: int, box: np.ndarray, area: float | None, merged: bool = False) -> None:
@@ -429,6 +436,39 @@ def cut_jumps(
                 out[f][out[f] == track] = next_id
             next_id += 1
     return out
+
+
+def absorb_fragments(ids: list[np.ndarray], groups: list[np.ndarray], max_frames: int) -> list[np.ndarray]:
+    """Per frame, ``ids`` (``int64 (N,)`` per frame) with each *fragment* given to the track it
+    was cut from: a fragment is a track seen in at most ``max_frames`` frames that, in every
+    one of them, shares its group (``groups``: ``int (N,)`` per frame, e.g. the blob each
+    detection was cut out of) with detections of one other track, the same one throughout. An
+    animal of a fixed camera does not appear for a moment inside another one: a piece that
+    does not last was a cut through one animal, and its pixels belong to it. A fragment inside
+    a blob of several tracks is left as it is (whose piece it is, is not known)."""
+    frames_of: dict[int, list[int]] = {}
+    for frame, own in enumerate(ids):
+        for i in set(np.asarray(own).tolist()):
+            frames_of.setdefault(int(i), []).append(frame)
+    mapping: dict[int, int] = {}
+    for track, frames in frames_of.items():
+        if track < 0 or len(frames) > max_frames:
+            continue
+        partners = set()
+        for frame in frames:
+            own, group = np.asarray(ids[frame]), np.asarray(groups[frame])
+            partners.add(frozenset(own[np.isin(group, group[own == track])].tolist()) - {track, -1})
+        if len(partners) == 1 and len(only := next(iter(partners))) == 1:
+            mapping[track] = next(iter(only))
+    return [np.array([_final(mapping, i) for i in np.asarray(own).tolist()], np.int64) for own in ids]
+
+
+def _final(mapping: dict[int, int], track: int) -> int:
+    seen = set()
+    while track in mapping and track not in seen:
+        seen.add(track)
+        track = mapping[track]
+    return track
 
 
 #: a displacement counts only between two views of a track whose areas differ less than this factor

@@ -74,7 +74,7 @@ from vitcow_assets.core.background import BackgroundMemory, edge_support, robust
 from vitcow_assets.core.detections import Detections
 from vitcow_assets.core.geometry import box_centres
 from vitcow_assets.core.splitting import claims, kmeans_split, split_by_masks
-from vitcow_assets.core.tracks import IoUTracker, Reach, SpeedModel, clean_steps, cut_jumps, stitch_tracklets
+from vitcow_assets.core.tracks import IoUTracker, Reach, SpeedModel, absorb_fragments, clean_steps, cut_jumps, stitch_tracklets
 from vitcow_assets.segmenters.base import FrameResult, SegmenterConfigError
 
 POLARITIES = ("auto", "both", "dark", "bright")
@@ -85,6 +85,7 @@ _CLIP_SAMPLES_ALONE = 10  # clip frames in the background of a scene's first cli
 _CLIP_SAMPLES_WITH_MEMORY = 3  # ... and of later clips, beside the memory
 _OPEN_FRACTION = 0.12  # opening kernel: this fraction of the typical animal's side (sqrt of its area)
 _GRID = 7  # brightness and noise statistics read every 7th pixel in each direction
+_FRAGMENT_SHARE = 4  # a track in at most 1/4 of the clip's frames, always inside another's blob, is a fragment
 
 
 @dataclasses.dataclass(frozen=True)
@@ -575,26 +576,32 @@ class MotionSession:
 
     def _final_ids(self, tracked: list, per_frame: list[list[_Part]], gate: Reach | None) -> list[np.ndarray]:
         """Per frame, each object's final id (-1: dropped): pieces of one track stitched, tracks
-        cut at impossible jumps, faint tracks dropped, ids renumbered by first appearance."""
+        cut at impossible jumps, fragments given back to the animal they were cut from, faint
+        tracks dropped, ids renumbered by first appearance."""
         s = self._settings
         roots = stitch_tracklets(
             tracked, max_gap=s.max_missed, max_overlap=2, max_shift=s.max_shift, gap_shift=max(s.max_shift, s.far_shift), reach=gate
         )
         rooted = [(np.array([roots[i] for i in ids.tolist()], np.int64), xyxy) for ids, xyxy in tracked]
         cut = cut_jumps(rooted, gate, [np.array([p.hint < 0 and not p.merged for p in parts], bool) for parts in per_frame])
-        # Faint tracks (reflections in glass, thin shadows): median contrast under
-        # ``min_track_contrast`` thresholds (score 4 thresholds = 1).
-        contrast: dict[int, list[float]] = {}
-        for ids, parts in zip(cut, per_frame):
-            for i, part in zip(ids.tolist(), parts):
-                contrast.setdefault(i, []).append(part.confidence)
-        faint = {i for i, c in contrast.items() if 4.0 * float(np.median(c)) < s.min_track_contrast}
+        groups = [_blob_groups(parts) for parts in per_frame]
+        whole = absorb_fragments(cut, groups, max(1, len(per_frame) // _FRAGMENT_SHARE))
+        faint = self._faint(whole, per_frame)
         renumber: dict[int, int] = {}
-        for ids in cut:
+        for ids in whole:
             for i in ids.tolist():
                 if i not in faint:
                     renumber.setdefault(i, len(renumber))
-        return [np.array([renumber.get(i, -1) for i in ids.tolist()], np.int64) for ids in cut]
+        return [np.array([renumber.get(i, -1) for i in ids.tolist()], np.int64) for ids in whole]
+
+    def _faint(self, ids_per_frame: list[np.ndarray], per_frame: list[list[_Part]]) -> set[int]:
+        """Faint tracks (reflections in glass, thin shadows): median contrast under
+        ``min_track_contrast`` thresholds (score 4 thresholds = 1)."""
+        contrast: dict[int, list[float]] = {}
+        for ids, parts in zip(ids_per_frame, per_frame):
+            for i, part in zip(ids.tolist(), parts):
+                contrast.setdefault(i, []).append(part.confidence)
+        return {i for i, c in contrast.items() if 4.0 * float(np.median(c)) < self._settings.min_track_contrast}
 
     def propagate(self) -> Iterator[FrameResult]:
         if self._closed:
@@ -649,6 +656,12 @@ class MotionSession:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _blob_groups(parts: list[_Part]) -> np.ndarray:
+    """``int64 (N,)``: which blob of the frame each part was cut out of (parts of one blob share it)."""
+    index: dict[tuple, int] = {}
+    return np.array([index.setdefault(p.blob or p.box, len(index)) for p in parts], np.int64)
 
 
 def _digest(grey: np.ndarray) -> str:
