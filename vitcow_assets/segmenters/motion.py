@@ -43,11 +43,15 @@ Per clip (one session):
    displacements between consecutive frames of animals tracked on blobs that nothing split
    or shared, over the scene's clips so far) gates it: no detection further from a track's
    last box than ``speed_margin`` × the ``speed_quantile`` of those displacements per frame
-   elapsed continues that track. ``stitch_tracklets`` then joins, over the whole clip, the
-   pieces of one track the online pass cut apart (within the gate; the parts' masks are
-   merged where two pieces overlap), and ``cut_jumps`` gives a new id from any frame where a
-   track still jumps beyond the gate (a crop follows one animal). Each mask stays with its
-   id. A track whose median contrast stays under ``min_track_contrast`` thresholds (a
+   elapsed continues that track; a part cut out of a blob for a track is measured, for that
+   track, by the blob's box (where a cut falls moves with the cut, not with the animal).
+   ``stitch_tracklets`` then joins, over the whole clip, the pieces of one track the online
+   pass cut apart (within the gate; the parts' masks are merged where two pieces overlap),
+   ``cut_jumps`` gives a new id from any frame where a track still jumps beyond the gate
+   between two whole views (a crop follows one animal; parts cut out of a blob and blobs of
+   several animals are not whole views), and ``absorb_fragments`` gives a track seen in at
+   most a quarter of the clip's frames, always inside one other track's blob, back to that
+   track (a cut through one animal, not a new one). Each mask stays with its id. A track whose median contrast stays under ``min_track_contrast`` thresholds (a
    reflection in glass) is dropped.
 
 It ignores text, box and point prompts (the stage records the query text); removals apply.
