@@ -14,7 +14,9 @@ and is scored with TrackEval's IDF1 (``benchmarks/idscore.py``) over every sampl
 
 - ``truth``: ``ColourKeySegmenter``, a perfect detector whose object ids are shuffled per
   clip, so the score measures the cross-clip linker alone;
-- ``motion``: the project's motion backend as it is (its misses and merges count).
+- ``motion``: the project's motion backend as it is (its misses and merges count);
+- ``motion_v2``: the motion backend and linker before issue 20 (``benchmarks.motion_v2``,
+  its masks relinked with ``TrackLinkerV2``), measured in the same run.
 
 Each is scored with the project's clip planning (consecutive clips share a frame: ``overlap``),
 with windows one ``frame_step`` apart (``gap``: the linker's box-prediction path only), and
@@ -35,12 +37,14 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from benchmarks.idscore import identity_scores
+from benchmarks.motion_v2 import MotionSegmenterV2, TrackLinkerV2
+from benchmarks.trackscore import relink
 from vitcow_assets.core.clips import ClipSettings, ClipWindow, plan_clips
 from vitcow_assets.core.geometry import box_iou
 from vitcow_assets.core.identity import ClipObservations, TrackLinker
 from vitcow_assets.segmenters.motion import MotionSegmenter
 from vitcow_assets.core.prompts import text_plan
-from vitcow_assets.stages.segmentation import segment_clips
+from vitcow_assets.stages.segmentation import MaskJob, segment_clips
 from vitcow_assets_tests import synthetic_tracks as st
 
 
@@ -73,7 +77,7 @@ def walkers(work: Path, seeds: int, results: dict) -> None:
         for plan_name, clips in plans(frames, per_clip, step).items():
             segmenter = st.ColourKeySegmenter(animals, seed=seed)
             masks = work / f"masks-walkers-{seed}-{plan_name}.parquet"
-            segment_clips(video, "walkers", clips, _opener(segmenter), text_plan("animal"), segmenter.name, masks)
+            segment_clips(MaskJob(video, "walkers", clips, text_plan("animal"), segmenter.name, _opener(segmenter), masks))
             rows = pq.read_table(masks).drop(["mask_rle"]).to_pylist()
             gt = st.ground_truth_rows(sorted({f for c in clips for f in c.source_frames}), animals)
             scores[plan_name].append(identity_scores(gt, rows)["IDF1"])
@@ -122,12 +126,16 @@ def main(argv: list[str] | None = None) -> int:
         work.mkdir(parents=True, exist_ok=True)
         video = st.write_tracks_video(work / "tracks.mp4")
         results["true_animals"] = len(st.ANIMALS)
-        for detector, make in (("truth", st.ColourKeySegmenter), ("motion", MotionSegmenter)):
+        detectors = (("truth", st.ColourKeySegmenter, None), ("motion", MotionSegmenter, None), ("motion_v2", MotionSegmenterV2, TrackLinkerV2))
+        for detector, make, linker in detectors:
             for plan_name, clips in plans().items():
                 segmenter = make()
                 masks = work / f"masks-{detector}-{plan_name}.parquet"
-                summary = segment_clips(video, "synthetic", clips, _opener(segmenter), text_plan("animal"), segmenter.name, masks)
-                rows = pq.read_table(masks).drop(["mask_rle"]).to_pylist()
+                summary = segment_clips(MaskJob(video, "synthetic", clips, text_plan("animal"), segmenter.name, _opener(segmenter), masks))
+                table = pq.read_table(masks) if linker is None else relink(pq.read_table(masks), clips[: summary.clips], linker())
+                rows = table.drop(["mask_rle"]).to_pylist()
+                if linker is not None:
+                    summary.tracks = len({r["track_id"] for r in rows})
                 gt = st.ground_truth_rows(sorted({f for c in clips for f in c.source_frames}))
                 scores = identity_scores(gt, rows)
                 per_clip = [{**r, "track_id": (r["clip_id"], r["object_id"])} for r in rows]

@@ -53,6 +53,99 @@ def local_copy_hashed(src: Path, dst: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def _pulls(location, remote_file: Path, local_src: Path, out: Path, repeats: int, figures: dict) -> None:
+    """SFTP downloads against a local hashed copy of the same file."""
+    from vitcow_assets.media.hashing import sha256_file
+    from vitcow_assets.remote.transfer import Connection, download
+
+    with Connection(location) as conn:
+        conn.fs  # connect outside the timing; reconnect cost shown separately
+        figures["pull_sftp_s"] = best(repeats, lambda: download(conn, str(remote_file), out / "sftp.mp4"))
+
+    def connect_and_pull():
+        with Connection(location) as conn:
+            download(conn, str(remote_file), out / "sftp.mp4")
+
+    figures["pull_sftp_with_connect_s"] = best(repeats, connect_and_pull)
+    figures["pull_local_s"] = best(repeats, lambda: local_copy_hashed(local_src, out / "local.mp4"))
+    assert sha256_file(out / "sftp.mp4") == sha256_file(out / "local.mp4") == sha256_file(remote_file)
+
+
+def _pipeline_outputs(tmp: Path, local_src: Path, figures: dict):
+    """The pipeline once on the video (not part of any ratio): the outputs to publish."""
+    import dagster as dg
+
+    from vitcow_assets.definitions import build_resources, defs
+    from vitcow_assets.footage.layout import StorageRoot
+    from vitcow_assets.footage.registry import Registry
+    from vitcow_assets.media.hashing import sha256_file
+
+    home = tmp / "home"
+    os.environ["DAGSTER_HOME"] = str(tmp / "dagster")
+    (tmp / "dagster").mkdir()
+    with dg.DagsterInstance.ephemeral() as instance:
+        key = Registry(StorageRoot(home)).register(local_src, sha256_file(local_src)).registration.key
+        instance.add_dynamic_partitions("videos", [key])
+        t0 = time.perf_counter()
+        result = defs.resolve_job_def("process_video").execute_in_process(
+            instance=instance, partition_key=key, resources=build_resources(backend="motion", home=str(home))
+        )
+        figures["pipeline_s"] = round(time.perf_counter() - t0, 2)
+        assert result.success
+    layout = StorageRoot(home).video(key)
+    figures["crops"] = len(list(layout.crops_dir.rglob("*.mp4")))
+    return layout, key
+
+
+def _publishes(layout, key: str, destinations: dict[str, str], repeats: int, figures: dict) -> None:
+    """A fresh publish per repeat, then re-publishing to the same place (nothing uploaded)."""
+    from vitcow_assets.stages.publishing import publish_outputs
+
+    for name, dest in destinations.items():
+        counter = iter(range(1000))
+
+        def fresh():
+            publish_outputs(layout, key, "FARM_A", f"{dest}/run{next(counter)}")
+
+        figures[f"publish_{name}_s"] = best(repeats, fresh)
+        publish_outputs(layout, key, "FARM_A", dest)
+        again = []
+        figures[f"republish_{name}_s"] = best(repeats, lambda: again.append(publish_outputs(layout, key, "FARM_A", dest)))
+        assert all(not s.uploaded for s in again)
+        figures["published_files"] = len(again[-1].skipped)
+
+
+def _big_pull(location, tree: Path, out: Path, mib: int, repeats: int, figures: dict) -> None:
+    """A large random file over SFTP and locally, and the Python heap's peak while pulling it."""
+    from vitcow_assets.remote.transfer import Connection, download
+
+    big = tree / "big.bin"
+    with open(big, "wb") as f:
+        for _ in range(mib):
+            f.write(os.urandom(1 << 20))
+    with Connection(location) as conn:
+        conn.fs
+        figures["big_pull_sftp_s"] = best(repeats, lambda: download(conn, str(big), out / "big.bin"))
+    figures["big_pull_local_s"] = best(repeats, lambda: local_copy_hashed(big, out / "big_local.bin"))
+    tracemalloc.start()  # slows Python down: memory only, not timed
+    with Connection(location) as conn:
+        download(conn, str(big), out / "big.bin")
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    figures["big_file_mib"] = mib
+    figures["big_pull_peak_python_mib"] = peak / 2**20
+
+
+def _ratios(figures: dict) -> None:
+    figures["pull_ratio_sftp_vs_local"] = figures["pull_sftp_s"] / figures["pull_local_s"]
+    figures["publish_ratio_sftp_vs_local"] = figures["publish_sftp_s"] / figures["publish_local_s"]
+    figures["pull_and_publish_sftp_s"] = figures["pull_sftp_with_connect_s"] + figures["publish_sftp_s"]
+    figures["pull_and_publish_local_s"] = figures["pull_local_s"] + figures["publish_local_s"]
+    figures["pull_and_publish_ratio"] = figures["pull_and_publish_sftp_s"] / figures["pull_and_publish_local_s"]
+    figures["big_pull_ratio_sftp_vs_local"] = figures["big_pull_sftp_s"] / figures["big_pull_local_s"]
+    figures["sftp_pull_mib_per_s"] = figures["big_file_mib"] / figures["big_pull_sftp_s"]
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("video", nargs="?", default=str(ROOT / "samples" / "vtest_sample.mp4"))
@@ -65,15 +158,7 @@ def main(argv=None) -> int:
     if servers.SSHD is None or servers.SSH_KEYGEN is None:
         print("sshd/ssh-keygen not installed (apt-get install openssh-server): nothing to measure")
         return 0
-    import dagster as dg
-
-    from vitcow_assets.definitions import build_resources, defs
-    from vitcow_assets.media.hashing import sha256_file
-    from vitcow_assets.footage.registry import Registry
     from vitcow_assets.remote.locations import Location
-    from vitcow_assets.remote.transfer import Connection, download
-    from vitcow_assets.stages.publishing import publish_outputs
-    from vitcow_assets.footage.layout import StorageRoot
 
     video = Path(args.video)
     figures: dict[str, float | int | str] = {"video_bytes": video.stat().st_size}
@@ -92,74 +177,14 @@ def main(argv=None) -> int:
             location = Location.parse(server.url(str(tree)))
             out = tmp / "pulled"
             out.mkdir()
-
-            with Connection(location) as conn:
-                conn.fs  # connect outside the timing; reconnect cost shown separately
-                figures["pull_sftp_s"] = best(args.repeats, lambda: download(conn, str(remote_file), out / "sftp.mp4"))
-
-            def connect_and_pull():
-                with Connection(location) as conn:
-                    download(conn, str(remote_file), out / "sftp.mp4")
-
-            figures["pull_sftp_with_connect_s"] = best(args.repeats, connect_and_pull)
-            figures["pull_local_s"] = best(args.repeats, lambda: local_copy_hashed(local_src, out / "local.mp4"))
-            assert sha256_file(out / "sftp.mp4") == sha256_file(out / "local.mp4") == sha256_file(video)
-
-            # Outputs to publish: the pipeline once on the video (not timed).
-            home = tmp / "home"
-            os.environ["DAGSTER_HOME"] = str(tmp / "dagster")
-            (tmp / "dagster").mkdir()
-            with dg.DagsterInstance.ephemeral() as instance:
-                key = Registry(StorageRoot(home)).register(local_src, sha256_file(local_src)).registration.key
-                instance.add_dynamic_partitions("videos", [key])
-                t0 = time.perf_counter()
-                result = defs.resolve_job_def("process_video").execute_in_process(
-                    instance=instance, partition_key=key, resources=build_resources(backend="motion", home=str(home))
-                )
-                figures["pipeline_s"] = round(time.perf_counter() - t0, 2)
-                assert result.success
-            layout = StorageRoot(home).video(key)
-            figures["crops"] = len(list(layout.crops_dir.rglob("*.mp4")))
-
+            _pulls(location, remote_file, local_src, out, args.repeats, figures)
+            layout, key = _pipeline_outputs(tmp, local_src, figures)
             destinations = {"sftp": server.url(str(tmp / "published_sftp")), "local": str(tmp / "published_local")}
-            for name, dest in destinations.items():
-                counter = iter(range(1000))
-
-                def fresh():
-                    publish_outputs(layout, key, "FARM_A", f"{dest}/run{next(counter)}")
-
-                figures[f"publish_{name}_s"] = best(args.repeats, fresh)
-                publish_outputs(layout, key, "FARM_A", dest)
-                again = []
-                figures[f"republish_{name}_s"] = best(args.repeats, lambda: again.append(publish_outputs(layout, key, "FARM_A", dest)))
-                assert all(not s.uploaded for s in again)
-                figures["published_files"] = len(again[-1].skipped)
-
-            big = tree / "big.bin"
-            with open(big, "wb") as f:
-                for _ in range(args.big_mib):
-                    f.write(os.urandom(1 << 20))
-            with Connection(location) as conn:
-                conn.fs
-                figures["big_pull_sftp_s"] = best(args.repeats, lambda: download(conn, str(big), out / "big.bin"))
-            figures["big_pull_local_s"] = best(args.repeats, lambda: local_copy_hashed(big, out / "big_local.bin"))
-            tracemalloc.start()  # slows Python down: memory only, not timed
-            with Connection(location) as conn:
-                download(conn, str(big), out / "big.bin")
-            _, peak = tracemalloc.get_traced_memory()
-            tracemalloc.stop()
-            figures["big_file_mib"] = args.big_mib
-            figures["big_pull_peak_python_mib"] = peak / 2**20
+            _publishes(layout, key, destinations, args.repeats, figures)
+            _big_pull(location, tree, out, args.big_mib, args.repeats, figures)
         finally:
             server.stop()
-
-    figures["pull_ratio_sftp_vs_local"] = figures["pull_sftp_s"] / figures["pull_local_s"]
-    figures["publish_ratio_sftp_vs_local"] = figures["publish_sftp_s"] / figures["publish_local_s"]
-    figures["pull_and_publish_sftp_s"] = figures["pull_sftp_with_connect_s"] + figures["publish_sftp_s"]
-    figures["pull_and_publish_local_s"] = figures["pull_local_s"] + figures["publish_local_s"]
-    figures["pull_and_publish_ratio"] = figures["pull_and_publish_sftp_s"] / figures["pull_and_publish_local_s"]
-    figures["big_pull_ratio_sftp_vs_local"] = figures["big_pull_sftp_s"] / figures["big_pull_local_s"]
-    figures["sftp_pull_mib_per_s"] = figures["big_file_mib"] / figures["big_pull_sftp_s"]
+    _ratios(figures)
     print(f"{'figure':36} value")
     for k, v in figures.items():
         print(f"{k:36} {v:.4g}" if isinstance(v, float) else f"{k:36} {v}")

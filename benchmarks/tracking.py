@@ -1,125 +1,111 @@
-"""Tracking benchmark of the motion backend on footage with a known number of animals.
+"""Tracking benchmark of the motion backend: on footage with a known number of animals, and
+on synthetic scenes with exact ground truth.
 
 Run from the repository root::
 
     python -m benchmarks.tracking FOOTAGE --animals N [--frames-per-clip 20] [--frame-step 4]
-                                  [--max-clips K] [--no-before]
+                                  [--max-clips K] [--backends v1,v2,now]
+    python -m benchmarks.tracking --scenes school,herd,crowd [--seeds 3] [--backends v2,now]
 
-The video is cut into the platform's clips (``plan_clips`` with the given settings, the
-platform defaults unless flags say otherwise) and ``segment_clips`` (one decode pass, one
-segmenter session per clip, masks written as Parquet, exactly what the ``object_masks`` asset
-does) runs over them twice, in the same process: first with the motion segmenter as it was
-before issue 8 (``benchmarks.motion_v1``, the baseline), then with the current one. Figures,
-from the masks table each run wrote:
+The video is cut into the platform's clips (``plan_clips``; the platform defaults unless flags
+say otherwise) and ``segment_clips`` (one decode pass, one segmenter session per clip, masks
+written as Parquet, exactly what the ``object_masks`` asset does) runs over them once per
+backend, in the same process: ``v1`` is the motion segmenter before issue 8
+(``benchmarks.motion_v1``), ``v2`` the one before issue 20 (``benchmarks.motion_v2``); both
+are linked across clips by the v2 linker (``TrackLinkerV2``), so "before" is before in both
+respects; ``now`` is the package's segmenter and linker. Synthetic scenes
+(``vitcow_assets_tests.synthetic_scenes``: N animals always in view) are written to a
+temporary folder, one video per scene and seed.
 
-- ``detections_per_frame``: median over every sampled frame (frames with none count as 0).
-- ``recall``: mean over sampled frames of ``min(detections, N) / N`` (extra boxes do not count).
-- ``track_length_frac``: median over (clip, object id) of frames present / clip frames.
-- ``ids_per_clip``: median number of object ids per clip (ideal: N).
-- ``tracks_per_video``: distinct ``track_id`` values (animals linked across clips)
-- ``short_tracks``: (clip, object id) pairs present in fewer than half of the clip's frames
-  (each is a crop video that is mostly black).
-- ``fps``: sampled frames per wall second of ``segment_clips`` (decode + segment + write).
-- ``x_realtime``: seconds of source video per wall second of ``segment_clips``.
+Figures (``benchmarks.trackscore``): ``detections_per_frame`` (median), ``recall`` (mean over
+sampled frames of ``min(detections, N) / N``), ``track_length_frac`` (median per (clip, object)
+of frames present / clip frames), ``ids_per_clip`` (median; ideal N) and ``max_ids_per_clip``,
+``tracks_per_video`` (distinct ``track_id``; ideal N), ``short_tracks`` (objects present in
+under half of their clip: mostly black crops), ``jumps_over_100px`` (crops whose box jumps
+over 100 px between consecutive frames), ``fps`` and ``x_realtime`` (sampled frames, and
+seconds of source video, per wall second of ``segment_clips``). With ground truth also
+``idf1`` (TrackEval), ``matched_recall`` (true boxes matched at IoU >= 0.5) and
+``crop_switches`` (crops that follow more than one animal). Scenes print each seed and then
+the mean over seeds (``ids_per_clip``, ``max_ids_per_clip`` and ``tracks_per_video`` also
+their worst seed, as ``worst_*``).
 
-The last line printed is ``key=value`` pairs (the current segmenter's figures, then the
-baseline's with a ``before_`` prefix); the table above it is for people. Wall times come from a
-shared machine: compare the two runs of one invocation, not runs of different days.
+The last line printed is ``key=value`` pairs: ``<backend>_<figure>`` for footage,
+``<scene>_<backend>_<figure>`` for scenes. Wall times come from a shared machine: compare the
+runs of one invocation, not runs of different days.
 """
 
 import argparse
 import contextlib
-import dataclasses
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 
+from benchmarks.motion_v1 import MotionSegmenterV1
+from benchmarks.motion_v2 import MotionSegmenterV2, TrackLinkerV2
+from benchmarks.trackscore import count_figures, relink, truth_figures
 from vitcow_assets.core.clips import ClipSettings, plan_clips
 from vitcow_assets.core.prompts import text_plan
 from vitcow_assets.media.video import probe_video
 from vitcow_assets.segmenters.motion import MotionSegmenter
-from vitcow_assets.stages.segmentation import segment_clips
-from benchmarks.motion_v1 import MotionSegmenterV1
+from vitcow_assets.stages.segmentation import MaskJob, segment_clips
 
 PROMPT = "animal"
+#: backend name -> (segmenter factory, linker factory or None for the package's own)
+BACKENDS: dict[str, tuple[Callable, Callable | None]] = {
+    "v1": (MotionSegmenterV1, TrackLinkerV2),
+    "v2": (MotionSegmenterV2, TrackLinkerV2),
+    "now": (MotionSegmenter, None),
+}
+WORST = ("ids_per_clip", "max_ids_per_clip", "tracks_per_video")
 
 
-@dataclasses.dataclass
-class Figures:
-    detections_per_frame: float
-    recall: float
-    track_length_frac: float
-    ids_per_clip: float
-    tracks_per_video: int
-    short_tracks: int
-    fps: float
-    x_realtime: float
+def run_backend(name: str, footage: Path, clips, workdir: Path) -> tuple[list[dict], float, list]:
+    """Segment (and link) ``clips`` of ``footage`` with backend ``name``: the masks rows
+    (without masks), the wall seconds and the clips segmented."""
+    make_segmenter, make_linker = BACKENDS[name]
+    segmenter = make_segmenter()
 
-    def pairs(self, prefix: str = "") -> list[str]:
-        return [f"{prefix}{k}={_fmt(v)}" for k, v in dataclasses.asdict(self).items()]
+    @contextlib.contextmanager
+    def open_session(frames):
+        with segmenter.start_session(frames) as session:
+            yield session
+
+    out = workdir / f"{name}.parquet"
+    start = time.perf_counter()
+    summary = segment_clips(MaskJob(footage, "bench", clips, text_plan(PROMPT), segmenter.name, open_session, out))
+    wall = time.perf_counter() - start
+    done = clips[: summary.clips]
+    table = pq.read_table(out).drop(["mask_rle"]) if make_linker is None else relink(pq.read_table(out), done, make_linker()).drop(["mask_rle"])
+    return table.to_pylist(), wall, done
+
+
+def figures(name: str, footage: Path, clips, duration_s: float, animals: int, workdir: Path, gt=None) -> dict:
+    rows, wall, done = run_backend(name, footage, clips, workdir)
+    out = count_figures(rows, done, animals)
+    if gt is not None:
+        out.update(truth_figures(rows, gt))
+    out["fps"] = sum(c.frames for c in done) / wall
+    out["x_realtime"] = duration_s / wall
+    return out
 
 
 def _fmt(value) -> str:
     return str(value) if isinstance(value, int) else f"{value:.3f}"
 
 
-def score_masks(masks_path: Path, clips, animals: int) -> dict:
-    """Detection and track figures of a masks table against ``animals`` present in every frame."""
-    table = pq.read_table(masks_path)
-    cols = table.select(["clip_id", "clip_frame", "object_id"]).to_pydict()
-    per_frame: dict[tuple[str, int], int] = {}
-    per_object: dict[tuple[str, int], int] = {}
-    for clip_id, frame, obj in zip(cols["clip_id"], cols["clip_frame"], cols["object_id"]):
-        per_frame[(clip_id, frame)] = per_frame.get((clip_id, frame), 0) + 1
-        per_object[(clip_id, obj)] = per_object.get((clip_id, obj), 0) + 1
-    counts = np.array([per_frame.get((c.clip_id, f), 0) for c in clips for f in range(c.frames)], float)
-    frames_of = {c.clip_id: c.frames for c in clips}
-    fractions = np.array([n / frames_of[clip_id] for (clip_id, _), n in per_object.items()], float)
-    ids = np.array([sum(1 for (cid, _) in per_object if cid == c.clip_id) for c in clips], float)
-    tracks = len(set(table["track_id"].to_pylist()))  # animals through the video (linked across clips)
-    return {
-        "detections_per_frame": float(np.median(counts)) if len(counts) else 0.0,
-        "recall": float(np.mean(np.minimum(counts, animals) / animals)) if len(counts) else 0.0,
-        "track_length_frac": float(np.median(fractions)) if len(fractions) else 0.0,
-        "ids_per_clip": float(np.median(ids)) if len(ids) else 0.0,
-        "tracks_per_video": tracks,
-        "short_tracks": int((fractions < 0.5).sum()),
-    }
+def print_table(runs: dict[str, dict], title: str = "figure") -> None:
+    names = list(next(iter(runs.values())))
+    print(f"\n{title:<22}" + "".join(f"{k:>12}" for k in runs))
+    for name in names:
+        print(f"{name:<22}" + "".join(f"{_fmt(runs[k][name]):>12}" for k in runs))
 
 
-def run_backend(segmenter, footage: Path, clips, duration_s: float, animals: int, workdir: Path) -> Figures:
-    @contextlib.contextmanager
-    def open_session(frames):
-        with segmenter.start_session(frames) as session:
-            yield session
-
-    out = workdir / f"{segmenter.name.replace('/', '_')}.parquet"
-    start = time.perf_counter()
-    summary = segment_clips(footage, "bench", clips, open_session, text_plan(PROMPT), segmenter.name, out)
-    wall = time.perf_counter() - start
-    sampled = sum(c.frames for c in clips[: summary.clips])
-    return Figures(**score_masks(out, clips[: summary.clips], animals), fps=sampled / wall, x_realtime=duration_s / wall)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.tracking", description=__doc__.splitlines()[0])
-    parser.add_argument("footage", type=Path)
-    parser.add_argument("--animals", type=int, required=True, help="animals present in every frame")
-    defaults = ClipSettings()
-    parser.add_argument("--frames-per-clip", type=int, default=defaults.frames_per_clip)
-    parser.add_argument("--frame-step", type=int, default=defaults.frame_step)
-    parser.add_argument("--max-clips", type=int, default=None, help="keep at most K clips (seed 0)")
-    parser.add_argument("--no-before", action="store_true", help="skip the baseline (motion/v1) run")
-    args = parser.parse_args(argv)
-    if not args.footage.is_file():
-        print(f"{args.footage}: no such file; nothing to benchmark")
-        return 0
-    if args.animals < 1:
-        parser.error("--animals must be at least 1")
+def footage_main(args) -> list[str]:
     info = probe_video(args.footage)
     settings = ClipSettings(frames_per_clip=args.frames_per_clip, frame_step=args.frame_step, max_clips=args.max_clips, seed=0)
     clips = plan_clips(info.frame_count, info.fps, settings)
@@ -127,19 +113,77 @@ def main(argv: list[str] | None = None) -> int:
     duration_s = sum(c.frames * c.frame_step for c in clips) / info.fps
     print(f"{args.footage.name}: {info.width}x{info.height}, {info.fps:.2f} fps, {info.frame_count} frames; "
           f"{len(clips)} clips of {args.frames_per_clip} frames, step {args.frame_step} ({duration_s:.1f} s of video)", flush=True)
-    runs: dict[str, Figures] = {}
+    runs = {}
     with tempfile.TemporaryDirectory(prefix="vitcow-tracking-") as tmp:
-        if not args.no_before:
-            runs["before"] = run_backend(MotionSegmenterV1(), args.footage, clips, duration_s, args.animals, Path(tmp))
-            print(f"before: {runs['before']}", flush=True)
-        runs["after"] = run_backend(MotionSegmenter(), args.footage, clips, duration_s, args.animals, Path(tmp))
-        print(f"after:  {runs['after']}", flush=True)
-    names = list(dataclasses.asdict(runs["after"]))
-    print(f"\n{'figure':<22}" + "".join(f"{k:>12}" for k in runs))
-    for name in names:
-        print(f"{name:<22}" + "".join(f"{_fmt(getattr(runs[k], name)):>12}" for k in runs))
-    pairs = runs["after"].pairs() + (runs["before"].pairs("before_") if "before" in runs else [])
-    print(" ".join([f"animals={args.animals}"] + pairs))
+        for name in args.backends:
+            runs[name] = figures(name, args.footage, clips, duration_s, args.animals, Path(tmp))
+            print(f"{name}: {runs[name]}", flush=True)
+    print_table(runs)
+    return [f"animals={args.animals}"] + [f"{b}_{k}={_fmt(v)}" for b, r in runs.items() for k, v in r.items()]
+
+
+def _mean_over_seeds(per_seed: list[dict]) -> dict:
+    out = {k: float(np.mean([r[k] for r in per_seed])) for k in per_seed[0]}
+    out.update({f"worst_{k}": max(r[k] for r in per_seed) for k in WORST})
+    return out
+
+
+def scene_main(args) -> list[str]:
+    from vitcow_assets_tests import synthetic_scenes as ss
+
+    pairs = []
+    with tempfile.TemporaryDirectory(prefix="vitcow-scenes-") as tmp:
+        for scene_name in args.scenes:
+            spec = ss.SCENES[scene_name]
+            per_seed: dict[str, list[dict]] = {b: [] for b in args.backends}
+            for seed in range(args.seeds):
+                scene = ss.simulate(spec, seed)
+                video = ss.write_scene(Path(tmp) / f"{scene_name}-{seed}.mp4", scene)
+                clips = plan_clips(spec.frames, spec.fps, ClipSettings(frames_per_clip=ss.FRAMES_PER_CLIP, frame_step=ss.FRAME_STEP))
+                gt = scene.ground_truth_rows(sorted({f for c in clips for f in c.source_frames}))
+                for name in args.backends:
+                    result = figures(name, video, clips, spec.frames / spec.fps, spec.animals, Path(tmp), gt)
+                    per_seed[name].append(result)
+                    print(f"{scene_name} seed {seed} {name}: " + " ".join(f"{k}={_fmt(v)}" for k, v in result.items()), flush=True)
+            runs = {b: _mean_over_seeds(r) for b, r in per_seed.items()}
+            print_table(runs, f"{scene_name} (N={spec.animals})")
+            pairs += [f"{scene_name}_{b}_{k}={_fmt(v)}" for b, r in runs.items() for k, v in r.items()]
+    return pairs
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.tracking", description=__doc__.splitlines()[0])
+    parser.add_argument("footage", type=Path, nargs="?")
+    parser.add_argument("--animals", type=int, help="animals present in every frame of FOOTAGE")
+    defaults = ClipSettings()
+    parser.add_argument("--frames-per-clip", type=int, default=defaults.frames_per_clip)
+    parser.add_argument("--frame-step", type=int, default=defaults.frame_step)
+    parser.add_argument("--max-clips", type=int, default=None, help="keep at most K clips (seed 0)")
+    parser.add_argument("--scenes", type=lambda s: [x for x in s.split(",") if x], default=[], help="synthetic scenes, comma-separated")
+    parser.add_argument("--seeds", type=int, default=3, help="videos per synthetic scene (default: %(default)s)")
+    parser.add_argument("--backends", type=lambda s: [x for x in s.split(",") if x], default=list(BACKENDS), help="comma-separated: v1, v2, now")
+    parser.add_argument("--no-before", action="store_true", help="only the package's backend (--backends now)")
+    args = parser.parse_args(argv)
+    args.backends = ["now"] if args.no_before else args.backends
+    if unknown := [b for b in args.backends if b not in BACKENDS]:
+        parser.error(f"unknown backend(s) {', '.join(unknown)}; choose from {', '.join(BACKENDS)}")
+    from vitcow_assets_tests.synthetic_scenes import SCENES
+
+    if unknown := [s for s in args.scenes if s not in SCENES]:
+        parser.error(f"unknown scene(s) {', '.join(unknown)}; choose from {', '.join(SCENES)}")
+    if args.footage is None and not args.scenes:
+        parser.error("give FOOTAGE (with --animals) or --scenes")
+    pairs = []
+    if args.footage is not None:
+        if not args.footage.is_file():
+            print(f"{args.footage}: no such file; nothing to benchmark")
+            return 0
+        if args.animals is None or args.animals < 1:
+            parser.error("--animals must be at least 1")
+        pairs += footage_main(args)
+    if args.scenes:
+        pairs += scene_main(args)
+    print(" ".join(pairs))
     return 0
 
 

@@ -1,8 +1,8 @@
 """The Dagster code location: assembles Definitions and nothing else."""
 
-import dagster as dg
-
 import os
+
+import dagster as dg
 
 from vitcow_assets.defs.assets import ASSETS
 from vitcow_assets.defs.checks import CHECKS
@@ -10,7 +10,7 @@ from vitcow_assets.defs.datasets import DATASET_ASSETS, dataset_from_environment
 from vitcow_assets.defs.dead_runs import dead_runs_sensor
 from vitcow_assets.defs.execution import executor_from_env
 from vitcow_assets.defs.jobs import JOBS
-from vitcow_assets.defs.labels import LABEL_ASSETS, labels_from_environment
+from vitcow_assets.defs.labels import LABEL_ASSETS, catalog_automation, labels_from_environment
 from vitcow_assets.defs.publishing import published_crops
 from vitcow_assets.defs.resources import segmenter_from_environment, storage_from_environment
 from vitcow_assets.defs.schedules import nightly_catchup
@@ -40,7 +40,7 @@ defs = dg.Definitions(
     assets=[*ASSETS, published_crops, *LABEL_ASSETS, *DATASET_ASSETS],
     asset_checks=CHECKS,
     jobs=JOBS,
-    sensors=[landing_sensor, dead_runs_sensor],
+    sensors=[landing_sensor, dead_runs_sensor, catalog_automation],
     schedules=[nightly_catchup],
     resources=build_resources(),
     executor=executor_from_env(),

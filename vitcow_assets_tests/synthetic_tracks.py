@@ -20,7 +20,7 @@ import numpy as np
 
 from vitcow_assets.core.geometry import mask_to_xyxy
 from vitcow_assets.core.detections import Detections
-from vitcow_assets.segmenters.base import FrameResult
+from vitcow_assets.segmenters.base import FrameResult, SegmenterBase
 from vitcow_assets_tests.synthetic import truth_mask, write_video
 
 WIDTH, HEIGHT, FPS = 320, 240, 10
@@ -140,10 +140,17 @@ class _ColourKeySession:
         self.close()
 
 
-class ColourKeySegmenter:
+@dataclasses.dataclass(frozen=True)
+class ColourKeySettings:
+    tolerance: int = 12
+    seed: int = 0
+
+
+class ColourKeySegmenter(SegmenterBase):
     """Finds each animal of ``animals`` by its colour; object ids are a fresh random
     permutation per session (clip), so the same id in two clips means nothing."""
 
+    family = "colour-key"
     name = "colour-key/v0"
     checkpoint = None
     uses_text_prompts = True
@@ -151,6 +158,7 @@ class ColourKeySegmenter:
     def __init__(self, animals: Sequence[Waypoints] = ANIMALS, tolerance: int = 12, seed: int = 0) -> None:
         self.colours = np.array([a.colour for a in animals], np.int16)
         self.tolerance = tolerance
+        self.settings = ColourKeySettings(tolerance, seed)
         self._rng = np.random.default_rng(seed)
         self._sessions = itertools.count()
         self.opened = 0

@@ -122,3 +122,33 @@ class BackgroundMemory:
         valid = np.concatenate([self._valid[: self._filled], np.ones(clip_samples.shape, bool)])
         median, count = masked_median(samples, valid)
         return median, float(np.mean(1.0 - len(clip_samples) / np.maximum(count, 1)))
+
+
+def edge_support(grey: np.ndarray, background: np.ndarray, mask: np.ndarray) -> float:
+    """How much more the frame than the background shows an edge along the outline of
+    ``mask`` (all three the same ``(h, w)`` window; ``grey`` and ``background`` numbers, the
+    mask ``bool``): the ratio of their mean gradient magnitudes over the outline's pixels.
+
+    An object in front of the background has its outline in the frame (ratio above 1); a
+    *ghost*, a place where the background estimate still holds an animal that has left, has
+    it in the background and not in the frame (ratio under 1). 1.0 when neither has an edge
+    there (or the mask has no outline inside the window)."""
+    mask = np.asarray(mask, bool)
+    inner = np.zeros_like(mask)
+    inner[1:-1, 1:-1] = mask[1:-1, 1:-1] & mask[:-2, 1:-1] & mask[2:, 1:-1] & mask[1:-1, :-2] & mask[1:-1, 2:]
+    outline = mask & ~inner
+    outline[[0, -1], :] = False
+    outline[:, [0, -1]] = False
+    if not outline.any():
+        return 1.0
+
+    def magnitude(image: np.ndarray) -> float:
+        image = np.asarray(image, np.float32)
+        gy = (image[2:, 1:-1] - image[:-2, 1:-1]) / 2.0
+        gx = (image[1:-1, 2:] - image[1:-1, :-2]) / 2.0
+        return float(np.hypot(gx, gy)[outline[1:-1, 1:-1]].mean())
+
+    frame_edge, background_edge = magnitude(grey), magnitude(background)
+    if frame_edge + background_edge <= 1e-6:
+        return 1.0
+    return frame_edge / max(background_edge, 1e-6)

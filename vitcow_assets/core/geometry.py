@@ -111,3 +111,40 @@ def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
     """IoU of two ``(H, W) bool`` masks; 0.0 when both are empty."""
     union = np.logical_or(a, b).sum()
     return float(np.logical_and(a, b).sum() / union) if union else 0.0
+
+
+def box_centres(xyxy: np.ndarray) -> np.ndarray:
+    """Centres ``(..., 2) float64`` of ``xyxy`` boxes ``(..., 4)``."""
+    xyxy = np.asarray(xyxy, dtype=np.float64)
+    return (xyxy[..., :2] + xyxy[..., 2:]) / 2.0
+
+
+def box_diagonals(xyxy: np.ndarray) -> np.ndarray:
+    """Diagonal lengths ``(...) float64`` of ``xyxy`` boxes ``(..., 4)``."""
+    xyxy = np.asarray(xyxy, dtype=np.float64)
+    return np.hypot(xyxy[..., 2] - xyxy[..., 0], xyxy[..., 3] - xyxy[..., 1])
+
+
+def paired_box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Elementwise IoU ``(...) float64`` of ``xyxy`` boxes ``a (..., 4)`` and ``b (..., 4)``
+    (broadcast against each other; ``box_iou`` gives the full matrix)."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    ix = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
+    iy = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
+    inter = ix * iy
+    union = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1]) + (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1]) - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def least_shift(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """How far ``(...) float64`` an object seen in box ``a`` and then in box ``b`` (``xyxy``,
+    ``(..., 4)``, broadcast against each other) has moved at least: per axis, the centre's
+    shift less half the change of the box's extent (a box that grows on one side moves its
+    centre by half the growth with nothing inside moving), combined as a distance."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    shift = np.abs((b[..., :2] + b[..., 2:]) - (a[..., :2] + a[..., 2:])) / 2.0
+    growth = np.abs((b[..., 2:] - b[..., :2]) - (a[..., 2:] - a[..., :2])) / 2.0
+    least = np.maximum(shift - growth, 0.0)
+    return np.hypot(least[..., 0], least[..., 1])

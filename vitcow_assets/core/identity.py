@@ -40,24 +40,35 @@ import pyarrow as pa
 from scipy.optimize import linear_sum_assignment
 
 from vitcow_assets.core.clips import ClipWindow
+from vitcow_assets.core.geometry import box_centres, box_diagonals, least_shift, paired_box_iou
 from vitcow_assets.core.masks import rle_area, rle_iou
+from vitcow_assets.core.tracks import LAGS, Reach, SpeedModel
 
 _NO = 1e6  # cost of a forbidden pair
 
 
 @dataclasses.dataclass(frozen=True)
 class LinkSettings:
-    """Thresholds of the linker (see the module docstring)."""
+    """Thresholds of the linker (see the module docstring).
+
+    - ``min_mask_iou``: shared frame: a pair's mask IoU must reach this ...
+    - ``min_mask_cover``: ... or one mask must lie this much inside the other.
+    - ``min_box_iou``: fallback: the moved last box and the first box overlap at least this much ...
+    - ``max_shift``: ... or their centres lie within this many (larger) box diagonals.
+    - ``max_gap_steps``: fallback: at most this many frame steps between a track's last and an object's first observation.
+    - ``velocity_frames``: observations (frames) of a track used to estimate its velocity.
+    - ``speed_quantile``: quantile of the video's measured displacements per source frame that the speed gate starts from.
+    - ``speed_margin``: fallback pairs further apart than this many times that quantile per frame elapsed are refused (0: no gate).
+    """
 
     min_mask_iou: float = 0.3
     min_mask_cover: float = 0.8
     min_box_iou: float = 0.1
-    #: centre distance allowed, in larger-box diagonals (generous: the assignment is global,
-    #: and an animal moving at 3 px/frame jumps 12 px between sampled frames)
     max_shift: float = 1.5
     max_gap_steps: int = 3
-    #: observations (frames) of a track used to estimate its velocity
     velocity_frames: int = 3
+    speed_quantile: float = 0.99
+    speed_margin: float = 1.5
 
     def __post_init__(self) -> None:
         if not 0 < self.min_mask_iou <= 1:
@@ -72,6 +83,10 @@ class LinkSettings:
             raise ValueError(f"max_gap_steps must be >= 1, got {self.max_gap_steps}")
         if self.velocity_frames < 2:
             raise ValueError(f"velocity_frames must be >= 2, got {self.velocity_frames}")
+        if not 0 < self.speed_quantile <= 1:
+            raise ValueError(f"speed_quantile must be in (0, 1], got {self.speed_quantile}")
+        if self.speed_margin != 0 and self.speed_margin < 1:
+            raise ValueError(f"speed_margin must be 0 (no gate) or >= 1, got {self.speed_margin}")
 
 
 @dataclasses.dataclass
@@ -136,16 +151,6 @@ class _Object:
     velocity: np.ndarray
 
 
-def _centre(xyxy: np.ndarray) -> np.ndarray:
-    xyxy = np.asarray(xyxy, np.float64)
-    return (xyxy[..., :2] + xyxy[..., 2:]) / 2.0
-
-
-def _diagonal(xyxy: np.ndarray) -> np.ndarray:
-    xyxy = np.asarray(xyxy, np.float64)
-    return np.hypot(xyxy[..., 2] - xyxy[..., 0], xyxy[..., 3] - xyxy[..., 1])
-
-
 def _objects(obs: ClipObservations, velocity_frames: int) -> list[_Object]:
     """First/last observation and end velocity of each object, by object id."""
     out = []
@@ -157,7 +162,7 @@ def _objects(obs: ClipObservations, velocity_frames: int) -> list[_Object]:
         velocity = np.zeros(2)
         span = obs.source_frames[tail[-1]] - obs.source_frames[tail[0]]
         if span > 0:
-            velocity = (_centre(obs.xyxy[tail[-1]]) - _centre(obs.xyxy[tail[0]])) / span
+            velocity = (box_centres(obs.xyxy[tail[-1]]) - box_centres(obs.xyxy[tail[0]])) / span
         out.append(
             _Object(
                 int(object_id), str(obs.prompts[first]),
@@ -177,18 +182,12 @@ def _assign(cost: np.ndarray) -> list[tuple[int, int]]:
     return [(int(r), int(c)) for r, c in zip(rows, cols) if cost[r, c] < _NO]
 
 
-def _pair_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Elementwise IoU of boxes ``a (..., 4)`` and ``b (..., 4)``."""
-    ix = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
-    iy = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
-    inter = ix * iy
-    union = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1]) + (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1]) - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-
-
-def _fallback_cost(tracks: list[_Track], objects: list[_Object], shared: int, frame_step: int, s: LinkSettings) -> np.ndarray:
+def _fallback_cost(
+    tracks: list[_Track], objects: list[_Object], shared: int, frame_step: int, s: LinkSettings, reach: Reach | None
+) -> np.ndarray:
     """``(tracks, objects)`` cost of the fallback: each track's last box moved by its velocity to
-    the object's first frame, against the object's first box; forbidden pairs cost ``_NO``."""
+    the object's first frame, against the object's first box; forbidden pairs cost ``_NO``
+    (``reach``: the speed gate in frame steps, or None)."""
     last = np.array([t.last_xyxy for t in tracks], np.float64)[:, None, :]  # (T, 1, 4)
     velocity = np.array([t.velocity for t in tracks], np.float64)  # (T, 2)
     last_frame = np.array([t.last_frame for t in tracks])[:, None]
@@ -196,15 +195,51 @@ def _fallback_cost(tracks: list[_Track], objects: list[_Object], shared: int, fr
     first_frame = np.array([o.first_frame for o in objects])[None, :]
     dt = first_frame - last_frame  # (T, O) source frames
     moved = last + np.tile(velocity, 2)[:, None, :] * dt[..., None]
-    iou = _pair_iou(moved, first)
-    shift = np.linalg.norm(_centre(moved) - _centre(first), axis=-1)
-    shift /= np.maximum(np.maximum(_diagonal(moved), _diagonal(first)), 1.0)
+    iou = paired_box_iou(moved, first)
+    shift = np.linalg.norm(box_centres(moved) - box_centres(first), axis=-1)
+    shift /= np.maximum(np.maximum(box_diagonals(moved), box_diagonals(first)), 1.0)
     same_prompt = np.array([[t.prompt == o.prompt for o in objects] for t in tracks], bool).reshape(dt.shape)
     # pairs both seen on the shared frame were judged by mask IoU already
     both_on_shared = (dt == 0) & (last_frame == shared)
     allowed = same_prompt & (dt >= 0) & (dt <= s.max_gap_steps * frame_step) & ~both_on_shared
     allowed &= (iou >= s.min_box_iou) | (shift <= s.max_shift)
+    if reach is not None:
+        # no animal of the video has been seen to cover the gap between the two boxes in that time
+        allowed &= least_shift(last, first) <= reach(np.maximum(dt, frame_step) / frame_step)
     return np.where(allowed, (1.0 - iou) + shift, _NO)
+
+
+def _steps(obs: ClipObservations, frame_step: int) -> dict[int, np.ndarray]:
+    """``{lag: displacements}``: how far each object's box centre moved over ``lag`` frame
+    steps (1 to ``LAGS``), what the speed gate is measured from."""
+    out: dict[int, list[np.ndarray]] = {lag: [] for lag in range(1, LAGS + 1)}
+    for object_id in np.unique(obs.object_ids):
+        rows = np.flatnonzero(obs.object_ids == object_id)
+        rows = rows[np.argsort(obs.source_frames[rows], kind="stable")]
+        frames, centres = obs.source_frames[rows], box_centres(obs.xyxy[rows])
+        lags = (frames[None, :] - frames[:, None]) / frame_step
+        distance = np.linalg.norm(centres[None, :, :] - centres[:, None, :], axis=2)
+        for lag in out:
+            out[lag].append(distance[lags == lag])
+    return {lag: np.concatenate(v) if v else np.zeros(0) for lag, v in out.items()}
+
+
+def _shared_frame_pairs(tracks: list[_Track], objects: list[_Object], shared: int, s: LinkSettings) -> dict[int, int]:
+    """``{object position: track position}`` of the pairs on the shared frame, by mask IoU."""
+    t_on = [i for i, t in enumerate(tracks) if t.last_frame == shared]
+    o_on = [j for j, o in enumerate(objects) if o.first_frame == shared]
+    if not (t_on and o_on):
+        return {}
+    before = [tracks[i].last_rle for i in t_on]
+    after = [objects[j].first_rle for j in o_on]
+    iou = rle_iou(before, after)
+    area_before = np.array([rle_area(r) for r in before], np.float64)[:, None]
+    area_after = np.array([rle_area(r) for r in after], np.float64)[None, :]
+    inter = iou * (area_before + area_after) / (1.0 + iou)
+    cover = inter / np.maximum(np.minimum(area_before, area_after), 1.0)
+    same_prompt = np.array([[tracks[i].prompt == objects[j].prompt for j in o_on] for i in t_on])
+    allowed = same_prompt & ((iou >= s.min_mask_iou) | (cover >= s.min_mask_cover))
+    return {o_on[c]: t_on[r] for r, c in _assign(np.where(allowed, 1.0 - iou, _NO))}
 
 
 class TrackLinker:
@@ -219,6 +254,7 @@ class TrackLinker:
         self._open: list[_Track] = []
         self._previous: ClipWindow | None = None
         self._next_id = 0
+        self._speeds = SpeedModel(quantile=settings.speed_quantile, margin=max(settings.speed_margin, 1.0))
 
     @property
     def tracks(self) -> int:
@@ -232,6 +268,11 @@ class TrackLinker:
         gap = clip.source_start - previous.source_end
         return 0 <= gap <= clip.frame_step and previous.frame_step == clip.frame_step
 
+    @property
+    def reach(self) -> Reach | None:
+        """The fallback's speed gate, in frame steps (None: off, or not measured yet)."""
+        return self._speeds.reach() if self.settings.speed_margin > 0 else None
+
     def link(self, clip: ClipWindow, observations: ClipObservations) -> dict[int, int]:
         s = self.settings
         if self._previous is not None and clip.source_start <= self._previous.source_start:
@@ -239,35 +280,24 @@ class TrackLinker:
         if not self.consecutive(self._previous, clip):
             self._open = []
         objects = _objects(observations, s.velocity_frames)
+        self._speeds.add(_steps(observations, clip.frame_step))
         tracks = self._open
-        claimed: dict[int, int] = {}  # object position -> track position
         # 1. The shared frame: masks of the same image, matched by mask IoU.
-        shared = clip.source_start
-        t_on = [i for i, t in enumerate(tracks) if t.last_frame == shared]
-        o_on = [j for j, o in enumerate(objects) if o.first_frame == shared]
-        if t_on and o_on:
-            before = [tracks[i].last_rle for i in t_on]
-            after = [objects[j].first_rle for j in o_on]
-            iou = rle_iou(before, after)
-            area_before = np.array([rle_area(r) for r in before], np.float64)[:, None]
-            area_after = np.array([rle_area(r) for r in after], np.float64)[None, :]
-            inter = iou * (area_before + area_after) / (1.0 + iou)
-            cover = inter / np.maximum(np.minimum(area_before, area_after), 1.0)
-            same_prompt = np.array([[tracks[i].prompt == objects[j].prompt for j in o_on] for i in t_on])
-            allowed = same_prompt & ((iou >= s.min_mask_iou) | (cover >= s.min_mask_cover))
-            cost = np.where(allowed, 1.0 - iou, _NO)
-            for r, c in _assign(cost):
-                claimed[o_on[c]] = t_on[r]
+        claimed = _shared_frame_pairs(tracks, objects, clip.source_start, s)
         # 2. Fallback: the track's last box moved by its velocity against the object's first box.
         t_left = [i for i in range(len(tracks)) if i not in claimed.values()]
         o_left = [j for j in range(len(objects)) if j not in claimed]
         if t_left and o_left:
-            cost = _fallback_cost([tracks[i] for i in t_left], [objects[j] for j in o_left], shared, clip.frame_step, s)
-            for r, c in _assign(cost):
-                claimed[o_left[c]] = t_left[r]
-        # 3. Ids; the open tracks become this clip's objects plus the recent unclaimed tracks.
+            cost = _fallback_cost([tracks[i] for i in t_left], [objects[j] for j in o_left], clip.source_start, clip.frame_step, s, self.reach)
+            claimed.update({o_left[c]: t_left[r] for r, c in _assign(cost)})
+        mapping = self._give_ids(clip, tracks, objects, claimed)
+        self._previous = clip
+        return mapping
+
+    def _give_ids(self, clip: ClipWindow, tracks: list[_Track], objects: list[_Object], claimed: dict[int, int]) -> dict[int, int]:
+        """Track ids of the clip's objects; the open tracks become this clip's objects plus the
+        recent unclaimed tracks."""
         mapping: dict[int, int] = {}
-        carried = set(claimed.values())
         next_open = []
         for j, o in enumerate(objects):
             if j in claimed:
@@ -277,10 +307,10 @@ class TrackLinker:
                 self._next_id += 1
             mapping[o.object_id] = track_id
             next_open.append(_Track(track_id, o.prompt, o.last_frame, o.last_xyxy, o.last_rle, o.velocity))
-        horizon = clip.source_end - s.max_gap_steps * clip.frame_step
+        carried = set(claimed.values())
+        horizon = clip.source_end - self.settings.max_gap_steps * clip.frame_step
         next_open += [t for i, t in enumerate(tracks) if i not in carried and t.last_frame >= horizon]
         self._open = next_open
-        self._previous = clip
         return mapping
 
 

@@ -145,3 +145,14 @@ def trimmed_crops(context: dg.AssetExecutionContext, storage: VitcowStorage) -> 
 
 
 LABEL_ASSETS = [crop_catalog, label_taxonomy, behaviour_labels, trimmed_crops]
+
+#: Evaluates the catalog's automation condition. Dagster's own default sensor for automation
+#: conditions starts stopped (a toggle in the UI); this one runs from the start, so new crops
+#: reach the catalog (and the labelling page) with nobody switching anything on.
+catalog_automation = dg.AutomationConditionSensorDefinition(
+    "catalog_automation",
+    target=dg.AssetSelection.assets(crop_catalog),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+    description="Brings crop_catalog up to date when any video's crops change.",
+)

@@ -57,13 +57,18 @@ def _sweep_stale(path: Path) -> None:
             stale.unlink(missing_ok=True)
 
 
+def _temp_for(path: Path) -> Path:
+    """A fresh temporary name beside ``path`` (its folder made, stale temporaries swept)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _sweep_stale(path)
+    return _temp_sibling(path)
+
+
 @contextlib.contextmanager
 def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it to ``path`` if the block succeeds."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _sweep_stale(path)
-    tmp = _temp_sibling(path)
+    tmp = _temp_for(path)
     try:
         yield tmp
         os.replace(tmp, path)
@@ -75,9 +80,7 @@ def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
 def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """Yield an empty temporary folder; on success it replaces ``path`` (old contents removed)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _sweep_stale(path)
-    tmp = _temp_sibling(path)
+    tmp = _temp_for(path)
     tmp.mkdir()
     try:
         yield tmp

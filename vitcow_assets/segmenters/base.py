@@ -75,7 +75,7 @@ class Segmenter(Protocol):
     """A loaded model. Every method the pipeline calls is declared here; ``SegmenterBase``
     gives the ones a backend may have nothing to do for."""
 
-    #: backend name and model, as written into tables (e.g. ``"motion/v2"``)
+    #: backend name and model, as written into tables (e.g. ``"motion/v3"``)
     name: str
     #: checkpoint file the weights came from, or None
     checkpoint: str | None

@@ -48,3 +48,16 @@ def _schedule(env: dict) -> dict:
 def test_catchup_runs_nightly_at_two_utc_unless_the_environment_says_otherwise(env, expected):
     schedule = _schedule(env)
     assert (schedule["cron"], schedule["timezone"]) == expected and schedule["job"] == "process_video"
+
+
+def test_every_automated_asset_is_evaluated_by_a_sensor_that_runs_from_the_start():
+    """Dagster's own automation sensor starts stopped: without a running one the catalog
+    would never pick up new crops on a fresh instance."""
+    repo = defs.get_repository_def()
+    graph = repo.asset_graph
+    automated = {key for key in graph.get_all_asset_keys() if graph.get(key).automation_condition is not None}
+    assert dg.AssetKey("crop_catalog") in automated
+    running = [s for s in repo.sensor_defs if s.default_status == dg.DefaultSensorStatus.RUNNING and s.asset_selection is not None]
+    covered = set().union(*(s.asset_selection.resolve(graph) for s in running))
+    assert automated <= covered
+    assert "default_automation_condition_sensor" not in {s.name for s in repo.sensor_defs}

@@ -3,6 +3,7 @@
 proxy that cuts the SSH connection mid-download, wrong keys and passwords, unknown host
 keys, a closed port, a file deleted on the server."""
 
+import hashlib
 import json
 import os
 import shutil
@@ -452,3 +453,23 @@ def test_cli_runs_a_remote_folder_and_publishes_with_json_uris(env, sshd, s3, tm
     uris = done["published_crops"]
     assert uris and len(uris) == len(done["crop_videos"])
     assert all(u.startswith(f"s3://cli-pub/out/FARM_A/{done['partition_key']}/crops/") and fs.exists(u) for u in uris)
+
+
+def test_cli_run_right_after_an_sftp_upload_waits_for_it_and_succeeds(env, sshd, tmp_path, footage):
+    """Upload through the real sshd, then ``vitcow run`` that file at once: the CLI applies
+    the sensor's settle rule (it looks again until the file is unchanged) instead of refusing."""
+    from vitcow_assets.remote.locations import Location
+    from vitcow_assets.remote.transfer import Connection
+
+    tree = tmp_path / "uploads"
+    target = tree / CAMERA_FILE
+    target.parent.mkdir(parents=True)
+    with Connection(Location.parse(sshd.url(str(tree)))) as conn:
+        conn.fs.put(str(footage), str(target))
+    proc = _vitcow(["run", sshd.url(str(target)), "--backend", "motion", "--json"], tmp_path / "home", settle_seconds=2)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    assert "still being written" not in proc.stderr + proc.stdout
+    (video,) = json.loads(proc.stdout)["videos"]
+    assert video["status"] == "success" and video["crop_videos"]
+    shas = set(pq.read_table(video["crops_manifest"], columns=["source_sha256"])["source_sha256"].to_pylist())
+    assert shas == {hashlib.sha256(footage.read_bytes()).hexdigest()}  # all of the upload, not a part

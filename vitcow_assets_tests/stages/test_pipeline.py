@@ -17,6 +17,7 @@ from vitcow_assets.media.video import iter_frames, probe_video
 from vitcow_assets.footage.ingest import read_raw_video
 from vitcow_assets.footage.registry import Registry
 from vitcow_assets.segmenters.base import FrameResult
+from vitcow_assets.segmenters.motion import MotionSegmenter
 from vitcow_assets.footage.layout import StorageRoot
 from vitcow_assets_tests.fakes import FakeSegmenter, one_box
 from vitcow_assets_tests.helpers import (
@@ -77,7 +78,7 @@ def test_masks_match_ground_truth_with_stable_ids(processed):
     rows = pq.read_table(processed["layout"].masks_table).to_pylist()
     assert {r["prompt"] for r in rows} == {NO_PROMPT}  # motion ignores prompts, and says so
     assert pq.read_schema(processed["layout"].masks_table).metadata[b"vitcow.prompt"] == b"box"  # what was asked
-    assert {r["segmenter"] for r in rows} == {"motion/v2"}
+    assert {r["segmenter"] for r in rows} == {MotionSegmenter.name}
     assert sorted({r["clip_frame"] for r in rows}) == list(range(20))
     ids = {k: set() for k in range(len(DEFAULT_OBJECTS))}
     for source_frame in range(0, 80, 4):
@@ -101,7 +102,7 @@ def test_crops_windows_pixels_and_provenance(processed, synthetic_video):
         assert crop["source_sha256"] == sha256_file(synthetic_video)
         assert crop["source_path"] == str(synthetic_video.absolute())
         assert (crop["source_frame_start"], crop["source_frame_end"], crop["frames"]) == (0, 76, 20)
-        assert crop["segmenter"] == "motion/v2" and crop["run_id"] == result.run_id and crop["code_version"]
+        assert crop["segmenter"] == MotionSegmenter.name and crop["run_id"] == result.run_id and crop["code_version"]
         assert crop["frames_present"] == 20 and all(crop["present"])
         info = probe_video(crop["crop_path"])
         assert (info.codec, info.width, info.height, info.frame_count) == ("h264", 224, 224, 20)

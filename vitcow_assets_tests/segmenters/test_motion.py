@@ -1,4 +1,3 @@
-import dagster as dg
 import numpy as np
 import pytest
 
@@ -55,49 +54,51 @@ def test_closed_session_refuses_to_propagate():
 
 
 def test_backend_choice(tmp_path):
+    from vitcow_assets.segmenters.sam3 import Sam3Settings
+
     assert resolve_backend("auto", None) == "motion"
     assert resolve_backend("auto", "/x.pt") == "sam3"
-    with pytest.raises(SegmenterConfigError):
+    with pytest.raises(SegmenterConfigError, match="yolo"):
         resolve_backend("yolo", None)
     with pytest.raises(SegmenterConfigError, match="needs a checkpoint") as info:
-        load_segmenter("sam3", None)
+        load_segmenter("sam3", Sam3Settings())
     assert info.value.setting == "checkpoint"
     with pytest.raises(SegmenterConfigError, match="does not exist"):
-        load_segmenter("sam3", str(tmp_path / "missing.pt"))
-    assert load_segmenter("motion").name == "motion/v2"
+        load_segmenter("sam3", Sam3Settings(checkpoint=str(tmp_path / "missing.pt")))
+    assert load_segmenter("motion").name == "motion/v3"
 
 
-def test_resource_names_the_field_and_variable_of_a_bad_setting(tmp_path, monkeypatch):
+def test_resource_names_the_setting_and_its_variable_and_flag(tmp_path):
     """The segmenter says which setting is wrong; the resource (the edge that reads the
-    environment) says where that setting comes from."""
-    from vitcow_assets.defs.resources import SegmenterResource, from_environment
+    environment) says where that setting is set."""
+    from vitcow_assets.defs.resources import segmenter_from_environment
 
-    monkeypatch.setenv("VITCOW_SAM3_CHECKPOINT", str(tmp_path / "missing.pt"))
-    resource = from_environment(SegmenterResource, resolve=True, backend="sam3")
-    assert resource.sam3_checkpoint == str(tmp_path / "missing.pt")
+    missing = str(tmp_path / "missing.pt")
+    resource = segmenter_from_environment({"VITCOW_SAM3_CHECKPOINT": missing}, backend="sam3")
+    assert resource.sam3.checkpoint == missing
     with pytest.raises(SegmenterConfigError, match="does not exist") as info:
         resource.segmenter
-    assert "sam3_checkpoint (VITCOW_SAM3_CHECKPOINT)" in str(info.value)
+    assert "set VITCOW_SAM3_CHECKPOINT or --sam3-checkpoint" in str(info.value)
+    bad = segmenter_from_environment({}, {"motion": {"polarity": "sideways"}}, backend="motion")
+    with pytest.raises(SegmenterConfigError, match="polarity") as info:
+        bad.segmenter
+    assert "VITCOW_MOTION_POLARITY" in str(info.value)
 
 
-def test_environment_values_reach_the_resources_and_bad_ones_name_the_variable(monkeypatch):
-    from vitcow_assets.defs.resources import (
-        EnvironmentValueError,
-        SegmenterResource,
-        VitcowStorage,
-        from_environment,
-    )
+def test_environment_values_reach_the_resources_and_bad_ones_name_the_variable():
+    from vitcow_assets.core.settings import SettingError
+    from vitcow_assets.defs.resources import segmenter_from_environment, storage_from_environment
 
-    monkeypatch.setenv("VITCOW_SAM3_SCORE_THRESHOLD", "0.25")
-    monkeypatch.setenv("VITCOW_SAM3_HOTSTART_DELAY", "3")
-    monkeypatch.setenv("VITCOW_SAM3_GPUS", "0,1")
-    monkeypatch.setenv("VITCOW_PROMPT", "calf")
-    resource = from_environment(SegmenterResource, resolve=True)
-    assert (resource.sam3_score_threshold, resource.sam3_hotstart_delay, resource.sam3_gpus, resource.default_prompt) == (0.25, 3, [0, 1], "calf")
-    deferred = from_environment(SegmenterResource)  # what Definitions holds: Dagster reads it at run time
-    assert isinstance(deferred.default_prompt, dg.EnvVar) and deferred.default_prompt.env_var_name == "VITCOW_PROMPT"
-    monkeypatch.delenv("VITCOW_PROMPT")
-    assert from_environment(SegmenterResource, resolve=True).default_prompt == SegmenterResource().default_prompt
-    monkeypatch.setenv("VITCOW_SETTLE_SECONDS", "soon")
-    with pytest.raises(EnvironmentValueError, match="VITCOW_SETTLE_SECONDS"):
-        from_environment(VitcowStorage)
+    environ = {
+        "VITCOW_SAM3_SCORE_THRESHOLD": "0.25", "VITCOW_SAM3_HOTSTART_DELAY": "3", "VITCOW_SAM3_GPUS": "0,1",
+        "VITCOW_PROMPT": "calf", "VITCOW_MOTION_SPEED_MARGIN": "2.5",
+    }
+    resource = segmenter_from_environment(environ)
+    sam3 = resource.sam3
+    assert (sam3.score_threshold, sam3.hotstart_delay, list(sam3.gpus), resource.default_prompt) == (0.25, 3, [0, 1], "calf")
+    assert resource.motion.speed_margin == 2.5
+    assert segmenter_from_environment({}).default_prompt == "cow"
+    with pytest.raises(SettingError, match="VITCOW_SETTLE_SECONDS"):
+        storage_from_environment({"VITCOW_SETTLE_SECONDS": "soon"})
+    with pytest.raises(SettingError, match="VITCOW_MOTION_SPEED_MARGIN"):
+        segmenter_from_environment({"VITCOW_MOTION_SPEED_MARGIN": "fast"})

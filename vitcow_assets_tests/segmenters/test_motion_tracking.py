@@ -12,9 +12,11 @@ import pytest
 from pycocotools import mask as mask_utils
 
 from vitcow_assets.cli import build_parser
+from vitcow_assets.cli.options import given
 from vitcow_assets.core.clips import ClipSettings, plan_clips
 from vitcow_assets.core.geometry import mask_iou
-from vitcow_assets.defs.resources import SegmenterResource
+from vitcow_assets.core.settings import SettingError
+from vitcow_assets.defs.resources import segmenter_from_environment
 from vitcow_assets.media.video import probe_video
 from vitcow_assets.segmenters.base import SegmenterConfigError
 from vitcow_assets.segmenters.motion import MotionSegmenter, MotionSettings
@@ -94,9 +96,9 @@ def test_animal_still_for_two_whole_clips_is_found_throughout(tracked):
 
 def test_masks_table_records_the_motion_settings(tracked):
     meta = pq.read_schema(tracked.masks_table).metadata
-    settings = json.loads(meta[b"vitcow.motion_settings"])
-    assert settings == MotionSettings().as_dict()
-    assert meta[b"vitcow.segmenter"] == b"motion/v2"
+    settings = json.loads(meta[b"vitcow.motion.settings"])
+    assert settings == json.loads(json.dumps(MotionSettings().as_dict()))
+    assert meta[b"vitcow.segmenter"] == b"motion/v3"
 
 
 def test_background_memory_starts_over_for_another_scene():
@@ -124,14 +126,16 @@ def test_a_session_opened_twice_on_one_clip_adds_its_samples_once():
 
 
 def test_settings_reach_the_segmenter_from_the_resource_and_the_cli():
-    resource = SegmenterResource(backend="motion", motion_polarity="dark", motion_min_area_px=40)
+    resource = segmenter_from_environment({}, {"motion": {"polarity": "dark", "min_area_px": 40}}, backend="motion")
     assert resource.segmenter.settings.polarity == "dark" and resource.segmenter.settings.min_area_px == 40
-    with pytest.raises(SegmenterConfigError, match="polarity"):
+    with pytest.raises(SettingError, match="polarity"):
         MotionSettings(polarity="sideways")
     with pytest.raises(SegmenterConfigError, match="background_memory"):
-        SegmenterResource(backend="motion", motion_background_memory=0).segmenter
-    args = build_parser().parse_args(["run", "x.mp4", "--motion-threshold-sigmas", "3.5", "--motion-polarity", "bright", "--no-motion-split"])
-    assert (args.motion_threshold_sigmas, args.motion_polarity, args.no_motion_split) == (3.5, "bright", True)
+        segmenter_from_environment({}, {"motion": {"background_memory": 0}}, backend="motion").segmenter
+    args = build_parser().parse_args(
+        ["run", "x.mp4", "--motion-threshold-sigmas", "3.5", "--motion-polarity", "bright", "--no-motion-split-touching", "--motion-speed-margin", "2"]
+    )
+    assert given(args, MotionSettings, "motion") == {"threshold_sigmas": 3.5, "polarity": "bright", "split_touching": False, "speed_margin": 2.0}
 
 
 def test_real_fish_every_fish_in_every_frame():
@@ -152,3 +156,27 @@ def test_real_fish_every_fish_in_every_frame():
     assert 7.5 <= np.median(counts) <= 9
     assert np.mean(np.minimum(counts, 8)) / 8 >= 0.95
     assert max(ids_per_clip) <= 12
+
+
+@pytest.mark.parametrize("scene_name", ["school", "herd"])
+def test_synthetic_scene_with_n_always_in_view_keeps_ids_within_the_targets(scene_name, tmp_path):
+    """Issue 20's targets on a scene nothing was tuned on (first seed): N animals always in
+    view give at most 1.25 N ids per clip and 2 N tracks per video, with no crop jumping
+    further than an animal can and every animal found; against motion/v2 on the same video
+    (per seed the scores move both ways, by up to 0.04 IDF1 and 2 tracks: see the report of
+    ``benchmarks.tracking --scenes``), no more than that worse."""
+    from benchmarks.tracking import figures
+    from vitcow_assets_tests import synthetic_scenes as ss
+
+    spec = ss.SCENES[scene_name]
+    scene = ss.simulate(spec, seed=0)
+    video = ss.write_scene(tmp_path / f"{scene_name}.mp4", scene)
+    clips = plan_clips(spec.frames, spec.fps, ClipSettings(frames_per_clip=ss.FRAMES_PER_CLIP, frame_step=ss.FRAME_STEP))
+    gt = scene.ground_truth_rows(sorted({f for c in clips for f in c.source_frames}))
+    now = figures("now", video, clips, spec.frames / spec.fps, spec.animals, tmp_path, gt)
+    assert now["ids_per_clip"] <= 1.25 * spec.animals, now
+    assert now["tracks_per_video"] <= 2 * spec.animals, now
+    assert now["jumps_over_100px"] == 0 and now["recall"] >= 0.9, now
+    before = figures("v2", video, clips, spec.frames / spec.fps, spec.animals, tmp_path, gt)
+    assert now["tracks_per_video"] <= before["tracks_per_video"] + 2, (now, before)
+    assert now["idf1"] >= before["idf1"] - 0.05, (now, before)

@@ -186,3 +186,5 @@ def test_identity_benchmark_runs_and_links_perfect_detections_perfectly(capsys):
     # the motion backend through the crossings (one inside a clip, one early in a clip) and
     # the animal that stands still for two clips: the issue's target
     assert float(figures["idf1_motion_overlap"]) >= 0.9
+    # no regression against the motion backend and linker before issue 20, measured in the same run
+    assert float(figures["idf1_motion_overlap"]) >= float(figures["idf1_motion_v2_overlap"]) - 0.005
