@@ -75,6 +75,22 @@ def whole_path(source: Path, folder: Path, settings: ClipSettings, crop: CropSet
     return report
 
 
+def _output_and_usage(proc: subprocess.Popen, stream) -> tuple[str, "os.struct_rusage"]:
+    """Read ``stream`` of ``proc`` to its end, then reap the child with ``wait4``: its output
+    and its resource usage (``ru_maxrss``); ``proc.returncode`` is set. The child is killed if
+    anything goes wrong on the way."""
+    try:
+        out = stream.read()
+        stream.close()
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    return out, usage
+
+
 def measure_rss(source: Path, folder: Path, settings: ClipSettings, crop: CropSettings, clip_files: bool = True) -> dict:
     """Run ``whole_path`` in a child process and return its report. The peak RSS is the one the
     child reads from its own ``VmHWM`` (see ``peak_mb``); ``wait4``'s ``ru_maxrss`` for that
@@ -87,14 +103,7 @@ def measure_rss(source: Path, folder: Path, settings: ClipSettings, crop: CropSe
     w0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, text=True)
     try:
-        out = proc.stdout.read()
-        proc.stdout.close()
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-    except BaseException:
-        proc.kill()
-        proc.wait()
-        raise
+        out, usage = _output_and_usage(proc, proc.stdout)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     if proc.returncode != 0:
@@ -113,13 +122,7 @@ def cli_peak_rss(source: Path, folder: Path) -> dict:
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        err = proc.stderr.read()
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-    except BaseException:
-        proc.kill()
-        proc.wait()
-        raise
+        err, usage = _output_and_usage(proc, proc.stderr)
     finally:
         shutil.rmtree(home, ignore_errors=True)
     if proc.returncode != 0:
