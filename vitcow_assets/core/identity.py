@@ -24,6 +24,15 @@ How a clip is linked to what came before it:
   the boxes overlap (``min_box_iou``) or their centres are close (``max_shift``, in units of
   the larger box diagonal); the cost is ``(1 - IoU) + shift``. Pairs that both have a mask
   on the shared frame were already judged by mask IoU and are not paired again.
+- **Lost tracks**: a fixed camera's animals do not vanish or appear in the middle of the
+  view. A track last seen away from the frame's edge that nothing continued stays claimable
+  for ``max_lost_steps`` frame steps (an animal hidden, merged with another or lying still
+  for a while); an object left unclaimed by both rules above whose first box is away from
+  the edge continues the nearest such track whose last box it could have reached in the
+  time elapsed (the speed gate) and whose mask area is within ``max_area_ratio`` of its own.
+  Cost: the distance between the boxes as a share of that reach, plus ``|log area ratio|``.
+  Without a measured speed gate (``speed_margin`` 0, or too few moves yet) nothing is
+  re-linked: how far an animal gets in a long gap would be a guess.
 - Only objects found by the same prompt are linked (a ``cow`` never continues a ``calf``).
 - Objects left unclaimed start new tracks. Track ids count from 0 in order of first
   appearance (clip order, then object id).
@@ -45,6 +54,7 @@ from vitcow_assets.core.masks import rle_area, rle_iou
 from vitcow_assets.core.tracks import LAGS, Reach, SpeedModel
 
 _NO = 1e6  # cost of a forbidden pair
+_MAX_LOST = 256  # lost tracks remembered at most (the most recent), so memory stays bounded
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +69,9 @@ class LinkSettings:
     - ``velocity_frames``: observations (frames) of a track used to estimate its velocity.
     - ``speed_quantile``: quantile of the video's measured displacements per source frame that the speed gate starts from.
     - ``speed_margin``: fallback pairs further apart than this many times that quantile per frame elapsed are refused (0: no gate).
+    - ``max_lost_steps``: lost tracks: frame steps a track that vanished away from the frame's edge stays claimable (0: off).
+    - ``max_area_ratio``: lost tracks: the two masks' areas differ by at most this factor.
+    - ``edge_px``: lost tracks: a box within this many pixels of the frame's edge is at the edge (entering or leaving the view).
     """
 
     min_mask_iou: float = 0.3
@@ -69,6 +82,9 @@ class LinkSettings:
     velocity_frames: int = 3
     speed_quantile: float = 0.99
     speed_margin: float = 1.5
+    max_lost_steps: int = 40
+    max_area_ratio: float = 2.0
+    edge_px: int = 2
 
     def __post_init__(self) -> None:
         if not 0 < self.min_mask_iou <= 1:
@@ -87,6 +103,12 @@ class LinkSettings:
             raise ValueError(f"speed_quantile must be in (0, 1], got {self.speed_quantile}")
         if self.speed_margin != 0 and self.speed_margin < 1:
             raise ValueError(f"speed_margin must be 0 (no gate) or >= 1, got {self.speed_margin}")
+        if self.max_lost_steps < 0:
+            raise ValueError(f"max_lost_steps must be >= 0, got {self.max_lost_steps}")
+        if self.max_area_ratio < 1:
+            raise ValueError(f"max_area_ratio must be >= 1, got {self.max_area_ratio}")
+        if self.edge_px < 0:
+            raise ValueError(f"edge_px must be >= 0, got {self.edge_px}")
 
 
 @dataclasses.dataclass
@@ -242,6 +264,30 @@ def _shared_frame_pairs(tracks: list[_Track], objects: list[_Object], shared: in
     return {o_on[c]: t_on[r] for r, c in _assign(np.where(allowed, 1.0 - iou, _NO))}
 
 
+def _at_edge(xyxy: np.ndarray, rle: dict, edge_px: int) -> bool:
+    """True when the box lies within ``edge_px`` of the frame's edge (the mask's RLE gives the frame's size)."""
+    height, width = rle["size"]
+    x1, y1, x2, y2 = (float(v) for v in xyxy)
+    return x1 <= edge_px or y1 <= edge_px or x2 >= width - 1 - edge_px or y2 >= height - 1 - edge_px
+
+
+def _lost_cost(tracks: list[_Track], objects: list[_Object], frame_step: int, s: LinkSettings, reach: Reach) -> np.ndarray:
+    """``(tracks, objects)`` cost of re-linking lost tracks: the least distance between a
+    track's last box and an object's first box as a share of how far an animal of the video
+    gets in the frame steps between them, plus ``|log area ratio|`` of their masks; pairs out
+    of reach, of other sizes or of other prompts cost ``_NO``."""
+    last = np.array([t.last_xyxy for t in tracks], np.float64)[:, None, :]
+    first = np.array([o.first_xyxy for o in objects], np.float64)[None, :, :]
+    steps = (np.array([o.first_frame for o in objects])[None, :] - np.array([t.last_frame for t in tracks])[:, None]) / frame_step
+    share = least_shift(last, first) / np.maximum(reach(np.maximum(steps, 1.0)), 1e-9)
+    area_t = np.array([max(rle_area(t.last_rle), 1) for t in tracks], np.float64)[:, None]
+    area_o = np.array([max(rle_area(o.first_rle), 1) for o in objects], np.float64)[None, :]
+    log_ratio = np.abs(np.log(area_o / area_t))
+    same_prompt = np.array([[t.prompt == o.prompt for o in objects] for t in tracks], bool).reshape(steps.shape)
+    allowed = same_prompt & (steps > 0) & (steps <= s.max_lost_steps) & (share <= 1.0) & (log_ratio <= np.log(s.max_area_ratio))
+    return np.where(allowed, share + log_ratio, _NO)
+
+
 class TrackLinker:
     """Gives each clip's objects video-wide track ids, one clip at a time in source order.
 
@@ -252,6 +298,8 @@ class TrackLinker:
     def __init__(self, settings: LinkSettings = LinkSettings()) -> None:
         self.settings = settings
         self._open: list[_Track] = []
+        #: tracks that vanished away from the frame's edge and may still be claimed
+        self._lost: list[_Track] = []
         self._previous: ClipWindow | None = None
         self._next_id = 0
         self._speeds = SpeedModel(quantile=settings.speed_quantile, margin=max(settings.speed_margin, 1.0))
@@ -278,7 +326,7 @@ class TrackLinker:
         if self._previous is not None and clip.source_start <= self._previous.source_start:
             raise ValueError(f"clips must come in source order: {clip.clip_id} after {self._previous.clip_id}")
         if not self.consecutive(self._previous, clip):
-            self._open = []
+            self._open, self._lost = [], []
         objects = _objects(observations, s.velocity_frames)
         self._speeds.add(_steps(observations, clip.frame_step))
         tracks = self._open
@@ -290,13 +338,32 @@ class TrackLinker:
         if t_left and o_left:
             cost = _fallback_cost([tracks[i] for i in t_left], [objects[j] for j in o_left], clip.source_start, clip.frame_step, s, self.reach)
             claimed.update({o_left[c]: t_left[r] for r, c in _assign(cost)})
+        # 3. Lost tracks: an object that appears away from the edge continues a track that vanished.
+        tracks = tracks + self._lost
+        relinked = self._relink_lost(clip, tracks, objects, claimed)
+        claimed.update(relinked)
         mapping = self._give_ids(clip, tracks, objects, claimed)
         self._previous = clip
         return mapping
 
+    def _relink_lost(self, clip: ClipWindow, tracks: list[_Track], objects: list[_Object], claimed: dict[int, int]) -> dict[int, int]:
+        """``{object position: track position}``: unclaimed objects that appear away from the
+        frame's edge paired with unclaimed tracks that vanished away from it (``_lost_cost``)."""
+        s, reach = self.settings, self.reach
+        if s.max_lost_steps == 0 or reach is None:
+            return {}
+        carried = set(claimed.values())
+        t_left = [i for i, t in enumerate(tracks) if i not in carried and not _at_edge(t.last_xyxy, t.last_rle, s.edge_px)]
+        o_left = [j for j, o in enumerate(objects) if j not in claimed and not _at_edge(o.first_xyxy, o.first_rle, s.edge_px)]
+        if not (t_left and o_left):
+            return {}
+        cost = _lost_cost([tracks[i] for i in t_left], [objects[j] for j in o_left], clip.frame_step, s, reach)
+        return {o_left[c]: t_left[r] for r, c in _assign(cost)}
+
     def _give_ids(self, clip: ClipWindow, tracks: list[_Track], objects: list[_Object], claimed: dict[int, int]) -> dict[int, int]:
         """Track ids of the clip's objects; the open tracks become this clip's objects plus the
-        recent unclaimed tracks."""
+        recent unclaimed tracks, and the lost ones the older unclaimed tracks that vanished
+        away from the frame's edge."""
         mapping: dict[int, int] = {}
         next_open = []
         for j, o in enumerate(objects):
@@ -307,10 +374,14 @@ class TrackLinker:
                 self._next_id += 1
             mapping[o.object_id] = track_id
             next_open.append(_Track(track_id, o.prompt, o.last_frame, o.last_xyxy, o.last_rle, o.velocity))
+        s = self.settings
         carried = set(claimed.values())
-        horizon = clip.source_end - self.settings.max_gap_steps * clip.frame_step
-        next_open += [t for i, t in enumerate(tracks) if i not in carried and t.last_frame >= horizon]
-        self._open = next_open
+        horizon = clip.source_end - s.max_gap_steps * clip.frame_step
+        unclaimed = [t for i, t in enumerate(tracks) if i not in carried]
+        next_open += [t for t in unclaimed if t.last_frame >= horizon]
+        lost_horizon = clip.source_end - s.max_lost_steps * clip.frame_step
+        lost = [t for t in unclaimed if lost_horizon <= t.last_frame < horizon and not _at_edge(t.last_xyxy, t.last_rle, s.edge_px)]
+        self._open, self._lost = next_open, lost[-_MAX_LOST:] if s.max_lost_steps else []
         return mapping
 
 

@@ -52,7 +52,9 @@ Per clip (one session):
    several animals are not whole views), and ``absorb_fragments`` gives a track seen in at
    most a quarter of the clip's frames, always inside one other track's blob, back to that
    track (a cut through one animal, not a new one). Each mask stays with its id. A track whose median contrast stays under ``min_track_contrast`` thresholds (a
-   reflection in glass) is dropped.
+   reflection in glass) is dropped, and so is one seen in fewer than ``min_track_frames``
+   frames of the clip (one sighting is not a track: a splash, a flash of light, a blob cut
+   differently for one frame; its crop would be black but for that frame).
 
 It ignores text, box and point prompts (the stage records the query text); removals apply.
 The segmenter keeps the scene's memory (background samples, typical size, speeds, the last
@@ -103,6 +105,7 @@ class MotionSettings:
     polarity: str = setting("auto", "animals darker (dark) or brighter (bright) than the background, both, or auto", choices=POLARITIES)
     min_area_ratio: float = setting(0.3, "smallest object as a fraction of the typical object area")
     min_track_contrast: float = setting(2.0, "drop tracks fainter than this many thresholds (reflections in glass)")
+    min_track_frames: int = setting(2, "drop tracks seen in fewer frames of a clip than this (one sighting is not a track)")
     min_area_px: int = setting(0, "smallest object in pixels, replacing the derived size (0: derive)")
     split_touching: bool = setting(True, "split blobs that hold several typical objects")
     background_memory: int = setting(48, "background sample frames kept from earlier clips (the background's horizon)")
@@ -125,7 +128,7 @@ class MotionSettings:
             check(name, getattr(self, name) >= 0, f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("background_memory", "background_samples", "merge_ratio"):
             check(name, getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("min_area_px", "blur_px", "open_px", "close_px", "max_missed"):
+        for name in ("min_area_px", "blur_px", "open_px", "close_px", "max_missed", "min_track_frames"):
             check(name, getattr(self, name) >= 0, f"{name} must be >= 0, got {getattr(self, name)}")
         check("speed_quantile", 0 < self.speed_quantile <= 1, f"speed_quantile must be in (0, 1], got {self.speed_quantile}")
         check("speed_margin", self.speed_margin == 0 or self.speed_margin >= 1, f"speed_margin must be 0 (no gate) or >= 1, got {self.speed_margin}")
@@ -569,7 +572,7 @@ class MotionSession:
         cut = cut_jumps(rooted, gate, [np.array([p.hint < 0 and not p.merged for p in parts], bool) for parts in per_frame])
         groups = [_blob_groups(parts) for parts in per_frame]
         whole = absorb_fragments(cut, groups, max(1, len(per_frame) // _FRAGMENT_SHARE))
-        faint = self._faint(whole, per_frame)
+        faint = self._faint(whole, per_frame) | _fleeting(whole, min(s.min_track_frames, len(per_frame)))
         renumber: dict[int, int] = {}
         for ids in whole:
             for i in ids.tolist():
@@ -641,6 +644,15 @@ class MotionSession:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _fleeting(ids_per_frame: list[np.ndarray], min_frames: int) -> set[int]:
+    """Tracks seen in fewer than ``min_frames`` frames."""
+    frames: dict[int, int] = {}
+    for ids in ids_per_frame:
+        for i in set(ids.tolist()):
+            frames[i] = frames.get(i, 0) + 1
+    return {i for i, n in frames.items() if n < min_frames}
 
 
 def _blob_groups(parts: list[_Part]) -> np.ndarray:

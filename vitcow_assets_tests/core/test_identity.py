@@ -188,3 +188,31 @@ def test_identity_benchmark_runs_and_links_perfect_detections_perfectly(capsys):
     assert float(figures["idf1_motion_overlap"]) >= 0.9
     # no regression against the motion backend and linker before issue 20, measured in the same run
     assert float(figures["idf1_motion_overlap"]) >= float(figures["idf1_motion_v2_overlap"]) - 0.005
+
+
+# Lost tracks: clips of 20 frames, one source frame apart (step 1), sharing their ends.
+L1, L2, L3 = ClipWindow(0, 0, 1, 20), ClipWindow(1, 19, 1, 20), ClipWindow(2, 38, 1, 20)
+
+
+def _lost_scene(settings: LinkSettings = LinkSettings(), x=80, size=10, frames=range(45, 58)) -> dict:
+    """Two animals walk through three clips (enough moves to measure the speed gate); a third
+    stands at x=80 until frame 15 and is seen again from frame 45 (30 frame steps later) at
+    ``x`` with side ``size``. Returns the third clip's mapping."""
+    walkers = lambda ids, span: _walk(ids[0], span, 10, 1, y=5) + _walk(ids[1], span, 10, 1, y=35)
+    linker = TrackLinker(settings)
+    assert linker.link(L1, _obs(walkers((0, 1), range(0, 20)) + _walk(2, range(0, 16), 80, 0, y=20))) == {0: 0, 1: 1, 2: 2}
+    assert linker.link(L2, _obs(walkers((4, 3), range(19, 39)))) == {4: 0, 3: 1}
+    return linker.link(L3, _obs(walkers((1, 0), range(38, 58)) + _walk(9, frames, x, 0, y=20, size=size)))
+
+
+def test_an_animal_that_vanished_in_the_view_continues_its_track_where_it_is_seen_again():
+    assert _lost_scene() == {1: 0, 0: 1, 9: 2}
+    assert _lost_scene(x=84) == {1: 0, 0: 1, 9: 2}  # it moved a little while unseen
+
+
+def test_a_lost_track_is_not_claimed_at_the_edge_too_late_by_another_size_or_without_a_speed_gate():
+    assert _lost_scene(x=0)[9] == 3  # enters at the frame's edge: another animal
+    assert _lost_scene(LinkSettings(max_lost_steps=20))[9] == 3  # 30 steps later, 20 allowed
+    assert _lost_scene(size=20)[9] == 3  # four times the area
+    assert _lost_scene(LinkSettings(speed_margin=0))[9] == 3  # no measured speeds: no guess
+    assert _lost_scene(x=30)[9] == 3  # 50 px in 30 steps: out of the measured reach

@@ -102,3 +102,19 @@ def test_environment_values_reach_the_resources_and_bad_ones_name_the_variable()
         storage_from_environment({"VITCOW_SETTLE_SECONDS": "soon"})
     with pytest.raises(SettingError, match="VITCOW_MOTION_SPEED_MARGIN"):
         segmenter_from_environment({"VITCOW_MOTION_SPEED_MARGIN": "fast"})
+
+
+@pytest.mark.parametrize("min_track_frames, expected", [(2, 0), (1, 1)])
+def test_an_object_seen_on_one_frame_of_the_clip_is_not_a_track(min_track_frames, expected):
+    from vitcow_assets.segmenters.motion import MotionSettings
+
+    frames_idx = list(range(0, 80, 4))
+    bg = background(320, 240)
+    frames = [render(i, 320, 240, bg=bg) for i in frames_idx]
+    # a third, bright square on frame 7 only (a flash, a splash, a bird passing)
+    frames[7] = frames[7].copy()
+    frames[7][190:214, 250:274] = 255
+    with MotionSegmenter(MotionSettings(min_track_frames=min_track_frames)).start_session(frames) as session:
+        results = list(session.propagate())
+    assert [len(r.detections) for r in results].count(3) == expected
+    assert all(len(r.detections) == 2 for k, r in enumerate(results) if k != 7)
