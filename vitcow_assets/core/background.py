@@ -13,6 +13,11 @@ clip's own median. Memory is ``capacity × H × W`` bytes twice, whatever the vi
 import numpy as np
 
 
+#: pixels per band of ``BackgroundMemory.estimate`` (its sort's working memory is about
+#: 6 bytes per pixel and sample)
+_BAND_PIXELS = 65536
+
+
 def masked_median(samples: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-pixel median of the valid samples.
 
@@ -118,9 +123,17 @@ class BackgroundMemory:
         clip_samples = np.asarray(clip_samples, np.uint8)
         if self._samples is None or self._samples.shape[1:] != clip_samples.shape[1:] or self._filled == 0:
             return np.median(clip_samples, axis=0).astype(np.uint8), 0.0
-        samples = np.concatenate([self._samples[: self._filled], clip_samples])
-        valid = np.concatenate([self._valid[: self._filled], np.ones(clip_samples.shape, bool)])
-        median, count = masked_median(samples, valid)
+        height, width = clip_samples.shape[1:]
+        median = np.empty((height, width), np.uint8)
+        count = np.empty((height, width), np.int64)
+        # band by band: the sort works on a uint16 copy of every sample, several times the
+        # memory itself at once (0.3 GB at 2560x1440) where whole frames are taken together
+        band = max(1, _BAND_PIXELS // width)
+        for top in range(0, height, band):
+            rows = slice(top, top + band)
+            samples = np.concatenate([self._samples[: self._filled, rows], clip_samples[:, rows]])
+            valid = np.concatenate([self._valid[: self._filled, rows], np.ones(clip_samples[:, rows].shape, bool)])
+            median[rows], count[rows] = masked_median(samples, valid)
         return median, float(np.mean(1.0 - len(clip_samples) / np.maximum(count, 1)))
 
 

@@ -14,6 +14,24 @@ def test_masked_median_ignores_invalid_samples():
     assert median[0, 0] == 0 and count[0, 0] == 0
 
 
+def test_memory_estimate_band_by_band_equals_the_whole_frame_median(monkeypatch):
+    import vitcow_assets.core.background as background
+
+    rng = np.random.default_rng(3)
+    height, width = 37, 53  # bands that do not divide the frame
+    memory = BackgroundMemory(capacity=9)
+    for _ in range(9):
+        memory.add(rng.integers(0, 256, (height, width), dtype=np.uint8), rng.random((height, width)) > 0.3)
+    clip = rng.integers(0, 256, (4, height, width), dtype=np.uint8)
+    samples = np.concatenate([memory._samples, clip])
+    valid = np.concatenate([memory._valid, np.ones(clip.shape, bool)])
+    whole, count = masked_median(samples, valid)
+    monkeypatch.setattr(background, "_BAND_PIXELS", 5 * width)
+    banded, share = memory.estimate(clip)
+    assert np.array_equal(banded, whole)
+    assert share == pytest.approx(float(np.mean(1.0 - 4 / count)))
+
+
 def test_robust_sigma_reads_noise_not_objects():
     rng = np.random.default_rng(0)
     values = rng.normal(0, 3.0, 100_000)
