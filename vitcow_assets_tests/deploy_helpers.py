@@ -95,16 +95,20 @@ def overlapping(intervals: list[tuple[float, float]]) -> list[tuple]:
     return [(a, b) for a, b in zip(ordered, ordered[1:]) if b[0] < a[1]]
 
 
-def wait_for_runs(instance: dg.DagsterInstance, count: int, timeout_s: float, proc: subprocess.Popen, log: Path) -> list:
-    """The instance's runs once ``count`` of them have finished and none is in progress."""
+def wait_for_runs(instance: dg.DagsterInstance, partitions: list[str], timeout_s: float, proc: subprocess.Popen, log: Path) -> list:
+    """The runs of ``partitions`` once each has one that finished and no run at all is in progress.
+
+    Other runs may come and go meanwhile (the crop catalog's automation launches one of its own
+    once crops change); they are waited for but not returned."""
     finished = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         runs = instance.get_runs()
-        if len(runs) >= count and all(r.status in finished for r in runs):
-            return runs
+        ours = [r for r in runs if r.tags.get("dagster/partition") in partitions]
+        if {r.tags["dagster/partition"] for r in ours} == set(partitions) and all(r.status in finished for r in runs):
+            return ours
         if proc.poll() is not None:
             raise AssertionError(f"{proc.args[0]} exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
         time.sleep(1)
-    states = [(r.tags.get("dagster/partition"), r.status.value) for r in instance.get_runs()]
+    states = [(r.job_name, r.tags.get("dagster/partition"), r.status.value) for r in instance.get_runs()]
     raise AssertionError(f"runs did not finish in {timeout_s:.0f} s: {states}\n{log.read_text()[-3000:]}")
