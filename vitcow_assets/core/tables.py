@@ -184,6 +184,19 @@ def mask_rows(
 #: prefix of the masks table's provenance keys in its Parquet key-value metadata
 MASKS_METADATA_PREFIX = "vitcow."
 
+#: what in a table names the run that wrote it, not what it holds: the ``run_id`` column (crops,
+#: catalog) and the masks table's ``vitcow.run_id`` key. A re-run that makes the same rows
+#: differs from the first run here only (see ``without_run_ids``).
+RUN_ID_COLUMNS = ("run_id",)
+RUN_ID_KEYS = (f"{MASKS_METADATA_PREFIX}run_id".encode(),)
+
+
+def without_run_ids(table: pa.Table | pa.RecordBatch) -> pa.Table | pa.RecordBatch:
+    """The table (or batch) without the columns and metadata keys that name the run."""
+    keep = [n for n in table.schema.names if n not in RUN_ID_COLUMNS]
+    metadata = {k: v for k, v in (table.schema.metadata or {}).items() if k not in RUN_ID_KEYS}
+    return table.select(keep).replace_schema_metadata(metadata)
+
 
 def masks_metadata(**provenance: str) -> dict[str, str]:
     """Parquet key-value metadata of a masks table (``segmenter``, ``checkpoint``, ``prompt``...)."""

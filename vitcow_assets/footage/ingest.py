@@ -161,8 +161,23 @@ def write_record(
         frame_count=len(times) if times is not None else info.frame_count,
         **(provenance or {}),
     )
+    record = _keep_first_registration(layout, record)
     with atomic_file(layout.raw_video_json) as tmp:
         tmp.write_text(json.dumps(record.as_dict(), indent=2))
+    return record
+
+
+def _keep_first_registration(layout: VideoLayout, record: RawVideo) -> RawVideo:
+    """``record`` with the registration time of the record already stored where that one says
+    the same in every other field (the same file registered again), so that registering again
+    writes the same bytes; a changed record keeps its new time."""
+    try:
+        before = json.loads(layout.raw_video_json.read_text())
+    except (FileNotFoundError, ValueError):
+        return record
+    now = json.loads(json.dumps(record.as_dict()))  # as it would read back
+    if isinstance(before, dict) and {**before, "registered_at": now["registered_at"]} == now:
+        return dataclasses.replace(record, registered_at=before["registered_at"])
     return record
 
 

@@ -1,9 +1,12 @@
 """Publishing: a partition's crop videos, manifests and tables to ``<destination>/<farm>/<video_id>/``.
 
 Uploads are atomic (see ``remote.transfer.upload``) and idempotent: ``published.json`` in
-the video's destination folder lists every published file's size and sha256; a file whose
-remote size and listed sha256 match the local one is skipped, a changed one is replaced,
-and a file published before but no longer produced (a re-run made fewer crops) is removed.
+the video's destination folder lists every published file's size and sha256 (and for a table
+the sha256 of its rows without run ids); a file whose remote size matches the index and whose
+bytes (or, for a table, rows) are the local one's is skipped, a changed one is replaced, and a
+file published before but no longer produced (a re-run made fewer crops) is removed. A re-run
+that made the same rows therefore uploads nothing: the published table keeps the run id of the
+run that first made it.
 The index is written last, so an interrupted publish is redone, never trusted.
 The published ``crops/crops.parquet`` is the crops manifest plus ``published_uri``.
 
@@ -22,7 +25,7 @@ import pyarrow.parquet as pq
 from vitcow_assets.core.names import plain_name
 from vitcow_assets.core.tables import PUBLISHED_CROPS_SCHEMA
 from vitcow_assets.media.files import atomic_file
-from vitcow_assets.media.hashing import sha256_file
+from vitcow_assets.media.hashing import sha256_file, table_content_sha256
 from vitcow_assets.remote.locations import Location
 from vitcow_assets.remote.transfer import Connection, upload
 from vitcow_assets.footage.layout import VideoLayout, check_partition_key
@@ -74,6 +77,25 @@ def _remote_sizes(conn: Connection, target: Location) -> dict[str, int]:
     return {p: int(info.get("size") or 0) for p, info in found.items() if info.get("type", "file") == "file"}
 
 
+def _index_entry(local: Path) -> dict:
+    """A published file's index entry: size and sha256 of its bytes, and for a table the sha256
+    of its rows without run ids (``content``)."""
+    entry = {"size": local.stat().st_size, "sha256": sha256_file(local)}
+    if local.suffix == ".parquet":
+        entry["content"] = table_content_sha256(local)
+    return entry
+
+
+def _same_content(old: dict | None, new: dict) -> bool:
+    """Whether a file published before holds what the new one does: the same bytes, or for a
+    table the same rows, schema and provenance, where only the run that wrote it differs."""
+    if not old:
+        return False
+    if old.get("sha256") == new["sha256"]:
+        return True
+    return "content" in new and old.get("content") == new["content"]
+
+
 def publish_outputs(layout: VideoLayout, video_id: str, farm: str | None, destination: str, conn: Connection | None = None) -> PublishSummary:
     """Publish one partition's outputs; returns what was uploaded, skipped and removed."""
     target = destination_of(destination, farm, video_id)
@@ -106,12 +128,14 @@ def publish_outputs(layout: VideoLayout, video_id: str, farm: str | None, destin
         new_index, uploaded, skipped = {}, [], []
         for parts, local in sorted(files.items()):
             rel = "/".join(parts)
-            entry = {"size": local.stat().st_size, "sha256": sha256_file(local)}
+            entry = _index_entry(local)
             remote = target.child(*parts)
-            new_index[rel] = entry
-            if old_index.get(rel) == entry and sizes.get(remote.fs_path) == entry["size"]:
+            old = old_index.get(rel)
+            if _same_content(old, entry) and sizes.get(remote.fs_path) == old["size"]:
+                new_index[rel] = old  # the published copy stays, naming the run that first made it
                 skipped.append(remote.uri)
                 continue
+            new_index[rel] = entry
             upload(conn, local, remote.fs_path)
             uploaded.append(remote.uri)
         removed = []

@@ -5,12 +5,10 @@ file was registered), which is taken out before comparing."""
 import json
 from pathlib import Path
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 
-#: columns and Parquet metadata keys that name the run that wrote a table
-RUN_ID_COLUMNS = ("run_id",)
-RUN_ID_KEYS = (b"vitcow.run_id",)
+from vitcow_assets.core.tables import RUN_ID_COLUMNS, RUN_ID_KEYS
+
 #: fields of the JSON records that say when, not what
 WHEN_FIELDS = ("registered_at",)
 
@@ -66,10 +64,3 @@ def differences(folder_a: Path, home_a: Path, folder_b: Path, home_b: Path) -> l
         if not same:
             problems.append(f"differs: {name}")
     return problems
-
-
-def without_run_ids(table: pa.Table) -> pa.Table:
-    """The table without run-id columns and metadata (what a re-run may change)."""
-    keep = [n for n in table.column_names if n not in RUN_ID_COLUMNS]
-    metadata = {k: v for k, v in (table.schema.metadata or {}).items() if k not in RUN_ID_KEYS}
-    return table.select(keep).replace_schema_metadata(metadata)
