@@ -12,6 +12,7 @@ was not is the colour conversion and the encoder's threading.
 """
 
 import dataclasses
+import functools
 import heapq
 import os
 from collections.abc import Iterable, Iterator
@@ -310,6 +311,25 @@ def iter_frames(
             raise VideoError(f"{Path(path).name}: decoding failed ({damage.first_error})")
 
 
+#: x264 SIMD levels a file may be capped at, each with the CPU flags (as Linux's
+#: ``/proc/cpuinfo`` names them) of the code above it, which the cap switches off
+X264_SIMD_CAPS = {"AVX2": frozenset({"avx512f"})}
+
+
+@functools.cache
+def cpu_simd_flags() -> frozenset[str]:
+    """This CPU's flags from ``/proc/cpuinfo`` (empty where there is none: not Linux, or a
+    CPU that names no x86 flags, where nothing is capped)."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
 #: values of ``EncoderSettings.thread_type``: threads cut each frame into slices, or encode
 #: several frames at once
 THREAD_TYPES = ("SLICE", "FRAME")
@@ -331,7 +351,12 @@ class EncoderSettings:
     27 ms per file with 1 thread or the machine's choice) and parallelism comes from encoding
     several files at once (``stages.cropping``), which cannot change any file's bytes.
     x264's output is the same for every SIMD level from SSSE3 up to AVX2 (checked with its
-    ``asm`` mask); ``x264_params`` can pin more (e.g. ``asm=...``) and is recorded.
+    ``asm`` mask), but not with its AVX-512 code, which on an AVX-512 CPU (AMD EPYC here)
+    made other bytes and, from the same frames in the same process, not always the same ones
+    (2 of 60 encodes of one crop differed, by where the process's memory lay; 0 of 300 at
+    AVX2 or SSSE3): ``simd_cap`` holds x264 to AVX2 where the CPU has more (see
+    ``x264_options``). ``x264_params`` can pin more (e.g. ``asm=...``, which then wins) and
+    is recorded.
     """
 
     codec: str = "libx264"
@@ -344,6 +369,8 @@ class EncoderSettings:
     thread_type: str = "SLICE"
     #: extra x264 options (``key=value:key=value``), e.g. ``asm=...``; empty for none
     x264_params: str = ""
+    #: the highest x264 SIMD level used (``X264_SIMD_CAPS``); None for whatever the CPU has
+    simd_cap: str | None = "AVX2"
 
     def __post_init__(self) -> None:
         if self.threads < 1:
@@ -352,6 +379,22 @@ class EncoderSettings:
             )
         if self.thread_type not in THREAD_TYPES:
             raise ValueError(f"thread_type must be one of {THREAD_TYPES}, got {self.thread_type!r}")
+        if self.simd_cap is not None and self.simd_cap not in X264_SIMD_CAPS:
+            raise ValueError(f"simd_cap must be one of {sorted(X264_SIMD_CAPS)} or None, got {self.simd_cap!r}")
+
+    def x264_options(self, cpu_flags: frozenset[str] | None = None) -> str:
+        """The ``x264-params`` this machine encodes with: ``x264_params``, plus ``asm=<cap>``
+        where the CPU (``cpu_flags``, by default this one's, as Linux names them) has SIMD
+        above ``simd_cap``. Only a level the CPU has is ever named, so the cap never asks
+        for instructions the machine lacks; an ``asm`` in ``x264_params`` is left alone."""
+        params = self.x264_params
+        if self.simd_cap is None or "asm=" in params:
+            return params
+        above = X264_SIMD_CAPS[self.simd_cap]
+        flags = cpu_flags if cpu_flags is not None else cpu_simd_flags()
+        if not flags & above:
+            return params
+        return f"{params}:asm={self.simd_cap}" if params else f"asm={self.simd_cap}"
 
     def describe(self) -> dict:
         """The settings and the library versions that make the bytes (for metadata)."""
@@ -397,8 +440,8 @@ class VideoWriter:
             stream = self._container.add_stream(self.settings.codec, rate=self.fps)
             stream.width, stream.height, stream.pix_fmt = self.width, self.height, self.settings.pix_fmt
             options = {"crf": str(self.settings.crf), "preset": self.settings.preset}
-            if self.settings.x264_params:
-                options["x264-params"] = self.settings.x264_params
+            if x264_params := self.settings.x264_options():
+                options["x264-params"] = x264_params
             stream.options = options
             stream.codec_context.thread_count = self.settings.threads
             stream.codec_context.thread_type = self.settings.thread_type

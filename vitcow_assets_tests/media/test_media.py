@@ -5,9 +5,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from vitcow_assets.media.files import atomic_dir, atomic_file
-from vitcow_assets.media.hashing import sha256_file
+from vitcow_assets.media.hashing import sha256_file, table_content_sha256
 from vitcow_assets.media.parquet import ParquetSink
-from vitcow_assets.media.video import VideoError, VideoWriter, iter_frames, probe_video
+import concurrent.futures
+
+from vitcow_assets.media.video import EncoderSettings, VideoError, VideoWriter, iter_frames, probe_video
 from vitcow_assets_tests.synthetic import render
 
 
@@ -100,6 +102,29 @@ def test_sha256_file(tmp_path):
     assert sha256_file(tmp_path / "keep.txt") == "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
 
 
+def _crops_like(path, run_id: str, rows=(0, 1, 2), prompt="cow", row_group_size=2):
+    schema = pa.schema(
+        [pa.field("object_id", pa.int32(), metadata={"description": "object"}), pa.field("run_id", pa.string())],
+        metadata={"vitcow.prompt": prompt, "vitcow.run_id": run_id},
+    )
+    table = pa.table({"object_id": list(rows), "run_id": [run_id] * len(rows)}, schema=schema)
+    pq.write_table(table, path, row_group_size=row_group_size)
+    return path
+
+
+def test_table_content_sha256_sets_the_run_aside_and_nothing_else(tmp_path):
+    """Two runs that wrote the same rows: the files' bytes differ (their run ids), their
+    content digests do not; another row, another value or other provenance does."""
+    first = _crops_like(tmp_path / "a.parquet", "run-aaaa")
+    again = _crops_like(tmp_path / "b.parquet", "run-bbbb")
+    assert sha256_file(first) != sha256_file(again)
+    assert table_content_sha256(first) == table_content_sha256(again)
+    digest = table_content_sha256(first)
+    assert table_content_sha256(_crops_like(tmp_path / "c.parquet", "run-aaaa", rows=(0, 1, 3))) != digest
+    assert table_content_sha256(_crops_like(tmp_path / "d.parquet", "run-aaaa", rows=(0, 1))) != digest
+    assert table_content_sha256(_crops_like(tmp_path / "e.parquet", "run-aaaa", prompt="sheep")) != digest
+
+
 def test_writer_reencodes_decoded_frames_without_rgb_and_keeps_content(tmp_path, synthetic_video):
     out = tmp_path / "native.mp4"
     with VideoWriter(out, 320, 240, 2.5) as writer:
@@ -138,3 +163,40 @@ def test_sweep_never_removes_a_live_writers_temporaries(tmp_path):
     finally:
         live.kill()
         live.wait()
+
+
+def test_x264_simd_cap_names_a_level_only_where_the_cpu_has_more():
+    capped = EncoderSettings()
+    assert capped.x264_options(frozenset({"sse2", "ssse3", "avx2", "avx512f"})) == "asm=AVX2"
+    assert capped.x264_options(frozenset({"sse2", "ssse3", "avx2"})) == ""  # nothing above the cap: x264's own choice
+    assert capped.x264_options(frozenset()) == ""  # no x86 flags known (another OS or CPU)
+    assert EncoderSettings(x264_params="keyint=5").x264_options(frozenset({"avx512f"})) == "keyint=5:asm=AVX2"
+    assert EncoderSettings(x264_params="asm=SSE2").x264_options(frozenset({"avx512f"})) == "asm=SSE2"
+    assert EncoderSettings(simd_cap=None).x264_options(frozenset({"avx512f"})) == ""
+    with pytest.raises(ValueError, match="simd_cap"):
+        EncoderSettings(simd_cap="AVX512")
+
+
+def _textured_frames(count: int = 10, size: int = 224) -> list[np.ndarray]:
+    rng = np.random.default_rng(7)
+    base = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+    return [np.ascontiguousarray(np.roll(base, 3 * k, axis=1)) for k in range(count)]
+
+
+def test_encoded_bytes_are_the_same_every_time_and_at_every_simd_level(tmp_path):
+    """The same frames encoded 24 times on a pool (each file's memory laid out differently)
+    give one set of bytes, and they are x264's at SSSE3: on a CPU with AVX-512, whose x264
+    code gives other (and not always the same) bytes, the default cap holds it to AVX2."""
+    frames = _textured_frames()
+
+    def encode(name: str, settings: EncoderSettings = EncoderSettings()) -> bytes:
+        path = tmp_path / f"{name}.mp4"
+        with VideoWriter(path, 224, 224, 10.0, settings) as writer:
+            for frame in frames:
+                writer.write(frame)
+        return path.read_bytes()
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        encoded = set(pool.map(encode, [f"f{'x' * (i % 5)}{i}" for i in range(24)]))
+    assert len(encoded) == 1
+    assert encoded == {encode("ssse3", EncoderSettings(x264_params="asm=SSSE3"))}
