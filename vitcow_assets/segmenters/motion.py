@@ -34,7 +34,14 @@ Per clip (one session):
    frame they share and the cross-clip linker pairs them exactly. A blob that no such tracks
    explain but that is clearly larger than one animal (than the one track on it, or than the
    clip's typical object) is cut into as many compact parts (k-means on its pixel
-   coordinates, seeded).
+   coordinates, seeded). When only the clip's typical size says the blob is more than one
+   (no track on it, or one whose own area is not yet measured), the cut must also show a
+   neck where the parts meet (``core.splitting.hull_gain`` at least ``neck_gain``): a
+   straight cut through one convex body leaves parts whose hulls fill the body's hull, so an
+   animal larger than the typical one stays whole (animals of one scene differ several-fold
+   in area), while touching animals leave a notch (two touching ellipses: 0.14). Where a
+   track's measured area or two tracks say so, size is evidence enough (two animals crossing
+   head-on make one convex blob).
 6. Ids within the clip come from ``IoUTracker`` (box IoU and centre shift with a
    constant-velocity prediction, the change in mask area, the split hints, Hungarian
    assignment, then a far-reaching second pass for animals that dart; when a clip starts on
@@ -80,7 +87,7 @@ from vitcow_assets.core.detections import Detections
 from vitcow_assets.core.geometry import box_centres
 from vitcow_assets.core.masks import BoxMasks
 from vitcow_assets.core.settings import check, setting
-from vitcow_assets.core.splitting import claims, kmeans_split, split_by_masks
+from vitcow_assets.core.splitting import claims, hull_gain, kmeans_split, split_by_masks
 from vitcow_assets.core.tracks import IoUTracker, Reach, SpeedModel, absorb_fragments, clean_steps, cut_jumps, stitch_tracklets
 from vitcow_assets.segmenters.base import FrameResult, SegmenterBase
 
@@ -121,10 +128,11 @@ class MotionSettings:
     area_weight: float = setting(0.5, "weight of the change in mask area (|log ratio|) in the association cost")
     speed_quantile: float = setting(0.99, "quantile of the scene's measured per-frame moves that the speed gate starts from")
     speed_margin: float = setting(1.5, "the speed gate is this many times that quantile (0: no gate)")
+    neck_gain: float = setting(0.02, "a blob cut by its size alone must show a neck: its convex hull this fraction larger than its parts' hulls (0: size alone)")
     ghost_edge_ratio: float = setting(0.7, "a blob whose outline shows less than this fraction as strongly as the background's is a ghost (0: keep all)")
 
     def __post_init__(self) -> None:
-        for name in ("threshold_sigmas", "min_contrast", "min_area_ratio", "min_track_contrast", "min_iou", "max_shift", "far_shift", "area_weight", "ghost_edge_ratio"):
+        for name in ("threshold_sigmas", "min_contrast", "min_area_ratio", "min_track_contrast", "min_iou", "max_shift", "far_shift", "area_weight", "neck_gain", "ghost_edge_ratio"):
             check(name, getattr(self, name) >= 0, f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("background_memory", "background_samples", "merge_ratio"):
             check(name, getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
@@ -490,12 +498,28 @@ class MotionSession:
         own = max(claimed[0].area, sizes.reference) if len(claimed) == 1 else sizes.reference
         count = split_count(float(local.sum()), own)
         if count == 1:
-            part = _tight(x, y, local, clean=len(claimed) <= 1)
-            part.merged = len(claimed) >= 2
-            return [part]
+            return self._whole(x, y, local, claimed)
         seeds = np.array([box_centres(_placed_box(c)) for c in claimed], np.float32).reshape(-1, 2)
         seeds = seeds if len(seeds) == count else seeds[:0]
-        return [_tight(x, y, p) for p in kmeans_split(local, count, seeds - (x, y)) if p.sum() >= sizes.min_area]
+        pieces = [p for p in kmeans_split(local, count, seeds - (x, y)) if p.sum() >= sizes.min_area]
+        if self._needs_neck(claimed) and len(pieces) >= 2 and hull_gain(local, pieces) < self._settings.neck_gain:
+            # only the typical size says "more than one", and there is no neck where the parts
+            # meet: slices of one convex body (a large animal), not animals
+            return self._whole(x, y, local, claimed)
+        return [_tight(x, y, p) for p in pieces]
+
+    def _needs_neck(self, claimed: list[_Expected]) -> bool:
+        """Whether a cut by size must show a neck: yes unless something measured says the blob
+        holds more than one animal (two tracks on it, or one track whose own area was
+        measured and that the blob clearly exceeds)."""
+        measured = len(claimed) >= 2 or (len(claimed) == 1 and claimed[0].area > 0)
+        return self._settings.neck_gain > 0 and not measured
+
+    @staticmethod
+    def _whole(x: int, y: int, local: np.ndarray, claimed: list[_Expected]) -> list[_Part]:
+        part = _tight(x, y, local, clean=len(claimed) <= 1)
+        part.merged = len(claimed) >= 2
+        return [part]
 
     def _blobs(self, model: _ClipModel, clip_frame: int, component, sizes: _Sizes, ghosts: np.ndarray) -> list[tuple[np.ndarray, int, int]]:
         """The frame's blobs ``(mask, x, y)`` of at least the minimum area that are not ghosts

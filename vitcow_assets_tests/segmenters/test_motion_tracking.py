@@ -102,7 +102,9 @@ def test_masks_table_records_the_motion_settings(tracked):
 
 
 def test_background_memory_starts_over_for_another_scene():
-    segmenter = MotionSegmenter()
+    # two of these boxes touch flush, edge to edge, on the third clip's first frames: a
+    # rectangle with no neck, which only a cut by size alone separates (neck_gain 0)
+    segmenter = MotionSegmenter(MotionSettings(neck_gain=0))
     bg_a, bg_b = background(WIDTH, HEIGHT, seed=0), background(WIDTH, HEIGHT, seed=1)
     clip = lambda bg, start: [render(i, WIDTH, HEIGHT, TRACKING_OBJECTS, bg) for i in range(start, start + 80, 4)]
     derived = []
@@ -200,3 +202,26 @@ def test_synthetic_scene_with_n_always_in_view_keeps_ids_within_the_targets(scen
     before = figures("v2", video, clips, spec.frames / spec.fps, spec.animals, tmp_path, gt)
     assert now["tracks_per_video"] <= before["tracks_per_video"] + 2, (now, before)
     assert now["idf1"] >= before["idf1"] - 0.05, (now, before)
+
+
+
+
+def test_large_animals_are_not_cut_in_two_by_their_size_alone(tmp_path, monkeypatch):
+    """Crowd, seed 6: ten animals whose areas differ up to nine-fold. Cut whenever a blob is
+    clearly larger than the clip's typical animal (``neck_gain=0``, as before), the large ones
+    are cut into parts that become extra ids: 14 ids per clip for 10 animals. A large animal's
+    blob is convex (no neck), so with the default it stays whole, while touching animals
+    (a neck) are still cut."""
+    from benchmarks import tracking
+    from vitcow_assets_tests import synthetic_scenes as ss
+
+    monkeypatch.setitem(tracking.BACKENDS, "size-alone", (lambda: MotionSegmenter(MotionSettings(neck_gain=0)), None))
+    spec = ss.SCENES["crowd"]
+    scene = ss.simulate(spec, seed=6)
+    video = ss.write_scene(tmp_path / "crowd6.mp4", scene)
+    clips = plan_clips(spec.frames, spec.fps, ClipSettings(frames_per_clip=ss.FRAMES_PER_CLIP, frame_step=ss.FRAME_STEP))
+    gt = scene.ground_truth_rows(sorted({f for c in clips for f in c.source_frames}))
+    now, size_alone = (tracking.figures(name, video, clips, spec.frames / spec.fps, spec.animals, tmp_path, gt) for name in ("now", "size-alone"))
+    assert size_alone["ids_per_clip"] > 1.25 * spec.animals, size_alone
+    assert now["ids_per_clip"] <= 1.25 * spec.animals and now["tracks_per_video"] <= 2 * spec.animals, now
+    assert now["idf1"] > size_alone["idf1"] and now["matched_recall"] >= size_alone["matched_recall"], (now, size_alone)
