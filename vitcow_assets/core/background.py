@@ -1,15 +1,18 @@
 """A fixed camera's background, kept over a longer horizon than one clip, and the robust
-statistics the motion segmenter derives its thresholds from. Pure: numpy only.
+statistics the motion segmenter derives its thresholds from. Pure: numpy, and OpenCV for
+``fill_hulls``.
 
 ``BackgroundMemory`` holds a bounded number of grey sample frames taken from earlier clips,
 each with a mask of the pixels that showed background in it (pixels inside detected objects
-are left out). A clip's background is, per pixel, the median of the memory's valid samples
+are left out; ``fill_hulls`` widens a found object to its convex hull, so an animal found
+only in part does not teach the memory the rest of its body). A clip's background is, per pixel, the median of the memory's valid samples
 together with a few of the clip's own frames, so an animal that moved at some point and then
 stands still is not absorbed into the background as long as the memory holds more samples of
 its spot without it than the clip adds. On a scene's first clip (empty memory) it is the
 clip's own median. Memory is ``capacity × H × W`` bytes twice, whatever the video's length.
 """
 
+import cv2
 import numpy as np
 
 
@@ -68,6 +71,18 @@ def split_count(area: float, typical: float, max_parts: int = 6, min_ratio: floa
     if typical <= 0 or area < min_ratio * typical:
         return 1
     return int(min(max_parts, max(2, round(area / typical))))
+
+
+def fill_hulls(mask: np.ndarray, min_area: float) -> np.ndarray:
+    """``mask`` (``uint8`` or ``bool (H, W)``) as ``uint8`` with each connected part of at least
+    ``min_area`` pixels filled to its convex hull (an object found in pieces of its outline
+    covers its body; specks stay as they are)."""
+    out = mask.astype(np.uint8, copy=True)
+    contours, _ = cv2.findContours(out, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    for contour in contours:
+        if cv2.contourArea(contour) >= min_area:
+            cv2.fillConvexPoly(out, cv2.convexHull(contour), 1)
+    return out
 
 
 class BackgroundMemory:

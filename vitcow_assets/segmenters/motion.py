@@ -4,7 +4,10 @@ Per clip (one session):
 
 1. Frames become grey (lightly blurred). The **background** is the per-pixel median of sample
    frames the segmenter kept from the same scene's earlier clips, leaving out the pixels where
-   it had found objects (``core.background.BackgroundMemory``), so an animal that moved at
+   it had found objects, each filled to its convex hull (``core.background.BackgroundMemory``,
+   ``fill_hulls``: an animal resting through a video's first clip is found only where the
+   clip's own median does not hold it, and the memory must not learn the rest of its body
+   as floor), so an animal that moved at
    some point and then stands still for a whole clip is still found; where the memory has too
    few samples (a video's first clip) the clip's own median stands in. The median is taken at
    half resolution on frames over 600,000 pixels. A clip whose median disagrees with the
@@ -82,7 +85,7 @@ from collections.abc import Iterator, Sequence
 import cv2
 import numpy as np
 
-from vitcow_assets.core.background import BackgroundMemory, edge_support, robust_sigma, split_count, typical_area
+from vitcow_assets.core.background import BackgroundMemory, edge_support, fill_hulls, robust_sigma, split_count, typical_area
 from vitcow_assets.core.detections import Detections
 from vitcow_assets.core.geometry import box_centres
 from vitcow_assets.core.masks import BoxMasks
@@ -325,12 +328,15 @@ class _SceneState:
         return self.speed.reach(extra) if self.settings.speed_margin > 0 else None
 
     def remember(self, greys: np.ndarray, foreground: list[np.ndarray], typical: float, objects: int) -> None:
-        """Add the clip's sample frames (object pixels, dilated, left out) and its typical area."""
+        """Add the clip's sample frames (object pixels, filled to each object's convex hull and
+        dilated, left out) and its typical area."""
         s = self.settings
         scale = _scale_for(greys.shape)
         grow = _kernel(max(3, _odd(s.close_px * 2 + 1)))
         for i in _spread(len(greys), s.background_samples):
-            valid = cv2.dilate(foreground[i], grow) == 0
+            # an animal found only in part (where it rested, the clip's own median holds it) is
+            # kept out of the memory to the hull of what was found of it
+            valid = cv2.dilate(fill_hulls(foreground[i], s.min_area_ratio * typical), grow) == 0
             self.memory.add(greys[i, ::scale, ::scale], valid[::scale, ::scale])
         if typical > 0 and objects:
             # a running estimate, so that one clip with few animals does not reset it

@@ -90,3 +90,18 @@ def test_far_pass_follows_a_dart_only_when_unambiguous():
     two = tracker.assign(np.array([[25, 0, 35, 10], [0, 25, 10, 35]], np.float32))
     assert first[0] not in two.tolist()
     assert IoUTracker().assign(np.array([[0, 0, 10, 10]], np.float32)).tolist() == [0]
+
+
+def test_fill_hulls_covers_an_object_found_in_part_and_leaves_specks():
+    from vitcow_assets.core.background import fill_hulls
+
+    mask = np.zeros((60, 80), np.uint8)
+    mask[10:40, 10:14] = 1  # the two flanks of one animal, its middle not found
+    mask[10:14, 10:40] = 1
+    mask[36:40, 10:40] = 1
+    mask[50, 70] = 1  # a speck
+    filled = fill_hulls(mask, min_area=20)
+    assert filled[20:30, 20:35].all()  # the body between the flanks
+    assert filled[50, 70] == 1 and filled[45:49, 60:75].sum() == 0
+    assert (filled >= mask).all() and filled.dtype == np.uint8
+    assert (fill_hulls(mask, min_area=10_000) == mask).all()  # nothing that large: as it was
