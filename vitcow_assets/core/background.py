@@ -5,10 +5,11 @@ statistics the motion segmenter derives its thresholds from. Pure: numpy, and Op
 ``BackgroundMemory`` holds a bounded number of grey sample frames taken from earlier clips,
 each with a mask of the pixels that showed background in it (pixels inside detected objects
 are left out; ``fill_hulls`` widens a found object to its convex hull, so an animal found
-only in part does not teach the memory the rest of its body). A clip's background is, per pixel, the median of the memory's valid samples
-together with a few of the clip's own frames, so an animal that moved at some point and then
-stands still is not absorbed into the background as long as the memory holds more samples of
-its spot without it than the clip adds. On a scene's first clip (empty memory) it is the
+only in part does not teach the memory the rest of its body). A clip's background is, per
+pixel, the median of the memory's valid samples together with a few of the clip's own
+frames, so an animal that moved at some point and then stands still is not absorbed into the
+background as long as the memory holds more samples of its spot without it than the clip
+adds. On a scene's first clip (empty memory) it is the
 clip's own median. Memory is ``capacity × H × W`` bytes twice, whatever the video's length.
 """
 

@@ -133,4 +133,3 @@ def hull_gain(local: np.ndarray, parts: list[np.ndarray]) -> float:
     to 0.12 on pixel masks). Slightly below 0 for slices of one body (their cut edges)."""
     total = sum(_hull_area(p) for p in parts)
     return _hull_area(local) / total - 1.0 if total > 0 else 0.0
-

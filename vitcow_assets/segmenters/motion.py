@@ -7,10 +7,10 @@ Per clip (one session):
    it had found objects, each filled to its convex hull (``core.background.BackgroundMemory``,
    ``fill_hulls``: an animal resting through a video's first clip is found only where the
    clip's own median does not hold it, and the memory must not learn the rest of its body
-   as floor), so an animal that moved at
-   some point and then stands still for a whole clip is still found; where the memory has too
-   few samples (a video's first clip) the clip's own median stands in. The median is taken at
-   half resolution on frames over 600,000 pixels. A clip whose median disagrees with the
+   as floor), so an animal that moved at some point and then stands still for a whole clip
+   is still found; where the memory has too few samples (a video's first clip) the clip's
+   own median stands in. The median is taken at half resolution on frames over 600,000
+   pixels. A clip whose median disagrees with the
    memory (beyond a global brightness change) over 40% of the frame is a new scene: the
    memory starts over.
 2. Each frame's global **brightness** offset from the background (median difference over a

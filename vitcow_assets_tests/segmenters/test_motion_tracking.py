@@ -176,6 +176,21 @@ def test_real_fish_keep_their_tracks_through_the_whole_video(tmp_path):
     assert now["recall"] >= 0.95, now
 
 
+def _scene_figures(scene_name: str, seed: int, tmp_path, backends: tuple[str, ...]):
+    """A synthetic scene (``synthetic_scenes``) written once and scored against its truth by
+    each of ``backends`` (``benchmarks.tracking.BACKENDS``): the spec and one figures dict per
+    backend, in order."""
+    from benchmarks.tracking import figures
+    from vitcow_assets_tests import synthetic_scenes as ss
+
+    spec = ss.SCENES[scene_name]
+    scene = ss.simulate(spec, seed=seed)
+    video = ss.write_scene(tmp_path / f"{scene_name}{seed}.mp4", scene)
+    clips = plan_clips(spec.frames, spec.fps, ClipSettings(frames_per_clip=ss.FRAMES_PER_CLIP, frame_step=ss.FRAME_STEP))
+    gt = scene.ground_truth_rows(sorted({f for c in clips for f in c.source_frames}))
+    return spec, [figures(name, video, clips, spec.frames / spec.fps, spec.animals, tmp_path, gt) for name in backends]
+
+
 @pytest.mark.parametrize("scene_name, masks_jump_free", [("school", True), ("herd", True), ("crowd", False)])
 def test_synthetic_scene_with_n_always_in_view_keeps_ids_within_the_targets(scene_name, masks_jump_free, tmp_path):
     """Issue 20's targets on a scene nothing was tuned on (first seed): N animals always in
@@ -186,24 +201,13 @@ def test_synthetic_scene_with_n_always_in_view_keeps_ids_within_the_targets(scen
     crowd, where ten animals of three sizes touch, a box may still jump where a blob is cut
     differently from one frame to the next (2 objects of 60 on this seed); the crop stage cuts
     such an object into parts (``core.crop_windows``), so no crop holds the jump."""
-    from benchmarks.tracking import figures
-    from vitcow_assets_tests import synthetic_scenes as ss
-
-    spec = ss.SCENES[scene_name]
-    scene = ss.simulate(spec, seed=0)
-    video = ss.write_scene(tmp_path / f"{scene_name}.mp4", scene)
-    clips = plan_clips(spec.frames, spec.fps, ClipSettings(frames_per_clip=ss.FRAMES_PER_CLIP, frame_step=ss.FRAME_STEP))
-    gt = scene.ground_truth_rows(sorted({f for c in clips for f in c.source_frames}))
-    now = figures("now", video, clips, spec.frames / spec.fps, spec.animals, tmp_path, gt)
+    spec, (now, before) = _scene_figures(scene_name, 0, tmp_path, ("now", "v2"))
     assert now["ids_per_clip"] <= 1.25 * spec.animals, now
     assert now["tracks_per_video"] <= 2 * spec.animals, now
     assert now["recall"] >= 0.9, now
     assert now["jumps_over_100px"] == 0 or not masks_jump_free, now
-    before = figures("v2", video, clips, spec.frames / spec.fps, spec.animals, tmp_path, gt)
     assert now["tracks_per_video"] <= before["tracks_per_video"] + 2, (now, before)
     assert now["idf1"] >= before["idf1"] - 0.05, (now, before)
-
-
 
 
 def test_large_animals_are_not_cut_in_two_by_their_size_alone(tmp_path, monkeypatch):
@@ -213,15 +217,9 @@ def test_large_animals_are_not_cut_in_two_by_their_size_alone(tmp_path, monkeypa
     blob is convex (no neck), so with the default it stays whole, while touching animals
     (a neck) are still cut."""
     from benchmarks import tracking
-    from vitcow_assets_tests import synthetic_scenes as ss
 
     monkeypatch.setitem(tracking.BACKENDS, "size-alone", (lambda: MotionSegmenter(MotionSettings(neck_gain=0)), None))
-    spec = ss.SCENES["crowd"]
-    scene = ss.simulate(spec, seed=6)
-    video = ss.write_scene(tmp_path / "crowd6.mp4", scene)
-    clips = plan_clips(spec.frames, spec.fps, ClipSettings(frames_per_clip=ss.FRAMES_PER_CLIP, frame_step=ss.FRAME_STEP))
-    gt = scene.ground_truth_rows(sorted({f for c in clips for f in c.source_frames}))
-    now, size_alone = (tracking.figures(name, video, clips, spec.frames / spec.fps, spec.animals, tmp_path, gt) for name in ("now", "size-alone"))
+    spec, (now, size_alone) = _scene_figures("crowd", 6, tmp_path, ("now", "size-alone"))
     assert size_alone["ids_per_clip"] > 1.25 * spec.animals, size_alone
     assert now["ids_per_clip"] <= 1.25 * spec.animals and now["tracks_per_video"] <= 2 * spec.animals, now
     assert now["idf1"] > size_alone["idf1"] and now["matched_recall"] >= size_alone["matched_recall"], (now, size_alone)
