@@ -4,7 +4,7 @@ import os
 
 import dagster as dg
 
-from vitcow_assets.defs.assets import ASSETS
+from vitcow_assets.defs.assets import ASSETS, SOURCE_ASSETS
 from vitcow_assets.defs.checks import CHECKS
 from vitcow_assets.defs.datasets import DATASET_ASSETS, dataset_from_environment
 from vitcow_assets.defs.dead_runs import dead_runs_sensor
@@ -37,7 +37,7 @@ def build_resources(
 
 
 defs = dg.Definitions(
-    assets=[*ASSETS, published_crops, *LABEL_ASSETS, *DATASET_ASSETS],
+    assets=[*ASSETS, *SOURCE_ASSETS, published_crops, *LABEL_ASSETS, *DATASET_ASSETS],
     asset_checks=CHECKS,
     jobs=JOBS,
     sensors=[landing_sensor, dead_runs_sensor, catalog_automation],

@@ -61,14 +61,15 @@ class Session:
 
 def _resources(args: argparse.Namespace) -> dict:
     """The resources, environment read now and flags winning; the model loaded once, before
-    any video, so a bad setting fails here in one line."""
+    any video (on a device leased for this process), so a bad setting fails here in one line."""
     from vitcow_assets.definitions import build_resources
 
     options = {name: given(args, backend.settings_class, name) for name, backend in BACKENDS.items()}
     resources = build_resources(
         backend=args.backend, publish_to=args.publish, backend_options=options, prefetch_clips=args.prefetch_clips
     )
-    resources["segmenter"].segmenter
+    tell = lambda line: print(f"vitcow: {line}", file=sys.stderr, flush=True)  # noqa: E731 - while every device is busy
+    resources["segmenter"].preload(resources["storage"].root(), on_wait=tell)
     return resources
 
 

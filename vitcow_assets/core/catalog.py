@@ -46,6 +46,7 @@ CATALOG_SCHEMA = pa.schema(
         field("duration_s", pa.float64(), "length of the crop video, seconds (frames / fps)"),
         field("segmenter", pa.string(), "segmenter backend and model"),
         field("model_checkpoint", pa.string(), "checkpoint file of the model, if any", nullable=True),
+        field("model_checkpoint_sha256", pa.string(), "sha256 of the checkpoint file's bytes (null without a checkpoint: motion)", nullable=True),
         field("prompt", pa.string(), "what found the object (see the masks table's prompt column)"),
         field("code_version", pa.string(), "vitcow_assets version that wrote the crop"),
         field("run_id", pa.string(), "Dagster run that wrote the crop"),

@@ -91,6 +91,7 @@ CROPS_SCHEMA = pa.schema(
         field("fps", pa.float64(), "playback rate of the crop video"),
         field("segmenter", pa.string(), "segmenter backend and model"),
         field("model_checkpoint", pa.string(), "checkpoint file of the model, if any", nullable=True),
+        field("model_checkpoint_sha256", pa.string(), "sha256 of the checkpoint file's bytes (null without a checkpoint: motion)", nullable=True),
         field("code_version", pa.string(), "vitcow_assets version that wrote the crop"),
         field("run_id", pa.string(), "Dagster run that wrote the crop"),
         field("farm", pa.string(), "farm the source came from (path pattern or source name)", nullable=True),

@@ -157,6 +157,16 @@ class StorageRoot:
         """The training-set assets' tables (exports go where their settings say)."""
         return self.home / "datasets"
 
+    @property
+    def device_locks(self) -> Path:
+        """One lock file per device a model holds (``runtime.device_leases``)."""
+        return self.home / "locks" / "devices"
+
+    @property
+    def checksums(self) -> Path:
+        """The sha256 of model checkpoints, by file version (``media.hash_cache``)."""
+        return self.home / "cache" / "checksums"
+
     def video(self, key: str) -> VideoLayout:
         root = (self.videos / check_partition_key(key)).resolve()
         if self.videos.resolve() not in root.parents:

@@ -83,6 +83,8 @@ class Segmenter(Protocol):
     uses_text_prompts: bool
     #: the backend's settings dataclass (``MotionSettings``, ``Sam3Settings``)
     settings: object
+    #: the device the model runs on (``cpu``, ``cuda:1``; ``cpu:0`` a simulated one in tests)
+    device: str
 
     def start_session(self, frames: Sequence[np.ndarray]) -> SegmenterSession: ...
 
@@ -96,14 +98,19 @@ class Segmenter(Protocol):
     def settings_record(self) -> dict[str, str]:
         """The settings in effect, as strings, for the masks table's metadata."""
 
+    def device_report(self) -> str:
+        """The device, and on a GPU its free and total memory, for messages."""
+
 
 class SegmenterBase:
     """Defaults for ``Segmenter``'s optional steps: frames go as they are, there is no scene
-    to forget, and the record is the settings dataclass as JSON (``<family>.settings``)."""
+    to forget, the model runs on the CPU, and the record is the settings dataclass as JSON
+    (``<family>.settings``)."""
 
     #: the settings family: the prefix of environment variables, flags and records
     family: str = ""
     settings: object = None
+    device: str = "cpu"
 
     def prepare_frames(self, frames: list[np.ndarray]) -> Sequence[np.ndarray]:
         return frames
@@ -113,3 +120,6 @@ class SegmenterBase:
 
     def settings_record(self) -> dict[str, str]:
         return {f"{self.family}.settings": json.dumps(record(self.settings), sort_keys=True)}
+
+    def device_report(self) -> str:
+        return self.device
