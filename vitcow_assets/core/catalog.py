@@ -17,7 +17,7 @@ import hashlib
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from vitcow_assets.core.tables import CROPS_SCHEMA, field
+from vitcow_assets.core.tables import CROPS_SCHEMA, field, with_added_columns
 
 CROP_ID_CHARS = 20
 
@@ -65,7 +65,9 @@ def crop_id(source_sha256: str, source_frame_start: int, frame_step: int, frames
 
 
 def catalog_rows(crops: pa.Table) -> pa.Table:
-    """Catalog rows (``CATALOG_SCHEMA``) of one crops manifest, in its row order."""
+    """Catalog rows (``CATALOG_SCHEMA``) of one crops manifest, in its row order (a manifest
+    from before a nullable column existed gives nulls there)."""
+    crops = with_added_columns(crops, CROPS_SCHEMA)
     cols = crops.select(["source_sha256", "source_frame_start", "frame_step", "frames", "segmenter", "object_id", "part"]).to_pydict()
     ids = [crop_id(*values) for values in zip(*cols.values())]
     frames = pc.cast(crops["frames"], pa.float64())

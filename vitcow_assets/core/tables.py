@@ -199,6 +199,15 @@ def without_run_ids(table: pa.Table | pa.RecordBatch) -> pa.Table | pa.RecordBat
     return table.select(keep).replace_schema_metadata(metadata)
 
 
+def with_added_columns(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table`` with every nullable column of ``schema`` it lacks added as nulls: a table
+    written before such a column existed (e.g. ``model_checkpoint_sha256``) reads as today's."""
+    for schema_field in schema:
+        if schema_field.name not in table.schema.names and schema_field.nullable:
+            table = table.append_column(schema_field, pa.nulls(table.num_rows, schema_field.type))
+    return table
+
+
 def masks_metadata(**provenance: str) -> dict[str, str]:
     """Parquet key-value metadata of a masks table (``segmenter``, ``checkpoint``, ``prompt``...)."""
     return {f"{MASKS_METADATA_PREFIX}{key}": str(value) for key, value in provenance.items()}
