@@ -24,13 +24,17 @@ def build_resources(
     backend_options: dict | None = None,
     prefetch_clips: int | None = None,
     environ=None,
+    device_wait_s: float | None = None,
+    device_locks: str | None = None,
 ) -> dict:
     """Resources configured from the environment (`VITCOW_*`, read now), with overrides
     (not None) winning: e.g. the CLI's flags (`backend_options`: `{"motion": {...}}`)."""
     environ = os.environ if environ is None else environ
     return {
         "storage": storage_from_environment(environ, home=home, publish_to=publish_to),
-        "segmenter": segmenter_from_environment(environ, backend_options, backend=backend, prefetch_clips=prefetch_clips),
+        "segmenter": segmenter_from_environment(
+            environ, backend_options, backend=backend, prefetch_clips=prefetch_clips, device_wait_s=device_wait_s, device_locks=device_locks
+        ),
         "labels": labels_from_environment(environ),
         "dataset": dataset_from_environment(environ),
     }

@@ -66,7 +66,8 @@ def _resources(args: argparse.Namespace) -> dict:
 
     options = {name: given(args, backend.settings_class, name) for name, backend in BACKENDS.items()}
     resources = build_resources(
-        backend=args.backend, publish_to=args.publish, backend_options=options, prefetch_clips=args.prefetch_clips
+        backend=args.backend, publish_to=args.publish, backend_options=options, prefetch_clips=args.prefetch_clips,
+        device_wait_s=args.device_wait_s, device_locks=args.device_locks,
     )
     tell = lambda line: print(f"vitcow: {line}", file=sys.stderr, flush=True)  # noqa: E731 - while every device is busy
     resources["segmenter"].preload(resources["storage"].root(), on_wait=tell)
