@@ -16,7 +16,7 @@ from vitcow_assets.core.prompts import plan_from_json, plan_to_json
 from vitcow_assets.core.tables import clip_fps_by_id, clips_from_table, masks_metadata, masks_provenance
 from vitcow_assets.defs import metadata as md
 from vitcow_assets.defs.config import config_class, to_settings
-from vitcow_assets.defs.execution import GPU_OP_TAGS
+from vitcow_assets.defs.execution import GPU_OP_TAGS, GPU_POOL
 from vitcow_assets.defs.partitions import video_partitions
 from vitcow_assets.defs.resources import SegmenterResource, VitcowStorage
 from vitcow_assets.footage.ingest import RawVideo, ingest, read_raw_video
@@ -145,7 +145,7 @@ def _loaded(context, storage: VitcowStorage, segmenter: SegmenterResource):
 
 
 @dg.asset(
-    partitions_def=video_partitions, group_name=GROUP, kinds={"parquet"}, deps=[clips, prompts, model_checkpoint], pool="gpu",
+    partitions_def=video_partitions, group_name=GROUP, kinds={"parquet"}, deps=[clips, prompts, model_checkpoint], pool=GPU_POOL,
     op_tags=GPU_OP_TAGS, code_version=code_version(),
 )
 def object_masks(context: dg.AssetExecutionContext, storage: VitcowStorage, segmenter: SegmenterResource) -> dg.MaterializeResult:

@@ -168,6 +168,15 @@ class _Segmenter(dg.ConfigurableResource):
     def segmenter(self) -> Segmenter:
         return self.load()
 
+    def devices(self) -> list | None:
+        """The devices a model of the chosen backend may be placed on (None: no lease); a
+        refusal (CUDA asked for but missing, say) is one line naming the setting."""
+        backend = self.resolved_backend
+        try:
+            return BACKENDS[backend].devices(self.backend_settings())
+        except SegmenterConfigError as exc:
+            raise SegmenterConfigError(_naming_the_setting(str(exc), backend, exc.setting), exc.setting) from None
+
     def give_back(self) -> None:
         """The model back to the process's pool (its device stays leased while it lives)."""
         if self._placed is not None:

@@ -136,3 +136,42 @@ def test_a_run_waits_for_a_busy_device_bounded_and_gets_it_when_its_holder_is_ki
         for process in (holder, waiter):
             if process is not None:
                 process.kill()
+
+
+def test_one_vitcow_run_over_several_videos_uses_every_device(tiny_checkpoint, tmp_path):
+    """Two simulated devices: one ``vitcow run`` over three videos deals them to two
+    processes, whose models are loaded at once, one on each device; the reports come back
+    in the inputs' order."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    videos = [write_video(tmp_path / f"pen_{name}.mp4", frames=12 + i, width=W, height=H) for i, name in enumerate("abc")]
+    settings = {"VITCOW_SAM3_CHECKPOINT": tiny_checkpoint, "VITCOW_SAM3_DEVICE": "cpu", "VITCOW_SAM3_GPUS": "0,1",
+                "VITCOW_SAM3_SCORE_THRESHOLD": "0", "OMP_NUM_THREADS": "1", "VITCOW_TEST_LOADED_DIR": str(marks)}
+    args = [sys.executable, "-m", "vitcow_assets_tests.tiny_sam3_cli", "run", *map(str, videos), "--backend", "sam3",
+            "--frames-per-clip", "3", "--max-clips", "1", "--no-clip-files", "--json"]
+    run = subprocess.Popen(args, env=cli_env(tmp_path / "home", settings), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        loaded = _loaded_by_others(marks, run)
+        assert sorted(loaded.values()) == ["cpu:0", "cpu:1"] and run.pid not in loaded  # two child processes, two devices, at once
+        (marks / "go").touch()
+        out, err = run.communicate(timeout=DEADLINE_S)
+    finally:
+        run.kill()
+    assert run.returncode == 0, err[-3000:]
+    assert "vitcow: 3 videos on 2 devices, one vitcow run process each" in err
+    assert "vitcow: the gpu pool has 1 slot(s): their object_masks steps take turns (`vitcow init --gpus 2 --force`" in err
+    reports = json.loads(out)["videos"]
+    assert [r["path"] for r in reports] == [str(v) for v in videos] and all(r["status"] == "success" for r in reports)
+    devices = [{k.decode(): v.decode() for k, v in pq.read_schema(r["masks_table"]).metadata.items()}["vitcow.device"] for r in reports]
+    assert devices[0] == devices[2] != devices[1] and sorted(set(devices)) == ["cpu:0", "cpu:1"]  # dealt in turn
+
+
+def _loaded_by_others(marks, parent) -> dict[int, str]:
+    deadline = time.monotonic() + DEADLINE_S
+    while time.monotonic() < deadline:
+        found = {int(p.name.split("-")[0]): p.read_text() for p in marks.glob("*.loaded")}
+        if len(found) >= 2:
+            return found
+        assert parent.poll() is None, parent.stderr.read()[-3000:]
+        time.sleep(0.1)
+    raise AssertionError(f"two models not loaded within {DEADLINE_S} s")
