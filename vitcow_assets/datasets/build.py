@@ -43,6 +43,7 @@ class DatasetSettings:
     day_start: str | None = setting(None, "HH:MM: only crops starting at or after this time of day (with day_end)")
     day_end: str | None = setting(None, "HH:MM: only crops starting before this time of day")
     filter_labelled: bool = setting(False, "apply the crop filters to labelled crops too (else only to the pre-training set)")
+    drop_unsure: bool = setting(False, "leave out labels the annotator marked unsure (a crop with only unsure labels is then unused)")
     subset_sizes: tuple[int, ...] = setting((), "efficiency subsets: training-set sizes, comma-separated (none: no subsets)")
     subset_repeats: int = setting(3, "efficiency subsets: seeded repeats of each size")
     subset_cap: bool = setting(False, "efficiency subsets: cap sizes larger than the training split instead of refusing them")
@@ -63,6 +64,7 @@ class DatasetSettings:
             "splits": {k: v for k, v in self.split_settings().as_dict().items() if k != "refreeze"},
             "crop_filter": self.crop_filter().as_dict(),
             "filter_labelled": self.filter_labelled,
+            "drop_unsure": self.drop_unsure,
             "subsets": {"sizes": sorted(self.subset_sizes), "repeats": self.subset_repeats, "cap": self.subset_cap} if self.subset_sizes else None,
         }
 
@@ -107,7 +109,7 @@ def build_dataset(out_dir, catalog: pa.Table, labels: pa.Table, taxonomy: Taxono
     """Build and export one dataset into ``out_dir`` (see the module docstring)."""
     filtered = filter_crops(catalog, settings.crop_filter())
     pretrain = pretraining_split(filtered.table, settings.test_farms)
-    resolution = resolve_labels(labels, filtered.table if settings.filter_labelled else catalog, taxonomy, trimmed)
+    resolution = resolve_labels(labels, filtered.table if settings.filter_labelled else catalog, taxonomy, trimmed, settings.drop_unsure)
     splits = behaviour_splits(resolution.crops, settings.split_settings(), previous)
     subsets = None
     if settings.subset_sizes:

@@ -120,7 +120,7 @@ def behaviour_splits(context: dg.AssetExecutionContext, storage: VitcowStorage, 
     settings = dataset.settings()
     catalog = read_catalog(storage.root())
     source = filter_crops(catalog, settings.crop_filter()).table if settings.filter_labelled else catalog
-    resolution = resolve_labels(_labels(storage), source, labels.load_taxonomy(), _trimmed(storage))
+    resolution = resolve_labels(_labels(storage), source, labels.load_taxonomy(), _trimmed(storage), settings.drop_unsure)
     result = split_crops(resolution.crops, settings.split_settings(), previous_splits(dataset.export_dir(storage)))
     report = {"labels": resolution.summary(), "splits": result.report()}
     path = _write(storage, "behaviour_splits", result.table, report)
@@ -177,7 +177,7 @@ def dataset_stats(context: dg.AssetExecutionContext, storage: VitcowStorage, lab
     png = _path(storage, "stats/classes.png")
     with atomic_file(png) as tmp:
         tmp.write_bytes(chart.png())
-    tables = {f"stats_{name}": _table_value(table) for name, table in stats.tables().items() if name in ("by_split", "by_class", "agreement")}
+    tables = {f"stats_{name}": _table_value(table) for name, table in stats.tables().items() if name in ("by_split", "by_class", "agreement", "annotators")}
     return dg.MaterializeResult(
         metadata={"chart_path": dg.MetadataValue.path(str(png)), "chart": dg.MetadataValue.md(chart.thumbnail_markdown()),
                   "summary": dg.MetadataValue.json(stats.summary()), **tables}
