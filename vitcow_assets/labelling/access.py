@@ -36,9 +36,10 @@ def tokens_needed(host: str, require_tokens: bool) -> bool:
     return require_tokens or host not in LOCAL_HOSTS
 
 
-def check_annotator(value, what: str = "annotator") -> str:
+def check_annotator(value, field: str = "annotator") -> str:
     if not isinstance(value, str) or not value.strip() or len(value) > NAME_CHARS or value != value.strip():
-        raise ApiError(400, f"{what}: give a name of 1 to {NAME_CHARS} characters (?annotator=NAME)")
+        where = " (?annotator=NAME)" if field == "annotator" else ""
+        raise ApiError(400, f"{field}: give a name of 1 to {NAME_CHARS} characters{where}")
     return value
 
 
@@ -64,14 +65,14 @@ class Access:
         return identity
 
     @staticmethod
-    def writer(identity: Identity | None, claimed, what: str = "labels") -> str:
+    def writer(identity: Identity | None, claimed, what: str = "labels", field: str = "annotator") -> str:
         """The name a write goes under: the token's (a different ``claimed`` name: 403), or,
-        without a token, ``claimed``."""
+        without a token, ``claimed`` (the request's ``field``)."""
         if identity is None:
-            return check_annotator(claimed)
+            return check_annotator(claimed, field)
         if claimed is None:
             return identity.annotator
-        name = check_annotator(claimed)
+        name = check_annotator(claimed, field)
         if name != identity.annotator:
             raise ApiError(403, f"this token is {identity.annotator}'s: it cannot write {what} of {name}")
         return name
@@ -80,7 +81,7 @@ class Access:
     def reviewer(cls, identity: Identity | None, claimed) -> str:
         """The reviewer a decision goes under (a token that is not a reviewer's: 403; without
         a token the store checks the name holds a reviewer token)."""
-        name = cls.writer(identity, claimed, "decisions")
+        name = cls.writer(identity, claimed, "decisions", "reviewer")
         if identity is not None and not identity.reviewer:
             raise ApiError(403, f"{name} is not a reviewer: deciding needs a reviewer's token (vitcow labels token {name} --role reviewer)")
         return name

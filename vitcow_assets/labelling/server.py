@@ -144,7 +144,7 @@ class LabellingApi:
     def label_of(self, body: dict) -> str:
         label = body.get("label")
         if label is None:
-            raise ApiError(400, f"label: missing (give one of taxonomy {self.taxonomy.name!r}'s labels, e.g. {self.taxonomy.labels[0].label!r})")
+            raise ApiError(400, f"label: missing (give a label of taxonomy {self.taxonomy.name!r}, e.g. {self.taxonomy.labels[0].label!r})")
         if not isinstance(label, str) or self.taxonomy.get(label) is None:
             raise ApiError(400, f"unknown label {label!r} (not in taxonomy {self.taxonomy.name!r})")
         return label
