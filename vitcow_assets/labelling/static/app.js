@@ -216,6 +216,7 @@ function resetContext(crop) {
   const img = $("context");
   state.context.shown = null;
   state.context.wanted = null;
+  img.parentElement.hidden = !crop.context.available;
   if (!crop.context.available) {
     if (state.context.url) URL.revokeObjectURL(state.context.url);
     state.context.url = null;
