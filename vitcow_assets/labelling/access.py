@@ -5,8 +5,9 @@ every API call carries ``Authorization: Bearer <token>`` (``labelling.tokens``);
 valid one the answer is 401 and nothing is read or stored. A token writes only its own
 annotator's labels and undos (a request naming another annotator is refused with 403,
 nothing stored); decisions need a reviewer's token. Served on 127.0.0.1 without
-``--require-tokens`` the API is open as before: a name is taken at its word, a token, if
-sent, must still be valid, and deciding needs a name that holds a reviewer token.
+``--require-tokens`` the API is open as before: a name is taken at its word, a Bearer
+token, if sent, must still be valid (other schemes, e.g. a proxy's Basic credentials, are
+ignored), and deciding needs a name that holds a reviewer token.
 
 No error message ever repeats a token.
 
@@ -57,6 +58,8 @@ class Access:
                 raise ApiError(401, "sign in: this server needs a token (Authorization: Bearer TOKEN; vitcow labels token NAME makes one)")
             return None
         scheme, _, token = header.strip().partition(" ")
+        if scheme.lower() != BEARER and not self.required:
+            return None  # e.g. a proxy's Basic credentials in front of an open server: not ours to judge
         if scheme.lower() != BEARER or not token.strip():
             raise ApiError(401, "sign in: give the token as 'Authorization: Bearer TOKEN'")
         identity = self.store.identify(token.strip())

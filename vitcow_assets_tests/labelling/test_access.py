@@ -130,6 +130,7 @@ def test_on_127_0_0_1_the_api_is_open_but_a_bad_token_and_a_non_reviewer_are_ref
         assert http.get("/api/me").json() == {"annotator": None, "role": None, "tokens_required": False}
         assert http.post("/api/labels", json={"annotator": "carol", "crop_id": crops[3], "label": "Feeding"}).status_code == 201
         assert http.get("/api/next", params={"annotator": "carol"}, headers=auth("vct_nope")).status_code == 401
+        assert http.get("/api/next", params={"annotator": "carol"}, headers={"authorization": "Basic eDp5"}).status_code == 200  # a proxy's
         r = http.post("/api/adjudications", json={"crop_id": crops[3], "label": "Lying", "reviewer": "carol"})
         assert r.status_code == 403 and "carol is not a reviewer" in r.json()["error"]
         assert http.post("/api/adjudications", json={"crop_id": crops[3], "label": "Lying", "reviewer": "rev"}).status_code == 201
