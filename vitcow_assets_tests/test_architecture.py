@@ -16,10 +16,11 @@ BELOW = {
     "footage": {"runtime", "core", "media", "remote"},
     "segmenters": {"runtime", "core", "media"},
     "stages": {"runtime", "core", "media", "remote", "footage", "segmenters"},
-    "labelling": {"runtime", "core", "media", "footage"},
-    "datasets": {"runtime", "core", "media", "footage", "labelling"},
-    "defs": {"runtime", "core", "media", "remote", "footage", "segmenters", "stages", "labelling", "datasets"},
-    "cli": {"runtime", "core", "media", "remote", "footage", "segmenters", "stages", "labelling", "datasets", "defs", "definitions"},
+    "lineage": {"runtime", "core", "media", "footage"},
+    "labelling": {"runtime", "core", "media", "footage", "lineage"},
+    "datasets": {"runtime", "core", "media", "footage", "lineage", "labelling"},
+    "defs": {"runtime", "core", "media", "remote", "footage", "segmenters", "stages", "lineage", "labelling", "datasets"},
+    "cli": {"runtime", "core", "media", "remote", "footage", "segmenters", "stages", "lineage", "labelling", "datasets", "defs", "definitions"},
     "definitions": {"defs"},
 }
 DAGSTER_SHELL = {"defs", "cli", "definitions"}

@@ -1,0 +1,183 @@
+"""The crop pages (read-only; no sign-in): Starlette routes mounted beside the labelling page.
+
+- ``GET /crops/{crop_id}``: the crop's page (``lineage.story`` over what is stored about
+  it, rendered by ``crop_html``); a unique prefix of an id redirects to the whole id; an
+  unknown id is a 404 page saying what was looked for and where.
+- ``GET /crops/{crop_id}/video``: the crop video (HTTP range requests answered).
+- ``GET /crops/{crop_id}/context.jpg?frame=K``: crop frame ``K`` (default: the middle frame
+  with the animal) on its clip, the crop window drawn (``media.context``).
+- ``GET /crops/{crop_id}/story.json``: the story as JSON.
+- ``GET /crops?video=...&track=...``: the list of crops with filters (``lineage.listing``);
+  ``?id=PREFIX`` and ``?path=CROP_OR_TRIMMED_VIDEO`` (a dataset list's path) redirect to the
+  crop they name.
+
+Links to the Dagster UI use the storage settings' ``dagster_url`` (``VITCOW_DAGSTER_URL``).
+Every handler reads the stores when asked (the catalog is re-read when its file changes).
+
+May import starlette, the labelling store and catalog source, ``lineage`` and ``media``; no
+dagster.
+"""
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from vitcow_assets.core.settings import build, from_environ
+from vitcow_assets.footage.layout import StorageRoot
+from vitcow_assets.footage.settings import StorageSettings
+from vitcow_assets.labelling import crop_html
+from vitcow_assets.labelling.store import LabelStore
+from vitcow_assets.lineage.builds import build_members, builds_of
+from vitcow_assets.lineage.links import Links, crop_path
+from vitcow_assets.lineage.listing import CropList, CropQuery, QueryError, list_crops
+from vitcow_assets.lineage.records import context_source, crop_records, find_by_path
+from vitcow_assets.lineage.story import context_frame, crop_story, value_text
+from vitcow_assets.media.context import context_view, jpeg
+from vitcow_assets.media.video import VideoError
+
+if TYPE_CHECKING:
+    from vitcow_assets.labelling.server import CatalogSource
+
+_NO_STORE = {"cache-control": "no-store"}
+
+
+def links_from_environment(environ=None) -> Links:
+    """The page and Dagster UI addresses of the storage settings in the environment."""
+    settings = build(StorageSettings, from_environ(StorageSettings, os.environ if environ is None else environ))
+    return Links(settings.pages_url, settings.dagster_url)
+
+
+class _NotFound(Exception):
+    def __init__(self, heading: str, *lines: str) -> None:
+        super().__init__(heading)
+        self.heading, self.lines = heading, list(lines)
+
+
+class CropPages:
+    """The handlers over the catalog, the label store and the storage root."""
+
+    def __init__(self, catalog: "CatalogSource", store: LabelStore, home: Path, links: Links) -> None:
+        self.catalog, self.store, self.root, self.links = catalog, store, StorageRoot(home), links
+
+    def _row(self, crop_id: str) -> dict:
+        catalog = self.catalog.get()
+        if crop_id not in catalog.rows:
+            where = self.catalog.path or "the catalog given"
+            raise _NotFound(f"No crop {crop_id}", f"The crop catalog ({where}) holds {len(catalog.rows)} crops and none has the id {crop_id!r}.",
+                            "A crop id is a hash of its video's bytes, frames, segmenter and object: a video processed again from new bytes gives its crops new ids.",
+                            "Search by video and track in the list of crops, or give the start of an id in the box above.")
+        return catalog.rows[crop_id]
+
+    def _prefix(self, text: str) -> list[str]:
+        return [c for c in self.catalog.get().order if c.startswith(text)] if text else []
+
+    def story(self, crop_id: str) -> dict:
+        row = self._row(crop_id)
+        catalog = self.catalog.get()
+        track = [catalog.rows[c] for c in catalog.tracks.get((row["video_id"], row["track_id"]), [])]
+        current = [r for r in self.store.current_labels().to_pylist() if r["crop_id"] == crop_id]
+        history = self.store.history(crop_id).to_pylist()
+        builds = builds_of(self.root.dataset_builds, crop_id)
+        return crop_story(crop_records(self.root, row), track, current, history, builds, self.links)
+
+    def context(self, crop_id: str, frame: str | None) -> bytes:
+        records = crop_records(self.root, self._row(crop_id))
+        frames = records.catalog["frames"]
+        k = int(frame) if frame and frame.isdigit() else None
+        k = context_frame(records) if k is None else min(k, frames - 1)
+        source = context_source(records, k)
+        if source is None or records.manifest is None:
+            raise _NotFound(f"No context picture for crop {crop_id}", "Neither its clip file nor the stored source video is there, or its manifest row is missing.")
+        window = (records.manifest.get("window_xyxy") or [None] * frames)[k]
+        return jpeg(context_view(source[0], source[1], window))
+
+    def crop_list(self, params) -> tuple[CropList, str]:
+        query = CropQuery.of(params)
+        members = None
+        if query.dataset:
+            members = build_members(self.root.dataset_builds, query.dataset, query.split)
+            if members is None:
+                raise QueryError(f"dataset: no recorded build has a fingerprint starting {query.dataset!r} (see {self.root.dataset_builds})")
+        labels: dict[str, list[str]] = {}
+        for r in self.store.current_labels().to_pylist():
+            labels.setdefault(r["crop_id"], []).append(r["label"])
+        catalog = self.catalog.get()
+        found = list_crops([catalog.rows[c] for c in catalog.order], query, labels, members)
+        filters = ", ".join(f"{k} {value_text(v)}" for k, v in query.filters().items())
+        return found, f"Crops · {filters}" if filters else "Crops"
+
+    def find(self, params) -> str | None:
+        """The page of the crop a list request names by ``id`` (prefix) or ``path``; None: none asked."""
+        if params.get("path"):
+            row = find_by_path(self.root, params["path"])
+            if row is None:
+                raise _NotFound("No crop has this video", f"{params['path']} is neither a crop video in a crops manifest nor a trimmed copy of one.")
+            return crop_path(row["crop_id"])
+        if params.get("id"):
+            text = params["id"].strip().lower()
+            matches = self._prefix(text)
+            if len(matches) != 1:
+                raise _NotFound(f"No crop {text}" if not matches else f"{len(matches)} crops start with {text}",
+                                "Give more of the id." if matches else "No crop id in the catalog starts with it.")
+            return crop_path(matches[0])
+        return None
+
+
+def _html(handler):
+    async def endpoint(request: Request) -> Response:
+        try:
+            result = await run_in_threadpool(handler, request)
+        except _NotFound as exc:
+            return HTMLResponse(crop_html.error_page(404, exc.heading, exc.lines), status_code=404, headers=_NO_STORE)
+        except QueryError as exc:
+            return HTMLResponse(crop_html.error_page(400, "Bad filter", [str(exc)]), status_code=400, headers=_NO_STORE)
+        return result if isinstance(result, Response) else HTMLResponse(result, headers=_NO_STORE)
+
+    return endpoint
+
+
+def crop_page_routes(catalog: "CatalogSource", store: LabelStore, home: str | os.PathLike, links: Links | None = None) -> list[Route]:
+    """The routes of the crop pages (module docstring); ``links`` default to the environment's."""
+    pages = CropPages(catalog, store, Path(home), links or links_from_environment())
+
+    def crop(request: Request):
+        crop_id = request.path_params["crop_id"]
+        if crop_id not in pages.catalog.get().rows and len(pages._prefix(crop_id.lower())) == 1:
+            return RedirectResponse(crop_path(pages._prefix(crop_id.lower())[0]), status_code=302)
+        return crop_html.crop_page(pages.story(crop_id))
+
+    def listing(request: Request):
+        target = pages.find(request.query_params)
+        if target is not None:
+            return RedirectResponse(target, status_code=303)
+        found, heading = pages.crop_list(request.query_params)
+        return crop_html.list_page(found, heading)
+
+    def video(request: Request):
+        path = Path(pages._row(request.path_params["crop_id"])["crop_path"])
+        if not path.is_file():
+            raise _NotFound("Crop video missing", f"{path} is not there (removed, or its partition is being re-run).")
+        return FileResponse(path, media_type="video/mp4")
+
+    def context(request: Request):
+        try:
+            data = pages.context(request.path_params["crop_id"], request.query_params.get("frame"))
+        except VideoError as exc:
+            raise _NotFound("No context picture", str(exc)) from None
+        return Response(data, media_type="image/jpeg")
+
+    def story(request: Request):
+        return JSONResponse(pages.story(request.path_params["crop_id"]), headers=_NO_STORE)
+
+    return [
+        Route("/crops", _html(listing)),
+        Route("/crops/{crop_id}", _html(crop)),
+        Route("/crops/{crop_id}/video", _html(video)),
+        Route("/crops/{crop_id}/context.jpg", _html(context)),
+        Route("/crops/{crop_id}/story.json", _html(story)),
+    ]
