@@ -27,13 +27,11 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from vitcow_assets.core.settings import build, from_environ
 from vitcow_assets.footage.layout import StorageRoot
-from vitcow_assets.footage.settings import StorageSettings
 from vitcow_assets.labelling import crop_html
 from vitcow_assets.labelling.store import LabelStore
 from vitcow_assets.lineage.builds import build_members, builds_of
-from vitcow_assets.lineage.links import Links, crop_path
+from vitcow_assets.lineage.links import Links, crop_path, links_from
 from vitcow_assets.lineage.listing import CropList, CropQuery, QueryError, list_crops
 from vitcow_assets.lineage.records import context_source, crop_records, find_by_path
 from vitcow_assets.lineage.story import context_frame, crop_story, value_text
@@ -44,12 +42,6 @@ if TYPE_CHECKING:
     from vitcow_assets.labelling.server import CatalogSource
 
 _NO_STORE = {"cache-control": "no-store"}
-
-
-def links_from_environment(environ=None) -> Links:
-    """The page and Dagster UI addresses of the storage settings in the environment."""
-    settings = build(StorageSettings, from_environ(StorageSettings, os.environ if environ is None else environ))
-    return Links(settings.pages_url, settings.dagster_url)
 
 
 class _NotFound(Exception):
@@ -143,7 +135,7 @@ def _html(handler):
 
 def crop_page_routes(catalog: "CatalogSource", store: LabelStore, home: str | os.PathLike, links: Links | None = None) -> list[Route]:
     """The routes of the crop pages (module docstring); ``links`` default to the environment's."""
-    pages = CropPages(catalog, store, Path(home), links or links_from_environment())
+    pages = CropPages(catalog, store, Path(home), links or links_from(os.environ))
 
     def crop(request: Request):
         crop_id = request.path_params["crop_id"]

@@ -8,11 +8,19 @@ a run (``/runs/<run_id>``) and one partition of an asset
 partition selected, as the UI's own links write it in Dagster 1.13). Either base may be None
 (not served): its addresses are then None and the pages leave the links out.
 
-Pure: strings in, strings out.
+``links_from(environ)`` reads both bases from the storage settings' environment variables
+(``VITCOW_PAGES_URL``, ``VITCOW_DAGSTER_URL``), as the Dagster resource, the crop pages and
+``vitcow provenance`` do.
+
+Pure: strings (and a mapping of the environment) in, strings out.
 """
 
 import dataclasses
+from collections.abc import Mapping
 from urllib.parse import quote, urlencode
+
+from vitcow_assets.core.settings import build, from_environ
+from vitcow_assets.footage.settings import StorageSettings
 
 #: the partitioned assets a crop page links to, in the order the pipeline makes them
 PARTITION_ASSETS = ("raw_video", "clips", "object_masks", "object_crops")
@@ -70,3 +78,9 @@ def list_path(**filters) -> str:
     """The path (no host) of the crop list with ``filters``."""
     query = urlencode([(k, str(v)) for k, v in filters.items() if v is not None and v != ""])
     return "/crops" + (f"?{query}" if query else "")
+
+
+def links_from(environ: Mapping[str, str]) -> Links:
+    """The page and Dagster UI addresses the storage settings in ``environ`` give."""
+    settings = build(StorageSettings, from_environ(StorageSettings, environ))
+    return Links(settings.pages_url, settings.dagster_url)
