@@ -27,13 +27,14 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from vitcow_assets.core.catalog import CROP_ID_CHARS
 from vitcow_assets.footage.layout import StorageRoot
 from vitcow_assets.labelling import crop_html
 from vitcow_assets.labelling.store import LabelStore
 from vitcow_assets.lineage.builds import build_members, builds_of
 from vitcow_assets.lineage.links import Links, crop_path, links_from
 from vitcow_assets.lineage.listing import CropList, CropQuery, QueryError, list_crops
-from vitcow_assets.lineage.records import context_source, crop_records, find_by_path
+from vitcow_assets.lineage.records import context_source, crop_records, find_by_path, looks_like_crop_id
 from vitcow_assets.lineage.story import context_frame, crop_story, value_text
 from vitcow_assets.media.context import context_view, jpeg
 from vitcow_assets.media.video import VideoError
@@ -60,7 +61,8 @@ class CropPages:
         catalog = self.catalog.get()
         if crop_id not in catalog.rows:
             where = self.catalog.path or "the catalog given"
-            raise _NotFound(f"No crop {crop_id}", f"The crop catalog ({where}) holds {len(catalog.rows)} crops and none has the id {crop_id!r}.",
+            shape = "" if looks_like_crop_id(crop_id) else f" ({crop_id!r} is not one: a crop id is {CROP_ID_CHARS} hex characters)"
+            raise _NotFound(f"No crop {crop_id}", f"The crop catalog ({where}) holds {len(catalog.rows)} crops and none has the id {crop_id!r}{shape}.",
                             "A crop id is a hash of its video's bytes, frames, segmenter and object: a video processed again from new bytes gives its crops new ids.",
                             "Search by video and track in the list of crops, or give the start of an id in the box above.")
         return catalog.rows[crop_id]

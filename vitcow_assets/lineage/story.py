@@ -30,10 +30,12 @@ PROMPT_SOURCES = {
 
 def value_text(value) -> str:
     """A column's value as the page shows it: text as it is, numbers as Python writes them,
-    times in ISO 8601, lists as JSON, None as an empty string."""
+    times in ISO 8601 (to the second), lists as JSON, None as an empty string."""
     if value is None:
         return ""
-    if isinstance(value, (dt.datetime, dt.date)):
+    if isinstance(value, dt.datetime):
+        return value.isoformat(timespec="seconds")
+    if isinstance(value, dt.date):
         return value.isoformat()
     if isinstance(value, (list, dict)):
         return json.dumps(value, default=str)
