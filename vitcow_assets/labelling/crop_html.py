@@ -12,7 +12,7 @@ May import the standard library and ``lineage`` (links); no web framework, no fi
 from html import escape
 from urllib.parse import urlencode
 
-from vitcow_assets.lineage.links import list_path
+from vitcow_assets.lineage.links import Links, list_path
 from vitcow_assets.lineage.listing import FILTERS, CropList
 
 TITLE = "vitcow · crops"
@@ -125,12 +125,17 @@ def _pager(crop_list: CropList) -> str:
     return f'<p class="pager"><span id="shown">{shown} crops</span> {prev} {nxt}</p>'
 
 
-def list_page(crop_list: CropList, heading: str) -> str:
-    head = ["crop", "video", "clip", "track", "source frames", "presence", "farm", "camera", "labels", "lists"]
+def _in_dagster(row: dict, links: Links) -> str:
+    run = _a(links.run(row["run_id"]), f"run {row['run_id'][:8]}", "dagster")
+    return f'{run} · {_a(links.asset_partition("object_crops", row["video_id"]), "crops", "dagster")}' if links.dagster_url else ""
+
+
+def list_page(crop_list: CropList, heading: str, links: Links = Links()) -> str:
+    head = ["crop", "video", "clip", "track", "source frames", "presence", "farm", "camera", "labels", "lists", "in Dagster"]
     rows = [
         [_a(r["href"], r["crop_id"]), _a(list_path(video=r["video_id"]), r["video_id"]), _e(r["clip_id"]),
          _a(list_path(video=r["video_id"], track=r["track_id"]), r["track_id"]), _e(f"{r['source_frame_start']}–{r['source_frame_end']}"),
-         _e(f"{r['presence_ratio']:.2f}"), _e(r["farm"]), _e(r["camera"]), _e(", ".join(r["labels"])), _e(", ".join(r["lists"]))]
+         _e(f"{r['presence_ratio']:.2f}"), _e(r["farm"]), _e(r["camera"]), _e(", ".join(r["labels"])), _e(", ".join(r["lists"])), _in_dagster(r, links)]
         for r in crop_list.rows
     ]
     body = f"<h1>{_e(heading)}</h1>{_filter_form(crop_list)}{_pager(crop_list)}{_table(head, rows, empty='no crop matches these filters')}"

@@ -108,7 +108,7 @@ class CropPages:
     def find(self, params) -> str | None:
         """The page of the crop a list request names by ``id`` (prefix) or ``path``; None: none asked."""
         if params.get("path"):
-            row = find_by_path(self.root, params["path"])
+            row = find_by_path(self.root, params["path"], search_above=False)
             if row is None:
                 raise _NotFound("No crop has this video", f"{params['path']} is neither a crop video in a crops manifest nor a trimmed copy of one.")
             return crop_path(row["crop_id"])
@@ -150,7 +150,7 @@ def crop_page_routes(catalog: "CatalogSource", store: LabelStore, home: str | os
         if target is not None:
             return RedirectResponse(target, status_code=303)
         found, heading = pages.crop_list(request.query_params)
-        return crop_html.list_page(found, heading)
+        return crop_html.list_page(found, heading, pages.links)
 
     def video(request: Request):
         path = Path(pages._row(request.path_params["crop_id"])["crop_path"])

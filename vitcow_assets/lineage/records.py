@@ -157,22 +157,39 @@ def manifest_above(path: Path) -> Path | None:
     return next((p / "crops.parquet" for p in path.parents if (p / "crops.parquet").is_file()), None)
 
 
-def find_by_path(root: StorageRoot, path: str | os.PathLike) -> dict | None:
+def trimmed_crop_id(table_path: Path, path: str | os.PathLike) -> str | None:
+    """The crop whose trimmed copy is ``path``, as the ``trimmed_crops.parquet`` at
+    ``table_path`` lists it (None: not listed, or no such table)."""
+    if not Path(table_path).is_file():
+        return None
+    trimmed = pq.read_table(table_path, columns=["crop_id", "trimmed_path"])
+    hits = trimmed.filter(pc.equal(trimmed["trimmed_path"], str(path)))["crop_id"].to_pylist()
+    return hits[0] if hits else None
+
+
+def find_by_path(root: StorageRoot, path: str | os.PathLike, search_above: bool = True) -> dict | None:
     """The catalog row of the crop whose video is ``path`` (absolute; as its crops manifest
-    lists it), or whose trimmed copy it is (``trimmed_crops.parquet`` of the storage root, or
-    of a folder above ``path``); None when neither lists it."""
+    lists it), or whose trimmed copy it is; None when nothing lists it. With
+    ``search_above`` the manifest and ``trimmed_crops.parquet`` may be in any folder above
+    ``path`` (a storage root other than ``root``); without, only the catalog and the trimmed
+    table of ``root`` are asked (what a server does with a path it is given)."""
     path = Path(path)
-    manifest = manifest_above(path)
-    if manifest is not None:
-        table = pq.read_table(manifest)
-        rows = catalog_rows(table.filter(pc.equal(table["crop_path"], str(path))))
-        if rows.num_rows:
-            return rows.to_pylist()[0]
-    tables = [root.labels_dir / TRIMMED_TABLE] + [p / TRIMMED_TABLE for p in path.parents]
+    if search_above:
+        manifest = manifest_above(path)
+        if manifest is not None:
+            table = pq.read_table(manifest)
+            rows = catalog_rows(table.filter(pc.equal(table["crop_path"], str(path))))
+            if rows.num_rows:
+                return rows.to_pylist()[0]
+    else:
+        catalog = _catalog(root)
+        if catalog is not None:
+            rows = catalog.filter(pc.equal(catalog["crop_path"], str(path)))
+            if rows.num_rows:
+                return rows.to_pylist()[0]
+    tables = [root.labels_dir / TRIMMED_TABLE] + ([p / TRIMMED_TABLE for p in path.parents] if search_above else [])
     for candidate in dict.fromkeys(tables):
-        if candidate.is_file():
-            trimmed = pq.read_table(candidate, columns=["crop_id", "trimmed_path"])
-            hits = trimmed.filter(pc.equal(trimmed["trimmed_path"], str(path)))["crop_id"].to_pylist()
-            if hits:
-                return find_by_id(root, hits[0])[0]
+        crop_id = trimmed_crop_id(candidate, path)
+        if crop_id is not None:
+            return find_by_id(root, crop_id)[0]
     return None

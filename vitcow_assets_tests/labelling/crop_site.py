@@ -1,6 +1,7 @@
 """A storage root and Dagster instance as a user has them after a first dataset: two farms'
 footage processed (motion backend, real pipeline), the crop catalog, labels (with an undo in
-one crop's history), and a dataset build holding FARM_B out as the test split; and the real
+one crop's history, a segment label on another), and a dataset build holding FARM_B out as
+the test split; and the real
 Dagster webserver over that instance.
 
 The instance is a persistent one under ``<base>/dagster_home`` (what ``DAGSTER_HOME`` names
@@ -46,6 +47,8 @@ class Site:
     dagster_port: int
     #: partition key -> run id of the process_video run
     runs: dict
+    #: asset name -> metadata of its materialization (the catalog, labels and dataset assets)
+    metadata: dict
 
 
 def _videos(folder: Path) -> list[Path]:
@@ -61,8 +64,9 @@ def _videos(folder: Path) -> list[Path]:
 def _label(home: Path) -> None:
     catalog = pq.read_table(home / "catalog" / "crops.parquet").to_pylist()
     with LabelStore(default_url(home)) as store:
-        for i, crop in enumerate(catalog):
+        for crop in catalog:
             store.add_label(crop["crop_id"], "alice", LABELS[crop["track_id"] % 2], source="import")
+        store.add_label(catalog[0]["crop_id"], "alice", "Standing_up", 2, 5, source="page")  # a segment: a trimmed copy in the lists
         first_b = next(c for c in catalog if c["farm"] == "FARM_B")["crop_id"]
         store.add_label(first_b, "bob", "Walking", source="page")
         store.undo_last("bob", first_b, source="page")
@@ -88,8 +92,10 @@ def build_site(base: Path) -> Site:
             runs[key] = result.run_id
         defs.resolve_job_def("crop_catalog_job").execute_in_process(instance=instance, resources=resources)
         _label(home)
-        defs.resolve_job_def("build_dataset").execute_in_process(instance=instance, resources=resources)
-    return Site(home, dagster_home, dataset, env, pages_port, dagster_port, runs)
+        built = defs.resolve_job_def("build_dataset").execute_in_process(instance=instance, resources=resources)
+    materializations = [event.materialization for event in built.get_asset_materialization_events()]
+    metadata = {m.asset_key.to_user_string(): m.metadata for m in materializations}
+    return Site(home, dagster_home, dataset, env, pages_port, dagster_port, runs, metadata)
 
 
 def _skip_welcome(url: str, timeout_s: float = 60) -> None:

@@ -109,6 +109,19 @@ def test_the_page_shows_the_manifest_the_labels_and_the_build(site):
         assert f'href="{dagster}/assets/{asset}?view=partitions&amp;partition={crop["video_id"]}"' in html
 
 
+def test_the_catalog_labels_and_dataset_assets_link_the_crop_list(site):
+    built = site["site"]
+    fingerprint = hashlib.sha256((built.dataset / "dataset.json").read_bytes()).hexdigest()[:16]
+    links = {name: meta["crop_pages"].value for name, meta in built.metadata.items() if "crop_pages" in meta}
+    assert links == {"crop_catalog": f"{site['url']}/crops", "behaviour_labels": f"{site['url']}/crops?labelled=1",
+                     "behaviour_splits": f"{site['url']}/crops?labelled=1", "dataset_export": f"{site['url']}/crops?dataset={fingerprint}"}
+    assert built.metadata["dataset_export"]["dataset_fingerprint"].value == fingerprint
+    status, html, _ = get(links["dataset_export"])
+    listed = sorted(re.findall(r'<td><a href="/crops/([0-9a-f]{20})">', html))
+    assert status == 200 and listed == sorted({r["crop_id"] for r in pq.read_table(built.dataset / "splits.parquet").to_pylist()}
+                                              | {r["crop_id"] for r in pq.read_table(built.dataset / "pretrain.parquet").to_pylist()})
+
+
 def test_a_missing_crop_is_a_404_page_that_says_what_was_looked_for(site):
     status, html, headers = get(f"{site['url']}/crops/0123456789abcdef0123")
     assert status == 404 and headers["content-type"].startswith("text/html")
@@ -127,6 +140,9 @@ def test_ids_prefixes_and_dataset_paths_lead_to_the_crop(site):
     ids = {r["crop_path"]: r["crop_id"] for r in pq.read_table(built.dataset / "splits.parquet").to_pylist()}
     status, _, headers = get(f"{site['url']}/crops?path={urllib.request.quote(listed)}")
     assert status == 200 and headers["url"] == f"{site['url']}/crops/{ids[listed]}"
+    trimmed = next(p for name in ("train", "val") for p in (built.dataset / f"{name}.csv").read_text().split()[::2] if "/labels/trimmed/" in p)
+    assert ids[trimmed] == site["catalog"][0]["crop_id"]  # the segment label's crop
+    assert get(f"{site['url']}/crops?path={urllib.request.quote(trimmed)}")[2]["url"] == f"{site['url']}/crops/{ids[trimmed]}"
 
 
 def test_the_list_filters_by_video_track_label_and_dataset(site):
@@ -136,6 +152,7 @@ def test_the_list_filters_by_video_track_label_and_dataset(site):
     want = [c["crop_id"] for c in catalog if (c["video_id"], c["track_id"]) == (crop["video_id"], crop["track_id"])]
     assert re.findall(r'<td><a href="/crops/([0-9a-f]{20})">', html) == want
     assert f"1–{len(want)} of {len(want)} crops" in html
+    assert html.count(f'href="http://127.0.0.1:{built.dagster_port}/runs/{built.runs[crop["video_id"]]}"') == len(want)
     fingerprint = hashlib.sha256((built.dataset / "dataset.json").read_bytes()).hexdigest()[:16]
     test_ids = sorted(r["crop_id"] for r in pq.read_table(built.dataset / "splits.parquet").to_pylist() if r["split"] == "test")
     html = get(f"{site['url']}/crops?dataset={fingerprint[:8]}&split=test")[1]

@@ -126,6 +126,8 @@ def test_crops_are_found_by_id_prefix_and_path_with_or_without_the_catalog(made,
     assert find_by_id(root, "") == (None, len(rows)) and find_by_id(root, "zzzzzz") == (None, 0)
     assert find_by_path(root, rows[3]["crop_path"])["crop_id"] == rows[3]["crop_id"]
     assert find_by_path(root, tmp_path / "elsewhere.mp4") is None
+    assert find_by_path(root, rows[3]["crop_path"], search_above=False)["crop_id"] == rows[3]["crop_id"]  # from the catalog
+    assert find_by_path(StorageRoot(tmp_path / "empty"), rows[3]["crop_path"], search_above=False) is None  # another root's crop
     trimmed = str(root.labels_dir / "trimmed" / f"{rows[1]['crop_id']}_f00002-00005.mp4")
     write_table(root.labels_dir / "trimmed_crops.parquet", pa.table({"crop_id": [rows[1]["crop_id"]], "trimmed_path": [trimmed]}))
     try:
