@@ -33,8 +33,8 @@ from vitcow_assets.labelling import crop_html
 from vitcow_assets.labelling.store import LabelStore
 from vitcow_assets.lineage.builds import build_members, builds_of
 from vitcow_assets.lineage.links import Links, crop_path, links_from
-from vitcow_assets.lineage.listing import CropList, CropQuery, QueryError, list_crops
-from vitcow_assets.lineage.records import context_source, crop_records, find_by_path, looks_like_crop_id
+from vitcow_assets.lineage.listing import CropQuery, QueryError, list_crops
+from vitcow_assets.lineage.records import MIN_PREFIX, context_source, crop_records, find_by_path, looks_like_crop_id
 from vitcow_assets.lineage.story import context_frame, crop_story, value_text
 from vitcow_assets.media.context import context_view, jpeg
 from vitcow_assets.media.video import VideoError
@@ -52,12 +52,13 @@ class _NotFound(Exception):
 
 
 class CropPages:
-    """The handlers over the catalog, the label store and the storage root."""
+    """The pages over the catalog, the label store and the storage root: each endpoint takes
+    the request and gives HTML text or a response."""
 
     def __init__(self, catalog: "CatalogSource", store: LabelStore, home: Path, links: Links) -> None:
         self.catalog, self.store, self.root, self.links = catalog, store, StorageRoot(home), links
 
-    def _row(self, crop_id: str) -> dict:
+    def row(self, crop_id: str) -> dict:
         catalog = self.catalog.get()
         if crop_id not in catalog.rows:
             where = self.catalog.path or "the catalog given"
@@ -67,11 +68,13 @@ class CropPages:
                             "Search by video and track in the list of crops, or give the start of an id in the box above.")
         return catalog.rows[crop_id]
 
-    def _prefix(self, text: str) -> list[str]:
-        return [c for c in self.catalog.get().order if c.startswith(text)] if text else []
+    def starting_with(self, text: str) -> list[str]:
+        """The catalog's crop ids starting with ``text`` (none unless it looks like an id or the start of one)."""
+        text = text.strip().lower()
+        return [c for c in self.catalog.get().order if c.startswith(text)] if looks_like_crop_id(text) else []
 
     def story(self, crop_id: str) -> dict:
-        row = self._row(crop_id)
+        row = self.row(crop_id)
         catalog = self.catalog.get()
         track = [catalog.rows[c] for c in catalog.tracks.get((row["video_id"], row["track_id"]), [])]
         current = [r for r in self.store.current_labels().to_pylist() if r["crop_id"] == crop_id]
@@ -79,47 +82,74 @@ class CropPages:
         builds = builds_of(self.root.dataset_builds, crop_id)
         return crop_story(crop_records(self.root, row), track, current, history, builds, self.links)
 
-    def context(self, crop_id: str, frame: str | None) -> bytes:
-        records = crop_records(self.root, self._row(crop_id))
-        frames = records.catalog["frames"]
-        k = int(frame) if frame and frame.isdigit() else None
-        k = context_frame(records) if k is None else min(k, frames - 1)
-        source = context_source(records, k)
-        if source is None or records.manifest is None:
-            raise _NotFound(f"No context picture for crop {crop_id}", "Neither its clip file nor the stored source video is there, or its manifest row is missing.")
-        window = (records.manifest.get("window_xyxy") or [None] * frames)[k]
-        return jpeg(context_view(source[0], source[1], window))
+    def _labels(self) -> dict[str, list[str]]:
+        labels: dict[str, list[str]] = {}
+        for r in self.store.current_labels().to_pylist():
+            labels.setdefault(r["crop_id"], []).append(r["label"])
+        return labels
 
-    def crop_list(self, params) -> tuple[CropList, str]:
+    def _find(self, params) -> str | None:
+        """The page of the crop a list request names by ``path`` or ``id`` (a start of one); None: none asked."""
+        if params.get("path"):
+            row = find_by_path(self.root, params["path"], search_above=False)
+            if row is None:
+                raise _NotFound("No crop has this video", f"{params['path']} is neither a crop video of the catalog nor a trimmed copy of one.")
+            return crop_path(row["crop_id"])
+        if params.get("id"):
+            matches = self.starting_with(params["id"])
+            if len(matches) != 1:
+                raise _NotFound(f"No crop {params['id']}" if not matches else f"{len(matches)} crops start with {params['id']}",
+                                "Give more of the id." if matches else f"No crop id in the catalog starts with it (give {MIN_PREFIX} to {CROP_ID_CHARS} hex characters).")
+            return crop_path(matches[0])
+        return None
+
+    # -- endpoints --------------------------------------------------------------------------
+
+    def crop_page(self, request: Request):
+        crop_id = request.path_params["crop_id"]
+        matches = [] if crop_id in self.catalog.get().rows else self.starting_with(crop_id)
+        if len(matches) == 1:
+            return RedirectResponse(crop_path(matches[0]), status_code=302)
+        return crop_html.crop_page(self.story(crop_id))
+
+    def list_page(self, request: Request):
+        params = request.query_params
+        target = self._find(params)
+        if target is not None:
+            return RedirectResponse(target, status_code=303)
         query = CropQuery.of(params)
         members = None
         if query.dataset:
             members = build_members(self.root.dataset_builds, query.dataset, query.split)
             if members is None:
                 raise QueryError(f"dataset: no recorded build has a fingerprint starting {query.dataset!r} (see {self.root.dataset_builds})")
-        labels: dict[str, list[str]] = {}
-        for r in self.store.current_labels().to_pylist():
-            labels.setdefault(r["crop_id"], []).append(r["label"])
         catalog = self.catalog.get()
-        found = list_crops([catalog.rows[c] for c in catalog.order], query, labels, members)
+        found = list_crops([catalog.rows[c] for c in catalog.order], query, self._labels(), members)
         filters = ", ".join(f"{k} {value_text(v)}" for k, v in query.filters().items())
-        return found, f"Crops · {filters}" if filters else "Crops"
+        return crop_html.list_page(found, f"Crops · {filters}" if filters else "Crops", self.links)
 
-    def find(self, params) -> str | None:
-        """The page of the crop a list request names by ``id`` (prefix) or ``path``; None: none asked."""
-        if params.get("path"):
-            row = find_by_path(self.root, params["path"], search_above=False)
-            if row is None:
-                raise _NotFound("No crop has this video", f"{params['path']} is neither a crop video in a crops manifest nor a trimmed copy of one.")
-            return crop_path(row["crop_id"])
-        if params.get("id"):
-            text = params["id"].strip().lower()
-            matches = self._prefix(text)
-            if len(matches) != 1:
-                raise _NotFound(f"No crop {text}" if not matches else f"{len(matches)} crops start with {text}",
-                                "Give more of the id." if matches else "No crop id in the catalog starts with it.")
-            return crop_path(matches[0])
-        return None
+    def video(self, request: Request):
+        path = Path(self.row(request.path_params["crop_id"])["crop_path"])
+        if not path.is_file():
+            raise _NotFound("Crop video missing", f"{path} is not there (removed, or its partition is being re-run).")
+        return FileResponse(path, media_type="video/mp4")
+
+    def context(self, request: Request):
+        crop_id, frame = request.path_params["crop_id"], request.query_params.get("frame", "")
+        records = crop_records(self.root, self.row(crop_id))
+        frames = records.catalog["frames"]
+        k = min(int(frame), frames - 1) if frame.isdigit() else context_frame(records)
+        source = context_source(records, k)
+        if source is None or records.manifest is None:
+            raise _NotFound(f"No context picture for crop {crop_id}", "Neither its clip file nor the stored source video is there, or its manifest row is missing.")
+        window = (records.manifest.get("window_xyxy") or [None] * frames)[k]
+        try:
+            return Response(jpeg(context_view(source[0], source[1], window)), media_type="image/jpeg")
+        except VideoError as exc:
+            raise _NotFound(f"No context picture for crop {crop_id}", str(exc)) from None
+
+    def story_json(self, request: Request):
+        return JSONResponse(self.story(request.path_params["crop_id"]), headers=_NO_STORE)
 
 
 def _html(handler):
@@ -138,40 +168,10 @@ def _html(handler):
 def crop_page_routes(catalog: "CatalogSource", store: LabelStore, home: str | os.PathLike, links: Links | None = None) -> list[Route]:
     """The routes of the crop pages (module docstring); ``links`` default to the environment's."""
     pages = CropPages(catalog, store, Path(home), links or links_from(os.environ))
-
-    def crop(request: Request):
-        crop_id = request.path_params["crop_id"]
-        if crop_id not in pages.catalog.get().rows and len(pages._prefix(crop_id.lower())) == 1:
-            return RedirectResponse(crop_path(pages._prefix(crop_id.lower())[0]), status_code=302)
-        return crop_html.crop_page(pages.story(crop_id))
-
-    def listing(request: Request):
-        target = pages.find(request.query_params)
-        if target is not None:
-            return RedirectResponse(target, status_code=303)
-        found, heading = pages.crop_list(request.query_params)
-        return crop_html.list_page(found, heading, pages.links)
-
-    def video(request: Request):
-        path = Path(pages._row(request.path_params["crop_id"])["crop_path"])
-        if not path.is_file():
-            raise _NotFound("Crop video missing", f"{path} is not there (removed, or its partition is being re-run).")
-        return FileResponse(path, media_type="video/mp4")
-
-    def context(request: Request):
-        try:
-            data = pages.context(request.path_params["crop_id"], request.query_params.get("frame"))
-        except VideoError as exc:
-            raise _NotFound("No context picture", str(exc)) from None
-        return Response(data, media_type="image/jpeg")
-
-    def story(request: Request):
-        return JSONResponse(pages.story(request.path_params["crop_id"]), headers=_NO_STORE)
-
     return [
-        Route("/crops", _html(listing)),
-        Route("/crops/{crop_id}", _html(crop)),
-        Route("/crops/{crop_id}/video", _html(video)),
-        Route("/crops/{crop_id}/context.jpg", _html(context)),
-        Route("/crops/{crop_id}/story.json", _html(story)),
+        Route("/crops", _html(pages.list_page)),
+        Route("/crops/{crop_id}", _html(pages.crop_page)),
+        Route("/crops/{crop_id}/video", _html(pages.video)),
+        Route("/crops/{crop_id}/context.jpg", _html(pages.context)),
+        Route("/crops/{crop_id}/story.json", _html(pages.story_json)),
     ]
