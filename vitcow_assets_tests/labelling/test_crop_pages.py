@@ -218,6 +218,13 @@ def test_from_a_test_csv_row_to_the_crop_page_to_dagster_and_back(site, browser)
         wait(driver, lambda d: d.current_url == page, "back on the crop page from the Dagster UI")
         _playing(driver)
 
+        for asset in ("object_masks", "clips", "raw_video"):  # the other partitions it links: each shows this run's materialization
+            driver.get(page)
+            driver.find_element("link text", f"{asset} · {prov['video_id']}").click()
+            wait(driver, lambda d: "Latest materialization" in d.find_element("tag name", "body").text, f"{asset}'s partition", timeout=60)
+            body = driver.find_element("tag name", "body").text
+            assert f"Assets\n{asset}" in body and prov["run_id"][:8] in body, asset
+        driver.get(page)
         driver.find_element("link text", prov["run_id"]).click()
         wait(driver, lambda d: "RUN_SUCCESS" in d.find_element("tag name", "body").text, "the run in the Dagster UI", timeout=60)
         assert driver.current_url.endswith(f"/runs/{prov['run_id']}") and prov["run_id"][:8] in driver.find_element("tag name", "body").text
