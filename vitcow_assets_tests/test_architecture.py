@@ -70,6 +70,13 @@ def test_dagster_stays_in_the_shell_torch_in_the_segmenters_and_the_core_is_pure
     assert wrong == []
 
 
+def test_the_web_framework_stays_in_the_labelling_server():
+    """The pages' story, lists and links (``lineage``) are plain functions: only the server
+    modules of ``labelling`` import the web framework."""
+    wrong = [f"{path}: {name}" for path, package, name in _imports() if name.split(".")[0] in ("starlette", "uvicorn") and package != "labelling"]
+    assert wrong == []
+
+
 def test_every_module_says_what_it_holds():
     missing = [str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py") if p.name != "__main__.py" and ast.get_docstring(ast.parse(p.read_text())) is None]
     assert missing == []
