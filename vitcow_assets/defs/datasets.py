@@ -29,7 +29,9 @@ from vitcow_assets.datasets.stats import dataset_stats as compute_stats
 from vitcow_assets.datasets.subsets import Subsets, efficiency_subsets as draw_subsets
 from vitcow_assets.defs.config import config_class, from_environment, setting_values
 from vitcow_assets.defs.labels import LabelsResource, behaviour_labels, crop_catalog, label_taxonomy, trimmed_crops
+from vitcow_assets.defs.metadata import crop_pages_metadata
 from vitcow_assets.defs.resources import VitcowStorage
+from vitcow_assets.lineage.builds import record_build
 from vitcow_assets.media.files import atomic_file
 from vitcow_assets.media.hashing import sha256_file
 from vitcow_assets.media.parquet import write_table
@@ -128,6 +130,7 @@ def behaviour_splits(context: dg.AssetExecutionContext, storage: VitcowStorage, 
         metadata={
             "path": dg.MetadataValue.path(str(path)), "dagster/row_count": result.table.num_rows,
             "summary": dg.MetadataValue.md(_counts_md(result.counts()) + f"; largest gap to the validation target {report['splits']['max_abs_deviation']}"),
+            **crop_pages_metadata(storage.links(), labelled=1),
             "classes": dg.MetadataValue.md(_class_md(report["splits"])), "labels": dg.MetadataValue.json(report["labels"]),
             "frozen_from": dg.MetadataValue.path(str(dataset.export_dir(storage) / "splits.parquet")), "kept_from_frozen": result.kept,
         },
@@ -203,8 +206,10 @@ def dataset_export(context: dg.AssetExecutionContext, storage: VitcowStorage, da
         out, _splits(storage), taxonomy, lineage, pretrain=pq.read_table(_path(storage, "pretraining_set.parquet")), subsets=subsets, chart=chart,
         report=report, root=settings.root, hf=settings.hf, label_folders=settings.label_folders,
     )
+    fingerprint = record_build(root.dataset_builds, out, _splits(storage), pq.read_table(_path(storage, "pretraining_set.parquet")))
     return dg.MaterializeResult(
         metadata={"export_dir": dg.MetadataValue.path(str(out)), "manifest": dg.MetadataValue.path(str(out / "dataset.json")),
+                  "dataset_fingerprint": fingerprint, **crop_pages_metadata(storage.links(), dataset=fingerprint),
                   "rows": dg.MetadataValue.json(exported.rows), "taxonomy_fingerprint": taxonomy.fingerprint}
     )
 

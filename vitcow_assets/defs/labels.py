@@ -19,7 +19,7 @@ from vitcow_assets.core.catalog import CATALOG_SCHEMA
 from vitcow_assets.core.settings import build
 from vitcow_assets.defs.assets import object_crops
 from vitcow_assets.defs.config import config_class, from_environment, setting_values
-from vitcow_assets.defs.metadata import table_metadata
+from vitcow_assets.defs.metadata import crop_pages_metadata, table_metadata
 from vitcow_assets.defs.resources import VitcowStorage
 from vitcow_assets.datasets.lineage import table_fingerprint
 from vitcow_assets.labelling.settings import LabelSettings
@@ -73,6 +73,7 @@ def crop_catalog(context: dg.AssetExecutionContext, storage: VitcowStorage) -> d
         metadata={
             **table_metadata(root.catalog_table, CATALOG_SCHEMA, table.num_rows),
             "summary": dg.MetadataValue.md(f"**{table.num_rows} crops** of **{len(videos)} videos** from {len(farms)} farm(s)"),
+            **crop_pages_metadata(storage.links()),
             "videos": len(videos),
             "farms": dg.MetadataValue.json(farms),
         },
@@ -120,6 +121,7 @@ def behaviour_labels(context: dg.AssetExecutionContext, storage: VitcowStorage, 
     return dg.MaterializeResult(
         metadata={
             **table_metadata(path, LABELS_SCHEMA, snapshot.labels.num_rows),
+            **crop_pages_metadata(storage.links(), labelled=1),
             "annotators": dg.MetadataValue.json(annotators),
             "orphaned_labels": snapshot.orphans.num_rows,
             "orphans_path": dg.MetadataValue.path(str(orphans)),

@@ -16,6 +16,7 @@
 <home>/catalog/crops.parquet    the crop catalog (every video's crops)
 <home>/labels/                  labels.db, behaviour_labels.parquet, trimmed/ (segment labels' crops)
 <home>/datasets/                the training-set assets' tables
+<home>/datasets/builds/         the index of dataset builds: <fingerprint>.parquet, the crops of each
 <home>/dagster/                 default DAGSTER_HOME
 ```
 Partition keys are sanitised so that no key can name a path outside ``<home>``.
@@ -156,6 +157,11 @@ class StorageRoot:
     def datasets_dir(self) -> Path:
         """The training-set assets' tables (exports go where their settings say)."""
         return self.home / "datasets"
+
+    @property
+    def dataset_builds(self) -> Path:
+        """The index of dataset builds (``lineage.builds``): one Parquet file per build."""
+        return self.datasets_dir / "builds"
 
     def video(self, key: str) -> VideoLayout:
         root = (self.videos / check_partition_key(key)).resolve()

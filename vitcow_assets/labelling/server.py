@@ -6,7 +6,8 @@ served from the package: no CDN) at ``/``, and the API under ``/api/`` that the 
 video is served only for a crop in the catalog, from the path the catalog gives, with HTTP
 range requests (Starlette's ``FileResponse`` answers ``Range`` with 206 and
 ``Content-Range``), so the browser can seek. The catalog is given as a table, or as the
-path of ``catalog/crops.parquet``, which is read again whenever the file changes.
+path of ``catalog/crops.parquet``, which is read again whenever the file changes. The crop
+pages (``crop_pages``: ``/crops``, ``/crops/{crop_id}``, read-only) are served beside them.
 
 ``serve(...)`` runs the app, bound to 127.0.0.1 unless told otherwise.
 
@@ -32,6 +33,7 @@ from starlette.staticfiles import StaticFiles
 
 from vitcow_assets.core.catalog import CATALOG_SCHEMA
 from vitcow_assets.core.taxonomy import RESERVED_KEYS, Taxonomy
+from vitcow_assets.labelling.crop_pages import crop_page_routes
 from vitcow_assets.labelling.events import LabelError, LabelEvent, check_segment, iso_utc
 from vitcow_assets.labelling.queues import Queue, queue_of
 from vitcow_assets.labelling.store import NAME_CHARS, LabelStore
@@ -278,6 +280,7 @@ def create_app(store: LabelStore, catalog: pa.Table | str | os.PathLike, taxonom
         Route("/api/labels", _endpoint(api.add_label), methods=["POST"]),
         Route("/api/undo", _endpoint(api.undo), methods=["POST"]),
         Route("/api/history", _endpoint(api.history)),
+        *crop_page_routes(api.catalog, store, home),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     return Starlette(routes=routes)

@@ -13,13 +13,14 @@ from vitcow_assets_tests.servers import free_port, wait_for_port
 
 
 @contextlib.contextmanager
-def label_server(home: Path, db_url: str | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
-    """(base URL, process) of a server over ``home`` (catalog at home/catalog/crops.parquet)."""
-    port = free_port()
+def label_server(home: Path, db_url: str | None = None, port: int | None = None, env: dict | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
+    """(base URL, process) of a server over ``home`` (catalog at home/catalog/crops.parquet),
+    on ``port`` (default: a free one), in ``env`` (default: this process's environment)."""
+    port = port or free_port()
     args = [sys.executable, "-m", "vitcow_assets.labelling.server", "--home", str(home), "--port", str(port)]
     if db_url:
         args += ["--db", db_url]
-    env = {k: v for k, v in os.environ.items() if k not in ("VITCOW_LABELS_DB", "VITCOW_TAXONOMY")}
+    env = {k: v for k, v in (os.environ if env is None else env).items() if k not in ("VITCOW_LABELS_DB", "VITCOW_TAXONOMY")}
     log = open(home / f"server-{port}.log", "wb")
     process = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
