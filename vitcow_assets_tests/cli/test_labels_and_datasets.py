@@ -13,6 +13,11 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from vitcow_assets.core.taxonomy import parse_taxonomy
+from vitcow_assets.datasets.build import DatasetSettings, build_dataset
+from vitcow_assets.datasets.staged import read_label_snapshot, read_trimmed
+from vitcow_assets.footage.layout import StorageRoot
+from vitcow_assets.labelling.taxonomy_file import default_taxonomy_text
 from vitcow_assets.lineage.builds import builds_of
 from vitcow_assets.media.video import iter_frames, probe_video
 from vitcow_assets_tests.helpers import age, run_cli
@@ -138,6 +143,25 @@ def test_every_list_row_leads_to_its_crop_page_and_the_build_that_holds_it(farms
     assert "/labels/trimmed/" not in json.loads(again.stdout)["crop_path"]  # by id: the whole crop
     missing = run_cli(["provenance", "0123456789abcdef0123"], home)
     assert missing.returncode == 2 and missing.stderr.startswith("vitcow: no crop id starts with 0123456789abcdef0123") and missing.stderr.count("\n") == 1
+
+
+def test_the_assets_write_what_build_dataset_writes_from_the_same_inputs(farms, tmp_path):
+    """One pipeline: `vitcow dataset build` (the assets, step by step, through the staged
+    tables) and `build_dataset` (the same steps in one call) give the same bytes."""
+    home, out = farms["home"], farms["home"] / "datasets" / "with_subsets"
+    flags = ["--test-farm", "FARM_C", "--val-fraction", "0.3", "--seed", "42", "--min-present", "0.2"]
+    extra = {"VITCOW_DATASET_SUBSET_SIZES": "2,4", "VITCOW_DATASET_SUBSET_CAP": "1", "VITCOW_DATASET_LABEL_FOLDERS": "1"}
+    done = run_cli(["dataset", "build", str(out), *flags], home, extra)
+    assert done.returncode == 0, done.stderr[-2000:]
+    root = StorageRoot(home)
+    manifest = json.loads((out / "dataset.json").read_text())
+    settings = DatasetSettings(test_farms=("FARM_C",), val_fraction=0.3, seed=42, min_presence=0.2, subset_sizes=(2, 4), subset_cap=True, label_folders=True)
+    built = build_dataset(
+        tmp_path, pq.read_table(root.catalog_table), read_label_snapshot(root), parse_taxonomy(default_taxonomy_text(), "default"), settings,
+        catalog_path=str(root.catalog_table), catalog_sha256=manifest["catalog"]["sha256"], code_version=manifest["code_version"], trimmed=read_trimmed(root),
+    )
+    assert built.subsets is not None and (out / "subsets" / "subsets.parquet").is_file() and (out / "folders").is_dir()
+    assert _tree(tmp_path) == _tree(out)
 
 
 def test_a_rebuild_is_byte_identical_and_new_footage_keeps_the_frozen_test_split(farms):
