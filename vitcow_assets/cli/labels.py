@@ -194,7 +194,7 @@ def _gold(ctx: _Context, args: argparse.Namespace) -> int:
 
 def _snapshot(ctx: _Context, args: argparse.Namespace) -> int:
     materialize("labels_snapshot", ctx.resources)
-    print(f"labels snapshot: {ctx.root.labels_dir / 'behaviour_labels.parquet'}")
+    print(f"labels snapshot: {ctx.root.label_snapshot}")
     return 0
 
 

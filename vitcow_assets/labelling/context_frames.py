@@ -1,40 +1,38 @@
-"""The context view: a crop's frame on its whole clip, with the crop's window drawn.
+"""The labelling page's context view: a crop's frame on its whole clip, with the crop's
+window drawn, fast enough to follow the playing frame.
 
 A 224×224 crop hides where the animal stands (at the trough? the drinker?). The clip file
 the catalog names (``clip_path``) holds the whole camera view of the same frames: crop
 frame ``i`` is clip frame ``i``, and the crops manifest's ``window_xyxy[i]`` is the crop's
-window in the clip's pixels. ``ContextFrames.jpeg`` gives that frame, scaled down to at most
-``MAX_WIDTH`` pixels wide, with the window drawn (nothing drawn where the animal was not
-found), as JPEG.
+window in the clip's pixels. ``ContextFrames.jpeg`` gives that frame with the window drawn
+the way ``media.context`` draws it for the crop pages (outside dimmed, edge outlined, the
+canvas grown where the window reaches past the frame), at most ``media.context.MAX_SIDE``
+pixels on its longer side, as JPEG.
 
-Clips' decoded, scaled frames are kept in a least-recently-used cache bounded by bytes
-(``CACHE_BYTES``): playing a crop asks for its frames in turn, and one clip is decoded once.
-A clip larger than the whole cache is decoded up to the frame asked for, each time.
-``CropWindows`` reads the windows from the video's crops manifest (the catalog leaves the
-per-frame windows out: datasets carry every catalog column).
+Unlike the crop page's single picture, the page asks for every frame of a crop in turn:
+a clip's decoded frames, scaled to ``MAX_SIDE``, are kept in a least-recently-used cache
+bounded by bytes (``CACHE_BYTES``), so one clip is decoded once. A clip larger than the
+whole cache is decoded up to the frame asked for, each time. ``CropWindows`` reads the
+windows from the video's crops manifest (the catalog leaves the per-frame windows out:
+datasets carry every catalog column).
 
-May import numpy, OpenCV, pyarrow, ``media.video`` and ``footage.layout``; no web framework, no database.
+May import numpy, pyarrow, ``media.video``, ``media.context`` and ``footage.layout``; no web
+framework, no database.
 """
 
 import collections
 import threading
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pyarrow.parquet as pq
 
 from vitcow_assets.footage.layout import StorageRoot
+from vitcow_assets.media.context import MAX_SIDE, draw_window, fit, jpeg
 from vitcow_assets.media.video import iter_frames
 
-#: widest context image served, pixels (the clip is scaled down, never up)
-MAX_WIDTH = 640
-#: decoded frames kept, bytes (about 9 clips of 20 frames at 640×360)
+#: decoded frames kept, bytes (about 6 clips of 20 frames at 720×405)
 CACHE_BYTES = 128 * 1024 * 1024
-JPEG_QUALITY = 85
-#: the window's colour (RGB, an orange that stands out on grass, concrete and straw) and line width
-WINDOW_RGB = (255, 140, 0)
-WINDOW_LINE = 2
 
 
 class ContextError(LookupError):
@@ -42,27 +40,13 @@ class ContextError(LookupError):
 
 
 def _scaled(rgb: np.ndarray) -> tuple[np.ndarray, float]:
-    height, width = rgb.shape[:2]
-    if width <= MAX_WIDTH:
-        return rgb, 1.0
-    scale = MAX_WIDTH / width
-    return cv2.resize(rgb, (MAX_WIDTH, max(1, round(height * scale))), interpolation=cv2.INTER_AREA), scale
+    """The frame scaled down to ``MAX_SIDE`` (as ``media.context.fit``) and the scale used."""
+    small = fit(rgb, MAX_SIDE)
+    return small, small.shape[1] / rgb.shape[1]
 
 
-def draw_window(rgb: np.ndarray, window_xyxy, scale: float) -> np.ndarray:
-    """A copy of ``rgb`` with the window (clip pixels, scaled by ``scale``) drawn."""
-    out = rgb.copy()
-    if window_xyxy is not None:
-        x1, y1, x2, y2 = (int(round(v * scale)) for v in window_xyxy)
-        cv2.rectangle(out, (x1, y1), (x2 - 1, y2 - 1), WINDOW_RGB, WINDOW_LINE)
-    return out
-
-
-def encode_jpeg(rgb: np.ndarray) -> bytes:
-    ok, data = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-    if not ok:
-        raise ContextError("the context frame could not be encoded")
-    return data.tobytes()
+def _scaled_window(window_xyxy, scale: float):
+    return None if window_xyxy is None else [int(round(v * scale)) for v in window_xyxy]
 
 
 class ContextFrames:
@@ -126,7 +110,7 @@ class ContextFrames:
         if not path.is_file():
             raise ContextError(f"the clip file {path.name} is missing")
         rgb, scale = self._frame(path, frame)
-        return encode_jpeg(draw_window(rgb, window_xyxy, scale))
+        return jpeg(fit(draw_window(rgb, _scaled_window(window_xyxy, scale)), MAX_SIDE))
 
 
 #: per-video crops manifests whose windows are kept (least recently used dropped)

@@ -9,7 +9,9 @@ a crop in the catalog, from the path the catalog gives, with HTTP range requests
 (Starlette's ``FileResponse`` answers ``Range`` with 206 and ``Content-Range``), so the
 browser can seek; its context view (``context_frames``) from the clip file the catalog
 names. The catalog is given as a table, or as the path of ``catalog/crops.parquet``, which
-is read again whenever the file changes. The reviewer's endpoints are ``review_api``'s.
+is read again whenever the file changes. The reviewer's endpoints are ``review_api``'s. The crop
+pages (``crop_pages``: ``/crops``, ``/crops/{crop_id}``, read-only, no sign-in) are served
+beside them.
 
 ``serve(...)`` runs the app, bound to 127.0.0.1 unless told otherwise; served beyond it,
 tokens are required.
@@ -38,6 +40,7 @@ from vitcow_assets.core.catalog import CATALOG_SCHEMA
 from vitcow_assets.core.taxonomy import RESERVED_KEYS, Taxonomy
 from vitcow_assets.labelling.access import Access, ApiError, check_annotator, tokens_needed
 from vitcow_assets.labelling.context_frames import ContextError, ContextFrames, CropWindows
+from vitcow_assets.labelling.crop_pages import crop_page_routes
 from vitcow_assets.labelling.events import LabelError, LabelEvent, NotAllowedError, check_segment, iso_utc
 from vitcow_assets.labelling.queues import Queue, queue_of
 from vitcow_assets.labelling.review_api import ReviewApi
@@ -343,6 +346,7 @@ def create_app(store: LabelStore, catalog: pa.Table | str | os.PathLike, taxonom
         Route("/api/adjudications", _endpoint(review.history, access), methods=["GET"]),
         Route("/api/adjudications", _endpoint(review.decide, access), methods=["POST"]),
         Route("/api/adjudications/undo", _endpoint(review.undo, access), methods=["POST"]),
+        *crop_page_routes(api.catalog, store, home),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     return Starlette(routes=routes)

@@ -13,6 +13,12 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from vitcow_assets.core.taxonomy import parse_taxonomy
+from vitcow_assets.datasets.build import DatasetSettings, build_dataset
+from vitcow_assets.datasets.staged import read_label_snapshot, read_trimmed
+from vitcow_assets.footage.layout import StorageRoot
+from vitcow_assets.labelling.taxonomy_file import default_taxonomy_text
+from vitcow_assets.lineage.builds import builds_of
 from vitcow_assets.media.video import iter_frames, probe_video
 from vitcow_assets_tests.helpers import age, run_cli
 from vitcow_assets_tests.synthetic import DEFAULT_OBJECTS, write_video
@@ -110,6 +116,52 @@ def test_dataset_json_names_the_catalog_labels_taxonomy_and_code(farms):
     assert manifest["taxonomy"]["fingerprint"] and manifest["labels"]["rows"] == len(farms["crops"])
     assert manifest["code_version"].startswith("0.1.0")
     assert {s["video_id"] for s in manifest["sources"]} == {c["video_id"] for c in farms["crops"]}
+
+
+def test_every_list_row_leads_to_its_crop_page_and_the_build_that_holds_it(farms):
+    """From a row of test.csv (or a trimmed copy in any list) `vitcow provenance PATH` gives
+    the crop id and page; the id (or its start) gives the same crop back; the build is in
+    the index under the sha256 of its dataset.json, with the crop in the split its list says."""
+    out, home = farms["out"], farms["home"]
+    fingerprint = hashlib.sha256((out / "dataset.json").read_bytes()).hexdigest()[:16]
+    assert (home / "datasets" / "builds" / f"{fingerprint}.parquet").is_file()
+    ids = {r["crop_path"]: r["crop_id"] for r in pq.read_table(out / "splits.parquet").to_pylist()}
+    env = {"VITCOW_PAGES_URL": "http://pages.test:9000/"}
+    listed = {name: [p for p, _ in _listed(out / f"{name}.csv")] for name in ("train", "val", "test")}
+    trimmed = next((name, p) for name, paths in listed.items() for p in paths if "/labels/trimmed/" in p)
+    for split, path in [("test", listed["test"][0]), trimmed]:
+        done = run_cli(["provenance", path], home, env)
+        assert done.returncode == 0, done.stderr
+        row = json.loads(done.stdout)
+        assert row["crop_id"] == ids[path] and row["crop_page"] == f"http://pages.test:9000/crops/{ids[path]}"
+        assert (row["crop_path"] == path) != (row.get("trimmed_path") == path)  # the crop itself, or its trimmed copy
+        (build,) = builds_of(home / "datasets" / "builds", row["crop_id"])
+        assert (build["fingerprint"], build["current"], build["split"], build["out_dir"]) == (fingerprint, True, split, str(out))
+        assert f"{split}.csv" in build["lists"]
+    again = run_cli(["provenance", ids[trimmed[1]][:8]], home, env)
+    assert again.returncode == 0 and json.loads(again.stdout)["crop_id"] == ids[trimmed[1]]
+    assert "/labels/trimmed/" not in json.loads(again.stdout)["crop_path"]  # by id: the whole crop
+    missing = run_cli(["provenance", "0123456789abcdef0123"], home)
+    assert missing.returncode == 2 and missing.stderr.startswith("vitcow: no crop id starts with 0123456789abcdef0123") and missing.stderr.count("\n") == 1
+
+
+def test_the_assets_write_what_build_dataset_writes_from_the_same_inputs(farms, tmp_path):
+    """One pipeline: `vitcow dataset build` (the assets, step by step, through the staged
+    tables) and `build_dataset` (the same steps in one call) give the same bytes."""
+    home, out = farms["home"], farms["home"] / "datasets" / "with_subsets"
+    flags = ["--test-farm", "FARM_C", "--val-fraction", "0.3", "--seed", "42", "--min-present", "0.2"]
+    extra = {"VITCOW_DATASET_SUBSET_SIZES": "2,4", "VITCOW_DATASET_SUBSET_CAP": "1", "VITCOW_DATASET_LABEL_FOLDERS": "1"}
+    done = run_cli(["dataset", "build", str(out), *flags], home, extra)
+    assert done.returncode == 0, done.stderr[-2000:]
+    root = StorageRoot(home)
+    manifest = json.loads((out / "dataset.json").read_text())
+    settings = DatasetSettings(test_farms=("FARM_C",), val_fraction=0.3, seed=42, min_presence=0.2, subset_sizes=(2, 4), subset_cap=True, label_folders=True)
+    built = build_dataset(
+        tmp_path, pq.read_table(root.catalog_table), read_label_snapshot(root), parse_taxonomy(default_taxonomy_text(), "default"), settings,
+        catalog_path=str(root.catalog_table), catalog_sha256=manifest["catalog"]["sha256"], code_version=manifest["code_version"], trimmed=read_trimmed(root),
+    )
+    assert built.subsets is not None and (out / "subsets" / "subsets.parquet").is_file() and (out / "folders").is_dir()
+    assert _tree(tmp_path) == _tree(out)
 
 
 def test_a_rebuild_is_byte_identical_and_new_footage_keeps_the_frozen_test_split(farms):

@@ -251,15 +251,13 @@ def _pixel(driver, x: int, y: int) -> list[int]:
 
 
 def test_playback_speed_context_view_and_a_key_not_in_the_legend(browser, site):
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     from selenium.webdriver.common.keys import Keys
 
-    from vitcow_assets.labelling.context_frames import WINDOW_RGB
-
-    import pyarrow as pa
-
     from vitcow_assets.labelling.queues import ASSIGNMENT_SCHEMA
+    from vitcow_assets.media.context import MAX_SIDE, WINDOW_COLOUR
 
     driver = browser
     with LabelStore(default_url(site["home"])) as store:  # every crop has a label by now: carol's queue is assigned
@@ -293,10 +291,15 @@ def test_playback_speed_context_view_and_a_key_not_in_the_legend(browser, site):
     row = next(r for r in site["catalog"].to_pylist() if r["crop_id"] == crop)
     manifest = pq.read_table(Path(row["crop_path"]).parents[1] / "crops.parquet").to_pylist()
     x1, y1, x2, y2 = next(m for m in manifest if m["crop_path"] == row["crop_path"])["window_xyxy"][3]
+    # the clip's whole 160×120 view, grown where the window reaches past it (media.context)
+    left, top = max(0, -x1), max(0, -y1)
+    canvas = (left + max(160, x2), top + max(120, y2))
+    scale = min(1.0, MAX_SIDE / max(canvas))
     width, height = driver.execute_script("const i = document.getElementById('context'); return [i.naturalWidth, i.naturalHeight]")
-    assert (width, height) == (160, 120)  # the clip's whole view, not the crop
-    edges = [(x, y) for x, y in (((x1 + x2) // 2, y1), ((x1 + x2) // 2, y2 - 1), (x1, (y1 + y2) // 2), (x2 - 1, (y1 + y2) // 2)) if 0 <= x < width and 0 <= y < height]
-    assert edges and all(max(abs(a - b) for a, b in zip(_pixel(driver, x, y), WINDOW_RGB)) < 60 for x, y in edges), edges
+    assert (width, height) == tuple(round(v * scale) for v in canvas) and width >= 160
+    x1, y1, x2, y2 = (round((v + o) * scale) for v, o in ((x1, left), (y1, top), (x2, left), (y2, top)))
+    edges = (((x1 + x2) // 2, y1 + 1), ((x1 + x2) // 2, y2 - 2), (x1 + 1, (y1 + y2) // 2), (x2 - 2, (y1 + y2) // 2))
+    assert all(max(abs(a - b) for a, b in zip(_pixel(driver, x, y), WINDOW_COLOUR)) < 60 for x, y in edges), (edges, [_pixel(driver, x, y) for x, y in edges])
     assert "frame 3" in text_of(driver, "context-info")
     driver.save_screenshot(str(ARTIFACTS / "labelling_context_speed.png"))
 

@@ -1,7 +1,7 @@
 """The reviewer's API and the context view over real HTTP: conflicts listed with each
 annotator's label and segment, a decision takes a crop off the open list and an undo puts
 it back, gold crops are never conflicts; the context image is the clip's frame with the
-crop's window drawn. ``ContextFrames`` (the clip cache) directly."""
+crop's window drawn (``media.context``'s drawing). ``ContextFrames`` (the clip cache) directly."""
 
 import cv2
 import httpx
@@ -9,7 +9,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from vitcow_assets.labelling.context_frames import WINDOW_RGB, ContextError, ContextFrames
+from vitcow_assets.labelling.context_frames import ContextError, ContextFrames
+from vitcow_assets.media.context import WINDOW_COLOUR
 from vitcow_assets.labelling.store import LabelStore, default_url
 from vitcow_assets_tests.labelling.crops import CLIP_H, CLIP_W, clip_level, synthetic_catalog, window
 from vitcow_assets_tests.labelling.serving import label_server
@@ -92,11 +93,11 @@ def test_bad_decisions_are_refused_with_one_line(server, catalog, body, status, 
 
 
 def _orange(pixel) -> bool:
-    return abs(int(pixel[0]) - WINDOW_RGB[0]) < 40 and abs(int(pixel[1]) - WINDOW_RGB[1]) < 40 and abs(int(pixel[2]) - WINDOW_RGB[2]) < 40
+    return all(abs(int(p) - c) < 40 for p, c in zip(pixel, WINDOW_COLOUR))
 
 
 def test_the_context_image_is_the_clips_frame_with_the_crops_window(server, catalog):
-    crop = catalog[3]  # clip c00001, object 1
+    crop = catalog[3]  # clip c00001, object 1 (its windows lie inside the 160×120 clip)
     with httpx.Client(base_url=server) as http:
         assert http.get(f"/api/crops/{crop['crop_id']}").json()["context"] == {"url": f"/api/crops/{crop['crop_id']}/context", "available": True}
         for frame in (0, 5):
@@ -104,8 +105,9 @@ def test_the_context_image_is_the_clips_frame_with_the_crops_window(server, cata
             assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
             rgb = cv2.cvtColor(cv2.imdecode(np.frombuffer(r.content, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
             assert rgb.shape == (CLIP_H, CLIP_W, 3)
-            assert abs(int(np.median(rgb[90:, :, 1])) - clip_level(frame)) <= 4  # this frame of the clip, not another
             x1, y1, x2, y2 = window(crop["object_id"], frame)
+            assert abs(int(np.median(rgb[y1 + 6 : y2 - 6, x1 + 6 : x2 - 6])) - clip_level(frame)) <= 4  # this frame of the clip
+            assert int(np.median(rgb[90:, :, 1])) < clip_level(frame) * 0.6  # dimmed outside the window
             assert _orange(rgb[y1, (x1 + x2) // 2]) and _orange(rgb[(y1 + y2) // 2, x1]) and _orange(rgb[y2 - 1, (x1 + x2) // 2])
             assert not _orange(rgb[(y1 + y2) // 2, (x1 + x2) // 2]) and not _orange(rgb[y1, x2 + 6])  # inside and beside: the frame
         assert http.get(f"/api/crops/{crop['crop_id']}/context", params={"frame": 8}).status_code == 400
