@@ -85,7 +85,7 @@ def test_the_checkpoint_sha256_is_in_every_lineage_record_and_a_new_file_makes_t
         catalog = defs.resolve_job_def("crop_catalog_job").execute_in_process(instance=instance, resources=build_resources(home=str(home)))
         assert catalog.success and set(pq.read_table(StorageRoot(home).catalog_table)["model_checkpoint_sha256"].to_pylist()) == {sha}
         capsys.readouterr()
-        assert cmd_provenance(type("Args", (), {"crop_path": crops[0]["crop_path"]})()) == 0
+        assert cmd_provenance(type("Args", (), {"crop": crops[0]["crop_path"]})()) == 0
         assert json.loads(capsys.readouterr().out)["model_checkpoint_sha256"] == sha
 
         assert _status(instance, key)[0] == StaleStatus.FRESH
