@@ -37,7 +37,6 @@ from vitcow_assets.segmenters import (
     SegmenterConfigError,
     SegmenterSession,
     SegmenterSettings,
-    load_segmenter,
     resolve_backend,
 )
 from vitcow_assets.segmenters.model_pool import MODELS, PlacedModel

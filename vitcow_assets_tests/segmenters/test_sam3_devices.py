@@ -17,7 +17,6 @@ import pytest
 if importlib.util.find_spec("sam3") is None:
     pytest.skip("sam3 is not installed", allow_module_level=True)
 
-import torch  # noqa: E402
 
 from vitcow_assets.segmenters.sam3 import find_bpe_path  # noqa: E402
 from vitcow_assets.segmenters.sam3_cpu import cpu_mode, install  # noqa: E402
