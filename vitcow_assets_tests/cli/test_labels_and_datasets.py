@@ -15,7 +15,7 @@ import pytest
 
 from vitcow_assets.media.video import iter_frames, probe_video
 from vitcow_assets_tests.helpers import age, run_cli
-from vitcow_assets_tests.synthetic import DEFAULT_OBJECTS, write_video
+from vitcow_testbed.synthetic import DEFAULT_OBJECTS, write_video
 
 FARMS = ("FARM_A", "FARM_B", "FARM_C")
 LABELS = ("Standing", "Lying", "Walking", "Feeding")

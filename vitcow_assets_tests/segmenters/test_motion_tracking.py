@@ -3,7 +3,10 @@ end to end through the assets, on small animals that cross and one that stands s
 whole clips; its settings through the resource and the CLI; and real fish footage."""
 
 import json
+import subprocess
+import sys
 from collections import Counter
+from pathlib import Path
 
 import dagster as dg
 import numpy as np
@@ -24,9 +27,12 @@ from vitcow_assets.stages.frames import ClipFrameStream
 from vitcow_assets.footage.layout import StorageRoot
 from vitcow_assets_tests.conftest import SHARED_FOOTAGE
 from vitcow_assets_tests.helpers import materialize_partition, register
-from vitcow_assets_tests.synthetic import STILL, TRACKING_OBJECTS, background, render, truth_mask, write_video
+from vitcow_testbed import synthetic_scenes as ss
+from vitcow_testbed import tracking_runs
+from vitcow_testbed.synthetic import STILL, TRACKING_OBJECTS, background, render, truth_mask, write_video
 
 WIDTH, HEIGHT = 320, 240
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -164,31 +170,32 @@ def test_real_fish_keep_their_tracks_through_the_whole_video(tmp_path):
     """Every clip of the fish video, segmented and linked as the object_masks asset does: the
     8 fish give at most 1.25 N ids per clip and 2 N tracks through the video (a fish lost in
     the school and found again later continues its track)."""
-    from benchmarks.tracking import figures
-
     path = SHARED_FOOTAGE / "fish_topdown_8.avi"
     if not path.is_file():
         pytest.skip(f"real footage not present at {path}")
     info = probe_video(path)
     clips = plan_clips(info.frame_count, info.fps, ClipSettings(seed=0))
-    now = figures("now", path, clips, info.frame_count / info.fps, 8, tmp_path)
+    now = tracking_runs.figures(MotionSegmenter, None, path, clips, info.frame_count / info.fps, 8, tmp_path / "masks.parquet")
     assert now["ids_per_clip"] <= 1.25 * 8 and now["tracks_per_video"] <= 2 * 8, now
     assert now["recall"] >= 0.95, now
 
 
-def _scene_figures(scene_name: str, seed: int, tmp_path, backends: tuple[str, ...]):
-    """A synthetic scene (``synthetic_scenes``) written once and scored against its truth by
-    each of ``backends`` (``benchmarks.tracking.BACKENDS``): the spec and one figures dict per
-    backend, in order."""
-    from benchmarks.tracking import figures
-    from vitcow_assets_tests import synthetic_scenes as ss
+def _scene_figures(case: ss.SceneCase, make_segmenter, out: Path) -> dict:
+    """The figures of ``case`` (``vitcow_testbed.synthetic_scenes``) segmented and linked by
+    ``make_segmenter()`` and the package's linker (masks table at ``out``), scored against the
+    scene's truth."""
+    return tracking_runs.figures(make_segmenter, None, case.video, case.clips, case.duration_s, case.spec.animals, out, case.truth)
 
-    spec = ss.SCENES[scene_name]
-    scene = ss.simulate(spec, seed=seed)
-    video = ss.write_scene(tmp_path / f"{scene_name}{seed}.mp4", scene)
-    clips = plan_clips(spec.frames, spec.fps, ClipSettings(frames_per_clip=ss.FRAMES_PER_CLIP, frame_step=ss.FRAME_STEP))
-    gt = scene.ground_truth_rows(sorted({f for c in clips for f in c.source_frames}))
-    return spec, [figures(name, video, clips, spec.frames / spec.fps, spec.animals, tmp_path, gt) for name in backends]
+
+def _benchmark_figures(scene_name: str, backend: str) -> dict[str, float]:
+    """``benchmarks.tracking`` on the first seed of a scene with one of its backends (a frozen
+    baseline: ``v2`` is motion/v2 with its own linker), as the figures of its last line."""
+    command = [sys.executable, "-m", "benchmarks.tracking", "--scenes", scene_name, "--seeds", "1", "--backends", backend]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    prefix = f"{scene_name}_{backend}_"
+    pairs = (pair.split("=") for pair in done.stdout.strip().splitlines()[-1].split())
+    return {key[len(prefix) :]: float(value) for key, value in pairs if key.startswith(prefix)}
 
 
 @pytest.mark.parametrize("scene_name, masks_jump_free", [("school", True), ("herd", True), ("crowd", False)])
@@ -201,7 +208,10 @@ def test_synthetic_scene_with_n_always_in_view_keeps_ids_within_the_targets(scen
     crowd, where ten animals of three sizes touch, a box may still jump where a blob is cut
     differently from one frame to the next (2 objects of 60 on this seed); the crop stage cuts
     such an object into parts (``core.crop_windows``), so no crop holds the jump."""
-    spec, (now, before) = _scene_figures(scene_name, 0, tmp_path, ("now", "v2"))
+    case = ss.scene_case(scene_name, 0, tmp_path)
+    now = _scene_figures(case, MotionSegmenter, tmp_path / "now.parquet")
+    before = _benchmark_figures(scene_name, "v2")
+    spec = case.spec
     assert now["ids_per_clip"] <= 1.25 * spec.animals, now
     assert now["tracks_per_video"] <= 2 * spec.animals, now
     assert now["recall"] >= 0.9, now
@@ -210,16 +220,16 @@ def test_synthetic_scene_with_n_always_in_view_keeps_ids_within_the_targets(scen
     assert now["idf1"] >= before["idf1"] - 0.05, (now, before)
 
 
-def test_large_animals_are_not_cut_in_two_by_their_size_alone(tmp_path, monkeypatch):
+def test_large_animals_are_not_cut_in_two_by_their_size_alone(tmp_path):
     """Crowd, seed 6: ten animals whose areas differ up to nine-fold. Cut whenever a blob is
     clearly larger than the clip's typical animal (``neck_gain=0``, as before), the large ones
     are cut into parts that become extra ids: 14 ids per clip for 10 animals. A large animal's
     blob is convex (no neck), so with the default it stays whole, while touching animals
     (a neck) are still cut."""
-    from benchmarks import tracking
-
-    monkeypatch.setitem(tracking.BACKENDS, "size-alone", (lambda: MotionSegmenter(MotionSettings(neck_gain=0)), None))
-    spec, (now, size_alone) = _scene_figures("crowd", 6, tmp_path, ("now", "size-alone"))
-    assert size_alone["ids_per_clip"] > 1.25 * spec.animals, size_alone
-    assert now["ids_per_clip"] <= 1.25 * spec.animals and now["tracks_per_video"] <= 2 * spec.animals, now
+    case = ss.scene_case("crowd", 6, tmp_path)
+    now = _scene_figures(case, MotionSegmenter, tmp_path / "now.parquet")
+    size_alone = _scene_figures(case, lambda: MotionSegmenter(MotionSettings(neck_gain=0)), tmp_path / "size-alone.parquet")
+    animals = case.spec.animals
+    assert size_alone["ids_per_clip"] > 1.25 * animals, size_alone
+    assert now["ids_per_clip"] <= 1.25 * animals and now["tracks_per_video"] <= 2 * animals, now
     assert now["idf1"] > size_alone["idf1"] and now["matched_recall"] >= size_alone["matched_recall"], (now, size_alone)

@@ -20,7 +20,7 @@ from vitcow_assets.stages.cropping import CropProvenance, CropSettings, CropSumm
 from vitcow_assets.footage.layout import StorageRoot
 from vitcow_assets_tests.stages.outputs import normalized_table
 from vitcow_assets_tests.stages.runs import partition
-from vitcow_assets_tests.synthetic_tracks import ANIMALS, FRAME_STEP, STILL_ANIMAL
+from vitcow_testbed.synthetic_tracks import ANIMALS, FRAME_STEP, STILL_ANIMAL
 
 #: the clip where the segmenter's ids are made to swap between two animals, and from which clip frame
 SWAP_CLIP, SWAP_FROM = "c00001", 5

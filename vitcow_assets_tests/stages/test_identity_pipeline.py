@@ -14,15 +14,15 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from benchmarks.idscore import idf1
+from vitcow_testbed.idscore import idf1
 from vitcow_assets.core.clips import ClipSettings, plan_clips
 from vitcow_assets.core.geometry import mask_iou
 from vitcow_assets.core.identity import LinkSettings
 from vitcow_assets.core.masks import decode_mask
 from vitcow_assets.footage.layout import StorageRoot
-from vitcow_assets_tests import synthetic_tracks as st
+from vitcow_testbed import synthetic_tracks as st
 from vitcow_assets_tests.helpers import materialize_partition, register
-from vitcow_assets_tests.synthetic import MovingBox, write_video
+from vitcow_testbed.synthetic import MovingBox, write_video
 
 CLIP_CONFIG = {"frames_per_clip": st.FRAMES_PER_CLIP, "frame_step": st.FRAME_STEP, "write_clip_files": False}
 

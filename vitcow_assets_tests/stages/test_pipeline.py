@@ -19,13 +19,13 @@ from vitcow_assets.footage.registry import Registry
 from vitcow_assets.segmenters.base import FrameResult
 from vitcow_assets.segmenters.motion import MotionSegmenter
 from vitcow_assets.footage.layout import StorageRoot
-from vitcow_assets_tests.fakes import FakeSegmenter, one_box
+from vitcow_testbed.fakes import FakeSegmenter, one_box
 from vitcow_assets_tests.helpers import (
     materialize_partition,
     register,
     run_with_segmenter,
 )
-from vitcow_assets_tests.synthetic import DEFAULT_OBJECTS, truth_mask
+from vitcow_testbed.synthetic import DEFAULT_OBJECTS, truth_mask
 
 W, H = 320, 240
 

@@ -3,7 +3,7 @@ the ground truth is known, IDF1, matched recall and identity switches inside cro
 
 Rows are masks-table rows (``clip_id``, ``clip_frame``, ``source_frame``, ``object_id``,
 ``track_id``, ``x1..y2``); ground-truth rows are ``source_frame``, ``track_id``, ``x1..y2``
-(``benchmarks.idscore``'s format). A source frame that two clips share is scored once, from
+(``vitcow_testbed.idscore``'s format). A source frame that two clips share is scored once, from
 the earlier clip, wherever a figure is per frame; per-clip figures (ids, crops) use every row
 of the clip. ``relink`` recomputes the track ids of a table with another linker, so a baseline
 segmenter can be scored with the linker of its own time.
@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from scipy.optimize import linear_sum_assignment
 
-from benchmarks.idscore import identity_scores
+from vitcow_testbed.idscore import identity_scores
 from vitcow_assets.core.clips import ClipWindow
 from vitcow_assets.core.geometry import box_iou
 from vitcow_assets.core.identity import ClipObservations
