@@ -1,7 +1,8 @@
 """The package's layering (docs/architecture.md), checked on the source: each package imports
 only the packages below it, Dagster stays in the Dagster shell, torch in the segmenters, and
 the pure core imports no I/O library. Tests and benchmarks do not import each other (what they
-share is ``vitcow_testbed``), and the wheel holds the platform only."""
+share is ``vitcow_testbed``), the frozen baselines carry their own behaviour, and the wheel
+holds the platform only."""
 
 import ast
 from pathlib import Path
@@ -85,6 +86,16 @@ APART = {
     "vitcow_assets_tests": {"benchmarks"},
     "benchmarks": {"vitcow_assets_tests"},
 }
+#: what a frozen baseline (benchmarks/motion_v*.py) may take from the package: the records it
+#: exchanges with the pipeline and the definitions of IoU; all behaviour is its own copy
+FROZEN_MAY_IMPORT = {
+    "vitcow_assets.core.clips": {"ClipWindow"},
+    "vitcow_assets.core.detections": {"Detections"},
+    "vitcow_assets.core.identity": {"ClipObservations"},
+    "vitcow_assets.segmenters.base": {"FrameResult", "SegmenterConfigError"},
+    "vitcow_assets.core.geometry": {"box_iou"},
+    "vitcow_assets.core.masks": {"rle_iou", "rle_area"},
+}
 
 
 def _imported(paths):
@@ -106,6 +117,21 @@ def test_tests_benchmarks_and_the_testbed_import_only_what_they_may():
             top = module.split(".")[0]
             if top in forbidden:
                 wrong.append(f"{path}: {module}")
+            # from the testbed and the benchmarks, only the package's public names
+            if package != "vitcow_assets" and top == "vitcow_assets" and any(n.startswith("_") for n in names or ()):
+                wrong.append(f"{path}: {module} private {[n for n in names if n.startswith('_')]}")
+    assert wrong == []
+
+
+def test_frozen_baselines_take_only_records_and_iou_from_the_package():
+    wrong = []
+    baselines = sorted((REPO / "benchmarks").glob("motion_v*.py"))
+    assert len(baselines) >= 2
+    for path, module, names in _imported(baselines):
+        if module.split(".")[0] == "vitcow_assets":
+            extra = set(names or ["(the module)"]) - FROZEN_MAY_IMPORT.get(module, set())
+            if extra:
+                wrong.append(f"{path}: {module} {sorted(extra)}")
     assert wrong == []
 
 
