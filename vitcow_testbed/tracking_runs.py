@@ -7,6 +7,7 @@ masks written as Parquet, linked across clips by the package's linker) with the 
 ``make_segmenter()`` gives, then, where ``make_linker`` is given, recomputes the track ids
 with that linker instead (a baseline scored with the linker of its own time). ``figures``
 adds the counts, the ground-truth figures where a truth is given, and the speed.
+``crop_rows`` says which crop (part) the crop stage puts each mask row in.
 """
 
 import contextlib
@@ -14,10 +15,12 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from vitcow_assets.core.clips import ClipWindow
 from vitcow_assets.core.prompts import text_plan
+from vitcow_assets.stages.cropping import CropSettings, measure_scene_speed, object_plans
 from vitcow_assets.stages.segmentation import MaskJob, segment_clips
 from vitcow_testbed.trackscore import count_figures, relink, truth_figures
 
@@ -61,3 +64,20 @@ def figures(
     result["fps"] = sum(c.frames for c in done) / wall
     result["x_realtime"] = duration_s / wall
     return result
+
+
+def crop_rows(masks_path: Path, clips: Sequence[ClipWindow], settings: CropSettings = CropSettings()) -> list[dict]:
+    """The rows of a masks table (without masks), each with the ``part`` of its object that
+    the crop stage shows it in: objects cut where their box jumps further than the scene's
+    measured speed allows (``stages.cropping.object_plans``, the scene's speed measured from
+    the same table as ``write_crops`` measures it)."""
+    speed = measure_scene_speed(masks_path)
+    table = pq.read_table(masks_path).drop(["mask_rle"])
+    out = []
+    for clip in clips:
+        rows = table.filter(pc.equal(table["clip_id"], clip.clip_id))
+        plans = object_plans(clip, rows, settings, speed)
+        for row in rows.to_pylist():
+            part = next(p.part for p in plans[row["object_id"]] if p.present[row["clip_frame"]])
+            out.append({**row, "part": part})
+    return out

@@ -2,7 +2,8 @@
 the ground truth is known, IDF1, matched recall and identity switches inside crops.
 
 Rows are masks-table rows (``clip_id``, ``clip_frame``, ``source_frame``, ``object_id``,
-``track_id``, ``x1..y2``); ground-truth rows are ``source_frame``, ``track_id``, ``x1..y2``
+``track_id``, ``x1..y2``; a ``part`` where the crop stage's cuts are given:
+``tracking_runs.crop_rows``); ground-truth rows are ``source_frame``, ``track_id``, ``x1..y2``
 (``vitcow_testbed.idscore``'s format). A source frame that two clips share is scored once, from
 the earlier clip, wherever a figure is per frame; per-clip figures (ids, crops) use every row
 of the clip. ``relink`` recomputes the track ids of a table with another linker, so a baseline
@@ -37,6 +38,10 @@ def relink(table: pa.Table, clips: Sequence[ClipWindow], linker) -> pa.Table:
     return pa.concat_tables(parts) if parts else table
 
 
+def _centre(row: Mapping) -> np.ndarray:
+    return np.array([(row["x1"] + row["x2"]) / 2, (row["y1"] + row["y2"]) / 2], np.float64)
+
+
 def _boxes(rows: Sequence[Mapping]) -> np.ndarray:
     return np.array([[r["x1"], r["y1"], r["x2"], r["y2"]] for r in rows], np.float64).reshape(-1, 4)
 
@@ -65,18 +70,39 @@ def count_figures(rows: Sequence[Mapping], clips: Sequence[ClipWindow], animals:
 
 
 def crop_jumps(rows: Sequence[Mapping], jump_px: float = JUMP_PX) -> int:
-    """Crops (clip, object) whose box centre moves more than ``jump_px`` between two
-    consecutive clip frames where the object is present."""
-    by_crop: dict[tuple[str, int], list[tuple[int, float, float]]] = {}
+    """Crops (clip, object, and part where rows have a ``part``: ``tracking_runs.crop_rows``)
+    whose box centre moves more than ``jump_px`` between two consecutive clip frames where the
+    object is present."""
+    by_crop: dict[tuple[str, int, int], list[tuple[int, float, float]]] = {}
     for r in rows:
         centre = ((r["x1"] + r["x2"]) / 2, (r["y1"] + r["y2"]) / 2)
-        by_crop.setdefault((r["clip_id"], r["object_id"]), []).append((r["clip_frame"], *centre))
+        by_crop.setdefault((r["clip_id"], r["object_id"], r.get("part", 0)), []).append((r["clip_frame"], *centre))
     jumps = 0
     for points in by_crop.values():
         points.sort()
         xy = np.array([p[1:] for p in points])
         if len(xy) > 1 and np.hypot(*np.diff(xy, axis=0).T).max() > jump_px:
             jumps += 1
+    return jumps
+
+
+def jumps_between_animals(rows: Sequence[Mapping], gt: Sequence[Mapping], jump_px: float = JUMP_PX) -> int:
+    """Crops (as ``crop_jumps`` groups them) whose box centre moves more than ``jump_px``
+    between two consecutive present frames matched (box IoU >= 0.5) to two different true
+    animals: a jump no animal made. A long move of one animal (a fast one, unseen for a few
+    frames) does not count."""
+    animal_of = _matches(rows, gt)
+    by_crop: dict[tuple[str, int, int], list[tuple[int, int]]] = {}
+    for i, r in enumerate(rows):
+        by_crop.setdefault((r["clip_id"], r["object_id"], r.get("part", 0)), []).append((r["clip_frame"], i))
+    jumps = 0
+    for views in by_crop.values():
+        views.sort()
+        for (_, a), (_, b) in zip(views, views[1:]):
+            moved = np.hypot(*(_centre(rows[b]) - _centre(rows[a])))
+            if moved > jump_px and a in animal_of and b in animal_of and animal_of[a] != animal_of[b]:
+                jumps += 1
+                break
     return jumps
 
 

@@ -152,6 +152,18 @@ def measure_scene_speed(masks_path: str | os.PathLike) -> SceneSpeed | None:
     return sampler.result()
 
 
+def object_plans(clip: ClipWindow, rows: pa.Table, settings: CropSettings, speed: SceneSpeed | None) -> dict[int, list[CropPlan]]:
+    """Each object's crops in ``clip`` from its mask rows (``object_id``, ``clip_frame``,
+    ``x1..y2``): its frames cut at every jump ``speed`` does not allow, each part with its
+    windows (``core.crop_windows.plan_object``). What ``write_crops`` cuts, without the pixels."""
+    out = {}
+    for _, object_id, frames, boxes in object_boxes(rows.select(_BOX_COLUMNS)) if rows.num_rows else ():
+        per_frame = np.full((clip.frames, 4), np.nan)
+        per_frame[frames] = boxes
+        out[object_id] = crop_windows.plan_object(per_frame, settings.windows(), speed)
+    return out
+
+
 @dataclasses.dataclass
 class _ObjectCrop:
     object_id: int
@@ -189,12 +201,9 @@ class _ClipCrops:
         for i, object_id in enumerate(cols["object_id"]):
             first.setdefault(object_id, i)
             rle.setdefault(object_id, {})[cols["clip_frame"][i]] = cols["mask_rle"][i]
-        boxes_by_object = {o: (f, b) for _, o, f, b in object_boxes(rows.select(_BOX_COLUMNS))} if rows.num_rows else {}
+        plans_by_object = object_plans(clip, rows, settings, speed)
         for object_id in sorted(first):
-            frames, boxes = boxes_by_object[object_id]
-            per_frame = np.full((clip.frames, 4), np.nan)
-            per_frame[frames] = boxes
-            plans = crop_windows.plan_object(per_frame, settings.windows(), speed)
+            plans = plans_by_object[object_id]
             if len(plans) > 1:
                 self.split.append(f"{clip.clip_id}/obj{object_id:04d}")
             for plan in plans:

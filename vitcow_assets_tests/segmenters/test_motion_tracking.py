@@ -30,6 +30,7 @@ from vitcow_assets_tests.helpers import materialize_partition, register
 from vitcow_testbed import synthetic_scenes as ss
 from vitcow_testbed import tracking_runs
 from vitcow_testbed.synthetic import STILL, TRACKING_OBJECTS, background, render, truth_mask, write_video
+from vitcow_testbed.trackscore import jumps_between_animals
 
 WIDTH, HEIGHT = 320, 240
 REPO = Path(__file__).resolve().parents[2]
@@ -198,16 +199,18 @@ def _benchmark_figures(scene_name: str, backend: str) -> dict[str, float]:
     return {key[len(prefix) :]: float(value) for key, value in pairs if key.startswith(prefix)}
 
 
-@pytest.mark.parametrize("scene_name, masks_jump_free", [("school", True), ("herd", True), ("crowd", False)])
-def test_synthetic_scene_with_n_always_in_view_keeps_ids_within_the_targets(scene_name, masks_jump_free, tmp_path):
+@pytest.mark.parametrize("scene_name, long_moves_at_most", [("school", 0), ("herd", 0), ("crowd", 3)])
+def test_synthetic_scene_with_n_always_in_view_keeps_ids_within_the_targets(scene_name, long_moves_at_most, tmp_path):
     """Issue 20's targets on a scene nothing was tuned on (first seed): N animals always in
-    view give at most 1.25 N ids per clip and 2 N tracks per video, with every animal found
-    and (school, herd) no object's box jumping further than an animal can; against motion/v2
-    on the same video (per seed the scores move both ways, by up to 0.04 IDF1 and 2 tracks:
-    see the report of ``benchmarks.tracking --scenes``), no more than that worse. In the
-    crowd, where ten animals of three sizes touch, a box may still jump where a blob is cut
-    differently from one frame to the next (2 objects of 60 on this seed); the crop stage cuts
-    such an object into parts (``core.crop_windows``), so no crop holds the jump."""
+    view give at most 1.25 N ids per clip and 2 N tracks per video, with every animal found;
+    against motion/v2 on the same video (per seed the scores move both ways, by up to 0.04
+    IDF1 and 2 tracks: see the report of ``benchmarks.tracking --scenes``), no more than that
+    worse. No crop jumps from one animal to another: in the school and the herd no object's
+    box moves over 100 px between two of its frames at all; in the crowd, where ten animals
+    of three sizes touch, a fast animal lost among the others for several sampled frames is
+    found again that far away (2 objects of 60 on this seed, both following one animal
+    throughout; 3 allowed), and every such move, in the crops the crop stage cuts, is the
+    animal's own (ground truth)."""
     case = ss.scene_case(scene_name, 0, tmp_path)
     now = _scene_figures(case, MotionSegmenter, tmp_path / "now.parquet")
     before = _benchmark_figures(scene_name, "v2")
@@ -215,7 +218,10 @@ def test_synthetic_scene_with_n_always_in_view_keeps_ids_within_the_targets(scen
     assert now["ids_per_clip"] <= 1.25 * spec.animals, now
     assert now["tracks_per_video"] <= 2 * spec.animals, now
     assert now["recall"] >= 0.9, now
-    assert now["jumps_over_100px"] == 0 or not masks_jump_free, now
+    assert now["jumps_over_100px"] <= long_moves_at_most, now
+    crops = tracking_runs.crop_rows(tmp_path / "now.parquet", case.clips)
+    assert len(crops) == pq.read_metadata(tmp_path / "now.parquet").num_rows
+    assert jumps_between_animals(crops, case.truth) == 0, now
     assert now["tracks_per_video"] <= before["tracks_per_video"] + 2, (now, before)
     assert now["idf1"] >= before["idf1"] - 0.05, (now, before)
 
