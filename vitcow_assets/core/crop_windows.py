@@ -2,8 +2,8 @@
 where its box jumps further than the scene's animals move, and the measures of both.
 
 Pure: numpy in, numpy and dataclasses out. No cv2, Dagster, torch or file I/O; nothing else
-of the package is imported (the per-frame window rule of ``core.geometry.crop_window`` is
-restated here, and a test holds the two equal).
+of the package is imported. This is the one place where a crop window is planned
+(``core.geometry.extract_crop`` cuts it out of a frame).
 
 Conventions: an object's boxes in a clip are a ``(n, 4) float64`` array of ``xyxy`` in
 source pixels, one row per clip frame, NaN rows where the object is absent
@@ -73,7 +73,11 @@ def _centres(boxes: np.ndarray) -> np.ndarray:
 
 
 def frame_windows(boxes: np.ndarray, crop_size: int, margin: float) -> np.ndarray:
-    """Per-frame windows, exactly ``core.geometry.crop_window`` of each present box."""
+    """Per-frame windows: each present box grown by ``margin`` times its longer side on every
+    side and squared around its centre; a square smaller than ``crop_size`` is widened to
+    ``crop_size`` (the object keeps its native resolution instead of being upscaled), a
+    larger one is resized down to ``crop_size`` when cut. Windows may extend past the frame.
+    A present box without area is a ``ValueError``."""
     out = np.zeros((len(boxes), 4), np.int64)
     for i in np.flatnonzero(present_of(boxes)):
         x1, y1, x2, y2 = (float(v) for v in boxes[i])

@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 
 from vitcow_assets.core import crop_windows as cw
-from vitcow_assets.core.geometry import crop_window
 
 SETTINGS = cw.WindowSettings(crop_size=224, margin=0.1)
 FRAMES = 20
@@ -23,15 +22,27 @@ def _inside_with_margin(boxes: np.ndarray, windows: np.ndarray, margin: float) -
     return bool(np.all(b[:, 0] - pad >= w[:, 0]) and np.all(b[:, 1] - pad >= w[:, 1]) and np.all(b[:, 2] + pad <= w[:, 2]) and np.all(b[:, 3] + pad <= w[:, 3]))
 
 
-def test_frame_windows_are_the_geometry_rule():
-    rng = np.random.default_rng(0)
-    corners = rng.uniform(-50, 900, size=(400, 2)).round(1)
-    sizes = rng.uniform(1, 500, size=(400, 2)).round(0) / 2  # halves: centres on .25 and .5
-    boxes = np.concatenate([corners, corners + sizes], axis=1)
-    for crop_size, margin in [(224, 0.1), (64, 0.0), (112, 0.5)]:
-        got = cw.frame_windows(boxes, crop_size, margin)
-        want = np.array([crop_window(b, crop_size, margin) for b in boxes])
-        assert np.array_equal(got, want)
+def _window(box, crop_size: int, margin: float = 0.1) -> list[int]:
+    return cw.frame_windows(np.array([box], np.float64), crop_size, margin)[0].tolist()
+
+
+def test_small_box_is_widened_to_crop_size_not_upscaled():
+    x1, y1, x2, y2 = _window([100, 100, 140, 120], crop_size=224)
+    assert x2 - x1 == y2 - y1 == 224
+    assert (x1 + x2) / 2 == pytest.approx(120, abs=1) and (y1 + y2) / 2 == pytest.approx(110, abs=1)
+
+
+def test_large_box_gets_margin_of_ten_percent_of_longer_side_and_is_square():
+    x1, y1, x2, y2 = _window([0, 0, 500, 300], crop_size=224)
+    assert x2 - x1 == y2 - y1 == 600  # 500 + 2 * 50
+    assert (x1 + x2) / 2 == 250 and (y1 + y2) / 2 == 150
+
+
+def test_frame_windows_reject_an_empty_box_and_skip_absent_frames():
+    with pytest.raises(ValueError, match="no area"):
+        _window([5, 5, 5, 9], 224)
+    boxes = cw.boxes_array([None, [0, 0, 10, 10]])
+    assert cw.frame_windows(boxes, 64, 0.0)[1].tolist() == [-27, -27, 37, 37]
 
 
 def test_boxes_array_marks_absent_frames():

@@ -13,7 +13,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from vitcow_assets.core import crop_windows as cw
-from vitcow_assets.core.geometry import crop_window
 from vitcow_assets.core.tables import clip_fps_by_id, clips_from_table
 from vitcow_assets.media.video import iter_frames, probe_video
 from vitcow_assets.stages.cropping import CropProvenance, CropSettings, CropSummary, write_crops
@@ -153,7 +152,8 @@ def test_steady_off_gives_a_window_per_frame_box_and_less_steady_crops(swapped, 
     for row in crops.to_pylist():
         for f, window in enumerate(row["window_xyxy"]):
             if window is not None:
-                assert window == list(crop_window(boxes_of[(row["clip_id"], row["object_id"])][f], SMALL.crop_size, 0.1))
+                box = np.asarray([boxes_of[(row["clip_id"], row["object_id"])][f]], np.float64)
+                assert window == cw.frame_windows(box, SMALL.crop_size, 0.1)[0].tolist()
     assert summary.fixed_windows == 0
     assert small[1].jitter_px < summary.jitter_px
     assert steady[1].jitter_px == 0  # at 224 px every animal of this footage gets one fixed window
