@@ -125,6 +125,19 @@ def test_background_memory_starts_over_for_another_scene():
     assert derived[2]["background_from_memory"] == 0.0  # another camera: not mixed with the first
 
 
+def test_new_scene_share_says_when_the_memory_starts_over():
+    """The second background differs from the first nearly everywhere: with ``new_scene_share``
+    1 (never another scene) the memory goes on holding the first one's samples."""
+    segmenter = MotionSegmenter(MotionSettings(new_scene_share=1.0))
+    bg_a, bg_b = background(WIDTH, HEIGHT, seed=0), background(WIDTH, HEIGHT, seed=1)
+    for bg, start in ((bg_a, 0), (bg_b, 80)):
+        with segmenter.start_session([render(i, WIDTH, HEIGHT, TRACKING_OBJECTS, bg) for i in range(start, start + 80, 4)]) as session:
+            list(session.propagate())
+    assert session.derived["background_from_memory"] > 0.5
+    with pytest.raises(SettingError, match="new_scene_share"):
+        MotionSettings(new_scene_share=0)
+
+
 def test_a_session_opened_twice_on_one_clip_adds_its_samples_once():
     segmenter = MotionSegmenter(MotionSettings(background_samples=5))
     frames = [render(i, WIDTH, HEIGHT, TRACKING_OBJECTS) for i in range(0, 80, 4)]
