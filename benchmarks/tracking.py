@@ -26,9 +26,12 @@ clip: mostly black crops), ``jumps_over_100px`` (crops whose box jumps over 100 
 consecutive frames), ``fps`` and ``x_realtime`` (sampled frames, and seconds of source
 video, per wall second of ``segment_clips``). With ground truth also ``idf1`` (TrackEval),
 ``matched_recall`` (true boxes matched at IoU >= 0.5) and ``crop_switches`` (crops that
-follow more than one animal). Scenes print each seed and then the mean over seeds
-(``ids_per_clip``, ``max_ids_per_clip`` and ``tracks_per_video`` also their worst seed, as
-``worst_*``).
+follow more than one animal), and, of the crops the crop stage cuts from the masks (objects
+cut where their box jumps), ``crop_parts``, ``part_switches`` (crop videos that still follow
+more than one animal), ``cuts_between_animals`` and ``cuts_within_animal`` (cuts that took a
+switch out, and cuts of one animal's crop for nothing). Scenes print each seed and then the
+mean over seeds (``ids_per_clip``, ``max_ids_per_clip`` and ``tracks_per_video`` also their
+worst seed, as ``worst_*``).
 
 The last line printed is ``key=value`` pairs: ``<backend>_<figure>`` for footage,
 ``<scene>_<backend>_<figure>`` for scenes. Wall times come from a shared machine: compare the

@@ -22,7 +22,7 @@ from vitcow_assets.core.clips import ClipWindow
 from vitcow_assets.core.prompts import text_plan
 from vitcow_assets.stages.cropping import CropSettings, measure_scene_speed, object_plans
 from vitcow_assets.stages.segmentation import MaskJob, segment_clips
-from vitcow_testbed.trackscore import count_figures, relink, truth_figures
+from vitcow_testbed.trackscore import count_figures, part_figures, relink, truth_figures
 
 #: the text prompt of every run (the motion backend ignores it; the tables record it)
 PROMPT = "animal"
@@ -54,13 +54,14 @@ def figures(
     make_segmenter: Callable, make_linker: Callable | None, footage: Path, clips: Sequence[ClipWindow], duration_s: float,
     animals: int, out: Path, truth: Sequence[Mapping] | None = None,
 ) -> dict:
-    """``trackscore.count_figures`` (and, with ``truth`` rows, ``truth_figures``) of one run,
-    plus ``fps`` (sampled frames per wall second) and ``x_realtime`` (``duration_s`` of source
+    """``trackscore.count_figures`` (and, with ``truth`` rows, ``truth_figures`` and the
+    ``part_figures`` of the crops the crop stage would cut) of one run, plus ``fps`` (sampled frames per wall second) and ``x_realtime`` (``duration_s`` of source
     video per wall second)."""
     rows, wall, done = segment_and_link(make_segmenter, make_linker, footage, clips, out)
     result = count_figures(rows, done, animals)
     if truth is not None:
         result.update(truth_figures(rows, truth))
+        result.update(part_figures(crop_rows(out, done), truth))
     result["fps"] = sum(c.frames for c in done) / wall
     result["x_realtime"] = duration_s / wall
     return result

@@ -149,3 +149,28 @@ def truth_figures(rows: Sequence[Mapping], gt: Sequence[Mapping]) -> dict:
         "matched_recall": len(matched_once) / max(len(gt), 1),
         "crop_switches": sum(1 for animals in followed.values() if len(animals) > 1),
     }
+
+
+def part_figures(rows: Sequence[Mapping], gt: Sequence[Mapping]) -> dict:
+    """Figures of the crops the crop stage cuts (rows with a ``part``:
+    ``tracking_runs.crop_rows``) against ground truth: ``crop_parts`` (crop videos),
+    ``part_switches`` (crops that still follow more than one animal), ``cuts_between_animals``
+    (cuts where the animal before and after differ: a switch taken out) and
+    ``cuts_within_animal`` (cuts where it is the same animal on both sides: one animal's crop
+    cut in two for nothing); a cut with an unmatched side counts in neither."""
+    matches = _matches(rows, gt)
+    views: dict[tuple[str, int], dict[int, list[tuple[int, int | None]]]] = {}
+    for i, r in enumerate(rows):
+        views.setdefault((r["clip_id"], r["object_id"]), {}).setdefault(r["part"], []).append((r["clip_frame"], matches.get(i)))
+    parts = switches = between = within = 0
+    for by_part in views.values():
+        parts += len(by_part)
+        switches += sum(1 for seen in by_part.values() if len({a for _, a in seen if a is not None}) > 1)
+        ordered = [sorted(by_part[p]) for p in sorted(by_part)]
+        for before, after in zip(ordered, ordered[1:]):
+            last = next((a for _, a in reversed(before) if a is not None), None)
+            first = next((a for _, a in after if a is not None), None)
+            if last is not None and first is not None:
+                between += last != first
+                within += last == first
+    return {"crop_parts": parts, "part_switches": switches, "cuts_between_animals": between, "cuts_within_animal": within}

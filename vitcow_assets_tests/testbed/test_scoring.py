@@ -6,7 +6,7 @@ animals and inside one crop (part)."""
 import pytest
 
 from vitcow_testbed.idscore import identity_scores
-from vitcow_testbed.trackscore import crop_jumps, jumps_between_animals
+from vitcow_testbed.trackscore import crop_jumps, jumps_between_animals, part_figures
 
 
 def test_idf1_is_one_for_perfect_tracks_and_drops_with_an_identity_switch():
@@ -34,3 +34,15 @@ def test_a_jump_counts_only_between_two_animals_and_within_one_crop():
     assert crop_jumps(switch) == 1 and jumps_between_animals(switch, truth) == 1
     cut = [{**r, "part": int(r["clip_frame"] >= 5)} for r in switch]  # the crop stage cut it at the jump
     assert crop_jumps(cut) == 0 and jumps_between_animals(cut, truth) == 0
+
+
+def test_part_figures_tell_a_cut_that_takes_out_a_switch_from_one_that_cuts_an_animal_in_two():
+    truth = [{"source_frame": f, "track_id": k, "x1": 100.0 * k, "y1": 0.0, "x2": 100.0 * k + 10, "y2": 10.0} for f in range(6) for k in (0, 1)]
+    clip = lambda rows, clip_id: [{**r, "clip_id": clip_id} for r in rows]  # one object per clip: no two rows compete for an animal
+    switch = clip([_row(f, 0.0 if f < 3 else 100.0, part=int(f >= 3)) for f in range(6)], "c1")  # cut where it switched
+    nothing = clip([_row(f, 300.0, part=int(f >= 4)) for f in range(6)], "c2")  # no animal there: unmatched on both sides
+    one = clip([_row(f, 100.0, part=int(f >= 2)) for f in range(6)], "c3")  # animal 1 cut in two
+    kept = clip([_row(f, 0.0 if f < 3 else 100.0) for f in range(6)], "c4")  # a switch left in one crop
+    assert part_figures(switch + nothing + one + kept, truth) == {
+        "crop_parts": 7, "part_switches": 1, "cuts_between_animals": 1, "cuts_within_animal": 1,
+    }
