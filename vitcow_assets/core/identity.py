@@ -52,7 +52,7 @@ from vitcow_assets.core.clips import ClipWindow
 from vitcow_assets.core.geometry import box_centres, box_diagonals, least_shift, paired_box_iou
 from vitcow_assets.core.masks import rle_area, rle_iou
 from vitcow_assets.core.settings import check, setting
-from vitcow_assets.core.tracks import LAGS, Reach, SpeedModel
+from vitcow_assets.core.speeds import LAGS, Reach, SpeedModel
 
 _NO = 1e6  # cost of a forbidden pair
 _MAX_LOST = 256  # lost tracks remembered at most (the most recent), so memory stays bounded

@@ -1,15 +1,14 @@
 """Id bookkeeping within one clip: which detection of a frame continues which object, the
-offline repairs over a whole clip, and the scene's speed model that gates both.
+offline repairs over a whole clip, and the moves that feed the scene's speed model, which
+gates both (``core.speeds``: a detection further from a track's last box than the scene's
+``Reach`` for the frames elapsed, measured by ``core.geometry.least_shift``, can never
+continue it).
 
 Object ids are stable within a clip only: the same id in two clips says nothing about the
 animal being the same. Pure: numpy and scipy only.
 
 - ``TrackedFrame``: one frame's detections with their track ids, what the offline passes
   below take per frame.
-- ``SpeedModel``: how far the animals of one scene have been measured to move over 1 to
-  ``LAGS`` frames (displacements of confidently tracked animals, bounded sample); its
-  ``reach()`` is a gate (``Reach``): a detection further from a track's last box than
-  ``reach(frames elapsed)`` (``core.geometry.least_shift``) can never continue it.
 - ``IoUTracker``: online association, frame by frame.
 - ``stitch_tracklets``: joins the pieces of one track that online association cut apart.
 - ``cut_jumps``: gives a new id from the frame where a track jumps further than the gate
@@ -37,13 +36,10 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from vitcow_assets.core.geometry import box_centres, box_diagonals, least_shift, box_iou
+from vitcow_assets.core.speeds import LAGS, Reach
 
 _NO = 1e6  # cost of a forbidden pair
 _HINT_BONUS = 2.0  # a detection cut out of a blob for a track goes to that track first
-
-
-#: frames over which the speed model measures how far animals get (1, 2, ..., LAGS)
-LAGS = 8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,68 +64,6 @@ class TrackedFrame:
         return TrackedFrame(ids, self.xyxy)
 
 
-@dataclasses.dataclass(frozen=True)
-class Reach:
-    """How far an animal of the scene has been seen to get (pixels) in 1, 2, ... frames:
-    ``limits[k - 1]`` for ``k`` frames (never decreasing); beyond the last, in proportion."""
-
-    limits: tuple[float, ...]
-
-    def __call__(self, frames) -> np.ndarray:
-        frames = np.asarray(frames, np.float64)
-        limits = np.asarray(self.limits, np.float64)
-        index = np.clip(frames, 1, len(limits)).astype(int) - 1
-        return np.where(frames <= len(limits), limits[index], limits[-1] * frames / len(limits))
-
-
-class SpeedModel:
-    """The displacements of confidently tracked animals of one scene, over 1 to ``LAGS``
-    frames, and the gate derived from them.
-
-    ``capacity``: displacements kept per lag (the oldest are dropped first);
-    ``min_samples``: fewer one-frame displacements than this and there is no gate yet (a lag
-    with fewer gets the one-frame limit times the lag); ``quantile`` and ``margin``: the
-    limit of a lag is ``margin`` × that quantile of its sample (the furthest the scene's
-    animals have been seen to get in that time, with room for a burst). Animals rarely keep
-    their top speed for several frames, so the limits of longer lags are tighter than the
-    one-frame limit times the lag: a track lost for a few frames is not picked up again
-    wherever a sprint could have taken it.
-    """
-
-    def __init__(self, capacity: int = 4000, min_samples: int = 30, quantile: float = 0.99, margin: float = 1.5) -> None:
-        if not 0 < quantile <= 1 or margin < 1 or min_samples < 1 or capacity < min_samples:
-            raise ValueError(f"bad speed model: quantile {quantile}, margin {margin}, samples {min_samples}..{capacity}")
-        self.capacity, self.min_samples, self.quantile, self.margin = capacity, min_samples, quantile, margin
-        self._steps = {lag: np.zeros(0, np.float64) for lag in range(1, LAGS + 1)}
-
-    def __len__(self) -> int:
-        return len(self._steps[1])
-
-    def add(self, displacements: dict[int, np.ndarray]) -> None:
-        """Remember ``{lag: displacements (pixels) over that many frames}``."""
-        for lag, values in displacements.items():
-            if lag in self._steps:
-                values = np.asarray(values, np.float64).ravel()
-                self._steps[lag] = np.concatenate([self._steps[lag], values[np.isfinite(values)]])[-self.capacity :]
-
-    def reach(self, extra: dict[int, np.ndarray] | None = None) -> Reach | None:
-        """The gate, from the samples and ``extra`` displacements (not kept), or None while
-        there are fewer than ``min_samples`` one-frame displacements."""
-        extra = extra or {}
-        limits = []
-        for lag in range(1, LAGS + 1):
-            values = np.concatenate([self._steps[lag], np.asarray(extra.get(lag, []), np.float64).ravel()])
-            if len(values) < self.min_samples:
-                if lag == 1:
-                    return None
-                limits.append(limits[0] * lag)
-                continue
-            limits.append(self.margin * float(np.quantile(values, self.quantile)))
-        # never less far in more time, never further than the one-frame limit sustained
-        limits = np.minimum(np.maximum.accumulate(limits), limits[0] * np.arange(1, LAGS + 1))
-        return Reach(tuple(float(v) for v in limits))
-
-
 def _median_area(areas: list[float]) -> float:
     return float(np.median(areas)) if areas else 0.0
 
@@ -141,7 +75,7 @@ class IoUTracker:
     by Hungarian assignment on ``(1 - IoU) + centre shift`` (shift in units of the larger box
     diagonal), plus ``area_weight × |log(area ratio)|`` when areas are given (an animal keeps
     its size); a pair is allowed when IoU >= ``min_iou`` or the shift <= ``max_shift``, and,
-    with ``reach`` (a ``SpeedModel``'s gate), only when the detection's box lies within
+    with ``reach`` (``core.speeds.Reach``: the scene's speed gate), only when the detection's box lies within
     ``reach(frames elapsed)`` pixels of the track's last box (``least_shift``). A detection
     hinted to a track (a part cut out of a blob for that track) goes to it when allowed; for
     that track the speed gate measures the piece by its blob's box (``regions``): where a cut

@@ -49,7 +49,7 @@ Per clip (one session):
    constant-velocity prediction, the change in mask area, the split hints, Hungarian
    assignment, then a far-reaching second pass for animals that dart; when a clip starts on
    the frame the previous clip ended on, its tracks start with the motion the previous
-   clip's tracks ended with). The scene's **speed model** (``core.tracks.SpeedModel``: the
+   clip's tracks ended with). The scene's **speed model** (``core.speeds.SpeedModel``: the
    displacements between consecutive frames of animals tracked on blobs that nothing split
    or shared, over the scene's clips so far) gates it: no detection further from a track's
    last box than ``speed_margin`` × the ``speed_quantile`` of those displacements per frame
@@ -92,7 +92,8 @@ from vitcow_assets.core.geometry import box_centres
 from vitcow_assets.core.masks import BoxMasks
 from vitcow_assets.core.settings import check, setting
 from vitcow_assets.core.splitting import claims, hull_gain, kmeans_split, split_by_masks
-from vitcow_assets.core.tracks import IoUTracker, Reach, SpeedModel, TrackedFrame, absorb_fragments, clean_steps, cut_jumps, stitch_tracklets
+from vitcow_assets.core.speeds import Reach, SpeedModel
+from vitcow_assets.core.tracks import IoUTracker, TrackedFrame, absorb_fragments, clean_steps, cut_jumps, stitch_tracklets
 from vitcow_assets.segmenters.base import FrameResult, SegmenterBase
 
 POLARITIES = ("auto", "both", "dark", "bright")

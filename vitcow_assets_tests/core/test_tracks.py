@@ -3,7 +3,8 @@ import pytest
 
 from vitcow_assets.core.detections import Detections
 from vitcow_assets.core.geometry import least_shift
-from vitcow_assets.core.tracks import LAGS, IoUTracker, Reach, SpeedModel, TrackedFrame, absorb_fragments, cut_jumps
+from vitcow_assets.core.speeds import LAGS, Reach, SpeedModel
+from vitcow_assets.core.tracks import IoUTracker, TrackedFrame, absorb_fragments, cut_jumps
 
 
 def _dets(n, h=8, w=8, ids=None):
