@@ -45,15 +45,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for_port(port: int, timeout_s: float = 15.0, process: subprocess.Popen | None = None) -> None:
+def wait_for_port(port: int, timeout_s: float = 15.0, process: subprocess.Popen | None = None, host: str = "127.0.0.1") -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"server exited with {process.returncode}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
             return
         time.sleep(0.05)
-    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout_s}s")
+    raise TimeoutError(f"nothing listening on {host}:{port} after {timeout_s}s")
 
 
 def keygen(path: Path) -> Path:
@@ -356,19 +356,23 @@ def run_redis() -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def label_server(home: Path, db_url: str | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
-    """(base URL, process) of a labelling server over ``home`` (catalog at
-    home/catalog/crops.parquet), stopped with its process group on exit."""
-    port = free_port()
-    args = [sys.executable, "-m", "vitcow_assets.labelling.server", "--home", str(home), "--port", str(port)]
+def label_server(home: Path, db_url: str | None = None, *options: str, host: str = "127.0.0.1", port: int | None = None,
+                 env: dict | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
+    """(base URL, process) of a server over ``home`` (catalog at home/catalog/crops.parquet),
+    started with the server's ``options`` (e.g. ``--require-tokens``) on ``host`` (a
+    loopback address; another than 127.0.0.1 stands for a server beyond this machine) and
+    ``port`` (default: a free one), in ``env`` (default: this process's environment). Its
+    output goes to ``home/server-<port>.log``."""
+    port = port or free_port()
+    args = [sys.executable, "-m", "vitcow_assets.labelling.server", "--home", str(home), "--port", str(port), "--host", host, *options]
     if db_url:
         args += ["--db", db_url]
-    env = {k: v for k, v in os.environ.items() if k not in ("VITCOW_LABELS_DB", "VITCOW_TAXONOMY")}
+    env = {k: v for k, v in (os.environ if env is None else env).items() if k not in ("VITCOW_LABELS_DB", "VITCOW_TAXONOMY")}
     log = open(home / f"server-{port}.log", "wb")
     process = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        wait_for_port(port, timeout_s=30, process=process)
-        yield f"http://127.0.0.1:{port}", process
+        wait_for_port(port, timeout_s=30, process=process, host=host)
+        yield f"http://{host}:{port}", process
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGTERM)

@@ -22,6 +22,7 @@ def pipeline_catalog(video: Path, home: Path, instance: dg.DagsterInstance) -> t
     key = register(video, home, instance)
     result = materialize_partition(key, home, instance, SMALL_CLIPS)
     assert result.success
-    catalog = merge_catalogs([catalog_rows(pq.read_table(home / "videos" / key / "crops" / "crops.parquet"))])
+    clips = pq.read_table(home / "videos" / key / "clips" / "clips.parquet")
+    catalog = merge_catalogs([catalog_rows(pq.read_table(home / "videos" / key / "crops" / "crops.parquet"), clips)])
     write_table(home / "catalog" / "crops.parquet", catalog)
     return key, catalog
