@@ -72,12 +72,12 @@ def crop_rows(masks_path: Path, clips: Sequence[ClipWindow], settings: CropSetti
     the crop stage shows it in: objects cut where their box jumps further than the scene's
     measured speed allows (``stages.cropping.object_plans``, the scene's speed measured from
     the same table as ``write_crops`` measures it)."""
-    speed = measure_scene_speed(masks_path)
+    reach = measure_scene_speed(masks_path).reach()
     table = pq.read_table(masks_path).drop(["mask_rle"])
     out = []
     for clip in clips:
         rows = table.filter(pc.equal(table["clip_id"], clip.clip_id))
-        plans = object_plans(clip, rows, settings, speed)
+        plans = object_plans(clip, rows, settings, reach)
         for row in rows.to_pylist():
             part = next(p.part for p in plans[row["object_id"]] if p.present[row["clip_frame"]])
             out.append({**row, "part": part})
