@@ -102,7 +102,7 @@ class Tally:
 
 def measure(masks: Path, settings: cw.WindowSettings) -> dict:
     model = measure_scene_speed(masks)  # the crop stage's own measure
-    speed = model.reach()
+    speed = model.line_reach()
     before, after = Tally(), Tally()
     for boxes in clip_boxes(masks):
         present = cw.present_of(boxes)

@@ -72,7 +72,7 @@ def crop_rows(masks_path: Path, clips: Sequence[ClipWindow], settings: CropSetti
     the crop stage shows it in: objects cut where their box jumps further than the scene's
     measured speed allows (``stages.cropping.object_plans``, the scene's speed measured from
     the same table as ``write_crops`` measures it)."""
-    reach = measure_scene_speed(masks_path).reach()
+    reach = measure_scene_speed(masks_path).line_reach()
     table = pq.read_table(masks_path).drop(["mask_rle"])
     out = []
     for clip in clips:

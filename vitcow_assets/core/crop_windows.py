@@ -23,11 +23,13 @@ source pixels, one row per clip frame, NaN rows where the object is absent
 - **Jumps** (``jumps``): a move of the box centre between two observations that the scene's
   animals cannot make. How far they get is the package's one speed model
   (``core.speeds.SpeedModel``, made by ``jump_speed_model``), fed with the centre moves of
-  every object of the video (``core.speeds.centre_moves``) at gaps of 1 to ``LAGS`` clip
-  frames: its ``Reach`` is ``JUMP_TOLERANCE`` times the ``JUMP_QUANTILE`` of the moves at
-  each gap (never less far in more time). A move is a jump when it exceeds the reach for
-  its gap, and never when it is under ``MIN_MOVE_RATIO`` of the animal's longer side (a
-  mask that changes its extent moves the box centre by up to half the box).
+  every object of the video (``core.speeds.centre_moves``): its ``line_reach`` is
+  ``JUMP_TOLERANCE × (jitter + speed × gap)``, a line through the ``JUMP_QUANTILE`` of the
+  moves at gaps of 1 to 4 clip frames (the intercept is the jitter of box centres, which
+  does not grow with the gap; the slope the top sustained speed). A move is a jump when it
+  exceeds the reach for its gap, and never when it is under ``MIN_MOVE_RATIO`` of the
+  animal's longer side (a mask that changes its extent moves the box centre by up to half
+  the box).
 - **Parts** (``plan_object``): an object's frames are cut at every jump into parts, each
   a crop of its own following one animal; windows are planned per part, never across a
   jump.
@@ -173,18 +175,22 @@ def steady_windows(boxes: np.ndarray, settings: WindowSettings) -> tuple[np.ndar
 
 def jump_speed_model() -> SpeedModel:
     """The crop stage's speed model, empty: feed it ``core.speeds.centre_moves`` of every
-    object of a video (clip frames), then ask its ``reach()``."""
+    object of a video (clip frames), then ask its ``line_reach()``."""
     return SpeedModel(min_samples=MIN_SPEED_SAMPLES, quantile=JUMP_QUANTILE, margin=JUMP_TOLERANCE)
 
 
 def speed_record(model: SpeedModel) -> dict | None:
     """What the jump rule measured, for the crops table's metadata: the reach per gap of 1 to
-    ``LAGS`` clip frames (px), the quantile, margin and minimum move ratio, and the one-frame
-    moves sampled; None when there were too few moves to measure (nothing is a jump)."""
-    reach = model.reach()
+    ``LAGS`` clip frames (px) and beyond (px per frame), the quantile, margin and minimum move
+    ratio, and the one-frame moves sampled; None when there were too few moves to measure
+    (nothing is a jump)."""
+    reach = model.line_reach()
     if reach is None:
         return None
-    return {"reach_px": list(reach.limits), "quantile": model.quantile, "margin": model.margin, "min_move_ratio": MIN_MOVE_RATIO, "samples": len(model)}
+    return {
+        "reach_px": list(reach.limits), "beyond_px_per_frame": reach.tail_px_per_frame, "quantile": model.quantile,
+        "margin": model.margin, "min_move_ratio": MIN_MOVE_RATIO, "samples": len(model),
+    }
 
 
 def allowed_move(reach: Reach, gap, longer_side) -> np.ndarray:

@@ -320,7 +320,7 @@ def write_crops(
     """
     summary = summary if summary is not None else CropSummary()
     model = measure_scene_speed(masks_path)
-    reach = model.reach()
+    reach = model.line_reach()
     summary.scene_speed = speed_record(model)
     groups = mask_groups_by_clip(masks_path)
     masks_file = pq.ParquetFile(masks_path)

@@ -174,3 +174,16 @@ def test_a_tracked_frame_holds_ids_and_boxes_row_for_row():
     assert frame.relabelled([7, 8]).ids.tolist() == [7, 8] and np.array_equal(frame.relabelled([7, 8]).xyxy, frame.xyxy)
     with pytest.raises(ValueError, match="2 ids for 1 boxes"):
         TrackedFrame([1, 2], [[0, 0, 1, 1]])
+
+
+def test_a_line_reach_keeps_the_jitter_that_does_not_grow_with_the_lag():
+    """Boxes that move 5 px per frame with 6 px of jitter at every lag: the per-lag reach
+    follows each lag's quantile; the line through them has the jitter as its intercept and
+    goes on as a line past the last lag."""
+    model = SpeedModel(min_samples=10, quantile=1.0, margin=1.0)
+    model.add({lag: np.array([6.0 + 5.0 * lag] * 20) for lag in range(1, LAGS + 1)})
+    line = model.line_reach()
+    assert [round(float(line(k)), 6) for k in (1, 4, 8, 10)] == [11.0, 26.0, 46.0, 56.0]
+    assert line.tail_px_per_frame == pytest.approx(5.0)
+    assert float(model.reach()(1)) == 11.0 and float(model.reach()(10)) == pytest.approx(46.0 * 10 / 8)  # in proportion
+    assert SpeedModel(min_samples=10).line_reach() is None

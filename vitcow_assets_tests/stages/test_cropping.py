@@ -108,7 +108,7 @@ def test_an_identity_switch_becomes_two_crops_that_partition_the_mask_rows(swapp
 def test_no_crop_contains_a_jump_and_every_box_is_inside_its_window(swapped, steady):
     crops, _, _ = steady
     speed_meta = json.loads(pq.read_schema(Path(crops["crop_path"][0].as_py()).parents[1] / "crops.parquet").metadata[b"vitcow.scene_speed"])
-    speed = Reach(tuple(speed_meta["reach_px"]))
+    speed = Reach(tuple(speed_meta["reach_px"]), speed_meta["beyond_px_per_frame"])
     boxes_of = _mask_frames(pq.read_table(swapped["masks"]))
     for row in crops.to_pylist():
         boxes = np.full((row["frames"], 4), np.nan)
