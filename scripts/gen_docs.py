@@ -34,6 +34,7 @@ def _schemas() -> dict:
 
 def _settings() -> dict:
     from vitcow_assets.core.clips import ClipSettings
+    from vitcow_assets.core.identity import LinkSettings
     from vitcow_assets.footage.settings import StorageSettings
     from vitcow_assets.segmenters import BACKENDS, SegmenterSettings
     from vitcow_assets.stages.cropping import CropSettings
@@ -43,6 +44,7 @@ def _settings() -> dict:
         "settings:segmenter": (SegmenterSettings, "", True, True),
         "settings:clips": (ClipSettings, "", True, False),
         "settings:crops": (CropSettings, "", True, False),
+        "settings:link": (LinkSettings, "link", True, True),
     }
     for name, backend in BACKENDS.items():
         out[f"settings:{name}"] = (backend.settings_class, name, True, True)

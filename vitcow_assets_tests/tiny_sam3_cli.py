@@ -39,7 +39,7 @@ def main() -> int:
     original = sam3.build_predictor
 
     def build_at_test_size(checkpoint, bpe, device_name, mode):
-        from vitcow_assets_tests.sam3_tiny import tiny_builder
+        from vitcow_testbed.sam3_tiny import tiny_builder
 
         with tiny_builder():
             predictor = original(checkpoint, bpe, device_name, mode)

@@ -32,8 +32,8 @@ from vitcow_assets.segmenters.base import SegmenterConfigError  # noqa: E402
 from vitcow_assets.segmenters.sam3 import Sam3Settings, find_bpe_path, load_sam3  # noqa: E402
 from vitcow_assets.segmenters.sam3_cpu import cpu_mode, install  # noqa: E402
 from vitcow_assets_tests.helpers import register  # noqa: E402
-from vitcow_assets_tests.sam3_tiny import tiny_builder, write_tiny_checkpoint  # noqa: E402
-from vitcow_assets_tests.synthetic import background, render, write_video  # noqa: E402
+from vitcow_testbed.sam3_tiny import tiny_builder, write_tiny_checkpoint  # noqa: E402
+from vitcow_testbed.synthetic import background, render, write_video  # noqa: E402
 
 W, H = 160, 120
 TRITON_ERROR = "Failed to find C compiler. Please specify via CC environment variable or set triton.knobs.build.impl."
