@@ -11,6 +11,7 @@ Pure (numpy and pyarrow in and out, no file I/O):
 - ``predictions``: a predictions file's rows matched to the test split, or refused by line;
 - ``frames``: the frame-level view of the splits for image classifiers;
 - ``provenance``: the lineage columns every result row carries;
+- ``settings``: ``RetrievalSettings`` and ``ProbeSettings``;
 - ``charts``: the pictures (OpenCV), PNG and Dagster thumbnails.
 
 Reading and writing files: ``inputs`` (a dataset export, an embeddings table), ``store``

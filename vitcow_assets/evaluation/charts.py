@@ -10,7 +10,7 @@ thumbnail as a Markdown data URI for the Dagster UI. The same values give the sa
   (log scale where the sizes span 10x or more), standard-error bars, and the balanced
   accuracy of a guess (1 / classes) dashed.
 - ``confusion_chart``: rows the true class, columns the predicted class; each cell shaded
-  by its share of the row and holding its count (and share); a row without support is hatched grey.
+  by its share of the row and holding its count (and share); a row without support is light grey.
 
 No file I/O.
 """
@@ -108,47 +108,54 @@ def _series(img, axes: Axes, xs, ys, ses, colour) -> None:
     cv2.polylines(img, [np.array(points, np.int32)], False, colour, 2, cv2.LINE_AA)
 
 
-def _legend(img, x: int, y: int, entries: list[tuple[str, tuple, bool]]) -> None:
-    for label, colour, is_dashed in entries:
+def _row_legend(img, right: int, y: int, entries: list[tuple[str, tuple, bool]]) -> None:
+    """A legend on one line, ending at ``right``."""
+    widths = [cv2.getTextSize(label, FONT, 0.5, 1)[0][0] + 50 for label, _, _ in entries]
+    x = right - sum(widths)
+    for (label, colour, is_dashed), width in zip(entries, widths):
         if is_dashed:
-            dashed(img, (x, y - 5), (x + 26, y - 5), colour, 5)
+            dashed(img, (x, y - 5), (x + 30, y - 5), colour, 6)
         else:
-            cv2.line(img, (x, y - 5), (x + 26, y - 5), colour, 2, cv2.LINE_AA)
-        text(img, label, x + 32, y, 0.45)
-        y += 18
+            cv2.line(img, (x, y - 5), (x + 30, y - 5), colour, 3, cv2.LINE_AA)
+        text(img, label, x + 36, y, 0.5)
+        x += width
 
 
-def _hit_panel(img, axes: Axes, rows: list[dict], average: str, ks: list[int]) -> None:
-    metrics = sorted({r["metric"] for r in rows})
+def _hit_panel(img, axes: Axes, rows: list[dict], average: str, metrics: list[str]) -> None:
     for m, metric in enumerate(metrics):
         mine = sorted((r for r in rows if r["metric"] == metric), key=lambda r: r["k"])
-        _series(img, axes, [r["k"] for r in mine], [r[f"hit_{average}"] for r in mine], [r[f"hit_{average}_se"] for r in mine], COLOURS[m % len(COLOURS)])
-    chance = sorted((r for r in rows if r["metric"] == metrics[0]), key=lambda r: r["k"])
+        if mine:
+            _series(img, axes, [r["k"] for r in mine], [r[f"hit_{average}"] for r in mine], [r[f"hit_{average}_se"] for r in mine], COLOURS[m % len(COLOURS)])
+    chance = sorted((r for r in rows if r["metric"] == rows[0]["metric"]), key=lambda r: r["k"])
     points = [(axes.px(r["k"]), axes.py(r[f"chance_{average}"])) for r in chance]
     for a, b in zip(points, points[1:]):
         dashed(img, a, b, CHANCE)
-    _legend(img, axes.right - 150, axes.bottom - 16 - 18 * len(metrics), [(m, COLOURS[i % len(COLOURS)], False) for i, m in enumerate(metrics)] + [("chance", CHANCE, True)])
+
+
+def _panel_title(setting: str, average: str, rows: list[dict]) -> str:
+    repeats = max((r["repeats"] for r in rows), default=1)
+    where = f" (mean of {repeats} track splits)" if setting == "within_farm" else " (test split vs other farms)"
+    return f"{setting.replace('_', '-')}{where}, {average}"
 
 
 def hit_chart(rows: list[dict], title: str = "Retrieval Hit@k (bars: standard error; dashed: exact chance)") -> Picture:
     """The Hit@k panels of the retrieval table's ``rows`` (dicts of ``RETRIEVAL_FIELDS``)."""
     settings = [s for s in ("cross_farm", "within_farm") if any(r["setting"] == s for r in rows)] or ["cross_farm"]
     ks = sorted({r["k"] for r in rows}) or [1]
-    img = np.full((60 + 2 * (PANEL_H + 20), len(settings) * PANEL_W + 20, 3), 255, np.uint8)
+    metrics = sorted({r["metric"] for r in rows})
+    width = len(settings) * PANEL_W + 20
+    img = np.full((80 + 2 * (PANEL_H + 20), width, 3), 255, np.uint8)
     text(img, title, 20, 32, 0.7, 2)
+    _row_legend(img, width - 30, 64, [(m, COLOURS[i % len(COLOURS)], False) for i, m in enumerate(metrics)] + [("chance", CHANCE, True)])
     for col, setting in enumerate(settings):
+        mine = [r for r in rows if r["setting"] == setting]
         for row, average in enumerate(("micro", "macro")):
-            left, top = col * PANEL_W + MARGIN + 10, 60 + row * (PANEL_H + 20) + 30
+            left, top = col * PANEL_W + MARGIN + 10, 80 + row * (PANEL_H + 20) + 30
             axes = Axes(left, top, left + PANEL_W - MARGIN - 30, top + PANEL_H - 90, (min(ks), max(ks)))
-            mine = [r for r in rows if r["setting"] == setting]
-            _frame(img, axes, f"{setting.replace('_', '-')}, {average}", "k", f"Hit@k", [(k, str(k)) for k in ks])
+            _frame(img, axes, _panel_title(setting, average, mine), "k", "Hit@k", [(k, str(k)) for k in ks])
             if mine:
-                _hit_panel(img, axes, mine, average, ks)
+                _hit_panel(img, axes, mine, average, metrics)
     return Picture(img)
-
-
-def _size_ticks(xs: list[float], log_x: bool) -> list[tuple[float, str]]:
-    return [(x, f"{x:g}") for x in sorted(set(xs))]
 
 
 def curve_chart(curve: list[dict], title: str = "Linear probe: test scores over training crops") -> Picture:
@@ -156,20 +163,19 @@ def curve_chart(curve: list[dict], title: str = "Linear probe: test scores over 
     rows = sorted(curve, key=lambda r: r["train_crops"])
     xs = [max(1.0, r["train_crops"]) for r in rows] or [1.0]
     log_x = max(xs) / min(xs) >= 10
-    img = np.full((PANEL_H + 120, 2 * PANEL_W, 3), 255, np.uint8)
+    width = 2 * PANEL_W
+    img = np.full((PANEL_H + 130, width, 3), 255, np.uint8)
     text(img, title, 20, 32, 0.7, 2)
-    axes = Axes(MARGIN + 20, 90, 2 * PANEL_W - 220, PANEL_H + 40, (min(xs), max(xs)), log_x)
-    _frame(img, axes, "mean over the repeats; bars: standard error", "training crops" + (" (log scale)" if log_x else ""), "score", _size_ticks(xs, log_x))
-    entries = []
-    for i, metric in enumerate(("balanced_accuracy", "accuracy", "f1_macro")):
-        if rows:
-            _series(img, axes, xs, [r[metric] for r in rows], [r[f"{metric}_se"] for r in rows], COLOURS[i])
-        entries.append((metric.replace("_", " "), COLOURS[i], False))
+    metrics = ("balanced_accuracy", "accuracy", "f1_macro")
+    _row_legend(img, width - 30, 64, [(m.replace("_", " "), COLOURS[i], False) for i, m in enumerate(metrics)] + [("chance (balanced accuracy)", CHANCE, True)])
+    axes = Axes(MARGIN + 20, 110, width - 50, PANEL_H + 50, (min(xs), max(xs)), log_x)
+    ticks = [(x, f"{x:g}") for x in sorted(set(xs))]
+    _frame(img, axes, "mean over the repeats of each size; bars: standard error", "training crops" + (" (log scale)" if log_x else ""), "score", ticks)
     if rows:
         level = axes.py(rows[0]["chance_balanced_accuracy"])
         dashed(img, (axes.left, level), (axes.right, level), CHANCE)
-    _legend(img, axes.right + 16, axes.top + 20, entries + [("chance (balanced", CHANCE, True)])
-    text(img, "accuracy)", axes.right + 48, axes.top + 20 + 18 * len(entries) + 18, 0.45)
+        for i, metric in enumerate(metrics):
+            _series(img, axes, xs, [r[metric] for r in rows], [r[f"{metric}_se"] for r in rows], COLOURS[i])
     return Picture(img)
 
 

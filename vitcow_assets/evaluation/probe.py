@@ -34,31 +34,14 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from vitcow_assets.core.settings import check, setting
 from vitcow_assets.core.tables import field
 from vitcow_assets.evaluation.provenance import Provenance, with_lineage
+from vitcow_assets.evaluation.settings import UNCHOSEN_C, ProbeSettings
 from vitcow_assets.evaluation.scorecard import CLASS_FIELDS, CONFUSION_FIELDS, SCORE_FIELDS, Scorecard, score
 
-#: C without validation crops to choose one (scikit-learn's default)
-UNCHOSEN_C = 1.0
 #: the probe's own seed: lbfgs draws nothing, but the estimator is given a fixed one
 RANDOM_STATE = 0
 FULL = "train"
-
-
-@dataclasses.dataclass(frozen=True)
-class ProbeSettings:
-    """How the linear probe is fitted (environment ``VITCOW_PROBE_<FIELD>``; ``vitcow eval probe`` flags)."""
-
-    cs: tuple[float, ...] = setting((0.001, 0.01, 0.1, 1.0, 10.0), "inverse regularisation strengths tried, comma-separated; validation balanced accuracy chooses", flag="--cs")
-    max_iter: int = setting(2000, "lbfgs iterations at most per fit", flag="--max-iter")
-    standardise: bool = setting(True, "standardise the embeddings on each training subset first", flag="--standardise")
-    full: bool = setting(True, "also probe the whole training split (the curve's last point)", flag="--full")
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "cs", tuple(sorted({float(c) for c in self.cs})))
-        check("cs", bool(self.cs) and self.cs[0] > 0, f"cs must be positive numbers, got {self.cs!r}")
-        check("max_iter", self.max_iter >= 1, f"max_iter must be >= 1, got {self.max_iter}")
 
 
 SUBSET_FIELDS = [

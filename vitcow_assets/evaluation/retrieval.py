@@ -26,32 +26,13 @@ import dataclasses
 import numpy as np
 import pyarrow as pa
 
-from vitcow_assets.core.settings import check, setting
 from vitcow_assets.core.tables import field
 from vitcow_assets.evaluation.chance import class_means, hit_chance
-from vitcow_assets.evaluation.neighbours import METRICS, nearest
+from vitcow_assets.evaluation.neighbours import nearest
 from vitcow_assets.evaluation.provenance import Provenance, with_lineage
+from vitcow_assets.evaluation.settings import RetrievalSettings
 
 SETTINGS = ("cross_farm", "within_farm")
-
-
-@dataclasses.dataclass(frozen=True)
-class RetrievalSettings:
-    """How retrieval is scored (environment ``VITCOW_RETRIEVAL_<FIELD>``; ``vitcow eval retrieval`` flags)."""
-
-    ks: tuple[int, ...] = setting((1, 2, 3, 5, 10), "the k of Hit@k, comma-separated", flag="--ks")
-    metrics: tuple[str, ...] = setting(METRICS, "distances, comma-separated: euclidean, cosine", flag="--metrics")
-    query_fraction: float = setting(0.2, "within-farm: share of each class's tracks in a farm that query", flag="--query-fraction")
-    repeats: int = setting(20, "within-farm: seeded query/index splits, averaged (mean and standard error)", flag="--repeats")
-    seed: int = setting(42, "within-farm: seed of the track splits", flag="--seed")
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "ks", tuple(sorted({int(k) for k in self.ks})))
-        check("ks", bool(self.ks) and self.ks[0] >= 1, f"ks must be positive integers, got {self.ks!r}")
-        check("metrics", bool(self.metrics) and set(self.metrics) <= set(METRICS), f"metrics must be among {', '.join(METRICS)}, got {self.metrics!r}")
-        check("query_fraction", 0.0 < self.query_fraction < 1.0, f"query_fraction must be between 0 and 1 (exclusive), got {self.query_fraction}")
-        check("repeats", self.repeats >= 1, f"repeats must be >= 1, got {self.repeats}")
-        check("seed", self.seed >= 0, f"seed must be >= 0, got {self.seed}")
 
 
 RETRIEVAL_FIELDS = [

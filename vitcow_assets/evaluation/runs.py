@@ -22,9 +22,10 @@ from vitcow_assets.evaluation.charts import Picture, confusion_chart, curve_char
 from vitcow_assets.evaluation.frames import frame_plan
 from vitcow_assets.evaluation.inputs import DatasetExport, Embeddings, read_dataset, read_embeddings
 from vitcow_assets.evaluation.predictions import AGGREGATIONS, Matched, aggregate_frames, match_predictions
-from vitcow_assets.evaluation.probe import ProbeResult, ProbeSettings, evaluate_probe, probe_data, training_sets
+from vitcow_assets.evaluation.probe import ProbeResult, evaluate_probe, probe_data, training_sets
 from vitcow_assets.evaluation.provenance import Provenance, with_lineage
-from vitcow_assets.evaluation.retrieval import RetrievalResult, RetrievalSettings, evaluate_retrieval, labelled_from
+from vitcow_assets.evaluation.retrieval import RetrievalResult, evaluate_retrieval, labelled_from
+from vitcow_assets.evaluation.settings import ProbeSettings, RetrievalSettings
 from vitcow_assets.evaluation.scorecard import CLASS_FIELDS, CONFUSION_FIELDS, SCORE_FIELDS, Scorecard, score
 from vitcow_assets.evaluation.store import read_predictions_csv, write_frames, write_results
 from vitcow_assets.footage.layout import EvaluationLayout, StorageRoot
@@ -132,6 +133,7 @@ class PredictionsRun:
     tables: dict[str, pa.Table]
     chart: Picture
     form: str
+    provenance: Provenance
 
 
 def check_predictions(path, dataset_dir, aggregate: str = "vote") -> tuple[DatasetExport, Matched, str]:
@@ -158,7 +160,7 @@ def run_predictions(root: StorageRoot, key: str, path, dataset_dir, code_version
                               "aggregate": aggregate if form == "frame" else None},
               "code_version": code_version}
     write_results(layout, tables, {"scorecard_confusion": chart}, "scorecard", report)
-    return PredictionsRun(layout, export, card, tables, chart, form)
+    return PredictionsRun(layout, export, card, tables, chart, form, provenance)
 
 
 def export_frames(dataset_dir, out_dir, per_crop: int, code_version: str) -> dict:

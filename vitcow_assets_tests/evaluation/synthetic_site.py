@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 
 from vitcow_assets.core.taxonomy import parse_taxonomy
 from vitcow_assets.datasets.build import DatasetSettings, build_dataset
+from vitcow_assets.footage.layout import StorageRoot
 from vitcow_assets.labelling.taxonomy_file import default_taxonomy_text
 from vitcow_assets.media.parquet import write_table
 from vitcow_assets_tests.datasets.synthetic_labels import Scene, synthetic_catalog, synthetic_labels, synthetic_trims
@@ -100,3 +101,13 @@ def write_embeddings(path: Path, catalog: pa.Table, splits: pa.Table, kind: str,
 
 def read_splits(out_dir: Path) -> pa.Table:
     return pq.read_table(out_dir / "splits.parquet")
+
+
+def make_site(home: Path) -> dict:
+    """A storage root at ``home`` whose default export folder holds the synthetic dataset,
+    with one embeddings table per kind (partition keys ``separable``, ``random``, ``track``)."""
+    root = StorageRoot(home)
+    out = root.datasets.default_export
+    built, catalog = build_export(out)
+    shas = {kind: write_embeddings(root.embeddings_table(kind), catalog, built.splits.table, kind) for kind in KINDS}
+    return {"root": root, "export": out, "built": built, "catalog": catalog, "checkpoints": shas}

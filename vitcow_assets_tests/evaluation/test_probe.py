@@ -11,8 +11,9 @@ from sklearn.metrics import balanced_accuracy_score
 
 from vitcow_assets.evaluation.inputs import read_dataset
 from vitcow_assets.evaluation.probe import (
-    ProbeData, ProbeSettings, Subset, aligned_scores, class_weights, evaluate_probe, fit_probe, probe_data, probe_subset, training_sets,
+    ProbeData, Subset, aligned_scores, class_weights, evaluate_probe, fit_probe, probe_data, probe_subset, training_sets,
 )
+from vitcow_assets.evaluation.settings import ProbeSettings
 from vitcow_assets.evaluation.provenance import Provenance
 from vitcow_assets_tests.evaluation.synthetic_site import vectors
 

@@ -10,8 +10,9 @@ from vitcow_assets.evaluation.chance import hit_chance_exact
 from vitcow_assets.evaluation.inputs import read_dataset
 from vitcow_assets.evaluation.provenance import Provenance
 from vitcow_assets.evaluation.retrieval import (
-    RetrievalSettings, evaluate_retrieval, labelled_from, query_tracks, search, within_farm_split,
+    evaluate_retrieval, labelled_from, query_tracks, search, within_farm_split,
 )
+from vitcow_assets.evaluation.settings import RetrievalSettings
 from vitcow_assets_tests.evaluation.synthetic_site import TEST_FARM, vectors
 
 PROVENANCE = Provenance("f" * 16, "0.1.0+gtest", "a" * 64)
