@@ -27,6 +27,7 @@ class RetrievalSettings:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ks", tuple(sorted({int(k) for k in self.ks})))
+        object.__setattr__(self, "metrics", tuple(dict.fromkeys(self.metrics)))
         check("ks", bool(self.ks) and self.ks[0] >= 1, f"ks must be positive integers, got {self.ks!r}")
         check("metrics", bool(self.metrics) and set(self.metrics) <= set(METRICS), f"metrics must be among {', '.join(METRICS)}, got {self.metrics!r}")
         check("query_fraction", 0.0 < self.query_fraction < 1.0, f"query_fraction must be between 0 and 1 (exclusive), got {self.query_fraction}")
