@@ -45,6 +45,7 @@ def _schemas() -> dict:
 
 def _settings() -> dict:
     from vitcow_assets.core.clips import ClipSettings
+    from vitcow_assets.core.identity import LinkSettings
     from vitcow_assets.evaluation.settings import ProbeSettings, RetrievalSettings
     from vitcow_assets.footage.settings import StorageSettings
     from vitcow_assets.segmenters import BACKENDS, SegmenterSettings
@@ -55,6 +56,7 @@ def _settings() -> dict:
         "settings:segmenter": (SegmenterSettings, "", True, True),
         "settings:clips": (ClipSettings, "", True, False),
         "settings:crops": (CropSettings, "", True, False),
+        "settings:link": (LinkSettings, "link", True, True),
         "settings:retrieval": (RetrievalSettings, "retrieval", True, True),
         "settings:probe": (ProbeSettings, "probe", True, True),
     }

@@ -27,7 +27,7 @@ def build_resources(
     environ=None,
 ) -> dict:
     """Resources configured from the environment (`VITCOW_*`, read now), with overrides
-    (not None) winning: e.g. the CLI's flags (`backend_options`: `{"motion": {...}}`)."""
+    (not None) winning: e.g. the CLI's flags (`backend_options`: `{"motion": {...}, "link": {...}}`)."""
     environ = os.environ if environ is None else environ
     return {
         "storage": storage_from_environment(environ, home=home, publish_to=publish_to),

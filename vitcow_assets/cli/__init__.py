@@ -19,6 +19,7 @@ import threading
 from vitcow_assets.cli import dataset, evaluate, labels
 from vitcow_assets.cli.options import add_setting_flags, check_given
 from vitcow_assets.core.clips import ClipSettings
+from vitcow_assets.core.identity import LinkSettings
 from vitcow_assets.datasets.build import DatasetSettings
 from vitcow_assets.segmenters import BACKENDS, CHOICES
 
@@ -45,6 +46,7 @@ def _run_parser(sub) -> None:
     add_setting_flags(run, CropSettings, title="crops", from_env=False)
     for name, backend in BACKENDS.items():
         add_setting_flags(run, backend.settings_class, prefix=name, title=f"{name} backend")
+    add_setting_flags(run, LinkSettings, prefix="link", title="linking objects across clips")
     run.add_argument("--json", action="store_true", help="print one JSON document with every video's outcome")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.add_argument("--verbose", action="store_true", help="show Dagster's step logs")
@@ -99,6 +101,7 @@ def _check_run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
         check_given(args, CropSettings)
         for name, backend in BACKENDS.items():
             check_given(args, backend.settings_class, name)
+        check_given(args, LinkSettings, "link")
     except ValueError as exc:
         parser.error(str(exc))
 
