@@ -21,8 +21,9 @@ BELOW = {
     "lineage": {"runtime", "core", "media", "footage"},
     "labelling": {"runtime", "core", "media", "footage", "lineage"},
     "datasets": {"runtime", "core", "media", "footage", "lineage", "labelling"},
-    "defs": {"runtime", "core", "media", "remote", "footage", "segmenters", "stages", "lineage", "labelling", "datasets"},
-    "cli": {"runtime", "core", "media", "remote", "footage", "segmenters", "stages", "lineage", "labelling", "datasets", "defs", "definitions"},
+    "evaluation": {"runtime", "core", "media", "footage", "lineage", "datasets"},
+    "defs": {"runtime", "core", "media", "remote", "footage", "segmenters", "stages", "lineage", "labelling", "datasets", "evaluation"},
+    "cli": {"runtime", "core", "media", "remote", "footage", "segmenters", "stages", "lineage", "labelling", "datasets", "evaluation", "defs", "definitions"},
     "definitions": {"defs"},
 }
 DAGSTER_SHELL = {"defs", "cli", "definitions"}
@@ -76,6 +77,26 @@ def test_the_web_framework_stays_in_the_labelling_server():
     """The pages' story, lists and links (``lineage``) are plain functions: only the server
     modules of ``labelling`` import the web framework."""
     wrong = [f"{path}: {name}" for path, package, name in _imports() if name.split(".")[0] in ("starlette", "uvicorn") and package != "labelling"]
+    assert wrong == []
+
+
+#: the evaluation modules that read or write files; the others compute only (data in, data out)
+EVALUATION_IO = {"inputs", "store", "runs"}
+
+
+def test_evaluation_computes_in_pure_modules_and_reads_and_writes_in_three():
+    """``evaluation``'s metrics, chance levels, probes, matching and charts import no file or
+    stream library (and no project package that does I/O); only ``inputs``, ``store`` and
+    ``runs`` read and write."""
+    wrong = []
+    for path, package, name in _imports():
+        if package != "evaluation" or path.stem in EVALUATION_IO | {"__init__"}:
+            continue
+        parts = name.split(".")
+        if parts[0] in NOT_IN_CORE or (parts[0] == "vitcow_assets" and parts[1] not in ("core", "evaluation")):
+            wrong.append(f"{path}: {name}")
+        if parts[:2] == ["vitcow_assets", "evaluation"] and len(parts) > 2 and parts[2] in EVALUATION_IO:
+            wrong.append(f"{path}: {name}")
     assert wrong == []
 
 

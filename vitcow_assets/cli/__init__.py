@@ -7,7 +7,8 @@ checks; the runs show in the Dagster UI of the same instance.
 The package: ``parser`` (here), ``run`` (the run command), ``init``, ``queries``
 (provenance, tracks), ``inputs`` (what PATH arguments name), ``options`` (flags derived
 from the settings classes), ``instance`` (the Dagster instance and its dagster.yaml),
-``run_guard`` and ``partition_lock`` (a run never waits for ever, one writer per partition).
+``run_guard`` and ``partition_lock`` (a run never waits for ever, one writer per partition),
+``evaluate`` (the ``eval`` group: retrieval, probe, predictions, frames).
 """
 
 import argparse
@@ -15,7 +16,7 @@ import signal
 import sys
 import threading
 
-from vitcow_assets.cli import dataset, labels
+from vitcow_assets.cli import dataset, evaluate, labels
 from vitcow_assets.cli.options import add_setting_flags, check_given
 from vitcow_assets.core.clips import ClipSettings
 from vitcow_assets.core.identity import LinkSettings
@@ -86,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     tracks.set_defaults(func=_lazy("vitcow_assets.cli.queries:cmd_tracks"))
     labels.add_parsers(sub, _lazy)
     dataset.add_parsers(sub, _lazy)
+    evaluate.add_parsers(sub, _lazy)
     return parser
 
 
@@ -127,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
             check_given(args, DatasetSettings, "dataset")
         except ValueError as exc:
             parser.error(str(exc))
+    if args.command == "eval":
+        evaluate.check_args(parser, args)
     return args.func(args)
 
 
