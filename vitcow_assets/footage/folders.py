@@ -63,7 +63,7 @@ class LocalFolders:
     is_remote = False
 
     def __init__(self, location: Location, source: str | None, prompts: bool = True) -> None:
-        self.root = str(Path(location.path).absolute())
+        self.root = os.path.normpath(Path(location.path).absolute())
         self.real_root = Path(self.root).resolve()
         self.source, self.prompts, self.calls = source, prompts, Calls()
 
@@ -97,18 +97,25 @@ class LocalFolders:
             except OSError:
                 continue
             kind = _kind(entry.name, self.prompts)
-            file = self._file(entry.path) if kind else None
+            file = self._file(entry) if kind else None
             if file is not None:
                 (listing.videos if kind == "video" else listing.prompts).append(file)
         return listing
 
-    def _file(self, path: str) -> SourceFile | None:
+    def _file(self, entry: os.DirEntry) -> SourceFile | None:
+        """A regular, readable, non-empty file; a link only when it leads to one inside the
+        source (folders below the root are never links: links to folders are not followed)."""
         try:
-            if self.real_root not in Path(path).resolve(strict=True).parents:
-                return None  # a link leading outside the source
+            if entry.is_symlink():
+                if self.real_root not in Path(entry.path).resolve(strict=True).parents:
+                    return None  # a link leading outside the source, or nowhere
+                return local_file(entry.path, self.source)
+            info = entry.stat(follow_symlinks=False)
         except (OSError, RuntimeError):
             return None
-        return local_file(path, self.source)
+        if not stat.S_ISREG(info.st_mode) or info.st_size <= 0 or not os.access(entry.path, os.R_OK):
+            return None
+        return SourceFile(entry.path, entry.path, info.st_size, info.st_mtime_ns, self.source)
 
     def signature(self, file: SourceFile) -> list[int] | None:
         """The file's signature now; None when it is gone or no longer a file to take."""

@@ -14,14 +14,15 @@ Dagster instance's Postgres database when the instance is on Postgres, or
 - ``intake_folders``: per source folder, what its last listing saw (``core.folder_watch``);
 - ``intake_counters``: the tick generations (unique across every sensor sharing the state).
 
-Every take is its own transaction: claimed (only one sensor can claim a file: the claim
-is a conditional update), then marked taken once registered, each committed at once and,
-on SQLite, synchronously (``FULL``). A killed tick therefore leaves each file either
-claimed (the claim lapses after ``CLAIM_LEASE_S`` and the file is taken again, its run
-requested even if the registry already holds its bytes) or taken and not yet delivered
-(requested again by the next tick). Observations are committed per folder with
-``synchronous=NORMAL``: a killed process loses none; a power cut may lose the last ones,
-which the next look makes again.
+Every take is its own transactions: claimed (only one sensor can claim a file: the claim
+is a conditional update), then marked taken once registered, each committed at once. A
+killed tick therefore leaves each file either claimed (the claim lapses after
+``CLAIM_LEASE_S`` and the file is taken again, its run requested even if the registry
+already holds its bytes) or taken and not yet delivered (requested again by the next
+tick). Observations are committed per folder. SQLite commits with ``synchronous=NORMAL``
+in WAL mode: a killed process loses nothing committed; a power cut may lose the last
+commits (as it may the registry's last files, which are not synced either), and the next
+looks make them again.
 
 May import sqlalchemy, ``runtime.database``, ``core`` and ``remote.locations``; no Dagster.
 """
@@ -101,6 +102,21 @@ counters = sa.Table(
 )
 
 
+#: the files of one folder
+_FOLDER_FILES = sa.select(files).where(files.c.source == sa.bindparam("source"), files.c.folder == sa.bindparam("folder"))
+#: an observation's update: only if the row is still as it was read
+_CONDITIONAL_UPDATE = (
+    files.update()
+    .where(
+        files.c.uri == sa.bindparam("key"),
+        files.c.state == sa.bindparam("was"),
+        sa.or_(files.c.seen_size == sa.bindparam("was_size"), sa.and_(files.c.seen_size.is_(None), sa.bindparam("was_size").is_(None))),
+        sa.or_(files.c.seen_mtime_ns == sa.bindparam("was_mtime"), sa.and_(files.c.seen_mtime_ns.is_(None), sa.bindparam("was_mtime").is_(None))),
+    )
+    .values({k: sa.bindparam(k) for k in ("state", "seen_size", "seen_mtime_ns", "taken_size", "taken_mtime_ns", "changed_s")})
+)
+
+
 class IntakeStateError(RuntimeError):
     """The intake database cannot be opened (one line, no password)."""
 
@@ -152,8 +168,12 @@ def _signature(size, mtime_ns) -> list[int] | None:
     return None if size is None else [int(size), int(mtime_ns)]
 
 
+def _mark_of(row) -> FileMark:
+    return FileMark(row.state, _signature(row.seen_size, row.seen_mtime_ns), _signature(row.taken_size, row.taken_mtime_ns))
+
+
 def _file_row(row) -> FileRow:
-    mark = FileMark(row.state, _signature(row.seen_size, row.seen_mtime_ns), _signature(row.taken_size, row.taken_mtime_ns))
+    mark = _mark_of(row)
     return FileRow(
         row.uri, row.source, row.folder, row.fs_path, row.kind, mark, row.recorded_s,
         row.partition_key, row.owner, row.gen, bool(row.delivered), bool(row.resumed),
@@ -174,6 +194,10 @@ class IntakeState:
             self.engine = open_engine(self.url, "intake database")
         except ValueError as exc:
             raise IntakeStateError(str(exc)) from None
+        self._insert_files = self._insert()(files).on_conflict_do_nothing(index_elements=["uri"])
+        upsert = self._insert()(folders)
+        kept = ("parent", "mtime_ns", "since_s", "confirmed", "active_ns", "swept", "listed_s")
+        self._upsert_folders = upsert.on_conflict_do_update(index_elements=["source", "path"], set_={c: upsert.excluded[c] for c in kept})
         try:
             self._create_tables()
         except sa.exc.OperationalError as exc:
@@ -203,10 +227,10 @@ class IntakeState:
         self.close()
 
     @contextlib.contextmanager
-    def _write(self, durable: bool = True) -> Iterator[sa.Connection]:
-        """A write transaction; ``durable``: on SQLite, committed with ``synchronous=FULL``."""
+    def _write(self) -> Iterator[sa.Connection]:
+        """A write transaction (SQLite: the write lock first, committed with ``NORMAL``)."""
         with self.engine.connect() as conn:
-            conn.execution_options(vitcow_write=True, vitcow_synchronous="FULL" if durable else "NORMAL")
+            conn.execution_options(vitcow_write=True, vitcow_synchronous="NORMAL")
             with conn.begin():
                 yield conn
 
@@ -250,37 +274,51 @@ class IntakeState:
     def record_folder(
         self,
         source: str,
-        folder: FolderRow,
+        folder: str,
         listed: Iterable[tuple[str, object]],
         now_s: float,
         settle_seconds: float,
         recorded_s: Callable[[object], int],
     ) -> dict[str, int]:
         """What one listing of ``folder`` saw: ``listed`` is ``(kind, SourceFile)`` for every
-        file in it (not below it). Files no longer there are forgotten. One transaction;
-        returns how many files are in each state."""
+        file in it (not below it). Files no longer there are forgotten. Written in one
+        transaction, and only where something changed; each update is conditional on the
+        row being as it was read (a claim made meanwhile by another sensor stands). Returns
+        how many files are in each state."""
         counts = {WAITING: 0, ARRIVED: 0, CLAIMED: 0, TAKEN: 0}
-        with self._write(durable=False) as conn:
-            existing = {r.uri: r for r in conn.execute(sa.select(files).where(files.c.source == source, files.c.folder == folder.path))}
-            inserts, updates = [], []
-            for kind, file in listed:
-                row = existing.pop(file.uri, None)
-                before = _file_row(row).mark if row is not None else None
-                after = judge(before, file.signature, file.mtime_ns, now_s, settle_seconds)
-                counts[after.state] += 1
-                if row is None:
-                    inserts.append(self._new_row(source, folder.path, kind, file, after, recorded_s(file), now_s))
-                elif after != before:
-                    updates.append({"key": file.uri, **_mark_values(after), "changed_s": now_s})
-            for chunk in _chunks(list(existing), _CHUNK):
-                conn.execute(files.delete().where(files.c.uri.in_(chunk)))
-            if inserts:
-                conn.execute(self._insert()(files).on_conflict_do_nothing(index_elements=["uri"]), inserts)
-            if updates:
-                values = {k: sa.bindparam(k) for k in ("state", "seen_size", "seen_mtime_ns", "taken_size", "taken_mtime_ns", "changed_s")}
-                conn.execute(files.update().where(files.c.uri == sa.bindparam("key")).values(values), updates)
-            self._save_folder(conn, source, folder, now_s)
+        with self._read() as conn:
+            existing = {r.uri: r for r in conn.execute(_FOLDER_FILES, {"source": source, "folder": folder})}
+        inserts, updates = [], []
+        for kind, file in listed:
+            row = existing.pop(file.uri, None)
+            before = _mark_of(row) if row is not None else None
+            after = judge(before, file.signature, file.mtime_ns, now_s, settle_seconds)
+            counts[after.state] += 1
+            if row is None:
+                inserts.append(self._new_row(source, folder, kind, file, after, recorded_s(file), now_s))
+            elif after != before:
+                updates.append({"key": file.uri, "was": row.state, "was_size": row.seen_size, "was_mtime": row.seen_mtime_ns, **_mark_values(after), "changed_s": now_s})
+        if inserts or updates or existing:
+            with self._write() as conn:
+                for chunk in _chunks(list(existing), _CHUNK):
+                    conn.execute(files.delete().where(files.c.uri.in_(chunk)))
+                if inserts:
+                    conn.execute(self._insert_files, inserts)
+                if updates:
+                    conn.execute(_CONDITIONAL_UPDATE, updates)
         return counts
+
+    def save_folders(self, source: str, rows: Iterable[FolderRow], now_s: float) -> None:
+        """What listings left of these folders (after their files were recorded: a folder
+        is never trusted before its files are)."""
+        values = [
+            {"source": source, "path": r.path, "parent": r.parent, "mtime_ns": r.mark.mtime_ns, "since_s": r.mark.since_s,
+             "confirmed": r.mark.confirmed, "active_ns": r.mark.active_ns, "swept": r.mark.swept, "listed_s": now_s}
+            for r in rows
+        ]
+        if values:
+            with self._write() as conn:
+                conn.execute(self._upsert_folders, values)
 
     @staticmethod
     def _new_row(source, folder, kind, file, mark: FileMark, recorded: int, now_s: float) -> dict:
@@ -290,23 +328,17 @@ class IntakeState:
             "resumed": False, "claimed_s": None, "changed_s": now_s,
         }
 
-    def _save_folder(self, conn, source: str, folder: FolderRow, now_s: float) -> None:
-        mark = folder.mark
-        values = {"mtime_ns": mark.mtime_ns, "since_s": mark.since_s, "confirmed": mark.confirmed, "active_ns": mark.active_ns, "swept": mark.swept, "listed_s": now_s}
-        insert = self._insert()(folders).values(source=source, path=folder.path, parent=folder.parent, **values)
-        conn.execute(insert.on_conflict_do_update(index_elements=["source", "path"], set_=values))
-
     def save_activity(self, source: str, active: dict[str, int]) -> None:
         """Raise the activity of folders (``core.folder_watch.raised_activity``)."""
         if not active:
             return
-        with self._write(durable=False) as conn:
+        with self._write() as conn:
             statement = folders.update().where(folders.c.source == source, folders.c.path == sa.bindparam("key")).values(active_ns=sa.bindparam("active"))
             conn.execute(statement, [{"key": path, "active": value} for path, value in active.items()])
 
     def forget_folders(self, source: str, paths: Iterable[str]) -> None:
         """Folders that are gone, with everything below them."""
-        with self._write(durable=False) as conn:
+        with self._write() as conn:
             for path in paths:
                 below = path.rstrip("/") + "/"
                 conn.execute(folders.delete().where(folders.c.source == source, sa.or_(folders.c.path == path, folders.c.path.startswith(below, autoescape=True))))
@@ -314,7 +346,7 @@ class IntakeState:
 
     def forget_source(self, source: str) -> None:
         """A source whose root is gone: nothing of it is remembered."""
-        with self._write(durable=False) as conn:
+        with self._write() as conn:
             conn.execute(folders.delete().where(folders.c.source == source))
             conn.execute(files.delete().where(files.c.source == source))
 
@@ -439,7 +471,7 @@ class IntakeState:
             rows.append(self._new_row(source, folder_of(fs_path), kind, file, mark, recorded_s(uri), now_s))
         with self._write() as conn:
             for chunk in _chunks(rows, _CHUNK):
-                conn.execute(self._insert()(files).on_conflict_do_nothing(index_elements=["uri"]), chunk)
+                conn.execute(self._insert_files, chunk)
         return len(rows)
 
 

@@ -4,7 +4,8 @@ The walk starts at the source's root and goes down through the folders the intak
 knows and those the listings find. ``core.folder_watch`` decides, folder by folder, whether
 to list it, to ask for its modification time first, or to pass it by; every listing is
 judged file by file with the settle rule (``core.settle.judge``) and committed as one
-transaction per folder (``footage.intake_state``). A walk that runs out of time stops
+transaction per folder where anything changed (``footage.intake_state``); what the listing
+left of the folder itself is saved after its files, in batches. A walk that runs out of time stops
 between folders; a full sweep cut short goes on from where it was at the next look.
 
 No Dagster; nothing is hashed, downloaded or registered here (``footage.intake`` takes).
@@ -18,6 +19,10 @@ from collections.abc import Callable
 from vitcow_assets.core.folder_watch import LIST, PASS, LookPlan, after_listing, needs_listing, raised_activity, visit
 from vitcow_assets.footage.folders import Listing
 from vitcow_assets.footage.intake_state import PROMPTS, VIDEO, FolderRow, IntakeState
+
+
+#: folder marks written per transaction
+FOLDER_BATCH = 500
 
 
 @dataclasses.dataclass
@@ -54,6 +59,7 @@ def look(
         if row.parent is not None:
             children[row.parent].append(row.path)
     raised: dict[str, int] = {}
+    marks: list[FolderRow] = []  # saved in batches, each after its folders' files
     parents = {path: row.parent for path, row in known.items()}
     queue = collections.deque([(folders.root, None, None)])
     while queue:
@@ -82,8 +88,13 @@ def look(
         report.listed += 1
         newest = max((f.mtime_ns for f in listing.videos + listing.prompts), default=0)
         mark = after_listing(row.mark if row else None, mtime, newest, plan, listed_at)
-        state.record_folder(source, FolderRow(path, parent, mark), _listed(listing), now_s, settle_seconds, recorded_s)
+        state.record_folder(source, path, _listed(listing), now_s, settle_seconds, recorded_s)
         parents[path] = parent
+        if row is None or mark != row.mark:
+            marks.append(FolderRow(path, parent, mark))
+            if len(marks) >= FOLDER_BATCH:
+                state.save_folders(source, marks, now_s)
+                marks.clear()
         if row is None or mark.active_ns > row.mark.active_ns:
             raised[path] = mark.active_ns
         gone = set(children.get(path, ())) - set(listing.folders)
@@ -91,6 +102,7 @@ def look(
             state.forget_folders(source, sorted(gone))
             report.gone += len(gone)
         queue.extend((sub, path, sub_time) for sub, sub_time in listing.folders.items())
+    state.save_folders(source, marks, now_s)
     _raise_activity(state, source, known, parents, raised)
     return report
 

@@ -9,7 +9,6 @@ writing the same output keeps its working files.
 """
 
 import contextlib
-import glob
 import os
 import re
 import shutil
@@ -47,9 +46,19 @@ def _temp_is_orphaned(temp: Path, name: str) -> bool:
     return not pid_alive(int(pid), started_by=modified)
 
 
+def _temporaries_of(path: Path, folder: Path) -> list[Path]:
+    """Names ``.tmp-*-<name>`` in ``folder`` (what ``glob`` would find, without its cost)."""
+    suffix = f"-{path.name}"
+    try:
+        with os.scandir(folder) as entries:
+            return [Path(e.path) for e in entries if e.name.startswith(TEMP_PREFIX) and e.name.endswith(suffix)]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
 def _sweep_stale(path: Path, temp_dir: Path | None = None) -> None:
     """Remove temporaries of earlier, interrupted writes of ``path``; never a live writer's."""
-    for stale in (temp_dir or path.parent).glob(f"{TEMP_PREFIX}*-{glob.escape(path.name)}"):
+    for stale in _temporaries_of(path, temp_dir or path.parent):
         if not _temp_is_orphaned(stale, path.name):
             continue
         if stale.is_dir() and not stale.is_symlink():

@@ -1,0 +1,292 @@
+"""Intake at farm scale: the landing sensor over a year of footage, locally or over SFTP.
+
+Run from the repository root (the big runs under ``flock /tmp/vitcow-heavy.lock``)::
+
+    python -m benchmarks.intake_scale --files 100000
+    python -m benchmarks.intake_scale --files 20000 --sftp
+
+Builds a farm-layout tree of N small files (``FARM_<f>/D<cc>/<YYYY-MM-DD>/<YYYYMMDDHHMM>_D<cc>.mp4``:
+5 farms, 8 cameras, one file an hour from 08:00 to 15:00, the last day ending now; each
+file and folder dated when it was recorded), and with ``--sftp`` serves it from OpenSSH's
+sshd on 127.0.0.1 (a temporary host key and user key). A fresh Dagster instance (the
+``dagster.yaml`` ``vitcow`` writes on first use: SQLite, the queued run coordinator) loads
+the code location in process, and the sensor daemon's own iteration
+(``dagster._daemon.sensor.execute_sensor_iteration``) evaluates the real ``landing_sensor``
+tick after tick, storing each tick, cursor and run request as the daemon does; only its
+15 s minimum interval is waived (and the other sensors left out). Remote sources are looked
+at every tick (``VITCOW_REMOTE_LOOK_SECONDS=0``); the other settings are the defaults.
+
+1. two ticks: the first sees the tree, the second takes the oldest files
+   (``requests_first_tick``: the run requests of that tick, at most ``max_runs_per_tick``);
+2. the rest of the backlog is taken outside the sensor, with the caps lifted
+   (``footage.intake.watch_sources``, as the sensor does, without asking for runs), so that
+   the tree is "full": every file taken;
+3. steady ticks, nothing changed (``steady_tick_s``: the slowest of 3, as Dagster recorded
+   its start and end; ``listing_calls_steady``: folder listings in those ticks;
+   ``cursor_bytes``: the stored cursor; ``tick_bytes``: the stored tick row, ``job_ticks.tick_body``);
+4. one new file in the newest folder (its time set 2 minutes back, so it settles at its
+   second look): ticks until its run is requested (``new_file_ticks``, ``new_file_tick_s``:
+   the tick that requested it).
+
+Also printed: the first tick (``first_tick_s``) and a full sweep of the full tree
+(``full_sweep_s``). The last line is ``key=value``.
+"""
+
+import argparse
+import contextlib
+import datetime as dt
+import getpass
+import json
+import logging
+import os
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+FARMS, CAMERAS, HOURS = 5, 8, range(8, 16)
+STEADY_TICKS = 3
+#: ticks allowed for a new file to be requested (the settle rule needs two looks)
+NEW_FILE_TICKS = 4
+
+
+def build_tree(root: Path, count: int, now: dt.datetime) -> Path:
+    """``count`` files in the farm layout, the newest recorded an hour before ``now``; every
+    file and folder dated when it was written. Returns the newest file's folder."""
+    per_day = FARMS * CAMERAS * len(HOURS)
+    days = -(-count // per_day)
+    first_day = (now - dt.timedelta(hours=1)).date() - dt.timedelta(days=days - 1)
+    made, newest = 0, None
+    for day in range(days):
+        date = first_day + dt.timedelta(days=day)
+        for farm in range(FARMS):
+            for camera in range(CAMERAS):
+                folder = root / f"FARM_{farm}" / f"D{camera + 1:02d}" / date.isoformat()
+                folder.mkdir(parents=True, exist_ok=True)
+                stamp = None
+                for hour in HOURS:
+                    if made == count:
+                        break
+                    at = dt.datetime.combine(date, dt.time(hour)).replace(tzinfo=dt.timezone.utc)
+                    stamp = at.timestamp()
+                    path = folder / f"{at:%Y%m%d%H%M}_D{camera + 1:02d}.mp4"
+                    path.write_bytes(f"{path.relative_to(root)}\n".encode() * 4)
+                    os.utime(path, (stamp, stamp))
+                    made += 1
+                if stamp is not None:
+                    os.utime(folder, (stamp, stamp))
+                    newest = folder
+    for folder in sorted({p.parent for p in root.glob("FARM_*/D*/*")}) + sorted(root.glob("FARM_*")):
+        latest = max(p.stat().st_mtime for p in folder.iterdir())
+        os.utime(folder, (latest, latest))
+    return newest
+
+
+class SshServer:
+    """OpenSSH's sshd on 127.0.0.1 for this user: key authentication, SFTP only."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder, self.user = folder, getpass.getuser()
+        folder.mkdir(parents=True)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        for name in ("host_key", "user_key"):
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(folder / name)], check=True)
+        (folder / "authorized_keys").write_text((folder / "user_key.pub").read_text())
+        os.chmod(folder / "authorized_keys", 0o600)
+        key = (folder / "host_key.pub").read_text().split()
+        (folder / "known_hosts").write_text(f"[127.0.0.1]:{self.port} {key[0]} {key[1]}\n")
+        lines = [
+            "ListenAddress 127.0.0.1", f"Port {self.port}", f"HostKey {folder / 'host_key'}", f"PidFile {folder / 'sshd.pid'}",
+            f"AuthorizedKeysFile {folder / 'authorized_keys'}", "StrictModes no", "PubkeyAuthentication yes",
+            "PasswordAuthentication no", "KbdInteractiveAuthentication no", "PermitRootLogin yes", "UsePAM no",
+            "Subsystem sftp internal-sftp", "LogLevel ERROR", "",
+        ]
+        (folder / "sshd_config").write_text("\n".join(lines))
+        self.process = None
+
+    def __enter__(self) -> "SshServer":
+        if os.geteuid() == 0:
+            Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+        sshd = shutil.which("sshd") or "/usr/sbin/sshd"
+        log = open(self.folder / "sshd.log", "wb")
+        self.process = subprocess.Popen([sshd, "-D", "-e", "-f", str(self.folder / "sshd_config")], stdout=subprocess.DEVNULL, stderr=log)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                return self
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.05)
+        self.__exit__()
+        raise SystemExit(f"sshd did not start: {(self.folder / 'sshd.log').read_text()[-300:]}")
+
+    def __exit__(self, *exc) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+    def env(self) -> dict:
+        return {"VITCOW_SFTP_KEY": str(self.folder / "user_key"), "VITCOW_SFTP_KNOWN_HOSTS": str(self.folder / "known_hosts")}
+
+    def url(self, path: Path) -> str:
+        return f"sftp://{self.user}@127.0.0.1:{self.port}{path}/"
+
+
+class Daemon:
+    """The sensor daemon's iteration over an in-process code location, ``landing_sensor`` only."""
+
+    def __init__(self, instance) -> None:
+        import dagster._daemon.sensor as sensor_daemon
+        from dagster._core.remote_origin import InProcessCodeLocationOrigin
+        from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+        from dagster._core.workspace.context import WorkspaceProcessContext
+        from dagster._core.workspace.load_target import InProcessWorkspaceLoadTarget
+
+        import vitcow_assets.defs.sensors as sensors
+
+        self.instance, self.daemon, self.watches = instance, sensor_daemon, []
+        # the 15 s minimum interval is waived; the other sensors never run here
+        sensor_daemon.is_under_min_interval = lambda state, remote, *a, **k: remote.name != "landing_sensor"
+        recorded = sensors.watch_sources
+
+        def watch_and_record(*args, **kwargs):
+            watch = recorded(*args, **kwargs)
+            self.watches.append(watch)
+            return watch
+
+        sensors.watch_sources = watch_and_record  # to count the listings each tick made
+        origin = LoadableTargetOrigin(executable_path=sys.executable, module_name="vitcow_assets.definitions", attribute="defs", working_directory=str(REPO))
+        self.context = WorkspaceProcessContext(instance, InProcessWorkspaceLoadTarget(InProcessCodeLocationOrigin(origin)))
+        repo = next(iter(self.context.create_request_context().get_code_location_entries().values())).code_location.get_repository("__repository__")
+        self.sensor = repo.get_sensor("landing_sensor")
+
+    def tick(self):
+        """One iteration; the landing sensor's tick as stored, and what its look did."""
+        before = len(self.watches)
+        list(self.daemon.execute_sensor_iteration(self.context, logging.getLogger("bench"), None, None))
+        ticks = self.instance.get_ticks(self.sensor.get_remote_origin_id(), self.sensor.selector_id, limit=1)
+        if not ticks or ticks[0].status.value == "FAILURE":
+            raise SystemExit(f"landing_sensor tick failed: {ticks[0].error if ticks else 'no tick'}")
+        return ticks[0], (self.watches[before] if len(self.watches) > before else None)
+
+    def close(self) -> None:
+        self.context.__exit__(None, None, None)
+
+
+def stored_tick_bytes(dagster_home: Path, tick_id: int) -> int:
+    with contextlib.closing(sqlite3.connect(dagster_home / "schedules" / "schedules.db")) as db:
+        return int(db.execute("SELECT length(tick_body) FROM job_ticks WHERE id = ?", (tick_id,)).fetchone()[0])
+
+
+def duration(tick) -> float:
+    return tick.end_timestamp - tick.timestamp
+
+
+def drain(home: Path, landing: str) -> tuple[float, int]:
+    """Take the whole backlog outside the sensor (caps lifted, no runs asked for)."""
+    from vitcow_assets.core.intake_cursor import IntakeCursor
+    from vitcow_assets.core.source_paths import parse_patterns
+    from vitcow_assets.footage.intake import IntakePolicy, watch_sources
+    from vitcow_assets.footage.intake_state import IntakeState
+    from vitcow_assets.footage.layout import StorageRoot
+    from vitcow_assets.remote.locations import parse_sources
+
+    policy = IntakePolicy(settle_seconds=10, remote_look_s=0, max_registrations=10**9, max_runs=10**9, budget_s=3600, look_budget_s=3600, patterns=parse_patterns(None))
+    sources = parse_sources(landing, home / "landing")
+    start, taken, cursor = time.perf_counter(), 0, IntakeCursor(owner="benchmark-drain")
+    with IntakeState.open(None, home) as state:
+        while True:
+            watch = watch_sources(StorageRoot(home), sources, state, cursor, time.time(), policy, logging.getLogger("drain"), track_requests=False)
+            cursor, taken = watch.cursor, taken + len(watch.arrivals)
+            if not watch.backlog and not watch.waiting:
+                break
+        sweep_start = time.perf_counter()
+        watch_sources(StorageRoot(home), sources, state, cursor, time.time(), policy, logging.getLogger("drain"), force_full=True, track_requests=False)
+        full_sweep = time.perf_counter() - sweep_start
+    print(f"drained: {taken} files taken outside the sensor in {sweep_start - start:.1f} s; a full sweep of the full tree {full_sweep:.2f} s")
+    return full_sweep, taken
+
+
+def run(count: int, sftp: bool, work: Path) -> dict:
+    now = dt.datetime.now(dt.timezone.utc)
+    tree, home = work / "tree", work / "home"
+    started = time.perf_counter()
+    newest = build_tree(tree, count, now)
+    print(f"tree: {count} files in {sum(1 for _ in tree.glob('FARM_*/D*/*'))} date folders, built in {time.perf_counter() - started:.1f} s")
+    with SshServer(work / "sshd") if sftp else contextlib.nullcontext() as server:
+        landing = server.url(tree) if sftp else str(tree)
+        os.environ.update(VITCOW_HOME=str(home), DAGSTER_HOME=str(home / "dagster"), VITCOW_LANDING=landing, VITCOW_REMOTE_LOOK_SECONDS="0")
+        os.environ.update(server.env() if sftp else {})
+        return measure(home, landing, newest, count)
+
+
+def measure(home: Path, landing: str, newest: Path, count: int) -> dict:
+    import dagster as dg
+
+    from vitcow_assets.cli.instance import ensure_dagster_home
+
+    dagster_home = ensure_dagster_home()
+    out = {"files": count}
+    with dg.DagsterInstance.get() as instance:
+        daemon = Daemon(instance)
+        try:
+            first, _ = daemon.tick()
+            second, _ = daemon.tick()
+            out["first_tick_s"] = round(duration(first), 3)
+            out["requests_first_tick"] = len(second.run_ids)
+            print(f"first tick {duration(first):.2f} s; second {duration(second):.2f} s with {len(second.run_ids)} run requests")
+            full_sweep, _ = drain(home, landing)
+            out["full_sweep_s"] = round(full_sweep, 3)
+            steady = [daemon.tick() for _ in range(STEADY_TICKS)]
+            last = steady[-1][0]
+            out["steady_tick_s"] = round(max(duration(t) for t, _ in steady), 3)
+            out["cursor_bytes"] = len(last.cursor or "")
+            out["tick_bytes"] = stored_tick_bytes(dagster_home, last.tick_id)
+            out["listing_calls_steady"] = max((w.calls.listings if w else 0) for _, w in steady)
+            out["folder_stats_steady"] = max((w.calls.folder_stats if w else 0) for _, w in steady)
+            out.update(new_file(daemon, newest))
+        finally:
+            daemon.close()
+    return out
+
+
+def new_file(daemon: Daemon, folder: Path) -> dict:
+    path = folder / f"{folder.name.replace('-', '')}2359_{folder.parent.name}.mp4"
+    path.write_bytes(b"a new file in a full tree\n" * 4)
+    stamp = time.time() - 120
+    os.utime(path, (stamp, stamp))
+    for ticks in range(1, NEW_FILE_TICKS + 1):
+        tick, _ = daemon.tick()
+        if tick.run_ids:
+            return {"new_file_ticks": ticks, "new_file_tick_s": round(duration(tick), 3)}
+    return {"new_file_ticks": -1, "new_file_tick_s": -1}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=2000, help="files in the tree (default 2000)")
+    parser.add_argument("--sftp", action="store_true", help="serve the tree over SFTP from sshd on 127.0.0.1")
+    parser.add_argument("--work", default=None, help="scratch folder (default: a new temporary one, removed afterwards)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="vitcow-intake-"))
+    try:
+        out = run(args.files, args.sftp, work)
+    finally:
+        if not args.work:
+            shutil.rmtree(work, ignore_errors=True)
+    out["protocol"] = "sftp" if args.sftp else "local"
+    print(json.dumps(out))
+    print(" ".join(f"{k}={v}" for k, v in out.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
