@@ -352,10 +352,12 @@ class IntakeState:
 
     # -- taking -----------------------------------------------------------------------------
 
-    def release_stale_claims(self, now_s: float, lease_s: float = CLAIM_LEASE_S) -> int:
-        """Claims of ticks that died go back to the backlog, marked ``resumed``."""
+    def release_stale_claims(self, now_s: float, lease_s: float | None = None) -> int:
+        """Claims older than ``lease_s`` (default ``CLAIM_LEASE_S``) belong to ticks that
+        died: back to the backlog, marked ``resumed``."""
+        lease_s = CLAIM_LEASE_S if lease_s is None else lease_s
         with self._write() as conn:
-            statement = files.update().where(files.c.state == CLAIMED, files.c.claimed_s < now_s - lease_s)
+            statement = files.update().where(files.c.state == CLAIMED, files.c.claimed_s <= now_s - lease_s)
             return conn.execute(statement.values(state=ARRIVED, resumed=True, claimed_s=None)).rowcount
 
     def backlog(self, sources: list[str], limit: int, kind: str | None = None) -> list[FileRow]:
