@@ -85,9 +85,12 @@ class IntakeCursor:
     @classmethod
     def parse(cls, text: str | None) -> "IntakeCursor":
         """The cursor in ``text``; an empty one for None, and the old format as ``legacy``."""
-        data = json.loads(text) if text else {}
+        try:
+            data = json.loads(text) if text else {}
+        except ValueError:
+            data = None
         if not isinstance(data, dict):
-            raise ValueError("the landing sensor's cursor is not a JSON object")
+            raise ValueError("the landing sensor's cursor is not the JSON object it writes: clear it (the sensor's page, Cursor, Edit) to start afresh")
         if data.get("v") != VERSION:
             sources = data.get("sources") or {}
             legacy = {k: v for k, v in sources.items() if isinstance(v, dict) and ("seen" in v or "done" in v)}

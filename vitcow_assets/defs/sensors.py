@@ -6,9 +6,10 @@ intake state); this module only turns what was taken into partitions and run req
 back-pressure: a tick asks for at most ``max_runs_per_tick`` runs, and none while
 ``max_pending_runs`` runs of the video job are queued or in progress. The cursor stays a
 few hundred bytes (``core.intake_cursor``). The UI is told how many files wait: in the
-tick's skip message, in a one-line log of each busy tick, and as an observation of
-``raw_video`` (``files_arriving``, ``files_waiting``: plotted on the asset's page) whenever
-those numbers change. ``Requests`` is shared with the nightly catch-up.
+tick's skip reason (shown on the sensor's page, per tick), in a one-line log of each tick
+that requests runs, and as an observation of ``raw_video`` (``files_arriving``,
+``files_waiting``: its Events tab) whenever those numbers change. ``Requests`` is shared
+with the nightly catch-up.
 """
 
 import time

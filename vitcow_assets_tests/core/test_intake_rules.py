@@ -4,6 +4,8 @@ folders a look lists (``core.folder_watch``) and the sensor's small cursor
 
 import json
 
+import pytest
+
 from vitcow_assets.core.folder_watch import LIST, PASS, STAT, TIME_RESOLUTION_S, FolderMark, LookPlan, after_listing, needs_listing, raised_activity, visit
 from vitcow_assets.core.intake_cursor import IntakeCursor, SourceMarks
 from vitcow_assets.core.settle import ARRIVED, CLAIMED, TAKEN, WAITING, FileMark, SettleCursor, judge
@@ -111,6 +113,9 @@ def test_an_old_cursor_is_recognised_for_migration():
     cursor = IntakeCursor.parse(json.dumps(old))
     assert cursor.legacy == old["sources"] and cursor.owner == "" and cursor.reported == (1, 0)
     assert IntakeCursor.parse(None).legacy is None
+    for bad in ("not json", "[1, 2]"):
+        with pytest.raises(ValueError, match="clear it"):
+            IntakeCursor.parse(bad)
 
 
 def test_looks_and_sweeps_fall_due_on_their_intervals():
