@@ -19,6 +19,7 @@ from collections.abc import Callable
 from vitcow_assets.core.folder_watch import LIST, PASS, LookPlan, after_listing, needs_listing, raised_activity, visit
 from vitcow_assets.footage.folders import Listing
 from vitcow_assets.footage.intake_state import PROMPTS, VIDEO, FolderRow, IntakeState
+from vitcow_assets.remote.filesystems import RemoteError
 
 
 #: folder marks written per transaction
@@ -84,6 +85,11 @@ def look(
         except FileNotFoundError:
             state.forget_folders(source, [path])
             report.gone += 1
+            continue
+        except RemoteError:
+            raise  # the source is skipped this time
+        except OSError:  # a local folder this process may not look into: as it was
+            report.passed += 1
             continue
         report.listed += 1
         newest = max((f.mtime_ns for f in listing.videos + listing.prompts), default=0)

@@ -453,20 +453,40 @@ def test_symlink_loops_in_the_landing_folder_are_skipped_and_the_rest_processed(
     assert [r.source_path for r in landing.registry().all()] == [str(kept)]
 
 
-def _scan_unprivileged(folder: Path) -> list[str]:
-    """``list_local`` by a process that may not read everything: as root (who may), a
-    forked child that drops to user ``nobody`` first."""
+def _walk(folder: Path) -> list[str]:
+    """Every video file the landing sensor's folder lister (``footage.folders``) finds."""
+    from vitcow_assets.footage.folders import LocalFolders
+    from vitcow_assets.remote.locations import Location
+
+    lister, found, queue = LocalFolders(Location.parse(str(folder)), None), [], [str(folder)]
+    while queue:
+        try:
+            listing = lister.list_folder(queue.pop())
+        except OSError:
+            continue
+        found += [f.uri for f in listing.videos]
+        queue += list(listing.folders)
+    return sorted(found)
+
+
+def _scans(folder: Path) -> list[list[str]]:
     from vitcow_assets.footage.listing import list_local
 
+    return [[f.uri for f in list_local(folder)], _walk(folder)]
+
+
+def _scan_unprivileged(folder: Path) -> list[list[str]]:
+    """``list_local`` and the sensor's folder lister by a process that may not read
+    everything: as root (who may), a forked child that drops to user ``nobody`` first."""
     if os.geteuid() != 0:
-        return [f.uri for f in list_local(folder)]
+        return _scans(folder)
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: drop privileges, scan, report, exit without cleanup
         try:
             os.setgid(65534)
             os.setuid(65534)
-            out = json.dumps([f.uri for f in list_local(folder)])
+            out = json.dumps(_scans(folder))
         except BaseException as exc:  # reported to the parent, which fails the test
             out = json.dumps({"error": repr(exc)})
         os.write(write_end, out.encode())
@@ -493,7 +513,7 @@ def test_unreadable_files_and_folders_are_skipped_by_the_scan():
         secret.chmod(0o000)  # a file no one but root may read: hashing it would fail
         good = age(video(top / "good.mp4"))
         good.chmod(0o644)
-        assert _scan_unprivileged(top) == [str(good)]
+        assert _scan_unprivileged(top) == [[str(good)], [str(good)]]
     finally:
         locked.chmod(0o755)
         shutil.rmtree(top)
