@@ -31,7 +31,7 @@ from pathlib import Path
 from vitcow_assets.core.folder_watch import LookPlan
 from vitcow_assets.core.intake_cursor import IntakeCursor
 from vitcow_assets.core.settle import ARRIVED, CLAIMED, WAITING, SettleCursor
-from vitcow_assets.core.source_paths import PathPattern, source_fields
+from vitcow_assets.core.source_paths import PathPattern, parse_patterns, source_fields
 from vitcow_assets.footage.folders import Calls, LocalFolders, RemoteFolders
 from vitcow_assets.footage.intake_state import PROMPTS, VIDEO, FileRow, IntakeState
 from vitcow_assets.footage.layout import StorageRoot
@@ -39,6 +39,7 @@ from vitcow_assets.footage.listing import SourceFile
 from vitcow_assets.footage.looking import LookReport, look
 from vitcow_assets.footage.prompt_files import video_stem_of_prompt_file
 from vitcow_assets.footage.registry import RegisterOutcome, Registry
+from vitcow_assets.footage.settings import StorageSettings
 from vitcow_assets.media.files import TEMP_PREFIX
 from vitcow_assets.media.hashing import sha256_file
 from vitcow_assets.remote.filesystems import RemoteError
@@ -113,18 +114,24 @@ class PromptChange:
     partition_key: str | None
 
 
+def _default(name: str):
+    """A storage setting's default (``footage.settings``: written once, there)."""
+    return StorageSettings.__dataclass_fields__[name].default
+
+
 @dataclasses.dataclass(frozen=True)
 class IntakePolicy:
-    """How often sources are looked at and swept, and how much one tick takes."""
+    """How often sources are looked at and swept, and how much one tick takes (the storage
+    settings, by default their defaults)."""
 
-    settle_seconds: float
-    full_sweep_s: float = 600.0
-    remote_look_s: float = 60.0
-    remote_full_sweep_s: float = 3600.0
-    remote_active_s: float = 2 * 86400.0
-    max_registrations: int = 20
+    settle_seconds: float = _default("settle_seconds")
+    full_sweep_s: float = _default("full_sweep_seconds")
+    remote_look_s: float = _default("remote_look_seconds")
+    remote_full_sweep_s: float = _default("remote_full_sweep_seconds")
+    remote_active_s: float = _default("remote_active_seconds")
+    max_registrations: int = _default("max_registrations_per_tick")
     #: runs this tick may ask for (the sensor: its cap and the room left in the run queue)
-    max_runs: int = 20
+    max_runs: int = _default("max_runs_per_tick")
     budget_s: float = DEFAULT_TICK_BUDGET_S
     look_budget_s: float = LOOK_BUDGET_S
     patterns: tuple[PathPattern, ...] | None = None
@@ -188,6 +195,8 @@ def source_key(source: NamedSource) -> str:
 def recorded_seconds(patterns) -> Callable[[object], int]:
     """When a file was recorded (seconds since the epoch, its path's time read as UTC), else
     when it was last modified: the backlog's order."""
+
+    patterns = tuple(patterns) if patterns is not None else parse_patterns(None)
 
     def of(file) -> int:
         uri = getattr(file, "uri", file)
