@@ -33,8 +33,11 @@ at every tick (``VITCOW_REMOTE_LOOK_SECONDS=0``); the other settings are the def
    the tick that requested it, of which Dagster's creating the run is most;
    ``new_file_look_s``: the sensor's look and take in that tick).
 
-Also printed: a full sweep of the full tree (``full_sweep_s``, outside the sensor). The last
-line is ``key=value``.
+Also printed: a full sweep of the full tree (``full_sweep_s``, outside the sensor), and two
+ratios against baselines of the same run: ``look_vs_full_sweep`` (the steady look over that
+full sweep) and ``cursor_vs_file_list`` (the cursor over the one that listed every file,
+which the sensor stored before the intake state, computed for this tree). The last line is
+``key=value``.
 """
 
 import argparse
@@ -217,6 +220,19 @@ def stored_tick_bytes(dagster_home: Path, tick_id: int) -> int:
         return int(db.execute("SELECT length(tick_body) FROM job_ticks WHERE id = ?", (tick_id,)).fetchone()[0])
 
 
+def file_list_bytes(tree: Path) -> int:
+    """The cursor of the sensor before the intake state, for this tree: every file's path
+    and signature (``core.settle.SettleCursor``, as it stored them)."""
+    from vitcow_assets.core.settle import SettleCursor
+
+    cursor = SettleCursor()
+    for path in tree.rglob("*.mp4"):
+        info = path.stat()
+        cursor.done[str(path)] = [info.st_size, info.st_mtime_ns]
+    empty = {"seen": {}, "done": {}}
+    return len(json.dumps({"sources": {"landing": cursor.as_dict(), "landing:prompts": empty}, "waiting": 0}, sort_keys=True))
+
+
 def duration(tick) -> float:
     return tick.end_timestamp - tick.timestamp
 
@@ -290,6 +306,10 @@ def measure(home: Path, landing: str, tree: Path, newest: Path, count: int) -> d
             out["tick_bytes"] = stored_tick_bytes(dagster_home, last.tick_id)
             out["listing_calls_steady"] = max(listed for _, listed, _ in steady)
             out.update(new_file(daemon, newest))
+            # baselines from the same run: a full sweep of the same tree, and the cursor that
+            # listed every file (``core.settle.SettleCursor``, what the sensor stored before)
+            out["look_vs_full_sweep"] = round(out["steady_look_s"] / full_sweep, 4) if full_sweep > 0 else -1
+            out["cursor_vs_file_list"] = round(out["cursor_bytes"] / file_list_bytes(tree), 6)
         finally:
             daemon.close()
     return out
