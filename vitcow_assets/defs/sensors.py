@@ -12,6 +12,7 @@ that requests runs, and as an observation of ``raw_video`` (``files_arriving``,
 with the nightly catch-up.
 """
 
+import functools
 import time
 
 import dagster as dg
@@ -37,7 +38,7 @@ BACKLOG_ASSET = dg.AssetKey("raw_video")
 class Requests:
     """Run requests and partitions to add, gathered over one evaluation."""
 
-    def __init__(self, storage: VitcowStorage, instance: dg.DagsterInstance, log, run_key_prefix: str = "") -> None:
+    def __init__(self, storage: VitcowStorage, instance: dg.DagsterInstance | None, log, run_key_prefix: str = "") -> None:
         self.storage, self.instance, self.log, self.prefix = storage, instance, log, run_key_prefix
         self.runs: list[dg.RunRequest] = []
         self.partitions: list[str] = []
@@ -102,30 +103,44 @@ class Requests:
         return [video_partitions.build_add_request(self.partitions)] if self.partitions else []
 
 
-def run_room(instance: dg.DagsterInstance, storage: VitcowStorage) -> tuple[int, str]:
-    """How many runs this tick may request, and a line saying why not more."""
-    settings = storage.settings()
-    queue = instance.get_concurrency_config().run_queue_config
-    concurrent = queue.max_concurrent_runs if queue is not None else -1
-    limit = max(settings.max_pending_runs, concurrent)
-    pending = instance.get_runs_count(dg.RunsFilter(job_name=process_video_job.name, statuses=PENDING_STATUSES))
-    room = max(0, min(settings.max_runs_per_tick, limit - pending))
-    allowed = f", {concurrent} at a time" if concurrent >= 0 else ""
-    return room, f"{pending} video run(s) queued or in progress (limit {limit}{allowed})"
+class RunRoom:
+    """How many runs this tick may request (``room()``), and a line saying why not more;
+    asked of the instance once, and only when files wait (opening the instance in a sensor
+    evaluation costs a tenth of a second)."""
+
+    def __init__(self, context: dg.SensorEvaluationContext, storage: VitcowStorage) -> None:
+        self.context, self.storage = context, storage
+
+    @functools.cached_property
+    def _measured(self) -> tuple[int, str]:
+        instance, settings = self.context.instance, self.storage.settings()
+        queue = instance.get_concurrency_config().run_queue_config
+        concurrent = queue.max_concurrent_runs if queue is not None else -1
+        limit = max(settings.max_pending_runs, concurrent)
+        pending = instance.get_runs_count(dg.RunsFilter(job_name=process_video_job.name, statuses=PENDING_STATUSES))
+        allowed = f", {concurrent} at a time" if concurrent >= 0 else ""
+        return max(0, min(settings.max_runs_per_tick, limit - pending)), f"{pending} video run(s) queued or in progress (limit {limit}{allowed})"
+
+    def __call__(self) -> int:
+        return self._measured[0]
+
+    @property
+    def line(self) -> str:
+        return self._measured[1]
 
 
 def _said(watch: Watch) -> tuple[int, int]:
     return (watch.waiting, watch.backlog)
 
 
-def _summary(watch: Watch, runs: int, queue: str) -> str:
+def _summary(watch: Watch, runs: int, room: RunRoom) -> str:
     oldest = f"; {watch.backlog} file(s) waiting to be taken" if watch.backlog else ""
-    return f"{len(watch.arrivals)} taken, {runs} run(s) requested; {watch.waiting} file(s) still arriving{oldest}; {queue}"
+    return f"{len(watch.arrivals)} taken, {runs} run(s) requested; {watch.waiting} file(s) still arriving{oldest}; {room.line}"
 
 
-def _skip_reason(watch: Watch, room: int, queue: str, changed: bool) -> str | None:
-    if watch.backlog and room == 0:
-        return f"{watch.backlog} file(s) waiting to be taken: the run queue is full ({queue})"
+def _skip_reason(watch: Watch, room: RunRoom, changed: bool) -> str | None:
+    if watch.backlog and room() == 0:
+        return f"{watch.backlog} file(s) waiting to be taken: the run queue is full ({room.line})"
     if not changed:
         return None  # a quiet landing folder says nothing of its own, tick after tick
     parts = [f"{watch.waiting} file(s) still arriving"] if watch.waiting else []
@@ -148,12 +163,13 @@ def _observation(watch: Watch) -> dg.AssetObservation:
     description="Registers settled video files in the landing folder (and remote sources), oldest first, and requests a run for each.",
 )
 def landing_sensor(context: dg.SensorEvaluationContext, storage: VitcowStorage) -> dg.SensorResult:
-    cursor = IntakeCursor.parse(context.cursor)
-    room, queue = run_room(context.instance, storage)
-    policy = IntakePolicy.from_settings(storage.settings(), storage.patterns(), max_runs=room)
-    requests = Requests(storage, context.instance, context.log)
+    cursor, room = IntakeCursor.parse(context.cursor), RunRoom(context, storage)
+    policy = IntakePolicy.from_settings(storage.settings(), storage.patterns())
     with storage.intake_state() as state:
-        watch = watch_sources(storage.root(), storage.sources(), state, cursor, time.time(), policy, context.log)
+        watch = watch_sources(storage.root(), storage.sources(), state, cursor, time.time(), policy, context.log, room=room)
+        # the instance is opened only when there is something to ask it (a quiet tick never)
+        busy = watch.arrivals or watch.again or watch.prompt_changes
+        requests = Requests(storage, context.instance if busy else None, context.log)
         requests.add_again(state, watch.again)
     for arrival in watch.arrivals:
         requests.add(arrival)
@@ -162,11 +178,11 @@ def landing_sensor(context: dg.SensorEvaluationContext, storage: VitcowStorage) 
     changed = _said(watch) != tuple(cursor.reported)
     watch.cursor.reported = _said(watch)
     if watch.arrivals or requests.runs:
-        context.log.info(_summary(watch, len(requests.runs), queue))
+        context.log.info(_summary(watch, len(requests.runs), room))
     return dg.SensorResult(
         run_requests=requests.runs,
         dynamic_partitions_requests=requests.partition_requests(),
         cursor=watch.cursor.dumps(),
-        skip_reason=None if requests.runs else _skip_reason(watch, room, queue, changed),
+        skip_reason=None if requests.runs else _skip_reason(watch, room, changed),
         asset_events=[_observation(watch)] if changed else [],
     )

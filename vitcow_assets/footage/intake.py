@@ -130,15 +130,15 @@ class IntakePolicy:
     remote_full_sweep_s: float = _default("remote_full_sweep_seconds")
     remote_active_s: float = _default("remote_active_seconds")
     max_registrations: int = _default("max_registrations_per_tick")
-    #: runs this tick may ask for (the sensor: its cap and the room left in the run queue)
+    #: runs this tick may ask for at most (``watch_sources``'s ``room`` may say fewer)
     max_runs: int = _default("max_runs_per_tick")
     budget_s: float = DEFAULT_TICK_BUDGET_S
     look_budget_s: float = LOOK_BUDGET_S
     patterns: tuple[PathPattern, ...] | None = None
 
     @classmethod
-    def from_settings(cls, settings, patterns, max_runs: int | None = None, **overrides) -> "IntakePolicy":
-        """From ``footage.settings.StorageSettings``; ``max_runs`` defaults to its cap."""
+    def from_settings(cls, settings, patterns, **overrides) -> "IntakePolicy":
+        """From ``footage.settings.StorageSettings``."""
         return cls(
             settle_seconds=settings.settle_seconds,
             full_sweep_s=settings.full_sweep_seconds,
@@ -146,7 +146,7 @@ class IntakePolicy:
             remote_full_sweep_s=settings.remote_full_sweep_seconds,
             remote_active_s=settings.remote_active_seconds,
             max_registrations=settings.max_registrations_per_tick,
-            max_runs=settings.max_runs_per_tick if max_runs is None else max_runs,
+            max_runs=settings.max_runs_per_tick,
             patterns=tuple(patterns),
             **overrides,
         )
@@ -316,16 +316,19 @@ def _take_one(root, state, sources: _Sources, row: FileRow, owner: str, gen: int
     return Arrival(file, outcome, outcome.status in ("new", "changed") or (row.resumed and outcome.status == "unchanged"))
 
 
-def _take_videos(root, state, sources: _Sources, owner: str, gen: int, now_s: float, policy: IntakePolicy, budget: _Budget, log, track: bool) -> list[Arrival]:
-    """Arrived videos, oldest first, until a cap, the budget or the backlog runs out."""
-    arrivals, tried, runs = [], set(), 0
-    while len(tried) < policy.max_registrations and runs < policy.max_runs and not budget.exhausted():
+def _take_videos(root, state, sources: _Sources, owner: str, gen: int, now_s: float, policy: IntakePolicy, budget: _Budget, log, track: bool, room) -> list[Arrival]:
+    """Arrived videos, oldest first, until a cap, the budget or the backlog runs out;
+    ``room()`` (asked only when something waits) caps the runs further."""
+    arrivals, tried, runs, max_runs = [], set(), 0, policy.max_runs
+    while len(tried) < policy.max_registrations and runs < max_runs and not budget.exhausted():
         keys = [k for k in sources.by_key if k not in sources.failed]
         batch = [r for r in state.backlog(keys, policy.max_registrations + len(tried), VIDEO) if r.uri not in tried]
         if not batch:
             break
+        if room is not None:
+            max_runs, room = min(max_runs, room()), None
         for row in batch:
-            if len(tried) >= policy.max_registrations or runs >= policy.max_runs or budget.exhausted():
+            if len(tried) >= policy.max_registrations or runs >= max_runs or budget.exhausted():
                 break
             if row.source in sources.failed or not state.claim(row, owner, gen, now_s):
                 continue
@@ -369,11 +372,13 @@ def watch_sources(
     log,
     force_full: bool = False,
     track_requests: bool = True,
+    room: Callable[[], int] | None = None,
 ) -> Watch:
     """One tick. ``cursor`` (the last stored one) is not changed: the next is in the
     result. ``force_full``: sweep every source now (the nightly catch-up).
     ``track_requests``: run requests reach Dagster with the returned cursor (the sensor);
-    otherwise they count as delivered at once."""
+    otherwise they count as delivered at once. ``room``: how many runs the queue takes
+    now (asked only when files wait to be taken)."""
     cursor = IntakeCursor.parse(cursor.dumps()) if cursor.legacy is None else dataclasses.replace(cursor, sources=dict(cursor.sources))
     gen = state.next_generation()
     tick = _Sources(sources)
@@ -389,7 +394,7 @@ def watch_sources(
         state.requested_again([r.uri for r in again], cursor.owner, gen)
         budget = _Budget(time.monotonic() + policy.budget_s)
         looks = _look_all(state, tick, cursor, gen, now_s, policy, force_full, log)
-        arrivals = _take_videos(root, state, tick, cursor.owner, gen, now_s, policy, budget, log, track_requests)
+        arrivals = _take_videos(root, state, tick, cursor.owner, gen, now_s, policy, budget, log, track_requests, room)
         prompts = _take_prompts(state, tick, cursor.owner, gen, now_s, track_requests)
     finally:
         tick.close()
