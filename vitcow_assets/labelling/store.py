@@ -1,5 +1,5 @@
 """The label database: append-only label events, work-queue assignments, reviewers'
-decisions, gold labels and sign-in tokens (SQLAlchemy Core).
+decisions, gold labels, sign-in tokens and browser sessions (SQLAlchemy Core).
 
 One code path for an embedded SQLite file (default ``$VITCOW_HOME/labels/labels.db``) and
 PostgreSQL (any ``postgresql+psycopg2://`` URL). The tables are ``labelling.schema``'s:
@@ -8,8 +8,9 @@ PostgreSQL (any ``postgresql+psycopg2://`` URL). The tables are ``labelling.sche
   the label it takes back (``undoes`` is unique: a label is undone at most once). Rows are
   only ever inserted, so history is complete and a label can be undone.
 - ``assignments``: (annotator, crop_id) -> farm, queue position.
-- ``adjudications``, ``gold_labels``, ``tokens``: through ``labelling.decisions``,
-  ``labelling.gold`` and ``labelling.tokens`` (the parts of ``LabelStore`` they hold).
+- ``adjudications``, ``gold_labels``, ``tokens``, ``sessions``: through
+  ``labelling.decisions``, ``labelling.gold``, ``labelling.tokens`` and
+  ``labelling.sessions`` (the parts of ``LabelStore`` they hold).
 
 Writes are single transactions. SQLite runs in WAL mode with ``synchronous=FULL`` and a
 busy timeout, and every write transaction starts with ``BEGIN IMMEDIATE`` (it takes the
@@ -52,6 +53,7 @@ from vitcow_assets.labelling.events import (
 from vitcow_assets.labelling.gold import GoldStore
 from vitcow_assets.labelling.queues import ASSIGNMENT_SCHEMA
 from vitcow_assets.labelling.schema import assignments, label_events, tokens, upgrade
+from vitcow_assets.labelling.sessions import SessionStore
 from vitcow_assets.labelling.tokens import TokenStore
 
 __all__ = ["NAME_CHARS", "DB_ENV", "LabelStore", "default_url", "resolve_url", "instance_url"]
@@ -94,9 +96,10 @@ def _label_row(crop_id, annotator, label, start_frame, end_frame, source, when, 
     }
 
 
-class LabelStore(DecisionStore, GoldStore, TokenStore):
-    """Label events, assignments, reviewers' decisions, gold labels and sign-in tokens in the
-    database at ``url`` (tables made, or an older database upgraded, on first use)."""
+class LabelStore(DecisionStore, GoldStore, TokenStore, SessionStore):
+    """Label events, assignments, reviewers' decisions, gold labels, sign-in tokens and
+    browser sessions in the database at ``url`` (tables made, or an older database
+    upgraded, on first use)."""
 
     def __init__(self, url: str) -> None:
         self.url = sa.make_url(url)
