@@ -8,7 +8,7 @@ Run from the repository root (the big runs under ``flock /tmp/vitcow-heavy.lock`
 Builds a farm-layout tree of N small files (``FARM_<f>/D<cc>/<YYYY-MM-DD>/<YYYYMMDDHHMM>_D<cc>.mp4``:
 5 farms, 8 cameras, one file an hour from 08:00 to 15:00, the last day ending now; each
 file and folder dated when it was recorded), and with ``--sftp`` serves it from OpenSSH's
-sshd on 127.0.0.1 (a temporary host key and user key). A fresh Dagster instance (the
+sshd on 127.0.0.1 (``vitcow_testbed.servers``). A fresh Dagster instance (the
 ``dagster.yaml`` ``vitcow`` writes on first use: SQLite, the queued run coordinator) loads
 the code location in process, and the sensor daemon's own iteration
 (``dagster._daemon.sensor.execute_sensor_iteration``) evaluates the real ``landing_sensor``
@@ -43,14 +43,11 @@ which the sensor stored before the intake state, computed for this tree). The la
 import argparse
 import contextlib
 import datetime as dt
-import getpass
 import json
 import logging
 import os
 import shutil
-import socket
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -97,56 +94,16 @@ def build_tree(root: Path, count: int, now: dt.datetime) -> Path:
     return newest
 
 
-class SshServer:
-    """OpenSSH's sshd on 127.0.0.1 for this user: key authentication, SFTP only."""
+@contextlib.contextmanager
+def sftp_server(folder: Path):
+    """OpenSSH's sshd on 127.0.0.1 (``vitcow_testbed.servers``), stopped afterwards."""
+    from vitcow_testbed.servers import SshServer
 
-    def __init__(self, folder: Path) -> None:
-        self.folder, self.user = folder, getpass.getuser()
-        folder.mkdir(parents=True)
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        for name in ("host_key", "user_key"):
-            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(folder / name)], check=True)
-        (folder / "authorized_keys").write_text((folder / "user_key.pub").read_text())
-        os.chmod(folder / "authorized_keys", 0o600)
-        key = (folder / "host_key.pub").read_text().split()
-        (folder / "known_hosts").write_text(f"[127.0.0.1]:{self.port} {key[0]} {key[1]}\n")
-        lines = [
-            "ListenAddress 127.0.0.1", f"Port {self.port}", f"HostKey {folder / 'host_key'}", f"PidFile {folder / 'sshd.pid'}",
-            f"AuthorizedKeysFile {folder / 'authorized_keys'}", "StrictModes no", "PubkeyAuthentication yes",
-            "PasswordAuthentication no", "KbdInteractiveAuthentication no", "PermitRootLogin yes", "UsePAM no",
-            "Subsystem sftp internal-sftp", "LogLevel ERROR", "",
-        ]
-        (folder / "sshd_config").write_text("\n".join(lines))
-        self.process = None
-
-    def __enter__(self) -> "SshServer":
-        if os.geteuid() == 0:
-            Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
-        sshd = shutil.which("sshd") or "/usr/sbin/sshd"
-        log = open(self.folder / "sshd.log", "wb")
-        self.process = subprocess.Popen([sshd, "-D", "-e", "-f", str(self.folder / "sshd_config")], stdout=subprocess.DEVNULL, stderr=log)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                return self
-            if self.process.poll() is not None:
-                break
-            time.sleep(0.05)
-        self.__exit__()
-        raise SystemExit(f"sshd did not start: {(self.folder / 'sshd.log').read_text()[-300:]}")
-
-    def __exit__(self, *exc) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-
-    def env(self) -> dict:
-        return {"VITCOW_SFTP_KEY": str(self.folder / "user_key"), "VITCOW_SFTP_KNOWN_HOSTS": str(self.folder / "known_hosts")}
-
-    def url(self, path: Path) -> str:
-        return f"sftp://{self.user}@127.0.0.1:{self.port}{path}/"
+    server = SshServer(folder).start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 class Listings:
@@ -272,10 +229,11 @@ def run(count: int, sftp: bool, work: Path) -> dict:
     started = time.perf_counter()
     newest = build_tree(tree, count, now)
     print(f"tree: {count} files in {sum(1 for _ in tree.glob('FARM_*/D*/*'))} date folders, built in {time.perf_counter() - started:.1f} s")
-    with SshServer(work / "sshd") if sftp else contextlib.nullcontext() as server:
-        landing = server.url(tree) if sftp else str(tree)
+    with sftp_server(work / "sshd") if sftp else contextlib.nullcontext() as server:
+        landing = server.url(str(tree)) + "/" if sftp else str(tree)
         os.environ.update(VITCOW_HOME=str(home), DAGSTER_HOME=str(home / "dagster"), VITCOW_LANDING=landing, VITCOW_REMOTE_LOOK_SECONDS="0")
-        os.environ.update(server.env() if sftp else {})
+        if sftp:
+            os.environ.update(VITCOW_SFTP_KEY=str(server.user_key), VITCOW_SFTP_KNOWN_HOSTS=str(server.known_hosts))
         return measure(home, landing, tree, newest, count)
 
 

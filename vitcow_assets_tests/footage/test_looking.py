@@ -16,7 +16,7 @@ from vitcow_assets.footage.intake import IntakePolicy, watch_sources
 from vitcow_assets.footage.intake_state import IntakeState
 from vitcow_assets.footage.layout import StorageRoot
 from vitcow_assets.remote.locations import parse_sources
-from vitcow_assets_tests import servers
+from vitcow_testbed import servers
 
 LOG = logging.getLogger("test_looking")
 HOUR = 3600.0
