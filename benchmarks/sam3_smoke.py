@@ -52,13 +52,15 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.sam3_smoke_cli import LOAD_LINE
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_FOOTAGE = REPO.parent / "shared" / "footage" / "vtest.avi"
 RELEASE_PREFIXES = ("detector.", "tracker.")
 SEED = 0
 SYNTHETIC_SIZE = (320, 240)  # width, height of the synthetic clip
 SYNTHETIC_FRAMES = 40
-RUN_TIMEOUT_S = 3600  # one full-size run on 2 busy cores takes about 2 minutes
+RUN_TIMEOUT_S = 3600  # one full-size run on 2 busy cores took 3 to 6 minutes
 GB = 2**30
 
 
@@ -107,8 +109,8 @@ def _tiny_sizes():
 
 
 def _fill_uninitialised(state: dict) -> None:
-    """Parameters SAM3 creates with ``torch.empty`` and its loader would overwrite: seeded
-    normal values instead of whatever memory held (NaN, and other bytes on every run)."""
+    """Tensors SAM3 creates with ``torch.empty`` (its loader overwrites them) that hold NaN or
+    infinity: seeded normal values instead, so that the model runs and the file's bytes repeat."""
     import torch
 
     generator = torch.Generator().manual_seed(SEED)
@@ -183,7 +185,7 @@ def vitcow_run(footage: Path, checkpoint: Path, home: Path, args: argparse.Names
         raise RuntimeError(f"vitcow run exited {code} without its JSON report ({exc}): {stderr[-2000:]}") from None
     if video["status"] != "success":
         raise RuntimeError(f"vitcow run with {checkpoint.name} failed: {video.get('error')}\n{stderr[-2000:]}")
-    loads = [float(line.split("=", 1)[1]) for line in stderr.splitlines() if line.startswith("sam3_smoke_cli: load_s=")]
+    loads = [float(line[len(LOAD_LINE) :]) for line in stderr.splitlines() if line.startswith(LOAD_LINE)]
     if len(loads) != 1:
         raise RuntimeError(f"the run loaded the model {len(loads)} times, not once: {stderr[-2000:]}")
     return {"video": video, "wall_s": wall, "peak_rss_gb": usage.ru_maxrss * 1024 / GB, "load_s": loads[0], "home": home}
