@@ -14,8 +14,17 @@
     tracks/tracks.parquet       one row per animal (track_id): its clips, frames and crops
     previews/contact_sheet.png  contact sheet with masks drawn
 <home>/catalog/crops.parquet    the crop catalog (every video's crops)
-<home>/labels/                  labels.db, behaviour_labels.parquet, trimmed/ (segment labels' crops)
-<home>/datasets/                the training-set assets' tables
+<home>/labels/                  labels.db (the label database; see ``labelling.store``)
+    behaviour_labels.parquet    the label snapshot (+ orphaned_labels.parquet beside it)
+    taxonomy.json               the taxonomy in force when it was last materialized
+    trimmed_crops.parquet       the trimmed copies of segment labels (+ trimmed/*.mp4)
+<home>/datasets/                the training-set assets' tables (``DatasetLayout``)
+    pretraining_set.parquet     + .json: the step's report (what the crop filter dropped)
+    behaviour_splits.parquet    + .json: the label resolution and split reports
+    efficiency_subsets.parquet  + .json: sizes, repeats, seed, notes
+    stats/<table>.parquet       statistics tables, stats/classes.png the chart
+    export/                     the default export folder
+    builds/                     the index of dataset builds: <fingerprint>.parquet, the crops of each
 <home>/dagster/                 default DAGSTER_HOME
 ```
 Partition keys are sanitised so that no key can name a path outside ``<home>``.
@@ -124,6 +133,53 @@ class VideoLayout:
 
 
 @dataclasses.dataclass(frozen=True)
+class DatasetLayout:
+    """Paths of the training-set assets' tables: each step's table and its JSON report."""
+
+    root: Path
+
+    @property
+    def pretraining_table(self) -> Path:
+        return self.root / "pretraining_set.parquet"
+
+    @property
+    def pretraining_report(self) -> Path:
+        return self.root / "pretraining_set.json"
+
+    @property
+    def splits_table(self) -> Path:
+        return self.root / "behaviour_splits.parquet"
+
+    @property
+    def splits_report(self) -> Path:
+        return self.root / "behaviour_splits.json"
+
+    @property
+    def subsets_table(self) -> Path:
+        return self.root / "efficiency_subsets.parquet"
+
+    @property
+    def subsets_report(self) -> Path:
+        return self.root / "efficiency_subsets.json"
+
+    @property
+    def stats_dir(self) -> Path:
+        return self.root / "stats"
+
+    def stats_table(self, name: str) -> Path:
+        return self.stats_dir / f"{name}.parquet"
+
+    @property
+    def stats_chart(self) -> Path:
+        return self.stats_dir / "classes.png"
+
+    @property
+    def default_export(self) -> Path:
+        """Where an export goes when its settings name no folder."""
+        return self.root / "export"
+
+
+@dataclasses.dataclass(frozen=True)
 class StorageRoot:
     home: Path
 
@@ -153,9 +209,43 @@ class StorageRoot:
         return self.home / "labels"
 
     @property
+    def label_snapshot(self) -> Path:
+        """The ``behaviour_labels`` snapshot: the current labels, each with its crop's lineage."""
+        return self.labels_dir / "behaviour_labels.parquet"
+
+    @property
+    def orphaned_labels(self) -> Path:
+        """Labels whose crop is no longer in the catalog, kept apart by the snapshot."""
+        return self.labels_dir / "orphaned_labels.parquet"
+
+    @property
+    def taxonomy_snapshot(self) -> Path:
+        """The taxonomy in force (``label_taxonomy``), as JSON."""
+        return self.labels_dir / "taxonomy.json"
+
+    @property
+    def trimmed_table(self) -> Path:
+        """One row per trimmed copy of a segment-labelled crop (``trimmed_crops``)."""
+        return self.labels_dir / "trimmed_crops.parquet"
+
+    @property
+    def trimmed_dir(self) -> Path:
+        """The trimmed copies themselves."""
+        return self.labels_dir / "trimmed"
+
+    @property
     def datasets_dir(self) -> Path:
         """The training-set assets' tables (exports go where their settings say)."""
         return self.home / "datasets"
+
+    @property
+    def dataset_builds(self) -> Path:
+        """The index of dataset builds (``lineage.builds``): one Parquet file per build."""
+        return self.datasets_dir / "builds"
+
+    @property
+    def datasets(self) -> DatasetLayout:
+        return DatasetLayout(self.datasets_dir)
 
     def video(self, key: str) -> VideoLayout:
         root = (self.videos / check_partition_key(key)).resolve()
