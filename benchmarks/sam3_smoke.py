@@ -34,7 +34,7 @@ wall time), ``masks_equal`` (the two runs wrote the same rows), ``objects``, ``f
 ``build_s`` and ``build_peak_rss_gb`` (making the random model and saving it),
 ``parameters``, ``checkpoint_gb``, ``device``, ``size``, ``python``, ``torch``.
 Random weights find no object: the figures are about loading and running, not results.
-``--test-size`` builds the tests' small SAM3 instead (``vitcow_assets_tests.sam3_tiny``):
+``--test-size`` builds the tests' small SAM3 instead (``vitcow_testbed.sam3_tiny``):
 the smoke's own test, in seconds.
 """
 
@@ -103,7 +103,7 @@ def build_checkpoints(folder: str, test_size: bool, info_path: str) -> None:
 
 
 def _tiny_sizes():
-    from vitcow_assets_tests.sam3_tiny import tiny_builder
+    from vitcow_testbed.sam3_tiny import tiny_builder
 
     return tiny_builder()
 

@@ -7,7 +7,7 @@ process of ``benchmarks.sam3_smoke``.
 The only change is a timer around the storage-and-model resource's one call that builds the
 model (``defs.resources.load_segmenter``); when the run has loaded a model it prints, on
 stderr, ``sam3_smoke_cli: load_s=SECONDS`` (one line per load). ``--test-size`` builds SAM3
-with the tests' small sizes (``vitcow_assets_tests.sam3_tiny``) for the smoke's own test.
+with the tests' small sizes (``vitcow_testbed.sam3_tiny``) for the smoke's own test.
 """
 
 import contextlib
@@ -31,7 +31,7 @@ def main(argv: list[str]) -> int:
         sizes = contextlib.nullcontext()
         if test_size:  # sam3 imports only once torchvision is importable (the backend's first step)
             from vitcow_assets.segmenters.torch_imports import make_torch_stack_importable
-            from vitcow_assets_tests.sam3_tiny import tiny_builder
+            from vitcow_testbed.sam3_tiny import tiny_builder
 
             make_torch_stack_importable()
             sizes = tiny_builder()

@@ -14,7 +14,7 @@
 #   verified cmd: the image's command
 #   verified env: NAME=VALUE   (the image's own environment)
 # The image itself is never changed: the checks run in a throwaway container, into which the
-# repository's tests and benchmarks (and, for the GPU image's tests, pytest) are copied.
+# repository's tests, test bed and benchmarks (and, for the GPU image's tests, pytest) are copied.
 # Exit status: 0 when every check passed; 1 when one failed; 2 for bad usage or no engine.
 #
 # Engine: buildah (`buildah from` + `buildah run --isolation chroot`, which works as root where
@@ -55,7 +55,7 @@ if command -v buildah > /dev/null 2>&1; then
   buildah copy "$container" deploy/check-in-image.sh /tmp/check/check-in-image.sh > /dev/null
   buildah copy "$container" "$values" /tmp/check/values.yaml > /dev/null
   buildah copy "$container" "$clip" /tmp/check/vtest_sample.mp4 > /dev/null
-  for part in pyproject.toml benchmarks vitcow_assets_tests; do
+  for part in pyproject.toml benchmarks vitcow_assets_tests vitcow_testbed; do
     buildah copy "$container" "$part" "/tmp/check/repo/$part" > /dev/null
   done
   pip_cert=()
@@ -72,6 +72,7 @@ else
     -v "$PWD/pyproject.toml:/tmp/check/repo/pyproject.toml:ro" \
     -v "$PWD/benchmarks:/tmp/check/repo/benchmarks:ro" \
     -v "$PWD/vitcow_assets_tests:/tmp/check/repo/vitcow_assets_tests:ro" \
+    -v "$PWD/vitcow_testbed:/tmp/check/repo/vitcow_testbed:ro" \
     "${docker_ca[@]}" \
     "$tag" bash /tmp/check/check-in-image.sh /tmp/check/values.yaml /tmp/check/vtest_sample.mp4 /tmp/check/repo
 fi

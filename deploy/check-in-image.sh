@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs INSIDE the image; deploy/check-image.sh copies it in with the Helm values, the sample
-# clip and the repository's tests and benchmarks. Usage: check-in-image.sh VALUES_YAML CLIP REPO
+# clip and the repository's tests, test bed and benchmarks (under REPO).
+# Usage: check-in-image.sh VALUES_YAML CLIP REPO
 #
 # Exports the environment the Helm values give a run or step pod (the user deployment's `env`,
 # which includeConfigInLaunchedRuns hands to run and step pods, and the run launcher's
