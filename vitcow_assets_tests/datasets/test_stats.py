@@ -115,5 +115,10 @@ def test_chart_thumbnail_is_a_small_jpeg_for_the_ui(splits, taxonomy):
 def test_empty_splits_give_empty_statistics(splits, taxonomy):
     stats = dataset_stats(splits.slice(0, 0), taxonomy.classes)
     assert stats.by_split.to_pylist()[-1] == {"split": "all", "crops": 0, "animals": 0, "hours": 0.0}
-    assert isinstance(class_chart(stats.class_counts(), taxonomy.classes).png(), bytes)
-    assert stats.agreement.num_rows == 0 and isinstance(stats.annotators, pa.Table)
+    chart = class_chart(stats.class_counts(), taxonomy.classes)
+    image = cv2.cvtColor(cv2.imdecode(np.frombuffer(chart.png(), np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    assert np.array_equal(image, chart.image) and image.shape[1] == 1000  # a whole PNG of the chart
+    assert len(chart.bars) == 3 * len(taxonomy.classes) and all(b.count == 0 and b.x1 == b.x0 for b in chart.bars)
+    plot = image[min(b.y0 for b in chart.bars):]  # below the legend: no bar drawn in any split's colour
+    assert not any(np.all(np.abs(plot.astype(int) - colour) < 8, axis=2).any() for colour in SPLIT_COLOURS.values())
+    assert stats.agreement.num_rows == 0 and stats.annotators.num_rows == 0
