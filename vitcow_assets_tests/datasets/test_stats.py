@@ -5,7 +5,6 @@ from collections import Counter, defaultdict
 
 import cv2
 import numpy as np
-import pyarrow as pa
 import pytest
 
 from vitcow_assets.datasets.chart import SPLIT_COLOURS, class_chart, nice_ceiling
