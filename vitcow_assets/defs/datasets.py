@@ -21,6 +21,7 @@ from vitcow_assets.datasets.build import (
     DatasetSettings, dataset_report, describe_splits, draw_subsets, previous_splits, select_pretraining, split_labelled, write_export,
 )
 from vitcow_assets.datasets.lineage import Lineage, table_fingerprint
+from vitcow_assets.datasets.splits import empty_splits
 from vitcow_assets.datasets.staged import (
     read_label_snapshot, read_pretraining, read_splits, read_splits_report, read_subsets, read_trimmed, write_pretraining, write_splits,
     write_stats, write_subsets,
@@ -77,6 +78,11 @@ def pretraining_set(context: dg.AssetExecutionContext, storage: VitcowStorage, d
     )
 
 
+def _splits_md(counts: dict[str, int], report: dict) -> str:
+    empty = "".join(f"; **{split} is empty**: {why}" for split, why in empty_splits(report).items())
+    return _counts_md(counts) + f"; largest gap to the validation target {report['max_abs_deviation']}" + empty
+
+
 def _class_md(report: dict) -> str:
     rows = ["| class | train | val | test | val share | target | note |", "|---|---|---|---|---|---|---|"]
     for c in report["classes"]:
@@ -97,7 +103,7 @@ def behaviour_splits(context: dg.AssetExecutionContext, storage: VitcowStorage, 
     return dg.MaterializeResult(
         metadata={
             "path": dg.MetadataValue.path(str(path)), "dagster/row_count": result.table.num_rows,
-            "summary": dg.MetadataValue.md(_counts_md(result.counts()) + f"; largest gap to the validation target {report['splits']['max_abs_deviation']}"),
+            "summary": dg.MetadataValue.md(_splits_md(result.counts(), report["splits"])),
             "classes": dg.MetadataValue.md(_class_md(report["splits"])), "labels": dg.MetadataValue.json(report["labels"]),
             "frozen_from": dg.MetadataValue.path(str(dataset.export_dir(storage) / "splits.parquet")), "kept_from_frozen": result.kept,
         },

@@ -122,6 +122,19 @@ def test_dataset_json_names_the_catalog_labels_taxonomy_and_code(farms):
     assert {s["video_id"] for s in manifest["sources"]} == {c["video_id"] for c in farms["crops"]}
 
 
+def test_a_build_with_an_empty_validation_split_says_why(farms, tmp_path):
+    """One training farm whose two animals each show one class (the newcomer's few labels):
+    validation is empty, and the command says why, in its JSON and on stderr."""
+    out = tmp_path / "one_farm"
+    extra = {"VITCOW_DATASET_FARMS": "FARM_A,FARM_C", "VITCOW_DATASET_FILTER_LABELLED": "1"}
+    done = run_cli(["dataset", "build", str(out), "--test-farm", "FARM_C", "--min-present", "0"], farms["home"], extra)
+    assert done.returncode == 0, done.stderr[-2000:]
+    printed = json.loads(done.stdout)
+    assert printed["rows"]["val"] == 0 and printed["rows"]["train"] > 0
+    assert "one track: none in validation" in printed["empty"]["val"] and "label crops of more animals" in printed["empty"]["val"]
+    assert f"vitcow: val is empty: {printed['empty']['val']}" in done.stderr.splitlines()
+
+
 def test_the_instance_finds_nothing_stale_after_the_commands_ran_in_other_processes(farms):
     """The code versions the `vitcow` processes recorded are the ones this process computes
     (another hash seed, another process): Dagster's stale-status resolver, as the UI uses

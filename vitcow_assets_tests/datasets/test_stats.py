@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from vitcow_assets.datasets.chart import SPLIT_COLOURS, class_chart, nice_ceiling
+from vitcow_assets.datasets.chart import SPLIT_COLOURS, class_chart, count_ticks, nice_ceiling
 from vitcow_assets.datasets.selection import resolve_labels
 from vitcow_assets.datasets.splits import SplitSettings, behaviour_splits
 from vitcow_assets.datasets.stats import EXCLUDED, cohen_kappa, dataset_stats
@@ -99,6 +99,18 @@ def test_chart_draws_every_bar_to_scale(splits, taxonomy):
     # rows in class order, bars of one class in split order, top to bottom
     assert [b.class_name for b in chart.bars[::3]] == list(taxonomy.classes)
     assert all(b.y0 < c.y0 for b, c in zip(chart.bars, chart.bars[1:]))
+
+
+@pytest.mark.parametrize("largest", [1, 2, 3, 7, 14, 60, 333])
+def test_the_count_axis_is_labelled_in_whole_crops(largest):
+    """A count axis has no fractional ticks: 0 to the top in whole, equal steps, at most five."""
+    chart = class_chart({"train": {"Lying": largest}, "val": {"Lying": 1}, "test": {}}, ["Lying"])
+    ticks = chart.ticks
+    assert ticks[0] == 0 and ticks[-1] == nice_ceiling(largest) >= largest and 2 <= len(ticks) <= 6
+    assert all(isinstance(t, int) for t in ticks) and len({b - a for a, b in zip(ticks, ticks[1:])}) == 1
+    assert ticks == count_ticks(nice_ceiling(largest))
+    bar = next(b for b in chart.bars if b.split == "train")
+    assert bar.x1 - bar.x0 == round((1000 - 70 - bar.x0) * largest / ticks[-1])  # the bar ends at its count on that axis
 
 
 def test_chart_thumbnail_is_a_small_jpeg_for_the_ui(splits, taxonomy):
