@@ -20,6 +20,7 @@ BLOCK = re.compile(r"(<!-- generated:(?P<key>[\w:.-]+) -->\n)(?P<body>.*?)(<!-- 
 
 def _schemas() -> dict:
     from vitcow_assets.core import catalog, tables
+    from vitcow_assets.lineage import builds
 
     return {
         "schema:clips": tables.CLIPS_SCHEMA,
@@ -27,6 +28,7 @@ def _schemas() -> dict:
         "schema:crops": tables.CROPS_SCHEMA,
         "schema:tracks": tables.TRACKS_SCHEMA,
         "schema:catalog": catalog.CATALOG_SCHEMA,
+        "schema:dataset_builds": builds.BUILD_SCHEMA,
     }
 
 

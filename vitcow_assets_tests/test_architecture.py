@@ -16,10 +16,11 @@ BELOW = {
     "footage": {"runtime", "core", "media", "remote"},
     "segmenters": {"runtime", "core", "media"},
     "stages": {"runtime", "core", "media", "remote", "footage", "segmenters"},
-    "labelling": {"runtime", "core", "media", "footage"},
-    "datasets": {"runtime", "core", "media", "footage", "labelling"},
-    "defs": {"runtime", "core", "media", "remote", "footage", "segmenters", "stages", "labelling", "datasets"},
-    "cli": {"runtime", "core", "media", "remote", "footage", "segmenters", "stages", "labelling", "datasets", "defs", "definitions"},
+    "lineage": {"runtime", "core", "media", "footage"},
+    "labelling": {"runtime", "core", "media", "footage", "lineage"},
+    "datasets": {"runtime", "core", "media", "footage", "lineage", "labelling"},
+    "defs": {"runtime", "core", "media", "remote", "footage", "segmenters", "stages", "lineage", "labelling", "datasets"},
+    "cli": {"runtime", "core", "media", "remote", "footage", "segmenters", "stages", "lineage", "labelling", "datasets", "defs", "definitions"},
     "definitions": {"defs"},
 }
 DAGSTER_SHELL = {"defs", "cli", "definitions"}
@@ -66,6 +67,13 @@ def test_dagster_stays_in_the_shell_torch_in_the_segmenters_and_the_core_is_pure
             wrong.append(f"{path}: {name} outside the segmenters")
         if package == "core" and top in NOT_IN_CORE:
             wrong.append(f"{path}: {name} in the pure core")
+    assert wrong == []
+
+
+def test_the_web_framework_stays_in_the_labelling_server():
+    """The pages' story, lists and links (``lineage``) are plain functions: only the server
+    modules of ``labelling`` import the web framework."""
+    wrong = [f"{path}: {name}" for path, package, name in _imports() if name.split(".")[0] in ("starlette", "uvicorn") and package != "labelling"]
     assert wrong == []
 
 

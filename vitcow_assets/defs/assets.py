@@ -157,7 +157,7 @@ def object_crops(context: dg.AssetExecutionContext, config: CropsConfig, storage
     md.warn_dropped(events.warn, incomplete, events.damage, "clip(s) without crops")
     if summary.split_objects:
         events.warn(f"{len(summary.split_objects)} object(s) jump further than the scene's animals move: cut into parts ({', '.join(summary.split_objects[:5])})")
-    metadata = md.crops_metadata(layout, crops, settings, provenance, events.damage, summary, storage.url_of(layout.contact_sheet))
+    metadata = md.crops_metadata(layout, crops, settings, provenance, events.damage, summary, storage.url_of(layout.contact_sheet), storage.links())
     return dg.MaterializeResult(metadata=metadata)
 
 

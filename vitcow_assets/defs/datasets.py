@@ -29,7 +29,9 @@ from vitcow_assets.datasets.staged import (
 from vitcow_assets.defs.code_versions import versioned_asset
 from vitcow_assets.defs.config import config_class, from_environment, setting_values
 from vitcow_assets.defs.labels import LabelsResource, behaviour_labels, crop_catalog, label_taxonomy, trimmed_crops
+from vitcow_assets.defs.metadata import crop_pages_metadata
 from vitcow_assets.defs.resources import VitcowStorage
+from vitcow_assets.lineage.builds import record_build
 from vitcow_assets.media.hashing import sha256_file
 from vitcow_assets.runtime.version import code_version
 from vitcow_assets.stages.catalog import read_catalog
@@ -104,6 +106,7 @@ def behaviour_splits(context: dg.AssetExecutionContext, storage: VitcowStorage, 
         metadata={
             "path": dg.MetadataValue.path(str(path)), "dagster/row_count": result.table.num_rows,
             "summary": dg.MetadataValue.md(_splits_md(result.counts(), report["splits"])),
+            **crop_pages_metadata(storage.links(), labelled=1),
             "classes": dg.MetadataValue.md(_class_md(report["splits"])), "labels": dg.MetadataValue.json(report["labels"]),
             "frozen_from": dg.MetadataValue.path(str(dataset.export_dir(storage) / "splits.parquet")), "kept_from_frozen": result.kept,
         },
@@ -138,7 +141,7 @@ def dataset_stats(context: dg.AssetExecutionContext, storage: VitcowStorage, lab
     layout = storage.root().datasets
     described = describe_splits(read_splits(layout), _labels(storage), labels.load_taxonomy())
     png = write_stats(layout, described)
-    tables = {f"stats_{name}": _table_value(table) for name, table in described.stats.tables().items() if name in ("by_split", "by_class", "agreement")}
+    tables = {f"stats_{name}": _table_value(table) for name, table in described.stats.tables().items() if name in ("by_split", "by_class", "agreement", "annotators")}
     return dg.MaterializeResult(
         metadata={"chart_path": dg.MetadataValue.path(str(png)), "chart": dg.MetadataValue.md(described.chart.thumbnail_markdown()),
                   "summary": dg.MetadataValue.json(described.stats.summary()), **tables}
@@ -160,8 +163,10 @@ def dataset_export(context: dg.AssetExecutionContext, storage: VitcowStorage, da
     lineage = Lineage.of(str(root.catalog_table), sha256_file(root.catalog_table), snapshot, taxonomy, code_version(), read_trimmed(root), settings.as_dict())
     out = dataset.export_dir(storage)
     exported = write_export(out, splits, taxonomy, lineage, settings, pretrain=pretrain, subsets=subsets, described=described, report=report)
+    fingerprint = record_build(root.dataset_builds, out, splits, pretrain)
     return dg.MaterializeResult(
         metadata={"export_dir": dg.MetadataValue.path(str(out)), "manifest": dg.MetadataValue.path(str(out / "dataset.json")),
+                  "dataset_fingerprint": fingerprint, **crop_pages_metadata(storage.links(), dataset=fingerprint),
                   "rows": dg.MetadataValue.json(exported.rows), "taxonomy_fingerprint": taxonomy.fingerprint}
     )
 

@@ -9,9 +9,12 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from vitcow_assets.core.catalog import catalog_rows
 from vitcow_assets.core.settings import record
 from vitcow_assets.core.tables import CLIPS_SCHEMA, CROPS_SCHEMA, MASKS_SCHEMA, TRACKS_SCHEMA, schema_descriptions
 from vitcow_assets.footage.provenance import source_tags
+from vitcow_assets.lineage.links import Links
+from vitcow_assets.lineage.listing import PREVIEW_ROWS, preview_rows
 from vitcow_assets.media.video import DecodeDamage
 
 #: metadata key of `object_crops`: sha256 of the source bytes the crops were made from
@@ -152,10 +155,40 @@ def crops_summary(layout, provenance) -> str:
     )
 
 
-def crops_metadata(layout, crops: int, settings, provenance, damage: DecodeDamage, summary, contact_sheet_url: str | None = None) -> dict:
+def crop_pages_metadata(links: Links, **filters) -> dict:
+    """A link to the crop pages' list with ``filters`` (nothing where no pages address is set)."""
+    url = links.crop_list(**filters)
+    return {"crop_pages": dg.MetadataValue.url(url)} if url else {}
+
+
+#: the preview's columns: (name, type, description)
+_PREVIEW_COLUMNS = [
+    ("crop_id", "string", "stable id of the crop (the catalog's crop_id)"),
+    ("track", "int", "animal id through the video"),
+    ("clip", "string", "clip the crop was cut from"),
+    ("object", "string", "object id within the clip (and its part, where cut at a jump)"),
+    ("source_frames", "string", "first and last source frame of the clip, and the step between crop frames"),
+    ("present", "string", "frames with the animal / frames (presence ratio)"),
+    ("page", "string", "the crop's page: its video, its frame on the clip, provenance, labels, datasets"),
+]
+
+
+def crops_preview(layout, links: Links, limit: int = PREVIEW_ROWS) -> dict:
+    """The video's crops as a table in the UI (the first ``limit``, in manifest order), each
+    with the address of its crop page, and how many are left out."""
+    rows, rest = preview_rows(catalog_rows(pq.read_table(layout.crops_table)), links, limit)
+    schema = dg.TableSchema(columns=[dg.TableColumn(name, type_, description=desc) for name, type_, desc in _PREVIEW_COLUMNS])
+    return {
+        "crops_preview": dg.MetadataValue.table(records=[dg.TableRecord(r) for r in rows], schema=schema),
+        "crops_not_previewed": dg.MetadataValue.int(rest),
+    }
+
+
+def crops_metadata(layout, crops: int, settings, provenance, damage: DecodeDamage, summary, contact_sheet_url: str | None = None, links: Links = Links()) -> dict:
     speed = (summary.scene_speed or {}).get("speed_px")
     return {
         "summary": dg.MetadataValue.md(crops_summary(layout, provenance)),
+        **crop_pages_metadata(links, video=provenance.video_id),
         **({"contact_sheet_url": dg.MetadataValue.url(contact_sheet_url)} if contact_sheet_url else {}),
         **table_metadata(layout.crops_table, CROPS_SCHEMA, crops),
         "crops": crops,
@@ -172,6 +205,7 @@ def crops_metadata(layout, crops: int, settings, provenance, damage: DecodeDamag
         "camera": dg.MetadataValue.text(provenance.camera or ""),
         SOURCE_SHA256: provenance.source_sha256,
         **damage_metadata(damage),
+        **crops_preview(layout, links),
     }
 
 

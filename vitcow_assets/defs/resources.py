@@ -27,6 +27,7 @@ from vitcow_assets.core.source_paths import PathPattern, parse_patterns
 from vitcow_assets.defs.config import config_class, from_environment, setting_values
 from vitcow_assets.footage.layout import StorageRoot, VideoLayout
 from vitcow_assets.footage.settings import StorageSettings
+from vitcow_assets.lineage.links import Links
 from vitcow_assets.remote.locations import NamedSource, parse_sources
 from vitcow_assets.segmenters import (
     BACKENDS,
@@ -68,6 +69,10 @@ class _Storage(dg.ConfigurableResource):
             return None
         relative = Path(path).absolute().relative_to(self.root().home)
         return self.public_url.rstrip("/") + "/" + "/".join(quote(part) for part in relative.parts)
+
+    def links(self) -> Links:
+        """The addresses of the crop pages (``pages_url``) and the Dagster UI (``dagster_url``)."""
+        return Links(self.pages_url, self.dagster_url)
 
 
 VitcowStorage = config_class(StorageSettings, "VitcowStorage", base=_Storage, doc=_Storage.__doc__)

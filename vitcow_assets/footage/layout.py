@@ -24,6 +24,7 @@
     efficiency_subsets.parquet  + .json: sizes, repeats, seed, notes
     stats/<table>.parquet       statistics tables, stats/classes.png the chart
     export/                     the default export folder
+    builds/                     the index of dataset builds: <fingerprint>.parquet, the crops of each
 <home>/dagster/                 default DAGSTER_HOME
 ```
 Partition keys are sanitised so that no key can name a path outside ``<home>``.
@@ -236,6 +237,11 @@ class StorageRoot:
     def datasets_dir(self) -> Path:
         """The training-set assets' tables (exports go where their settings say)."""
         return self.home / "datasets"
+
+    @property
+    def dataset_builds(self) -> Path:
+        """The index of dataset builds (``lineage.builds``): one Parquet file per build."""
+        return self.datasets_dir / "builds"
 
     @property
     def datasets(self) -> DatasetLayout:

@@ -1,5 +1,6 @@
-"""Where footage and outputs live, and when a file counts as arrived: the storage settings
-(environment variables as listed; flags ``--<field>`` where the CLI offers them)."""
+"""Where footage and outputs live, when a file counts as arrived, and the addresses where
+outputs and pages are served: the storage settings (environment variables as listed; flags
+``--<field>`` where the CLI offers them)."""
 
 import dataclasses
 
@@ -24,7 +25,18 @@ class StorageSettings:
     public_url: str | None = setting(
         None, "http(s) URL where the storage root is served, e.g. http://127.0.0.1:3001: the UI then links and shows contact sheets", env="VITCOW_PUBLIC_URL"
     )
+    pages_url: str | None = setting(
+        "http://127.0.0.1:8765", "http(s) URL of the platform's web server (vitcow label): the UI links every crop to its page there",
+        env="VITCOW_PAGES_URL",
+    )
+    dagster_url: str | None = setting(
+        "http://127.0.0.1:3000", "http(s) URL of the Dagster UI: crop pages link each crop's run and partitions there",
+        env="VITCOW_DAGSTER_URL",
+    )
 
     def __post_init__(self) -> None:
         check("settle_seconds", self.settle_seconds >= 0, f"settle_seconds must be >= 0, got {self.settle_seconds}")
         check("settle_timeout_seconds", self.settle_timeout_seconds >= 0, f"settle_timeout_seconds must be >= 0, got {self.settle_timeout_seconds}")
+        for name in ("public_url", "pages_url", "dagster_url"):
+            value = getattr(self, name)
+            check(name, value is None or value.startswith(("http://", "https://")), f"{name} must be an http(s) URL, got {value!r}")
