@@ -26,7 +26,7 @@ from vitcow_assets.labelling.taxonomy_file import default_taxonomy_text
 from vitcow_assets.lineage.builds import builds_of
 from vitcow_assets.media.video import iter_frames, probe_video
 from vitcow_assets_tests.helpers import age, run_cli
-from vitcow_assets_tests.synthetic import DEFAULT_OBJECTS, write_video
+from vitcow_testbed.synthetic import DEFAULT_OBJECTS, write_video
 
 FARMS = ("FARM_A", "FARM_B", "FARM_C")
 LABELS = ("Standing", "Lying", "Walking", "Feeding")
@@ -171,7 +171,8 @@ def test_the_instance_finds_nothing_stale_after_the_commands_ran_in_other_proces
         resolver = get_stale_status_resolver(instance, defs.assets)
         checked = []
         for assets_def in defs.assets:
-            for partition in instance.get_dynamic_partitions("videos") if assets_def.partitions_def else [None]:
+            partitions = assets_def.partitions_def.get_partition_keys(dynamic_partitions_store=instance) if assets_def.partitions_def else [None]
+            for partition in partitions:
                 event = instance.get_latest_materialization_event(assets_def.key) if partition is None else next(iter(
                     instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=assets_def.key, asset_partitions=[partition]), limit=1).records), None)
                 if event is None:
