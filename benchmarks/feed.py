@@ -24,8 +24,10 @@ best of ``--repeats``:
   native frames): what no feed can beat;
 - ``feed_fps``: ``object_masks``' own path (``segment_clips``: the decode thread,
   SAM3's input preparation at 1008 px by the ``--resize`` setting (``swscale``: the decoder
-  scales each frame straight to 1008 px, ``prepare_clip`` looks it up in SAM3's scaling;
-  ``pil``: full-size RGB, then ``frames_to_input``), a session per clip, SAM3's
+  scales each frame straight to 1008 px and ``prepare_clip`` gathers the clip's planes into
+  one tensor, SAM3's scaling to float16 following on the device when a session starts, not
+  measured here, as ``bilinear``'s resize; ``pil``: full-size RGB, then
+  ``frames_to_input``), a session per clip, SAM3's
   outputs turned into ``Detections`` (``detections_from_outputs``), the writer thread's
   RLE masks, cross-clip linking and Parquet) with an instant stand-in model in place of
   SAM3: ``--objects`` animal-like masks per frame (ellipses of 6-12% of the frame width,
@@ -34,6 +36,10 @@ best of ``--repeats``:
 - ``feed_vs_decode``: ``feed_fps / decode_fps`` (target >= 0.8 at 1080p and 2560x1440 with
   16 objects: the pipeline adds at most a quarter to decoding); ``feed_vs_bare_decode``:
   ``feed_fps / bare_decode_fps``;
+- ``feed_cpu_ms``, ``decode_cpu_ms``, ``bare_decode_cpu_ms``: CPU milliseconds (the
+  process's, every thread) per model frame of each pass, least of the repeats, and
+  ``decode_vs_feed_cpu`` their ratio: what the feed costs the CPUs, which other processes
+  on a shared machine disturb far less than the wall-clock figures;
 - ``share_<step>``: seconds spent in each step over the feed's wall time (steps run on three
   threads at once, so shares may add up to more than 1): ``decode`` (with ``swscale``
   including the decoder's scaling to 1008 px) and ``prepare`` (decode thread), ``standin`` (the stand-in making its outputs) and ``to_detections`` (model
@@ -218,6 +224,13 @@ def sam3_prepare(resize: str):
 # the model's input: swscale against SAM3's own (pil)
 
 
+def _model_input(clip):
+    """What the model gets of a prepared clip (``swscale``'s planes scaled as on the device)."""
+    from vitcow_assets.segmenters.sam3 import planes_to_input
+
+    return planes_to_input(clip.tensor, (0.5,) * 3, (0.5,) * 3, "cpu") if clip.kind == "planes" else clip.tensor
+
+
 def _levels(ours, theirs) -> tuple[float, float, np.ndarray, float]:
     """Max and mean absolute difference of two SAM3 inputs in levels of 255 (the inputs are
     ``(x / 255 - 0.5) / 0.5``), the mean signed difference per channel and the 99.9th
@@ -251,8 +264,8 @@ def input_difference(path: Path, frames: int) -> dict:
         jpeg = io.BytesIO()
         Image.fromarray(rgb).save(jpeg, "JPEG", quality=95)
         rounded = np.asarray(Image.open(jpeg).convert("RGB"))
-        seen["swscale"].append(_levels(prepare_clip([small], IMAGE_SIZE, resize="swscale").tensor, pil))
-        seen["resize_only"].append(_levels(prepare_clip([rgb], IMAGE_SIZE, resize="swscale").tensor, pil))
+        seen["swscale"].append(_levels(_model_input(prepare_clip([small], IMAGE_SIZE, resize="swscale")), pil))
+        seen["resize_only"].append(_levels(_model_input(prepare_clip([rgb], IMAGE_SIZE, resize="swscale")), pil))
         seen["jpeg95"].append(_levels(prepare_clip([rounded], IMAGE_SIZE, resize="pil").tensor, pil))
     out = {"frames": len(seen["swscale"])}
     for name, values in seen.items():
@@ -267,19 +280,20 @@ def input_difference(path: Path, frames: int) -> dict:
 # the measured passes (in a child confined to some CPUs)
 
 
-def decode_pass(path: Path, clips, convert: bool = True) -> float:
-    """Seconds to decode the clips' frames, converted to full-size RGB (or, without
-    ``convert``, left as decoded)."""
+def decode_pass(path: Path, clips, convert: bool = True) -> tuple[float, float]:
+    """Wall and CPU seconds (this process's, every thread) to decode the clips' frames,
+    converted to full-size RGB (or, without ``convert``, left as decoded)."""
     from vitcow_assets.stages.frames import ClipFrameStream
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for _ in ClipFrameStream(path, clips, native=not convert).by_clip():
         pass
-    return time.perf_counter() - started
+    return time.perf_counter() - started, time.process_time() - cpu
 
 
-def feed_pass(path: Path, clips, objects: int, resize: str, out: Path) -> tuple[float, dict]:
-    """``segment_clips`` with the stand-in; wall seconds and every step's seconds."""
+def feed_pass(path: Path, clips, objects: int, resize: str, out: Path) -> tuple[float, float, dict]:
+    """``segment_clips`` with the stand-in; wall seconds, CPU seconds (this process's,
+    every thread) and every step's seconds."""
     from vitcow_assets.core.prompts import text_plan
     from vitcow_assets.media.video import probe_video
     from vitcow_assets.stages.segmentation import MaskJob, segment_clips
@@ -290,12 +304,12 @@ def feed_pass(path: Path, clips, objects: int, resize: str, out: Path) -> tuple[
     fake = FakeSegmenter(detect=standin_detect(AnimalScene(info.width, info.height, objects), steps), name="standin/sam3-shaped")
     prepare, scale = sam3_prepare(resize)
     job = MaskJob(path, "feed", clips, text_plan(PROMPT), fake.name, fake.open_session, out, prepare=prepare, scale=scale)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     summary = segment_clips(job)
-    wall = time.perf_counter() - started
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu
     if summary.rows != sum(c.frames for c in clips) * objects:
         raise RuntimeError(f"the stand-in's {objects} objects per frame did not all reach the table ({summary.rows} rows)")
-    return wall, {**summary.timings, **steps}
+    return wall, cpu, {**summary.timings, **steps}
 
 
 def measure(path: Path, objects: int, resize: str, repeats: int, folder: Path) -> dict:
@@ -308,19 +322,25 @@ def measure(path: Path, objects: int, resize: str, repeats: int, folder: Path) -
     frames = sum(c.frames for c in clips)
     decode_pass(path, clips[:1])
     feed_pass(path, clips[:1], objects, resize, folder / "warm.parquet")
-    decode_s = bare_s = feed_s = float("inf")
+    wall = dict.fromkeys(("decode", "bare_decode", "feed"), float("inf"))
+    cpu = dict(wall)
     for i in range(repeats):
-        decode_s = min(decode_s, decode_pass(path, clips))
-        bare_s = min(bare_s, decode_pass(path, clips, convert=False))
-        wall, steps = feed_pass(path, clips, objects, resize, folder / f"feed-{i}.parquet")
-        if wall < feed_s:
-            feed_s, best = wall, steps
-    result = {"model_frames": frames, "clips": len(clips), "feed_fps": frames / feed_s, "decode_fps": frames / decode_s}
+        for name, convert in (("decode", True), ("bare_decode", False)):
+            seconds, used = decode_pass(path, clips, convert)
+            wall[name], cpu[name] = min(wall[name], seconds), min(cpu[name], used)
+        seconds, used, steps = feed_pass(path, clips, objects, resize, folder / f"feed-{i}.parquet")
+        cpu["feed"] = min(cpu["feed"], used)
+        if seconds < wall["feed"]:
+            wall["feed"], best = seconds, steps
+    result = {"model_frames": frames, "clips": len(clips), "feed_fps": frames / wall["feed"], "decode_fps": frames / wall["decode"]}
     result["feed_vs_decode"] = result["feed_fps"] / result["decode_fps"]
-    result["bare_decode_fps"] = frames / bare_s
+    result["bare_decode_fps"] = frames / wall["bare_decode"]
     result["feed_vs_bare_decode"] = result["feed_fps"] / result["bare_decode_fps"]
+    for name, seconds in cpu.items():
+        result[f"{name}_cpu_ms"] = 1000 * seconds / frames
+    result["decode_vs_feed_cpu"] = cpu["decode"] / cpu["feed"]
     for step in ("decode", "prepare", "standin", "to_detections", "encode", "write", "wait_frames", "wait_writer"):
-        result[f"share_{step}"] = best[step] / feed_s
+        result[f"share_{step}"] = best[step] / wall["feed"]
     return result
 
 

@@ -5,11 +5,11 @@ Frames are the project's own decoded frames, made into SAM3's input on the decod
 (``prepare_clip``; SAM3's own ``.mp4`` loader forgets to divide by 255), by the ``resize``
 setting: ``swscale`` (the default) has the decoder scale each frame straight from its
 planes to the 1008 px input (bicubic, ``media.video.FrameScale``: no full-size RGB frame
-is made), then scales it to [-1, 1] as SAM3 does; ``pil`` resizes full-size RGB frames
-and scales them exactly as SAM3 does it for PIL images, value for value; ``bilinear`` only
-copies full-size frames into one tensor, resized on the GPU when the session starts. A
-session holds one clip (about 6 MB of input per frame at fp16), so memory is bounded by
-clip length.
+is made), scaled to [-1, 1] as SAM3 does when the session starts, on the device; ``pil``
+resizes full-size RGB frames and scales them exactly as SAM3 does it for PIL images,
+value for value, on the CPU; ``bilinear`` only copies full-size frames into one tensor,
+resized on the GPU when the session starts. A session holds one clip (about 6 MB of input
+per frame at fp16), so memory is bounded by clip length.
 
 Conversions at this edge: point and box prompts arrive in pixels of the frame and leave
 normalised to [0, 1] (boxes as top-left ``x, y, w, h``); masks come back at frame size, are
@@ -41,7 +41,7 @@ from vitcow_assets.segmenters.base import FrameResult, PromptError, SegmenterBas
 from vitcow_assets.segmenters.torch_imports import make_torch_stack_importable
 
 
-#: how frames become SAM3's input: ``scaled_to_input`` (swscale), ``frames_to_input`` (pil)
+#: how frames become SAM3's input: ``planes_to_input`` (swscale), ``frames_to_input`` (pil)
 #: or ``pixels_to_input`` (bilinear)
 RESIZES = ("swscale", "pil", "bilinear")
 #: swscale's filter for ``resize`` ``swscale``: bicubic, as PIL's resize in SAM3's loader
@@ -105,23 +105,33 @@ def _resolve_device(device: str) -> str:
     return device
 
 
+#: what a ``Sam3Frames``' tensor holds (``Sam3Frames.kind``)
+TENSOR_KINDS = ("input", "planes", "pixels")
+
+
 class Sam3Frames(list):
     """One clip's frames (as a list) with ``tensor``, made on the decode thread
     (``Sam3Segmenter.prepare_frames``) so that starting a session only hands the tensor to
-    the device. Slicing keeps the two in step. ``tensor`` is either the model's input
-    (``float16 (N, 3, S, S)``: ``resize`` ``swscale`` or ``pil``) or the frames' pixels
-    (``uint8 (N, H, W, 3)``, in pinned memory where CUDA is: ``resize`` ``bilinear``, resized
-    on the device, ``pixels_to_input``). The frames are ``(H, W, 3) uint8`` RGB arrays, or,
-    with ``swscale``, ``SourceFrame``s: the size of source frames never made at full size
-    (a session's prompts and masks are in the source frame's pixels)."""
+    the device. Slicing keeps the two in step. ``kind`` says what ``tensor`` holds:
+    ``input``, the model's input itself (``float16 (N, 3, S, S)``: ``resize`` ``pil``);
+    ``planes``, the model's input before SAM3's scaling (``uint8 (N, 3, S, S)`` RGB planes:
+    ``resize`` ``swscale``, scaled on the device, ``planes_to_input``); ``pixels``, the
+    frames' pixels (``uint8 (N, H, W, 3)``: ``resize`` ``bilinear``, resized on the device,
+    ``pixels_to_input``). Both uint8 kinds are in pinned memory where CUDA is. The frames
+    are ``(H, W, 3) uint8`` RGB arrays, or, with ``swscale``, ``SourceFrame``s: the size of
+    source frames never made at full size (a session's prompts and masks are in the
+    source frame's pixels)."""
 
-    def __init__(self, frames, tensor) -> None:
+    def __init__(self, frames, tensor, kind: str = "input") -> None:
+        if kind not in TENSOR_KINDS:
+            raise ValueError(f"kind must be one of {', '.join(TENSOR_KINDS)}, got {kind!r}")
         super().__init__(frames)
         self.tensor = tensor
+        self.kind = kind
 
     def __getitem__(self, index):
         if isinstance(index, slice):
-            return Sam3Frames(list.__getitem__(self, index), self.tensor[index])
+            return Sam3Frames(list.__getitem__(self, index), self.tensor[index], self.kind)
         return list.__getitem__(self, index)
 
 
@@ -143,22 +153,23 @@ class SourceFrame:
 
 
 def prepare_clip(frames: Sequence, image_size: int, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), resize: str = "swscale") -> Sam3Frames:
-    """One clip made ready for a session (see ``Sam3Frames``): with ``swscale`` the model
-    input from the decoder's ``ScaledFrame``s (``scaled_to_input``; full-size RGB arrays
-    are scaled by the same swscale filter first, for callers that hold such frames); with
-    ``pil`` the model input from full-size RGB frames (``frames_to_input``); with
-    ``bilinear`` the pixels only (``frames_to_pixels``), the frames then being views of
-    them, so the decoded frames can go."""
+    """One clip made ready for a session (see ``Sam3Frames``): with ``swscale`` the
+    decoder's ``ScaledFrame``s gathered into one tensor of planes (``scaled_to_planes``;
+    SAM3's scaling follows on the device; full-size RGB arrays are scaled by the same
+    swscale filter first, for callers that hold such frames); with ``pil`` the model input
+    from full-size RGB frames (``frames_to_input``); with ``bilinear`` the pixels only
+    (``frames_to_pixels``), the frames then being views of them, so the decoded frames can
+    go."""
     if resize == "swscale":
         scale = FrameScale(image_size, image_size, SWSCALE_FILTER)
         frames = [f if isinstance(f, ScaledFrame) else rgb_to_scaled(f, scale) for f in frames]
         sources = [SourceFrame(f.source_height, f.source_width) for f in frames]
-        return Sam3Frames(sources, scaled_to_input(frames, image_size, mean, std))
+        return Sam3Frames(sources, scaled_to_planes(frames, image_size), "planes")
     if resize == "pil":
         return Sam3Frames(frames, frames_to_input(frames, image_size, mean, std))
     if resize == "bilinear":
         pixels = frames_to_pixels(frames)
-        return Sam3Frames(list(pixels.numpy()), pixels)
+        return Sam3Frames(list(pixels.numpy()), pixels, "pixels")
     raise ValueError(f"resize must be one of {', '.join(RESIZES)}, got {resize!r}")
 
 
@@ -200,22 +211,36 @@ def _prepare_one(i: int, frames, out: np.ndarray, table: np.ndarray, image_size:
         cv2.LUT(plane, table[channel], dst=out[i, channel])
 
 
-def scaled_to_input(frames: Sequence[ScaledFrame], image_size: int, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)):
-    """The model input for one clip, ``float16 (N, 3, S, S)`` on the CPU, from frames the
-    decoder scaled to ``S × S`` (``media.video.frame_to_scaled``): each plane looked up in
-    the same 256-entry table per channel as ``frames_to_input`` (SAM3's own divide, mean and
-    std), so the two paths differ by the resize and colour conversion only."""
-    import cv2
+def scaled_to_planes(frames: Sequence[ScaledFrame], image_size: int):
+    """One clip's frames the decoder scaled to ``S × S`` (``media.video.frame_to_scaled``) as
+    one ``uint8 (N, 3, S, S)`` tensor of RGB planes, in pinned memory where CUDA is: a copy,
+    half the bytes of the float16 input, which ``planes_to_input`` makes on the device."""
     import torch
 
-    table = normalise_table(tuple(float(v) for v in mean), tuple(float(v) for v in std)).view(np.uint16)
-    out = np.empty((len(frames), 3, image_size, image_size), np.uint16)  # float16 bits
+    planes = torch.empty((len(frames), 3, image_size, image_size), dtype=torch.uint8, pin_memory=torch.cuda.is_available())
+    array = planes.numpy()
     for i, frame in enumerate(frames):
         for channel, plane in enumerate(frame.planes):
             if plane.shape != (image_size, image_size):
                 raise ValueError(f"frames were scaled to {plane.shape[1]}x{plane.shape[0]}, the model takes {image_size} px")
-            cv2.LUT(plane, table[channel], dst=out[i, channel])
-    return torch.from_numpy(out.view(np.float16))
+            array[i, channel] = plane
+    return planes
+
+
+def planes_to_input(planes, mean, std, device, chunk: int = 4):
+    """The model input (``float16 (N, 3, S, S)`` on ``device``) from ``scaled_to_planes``'
+    tensor: each 8-bit value looked up, on ``device``, in the 256-entry table per channel
+    of SAM3's own divide, mean and std (``normalise_table``), so the values are those
+    SAM3's loader makes of the same planes, value for value; ``chunk`` frames at a time."""
+    import torch
+
+    table = torch.from_numpy(normalise_table(tuple(float(v) for v in mean), tuple(float(v) for v in std)).copy()).to(device)
+    out = torch.empty(planes.shape, dtype=torch.float16, device=device)
+    for i in range(0, len(planes), chunk):
+        values = planes[i : i + chunk].to(device, non_blocking=True).long()
+        for channel in range(3):
+            out[i : i + chunk, channel] = table[channel][values[:, channel]]
+    return out
 
 
 def frames_to_pixels(frames: Sequence[np.ndarray]):
@@ -285,12 +310,15 @@ def _install_prepared_input_hook() -> None:
 
     def load_resource_as_video_frames(resource_path, image_size, offload_video_to_cpu, *args, **kwargs):
         if isinstance(resource_path, Sam3Frames):
-            images = resource_path.tensor
-            if images.dtype == torch.uint8:  # pixels: resized on the device
-                mean, std = kwargs.get("img_mean", (0.5, 0.5, 0.5)), kwargs.get("img_std", (0.5, 0.5, 0.5))
-                images = pixels_to_input(images, image_size, mean, std, "cpu" if offload_video_to_cpu else "cuda")
+            images, kind = resource_path.tensor, resource_path.kind
+            mean, std = kwargs.get("img_mean", (0.5, 0.5, 0.5)), kwargs.get("img_std", (0.5, 0.5, 0.5))
+            device = "cpu" if offload_video_to_cpu else "cuda"
+            if kind == "pixels":  # resized on the device
+                images = pixels_to_input(images, image_size, mean, std, device)
             elif images.shape[-1] != image_size:
                 raise ValueError(f"frames were prepared at {images.shape[-1]} px, the model takes {image_size} px")
+            elif kind == "planes":  # scaled to [-1, 1] on the device
+                images = planes_to_input(images, mean, std, device)
             elif not offload_video_to_cpu:
                 images = images.cuda()
             height, width = resource_path[0].shape[:2]

@@ -33,6 +33,8 @@ def test_feed_benchmark_prints_a_line_per_configuration(tmp_path):
         assert numbers["feed_fps"] > 0 and numbers["decode_fps"] > 0 and numbers["bare_decode_fps"] > 0
         assert numbers["feed_vs_decode"] == pytest.approx(numbers["feed_fps"] / numbers["decode_fps"], rel=0.01)
         assert numbers["feed_vs_bare_decode"] == pytest.approx(numbers["feed_fps"] / numbers["bare_decode_fps"], rel=0.01)
+        assert numbers["feed_cpu_ms"] > 0 and numbers["decode_cpu_ms"] > 0 and numbers["bare_decode_cpu_ms"] > 0
+        assert numbers["decode_vs_feed_cpu"] == pytest.approx(numbers["decode_cpu_ms"] / numbers["feed_cpu_ms"], rel=0.01)
         shares = {k: v for k, v in numbers.items() if k.startswith("share_")}
         assert set(shares) >= {"share_decode", "share_prepare", "share_standin", "share_to_detections", "share_encode", "share_write"}
         assert all(v >= 0 for v in shares.values()) and shares["share_decode"] > 0

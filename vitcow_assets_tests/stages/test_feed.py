@@ -19,7 +19,8 @@ from vitcow_assets.core.prompts import text_plan
 from vitcow_assets.media.video import FrameScale, iter_frames, probe_video
 from vitcow_assets.segmenters.motion import MotionSegmenter
 from vitcow_assets.segmenters.sam3 import (
-    Sam3Frames, SourceFrame, detections_from_outputs, frames_to_input, frames_to_pixels, normalise_table, pixels_to_input, prepare_clip,
+    Sam3Frames, SourceFrame, detections_from_outputs, frames_to_input, frames_to_pixels, normalise_table, pixels_to_input, planes_to_input,
+    prepare_clip,
 )
 from vitcow_assets.stages.frames import ClipFrameStream
 from vitcow_assets.stages.segmentation import MaskJob, segment_clips
@@ -186,21 +187,24 @@ def test_swscale_input_is_the_decoders_planes_through_sam3s_scaling_close_to_the
     scaled = [f for _, f in iter_frames(pen, wanted, scale=FrameScale(SIZE, SIZE))]
     full = [f for _, f in iter_frames(pen, wanted)]
     clip = prepare_clip(scaled, SIZE, resize="swscale")
-    assert clip.tensor.dtype == torch.float16 and tuple(clip.tensor.shape) == (8, 3, SIZE, SIZE)
+    assert clip.kind == "planes" and clip.tensor.dtype == torch.uint8 and tuple(clip.tensor.shape) == (8, 3, SIZE, SIZE)
+    model_input = planes_to_input(clip.tensor, (0.5,) * 3, (0.5,) * 3, "cpu", chunk=3)  # what the device makes of them
+    assert model_input.dtype == torch.float16 and model_input.shape == clip.tensor.shape
     table = normalise_table((0.5,) * 3, (0.5,) * 3)
-    for i, frame in enumerate(scaled):  # value for value: SAM3's own scaling of the scaled planes
-        assert all(np.array_equal(clip.tensor[i, c].numpy(), table[c][frame.planes[c]]) for c in range(3))
+    for i, frame in enumerate(scaled):  # value for value: the planes, then SAM3's own scaling of them
+        assert all(np.array_equal(clip.tensor[i, c].numpy(), frame.planes[c]) for c in range(3))
+        assert all(np.array_equal(model_input[i, c].numpy(), table[c][frame.planes[c]]) for c in range(3))
     assert all(isinstance(f, SourceFrame) and f.shape == (240, 320, 3) for f in clip)
     half = clip[2:5]
-    assert isinstance(half, Sam3Frames) and len(half) == 3 and torch.equal(half.tensor, clip.tensor[2:5])
+    assert isinstance(half, Sam3Frames) and half.kind == "planes" and len(half) == 3 and torch.equal(half.tensor, clip.tensor[2:5])
     with pytest.raises(TypeError, match="no full-size pixels"):
         np.asarray(clip[0])
     pil = prepare_clip(full, SIZE, resize="pil").tensor.float()
-    levels = (clip.tensor.float() - pil).abs() * 127.5  # [-1, 1] back to levels of 255
+    levels = (model_input.float() - pil).abs() * 127.5  # [-1, 1] back to levels of 255
     assert float(levels.max()) <= 16 and float(levels.mean()) < 2.5  # measured here: max 11, mean 0.24 (4:4:4 footage)
-    assert float(((clip.tensor.float() - torch.flip(pil, [-1])).abs() * 127.5).mean()) > 8 * float(levels.mean())
+    assert float(((model_input.float() - torch.flip(pil, [-1])).abs() * 127.5).mean()) > 8 * float(levels.mean())
     from_rgb = prepare_clip(full, SIZE, resize="swscale")  # RGB frames in: scaled by the same filter
-    assert float(((from_rgb.tensor.float() - clip.tensor.float()).abs() * 127.5).mean()) < 1.0
+    assert float((from_rgb.tensor.float() - clip.tensor.float()).abs().mean()) < 1.0
 
 
 def _input_detect(frames, clip_frame: int) -> Detections:
@@ -210,7 +214,9 @@ def _input_detect(frames, clip_frame: int) -> Detections:
     import cv2
 
     height, width = frames[0].shape[:2]
-    bright = (frames.tensor[clip_frame, 1].float().numpy() > 0.4).astype(np.uint8)
+    seen = frames.tensor[clip_frame : clip_frame + 1]
+    seen = planes_to_input(seen, (0.5,) * 3, (0.5,) * 3, "cpu") if frames.kind == "planes" else seen
+    bright = (seen[0, 1].float().numpy() > 0.4).astype(np.uint8)
     count, labels = cv2.connectedComponents(cv2.resize(bright, (width, height), interpolation=cv2.INTER_NEAREST))
     masks = np.stack([labels == k for k in range(1, count)]) if count > 1 else np.zeros((0, height, width), bool)
     return Detections(masks_to_xyxy(masks), BoxMasks.from_full(masks), np.ones(len(masks), np.float32), np.arange(len(masks)))
