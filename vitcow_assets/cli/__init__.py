@@ -7,7 +7,8 @@ checks; the runs show in the Dagster UI of the same instance.
 The package: ``parser`` (here), ``run`` (the run command), ``init``, ``queries``
 (provenance, tracks), ``inputs`` (what PATH arguments name), ``options`` (flags derived
 from the settings classes), ``instance`` (the Dagster instance and its dagster.yaml),
-``run_guard`` and ``partition_lock`` (a run never waits for ever, one writer per partition).
+``run_guard`` and ``partition_lock`` (a run never waits for ever, one writer per partition),
+``evaluate`` (the ``eval`` group: retrieval, probe, predictions, frames).
 """
 
 import argparse
@@ -15,9 +16,10 @@ import signal
 import sys
 import threading
 
-from vitcow_assets.cli import dataset, labels
+from vitcow_assets.cli import dataset, evaluate, labels
 from vitcow_assets.cli.options import add_setting_flags, check_given
 from vitcow_assets.core.clips import ClipSettings
+from vitcow_assets.core.identity import LinkSettings
 from vitcow_assets.datasets.build import DatasetSettings
 from vitcow_assets.segmenters import BACKENDS, CHOICES
 
@@ -44,6 +46,7 @@ def _run_parser(sub) -> None:
     add_setting_flags(run, CropSettings, title="crops", from_env=False)
     for name, backend in BACKENDS.items():
         add_setting_flags(run, backend.settings_class, prefix=name, title=f"{name} backend")
+    add_setting_flags(run, LinkSettings, prefix="link", title="linking objects across clips")
     run.add_argument("--json", action="store_true", help="print one JSON document with every video's outcome")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.add_argument("--verbose", action="store_true", help="show Dagster's step logs")
@@ -71,8 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--force", action="store_true", help="with --postgres: replace an existing dagster.yaml")
     init.set_defaults(func=_lazy("vitcow_assets.cli.init:cmd_init"))
     _run_parser(sub)
-    prov = sub.add_parser("provenance", help="print a crop's manifest row as JSON")
-    prov.add_argument("crop_path", help="a crop video listed in a crops.parquet above it")
+    prov = sub.add_parser("provenance", help="print a crop's manifest row, its crop id and its page's address, as JSON")
+    prov.add_argument("crop", help="a crop video (or a trimmed copy of one, as a dataset's lists name it), or a crop id (or its first 6+ characters)")
     prov.set_defaults(func=_lazy("vitcow_assets.cli.queries:cmd_provenance"))
     tracks = sub.add_parser("tracks", help="list a video's tracks (animals), or the crop videos of one track")
     tracks.add_argument("video", help="partition key, or the path of a registered video")
@@ -81,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     tracks.set_defaults(func=_lazy("vitcow_assets.cli.queries:cmd_tracks"))
     labels.add_parsers(sub, _lazy)
     dataset.add_parsers(sub, _lazy)
+    evaluate.add_parsers(sub, _lazy)
     return parser
 
 
@@ -97,6 +101,7 @@ def _check_run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
         check_given(args, CropSettings)
         for name, backend in BACKENDS.items():
             check_given(args, backend.settings_class, name)
+        check_given(args, LinkSettings, "link")
     except ValueError as exc:
         parser.error(str(exc))
 
@@ -116,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
             check_given(args, DatasetSettings, "dataset")
         except ValueError as exc:
             parser.error(str(exc))
+    if args.command == "eval":
+        evaluate.check_args(parser, args)
     return args.func(args)
 
 

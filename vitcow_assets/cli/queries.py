@@ -1,19 +1,25 @@
 """``vitcow provenance CROP`` and ``vitcow tracks VIDEO``: read a partition's tables.
 
-Paths are taken as ``vitcow run`` takes them (``cli.inputs.normalise``): relative to the
-working directory, ``..`` resolved.
+``CROP`` is a crop video, a trimmed copy of one (what a dataset's lists name), or a crop id
+(or its first characters); the answer is the crop's manifest row with its ``crop_id`` and
+the address of its crop page first. Paths are taken as ``vitcow run`` takes them
+(``cli.inputs.normalise``): relative to the working directory, ``..`` resolved.
 """
 
 import argparse
 import json
+import os
 import sys
 
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from vitcow_assets.cli.inputs import normalise
+from vitcow_assets.core.catalog import catalog_rows
 from vitcow_assets.footage.layout import StorageRoot, check_partition_key, default_home
 from vitcow_assets.footage.registry import Registry
+from vitcow_assets.lineage.links import links_from
+from vitcow_assets.lineage.records import crop_records, find_by_id, find_by_path, looks_like_crop_id, manifest_above
 
 
 def fail(message: str) -> int:
@@ -27,16 +33,44 @@ def compact_json(row: dict) -> str:
     return "{\n" + ",\n".join(lines) + "\n}"
 
 
-def cmd_provenance(args: argparse.Namespace) -> int:
-    crop = normalise(args.crop_path)
-    manifest = next((p / "crops.parquet" for p in crop.parents if (p / "crops.parquet").is_file()), None)
+def _by_path(storage: StorageRoot, crop) -> tuple[dict | None, str]:
+    """(manifest row with its crop_id, "") of a crop video or a trimmed copy; (None, why) else."""
+    manifest = manifest_above(crop)
+    if manifest is not None:
+        table = pq.read_table(manifest)
+        rows = table.filter(pc.equal(table["crop_path"], str(crop)))
+        if rows.num_rows:
+            return {"crop_id": catalog_rows(rows)["crop_id"][0].as_py(), **rows.to_pylist()[0]}, ""
+    row = find_by_path(storage, crop)  # a trimmed copy
+    if row is not None:
+        manifest_row = crop_records(storage, row).manifest
+        return ({"crop_id": row["crop_id"], "trimmed_path": str(crop), **manifest_row}, "") if manifest_row else (None, f"{crop}: its crop's manifest row is gone")
     if manifest is None:
-        return fail(f"no crops.parquet found above {crop}")
-    table = pq.read_table(manifest)
-    rows = table.filter(pc.equal(table["crop_path"], str(crop))).to_pylist()
-    if not rows:
-        return fail(f"{crop} is not listed in {manifest}")
-    print(compact_json(rows[0]))
+        return None, f"no crops.parquet found above {crop}, and no trimmed_crops.parquet lists it"
+    return None, f"{crop} is not listed in {manifest}"
+
+
+def _by_id(storage: StorageRoot, text: str) -> tuple[dict | None, str]:
+    row, count = find_by_id(storage, text.lower())
+    if count == 0:
+        return None, f"no crop id starts with {text} (catalog {storage.catalog_table}, and every crops manifest under {storage.videos})"
+    if row is None:
+        return None, f"{count} crops have ids starting with {text}: give more of it"
+    manifest_row = crop_records(storage, row).manifest
+    if manifest_row is None:
+        return None, f"crop {row['crop_id']}: its manifest row is gone (video {row['video_id']} re-run on other bytes?)"
+    return {"crop_id": row["crop_id"], **manifest_row}, ""
+
+
+def cmd_provenance(args: argparse.Namespace) -> int:
+    """Print a crop's manifest row, its crop_id and its page's address."""
+    storage, crop = StorageRoot(default_home()), normalise(args.crop)
+    by_id = looks_like_crop_id(args.crop.lower()) and not crop.exists()
+    row, why = _by_id(storage, args.crop) if by_id else _by_path(storage, crop)
+    if row is None:
+        return fail(why)
+    page = links_from(os.environ).crop_page(row["crop_id"])
+    print(compact_json({"crop_id": row.pop("crop_id"), "crop_page": page, **row}))
     return 0
 
 

@@ -18,8 +18,9 @@ from pydantic import PrivateAttr
 from vitcow_assets.core.catalog import CATALOG_SCHEMA
 from vitcow_assets.core.settings import build
 from vitcow_assets.defs.assets import object_crops
+from vitcow_assets.defs.code_versions import versioned_asset
 from vitcow_assets.defs.config import config_class, from_environment, setting_values
-from vitcow_assets.defs.metadata import table_metadata
+from vitcow_assets.defs.metadata import crop_pages_metadata, table_metadata
 from vitcow_assets.defs.resources import VitcowStorage
 from vitcow_assets.datasets.lineage import table_fingerprint
 from vitcow_assets.labelling.settings import LabelSettings
@@ -29,7 +30,6 @@ from vitcow_assets.labelling.taxonomy_file import load_taxonomy
 from vitcow_assets.labelling.trimming import render_trims
 from vitcow_assets.media.files import atomic_file
 from vitcow_assets.media.parquet import write_table
-from vitcow_assets.runtime.version import code_version
 from vitcow_assets.stages.catalog import read_catalog, write_catalog
 
 GROUP = "labelling"
@@ -59,8 +59,8 @@ def labels_from_environment(environ, **overrides) -> "LabelsResource":
     return from_environment(LabelsResource, LabelSettings, environ, **overrides)
 
 
-@dg.asset(
-    group_name=GROUP, kinds={"parquet"}, deps=[object_crops], code_version=code_version(),
+@versioned_asset(
+    group_name=GROUP, kinds={"parquet"}, deps=[object_crops],
     automation_condition=(dg.AutomationCondition.any_deps_updated() & ~dg.AutomationCondition.in_progress()).with_label("new crops anywhere"),
 )
 def crop_catalog(context: dg.AssetExecutionContext, storage: VitcowStorage) -> dg.MaterializeResult:
@@ -73,6 +73,7 @@ def crop_catalog(context: dg.AssetExecutionContext, storage: VitcowStorage) -> d
         metadata={
             **table_metadata(root.catalog_table, CATALOG_SCHEMA, table.num_rows),
             "summary": dg.MetadataValue.md(f"**{table.num_rows} crops** of **{len(videos)} videos** from {len(farms)} farm(s)"),
+            **crop_pages_metadata(storage.links()),
             "videos": len(videos),
             "farms": dg.MetadataValue.json(farms),
         },
@@ -80,13 +81,13 @@ def crop_catalog(context: dg.AssetExecutionContext, storage: VitcowStorage) -> d
     )
 
 
-@dg.asset(group_name=GROUP, kinds={"yaml"}, code_version=code_version())
+@versioned_asset(group_name=GROUP, kinds={"yaml"})
 def label_taxonomy(context: dg.AssetExecutionContext, storage: VitcowStorage, labels: LabelsResource) -> dg.MaterializeResult:
     """The behaviour taxonomy in force: fine labels, their keys and the training classes they
     map to. Its data version is the taxonomy's fingerprint: a changed mapping makes the
     training sets stale, never the labels."""
     taxonomy = labels.load_taxonomy()
-    path = storage.root().labels_dir / "taxonomy.json"
+    path = storage.root().taxonomy_snapshot
     with atomic_file(path) as tmp:
         tmp.write_text(json.dumps(taxonomy.as_dict(), indent=2, sort_keys=True))
     rows = [{"label": f.label, "key": f.key, "class": f.target or "(excluded)", "segment": f.segment} for f in taxonomy.labels]
@@ -101,26 +102,31 @@ def label_taxonomy(context: dg.AssetExecutionContext, storage: VitcowStorage, la
     )
 
 
-@dg.asset(group_name=GROUP, kinds={"parquet"}, deps=[crop_catalog], code_version=code_version())
+@versioned_asset(group_name=GROUP, kinds={"parquet"}, deps=[crop_catalog])
 def behaviour_labels(context: dg.AssetExecutionContext, storage: VitcowStorage, labels: LabelsResource) -> dg.MaterializeResult:
-    """The current behaviour labels (one per crop and annotator), each with its crop's
-    lineage from the catalog; labels whose crop is no longer in the catalog are kept apart
-    as orphans. The taxonomy's fingerprint is recorded in the table's metadata."""
+    """The current behaviour labels (one per crop and annotator), the reviewers' decisions in
+    force and the gold labels (`role`), each with its crop's lineage from the catalog;
+    labels whose crop is no longer in the catalog are kept apart as orphans. The taxonomy's
+    fingerprint is recorded in the table's metadata."""
     root = storage.root()
     with labels.store(root.home) as store:
-        current = store.current_labels()
+        current, decisions, gold = store.current_labels(), store.current_decisions(), store.gold_labels()
     taxonomy = labels.load_taxonomy()
-    snapshot = label_snapshot(current, read_catalog(root), taxonomy, str(root.labels_dir / "trimmed"))
-    path, orphans = root.labels_dir / "behaviour_labels.parquet", root.labels_dir / "orphaned_labels.parquet"
+    snapshot = label_snapshot(current, read_catalog(root), taxonomy, str(root.trimmed_dir), decisions, gold)
+    path, orphans = root.label_snapshot, root.orphaned_labels
     write_table(path, snapshot.labels)
     write_table(orphans, snapshot.orphans)
     if snapshot.orphans.num_rows:
         context.log.warning(f"{snapshot.orphans.num_rows} label(s) name crops no longer in the catalog (new bytes?): kept in {orphans}")
-    annotators = sorted(set(snapshot.labels["annotator"].to_pylist()))
+    roles = snapshot.labels.select(["annotator", "role"]).to_pylist()
+    annotators = sorted({r["annotator"] for r in roles if r["role"] == "annotator"})
     return dg.MaterializeResult(
         metadata={
             **table_metadata(path, LABELS_SCHEMA, snapshot.labels.num_rows),
+            **crop_pages_metadata(storage.links(), labelled=1),
             "annotators": dg.MetadataValue.json(annotators),
+            "decisions": sum(r["role"] == "reviewer" for r in roles),
+            "gold_labels": sum(r["role"] == "gold" for r in roles),
             "orphaned_labels": snapshot.orphans.num_rows,
             "orphans_path": dg.MetadataValue.path(str(orphans)),
             "taxonomy_fingerprint": taxonomy.fingerprint,
@@ -129,17 +135,17 @@ def behaviour_labels(context: dg.AssetExecutionContext, storage: VitcowStorage, 
     )
 
 
-@dg.asset(group_name=GROUP, kinds={"video", "parquet"}, deps=[behaviour_labels], code_version=code_version())
+@versioned_asset(group_name=GROUP, kinds={"video", "parquet"}, deps=[behaviour_labels])
 def trimmed_crops(context: dg.AssetExecutionContext, storage: VitcowStorage) -> dg.MaterializeResult:
     """A trimmed copy (H.264, frame-exact) of every crop whose label marks a segment: what
     datasets use instead of the whole crop."""
     root = storage.root()
-    plan = trim_plan(pq.read_table(root.labels_dir / "behaviour_labels.parquet"))
+    plan = trim_plan(pq.read_table(root.label_snapshot))
     trimmed = render_trims(plan, skip_existing=True)
-    path = root.labels_dir / "trimmed_crops.parquet"
+    path = root.trimmed_table
     write_table(path, trimmed)
     return dg.MaterializeResult(
-        metadata={"path": dg.MetadataValue.path(str(path)), "dagster/row_count": trimmed.num_rows, "trimmed_dir": dg.MetadataValue.path(str(root.labels_dir / "trimmed"))},
+        metadata={"path": dg.MetadataValue.path(str(path)), "dagster/row_count": trimmed.num_rows, "trimmed_dir": dg.MetadataValue.path(str(root.trimmed_dir))},
         data_version=dg.DataVersion(table_fingerprint(trimmed)),
     )
 

@@ -9,9 +9,12 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from vitcow_assets.core.catalog import catalog_rows
 from vitcow_assets.core.settings import record
 from vitcow_assets.core.tables import CLIPS_SCHEMA, CROPS_SCHEMA, MASKS_SCHEMA, TRACKS_SCHEMA, schema_descriptions
 from vitcow_assets.footage.provenance import source_tags
+from vitcow_assets.lineage.links import Links
+from vitcow_assets.lineage.listing import PREVIEW_ROWS, preview_rows
 from vitcow_assets.media.video import DecodeDamage
 
 #: metadata key of `object_crops`: sha256 of the source bytes the crops were made from
@@ -129,20 +132,63 @@ def masks_metadata_for(layout, summary, model, job, settings_record: dict[str, s
     }
 
 
-def crops_summary(layout) -> str:
-    """How objects, crops and tracks relate, in one line."""
-    table = pq.read_table(layout.crops_table, columns=["clip_id", "track_id"])
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """``**1 clip**``, ``**2 clips**``: a count in bold with its noun in the right number."""
+    return f"**{count} {noun if count == 1 else plural or noun + 's'}**"
+
+
+def _farm_camera(provenance) -> str:
+    if provenance.farm or provenance.camera:
+        return f"farm **{provenance.farm or '?'}**, camera **{provenance.camera or '?'}**"
+    return "farm and camera unknown (the path does not say: `VITCOW_PATH_PATTERNS`)"
+
+
+def crops_summary(layout, provenance) -> str:
+    """How objects, crops and tracks relate, and whose footage it is, in one line."""
+    table = pq.read_table(layout.crops_table, columns=["clip_id", "object_id", "track_id"])
     clips, tracks = len(set(table["clip_id"].to_pylist())), len(set(table["track_id"].to_pylist()))
+    objects = len(set(zip(table["clip_id"].to_pylist(), table["object_id"].to_pylist())))
+    parts = f" ({objects} {'object' if objects == 1 else 'objects'}; one cut in parts where it jumps makes a crop per part)" if objects != table.num_rows else ""
     return (
-        f"**{table.num_rows} crops**: one per object and clip, over **{clips} clips**; they show **{tracks} animals** "
-        "(tracks: an animal's crops share its `track_id`, listed in the tracks table)"
+        f"{counted(table.num_rows, 'crop')} of {_farm_camera(provenance)}: one per object and clip, over {counted(clips, 'clip')}{parts}; "
+        f"they show {counted(tracks, 'animal')} (tracks: an animal's crops share its `track_id`, listed in the tracks table)"
     )
 
 
-def crops_metadata(layout, crops: int, settings, provenance, damage: DecodeDamage, summary, contact_sheet_url: str | None = None) -> dict:
-    speed = (summary.scene_speed or {}).get("speed_px")
+def crop_pages_metadata(links: Links, **filters) -> dict:
+    """A link to the crop pages' list with ``filters`` (nothing where no pages address is set)."""
+    url = links.crop_list(**filters)
+    return {"crop_pages": dg.MetadataValue.url(url)} if url else {}
+
+
+#: the preview's columns: (name, type, description)
+_PREVIEW_COLUMNS = [
+    ("crop_id", "string", "stable id of the crop (the catalog's crop_id)"),
+    ("track", "int", "animal id through the video"),
+    ("clip", "string", "clip the crop was cut from"),
+    ("object", "string", "object id within the clip (and its part, where cut at a jump)"),
+    ("source_frames", "string", "first and last source frame of the clip, and the step between crop frames"),
+    ("present", "string", "frames with the animal / frames (presence ratio)"),
+    ("page", "string", "the crop's page: its video, its frame on the clip, provenance, labels, datasets"),
+]
+
+
+def crops_preview(layout, links: Links, limit: int = PREVIEW_ROWS) -> dict:
+    """The video's crops as a table in the UI (the first ``limit``, in manifest order), each
+    with the address of its crop page, and how many are left out."""
+    rows, rest = preview_rows(catalog_rows(pq.read_table(layout.crops_table)), links, limit)
+    schema = dg.TableSchema(columns=[dg.TableColumn(name, type_, description=desc) for name, type_, desc in _PREVIEW_COLUMNS])
     return {
-        "summary": dg.MetadataValue.md(crops_summary(layout)),
+        "crops_preview": dg.MetadataValue.table(records=[dg.TableRecord(r) for r in rows], schema=schema),
+        "crops_not_previewed": dg.MetadataValue.int(rest),
+    }
+
+
+def crops_metadata(layout, crops: int, settings, provenance, damage: DecodeDamage, summary, contact_sheet_url: str | None = None, links: Links = Links()) -> dict:
+    reach = (summary.scene_speed or {}).get("reach_px")
+    return {
+        "summary": dg.MetadataValue.md(crops_summary(layout, provenance)),
+        **crop_pages_metadata(links, video=provenance.video_id),
         **({"contact_sheet_url": dg.MetadataValue.url(contact_sheet_url)} if contact_sheet_url else {}),
         **table_metadata(layout.crops_table, CROPS_SCHEMA, crops),
         "crops": crops,
@@ -151,7 +197,7 @@ def crops_metadata(layout, crops: int, settings, provenance, damage: DecodeDamag
         "crop_size": settings.crop_size,
         "settings": dg.MetadataValue.json(record(settings)),
         "steady_windows": dg.MetadataValue.json(
-            {"fixed_windows": summary.fixed_windows, "jitter_px": round(summary.jitter_px, 2), "scene_speed_px_per_frame": speed,
+            {"fixed_windows": summary.fixed_windows, "jitter_px": round(summary.jitter_px, 2), "scene_reach_px_per_frame": round(reach[0], 2) if reach else None,
              "jumps_cut": summary.jumps, "objects_cut": len(summary.split_objects)}
         ),
         "segmenter": provenance.segmenter,
@@ -159,13 +205,19 @@ def crops_metadata(layout, crops: int, settings, provenance, damage: DecodeDamag
         "camera": dg.MetadataValue.text(provenance.camera or ""),
         SOURCE_SHA256: provenance.source_sha256,
         **damage_metadata(damage),
+        **crops_preview(layout, links),
     }
 
 
 def previews_metadata(layout, sheet, clips: int, url: str | None = None) -> dict:
     where = "the full PNG at *contact_sheet_url*" if url else "the full PNG at *preview_path*"
+    shown = f"{counted(sheet.tiles, 'clip')} shown" + (f" of {clips}" if sheet.tiles != clips else "")
     summary = (
-        f"**{sheet.objects} objects** (one per object on each frame shown) on the middle frames of **{sheet.tiles} of {clips} clips**; "
-        f"the thumbnail is under *preview* (Show Markdown), {where}."
+        f"{counted(sheet.objects, 'object')} drawn on the middle frame of each of {shown}: an object counts where it is in view on "
+        f"that frame; those clips hold {counted(sheet.clip_objects, 'object')} in all (`object_crops` makes a crop of each, one per part "
+        f"where an object is cut at a jump). The thumbnail is under *preview* (Show Markdown), {where}."
     )
-    return {**image_metadata(layout.contact_sheet, sheet.thumbnail_jpeg, summary, url), "tiles": sheet.tiles, "objects": sheet.objects}
+    return {
+        **image_metadata(layout.contact_sheet, sheet.thumbnail_jpeg, summary, url),
+        "tiles": sheet.tiles, "objects": sheet.objects, "objects_in_clips_shown": sheet.clip_objects,
+    }

@@ -3,9 +3,10 @@
 Both are derived from settings dataclasses (``footage.settings.StorageSettings``,
 ``segmenters.SegmenterSettings`` and each backend's settings class), so their fields,
 defaults, descriptions and environment variables are written once (``core.settings``).
-The segmenter resource holds one nested config per backend: ``segmenter: {config: {backend:
-motion, motion: {min_contrast: 12}}}`` in the launchpad, ``VITCOW_MOTION_MIN_CONTRAST=12``
-in the environment.
+The segmenter resource holds one nested config per backend and one for the linker across
+clips (``core.identity.LinkSettings``): ``segmenter: {config: {backend: motion, motion:
+{min_contrast: 12}, link: {max_lost_steps: 20}}}`` in the launchpad,
+``VITCOW_MOTION_MIN_CONTRAST=12`` and ``VITCOW_LINK_MAX_LOST_STEPS=20`` in the environment.
 """
 
 import contextlib
@@ -22,11 +23,14 @@ import numpy as np
 import pydantic
 from pydantic import PrivateAttr
 
+from vitcow_assets.core.identity import LinkSettings
 from vitcow_assets.core.settings import SettingError, build, describe, from_environ, record
 from vitcow_assets.core.source_paths import PathPattern, parse_patterns
 from vitcow_assets.defs.config import config_class, from_environment, setting_values
+from vitcow_assets.footage.intake_state import IntakeState
 from vitcow_assets.footage.layout import StorageRoot, VideoLayout
 from vitcow_assets.footage.settings import StorageSettings
+from vitcow_assets.lineage.links import Links
 from vitcow_assets.remote.locations import NamedSource, parse_sources
 from vitcow_assets.segmenters import (
     BACKENDS,
@@ -59,6 +63,11 @@ class _Storage(dg.ConfigurableResource):
     def root(self) -> StorageRoot:
         return StorageRoot(Path(self.home))
 
+    def intake_state(self) -> IntakeState:
+        """The per-file intake state (`intake_db`, else the instance's Postgres, else SQLite
+        under the storage root); close it after use."""
+        return IntakeState.open(self.intake_db, self.root().home)
+
     def video(self, key: str) -> VideoLayout:
         return self.root().video(key)
 
@@ -69,11 +78,17 @@ class _Storage(dg.ConfigurableResource):
         relative = Path(path).absolute().relative_to(self.root().home)
         return self.public_url.rstrip("/") + "/" + "/".join(quote(part) for part in relative.parts)
 
+    def links(self) -> Links:
+        """The addresses of the crop pages (``pages_url``) and the Dagster UI (``dagster_url``)."""
+        return Links(self.pages_url, self.dagster_url)
+
 
 VitcowStorage = config_class(StorageSettings, "VitcowStorage", base=_Storage, doc=_Storage.__doc__)
 
-#: one config class per backend, from its settings dataclass
-BACKEND_CONFIGS = {name: config_class(b.settings_class, f"{name.capitalize()}Config") for name, b in BACKENDS.items()}
+#: the segmenter resource's nested settings: one per backend, and the linker's (``link``)
+NESTED_SETTINGS = {**{name: b.settings_class for name, b in BACKENDS.items()}, "link": LinkSettings}
+#: one config class per nested settings dataclass
+NESTED_CONFIGS = {name: config_class(cls, f"{name.capitalize()}Config") for name, cls in NESTED_SETTINGS.items()}
 
 _MODELS: dict[tuple, Segmenter] = {}
 _MODELS_LOCK = threading.Lock()
@@ -103,9 +118,9 @@ def release_accelerator_memory() -> None:
         torch.cuda.empty_cache()
 
 
-def _naming_the_setting(message: str, backend: str, name: str | None) -> str:
-    """A backend's refusal, saying where its setting is set."""
-    found = next((s for s in describe(BACKENDS[backend].settings_class, backend) if s.name == name), None)
+def _naming_the_setting(message: str, nested: str, name: str | None) -> str:
+    """A refusal of a backend's (or the linker's) settings, saying where the setting is set."""
+    found = next((s for s in describe(NESTED_SETTINGS[nested], nested) if s.name == name), None)
     return message if found is None else f"{message} (set {found.env} or {found.flag})"
 
 
@@ -113,7 +128,8 @@ class _Segmenter(dg.ConfigurableResource):
     """Owns the segmenter: loaded once per process (on first use, in `object_masks`), one
     session per clip, always closed and its accelerator memory freed, errors included.
     `backend`, `default_prompt`, `prefetch_clips`: see `segmenters.SegmenterSettings`; one
-    nested config per backend (`motion`, `sam3`) holds that backend's settings."""
+    nested config per backend (`motion`, `sam3`) holds that backend's settings, and `link`
+    the thresholds of the linker across clips (`core.identity.LinkSettings`)."""
 
     _segmenter: Segmenter | None = PrivateAttr(default=None)
 
@@ -129,6 +145,13 @@ class _Segmenter(dg.ConfigurableResource):
             return build(cls, setting_values(cls, getattr(self, backend)), where=lambda name: f"{backend}.{name}")
         except SettingError as exc:
             raise SegmenterConfigError(str(exc), exc.setting) from None
+
+    def link_settings(self) -> LinkSettings:
+        """The linker's settings; a refused value is a one-line error naming ``link.<field>``."""
+        try:
+            return build(LinkSettings, setting_values(LinkSettings, self.link), where=lambda name: f"link.{name}")
+        except SettingError as exc:
+            raise SegmenterConfigError(_naming_the_setting(str(exc), "link", exc.setting), exc.setting) from None
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         # Loaded on first use (object_masks), not in steps that only read settings (prompts):
@@ -174,8 +197,8 @@ SegmenterResource = config_class(
     base=_Segmenter,
     doc=_Segmenter.__doc__,
     extra={
-        name: (config, pydantic.Field(default_factory=config, description=f"settings of the {name} backend"))
-        for name, config in BACKEND_CONFIGS.items()
+        name: (config, pydantic.Field(default_factory=config, description="the linker across clips" if name == "link" else f"settings of the {name} backend"))
+        for name, config in NESTED_CONFIGS.items()
     },
 )
 
@@ -187,11 +210,12 @@ def storage_from_environment(environ: Mapping[str, str] | None = None, **overrid
 
 def segmenter_from_environment(environ: Mapping[str, str] | None = None, backend_options: Mapping[str, dict] | None = None, **overrides):
     """The segmenter resource from the environment; ``overrides`` (resource fields) and
-    ``backend_options`` (``{"motion": {...}}``, e.g. from the CLI) win over it."""
+    ``backend_options`` (``{"motion": {...}, "link": {...}}``: nested settings, e.g. from the
+    CLI) win over it."""
     environ = os.environ if environ is None else environ
     values = {**from_environ(SegmenterSettings, environ), **{k: v for k, v in overrides.items() if v is not None}}
-    for name, backend in BACKENDS.items():
-        values[name] = from_environment(BACKEND_CONFIGS[name], backend.settings_class, environ, name, **(backend_options or {}).get(name, {}))
+    for name, cls in NESTED_SETTINGS.items():
+        values[name] = from_environment(NESTED_CONFIGS[name], cls, environ, name, **(backend_options or {}).get(name, {}))
     return SegmenterResource(**values)
 
 

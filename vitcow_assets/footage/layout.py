@@ -2,7 +2,8 @@
 
 ```
 <home>/landing/                 default landing folder watched by the sensor
-<home>/registry/<key>.json      one registered source video per partition key
+<home>/registry/<key>.json      one registered source video per partition key (index/: by path and sha256)
+<home>/intake/intake.db         the landing sensor's intake state (footage.intake_state), unless elsewhere
 <home>/videos/<key>/            every output of one partition
     raw_video.json              probe + sha256 + where the source came from
     frame_times.npy             presentation time of every source frame (seconds)
@@ -14,8 +15,21 @@
     tracks/tracks.parquet       one row per animal (track_id): its clips, frames and crops
     previews/contact_sheet.png  contact sheet with masks drawn
 <home>/catalog/crops.parquet    the crop catalog (every video's crops)
-<home>/labels/                  labels.db, behaviour_labels.parquet, trimmed/ (segment labels' crops)
-<home>/datasets/                the training-set assets' tables
+<home>/labels/                  labels.db (the label database; see ``labelling.store``)
+    behaviour_labels.parquet    the label snapshot (+ orphaned_labels.parquet beside it)
+    taxonomy.json               the taxonomy in force when it was last materialized
+    trimmed_crops.parquet       the trimmed copies of segment labels (+ trimmed/*.mp4)
+<home>/datasets/                the training-set assets' tables (``DatasetLayout``)
+    pretraining_set.parquet     + .json: the step's report (what the crop filter dropped)
+    behaviour_splits.parquet    + .json: the label resolution and split reports
+    efficiency_subsets.parquet  + .json: sizes, repeats, seed, notes
+    stats/<table>.parquet       statistics tables, stats/classes.png the chart
+    export/                     the default export folder
+    builds/                     the index of dataset builds: <fingerprint>.parquet, the crops of each
+<home>/embeddings/<checkpoint>/crop_embeddings.parquet   one checkpoint's embedding of every crop
+<home>/evaluation/              scores (``EvaluationLayout``), per dataset build (its fingerprint)
+    checkpoints/<checkpoint>/<fingerprint>/   retrieval and linear-probe results of a checkpoint
+    predictions/<name>/<fingerprint>/         the scorecard of an imported predictions file
 <home>/dagster/                 default DAGSTER_HOME
 ```
 Partition keys are sanitised so that no key can name a path outside ``<home>``.
@@ -124,6 +138,75 @@ class VideoLayout:
 
 
 @dataclasses.dataclass(frozen=True)
+class DatasetLayout:
+    """Paths of the training-set assets' tables: each step's table and its JSON report."""
+
+    root: Path
+
+    @property
+    def pretraining_table(self) -> Path:
+        return self.root / "pretraining_set.parquet"
+
+    @property
+    def pretraining_report(self) -> Path:
+        return self.root / "pretraining_set.json"
+
+    @property
+    def splits_table(self) -> Path:
+        return self.root / "behaviour_splits.parquet"
+
+    @property
+    def splits_report(self) -> Path:
+        return self.root / "behaviour_splits.json"
+
+    @property
+    def subsets_table(self) -> Path:
+        return self.root / "efficiency_subsets.parquet"
+
+    @property
+    def subsets_report(self) -> Path:
+        return self.root / "efficiency_subsets.json"
+
+    @property
+    def stats_dir(self) -> Path:
+        return self.root / "stats"
+
+    def stats_table(self, name: str) -> Path:
+        return self.stats_dir / f"{name}.parquet"
+
+    @property
+    def stats_chart(self) -> Path:
+        return self.stats_dir / "classes.png"
+
+    @property
+    def default_export(self) -> Path:
+        """Where an export goes when its settings name no folder."""
+        return self.root / "export"
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluationLayout:
+    """Paths of one evaluation's results on one dataset build: a checkpoint's retrieval and
+    probe, or an imported predictions file's scorecard. Each table is Parquet, each chart a
+    PNG, each report JSON (settings, notes, what was read)."""
+
+    root: Path
+
+    def table(self, name: str) -> Path:
+        """A result table: ``retrieval``, ``probe_runs``, ``probe_classes``, ``probe_confusion``,
+        ``probe_curve``, ``scorecard``, ``scorecard_classes``, ``scorecard_confusion``, ``predictions``."""
+        return self.root / f"{name}.parquet"
+
+    def chart(self, name: str) -> Path:
+        """A chart: ``retrieval`` (Hit@k), ``probe_curve``, ``probe_confusion``, ``scorecard_confusion``."""
+        return self.root / f"{name}.png"
+
+    def report(self, name: str) -> Path:
+        """What an evaluation read and noticed: ``retrieval``, ``probe`` or ``scorecard``."""
+        return self.root / f"{name}.json"
+
+
+@dataclasses.dataclass(frozen=True)
 class StorageRoot:
     home: Path
 
@@ -153,9 +236,64 @@ class StorageRoot:
         return self.home / "labels"
 
     @property
+    def label_snapshot(self) -> Path:
+        """The ``behaviour_labels`` snapshot: the current labels, each with its crop's lineage."""
+        return self.labels_dir / "behaviour_labels.parquet"
+
+    @property
+    def orphaned_labels(self) -> Path:
+        """Labels whose crop is no longer in the catalog, kept apart by the snapshot."""
+        return self.labels_dir / "orphaned_labels.parquet"
+
+    @property
+    def taxonomy_snapshot(self) -> Path:
+        """The taxonomy in force (``label_taxonomy``), as JSON."""
+        return self.labels_dir / "taxonomy.json"
+
+    @property
+    def trimmed_table(self) -> Path:
+        """One row per trimmed copy of a segment-labelled crop (``trimmed_crops``)."""
+        return self.labels_dir / "trimmed_crops.parquet"
+
+    @property
+    def trimmed_dir(self) -> Path:
+        """The trimmed copies themselves."""
+        return self.labels_dir / "trimmed"
+
+    @property
     def datasets_dir(self) -> Path:
         """The training-set assets' tables (exports go where their settings say)."""
         return self.home / "datasets"
+
+    @property
+    def dataset_builds(self) -> Path:
+        """The index of dataset builds (``lineage.builds``): one Parquet file per build."""
+        return self.datasets_dir / "builds"
+
+    @property
+    def datasets(self) -> DatasetLayout:
+        return DatasetLayout(self.datasets_dir)
+
+    @property
+    def embeddings_dir(self) -> Path:
+        """The ``crop_embeddings`` tables, one folder per checkpoint partition."""
+        return self.home / "embeddings"
+
+    def embeddings_table(self, key: str) -> Path:
+        """One checkpoint's embeddings of the catalog's crops (partition ``key``)."""
+        return self.embeddings_dir / check_partition_key(key) / "crop_embeddings.parquet"
+
+    @property
+    def evaluation_dir(self) -> Path:
+        return self.home / "evaluation"
+
+    def checkpoint_evaluation(self, key: str, fingerprint: str) -> EvaluationLayout:
+        """Retrieval and probe results of checkpoint partition ``key`` on dataset build ``fingerprint``."""
+        return EvaluationLayout(self.evaluation_dir / "checkpoints" / check_partition_key(key) / check_partition_key(fingerprint))
+
+    def predictions_evaluation(self, key: str, fingerprint: str) -> EvaluationLayout:
+        """The scorecard of predictions partition ``key`` on dataset build ``fingerprint``."""
+        return EvaluationLayout(self.evaluation_dir / "predictions" / check_partition_key(key) / check_partition_key(fingerprint))
 
     def video(self, key: str) -> VideoLayout:
         root = (self.videos / check_partition_key(key)).resolve()

@@ -8,10 +8,11 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from vitcow_assets.datasets.chart import SPLIT_COLOURS, class_chart, nice_ceiling
+from vitcow_assets.datasets.chart import SPLIT_COLOURS, class_chart, count_ticks, nice_ceiling
 from vitcow_assets.datasets.selection import resolve_labels
 from vitcow_assets.datasets.splits import SplitSettings, behaviour_splits
-from vitcow_assets.datasets.stats import EXCLUDED, cohen_kappa, dataset_stats
+from vitcow_assets.core.agreement import cohen_kappa, fleiss_kappa
+from vitcow_assets.datasets.stats import EXCLUDED, dataset_stats
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +103,18 @@ def test_chart_draws_every_bar_to_scale(splits, taxonomy):
     assert all(b.y0 < c.y0 for b, c in zip(chart.bars, chart.bars[1:]))
 
 
+@pytest.mark.parametrize("largest", [1, 2, 3, 7, 14, 60, 333])
+def test_the_count_axis_is_labelled_in_whole_crops(largest):
+    """A count axis has no fractional ticks: 0 to the top in whole, equal steps, at most five."""
+    chart = class_chart({"train": {"Lying": largest}, "val": {"Lying": 1}, "test": {}}, ["Lying"])
+    ticks = chart.ticks
+    assert ticks[0] == 0 and ticks[-1] == nice_ceiling(largest) >= largest and 2 <= len(ticks) <= 6
+    assert all(isinstance(t, int) for t in ticks) and len({b - a for a, b in zip(ticks, ticks[1:])}) == 1
+    assert ticks == count_ticks(nice_ceiling(largest))
+    bar = next(b for b in chart.bars if b.split == "train")
+    assert bar.x1 - bar.x0 == round((1000 - 70 - bar.x0) * largest / ticks[-1])  # the bar ends at its count on that axis
+
+
 def test_chart_thumbnail_is_a_small_jpeg_for_the_ui(splits, taxonomy):
     chart = class_chart(dataset_stats(splits, taxonomy.classes).class_counts(), taxonomy.classes)
     jpeg = chart.thumbnail_jpeg()
@@ -115,5 +128,41 @@ def test_chart_thumbnail_is_a_small_jpeg_for_the_ui(splits, taxonomy):
 def test_empty_splits_give_empty_statistics(splits, taxonomy):
     stats = dataset_stats(splits.slice(0, 0), taxonomy.classes)
     assert stats.by_split.to_pylist()[-1] == {"split": "all", "crops": 0, "animals": 0, "hours": 0.0}
-    assert isinstance(class_chart(stats.class_counts(), taxonomy.classes).png(), bytes)
-    assert stats.agreement.num_rows == 0 and isinstance(stats.annotators, pa.Table)
+    chart = class_chart(stats.class_counts(), taxonomy.classes)
+    image = cv2.cvtColor(cv2.imdecode(np.frombuffer(chart.png(), np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    assert np.array_equal(image, chart.image) and image.shape[1] == 1000  # a whole PNG of the chart
+    assert len(chart.bars) == 3 * len(taxonomy.classes) and all(b.count == 0 and b.x1 == b.x0 for b in chart.bars)
+    plot = image[min(b.y0 for b in chart.bars):]  # below the legend: no bar drawn in any split's colour
+    assert not any(np.all(np.abs(plot.astype(int) - colour) < 8, axis=2).any() for colour in SPLIT_COLOURS.values())
+    assert stats.agreement.num_rows == 0 and stats.annotators.num_rows == 0
+
+
+def _snapshot(rows: list[tuple]) -> pa.Table:
+    """(crop_id, annotator, label, role, unsure) rows as a labels snapshot."""
+    keys = ("crop_id", "annotator", "label", "role", "unsure")
+    return pa.Table.from_pylist([{**dict(zip(keys, r)), "start_frame": None, "end_frame": None} for r in rows])
+
+
+def test_per_annotator_labels_unsure_gold_accuracy_conflicts_decided_and_fleiss(splits, taxonomy):
+    snapshot = _snapshot([
+        ("c1", "a", "Lying", "annotator", False), ("c1", "b", "Lying", "annotator", False),
+        ("c2", "a", "Lying", "annotator", True), ("c2", "b", "Standing", "annotator", False), ("c2", "rev", "Standing", "reviewer", False),
+        ("c3", "a", "Feeding", "annotator", False), ("c3", "b", "Walking", "annotator", False),
+        ("g1", "a", "Lying", "annotator", False), ("g1", "b", "Standing", "annotator", False), ("g1", "(gold)", "Lying", "gold", False),
+        ("g2", "a", "Walking", "annotator", True), ("g2", "(gold)", "Walking", "gold", False),
+        ("c4", "b", "Delete", "annotator", False),
+    ])
+    stats = dataset_stats(splits, taxonomy.classes, snapshot, taxonomy)
+    rows = {r["annotator"]: r for r in stats.annotators.to_pylist()}
+    assert set(rows) == {"a", "b", "rev"}  # the gold rows are nobody's labels
+    pick = ("labels", "double_labelled", "unsure", "unsure_share", "gold_labelled", "gold_correct", "gold_accuracy", "conflicts", "conflicts_decided", "decisions")
+    assert tuple(rows["a"][k] for k in pick) == (5, 4, 2, 0.4, 2, 2, 1.0, 2, 1, 0)
+    assert tuple(rows["b"][k] for k in pick) == (5, 4, 0, 0.0, 1, 0, 0.0, 2, 1, 0)
+    assert tuple(rows["rev"][k] for k in pick) == (0, 0, 0, None, 0, 0, None, 0, 0, 1)
+    # kappa over annotators only: the pair a/b on c1, c2, c3, g1 (classes), and Fleiss over the same crops
+    pair = next(r for r in stats.agreement.to_pylist() if r["annotator_a"] == "a")
+    assert (pair["annotator_b"], pair["crops"]) == ("b", 4)
+    assert pair["cohen_kappa"] == pytest.approx(cohen_kappa(["Lying", "Lying", "Feeding", "Lying"], ["Lying", "Standing", "Walking", "Standing"]))
+    expected = fleiss_kappa([["Lying", "Lying"], ["Lying", "Standing"], ["Feeding", "Walking"], ["Lying", "Standing"]])
+    assert stats.fleiss == expected and stats.summary()["fleiss_kappa"]["kappa"] == pytest.approx(expected.kappa)
+    assert stats.summary()["per_annotator"][0]["annotator"] == "a"

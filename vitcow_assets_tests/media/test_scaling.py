@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from vitcow_assets.media.video import FrameScale, ScaledFrame, frame_to_scaled, iter_frames, rgb_to_scaled
-from vitcow_assets_tests.synthetic import write_video
+from vitcow_testbed.synthetic import write_video
 
 SIZE = 112  # a small model input: the tests' stand-in for SAM3's 1008
 

@@ -25,8 +25,8 @@ from vitcow_assets.segmenters.sam3 import (
 from vitcow_assets.stages.frames import ClipFrameStream
 from vitcow_assets.stages.segmentation import MaskJob, segment_clips
 from vitcow_assets.stages.threads import Prefetcher
-from vitcow_assets_tests.fakes import FakeSegmenter
-from vitcow_assets_tests.synthetic import render, write_video
+from vitcow_testbed.fakes import FakeSegmenter
+from vitcow_testbed.synthetic import render, write_video
 
 needs_sam3 = pytest.mark.skipif(importlib.util.find_spec("sam3") is None, reason="sam3 is not installed")
 
@@ -235,7 +235,7 @@ def test_swscale_masks_and_boxes_are_in_source_pixels_and_their_table_is_reprodu
     input are in the source frame's pixels (the animals' true boxes, and the ``pil`` path's
     boxes), and the same input gives the same table bytes, threaded or not."""
     from vitcow_assets.media import video
-    from vitcow_assets_tests.synthetic import DEFAULT_OBJECTS
+    from vitcow_testbed.synthetic import DEFAULT_OBJECTS
 
     clips = _clips(pen)[:2]  # source frames 0-38: the two animals apart
     segment_clips(_input_job(pen, clips, "pil", tmp_path / "pil.parquet"))

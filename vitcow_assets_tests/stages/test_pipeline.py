@@ -7,7 +7,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from vitcow_assets.core.geometry import crop_window, mask_iou
+from vitcow_assets.core.crop_windows import frame_windows
+from vitcow_assets.core.geometry import mask_iou
 from vitcow_assets.core.masks import decode_mask
 from vitcow_assets.core.tables import NO_PROMPT
 from vitcow_assets.core.detections import Detections
@@ -19,13 +20,13 @@ from vitcow_assets.footage.registry import Registry
 from vitcow_assets.segmenters.base import FrameResult
 from vitcow_assets.segmenters.motion import MotionSegmenter
 from vitcow_assets.footage.layout import StorageRoot
-from vitcow_assets_tests.fakes import FakeSegmenter, one_box
+from vitcow_testbed.fakes import FakeSegmenter, one_box
 from vitcow_assets_tests.helpers import (
     materialize_partition,
     register,
     run_with_segmenter,
 )
-from vitcow_assets_tests.synthetic import DEFAULT_OBJECTS, truth_mask
+from vitcow_testbed.synthetic import DEFAULT_OBJECTS, truth_mask
 
 W, H = 320, 240
 
@@ -114,7 +115,7 @@ def test_crops_windows_pixels_and_provenance(processed, synthetic_video):
         for clip_frame, rgb in iter_frames(crop["crop_path"]):
             row = object_rows[clip_frame]
             window = crop["window_xyxy"][clip_frame]
-            own = crop_window([row["x1"], row["y1"], row["x2"], row["y2"]], 224, 0.1)
+            own = frame_windows(np.array([[row["x1"], row["y1"], row["x2"], row["y2"]]], np.float64), 224, 0.1)[0]
             side = window[2] - window[0]
             assert window[3] - window[1] == side >= own[2] - own[0] == 224
             margin = 0.1 * max(row["x2"] - row["x1"], row["y2"] - row["y1"])
@@ -132,8 +133,12 @@ def test_preview_is_attached(processed):
     assert metadata["preview_path"].value == str(processed["layout"].contact_sheet)
     # a short summary first, rendered inline by the UI (Markdown under 1,000 characters)
     assert list(metadata)[0] == "summary" and len(metadata["summary"].value) < 1000
-    objects = metadata["objects"].value
-    assert objects > 0 and f"**{objects} objects**" in metadata["summary"].value
+    objects, in_clips = metadata["objects"].value, metadata["objects_in_clips_shown"].value
+    assert objects > 0 and f"**{objects} objects** drawn on the middle frame" in metadata["summary"].value
+    # the count object_crops works from (objects of the clips, any frame) is there too, and why the two differ
+    masks = pq.read_table(processed["layout"].masks_table, columns=["clip_id", "object_id"])
+    assert in_clips == len(set(zip(masks["clip_id"].to_pylist(), masks["object_id"].to_pylist()))) >= objects
+    assert f"those clips hold **{in_clips} objects** in all" in metadata["summary"].value and "in view on that frame" in metadata["summary"].value
 
 
 def test_rerun_replaces_outputs(processed):
