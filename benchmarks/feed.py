@@ -50,8 +50,11 @@ Before the timings of each size, an ``input_difference`` line compares the model
 ``swscale`` with ``pil``'s (SAM3's own loader's values) on ``--difference-frames`` frames
 (``input_difference``: max and mean absolute difference after SAM3's scaling, and in levels
 of 255, with what the resize filters alone and a JPEG round trip make of the same frames).
-Each configuration prints one ``key=value`` line; the last line printed is the last
-configuration's.
+Each configuration prints one ``key=value`` line. With several ``--resize`` values, a
+``compare`` line per size and CPU count follows them: the first resize against each later one,
+from the same run (``feed_fps_ratio``: its ``feed_fps`` over the other's; ``cpu_ratio``: the
+other's ``feed_cpu_ms`` over its own), so ``--resize swscale,pil`` gives the new path against
+SAM3's own loader's.
 """
 
 import argparse
@@ -383,6 +386,22 @@ def line(size: str, objects: int, resize: str, result: dict) -> str:
     return " ".join(f"{k}={values[k]:.4g}" if isinstance(values[k], float) else f"{k}={values[k]}" for k in keys)
 
 
+def comparisons(size: str, resizes: list[str], threads: list[int], results: dict) -> list[str]:
+    """A ``compare`` line per CPU count and later resize: the first resize's feed against
+    that one's, from the same run (``feed_fps_ratio``: first over other, above 1 when the
+    first is faster; ``cpu_ratio``: the other's CPU per model frame over the first's, above 1
+    when the first takes less)."""
+    first, out = resizes[0], []
+    for other in resizes[1:]:
+        for cpus in threads:
+            ours, theirs = results[first, cpus], results[other, cpus]
+            values = {"size": size, "cpu_threads": ours["cpu_threads"], "resize": first, "baseline": other,
+                      "feed_fps_ratio": ours["feed_fps"] / theirs["feed_fps"], "cpu_ratio": theirs["feed_cpu_ms"] / ours["feed_cpu_ms"],
+                      "feed_vs_decode": ours["feed_vs_decode"], "baseline_feed_vs_decode": theirs["feed_vs_decode"]}
+            out.append("compare " + " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items()))
+    return out
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     def ints(text: str) -> list[int]:
         return [int(v) for v in text.split(",") if v.strip()]
@@ -434,9 +453,13 @@ def main(argv: list[str] | None = None) -> int:
             if args.difference_frames:
                 values = {"size": size, **input_difference(path, args.difference_frames)}
                 print("input_difference " + " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items()), flush=True)
+            results = {}
             for resize in args.resize:
                 for cpus in args.threads:
-                    print(line(size, args.objects, resize, run_child(path, cpus, resize, args)), flush=True)
+                    results[resize, cpus] = run_child(path, cpus, resize, args)
+                    print(line(size, args.objects, resize, results[resize, cpus]), flush=True)
+            for text in comparisons(size, args.resize, args.threads, results):
+                print(text, flush=True)
     finally:
         if not args.inputs:
             shutil.rmtree(folder, ignore_errors=True)

@@ -38,6 +38,14 @@ def test_feed_benchmark_prints_a_line_per_configuration(tmp_path):
         shares = {k: v for k, v in numbers.items() if k.startswith("share_")}
         assert set(shares) >= {"share_decode", "share_prepare", "share_standin", "share_to_detections", "share_encode", "share_write"}
         assert all(v >= 0 for v in shares.values()) and shares["share_decode"] > 0
+    by_resize = {v["resize"]: {k: float(x) for k, x in v.items() if k not in ("size", "resize")} for v in lines}
+    compared = [_values(line.split(" ", 1)[1]) for line in done.stdout.splitlines() if line.startswith("compare ")]
+    assert [(c["resize"], c["baseline"]) for c in compared] == [("swscale", "pil"), ("swscale", "bilinear")]
+    for c in compared:
+        ours, theirs = by_resize[c["resize"]], by_resize[c["baseline"]]
+        assert float(c["feed_fps_ratio"]) == pytest.approx(ours["feed_fps"] / theirs["feed_fps"], rel=0.01)
+        assert float(c["cpu_ratio"]) == pytest.approx(theirs["feed_cpu_ms"] / ours["feed_cpu_ms"], rel=0.01)
+        assert float(c["baseline_feed_vs_decode"]) == pytest.approx(theirs["feed_vs_decode"], rel=0.01)
     (difference,) = [_values(line.split(" ", 1)[1]) for line in done.stdout.splitlines() if line.startswith("input_difference ")]
     assert difference["size"] == "256x192" and difference["frames"] == "3"
     levels = {k: float(v) for k, v in difference.items() if k.endswith("_levels") and k != "swscale_bias_levels"}
