@@ -310,13 +310,13 @@ def test_the_resize_setting_reaches_the_backend_from_environment_flag_and_dagste
     from vitcow_assets.cli import build_parser
     from vitcow_assets.cli.options import given
     from vitcow_assets.core.settings import SettingError
-    from vitcow_assets.defs.resources import BACKEND_CONFIGS, SegmenterResource
+    from vitcow_assets.defs.resources import NESTED_CONFIGS, SegmenterResource
     from vitcow_assets.segmenters import BACKENDS
 
     environment = segmenter_from_environment({"VITCOW_SAM3_RESIZE": "pil", "VITCOW_SAM3_CHECKPOINT": tiny_checkpoint}, backend="sam3")
     assert environment.backend_settings().resize == "pil"
     assert segmenter_from_environment({"VITCOW_SAM3_CHECKPOINT": tiny_checkpoint}, backend="sam3").backend_settings().resize == "swscale"
-    dagster = SegmenterResource(backend="sam3", sam3=BACKEND_CONFIGS["sam3"](checkpoint=tiny_checkpoint, resize="bilinear"))
+    dagster = SegmenterResource(backend="sam3", sam3=NESTED_CONFIGS["sam3"](checkpoint=tiny_checkpoint, resize="bilinear"))
     assert dagster.backend_settings().resize == "bilinear"
     args = build_parser().parse_args(["run", "x.mp4", "--sam3-resize", "pil"])
     flagged = segmenter_from_environment({"VITCOW_SAM3_RESIZE": "bilinear", "VITCOW_SAM3_CHECKPOINT": tiny_checkpoint},
@@ -324,7 +324,7 @@ def test_the_resize_setting_reaches_the_backend_from_environment_flag_and_dagste
     assert flagged.backend_settings().resize == "pil"  # the flag wins over the environment
     with pytest.raises(SettingError, match="VITCOW_SAM3_RESIZE='lanczos': expected one of swscale, pil, bilinear"):
         segmenter_from_environment({"VITCOW_SAM3_RESIZE": "lanczos"}, backend="sam3")
-    refused = SegmenterResource(backend="sam3", sam3=BACKEND_CONFIGS["sam3"](checkpoint=tiny_checkpoint, resize="lanczos"))
+    refused = SegmenterResource(backend="sam3", sam3=NESTED_CONFIGS["sam3"](checkpoint=tiny_checkpoint, resize="lanczos"))
     with pytest.raises(SegmenterConfigError, match="sam3.resize"):
         refused.backend_settings()
 
