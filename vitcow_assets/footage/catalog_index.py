@@ -12,7 +12,8 @@ the catalog (``lineage.records``) read only the manifests the catalog does not r
 The index counts only for the catalog it was written with: it records the catalog file's
 size, modification time and inode, the catalog schema and ``core.catalog.CATALOG_ROWS_VERSION``;
 any difference (a catalog written by other code, restored from a backup, a crash between
-the two writes) and the catalog is rebuilt whole.
+the two writes, another run's catalog renamed into place between them: the identity is
+taken of the file before its rename) and the catalog is rebuilt whole.
 
 Reads and writes these two tables and stats manifests; no Dagster.
 """
@@ -84,9 +85,10 @@ def manifests_of(layout: VideoLayout) -> Manifests | None:
     return None if crops is None else Manifests(crops, _stat(layout.clips_table))
 
 
-def _catalog_for(root: StorageRoot) -> bytes | None:
-    """What the catalog file is now, with the schema and row rules it was built by."""
-    found = _stat(root.catalog_table)
+def catalog_identity(path: Path) -> bytes | None:
+    """What the catalog file at ``path`` is (size, time, inode: a rename keeps them), with
+    the schema and row rules it was built by; None when there is none."""
+    found = _stat(path)
     if found is None:
         return None
     schema = hashlib.sha256(CATALOG_SCHEMA.serialize().to_pybytes()).hexdigest()[:16]
@@ -100,7 +102,7 @@ def read_index(root: StorageRoot) -> list[IndexEntry] | None:
         table = pq.read_table(index_path(root))
     except (FileNotFoundError, pa.ArrowInvalid):
         return None
-    expected = _catalog_for(root)
+    expected = catalog_identity(root.catalog_table)
     if expected is None or (table.schema.metadata or {}).get(_FOR) != expected or not table.schema.remove_metadata().equals(INDEX_SCHEMA):
         return None
     columns = table.to_pydict()
@@ -112,8 +114,10 @@ def read_index(root: StorageRoot) -> list[IndexEntry] | None:
     ]
 
 
-def write_index(root: StorageRoot, entries: list[IndexEntry]) -> None:
-    """The index of the catalog just written (after it: it records what that file is)."""
+def write_index(root: StorageRoot, entries: list[IndexEntry], catalog: bytes) -> None:
+    """The index of the catalog just written, whose ``catalog_identity`` was ``catalog``
+    (taken of the file before it was renamed into place: should another run's catalog have
+    replaced it since, this index counts for nothing)."""
     table = pa.table(
         {
             "video_id": [e.video_id for e in entries],
@@ -126,7 +130,7 @@ def write_index(root: StorageRoot, entries: list[IndexEntry]) -> None:
             "rows": [e.rows for e in entries],
             "fingerprint": [e.fingerprint for e in entries],
         },
-        schema=INDEX_SCHEMA.with_metadata({_FOR: _catalog_for(root)}),
+        schema=INDEX_SCHEMA.with_metadata({_FOR: catalog}),
     )
     write_table(index_path(root), table)
 

@@ -28,7 +28,7 @@ from vitcow_assets.core.catalog import (
     repeated_ids,
     sort_part,
 )
-from vitcow_assets.footage.catalog_index import IndexEntry, Manifests, index_path, manifests_of, read_index, write_index
+from vitcow_assets.footage.catalog_index import IndexEntry, Manifests, catalog_identity, index_path, manifests_of, read_index, write_index
 from vitcow_assets.footage.layout import StorageRoot
 from vitcow_assets.footage.registry import Registry
 from vitcow_assets.media.files import atomic_file
@@ -209,9 +209,10 @@ def write_catalog(root: StorageRoot, row_group_rows: int = ROW_GROUP_ROWS) -> Ca
             repeated = repeated_ids(written.ids)
             if repeated:
                 raise ValueError(f"crop ids repeat across the catalog: {repeated}")
+            identity = catalog_identity(tmp)
     except _Mismatch:
         return _whole(root, current)
-    write_index(root, entries)
+    write_index(root, entries, identity)
     fingerprint = catalog_fingerprint((e.video_id, e.fingerprint) for e in entries)
     return CatalogSummary(written.rows, sorted(current), sorted(written.farms), fingerprint, read)
 

@@ -155,3 +155,24 @@ def test_a_manifest_rewritten_with_the_same_size_and_time_is_read_again(root, tm
     assert again.videos_read == 1
     assert root.catalog_table.read_bytes() == whole(root, tmp_path / "whole.parquet")
     assert "cat" in pq.read_table(root.catalog_table, columns=["prompt"])["prompt"].to_pylist()
+
+
+def test_an_index_written_after_another_run_replaced_the_catalog_counts_for_nothing(root, tmp_path, monkeypatch):
+    import vitcow_assets.stages.catalog as stage
+
+    write_catalog(root)
+    other = tmp_path / "other.parquet"
+    shutil.copy2(root.catalog_table, other)  # another run's catalog, renamed into place ...
+    register_videos(root.home, [2])
+    real = stage.write_index
+
+    def late(*args, **kwargs):
+        os.replace(other, root.catalog_table)  # ... between this run's rename and its index
+        real(*args, **kwargs)
+
+    monkeypatch.setattr(stage, "write_index", late)
+    write_catalog(root)
+    assert read_index(root) is None  # this run's index describes a catalog no longer there
+    monkeypatch.undo()
+    assert write_catalog(root).videos_read == 6
+    assert root.catalog_table.read_bytes() == whole(root, tmp_path / "whole.parquet")
