@@ -7,7 +7,8 @@ checks; the runs show in the Dagster UI of the same instance.
 The package: ``parser`` (here), ``run`` (the run command), ``init``, ``queries``
 (provenance, tracks), ``inputs`` (what PATH arguments name), ``options`` (flags derived
 from the settings classes), ``instance`` (the Dagster instance and its dagster.yaml),
-``run_guard`` and ``partition_lock`` (a run never waits for ever, one writer per partition).
+``run_guard`` and ``partition_lock`` (a run never waits for ever, one writer per partition),
+``embed`` (``vitcow eval embed``: one checkpoint's embeddings of every crop).
 """
 
 import argparse
@@ -15,10 +16,11 @@ import signal
 import sys
 import threading
 
-from vitcow_assets.cli import dataset, labels
+from vitcow_assets.cli import dataset, embed, labels
 from vitcow_assets.cli.options import add_setting_flags, check_given
 from vitcow_assets.core.clips import ClipSettings
 from vitcow_assets.datasets.build import DatasetSettings
+from vitcow_assets.encoders.settings import EncoderSettings
 from vitcow_assets.segmenters import BACKENDS, CHOICES
 
 
@@ -81,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     tracks.set_defaults(func=_lazy("vitcow_assets.cli.queries:cmd_tracks"))
     labels.add_parsers(sub, _lazy)
     dataset.add_parsers(sub, _lazy)
+    evaluation = sub.add_parser("eval", help="evaluate video encoders on the crops")
+    eval_sub = evaluation.add_subparsers(dest="eval_command", metavar="COMMAND", required=True)
+    embed.add_parsers(eval_sub, _lazy)
     return parser
 
 
@@ -114,6 +119,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "dataset":
         try:
             check_given(args, DatasetSettings, "dataset")
+        except ValueError as exc:
+            parser.error(str(exc))
+    if args.command == "eval" and args.eval_command == "embed":
+        try:
+            check_given(args, EncoderSettings, "encoder")
         except ValueError as exc:
             parser.error(str(exc))
     return args.func(args)

@@ -24,15 +24,17 @@ def first_error(result) -> str:
     return "run failed"
 
 
-def materialize(job_name: str, resources: dict, verbose: bool = False, instance: dg.DagsterInstance | None = None):
-    """Run ``job_name`` with ``resources`` in this process; its result, or ``MaterializeError``."""
+def materialize(job_name: str, resources: dict, verbose: bool = False, instance: dg.DagsterInstance | None = None, partition_key: str | None = None):
+    """Run ``job_name`` (for ``partition_key``, if partitioned) with ``resources`` in this
+    process; its result, or ``MaterializeError``."""
     from vitcow_assets.definitions import defs
 
     ensure_dagster_home()
     instance = instance or open_instance()
     config = {"loggers": {"console": {"config": {"log_level": "DEBUG" if verbose else "CRITICAL"}}}}
     result = defs.resolve_job_def(job_name).execute_in_process(
-        run_config=config, instance=instance, resources=resources, raise_on_error=False, tags={"vitcow/launched_by": "cli", **owner_tags()}
+        run_config=config, instance=instance, resources=resources, raise_on_error=False, tags={"vitcow/launched_by": "cli", **owner_tags()},
+        partition_key=partition_key,
     )
     if not result.success:
         raise MaterializeError(f"{job_name}: {first_error(result)}")

@@ -18,6 +18,9 @@
     behaviour_labels.parquet    the label snapshot (+ orphaned_labels.parquet beside it)
     taxonomy.json               the taxonomy in force when it was last materialized
     trimmed_crops.parquet       the trimmed copies of segment labels (+ trimmed/*.mp4)
+<home>/checkpoints/<key>.json   one registered encoder checkpoint per partition key of crop_embeddings
+    digests/                    the sha256 of checkpoint files, remembered by path, size and mtime
+<home>/embeddings/<key>/crop_embeddings.parquet   one checkpoint's embedding of every catalog crop
 <home>/datasets/                the training-set assets' tables (``DatasetLayout``)
     pretraining_set.parquet     + .json: the step's report (what the crop filter dropped)
     behaviour_splits.parquet    + .json: the label resolution and split reports
@@ -247,8 +250,29 @@ class StorageRoot:
     def datasets(self) -> DatasetLayout:
         return DatasetLayout(self.datasets_dir)
 
-    def video(self, key: str) -> VideoLayout:
-        root = (self.videos / check_partition_key(key)).resolve()
-        if self.videos.resolve() not in root.parents:
+    @property
+    def checkpoints(self) -> Path:
+        """The registered encoder checkpoints (``encoders.registry``): one JSON file per key."""
+        return self.home / "checkpoints"
+
+    @property
+    def checkpoint_digests(self) -> Path:
+        """The sha256 of checkpoint files, remembered by path, size and modification time."""
+        return self.checkpoints / "digests"
+
+    @property
+    def embeddings_dir(self) -> Path:
+        return self.home / "embeddings"
+
+    def embeddings_table(self, partition_key: str) -> Path:
+        """``crop_embeddings`` of one registered checkpoint (``core.embeddings``)."""
+        return self._under(self.embeddings_dir, partition_key) / "crop_embeddings.parquet"
+
+    def _under(self, folder: Path, key: str) -> Path:
+        path = (folder / check_partition_key(key)).resolve()
+        if folder.resolve() not in path.parents:
             raise ValueError(f"partition key {key!r} points outside the storage root")
-        return VideoLayout(root)
+        return path
+
+    def video(self, key: str) -> VideoLayout:
+        return VideoLayout(self._under(self.videos, key))
