@@ -7,7 +7,6 @@ from vitcow_assets.defs.assets import ASSETS
 from vitcow_assets.defs.datasets import DATASET_ASSETS
 from vitcow_assets.defs.embeddings import crop_embeddings
 from vitcow_assets.defs.labels import LABEL_ASSETS, crop_catalog
-from vitcow_assets.defs.partitions import checkpoint_partitions
 from vitcow_assets.defs.publishing import published_crops
 
 #: every asset (and its checks) of one video partition (the assets' partitions)
@@ -22,7 +21,7 @@ dataset_job = dg.define_asset_job(
     "build_dataset", selection=dg.AssetSelection.assets(*LABEL_ASSETS, *DATASET_ASSETS), description="Labels snapshot to training sets and their export."
 )
 embeddings_job = dg.define_asset_job(
-    "crop_embeddings_job", selection=dg.AssetSelection.assets(crop_embeddings), partitions_def=checkpoint_partitions,
+    "crop_embeddings_job", selection=dg.AssetSelection.assets(crop_embeddings),
     description="Every catalog crop embedded by one registered checkpoint's encoder (one partition per checkpoint).",
 )
 #: the run config the sensors and the catch-up give their runs: the console at INFO (Dagster
