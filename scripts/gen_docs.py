@@ -15,11 +15,13 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+#: the embedding width the tables doc shows (VideoMAE-Base; the table's is its checkpoint's)
+EMBEDDING_DIM_SHOWN = 768
 BLOCK = re.compile(r"(<!-- generated:(?P<key>[\w:.-]+) -->\n)(?P<body>.*?)(<!-- /generated -->)", re.S)
 
 
 def _schemas() -> dict:
-    from vitcow_assets.core import catalog, tables
+    from vitcow_assets.core import catalog, embeddings, tables
     from vitcow_assets.lineage import builds
 
     return {
@@ -29,11 +31,13 @@ def _schemas() -> dict:
         "schema:tracks": tables.TRACKS_SCHEMA,
         "schema:catalog": catalog.CATALOG_SCHEMA,
         "schema:dataset_builds": builds.BUILD_SCHEMA,
+        "schema:embeddings": embeddings.embeddings_schema(EMBEDDING_DIM_SHOWN),
     }
 
 
 def _settings() -> dict:
     from vitcow_assets.core.clips import ClipSettings
+    from vitcow_assets.encoders.settings import EncoderSettings
     from vitcow_assets.footage.settings import StorageSettings
     from vitcow_assets.segmenters import BACKENDS, SegmenterSettings
     from vitcow_assets.stages.cropping import CropSettings
@@ -43,6 +47,7 @@ def _settings() -> dict:
         "settings:segmenter": (SegmenterSettings, "", True, True),
         "settings:clips": (ClipSettings, "", True, False),
         "settings:crops": (CropSettings, "", True, False),
+        "settings:encoder": (EncoderSettings, "encoder", True, True),
     }
     for name, backend in BACKENDS.items():
         out[f"settings:{name}"] = (backend.settings_class, name, True, True)
