@@ -39,15 +39,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for_port(port: int, timeout_s: float = 15.0, process: subprocess.Popen | None = None) -> None:
+def wait_for_port(port: int, timeout_s: float = 15.0, process: subprocess.Popen | None = None, host: str = "127.0.0.1") -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"server exited with {process.returncode}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
             return
         time.sleep(0.05)
-    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout_s}s")
+    raise TimeoutError(f"nothing listening on {host}:{port} after {timeout_s}s")
 
 
 def keygen(path: Path) -> Path:

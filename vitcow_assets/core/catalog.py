@@ -49,6 +49,7 @@ CATALOG_SCHEMA = pa.schema(
         field("prompt", pa.string(), "what found the object (see the masks table's prompt column)"),
         field("code_version", pa.string(), "vitcow_assets version that wrote the crop"),
         field("run_id", pa.string(), "Dagster run that wrote the crop"),
+        field("clip_path", pa.string(), "the clip file the crop was cut from (its whole camera view; null when clip files are not written)", nullable=True),
     ]
 )
 
@@ -63,8 +64,15 @@ def crop_id(source_sha256: str, source_frame_start: int, frame_step: int, frames
     return hashlib.sha256(text.encode()).hexdigest()[:CROP_ID_CHARS]
 
 
-def catalog_rows(crops: pa.Table) -> pa.Table:
-    """Catalog rows (``CATALOG_SCHEMA``) of one crops manifest, in its row order."""
+def _clip_paths(crops: pa.Table, clips: pa.Table | None) -> pa.Array:
+    """Each crop's clip file from the clips manifest (``clip_id`` -> ``clip_path``), or null."""
+    paths = dict(zip(clips["clip_id"].to_pylist(), clips["clip_path"].to_pylist())) if clips is not None else {}
+    return pa.array([paths.get(c) for c in crops["clip_id"].to_pylist()], pa.string())
+
+
+def catalog_rows(crops: pa.Table, clips: pa.Table | None = None) -> pa.Table:
+    """Catalog rows (``CATALOG_SCHEMA``) of one crops manifest, in its row order; ``clips``,
+    the same video's clips manifest, names each crop's clip file."""
     cols = crops.select(["source_sha256", "source_frame_start", "frame_step", "frames", "segmenter", "object_id", "part"]).to_pydict()
     ids = [crop_id(*values) for values in zip(*cols.values())]
     frames = pc.cast(crops["frames"], pa.float64())
@@ -74,6 +82,7 @@ def catalog_rows(crops: pa.Table) -> pa.Table:
         **{name: crops[name] for name in _FROM_CROPS},
         "presence_ratio": ratio,
         "duration_s": pc.divide(frames, crops["fps"]),
+        "clip_path": _clip_paths(crops, clips),
     }
     return pa.table({name: columns[name] for name in CATALOG_SCHEMA.names}).cast(CATALOG_SCHEMA)
 

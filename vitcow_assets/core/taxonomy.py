@@ -26,8 +26,8 @@ import json
 
 import yaml
 
-#: keys the labelling page keeps for itself: play/pause, undo, skip, trim start/end, preview
-RESERVED_KEYS = frozenset({" ", "z", "n", "[", "]", "p"})
+#: the labelling page's own keys: play, undo, skip, segment start/end, loop, slower, faster, unsure
+RESERVED_KEYS = frozenset({" ", "z", "n", "[", "]", "p", "-", "=", "+", "?"})
 DELETE = "Delete"
 
 

@@ -55,6 +55,7 @@ class DatasetSettings:
     day_start: str | None = setting(None, "HH:MM: only crops starting at or after this time of day (with day_end)")
     day_end: str | None = setting(None, "HH:MM: only crops starting before this time of day")
     filter_labelled: bool = setting(False, "apply the crop filters to labelled crops too (else only to the pre-training set)")
+    drop_unsure: bool = setting(False, "leave out labels the annotator marked unsure (a crop with only unsure labels is then unused)")
     subset_sizes: tuple[int, ...] = setting((), "efficiency subsets: training-set sizes, comma-separated (none: no subsets)")
     subset_repeats: int = setting(3, "efficiency subsets: seeded repeats of each size")
     subset_cap: bool = setting(False, "efficiency subsets: cap sizes larger than the training split instead of refusing them")
@@ -75,6 +76,7 @@ class DatasetSettings:
             "splits": {k: v for k, v in self.split_settings().as_dict().items() if k != "refreeze"},
             "crop_filter": self.crop_filter().as_dict(),
             "filter_labelled": self.filter_labelled,
+            "drop_unsure": self.drop_unsure,
             "subsets": {"sizes": sorted(self.subset_sizes), "repeats": self.subset_repeats, "cap": self.subset_cap} if self.subset_sizes else None,
         }
 
@@ -138,7 +140,7 @@ def split_labelled(catalog: pa.Table, labels: pa.Table, taxonomy: Taxonomy, sett
     segment is marked, then split by track; ``previous`` (``previous_splits``) freezes the
     splits it assigned unless ``refreeze``."""
     source = filter_crops(catalog, settings.crop_filter()).table if settings.filter_labelled else catalog
-    resolution = resolve_labels(labels, source, taxonomy, trimmed)
+    resolution = resolve_labels(labels, source, taxonomy, trimmed, settings.drop_unsure)
     return LabelledSplits(resolution, behaviour_splits(resolution.crops, settings.split_settings(), previous))
 
 

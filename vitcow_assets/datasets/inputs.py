@@ -17,6 +17,9 @@ CATALOG_COLUMNS = (
 )
 #: from the labels snapshot: the fine label, who gave it and the segment marked (nulls if none)
 LABELS_COLUMNS = ("crop_id", "label", "annotator", "start_frame", "end_frame")
+#: optional in the labels snapshot (older snapshots lack them): what each row is
+#: (``labelling.verdicts.ROLES``; default annotator) and the annotator's unsure flag (default false)
+LABELS_OPTIONAL = {"role": ("annotator", pa.string()), "unsure": (False, pa.bool_())}
 #: from the trimmed crops table: the segment a trimmed copy was cut for, its path and frames
 TRIMMED_COLUMNS = ("crop_id", "start_frame", "end_frame", "trimmed_path", "frames")
 #: from a previous ``behaviour_splits`` table (the frozen splits)
@@ -41,3 +44,13 @@ def require_unique(values: list, name: str, what: str) -> None:
         if value in seen:
             raise DatasetInputError(f"{name}: {what} {value!r} appears more than once")
         seen.add(value)
+
+
+def labels_with_roles(labels: pa.Table) -> pa.Table:
+    """The snapshot's ``LABELS_COLUMNS`` plus ``role`` and ``unsure``, filled with their
+    defaults where a snapshot (or a hand-made table) lacks them."""
+    out = labels.select(list(LABELS_COLUMNS))
+    for name, (default, kind) in LABELS_OPTIONAL.items():
+        column = labels[name] if name in labels.column_names else pa.array([default] * labels.num_rows, kind)
+        out = out.append_column(name, column)
+    return out

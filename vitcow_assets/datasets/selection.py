@@ -7,14 +7,17 @@ segmenters from given lists; a time-of-day window on the crop's start (the sourc
 ``day_end`` exclusive; a window may cross midnight; a crop without ``recorded_at`` is
 dropped when a window is set).
 
-Labels (``resolve_labels``): every current label of a crop maps through the taxonomy to a
-class or to an exclusion (``Delete``). A crop whose labels all give the same class is that
-class; all exclusions: excluded; anything else (two classes, or a class and an exclusion)
-is a conflict, left out and counted. Where an annotator marked a segment, the trimmed copy
-cut for that segment replaces the crop (its path, frame count and duration); a segment
-without a matching trimmed copy leaves the crop out, counted as awaiting its trim.
+Labels (``resolve_labels``): ``labelling.verdicts``' rule. A gold crop is its reference
+label; a crop a reviewer decided is the decision in force; otherwise every current label
+of the crop maps through the taxonomy to a class or to an exclusion (``Delete``): one class
+is that class, all exclusions excluded, anything else (two classes, or a class and an
+exclusion) a conflict, left out and counted until a reviewer decides it. Labels marked
+unsure are used unless ``drop_unsure`` (then they are left out and counted; a crop with
+only unsure labels is not used). Where the label used marks a segment, the trimmed copy cut
+for that segment replaces the crop (its path, frame count and duration); a segment without
+a matching trimmed copy leaves the crop out, counted as awaiting its trim.
 
-Pure: pyarrow/numpy in, pyarrow out; imports ``core`` only.
+Pure: pyarrow/numpy in, pyarrow out; imports ``core`` and the pure ``labelling.verdicts``.
 """
 
 import dataclasses
@@ -32,9 +35,11 @@ from vitcow_assets.datasets.inputs import (
     LABELS_COLUMNS,
     TRIMMED_COLUMNS,
     DatasetInputError,
+    labels_with_roles,
     require,
     require_unique,
 )
+from vitcow_assets.labelling.verdicts import ANNOTATOR_ROLE, GOLD_ROLE, REVIEWER_ROLE, Verdict, verdict
 
 
 def _names(values) -> tuple[str, ...] | None:
@@ -127,8 +132,9 @@ RESOLVED_EXTRA = [
     field("trim_end_frame", pa.int64(), "last crop frame of the trimmed segment (as the trimmed table gives it)", nullable=True),
     field("class_name", pa.string(), "training class the crop's labels map to"),
     field("class_index", pa.int32(), "index of class_name in the taxonomy's alphabetical class list"),
-    field("fine_labels", pa.string(), "the crop's fine labels, distinct, sorted, comma-separated"),
-    field("annotators", pa.int32(), "annotators who labelled the crop"),
+    field("fine_labels", pa.string(), "the fine label(s) the class comes from (the gold label, the decision, or the annotators' labels, distinct, sorted, comma-separated)"),
+    field("annotators", pa.int32(), "annotators who labelled the crop (gold and decisions not counted)"),
+    field("label_basis", pa.string(), "what the class comes from: gold (reference label), decided (a reviewer's decision) or agreed (the annotators)"),
 ]
 
 
@@ -145,6 +151,12 @@ class Resolution:
     awaiting_trim: tuple[str, ...]
     #: labelled crops the catalog does not hold (filtered out, or gone)
     not_in_catalog: int
+    #: crops used on a reviewer's decision (conflicts decided, and any other decided crop)
+    decided: tuple[str, ...] = ()
+    #: crops used on their gold label
+    gold: tuple[str, ...] = ()
+    #: labels left out because they were marked unsure (``drop_unsure``)
+    unsure_dropped: int = 0
 
     def summary(self) -> dict:
         return {
@@ -152,16 +164,20 @@ class Resolution:
             "trimmed": int(pc.sum(self.crops["trimmed"]).as_py() or 0),
             "excluded": self.excluded,
             "conflicts": len(self.conflicts),
+            "decided": len(self.decided),
+            "gold": len(self.gold),
+            "unsure_dropped": self.unsure_dropped,
             "awaiting_trim": len(self.awaiting_trim),
             "not_in_catalog": self.not_in_catalog,
         }
 
 
-def _labels_by_crop(labels: pa.Table, taxonomy: Taxonomy) -> dict[str, list[dict]]:
+def _labels_by_crop(labels: pa.Table, taxonomy: Taxonomy) -> dict[str, dict[str, list[dict]]]:
+    """crop_id -> role -> rows (each with its ``class``), checking labels and uniqueness."""
     require(labels, LABELS_COLUMNS, "labels snapshot")
-    rows = labels.select(list(LABELS_COLUMNS)).to_pylist()
-    require_unique([(r["crop_id"], r["annotator"]) for r in rows], "labels snapshot", "(crop_id, annotator)")
-    by_crop: dict[str, list[dict]] = defaultdict(list)
+    rows = labels_with_roles(labels).to_pylist()
+    require_unique([(r["crop_id"], r["role"], r["annotator"]) for r in rows], "labels snapshot", "(crop_id, role, annotator)")
+    by_crop: dict[str, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
     for row in rows:
         try:
             row["class"] = taxonomy.class_of(row["label"])
@@ -169,8 +185,19 @@ def _labels_by_crop(labels: pa.Table, taxonomy: Taxonomy) -> dict[str, list[dict
             raise DatasetInputError(
                 f"labels snapshot: label {row['label']!r} (crop {row['crop_id']}) is not in taxonomy {taxonomy.name} v{taxonomy.version}"
             ) from None
-        by_crop[row["crop_id"]].append(row)
+        by_crop[row["crop_id"]][row["role"]].append(row)
     return by_crop
+
+
+def _crop_verdict(by_role: dict[str, list[dict]], taxonomy: Taxonomy, drop_unsure: bool) -> tuple[Verdict | None, int, int]:
+    """(verdict, annotators' labels used, unsure labels dropped) of one crop."""
+    labels = by_role.get(ANNOTATOR_ROLE, [])
+    dropped = sum(bool(r["unsure"]) for r in labels) if drop_unsure else 0
+    if drop_unsure:
+        labels = [r for r in labels if not r["unsure"]]
+    decision = (by_role.get(REVIEWER_ROLE) or [None])[0]
+    gold = (by_role.get(GOLD_ROLE) or [None])[0]
+    return verdict(labels, taxonomy.class_of, decision, gold), len(labels), dropped
 
 
 def _trims(trimmed: pa.Table | None) -> dict[str, dict]:
@@ -182,8 +209,8 @@ def _trims(trimmed: pa.Table | None) -> dict[str, dict]:
     return {r["crop_id"]: r for r in rows}
 
 
-def _resolved_row(crop: dict, labels: list[dict], trim: dict | None, taxonomy: Taxonomy) -> dict:
-    cls = labels[0]["class"]
+def _resolved_row(crop: dict, found: Verdict, annotators: int, trim: dict | None, taxonomy: Taxonomy) -> dict:
+    cls = found.class_name
     row = {
         **crop,
         "source_crop_path": crop["crop_path"],
@@ -192,8 +219,9 @@ def _resolved_row(crop: dict, labels: list[dict], trim: dict | None, taxonomy: T
         "trim_end_frame": None,
         "class_name": cls,
         "class_index": taxonomy.class_index(cls),
-        "fine_labels": ",".join(sorted({r["label"] for r in labels})),
-        "annotators": len(labels),
+        "fine_labels": ",".join(sorted({r["label"] for r in found.rows})),
+        "annotators": annotators,
+        "label_basis": found.status,
     }
     if trim is not None:
         row.update(crop_path=trim["trimmed_path"], frames=trim["frames"], trim_start_frame=trim["start_frame"], trim_end_frame=trim["end_frame"])
@@ -201,7 +229,16 @@ def _resolved_row(crop: dict, labels: list[dict], trim: dict | None, taxonomy: T
     return row
 
 
-def resolve_labels(labels: pa.Table, catalog: pa.Table, taxonomy: Taxonomy, trimmed: pa.Table | None = None) -> Resolution:
+def _matching_trim(found: Verdict, trim: dict | None) -> tuple[bool, dict | None]:
+    """(a segment is marked, the trimmed copy cut for it or None) for the rows used."""
+    segments = {(r["start_frame"], r["end_frame"]) for r in found.rows if r["start_frame"] is not None and r["end_frame"] is not None}
+    if trim is not None and (trim["start_frame"], trim["end_frame"]) not in segments:
+        trim = None  # cut for a segment the rows used do not mark: stale
+    return bool(segments), trim
+
+
+def resolve_labels(labels: pa.Table, catalog: pa.Table, taxonomy: Taxonomy, trimmed: pa.Table | None = None,
+                   drop_unsure: bool = False) -> Resolution:
     """One row per usable labelled crop: the catalog's row (``catalog``'s columns, filtered
     or not) with its class (``RESOLVED_EXTRA``), sorted by ``crop_id``."""
     require(catalog, CATALOG_COLUMNS, "catalog")
@@ -210,25 +247,26 @@ def resolve_labels(labels: pa.Table, catalog: pa.Table, taxonomy: Taxonomy, trim
     ids = sorted(by_crop)
     found = catalog.filter(pc.is_in(catalog["crop_id"], value_set=pa.array(ids, pa.string())))
     crops = {r["crop_id"]: r for r in found.to_pylist()}
-    rows, excluded, conflicts, awaiting = [], 0, [], []
+    rows, excluded, awaiting, unsure_dropped = [], 0, [], 0
+    basis: dict[str, list[str]] = defaultdict(list)
     for crop_id in ids:
         if crop_id not in crops:
             continue
-        crop_labels = by_crop[crop_id]
-        classes = {r["class"] for r in crop_labels}
-        if len(classes) > 1:
-            conflicts.append(crop_id)
+        outcome, annotators, dropped = _crop_verdict(by_crop[crop_id], taxonomy, drop_unsure)
+        unsure_dropped += dropped
+        if outcome is None:
             continue
-        if classes == {None}:
-            excluded += 1
+        basis[outcome.status].append(crop_id)
+        if not outcome.usable:
+            excluded += outcome.status != "conflict"
             continue
-        segments = {(r["start_frame"], r["end_frame"]) for r in crop_labels if r["start_frame"] is not None and r["end_frame"] is not None}
-        trim = trims.get(crop_id)
-        if trim is not None and (trim["start_frame"], trim["end_frame"]) not in segments:
-            trim = None  # cut for a segment no current label marks: stale
-        if segments and trim is None:
+        segmented, trim = _matching_trim(outcome, trims.get(crop_id))
+        if segmented and trim is None:
             awaiting.append(crop_id)
             continue
-        rows.append(_resolved_row(crops[crop_id], crop_labels, trim, taxonomy))
+        rows.append(_resolved_row(crops[crop_id], outcome, annotators, trim, taxonomy))
     schema = pa.schema(list(found.schema) + RESOLVED_EXTRA)
-    return Resolution(pa.Table.from_pylist(rows, schema=schema), excluded, tuple(conflicts), tuple(awaiting), len(ids) - len(crops))
+    return Resolution(
+        pa.Table.from_pylist(rows, schema=schema), excluded, tuple(basis["conflict"]), tuple(awaiting), len(ids) - len(crops),
+        decided=tuple(basis["decided"]), gold=tuple(basis["gold"]), unsure_dropped=unsure_dropped,
+    )

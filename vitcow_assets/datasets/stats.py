@@ -1,12 +1,17 @@
 """Statistics of a dataset: hours, crops and animals per split, farm and class; class
-balance; the presence-ratio histogram; annotators and their agreement.
+balance; the presence-ratio histogram; annotators, their agreement and accuracy on gold.
 
 Definitions: *hours* add up the crops' ``duration_s`` (trimmed copies count their own
 length; consecutive crops of a track share one frame, counted in both); *animals* count
 distinct ``(video_id, track_id)`` (the same cow in two videos counts twice); a crop with
 no farm counts under ``(unknown)``. Agreement compares the training classes two annotators
 gave the crops both labelled (an exclusion such as ``Delete`` is its own category):
-raw agreement and Cohen's kappa per pair of annotators, and pooled over all pairs.
+raw agreement and Cohen's kappa per pair of annotators, pooled over all pairs, and Fleiss'
+kappa over every crop two or more annotators labelled. Per annotator (the snapshot's
+``annotator`` rows; ``reviewer`` rows are decisions, ``gold`` rows reference labels):
+labels given, of which double-labelled and unsure, gold accuracy (training class of their
+label against the gold label's, on the gold crops they labelled), the conflicts they were
+part of and how many of those a reviewer decided, and, for reviewers, decisions in force.
 
 Pure: pyarrow/numpy in, pyarrow out.
 """
@@ -18,29 +23,15 @@ from collections import Counter, defaultdict
 import numpy as np
 import pyarrow as pa
 
+from vitcow_assets.core.agreement import FleissKappa, cohen_kappa, fleiss_kappa, gold_score
 from vitcow_assets.core.taxonomy import Taxonomy
-from vitcow_assets.datasets.inputs import DatasetInputError, require
+from vitcow_assets.datasets.inputs import LABELS_COLUMNS, DatasetInputError, labels_with_roles, require
 from vitcow_assets.datasets.splits import SPLIT_NAMES
+from vitcow_assets.labelling.verdicts import ANNOTATOR_ROLE, GOLD_ROLE, REVIEWER_ROLE
 
 STATS_INPUT_COLUMNS = ("split", "class_name", "farm", "video_id", "track_id", "duration_s", "presence_ratio")
 UNKNOWN_FARM = "(unknown)"
 EXCLUDED = "(excluded)"
-
-
-def cohen_kappa(a: list, b: list) -> float | None:
-    """Cohen's kappa of two raters' categories for the same items; None when chance
-    agreement is total (both gave one and the same category throughout) or no items."""
-    if len(a) != len(b):
-        raise ValueError("cohen_kappa: both raters need the same items")
-    if not a:
-        return None
-    n = len(a)
-    observed = sum(x == y for x, y in zip(a, b)) / n
-    ca, cb = Counter(a), Counter(b)
-    expected = sum(ca[k] * cb[k] for k in ca) / (n * n)
-    if expected >= 1.0:
-        return None
-    return (observed - expected) / (1.0 - expected)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,9 +43,11 @@ class DatasetStats:
     annotators: pa.Table
     agreement: pa.Table
     classes: tuple[str, ...]
+    #: Fleiss' kappa over the crops two or more annotators labelled (training classes)
+    fleiss: FleissKappa = FleissKappa(0, 0, None, None, None)
 
     def tables(self) -> dict[str, pa.Table]:
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "classes"}
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if isinstance(getattr(self, f.name), pa.Table)}
 
     def class_counts(self) -> dict[str, dict[str, int]]:
         """split -> class -> crops (every class of the taxonomy, zeros included)."""
@@ -80,6 +73,8 @@ class DatasetStats:
             "balance": self.balance(),
             "annotators": self.annotators.num_rows,
             "agreement": pooled[0] if pooled else None,
+            "fleiss_kappa": self.fleiss.as_dict(),
+            "per_annotator": self.annotators.to_pylist(),
         }
 
 
@@ -126,33 +121,62 @@ def _presence_table(rows: list[dict], bins: int) -> pa.Table:
     return pa.Table.from_pylist(out, schema=schema)
 
 
-def _categories(labels: pa.Table, taxonomy: Taxonomy) -> dict[str, dict[str, str]]:
-    """crop_id -> annotator -> training class (or EXCLUDED)."""
-    out: dict[str, dict[str, str]] = defaultdict(dict)
-    for r in labels.select(["crop_id", "label", "annotator"]).to_pylist():
+ANNOTATOR_SCHEMA = pa.schema([
+    ("annotator", pa.string()), ("labels", pa.int64()), ("double_labelled", pa.int64()), ("unsure", pa.int64()),
+    ("unsure_share", pa.float64()), ("gold_labelled", pa.int64()), ("gold_correct", pa.int64()), ("gold_accuracy", pa.float64()),
+    ("conflicts", pa.int64()), ("conflicts_decided", pa.int64()), ("decisions", pa.int64()),
+])
+AGREEMENT_SCHEMA = pa.schema([("annotator_a", pa.string()), ("annotator_b", pa.string()), ("crops", pa.int64()), ("raw_agreement", pa.float64()), ("cohen_kappa", pa.float64())])
+
+
+@dataclasses.dataclass(frozen=True)
+class _Roles:
+    """The snapshot by role: crop -> annotator -> (class or EXCLUDED, unsure); crop -> the
+    decision's (reviewer, class) and the gold class."""
+
+    annotated: dict[str, dict[str, tuple[str, bool]]]
+    decided: dict[str, tuple[str, str]]
+    gold: dict[str, str]
+
+
+def _by_role(labels: pa.Table, taxonomy: Taxonomy) -> _Roles:
+    roles = _Roles(defaultdict(dict), {}, {})
+    for r in labels_with_roles(labels).to_pylist():
         try:
             cls = taxonomy.class_of(r["label"])
         except KeyError:
             raise DatasetInputError(f"labels snapshot: label {r['label']!r} (crop {r['crop_id']}) is not in taxonomy {taxonomy.name}") from None
-        out[r["crop_id"]][r["annotator"]] = EXCLUDED if cls is None else cls
-    return out
+        cls = EXCLUDED if cls is None else cls
+        if r["role"] == REVIEWER_ROLE:
+            roles.decided[r["crop_id"]] = (r["annotator"], cls)
+        elif r["role"] == GOLD_ROLE:
+            roles.gold[r["crop_id"]] = cls
+        elif r["role"] == ANNOTATOR_ROLE:
+            roles.annotated[r["crop_id"]][r["annotator"]] = (cls, bool(r["unsure"]))
+    return roles
 
 
-def _agreement_tables(labels: pa.Table | None, taxonomy: Taxonomy | None) -> tuple[pa.Table, pa.Table]:
-    ann_schema = pa.schema([("annotator", pa.string()), ("labels", pa.int64()), ("double_labelled", pa.int64())])
-    agr_schema = pa.schema([("annotator_a", pa.string()), ("annotator_b", pa.string()), ("crops", pa.int64()), ("raw_agreement", pa.float64()), ("cohen_kappa", pa.float64())])
-    if labels is None or taxonomy is None:
-        return ann_schema.empty_table(), agr_schema.empty_table()
-    require(labels, ("crop_id", "label", "annotator"), "labels snapshot")
-    cats = _categories(labels, taxonomy)
-    per_annotator = Counter(a for by in cats.values() for a in by)
-    double = Counter(a for by in cats.values() if len(by) > 1 for a in by)
-    annotators = [{"annotator": a, "labels": per_annotator[a], "double_labelled": double[a]} for a in sorted(per_annotator)]
+def _annotator_row(name: str, roles: _Roles) -> dict:
+    mine = {crop: by[name] for crop, by in roles.annotated.items() if name in by}
+    unsure = sum(flag for _, flag in mine.values())
+    on_gold = [c for c in sorted(mine) if c in roles.gold]
+    score = gold_score([roles.gold[c] for c in on_gold], [mine[c][0] for c in on_gold])
+    conflicts = [c for c in mine if len({cls for cls, _ in roles.annotated[c].values()}) > 1 and c not in roles.gold]
+    return {
+        "annotator": name, "labels": len(mine), "double_labelled": sum(len(roles.annotated[c]) > 1 for c in mine),
+        "unsure": unsure, "unsure_share": unsure / len(mine) if mine else None,
+        "gold_labelled": score.items, "gold_correct": score.correct, "gold_accuracy": score.accuracy,
+        "conflicts": len(conflicts), "conflicts_decided": sum(c in roles.decided for c in conflicts),
+        "decisions": sum(who == name for who, _ in roles.decided.values()),
+    }
+
+
+def _pair_rows(annotated: dict[str, dict[str, tuple[str, bool]]]) -> list[dict]:
     pairs: dict[tuple, tuple[list, list]] = defaultdict(lambda: ([], []))
-    for crop in sorted(cats):
-        for a, b in itertools.combinations(sorted(cats[crop]), 2):
-            pairs[(a, b)][0].append(cats[crop][a])
-            pairs[(a, b)][1].append(cats[crop][b])
+    for crop in sorted(annotated):
+        for a, b in itertools.combinations(sorted(annotated[crop]), 2):
+            pairs[(a, b)][0].append(annotated[crop][a][0])
+            pairs[(a, b)][1].append(annotated[crop][b][0])
     rows = []
     pooled: tuple[list, list] = ([], [])
     for (a, b), (xs, ys) in sorted(pairs.items()):
@@ -161,7 +185,18 @@ def _agreement_tables(labels: pa.Table | None, taxonomy: Taxonomy | None) -> tup
     if rows:
         xs, ys = pooled
         rows.append({"annotator_a": "*", "annotator_b": "*", "crops": len(xs), "raw_agreement": sum(x == y for x, y in zip(xs, ys)) / len(xs), "cohen_kappa": cohen_kappa(xs, ys)})
-    return pa.Table.from_pylist(annotators, schema=ann_schema), pa.Table.from_pylist(rows, schema=agr_schema)
+    return rows
+
+
+def _agreement_tables(labels: pa.Table | None, taxonomy: Taxonomy | None) -> tuple[pa.Table, pa.Table, FleissKappa]:
+    if labels is None or taxonomy is None:
+        return ANNOTATOR_SCHEMA.empty_table(), AGREEMENT_SCHEMA.empty_table(), fleiss_kappa([])
+    require(labels, LABELS_COLUMNS, "labels snapshot")
+    roles = _by_role(labels, taxonomy)
+    names = sorted({a for by in roles.annotated.values() for a in by} | {who for who, _ in roles.decided.values()})
+    annotators = pa.Table.from_pylist([_annotator_row(name, roles) for name in names], schema=ANNOTATOR_SCHEMA)
+    fleiss = fleiss_kappa([[cls for cls, _ in by.values()] for _, by in sorted(roles.annotated.items())])
+    return annotators, pa.Table.from_pylist(_pair_rows(roles.annotated), schema=AGREEMENT_SCHEMA), fleiss
 
 
 def dataset_stats(splits: pa.Table, classes, labels: pa.Table | None = None, taxonomy: Taxonomy | None = None, bins: int = 10) -> DatasetStats:
@@ -176,7 +211,7 @@ def dataset_stats(splits: pa.Table, classes, labels: pa.Table | None = None, tax
     order = {name: k for k, name in enumerate((*SPLIT_NAMES, "all"))}
     split_table = _volume_table(by_split, ("split",))
     split_table = split_table.take(sorted(range(split_table.num_rows), key=lambda i: order.get(split_table["split"][i].as_py(), 99)))
-    annotators, agreement = _agreement_tables(labels, taxonomy)
+    annotators, agreement, fleiss = _agreement_tables(labels, taxonomy)
     return DatasetStats(
         by_split=split_table,
         by_farm=_volume_table(_group_rows(rows, ("split", "farm")), ("split", "farm")),
@@ -185,4 +220,5 @@ def dataset_stats(splits: pa.Table, classes, labels: pa.Table | None = None, tax
         annotators=annotators,
         agreement=agreement,
         classes=tuple(classes),
+        fleiss=fleiss,
     )

@@ -134,7 +134,7 @@ def dataset_stats(context: dg.AssetExecutionContext, storage: VitcowStorage, lab
     layout = storage.root().datasets
     described = describe_splits(read_splits(layout), _labels(storage), labels.load_taxonomy())
     png = write_stats(layout, described)
-    tables = {f"stats_{name}": _table_value(table) for name, table in described.stats.tables().items() if name in ("by_split", "by_class", "agreement")}
+    tables = {f"stats_{name}": _table_value(table) for name, table in described.stats.tables().items() if name in ("by_split", "by_class", "agreement", "annotators")}
     return dg.MaterializeResult(
         metadata={"chart_path": dg.MetadataValue.path(str(png)), "chart": dg.MetadataValue.md(described.chart.thumbnail_markdown()),
                   "summary": dg.MetadataValue.json(described.stats.summary()), **tables}

@@ -104,25 +104,29 @@ def label_taxonomy(context: dg.AssetExecutionContext, storage: VitcowStorage, la
 
 @dg.asset(group_name=GROUP, kinds={"parquet"}, deps=[crop_catalog], code_version=code_version())
 def behaviour_labels(context: dg.AssetExecutionContext, storage: VitcowStorage, labels: LabelsResource) -> dg.MaterializeResult:
-    """The current behaviour labels (one per crop and annotator), each with its crop's
-    lineage from the catalog; labels whose crop is no longer in the catalog are kept apart
-    as orphans. The taxonomy's fingerprint is recorded in the table's metadata."""
+    """The current behaviour labels (one per crop and annotator), the reviewers' decisions in
+    force and the gold labels (`role`), each with its crop's lineage from the catalog;
+    labels whose crop is no longer in the catalog are kept apart as orphans. The taxonomy's
+    fingerprint is recorded in the table's metadata."""
     root = storage.root()
     with labels.store(root.home) as store:
-        current = store.current_labels()
+        current, decisions, gold = store.current_labels(), store.current_decisions(), store.gold_labels()
     taxonomy = labels.load_taxonomy()
-    snapshot = label_snapshot(current, read_catalog(root), taxonomy, str(root.trimmed_dir))
+    snapshot = label_snapshot(current, read_catalog(root), taxonomy, str(root.trimmed_dir), decisions, gold)
     path, orphans = root.label_snapshot, root.orphaned_labels
     write_table(path, snapshot.labels)
     write_table(orphans, snapshot.orphans)
     if snapshot.orphans.num_rows:
         context.log.warning(f"{snapshot.orphans.num_rows} label(s) name crops no longer in the catalog (new bytes?): kept in {orphans}")
-    annotators = sorted(set(snapshot.labels["annotator"].to_pylist()))
+    roles = snapshot.labels.select(["annotator", "role"]).to_pylist()
+    annotators = sorted({r["annotator"] for r in roles if r["role"] == "annotator"})
     return dg.MaterializeResult(
         metadata={
             **table_metadata(path, LABELS_SCHEMA, snapshot.labels.num_rows),
             **crop_pages_metadata(storage.links(), labelled=1),
             "annotators": dg.MetadataValue.json(annotators),
+            "decisions": sum(r["role"] == "reviewer" for r in roles),
+            "gold_labels": sum(r["role"] == "gold" for r in roles),
             "orphaned_labels": snapshot.orphans.num_rows,
             "orphans_path": dg.MetadataValue.path(str(orphans)),
             "taxonomy_fingerprint": taxonomy.fingerprint,

@@ -6,6 +6,8 @@ both inclusive) of a transitional behaviour. Events are never changed: a later l
 same crop by the same annotator supersedes an earlier one, and an undo is an event of its
 own (``kind == "undo"``, ``undoes`` = the id of the label event it takes back). The
 *current* label of a (crop, annotator) pair is its latest label event that was not undone.
+An annotator who is not sure marks the label ``unsure`` (stored with the event; datasets
+may leave such labels out).
 
 Pure: dataclasses and pyarrow; no database, no files.
 """
@@ -18,6 +20,8 @@ import pyarrow as pa
 from vitcow_assets.core.tables import field
 
 LABEL, UNDO = "label", "undo"
+#: longest annotator, label or crop name stored
+NAME_CHARS = 128
 #: where an event came from
 SOURCES = ("page", "api", "import")
 
@@ -33,12 +37,17 @@ EVENT_SCHEMA = pa.schema(
         field("undoes", pa.int64(), "for an undo: the label event it takes back", nullable=True),
         field("labelled_at", pa.timestamp("us", tz="UTC"), "when the event was written, UTC"),
         field("source", pa.string(), "page, api or import"),
+        field("unsure", pa.bool_(), "the annotator marked the label unsure (false for an undo)"),
     ]
 )
 
 
 class LabelError(ValueError):
     """A label event that cannot be stored; the message is one line naming what is wrong."""
+
+
+class NotAllowedError(LabelError):
+    """A write the writer may not make (e.g. a decision by someone who is not a reviewer)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,11 +62,24 @@ class LabelEvent:
     undoes: int | None
     labelled_at: dt.datetime
     source: str
+    unsure: bool = False
 
     def as_dict(self) -> dict:
         data = dataclasses.asdict(self)
         data["labelled_at"] = iso_utc(self.labelled_at)
         return data
+
+
+def utcnow() -> dt.datetime:
+    """Now, naive UTC (what the database columns hold)."""
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+def check_name(what: str, value, limit: int = NAME_CHARS) -> None:
+    """``LabelError`` unless ``value`` is a non-empty name of at most ``limit`` characters
+    without surrounding spaces."""
+    if not isinstance(value, str) or not value.strip() or len(value) > limit or value != value.strip():
+        raise LabelError(f"{what} must be a non-empty name of at most {limit} characters without surrounding spaces, not {value!r}")
 
 
 def iso_utc(when: dt.datetime) -> str:

@@ -8,8 +8,15 @@ chosen crop to one annotator (shares differ by at most one crop when a farm runs
 ``double`` gives every chosen crop to two different annotators, pairs rotating so that each
 annotator shares crops with every other. Positions interleave the farms.
 
+Gold crops (``gold``) never join the regular draw; with ``gold_rate`` r each annotator's
+queue of n crops gets ``round(n * r / (1 - r))`` of them (so that about r of the queue is
+gold; at most every gold crop once), drawn and placed at random positions by a generator
+seeded with (seed, annotator): nothing tells the annotator which they are.
+
 ``agreement`` compares two annotators' current labels on the crops both labelled: raw
-agreement and Cohen's kappa, on fine labels or through a mapping (e.g. to training classes).
+agreement and Cohen's kappa, on fine labels or through a mapping (e.g. to training classes);
+``fleiss`` gives Fleiss' kappa over every crop two or more annotators labelled, and
+``gold_accuracy`` each annotator's accuracy and confusion on the gold crops they labelled.
 
 Pure: pyarrow and numpy in, pyarrow and dataclasses out; no database, no files.
 """
@@ -24,6 +31,7 @@ from collections.abc import Callable, Iterable
 import numpy as np
 import pyarrow as pa
 
+from vitcow_assets.core.agreement import FleissKappa, cohen_kappa, fleiss_kappa, gold_score
 from vitcow_assets.core.tables import field
 
 ASSIGNMENT_SCHEMA = pa.schema(
@@ -37,12 +45,13 @@ ASSIGNMENT_SCHEMA = pa.schema(
 
 #: the category an excluded crop (mapping gives None) counts as in agreement
 EXCLUDED = "(excluded)"
+#: keeps the gold draw's random stream apart from the farms' shuffles
+_GOLD_STREAM = 0x601D
 
 
 def _farm_order(crop_ids: list[str], farm: str | None, seed: int) -> list[str]:
     """The farm's crops in a seeded order that depends only on (seed, farm, the crops)."""
-    farm_key = int(hashlib.sha256((farm or "").encode()).hexdigest()[:8], 16)
-    rng = np.random.default_rng([seed, farm_key])
+    rng = np.random.default_rng([seed, _name_key(farm or "")])
     ordered = sorted(crop_ids)
     return [ordered[i] for i in rng.permutation(len(ordered))]
 
@@ -55,7 +64,25 @@ def _owners(j: int, k: int, double: bool) -> tuple[int, ...]:
     return first, (j + 1 + (j // k) % (k - 1)) % k
 
 
-def _check(annotators: list[str], per_farm: int, double: bool) -> None:
+def _name_key(name: str) -> int:
+    return int(hashlib.sha256(name.encode()).hexdigest()[:8], 16)
+
+
+def _mix_gold(queue: list[tuple[str, str | None]], annotator: str, gold: list[tuple[str, str | None]], rate: float, seed: int) -> list:
+    """``queue`` ((crop, farm) in order) with gold crops mixed in at seeded positions."""
+    extra = min(len(gold), round(len(queue) * rate / (1.0 - rate))) if gold and rate > 0 else 0
+    if not extra:
+        return queue
+    rng = np.random.default_rng([seed, _name_key(annotator), _GOLD_STREAM])
+    chosen = [gold[i] for i in rng.choice(len(gold), size=extra, replace=False)]
+    slots = set(rng.choice(len(queue) + extra, size=extra, replace=False).tolist())
+    regular, golden = iter(queue), iter(chosen)
+    return [next(golden) if i in slots else next(regular) for i in range(len(queue) + extra)]
+
+
+def _check(annotators: list[str], per_farm: int, double: bool, gold_rate: float = 0.0) -> None:
+    if not 0.0 <= gold_rate < 1.0:
+        raise ValueError(f"gold_rate: the share of gold crops in a queue must be at least 0 and below 1, not {gold_rate!r}")
     if not annotators or any(not a or not isinstance(a, str) for a in annotators):
         raise ValueError("annotators: give at least one non-empty name")
     if len(set(annotators)) != len(annotators):
@@ -67,16 +94,23 @@ def _check(annotators: list[str], per_farm: int, double: bool) -> None:
 
 
 def assign(
-    catalog: pa.Table, annotators: list[str], per_farm: int, seed: int = 0, double: bool = False, exclude: Iterable[str] = ()
+    catalog: pa.Table, annotators: list[str], per_farm: int, seed: int = 0, double: bool = False, exclude: Iterable[str] = (),
+    gold: Iterable[str] = (), gold_rate: float = 0.0,
 ) -> pa.Table:
     """Assignments (``ASSIGNMENT_SCHEMA``, sorted by annotator and position) of the catalog's
-    crops, leaving out ``exclude`` (e.g. crops already assigned or labelled)."""
-    _check(annotators, per_farm, double)
-    skip = set(exclude)
+    crops, leaving out ``exclude`` (e.g. crops already assigned or labelled), with ``gold``
+    crops mixed in at ``gold_rate``."""
+    _check(annotators, per_farm, double, gold_rate)
+    gold_ids = set(gold)
+    skip = set(exclude) | gold_ids
     by_farm: dict[str | None, list[str]] = {}
+    golden: list[tuple[str, str | None]] = []
     for crop, farm in zip(catalog["crop_id"].to_pylist(), catalog["farm"].to_pylist()):
-        if crop not in skip:
+        if crop in gold_ids:
+            golden.append((crop, farm))
+        elif crop not in skip:
             by_farm.setdefault(farm, []).append(crop)
+    golden.sort()
     k = len(annotators)
     wanted = math.ceil(per_farm * k / 2) if double else per_farm * k
     rows = []  # (annotator index, rank in its share of the farm, farm sort key, crop, farm)
@@ -89,7 +123,8 @@ def assign(
     rows.sort(key=lambda r: r[:3])
     out = {"annotator": [], "crop_id": [], "farm": [], "position": []}
     for owner, group in itertools.groupby(rows, key=lambda r: r[0]):
-        for position, (_, _, _, crop, farm) in enumerate(group):
+        queue = _mix_gold([(crop, farm) for _, _, _, crop, farm in group], annotators[owner], golden, gold_rate, seed)
+        for position, (crop, farm) in enumerate(queue):
             out["annotator"].append(annotators[owner])
             out["crop_id"].append(crop)
             out["farm"].append(farm)
@@ -125,8 +160,7 @@ def _labels_of(current: pa.Table, annotator: str, mapping: Callable[[str], str |
     out = {}
     for crop, who, label in zip(cols["crop_id"], cols["annotator"], cols["label"]):
         if who == annotator and label is not None:
-            category = mapping(label) if mapping is not None else label
-            out[crop] = EXCLUDED if category is None else category
+            out[crop] = _category(label, mapping)
     return out
 
 
@@ -141,11 +175,8 @@ def agreement(current: pa.Table, a: str, b: str, mapping: Callable[[str], str | 
     agreed = sum(count for (x, y), count in confusion.items() if x == y)
     if not n:
         return Agreement(a, b, 0, 0, None, None, {})
-    observed = agreed / n
-    count_a, count_b = Counter(la[c] for c in common), Counter(lb[c] for c in common)
-    chance = sum(count_a[c] * count_b[c] for c in count_a) / (n * n)
-    kappa = None if math.isclose(chance, 1.0) else (observed - chance) / (1.0 - chance)
-    return Agreement(a, b, n, agreed, observed, kappa, dict(confusion))
+    kappa = cohen_kappa([la[c] for c in common], [lb[c] for c in common])
+    return Agreement(a, b, n, agreed, agreed / n, kappa, dict(confusion))
 
 
 def agreement_report(current: pa.Table, mapping: Callable[[str], str | None] | None = None) -> list[Agreement]:
@@ -153,6 +184,36 @@ def agreement_report(current: pa.Table, mapping: Callable[[str], str | None] | N
     annotators = sorted(set(current["annotator"].to_pylist()))
     pairs = (agreement(current, a, b, mapping) for a, b in itertools.combinations(annotators, 2))
     return [p for p in pairs if p.crops]
+
+
+def _category(label: str, mapping: Callable[[str], str | None] | None) -> str:
+    category = mapping(label) if mapping is not None else label
+    return EXCLUDED if category is None else category
+
+
+def fleiss(current: pa.Table, mapping: Callable[[str], str | None] | None = None) -> FleissKappa:
+    """Fleiss' kappa over the crops two or more annotators labelled (``current``: one row
+    per (crop, annotator), columns crop_id and label)."""
+    by_crop: dict[str, list[str]] = {}
+    for crop, label in zip(current["crop_id"].to_pylist(), current["label"].to_pylist()):
+        if label is not None:
+            by_crop.setdefault(crop, []).append(_category(label, mapping))
+    return fleiss_kappa([by_crop[c] for c in sorted(by_crop)])
+
+
+def gold_accuracy(current: pa.Table, gold: pa.Table, mapping: Callable[[str], str | None] | None = None) -> list[dict]:
+    """Per annotator who labelled a gold crop: ``annotator``, ``items`` (gold crops
+    labelled), ``correct``, ``accuracy`` and ``confusion`` (gold, given, items)."""
+    reference = {c: _category(label, mapping) for c, label in zip(gold["crop_id"].to_pylist(), gold["label"].to_pylist())}
+    given: dict[str, list[tuple[str, str]]] = {}
+    for r in current.select(["crop_id", "annotator", "label"]).to_pylist():
+        if r["crop_id"] in reference and r["label"] is not None:
+            given.setdefault(r["annotator"], []).append((reference[r["crop_id"]], _category(r["label"], mapping)))
+    out = []
+    for annotator in sorted(given):
+        pairs = given[annotator]
+        out.append({"annotator": annotator, **gold_score([g for g, _ in pairs], [x for _, x in pairs]).as_dict()})
+    return out
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,15 +1,20 @@
 """The labelling page and its JSON API (Starlette), served by uvicorn.
 
-``create_app(store, catalog, taxonomy, home)`` builds the app: the page (``static/``,
-served from the package: no CDN) at ``/``, and the API under ``/api/`` that the page uses
-(documented in ``docs/labelling.md``). The client names crops by ``crop_id`` only; a crop
-video is served only for a crop in the catalog, from the path the catalog gives, with HTTP
-range requests (Starlette's ``FileResponse`` answers ``Range`` with 206 and
-``Content-Range``), so the browser can seek. The catalog is given as a table, or as the
-path of ``catalog/crops.parquet``, which is read again whenever the file changes. The crop
-pages (``crop_pages``: ``/crops``, ``/crops/{crop_id}``, read-only) are served beside them.
+``create_app(store, catalog, taxonomy, home, require_tokens)`` builds the app: the page
+(``static/``, served from the package: no CDN) at ``/``, and the API under ``/api/`` that
+the page uses (documented in ``docs/labelling.md``). Every API call goes through
+``_endpoint``, which signs the caller in first (``access``: with ``require_tokens`` a valid
+token or 401). The client names crops by ``crop_id`` only; a crop video is served only for
+a crop in the catalog, from the path the catalog gives, with HTTP range requests
+(Starlette's ``FileResponse`` answers ``Range`` with 206 and ``Content-Range``), so the
+browser can seek; its context view (``context_frames``) from the clip file the catalog
+names. The catalog is given as a table, or as the path of ``catalog/crops.parquet``, which
+is read again whenever the file changes. The reviewer's endpoints are ``review_api``'s. The crop
+pages (``crop_pages``: ``/crops``, ``/crops/{crop_id}``, read-only, no sign-in) are served
+beside them.
 
-``serve(...)`` runs the app, bound to 127.0.0.1 unless told otherwise.
+``serve(...)`` runs the app, bound to 127.0.0.1 unless told otherwise; served beyond it,
+tokens are required.
 
 May import starlette, uvicorn, pyarrow and the labelling modules; no dagster.
 """
@@ -33,10 +38,13 @@ from starlette.staticfiles import StaticFiles
 
 from vitcow_assets.core.catalog import CATALOG_SCHEMA
 from vitcow_assets.core.taxonomy import RESERVED_KEYS, Taxonomy
+from vitcow_assets.labelling.access import Access, ApiError, check_annotator, tokens_needed
+from vitcow_assets.labelling.context_frames import ContextError, ContextFrames, CropWindows
 from vitcow_assets.labelling.crop_pages import crop_page_routes
-from vitcow_assets.labelling.events import LabelError, LabelEvent, check_segment, iso_utc
+from vitcow_assets.labelling.events import LabelError, LabelEvent, NotAllowedError, check_segment, iso_utc
 from vitcow_assets.labelling.queues import Queue, queue_of
-from vitcow_assets.labelling.store import NAME_CHARS, LabelStore
+from vitcow_assets.labelling.review_api import ReviewApi
+from vitcow_assets.labelling.store import LabelStore
 
 STATIC = Path(__file__).with_name("static")
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8765
@@ -48,12 +56,6 @@ _CROP_FIELDS = [
 ]
 
 
-class ApiError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
 @dataclasses.dataclass(frozen=True)
 class _Catalog:
     rows: dict[str, dict]
@@ -63,6 +65,9 @@ class _Catalog:
 
     @classmethod
     def of(cls, table: pa.Table) -> "_Catalog":
+        for name in CATALOG_SCHEMA.names:  # a catalog written before a column was added: nulls
+            if name not in table.column_names and CATALOG_SCHEMA.field(name).nullable:
+                table = table.append_column(CATALOG_SCHEMA.field(name), pa.nulls(table.num_rows, CATALOG_SCHEMA.field(name).type))
         table = table.select(CATALOG_SCHEMA.names)
         rows = {r["crop_id"]: r for r in table.to_pylist()}
         order = table["crop_id"].to_pylist()
@@ -112,31 +117,56 @@ def _event_json(event: LabelEvent | dict) -> dict:
     return data
 
 
+def _decision_json(row: dict) -> dict:
+    return {**row, "decided_at": iso_utc(row["decided_at"])}
+
+
 def _annotator(value) -> str:
-    if not isinstance(value, str) or not value.strip() or len(value) > NAME_CHARS or value != value.strip():
-        raise ApiError(400, f"annotator: give a name of 1 to {NAME_CHARS} characters (?annotator=NAME)")
-    return value
-
-
-def _segment(body: dict, frames: int) -> tuple[int | None, int | None]:
-    start, end = body.get("start_frame"), body.get("end_frame")
-    try:
-        check_segment(start, end, frames)
-    except LabelError as exc:
-        raise ApiError(400, str(exc)) from None
-    return start, end
+    return check_annotator(value)
 
 
 class LabellingApi:
     """The API's handlers over one store, catalog and taxonomy."""
 
-    def __init__(self, store: LabelStore, catalog: CatalogSource, taxonomy: Taxonomy, home: Path) -> None:
-        self.store, self.catalog, self.taxonomy, self.home = store, catalog, taxonomy, home
+    def __init__(self, store: LabelStore, catalog: CatalogSource, taxonomy: Taxonomy, home: Path, access: Access) -> None:
+        self.store, self.catalog, self.taxonomy, self.home, self.access = store, catalog, taxonomy, home, access
+        self.context_frames, self.windows = ContextFrames(), CropWindows(home)
 
     def _crop_row(self, catalog: _Catalog, crop_id) -> dict:
         if not isinstance(crop_id, str) or crop_id not in catalog.rows:
             raise ApiError(404, f"unknown crop {crop_id!r} (not in the catalog)")
         return catalog.rows[crop_id]
+
+    # -- what a write names, checked: each a one-line 400 (or 404) saying what is wrong ---
+
+    def crop_row_of(self, body: dict) -> dict:
+        if body.get("crop_id") is None:
+            raise ApiError(400, "crop_id: missing (give the crop_id of a catalog crop)")
+        return self._crop_row(self.catalog.get(), body["crop_id"])
+
+    def label_of(self, body: dict) -> str:
+        label = body.get("label")
+        if label is None:
+            raise ApiError(400, f"label: missing (give a label of taxonomy {self.taxonomy.name!r}, e.g. {self.taxonomy.labels[0].label!r})")
+        if not isinstance(label, str) or self.taxonomy.get(label) is None:
+            raise ApiError(400, f"unknown label {label!r} (not in taxonomy {self.taxonomy.name!r})")
+        return label
+
+    @staticmethod
+    def segment_of(body: dict, frames: int) -> tuple[int | None, int | None]:
+        start, end = body.get("start_frame"), body.get("end_frame")
+        try:
+            check_segment(start, end, frames)
+        except LabelError as exc:
+            raise ApiError(400, str(exc)) from None
+        return start, end
+
+    @staticmethod
+    def unsure_of(body: dict) -> bool:
+        unsure = body.get("unsure", False)
+        if not isinstance(unsure, bool):
+            raise ApiError(400, f"unsure: give true or false, not {unsure!r}")
+        return unsure
 
     def _labels_by_crop(self) -> dict[str, list[dict]]:
         out: dict[str, list[dict]] = {}
@@ -165,9 +195,12 @@ class LabellingApi:
         row = self._crop_row(catalog, crop_id)
         data = {k: _json_value(row[k]) for k in _CROP_FIELDS}
         data["video_url"] = f"/api/crops/{crop_id}/video"
+        data["context"] = {"url": f"/api/crops/{crop_id}/context", "available": bool(row["clip_path"])}
         data["labels"] = labels.get(crop_id, [])
         data["mine"] = next((r for r in data["labels"] if r["annotator"] == annotator), None)
         data["neighbours"] = self._neighbours(catalog, row, annotator, labels)
+        decided = self.store.current_decisions(crop_id).to_pylist()
+        data["decision"] = _decision_json(decided[0]) if decided else None
         return data
 
     # -- endpoints: (request, body) -> JSON-able dict, (status, dict) or a Response -------
@@ -201,19 +234,37 @@ class LabellingApi:
             raise ApiError(404, f"crop {row['crop_id']}: its video {path.name} is missing")
         return FileResponse(path, media_type="video/mp4")
 
+    def context(self, request: Request, body) -> Response:
+        """The crop's frame ``?frame=`` on its clip, the crop's window drawn (JPEG)."""
+        row = self._crop_row(self.catalog.get(), request.path_params["crop_id"])
+        text = request.query_params.get("frame", "0")
+        if not text.isdigit() or int(text) >= row["frames"]:
+            raise ApiError(400, f"frame: give a crop frame 0..{row['frames'] - 1}, not {text!r}")
+        frame = int(text)
+        windows = self.windows.of(row["video_id"], row["crop_path"]) or []
+        try:
+            image = self.context_frames.jpeg(row["clip_path"], frame, windows[frame] if frame < len(windows) else None)
+        except ContextError as exc:
+            raise ApiError(404, f"crop {row['crop_id']}: {exc}") from None
+        return Response(image, media_type="image/jpeg", headers={"cache-control": "private, max-age=3600"})
+
+    def me(self, request: Request, body) -> dict:
+        identity = request.state.identity
+        who = identity.as_dict() if identity is not None else {"annotator": None, "role": None}
+        return {**who, "tokens_required": self.access.required}
+
     def add_label(self, request: Request, body: dict) -> tuple[int, dict]:
-        annotator = _annotator(body.get("annotator"))
-        row = self._crop_row(self.catalog.get(), body.get("crop_id"))
-        label = body.get("label")
-        if not isinstance(label, str) or self.taxonomy.get(label) is None:
-            raise ApiError(400, f"unknown label {label!r} (not in taxonomy {self.taxonomy.name!r})")
-        start, end = _segment(body, row["frames"])
+        annotator = self.access.writer(request.state.identity, body.get("annotator"))
+        row = self.crop_row_of(body)
+        label = self.label_of(body)
+        start, end = self.segment_of(body, row["frames"])
+        unsure = self.unsure_of(body)
         source = "page" if body.get("source") == "page" else "api"
-        event = self.store.add_label(row["crop_id"], annotator, label, start, end, source=source)
+        event = self.store.add_label(row["crop_id"], annotator, label, start, end, source=source, unsure=unsure)
         return 201, {"event": _event_json(event)}
 
     def undo(self, request: Request, body: dict) -> dict:
-        annotator = _annotator(body.get("annotator"))
+        annotator = self.access.writer(request.state.identity, body.get("annotator"), "undos")
         crop_id = body.get("crop_id")
         done = self.store.undo_last(annotator, crop_id if isinstance(crop_id, str) else None, source="page" if body.get("source") == "page" else "api")
         if done is None:
@@ -237,12 +288,14 @@ class LabellingApi:
 _NO_STORE = {"cache-control": "no-store"}
 
 
-def _endpoint(handler):
-    """An async Starlette endpoint running ``handler(request, body)`` in the thread pool
-    (the store blocks); errors become ``{"error": "..."}`` with their status."""
+def _endpoint(handler, access: Access):
+    """An async Starlette endpoint that signs the caller in (``access``: 401 without a valid
+    token where one is needed) and runs ``handler(request, body)`` in the thread pool (the
+    store blocks); errors become ``{"error": "..."}`` with their status."""
 
     async def endpoint(request: Request) -> Response:
         try:
+            request.state.identity = await run_in_threadpool(access.identify, request)
             body = None
             if request.method == "POST":
                 try:
@@ -253,7 +306,10 @@ def _endpoint(handler):
                     raise ApiError(400, "the request body must be a JSON object")
             result = await run_in_threadpool(handler, request, body)
         except ApiError as exc:
-            return JSONResponse({"error": str(exc)}, status_code=exc.status, headers=_NO_STORE)
+            headers = {**_NO_STORE, "www-authenticate": "Bearer"} if exc.status == 401 else _NO_STORE
+            return JSONResponse({"error": str(exc)}, status_code=exc.status, headers=headers)
+        except NotAllowedError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=403, headers=_NO_STORE)
         except LabelError as exc:
             return JSONResponse({"error": str(exc)}, status_code=400, headers=_NO_STORE)
         if isinstance(result, Response):
@@ -264,22 +320,32 @@ def _endpoint(handler):
     return endpoint
 
 
-def create_app(store: LabelStore, catalog: pa.Table | str | os.PathLike, taxonomy: Taxonomy, home: str | os.PathLike) -> Starlette:
+def create_app(store: LabelStore, catalog: pa.Table | str | os.PathLike, taxonomy: Taxonomy, home: str | os.PathLike,
+               require_tokens: bool = False) -> Starlette:
     """The labelling page and its API over ``store``, the crop ``catalog`` (a table, or the
-    path of its Parquet file, re-read when it changes) and ``taxonomy``."""
-    api = LabellingApi(store, CatalogSource(catalog), taxonomy, Path(home))
+    path of its Parquet file, re-read when it changes) and ``taxonomy``; with
+    ``require_tokens`` every API call needs a valid token."""
+    access = Access(store, require_tokens)
+    api = LabellingApi(store, CatalogSource(catalog), taxonomy, Path(home), access)
+    review = ReviewApi(api)
     routes = [
         Route("/", lambda request: FileResponse(STATIC / "index.html", headers=_NO_STORE)),
-        Route("/api/taxonomy", _endpoint(api.taxonomy_json)),
-        Route("/api/annotators", _endpoint(api.annotators)),
-        Route("/api/next", _endpoint(api.next_crop)),
-        Route("/api/progress", _endpoint(api.progress)),
-        Route("/api/crops/{crop_id}", _endpoint(api.crop)),
-        Route("/api/crops/{crop_id}/video", _endpoint(api.video)),
-        Route("/api/labels", _endpoint(api.labels), methods=["GET"]),
-        Route("/api/labels", _endpoint(api.add_label), methods=["POST"]),
-        Route("/api/undo", _endpoint(api.undo), methods=["POST"]),
-        Route("/api/history", _endpoint(api.history)),
+        Route("/api/me", _endpoint(api.me, access)),
+        Route("/api/taxonomy", _endpoint(api.taxonomy_json, access)),
+        Route("/api/annotators", _endpoint(api.annotators, access)),
+        Route("/api/next", _endpoint(api.next_crop, access)),
+        Route("/api/progress", _endpoint(api.progress, access)),
+        Route("/api/crops/{crop_id}", _endpoint(api.crop, access)),
+        Route("/api/crops/{crop_id}/video", _endpoint(api.video, access)),
+        Route("/api/crops/{crop_id}/context", _endpoint(api.context, access)),
+        Route("/api/labels", _endpoint(api.labels, access), methods=["GET"]),
+        Route("/api/labels", _endpoint(api.add_label, access), methods=["POST"]),
+        Route("/api/undo", _endpoint(api.undo, access), methods=["POST"]),
+        Route("/api/history", _endpoint(api.history, access)),
+        Route("/api/conflicts", _endpoint(review.conflicts, access)),
+        Route("/api/adjudications", _endpoint(review.history, access), methods=["GET"]),
+        Route("/api/adjudications", _endpoint(review.decide, access), methods=["POST"]),
+        Route("/api/adjudications/undo", _endpoint(review.undo, access), methods=["POST"]),
         *crop_page_routes(api.catalog, store, home),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
@@ -287,11 +353,13 @@ def create_app(store: LabelStore, catalog: pa.Table | str | os.PathLike, taxonom
 
 
 def serve(store: LabelStore, catalog: pa.Table | str | os.PathLike, taxonomy: Taxonomy, home: str | os.PathLike,
-          host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, log_level: str = "warning") -> None:
-    """Serve the page on ``host:port`` (127.0.0.1 by default: this machine only) until stopped."""
+          host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, log_level: str = "warning", require_tokens: bool = False) -> None:
+    """Serve the page on ``host:port`` (127.0.0.1 by default: this machine only) until
+    stopped; beyond 127.0.0.1, or with ``require_tokens``, every API call needs a token."""
     import uvicorn
 
-    uvicorn.run(create_app(store, catalog, taxonomy, home), host=host, port=port, log_level=log_level)
+    app = create_app(store, catalog, taxonomy, home, tokens_needed(host, require_tokens))
+    uvicorn.run(app, host=host, port=port, log_level=log_level)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -307,6 +375,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--taxonomy", default=None, help="taxonomy YAML (default $VITCOW_TAXONOMY, else the shipped one)")
     parser.add_argument("--host", default=DEFAULT_HOST)
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
+    parser.add_argument("--require-tokens", action="store_true", help="every API call needs a token (always so beyond 127.0.0.1)")
+    parser.add_argument("--log-level", default="warning", help="uvicorn's log level (info: one line per request)")
     args = parser.parse_args(argv)
     home = Path(args.home).absolute()
     try:
@@ -316,8 +386,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", flush=True)
         return 2
     catalog = Path(args.catalog) if args.catalog else home / "catalog" / "crops.parquet"
-    print(f"labelling page on http://{args.host}:{args.port}/ (labels in {store.safe_url})", flush=True)
-    serve(store, catalog, taxonomy, home, args.host, args.port)
+    sign_in = "tokens required" if tokens_needed(args.host, args.require_tokens) else "open (127.0.0.1)"
+    print(f"labelling page on http://{args.host}:{args.port}/ (labels in {store.safe_url}; sign-in: {sign_in})", flush=True)
+    serve(store, catalog, taxonomy, home, args.host, args.port, args.log_level, args.require_tokens)
     return 0
 
 

@@ -1,8 +1,12 @@
 """The ``behaviour_labels`` snapshot and the trimmed-crop plan, as pure functions.
 
 ``label_snapshot`` joins the current labels (one per crop and annotator, ``EVENT_SCHEMA``
-rows from the store) with the crop catalog's provenance columns: each label row says which
-source bytes, frames, model, prompt and code version its crop came from. Labels whose crop
+rows from the store), the reviewers' decisions in force and the gold labels with the crop
+catalog's provenance columns: each row says which source bytes, frames, model, prompt and
+code version its crop came from. ``role`` says what a row is: ``annotator`` (an
+annotator's current label), ``reviewer`` (the decision in force, ``annotator`` naming the
+reviewer) or ``gold`` (the crop's reference label, ``annotator`` = ``(gold)``); what a
+dataset makes of them is ``verdicts``' rule. Labels whose crop
 is no longer in the catalog (its video re-run on new bytes, or removed) are *orphans*: they
 are reported in a table of their own, never joined to another crop.
 
@@ -29,13 +33,20 @@ from vitcow_assets.core.catalog import CATALOG_SCHEMA
 from vitcow_assets.core.tables import field
 from vitcow_assets.core.taxonomy import Taxonomy
 from vitcow_assets.labelling.events import EVENT_SCHEMA
+from vitcow_assets.labelling.verdicts import ANNOTATOR_ROLE, GOLD_ROLE, REVIEWER_ROLE
 
 TAXONOMY_FINGERPRINT = "vitcow.taxonomy_fingerprint"
 TAXONOMY_NAME = "vitcow.taxonomy_name"
 TAXONOMY_VERSION = "vitcow.taxonomy_version"
 UNKNOWN_LABELS = "vitcow.labels_not_in_taxonomy"
 
-_LABEL_FIELDS = ["event_id", "crop_id", "annotator", "label", "start_frame", "end_frame", "labelled_at", "source"]
+_LABEL_FIELDS = ["event_id", "crop_id", "annotator", "label", "start_frame", "end_frame", "labelled_at", "source", "unsure"]
+#: the ``annotator`` of a gold row
+GOLD_ANNOTATOR = "(gold)"
+ROLE_FIELD = field(
+    "role", pa.string(),
+    "annotator (an annotator's current label), reviewer (the reviewer's decision in force: the crop's label) or gold (the crop's reference label)",
+)
 #: provenance copied from the catalog, in this order
 PROVENANCE = [
     "crop_path", "video_id", "source_sha256", "source_path", "source_uri", "farm", "camera", "recorded_at", "clip_id",
@@ -45,13 +56,14 @@ PROVENANCE = [
 
 LABELS_SCHEMA = pa.schema(
     [EVENT_SCHEMA.field(n) for n in _LABEL_FIELDS]
+    + [ROLE_FIELD]
     + [
         field("trimmed_path", pa.string(), "trimmed copy of the crop (frames start_frame..end_frame) that datasets use instead of the whole crop; null without a segment", nullable=True),
     ]
     + [CATALOG_SCHEMA.field(n) for n in PROVENANCE]
 )
 
-ORPHANS_SCHEMA = pa.schema([EVENT_SCHEMA.field(n) for n in _LABEL_FIELDS])
+ORPHANS_SCHEMA = pa.schema([EVENT_SCHEMA.field(n) for n in _LABEL_FIELDS] + [ROLE_FIELD])
 
 TRIM_SCHEMA = pa.schema(
     [
@@ -71,9 +83,9 @@ def trimmed_name(crop_id: str, start_frame: int, end_frame: int) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class LabelSnapshot:
-    #: current labels of catalog crops (``LABELS_SCHEMA``), by video, clip, object, annotator
+    #: current labels of catalog crops (``LABELS_SCHEMA``), by video, clip, object, role, annotator
     labels: pa.Table
-    #: current labels whose crop is not in the catalog (``ORPHANS_SCHEMA``), by crop, annotator
+    #: current labels whose crop is not in the catalog (``ORPHANS_SCHEMA``), by crop, role, annotator
     orphans: pa.Table
 
 
@@ -96,16 +108,41 @@ def taxonomy_metadata(taxonomy: Taxonomy, labels_seen: list[str]) -> dict[bytes,
     }
 
 
-def label_snapshot(current: pa.Table, catalog: pa.Table, taxonomy: Taxonomy, trimmed_dir: str) -> LabelSnapshot:
-    """The snapshot of ``current`` labels (``EVENT_SCHEMA``, label events only) against
+def _role_rows(current: pa.Table, decisions: pa.Table | None, gold: pa.Table | None) -> pa.Table:
+    """Annotators' labels, decisions and gold labels as rows of ``_LABEL_FIELDS`` + role."""
+    labels = current.filter(pc.equal(current["kind"], "label")).select(_LABEL_FIELDS)
+    parts = [labels.append_column(ROLE_FIELD, pa.array([ANNOTATOR_ROLE] * labels.num_rows, pa.string()))]
+    if decisions is not None and decisions.num_rows:
+        d = decisions.filter(pc.equal(decisions["kind"], "decision"))
+        parts.append(_as_rows(d, d["reviewer"], d["decided_at"], d["source"], REVIEWER_ROLE))
+    if gold is not None and gold.num_rows:
+        parts.append(_as_rows(gold, pa.array([GOLD_ANNOTATOR] * gold.num_rows), gold["marked_at"], pa.array(["import"] * gold.num_rows), GOLD_ROLE))
+    return pa.concat_tables([p.cast(ORPHANS_SCHEMA) for p in parts])
+
+
+def _as_rows(table: pa.Table, annotator, at, source, role: str) -> pa.Table:
+    n = table.num_rows
+    columns = {
+        "event_id": table["event_id"], "crop_id": table["crop_id"], "annotator": annotator, "label": table["label"],
+        "start_frame": table["start_frame"], "end_frame": table["end_frame"], "labelled_at": at, "source": source,
+        "unsure": pa.array([False] * n), "role": pa.array([role] * n),
+    }
+    return pa.table(columns).cast(ORPHANS_SCHEMA)
+
+
+def label_snapshot(current: pa.Table, catalog: pa.Table, taxonomy: Taxonomy, trimmed_dir: str,
+                   decisions: pa.Table | None = None, gold: pa.Table | None = None) -> LabelSnapshot:
+    """The snapshot of ``current`` labels (``EVENT_SCHEMA``, label events only), the
+    ``decisions`` in force (``DECISION_SCHEMA``) and ``gold`` labels (``GOLD_SCHEMA``) against
     ``catalog`` (``CATALOG_SCHEMA``); ``trimmed_dir`` is the folder of trimmed copies."""
-    current = current.filter(pc.equal(current["kind"], "label")).select(_LABEL_FIELDS)
+    current = _role_rows(current, decisions, gold)
     known = pc.is_in(current["crop_id"], value_set=catalog["crop_id"])
     orphans = current.filter(pc.invert(known)).cast(ORPHANS_SCHEMA)
-    orphans = orphans.sort_by([("crop_id", "ascending"), ("annotator", "ascending")])
+    orphans = orphans.sort_by([("crop_id", "ascending"), ("role", "ascending"), ("annotator", "ascending")])
     joined = current.filter(known).join(catalog.select(["crop_id", *PROVENANCE]), keys="crop_id", join_type="inner")
     joined = joined.append_column("trimmed_path", _trimmed_paths(joined, trimmed_dir))
-    order = [("video_id", "ascending"), ("clip_id", "ascending"), ("object_id", "ascending"), ("crop_id", "ascending"), ("annotator", "ascending")]
+    order = [("video_id", "ascending"), ("clip_id", "ascending"), ("object_id", "ascending"), ("crop_id", "ascending"),
+             ("role", "ascending"), ("annotator", "ascending")]
     labels = joined.select(LABELS_SCHEMA.names).cast(LABELS_SCHEMA).sort_by(order)
     metadata = taxonomy_metadata(taxonomy, current["label"].to_pylist())
     return LabelSnapshot(labels.replace_schema_metadata(metadata), orphans.replace_schema_metadata(metadata))

@@ -1,24 +1,27 @@
-"""The label database: append-only label events and work-queue assignments (SQLAlchemy Core).
+"""The label database: append-only label events, work-queue assignments, reviewers'
+decisions, gold labels and sign-in tokens (SQLAlchemy Core).
 
 One code path for an embedded SQLite file (default ``$VITCOW_HOME/labels/labels.db``) and
-PostgreSQL (any ``postgresql+psycopg2://`` URL). Tables:
+PostgreSQL (any ``postgresql+psycopg2://`` URL). The tables are ``labelling.schema``'s:
 
 - ``label_events``: one row per event (``labelling.events``): a label, or an undo naming
   the label it takes back (``undoes`` is unique: a label is undone at most once). Rows are
   only ever inserted, so history is complete and a label can be undone.
 - ``assignments``: (annotator, crop_id) -> farm, queue position.
+- ``adjudications``, ``gold_labels``, ``tokens``: through ``labelling.decisions``,
+  ``labelling.gold`` and ``labelling.tokens`` (the parts of ``LabelStore`` they hold).
 
 Writes are single transactions. SQLite runs in WAL mode with ``synchronous=FULL`` and a
 busy timeout, and every write transaction starts with ``BEGIN IMMEDIATE`` (it takes the
 write lock first, so a read-then-write such as an undo never fails half-way on a lock):
 concurrent writers, threads or processes, wait their turn instead of losing a write, and a
 process killed mid-write leaves the last committed state. PostgreSQL gives the same through
-its transactions. Tables are created on first use inside a transaction holding the write
-lock (SQLite) or an advisory lock (PostgreSQL), so two processes starting at once do not
-collide.
+its transactions. Tables are created (or an older database upgraded: ``schema.upgrade``) on
+first use inside a transaction holding the write lock (SQLite) or an advisory lock
+(PostgreSQL), so two processes starting at once do not collide.
 
-May import sqlalchemy, pyarrow and ``labelling.events`` / ``labelling.queues`` (schemas);
-no dagster, no web framework, no taxonomy (callers validate labels against theirs).
+May import sqlalchemy, pyarrow and the labelling modules named above (and ``queues`` for
+its schema); no dagster, no web framework, no taxonomy (callers validate labels against theirs).
 """
 
 import contextlib
@@ -31,48 +34,30 @@ import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from vitcow_assets.labelling.events import LABEL, SOURCES, UNDO, LabelError, LabelEvent, check_segment, events_table
+from vitcow_assets.labelling.decisions import DecisionStore
+from vitcow_assets.labelling.events import (
+    LABEL,
+    NAME_CHARS,
+    SOURCES,
+    UNDO,
+    LabelError,
+    LabelEvent,
+    check_name,
+    check_segment,
+    events_table,
+    utcnow,
+)
+from vitcow_assets.labelling.gold import GoldStore
 from vitcow_assets.labelling.queues import ASSIGNMENT_SCHEMA
+from vitcow_assets.labelling.schema import assignments, label_events, tokens, upgrade
+from vitcow_assets.labelling.tokens import TokenStore
+
+__all__ = ["NAME_CHARS", "DB_ENV", "LabelStore", "default_url", "resolve_url", "instance_url"]
 
 DB_ENV = "VITCOW_LABELS_DB"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
-NAME_CHARS = 128
 #: advisory-lock key that serialises table creation on PostgreSQL (any constant)
 _PG_CREATE_LOCK = 0x76697463
-
-metadata = sa.MetaData()
-_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite autoincrements INTEGER PRIMARY KEY only
-
-label_events = sa.Table(
-    "label_events",
-    metadata,
-    sa.Column("id", _ID, primary_key=True, autoincrement=True),
-    sa.Column("crop_id", sa.String(64), nullable=False),
-    sa.Column("annotator", sa.String(NAME_CHARS), nullable=False),
-    sa.Column("kind", sa.String(8), nullable=False),
-    sa.Column("label", sa.String(NAME_CHARS), nullable=True),
-    sa.Column("start_frame", sa.Integer, nullable=True),
-    sa.Column("end_frame", sa.Integer, nullable=True),
-    sa.Column("undoes", _ID, sa.ForeignKey("label_events.id"), nullable=True, unique=True),
-    sa.Column("labelled_at", sa.DateTime(timezone=False), nullable=False),  # UTC
-    sa.Column("source", sa.String(16), nullable=False),
-    sa.CheckConstraint("kind IN ('label', 'undo')", name="label_events_kind"),
-    sa.CheckConstraint("(kind = 'label') = (label IS NOT NULL)", name="label_events_label"),
-    sa.CheckConstraint("(kind = 'undo') = (undoes IS NOT NULL)", name="label_events_undoes"),
-    sa.Index("label_events_pair", "annotator", "crop_id"),
-    sa.Index("label_events_crop", "crop_id"),
-)
-
-assignments = sa.Table(
-    "assignments",
-    metadata,
-    sa.Column("annotator", sa.String(NAME_CHARS), primary_key=True),
-    sa.Column("crop_id", sa.String(64), primary_key=True),
-    sa.Column("farm", sa.String(NAME_CHARS), nullable=True),
-    sa.Column("position", sa.Integer, nullable=False),
-    sa.Column("assigned_at", sa.DateTime(timezone=False), nullable=False),
-)
-
 
 def default_url(home: str | os.PathLike) -> str:
     return f"sqlite:///{Path(home).absolute() / 'labels' / 'labels.db'}"
@@ -107,10 +92,6 @@ def resolve_url(url: str | None, home: str | os.PathLike, dagster_home: str | os
     return url or os.environ.get(DB_ENV) or instance_url(dagster_home) or default_url(home)
 
 
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-
-
 def _sqlite_engine(url: sa.URL) -> sa.Engine:
     if url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
@@ -135,30 +116,28 @@ def _row_event(row) -> LabelEvent:
     return LabelEvent(
         event_id=row.id, crop_id=row.crop_id, annotator=row.annotator, kind=row.kind, label=row.label,
         start_frame=row.start_frame, end_frame=row.end_frame, undoes=row.undoes,
-        labelled_at=row.labelled_at.replace(tzinfo=dt.timezone.utc), source=row.source,
+        labelled_at=row.labelled_at.replace(tzinfo=dt.timezone.utc), source=row.source, unsure=bool(row.unsure),
     )
 
 
-def _check_name(what: str, value) -> None:
-    if not isinstance(value, str) or not value.strip() or len(value) > NAME_CHARS or value != value.strip():
-        raise LabelError(f"{what} must be a non-empty name of at most {NAME_CHARS} characters without surrounding spaces, not {value!r}")
-
-
-def _label_row(crop_id, annotator, label, start_frame, end_frame, source, when) -> dict:
-    _check_name("crop_id", crop_id)
-    _check_name("annotator", annotator)
-    _check_name("label", label)
+def _label_row(crop_id, annotator, label, start_frame, end_frame, source, when, unsure=False) -> dict:
+    check_name("crop_id", crop_id)
+    check_name("annotator", annotator)
+    check_name("label", label)
     check_segment(start_frame, end_frame)
     if source not in SOURCES:
         raise LabelError(f"source must be one of {', '.join(SOURCES)}, not {source!r}")
+    if not isinstance(unsure, bool):
+        raise LabelError(f"unsure must be true or false, not {unsure!r}")
     return {
         "crop_id": crop_id, "annotator": annotator, "kind": LABEL, "label": label, "start_frame": start_frame,
-        "end_frame": end_frame, "undoes": None, "labelled_at": when, "source": source,
+        "end_frame": end_frame, "undoes": None, "labelled_at": when, "source": source, "unsure": unsure,
     }
 
 
-class LabelStore:
-    """Label events and assignments in the database at ``url`` (tables made on first use)."""
+class LabelStore(DecisionStore, GoldStore, TokenStore):
+    """Label events, assignments, reviewers' decisions, gold labels and sign-in tokens in the
+    database at ``url`` (tables made, or an older database upgraded, on first use)."""
 
     def __init__(self, url: str) -> None:
         self.url = sa.make_url(url)
@@ -210,22 +189,22 @@ class LabelStore:
         with self._write() as conn:
             if self.backend == "postgresql":
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_CREATE_LOCK})
-            metadata.create_all(conn, checkfirst=True)
+            self.upgraded_from = upgrade(conn, self.backend)
 
     # -- label events -------------------------------------------------------------------
 
     def add_label(self, crop_id: str, annotator: str, label: str, start_frame: int | None = None,
-                  end_frame: int | None = None, source: str = "api") -> LabelEvent:
+                  end_frame: int | None = None, source: str = "api", unsure: bool = False) -> LabelEvent:
         """Store one label event (it supersedes the pair's earlier labels); returns it."""
         return self.add_labels([{"crop_id": crop_id, "annotator": annotator, "label": label,
-                                 "start_frame": start_frame, "end_frame": end_frame}], source)[0]
+                                 "start_frame": start_frame, "end_frame": end_frame, "unsure": unsure}], source)[0]
 
     def add_labels(self, rows: Iterable[dict], source: str = "import") -> list[LabelEvent]:
-        """Store label events (dicts of crop_id, annotator, label, optional start_frame and
-        end_frame) in one transaction: all of them, in order, or none."""
-        when = _utcnow()
+        """Store label events (dicts of crop_id, annotator, label, optional start_frame,
+        end_frame and unsure) in one transaction: all of them, in order, or none."""
+        when = utcnow()
         values = [
-            _label_row(r["crop_id"], r["annotator"], r["label"], r.get("start_frame"), r.get("end_frame"), source, when)
+            _label_row(r["crop_id"], r["annotator"], r["label"], r.get("start_frame"), r.get("end_frame"), source, when, r.get("unsure", False))
             for r in rows
         ]
         if not values:
@@ -238,7 +217,7 @@ class LabelStore:
         """Take back ``annotator``'s latest current label (of ``crop_id`` if given): returns
         (the undo event, the label event undone), or None when there is nothing to undo. The
         crop's previous label by the annotator, if any, is current again."""
-        _check_name("annotator", annotator)
+        check_name("annotator", annotator)
         for _ in range(5):  # PostgreSQL: a concurrent undo of the same label wins; take the next
             try:
                 with self._write() as conn:
@@ -249,7 +228,7 @@ class LabelStore:
                     if target is None:
                         return None
                     undo = {"crop_id": target.crop_id, "annotator": annotator, "kind": UNDO, "label": None, "start_frame": None,
-                            "end_frame": None, "undoes": target.id, "labelled_at": _utcnow(), "source": source}
+                            "end_frame": None, "undoes": target.id, "labelled_at": utcnow(), "source": source, "unsure": False}
                     row = conn.execute(label_events.insert().values(undo).returning(*label_events.c)).one()
                     return _row_event(row), _row_event(target)
             except IntegrityError:
@@ -299,9 +278,9 @@ class LabelStore:
         rows, in one transaction; other annotators' queues are kept. Returns the rows stored."""
         rows = table.select(ASSIGNMENT_SCHEMA.names).to_pylist()
         for r in rows:
-            _check_name("annotator", r["annotator"])
-            _check_name("crop_id", r["crop_id"])
-        when = _utcnow()
+            check_name("annotator", r["annotator"])
+            check_name("crop_id", r["crop_id"])
+        when = utcnow()
         with self._write() as conn:
             who = sorted({r["annotator"] for r in rows})
             if who:
@@ -319,10 +298,11 @@ class LabelStore:
         return pa.Table.from_pylist([dict(r) for r in rows], schema=ASSIGNMENT_SCHEMA)
 
     def annotators(self) -> list[str]:
-        """Everyone with a queue or a label event, sorted."""
+        """Everyone with a queue, a label event or a token in force, sorted."""
         with self.engine.connect() as conn:
             names = set(conn.execute(sa.select(assignments.c.annotator).distinct()).scalars())
             names |= set(conn.execute(sa.select(label_events.c.annotator).distinct()).scalars())
+            names |= set(conn.execute(sa.select(tokens.c.annotator).where(tokens.c.revoked_at.is_(None)).distinct()).scalars())
         return sorted(names)
 
     def check_integrity(self) -> str:

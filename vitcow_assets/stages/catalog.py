@@ -1,5 +1,6 @@
-"""The crop catalog: every registered video's crops manifest, reduced to catalog rows
-(``core.catalog``) and merged into one table, written atomically."""
+"""The crop catalog: every registered video's crops manifest (with its clips manifest, which
+names the clip files), reduced to catalog rows (``core.catalog``) and merged into one table,
+written atomically."""
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -15,9 +16,10 @@ def write_catalog(root: StorageRoot) -> tuple[pa.Table, list[str]]:
     the catalog and the videos it holds (sorted)."""
     parts, videos = [], []
     for registration in Registry(root).all():
-        manifest = root.video(registration.key).crops_table
-        if manifest.is_file():
-            parts.append(catalog_rows(pq.read_table(manifest)))
+        layout = root.video(registration.key)
+        if layout.crops_table.is_file():
+            clips = pq.read_table(layout.clips_table, columns=["clip_id", "clip_path"]) if layout.clips_table.is_file() else None
+            parts.append(catalog_rows(pq.read_table(layout.crops_table), clips))
             videos.append(registration.key)
     table = merge_catalogs(parts)
     write_table(root.catalog_table, table)

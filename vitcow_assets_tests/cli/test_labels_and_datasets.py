@@ -201,3 +201,59 @@ def test_an_import_with_a_bad_row_stores_nothing(farms, tmp_path):
     export_after = tmp_path / "after.csv"
     assert run_cli(["labels", "export", str(export_after)], home).returncode == 0
     assert export_after.read_bytes() == export_before.read_bytes()
+
+
+def test_a_reviewers_decision_puts_a_conflicting_crop_into_the_dataset(farms, tmp_path):
+    """bob disagrees with alice on one crop: the build leaves it out; a reviewer (token made
+    by `vitcow labels token`) decides it with `vitcow labels decide`: the next build lists
+    it with the decided class. Gold crops and `vitcow labels agreement` on the same labels."""
+    home, crops = farms["home"], farms["crops"]
+    crop = next(c for c in crops[5:] if c["farm"] != "FARM_C")
+    alice = _alice(home)
+    crop_id, mine = alice[crop["crop_path"]]
+    other = "Walking" if mine != "Walking" else "Standing"
+    (tmp_path / "bob.csv").write_text(f"crop_path,label\n{crop['crop_path']},{other}\n")
+    assert run_cli(["labels", "import", str(tmp_path / "bob.csv"), "--annotator", "bob"], home).returncode == 0
+    done = run_cli(["labels", "conflicts"], home)
+    listed = json.loads(done.stdout)
+    assert done.returncode == 0 and listed["open"] == 1 and listed["conflicts"][0]["crop_path"] == crop["crop_path"]
+    assert listed["conflicts"][0]["labels"]["bob"]["label"] == other
+    out = home / "datasets" / "decided"
+    build = ["dataset", "build", str(out), "--test-farm", "FARM_C", "--val-fraction", "0.3", "--seed", "42", "--min-present", "0.2"]
+    assert run_cli(build, home).returncode == 0
+    assert crop["crop_path"] not in {p for name in ("train.csv", "val.csv", "test.csv") for p, _ in _listed(out / name)}
+
+    made = run_cli(["labels", "token", "rev", "--role", "reviewer"], home)
+    lines = made.stdout.strip().splitlines()
+    assert made.returncode == 0 and len(lines) == 2 and lines[-1].startswith("vct_") and lines[-1] not in lines[0]
+    assert lines[-1].encode() not in b"".join(p.read_bytes() for p in (home / "labels").glob("labels.db*"))
+    refused = run_cli(["labels", "decide", crop_id, "Feeding", "--reviewer", "alice"], home)
+    assert refused.returncode == 2 and "alice is not a reviewer" in refused.stderr
+    assert run_cli(["labels", "decide", crop_id, "Feeding", "--reviewer", "rev"], home).returncode == 0
+    assert run_cli(build, home).returncode == 0
+    classes = (out / "class_mapping.txt").read_text().splitlines()
+    listed = {p: label for name in ("train.csv", "val.csv", "test.csv") for p, label in _listed(out / name)}
+    assert listed[crop["crop_path"]] == classes.index("Feeding")
+    report = json.loads((out / "dataset.json").read_text())["report"]
+    assert report["labels"]["decided"] == 1 and report["labels"]["conflicts"] == 0
+    assert {r["annotator"]: r["decisions"] for r in report["stats"]["per_annotator"]}["rev"] == 1
+
+    (right, right_label), (wrong, wrong_label) = alice[crops[6]["crop_path"]], alice[crops[7]["crop_path"]]
+    other_label = "Lying" if wrong_label != "Lying" else "Standing"
+    (tmp_path / "gold.csv").write_text(f"crop_id,label\n{right},{right_label}\n{wrong},{other_label}\n")
+    assert run_cli(["labels", "gold", "import", str(tmp_path / "gold.csv")], home).returncode == 0
+    agreement = json.loads(run_cli(["labels", "agreement"], home).stdout)
+    gold = {g["annotator"]: g for g in agreement["gold"]}
+    assert (gold["alice"]["items"], gold["alice"]["correct"], gold["alice"]["accuracy"]) == (2, 1, 0.5)
+    assert [(p["annotator_a"], p["annotator_b"], p["crops"]) for p in agreement["pairs"]] == [("alice", "bob", 1)]
+    assert agreement["fleiss"]["items"] == 1
+
+
+def _alice(home: Path) -> dict[str, tuple[str, str]]:
+    """crop_path -> (crop_id, alice's current label), read from the label database."""
+    from vitcow_assets.labelling.store import LabelStore, default_url
+
+    catalog = pq.read_table(home / "catalog" / "crops.parquet").select(["crop_id", "crop_path"]).to_pylist()
+    with LabelStore(default_url(home)) as store:
+        labels = {r["crop_id"]: r["label"] for r in store.current_labels("alice").to_pylist()}
+    return {c["crop_path"]: (c["crop_id"], labels.get(c["crop_id"])) for c in catalog}

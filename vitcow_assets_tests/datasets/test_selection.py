@@ -131,7 +131,64 @@ def test_bad_labels_are_one_line_errors(labels, catalog, taxonomy):
     with pytest.raises(DatasetInputError, match=r"label 'Sleeping' \(crop \w+\) is not in taxonomy cattle-behaviour v1"):
         resolve_labels(unknown, catalog, taxonomy)
     twice = pa.concat_tables([labels, labels.slice(0, 1)])
-    with pytest.raises(DatasetInputError, match=r"\(crop_id, annotator\) .* appears more than once"):
+    with pytest.raises(DatasetInputError, match=r"\(crop_id, role, annotator\) .* appears more than once"):
         resolve_labels(twice, catalog, taxonomy)
     with pytest.raises(DatasetInputError, match=r"^labels snapshot: missing column\(s\) annotator"):
         resolve_labels(labels.drop_columns(["annotator"]), catalog, taxonomy)
+
+
+def _with_rows(labels: pa.Table, rows: list[dict]) -> pa.Table:
+    """``labels`` (an annotators-only snapshot) with role/unsure columns and ``rows`` added."""
+    base = labels.select(["crop_id", "label", "annotator", "start_frame", "end_frame"])
+    base = base.append_column("role", pa.array(["annotator"] * base.num_rows)).append_column("unsure", pa.array([False] * base.num_rows))
+    extra = pa.Table.from_pylist([{"start_frame": None, "end_frame": None, "unsure": False, **r} for r in rows], schema=base.schema)
+    return pa.concat_tables([base, extra])
+
+
+def test_a_decision_settles_a_conflict_gold_wins_and_undecided_conflicts_stay_out(labels, catalog, taxonomy, trims):
+    base = resolve_labels(labels, catalog, taxonomy, trims)
+    assert len(base.conflicts) >= 3 and not base.decided and not base.gold
+    decided, deleted, left = base.conflicts[:3]
+    agreed = next(c for c in base.crops.to_pylist() if c["annotators"] == 2)
+    rows = [
+        {"crop_id": decided, "label": "Feeding", "annotator": "rev", "role": "reviewer"},
+        {"crop_id": deleted, "label": "Delete", "annotator": "rev", "role": "reviewer"},
+        {"crop_id": agreed["crop_id"], "label": "Drinking", "annotator": "(gold)", "role": "gold"},
+    ]
+    res = resolve_labels(_with_rows(labels, rows), catalog, taxonomy, trims)
+    got = {r["crop_id"]: r for r in res.crops.to_pylist()}
+    assert (got[decided]["class_name"], got[decided]["label_basis"], got[decided]["fine_labels"]) == ("Feeding", "decided", "Feeding")
+    assert deleted not in got and res.excluded == base.excluded + 1
+    assert left in res.conflicts and decided not in res.conflicts and len(res.conflicts) == len(base.conflicts) - 2
+    gold = got[agreed["crop_id"]]
+    assert (gold["class_name"], gold["label_basis"], gold["annotators"]) == ("Drinking", "gold", 2)  # the gold label is nobody's label
+    assert res.crops["crop_id"].to_pylist().count(agreed["crop_id"]) == 1
+    assert res.summary()["decided"] == 2 and res.summary()["gold"] == 1 and res.crops.num_rows == base.crops.num_rows + 1
+
+
+def test_a_decided_segment_uses_its_own_trimmed_copy(labels, catalog, taxonomy, trims):
+    conflict = resolve_labels(labels, catalog, taxonomy, trims).conflicts[0]
+    decision = {"crop_id": conflict, "label": "Walking", "annotator": "rev", "role": "reviewer", "start_frame": 3, "end_frame": 9}
+    waiting = resolve_labels(_with_rows(labels, [decision]), catalog, taxonomy, trims)
+    assert conflict in waiting.awaiting_trim  # no copy cut for the decided segment yet
+    cut = pa.Table.from_pylist([{"crop_id": conflict, "start_frame": 3, "end_frame": 9, "trimmed_path": "/t/cut.mp4", "frames": 7}])
+    trimmed = pa.concat_tables([trims.select(cut.column_names).filter(pc.invert(pc.equal(trims["crop_id"], conflict))), cut.cast(trims.select(cut.column_names).schema)])
+    row = next(r for r in resolve_labels(_with_rows(labels, [decision]), catalog, taxonomy, trimmed).crops.to_pylist() if r["crop_id"] == conflict)
+    assert (row["crop_path"], row["frames"], row["trim_start_frame"], row["class_name"]) == ("/t/cut.mp4", 7, 3, "Walking")
+
+
+def test_unsure_labels_count_unless_dropped(labels, catalog, taxonomy, trims):
+    base = resolve_labels(labels, catalog, taxonomy, trims)
+    single = next(c["crop_id"] for c in base.crops.to_pylist() if c["annotators"] == 1 and not c["trimmed"])
+    conflict = base.conflicts[0]
+    unsure_of = {(single, r["annotator"]) for r in labels.to_pylist() if r["crop_id"] == single}
+    unsure_of.add(next((conflict, r["annotator"]) for r in labels.to_pylist() if r["crop_id"] == conflict))
+    marked = _with_rows(labels, [])
+    flags = [(c, a) in unsure_of for c, a in zip(marked["crop_id"].to_pylist(), marked["annotator"].to_pylist())]
+    marked = marked.set_column(marked.schema.get_field_index("unsure"), "unsure", pa.array(flags))
+    kept = resolve_labels(marked, catalog, taxonomy, trims)
+    assert kept.crops.equals(base.crops) and kept.unsure_dropped == 0  # used unless dropped
+    dropped = resolve_labels(marked, catalog, taxonomy, trims, drop_unsure=True)
+    assert dropped.unsure_dropped == 2 and single not in dropped.crops["crop_id"].to_pylist()
+    assert conflict not in dropped.conflicts  # the other annotator's label alone decides it now
+    assert next(r for r in dropped.crops.to_pylist() if r["crop_id"] == conflict)["annotators"] == 1

@@ -11,7 +11,8 @@ import pytest
 from vitcow_assets.datasets.chart import SPLIT_COLOURS, class_chart, nice_ceiling
 from vitcow_assets.datasets.selection import resolve_labels
 from vitcow_assets.datasets.splits import SplitSettings, behaviour_splits
-from vitcow_assets.datasets.stats import EXCLUDED, cohen_kappa, dataset_stats
+from vitcow_assets.core.agreement import cohen_kappa, fleiss_kappa
+from vitcow_assets.datasets.stats import EXCLUDED, dataset_stats
 
 
 @pytest.fixture(scope="module")
@@ -117,3 +118,34 @@ def test_empty_splits_give_empty_statistics(splits, taxonomy):
     assert stats.by_split.to_pylist()[-1] == {"split": "all", "crops": 0, "animals": 0, "hours": 0.0}
     assert isinstance(class_chart(stats.class_counts(), taxonomy.classes).png(), bytes)
     assert stats.agreement.num_rows == 0 and isinstance(stats.annotators, pa.Table)
+
+
+def _snapshot(rows: list[tuple]) -> pa.Table:
+    """(crop_id, annotator, label, role, unsure) rows as a labels snapshot."""
+    keys = ("crop_id", "annotator", "label", "role", "unsure")
+    return pa.Table.from_pylist([{**dict(zip(keys, r)), "start_frame": None, "end_frame": None} for r in rows])
+
+
+def test_per_annotator_labels_unsure_gold_accuracy_conflicts_decided_and_fleiss(splits, taxonomy):
+    snapshot = _snapshot([
+        ("c1", "a", "Lying", "annotator", False), ("c1", "b", "Lying", "annotator", False),
+        ("c2", "a", "Lying", "annotator", True), ("c2", "b", "Standing", "annotator", False), ("c2", "rev", "Standing", "reviewer", False),
+        ("c3", "a", "Feeding", "annotator", False), ("c3", "b", "Walking", "annotator", False),
+        ("g1", "a", "Lying", "annotator", False), ("g1", "b", "Standing", "annotator", False), ("g1", "(gold)", "Lying", "gold", False),
+        ("g2", "a", "Walking", "annotator", True), ("g2", "(gold)", "Walking", "gold", False),
+        ("c4", "b", "Delete", "annotator", False),
+    ])
+    stats = dataset_stats(splits, taxonomy.classes, snapshot, taxonomy)
+    rows = {r["annotator"]: r for r in stats.annotators.to_pylist()}
+    assert set(rows) == {"a", "b", "rev"}  # the gold rows are nobody's labels
+    pick = ("labels", "double_labelled", "unsure", "unsure_share", "gold_labelled", "gold_correct", "gold_accuracy", "conflicts", "conflicts_decided", "decisions")
+    assert tuple(rows["a"][k] for k in pick) == (5, 4, 2, 0.4, 2, 2, 1.0, 2, 1, 0)
+    assert tuple(rows["b"][k] for k in pick) == (5, 4, 0, 0.0, 1, 0, 0.0, 2, 1, 0)
+    assert tuple(rows["rev"][k] for k in pick) == (0, 0, 0, None, 0, 0, None, 0, 0, 1)
+    # kappa over annotators only: the pair a/b on c1, c2, c3, g1 (classes), and Fleiss over the same crops
+    pair = next(r for r in stats.agreement.to_pylist() if r["annotator_a"] == "a")
+    assert (pair["annotator_b"], pair["crops"]) == ("b", 4)
+    assert pair["cohen_kappa"] == pytest.approx(cohen_kappa(["Lying", "Lying", "Feeding", "Lying"], ["Lying", "Standing", "Walking", "Standing"]))
+    expected = fleiss_kappa([["Lying", "Lying"], ["Lying", "Standing"], ["Feeding", "Walking"], ["Lying", "Standing"]])
+    assert stats.fleiss == expected and stats.summary()["fleiss_kappa"]["kappa"] == pytest.approx(expected.kappa)
+    assert stats.summary()["per_annotator"][0]["annotator"] == "a"

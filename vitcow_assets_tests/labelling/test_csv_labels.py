@@ -1,11 +1,13 @@
-"""Importing and exporting labels as CSV: both input forms, refusals that leave the database
-unchanged (one line per bad row, with its row number), and the export's columns."""
+"""Importing and exporting labels as CSV: both input forms (crop_path or crop_id headers,
+the unsure column), refusals that leave the database unchanged (one line per bad row, with
+its row number and, for a row with a field too many, that field), the export's columns,
+and gold crops imported from the same forms."""
 
 import csv
 
 import pytest
 
-from vitcow_assets.labelling.csv_labels import EXPORT_COLUMNS, LabelImportError, export_labels, import_labels
+from vitcow_assets.labelling.csv_labels import EXPORT_COLUMNS, LabelImportError, export_labels, import_gold, import_labels
 from vitcow_assets.labelling.store import LabelStore, default_url
 from vitcow_assets.labelling.taxonomy_file import load_taxonomy
 from vitcow_assets_tests.labelling.crops import synthetic_catalog
@@ -78,7 +80,11 @@ def test_headerless_names_from_the_old_scripts(store, catalog, home, tmp_path):
         ("crop_path,label\n/x.mp4,Standing\n{a},Lying\n{a},Nope\n{a},Lying\n", ["row 2: unknown crop", "row 4: unknown label 'Nope'"]),
         ("crop_path,label,start_frame,end_frame\n{a},Walking,4,12\n{a},Walking,2,x\n", ["row 2: segment 4..12: the crop has frames 0..11", "row 3: frame 'x'"]),
         ("obj0000.mp4,Standing\n", ["row 1: 'obj0000.mp4' names 6 crops"]),
-        ("{a},Standing,extra\n", ["row 1: expected name,label (2 columns), found 3"]),
+        ("{a},Standing,extra\n", ["row 1: expected name,label (2 columns), found 3: extra field 'extra'"]),
+        ("crop_path,label\n{a},Standing\n{a},Lying,Feeding\n", ["row 3: 3 fields where the header names 2: extra field 'Feeding'"]),
+        ("crop_path,label,start_frame,end_frame\n{a},Walking,2\n", ["row 2: 3 fields where the header names 4: no 'end_frame'"]),
+        ("crop_path,label,unsure\n{a},Walking,maybe\n", ["row 2: unsure 'maybe' is not true or false"]),
+        ("crop_id,label\nnope,Walking\n", ["row 2: unknown crop_id 'nope'"]),
         ("\n\n", ["no labels in the file"]),
     ],
 )
@@ -114,3 +120,29 @@ def test_export_writes_current_labels_and_round_trips(store, catalog, home, tmp_
     assert sorted((e.crop_id, e.label, e.start_frame) for e in imported) == sorted(
         [(a["crop_id"], "Standing_up", 1), (a["crop_id"], "Lying", None), (b["crop_id"], "Delete", None)]
     )
+
+
+def test_crop_id_header_and_the_unsure_column(store, catalog, home, tmp_path):
+    a, b = crop(catalog, "va", "c00000", 1), crop(catalog, "vb", "c00001", 1)
+    f = write(tmp_path / "ids.csv", f"crop_id,label,unsure\n{a['crop_id']},Feeding,true\n{b['crop_id']},Lying,\n")
+    events = import_labels(store, f, catalog, TAXONOMY, "ann", home)
+    assert [(e.crop_id, e.label, e.unsure) for e in events] == [(a["crop_id"], "Feeding", True), (b["crop_id"], "Lying", False)]
+    out = tmp_path / "export.csv"
+    export_labels(store.current_labels("ann"), catalog, out)
+    rows = {r["crop_path"]: r["unsure"] for r in csv.DictReader(out.open())}
+    assert rows == {a["crop_path"]: "true", b["crop_path"]: "false"}
+    again = import_labels(store, out, catalog, TAXONOMY, "copy", home)  # the unsure flag round-trips
+    assert sorted((e.crop_id, e.unsure) for e in again) == sorted([(a["crop_id"], True), (b["crop_id"], False)])
+
+
+def test_gold_import_marks_crops_and_refuses_a_bad_file_whole(store, catalog, home, tmp_path):
+    a, b = crop(catalog, "va", "c00002", 0), crop(catalog, "vb", "c00002", 0)
+    good = write(tmp_path / "gold.csv", f"crop_id,label\n{a['crop_id']},Lying\n{b['crop_id']},Walking\n")
+    assert import_gold(store, good, catalog, TAXONOMY, home) == 2
+    assert {r["crop_id"]: (r["label"], r["source"]) for r in store.gold_labels().to_pylist()} == {
+        a["crop_id"]: ("Lying", "gold.csv"), b["crop_id"]: ("Walking", "gold.csv")}
+    bad = write(tmp_path / "bad-gold.csv", f"crop_path,label\n{a['crop_path']},Standing\n{a['crop_path']},Sleeping\n")
+    with pytest.raises(LabelImportError, match="row 3: unknown label 'Sleeping'"):
+        import_gold(store, bad, catalog, TAXONOMY, home)
+    assert {r["crop_id"]: r["label"] for r in store.gold_labels().to_pylist()} == {a["crop_id"]: "Lying", b["crop_id"]: "Walking"}
+    assert state(store) == [e for e in state(store) if e["crop_id"] == "existing"]  # no label events

@@ -1,4 +1,5 @@
-"""Work queues (balanced, seeded shares per farm; double labelling) and agreement."""
+"""Work queues (balanced, seeded shares per farm; double labelling; gold crops mixed in
+unannounced) and agreement (Cohen's kappa per pair, Fleiss' kappa, accuracy on gold)."""
 
 from collections import Counter
 
@@ -6,7 +7,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from vitcow_assets.labelling.queues import agreement, agreement_report, assign, queue_of
+from vitcow_assets.core.agreement import fleiss_kappa
+from vitcow_assets.labelling.queues import agreement, agreement_report, assign, fleiss, gold_accuracy, queue_of
 
 
 def catalog(farms: dict[str | None, int]) -> pa.Table:
@@ -104,3 +106,77 @@ def test_queue_without_assignment_is_every_crop_nobody_else_labelled():
     assert queue.progress() == {"done": 1, "remaining": 2, "total": 3, "assigned": False}
     assigned = queue_of("ann", ["c4", "c2", "gone"], order, {"c2": {"bob"}})
     assert assigned.crops == ("c4", "c2") and assigned.next_crop() == "c4"  # double labelling: bob's label does not take c2 away
+
+
+def test_gold_crops_are_mixed_in_at_the_rate_seeded_and_never_drawn_as_regular_crops():
+    cat = catalog({"F0": 30, "F1": 30})
+    gold = [f"F0-{i:03d}" for i in range(10)] + [f"F1-{i:03d}" for i in range(5)]
+    table = assign(cat, ["a", "b"], per_farm=8, seed=3, gold=gold, gold_rate=0.2)
+    again = assign(cat, ["a", "b"], per_farm=8, seed=3, gold=gold, gold_rate=0.2)
+    assert table.equals(again)  # same seed, same queues
+    for who in ("a", "b"):
+        queue = table.filter(pc.equal(table["annotator"], who)).to_pylist()
+        golden = [r for r in queue if r["crop_id"] in gold]
+        assert len(queue) == 16 + 4 and len(golden) == 4  # 16 regular crops; 4/20 = the rate
+        assert [r["position"] for r in queue] == list(range(20))
+        assert len({r["crop_id"] for r in golden}) == 4 and all(r["crop_id"].startswith(r["farm"]) for r in golden)
+        assert {r["position"] for r in golden} != {16, 17, 18, 19}  # mixed in, not appended
+    regular = [r["crop_id"] for r in table.to_pylist() if r["crop_id"] not in gold]
+    assert len(regular) == len(set(regular)) == 32  # single labelling: gold crops took no regular place
+    other = assign(cat, ["a", "b"], per_farm=8, seed=4, gold=gold, gold_rate=0.2)
+    assert other["crop_id"].to_pylist() != table["crop_id"].to_pylist()
+    plain = assign(cat, ["a", "b"], per_farm=8, seed=3, gold=gold)
+    assert not set(plain["crop_id"].to_pylist()) & set(gold)  # rate 0: gold crops left out, none mixed in
+    few = assign(cat, ["a"], per_farm=8, seed=3, gold=gold[:2], gold_rate=0.5)
+    assert sum(c in gold[:2] for c in few["crop_id"].to_pylist()) == 2  # at most every gold crop once (8 wanted)
+    with pytest.raises(ValueError, match="gold_rate"):
+        assign(cat, ["a"], per_farm=1, gold=gold, gold_rate=1.0)
+
+
+def test_fleiss_over_every_double_labelled_crop_and_gold_accuracy_per_annotator():
+    current = labels([("c1", "a", "Lying"), ("c1", "b", "Lying"), ("c1", "c", "Standing"), ("c2", "a", "Feeding"), ("c2", "b", "Feeding"),
+                      ("c3", "a", "Lying"), ("g1", "a", "Lying"), ("g1", "b", "Standing"), ("g2", "a", "Walking"), ("g2", "b", "Walking")])
+    result = fleiss(current)
+    assert (result.items, result.ratings) == (4, 9)  # c3 has one label: left out
+    assert result.kappa == pytest.approx(fleiss_kappa([["Lying", "Lying", "Standing"], ["Feeding", "Feeding"], ["Lying", "Standing"], ["Walking", "Walking"]]).kappa)
+    gold = pa.table({"crop_id": ["g1", "g2"], "label": ["Lying", "Walking"]})
+    scores = {s["annotator"]: s for s in gold_accuracy(current, gold)}
+    assert (scores["a"]["items"], scores["a"]["correct"], scores["a"]["accuracy"]) == (2, 2, 1.0)
+    assert (scores["b"]["items"], scores["b"]["correct"], scores["b"]["accuracy"]) == (2, 1, 0.5)
+    assert {"gold": "Lying", "given": "Standing", "items": 1} in scores["b"]["confusion"] and "c" not in scores
+    by_class = {s["annotator"]: s["accuracy"] for s in gold_accuracy(current, gold, {"Lying": "Rest", "Standing": "Rest", "Walking": "Move"}.get)}
+    assert by_class == {"a": 1.0, "b": 1.0}
+
+
+def test_gold_accuracy_and_kappas_on_a_synthetic_gold_set(tmp_path):
+    """Three simulated annotators with known error rates (5 %, 15 %, 30 %) label 200 crops
+    (8 classes, skewed) through the label database; 40 of the crops are gold. Each
+    annotator's gold accuracy is exactly the share the simulation got right on those 40,
+    and the kappas order the annotators as their error rates do. Prints the figures."""
+    import numpy as np
+
+    from vitcow_assets.labelling.store import LabelStore, default_url
+
+    rng = np.random.default_rng(7)
+    classes = ["Lying", "Standing", "Feeding", "Walking", "Drinking", "Self-grooming", "Scratching", "Other"]
+    truth = rng.choice(classes, size=200, p=[0.35, 0.25, 0.12, 0.1, 0.05, 0.05, 0.04, 0.04]).tolist()
+    errors = {"a": 0.05, "b": 0.15, "c": 0.30}
+    given = {}
+    for who, rate in errors.items():
+        wrong = rng.random(200) < rate
+        given[who] = [rng.choice([c for c in classes if c != t]) if w else t for t, w in zip(truth, wrong)]
+    gold = list(range(0, 200, 5))
+    with LabelStore(default_url(tmp_path)) as store:
+        store.add_labels([{"crop_id": f"c{i:03d}", "annotator": who, "label": str(labels[i])} for who, labels in given.items() for i in range(200)])
+        store.add_gold([{"crop_id": f"c{i:03d}", "label": truth[i]} for i in gold], "gold.csv")
+        current, gold_table = store.current_labels(), store.gold_labels()
+    scores = {s["annotator"]: s for s in gold_accuracy(current, gold_table)}
+    for who in errors:
+        right = sum(given[who][i] == truth[i] for i in gold)
+        assert (scores[who]["items"], scores[who]["correct"]) == (40, right)
+    pairs = {(p.annotator_a, p.annotator_b): p.kappa for p in agreement_report(current)}
+    overall = fleiss(current)
+    assert pairs[("a", "b")] > pairs[("a", "c")] and pairs[("a", "b")] > pairs[("b", "c")]
+    assert overall.items == 200 and min(pairs.values()) < overall.kappa < max(pairs.values())
+    print("\ngold accuracy (40 gold crops): " + ", ".join(f"{w} {scores[w]['accuracy']:.3f} (error rate {errors[w]:.2f})" for w in errors))
+    print("Cohen's kappa: " + ", ".join(f"{a}-{b} {k:.3f}" for (a, b), k in sorted(pairs.items())) + f"; Fleiss' kappa over 200 crops x 3: {overall.kappa:.3f}")

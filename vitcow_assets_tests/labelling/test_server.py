@@ -73,6 +73,22 @@ def test_bad_labels_are_refused_with_one_line(server, catalog, body, status, mes
     assert r.status_code == status and message in r.json()["error"] and "\n" not in r.json()["error"]
 
 
+@pytest.mark.parametrize(
+    "missing, message",
+    [("label", "label: missing (give a label of taxonomy 'cattle-behaviour', e.g. 'Standing')"), ("crop_id", "crop_id: missing (give the crop_id of a catalog crop)")],
+)
+def test_a_missing_label_or_crop_is_named_and_nothing_is_stored(server, home, catalog, missing, message):
+    body = {"annotator": "x", "crop_id": catalog["crop_id"][2].as_py(), "label": "Standing"}
+    del body[missing]
+    with LabelStore(default_url(home)) as store:
+        before = store.event_count()
+    r = httpx.post(f"{server}/api/labels", json=body)
+    assert (r.status_code, r.json()["error"]) == (400, message)
+    assert "None" not in r.json()["error"]
+    with LabelStore(default_url(home)) as store:
+        assert store.event_count() == before
+
+
 def test_crop_videos_are_served_with_range_requests_and_only_from_the_catalog(server, catalog):
     crop = catalog.to_pylist()[0]
     data = open(crop["crop_path"], "rb").read()

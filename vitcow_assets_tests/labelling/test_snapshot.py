@@ -1,5 +1,6 @@
-"""The behaviour_labels snapshot: current labels with their crops' provenance, orphans apart,
-the taxonomy's fingerprint in the metadata, and the plan of trimmed copies."""
+"""The behaviour_labels snapshot: current labels, reviewers' decisions and gold labels (each
+its role) with their crops' provenance, orphans apart, the taxonomy's fingerprint in the
+metadata, and the plan of trimmed copies."""
 
 import json
 
@@ -79,3 +80,26 @@ def test_trim_plan_has_one_copy_per_crop_and_segment(store, catalog):
     assert plan.num_rows == len(set(plan["trimmed_path"].to_pylist()))
     empty = trim_plan(label_snapshot(store.current_labels().slice(0, 0), catalog, TAXONOMY, "/t").labels)
     assert empty.num_rows == 0 and isinstance(empty, pa.Table)
+
+
+def test_decisions_and_gold_labels_are_rows_of_their_own_role_and_their_segments_are_trimmed(store, catalog):
+    a, b, c = (catalog["crop_id"][i].as_py() for i in range(3))
+    store.add_label(a, "ann", "Lying", unsure=True)
+    store.add_label(a, "bob", "Standing")
+    store.create_token("rev", "reviewer")
+    store.decide(a, "rev", "Standing_up", 1, 4)
+    store.add_label(b, "ann", "Feeding")
+    store.add_gold([{"crop_id": b, "label": "Drinking"}, {"crop_id": "gone0123456789abcdef", "label": "Lying"}], "gold.csv")
+    snap = label_snapshot(store.current_labels(), catalog, TAXONOMY, "/t", store.current_decisions(), store.gold_labels())
+    got = [(r["crop_id"], r["role"], r["annotator"], r["label"], r["unsure"], r["trimmed_path"]) for r in snap.labels.to_pylist()]
+    assert sorted(got) == sorted([
+        (a, "annotator", "ann", "Lying", True, None), (a, "annotator", "bob", "Standing", False, None),
+        (a, "reviewer", "rev", "Standing_up", False, f"/t/{a}_f00001-00004.mp4"),
+        (b, "annotator", "ann", "Feeding", False, None), (b, "gold", "(gold)", "Drinking", False, None),
+    ])
+    assert c not in {g[0] for g in got}
+    assert [(r["crop_id"], r["role"]) for r in snap.orphans.to_pylist()] == [("gone0123456789abcdef", "gold")]
+    assert [(r["crop_id"], r["start_frame"], r["end_frame"]) for r in trim_plan(snap.labels).to_pylist()] == [(a, 1, 4)]
+    store.undo_decision("rev", a)  # undone: the decision row goes, and with it the trim
+    snap = label_snapshot(store.current_labels(), catalog, TAXONOMY, "/t", store.current_decisions(), store.gold_labels())
+    assert "reviewer" not in snap.labels["role"].to_pylist() and trim_plan(snap.labels).num_rows == 0

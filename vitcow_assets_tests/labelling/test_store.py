@@ -1,8 +1,11 @@
 """The label database on SQLite and on a real PostgreSQL server: history, undo, all-or-nothing
-writes, assignments, and concurrent processes creating the tables and writing at once."""
+writes, assignments, concurrent processes creating the tables and writing at once; the
+unsure flag, sign-in tokens (stored hashed only), reviewers' decisions, gold labels, and the
+upgrade of a database written by the earlier schema (nothing lost)."""
 
 import multiprocessing
 import uuid
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -114,3 +117,146 @@ def test_a_database_that_cannot_be_opened_is_one_line(tmp_path):
     assert "cannot open the labels database" in str(info.value) and "\n" not in str(info.value)
     with pytest.raises(LabelError, match="sqlite:/// or postgresql"):
         LabelStore("mysql://x@localhost/y")
+
+
+# -- unsure, tokens, decisions, gold (both backends) ---------------------------------------
+
+
+def test_unsure_is_stored_with_the_label(store):
+    store.add_label("c1", "ann", "Feeding", unsure=True)
+    store.add_label("c2", "ann", "Lying")
+    assert {r["crop_id"]: r["unsure"] for r in store.current_labels().to_pylist()} == {"c1": True, "c2": False}
+    with pytest.raises(LabelError, match="unsure must be true or false"):
+        store.add_label("c3", "ann", "Lying", unsure="yes")
+
+
+def _every_text_value(store) -> str:
+    """Every value of every table, as text (what a look into the database shows)."""
+    import sqlalchemy as sa
+
+    from vitcow_assets.labelling.schema import metadata
+
+    with store.engine.connect() as conn:
+        return "\n".join(repr(tuple(row)) for table in metadata.sorted_tables for row in conn.execute(sa.select(table)))
+
+
+def test_a_token_signs_in_its_annotator_and_is_stored_hashed_only(store):
+    import hashlib
+
+    token = store.create_token("alice", "reviewer")
+    other = store.create_token("bob")
+    assert token.startswith("vct_") and len(token) > 40 and token != other
+    assert store.identify(token).as_dict() == {"annotator": "alice", "role": "reviewer"}
+    assert store.identify(other).annotator == "bob" and not store.identify(other).reviewer
+    assert store.identify(token[:-1] + ("A" if token[-1] != "A" else "B")) is None and store.identify("") is None
+    assert store.role_of("alice") == "reviewer" and store.role_of("bob") == "annotator" and store.role_of("carol") is None
+    dump = _every_text_value(store)
+    assert token not in dump and other not in dump and token[4:20] not in dump
+    assert hashlib.sha256(token.encode()).hexdigest() in dump  # what is kept instead
+    if store.backend == "sqlite":  # nor in the file's bytes (database and write-ahead log)
+        files = b"".join(p.read_bytes() for p in Path(store.url.database).parent.glob("labels.db*"))
+        assert token.encode() not in files and b"alice" in files
+    assert store.revoke_tokens("alice") == 1 and store.identify(token) is None and store.role_of("alice") is None
+    with pytest.raises(LabelError, match="role must be"):
+        store.create_token("x", "admin")
+
+
+def test_decisions_need_a_reviewer_supersede_and_undo_brings_back_the_previous(store):
+    from vitcow_assets.labelling.events import NotAllowedError
+
+    store.create_token("rev", "reviewer")
+    store.create_token("ann", "annotator")
+    with pytest.raises(NotAllowedError, match="ann is not a reviewer"):
+        store.decide("c1", "ann", "Lying")
+    with pytest.raises(NotAllowedError, match="nobody is not a reviewer"):
+        store.decide("c1", "nobody", "Lying")
+    first = store.decide("c1", "rev", "Lying")
+    second = store.decide("c1", "rev", "Walking", 2, 5, source="page")
+    store.decide("c2", "rev", "Delete")
+    assert {r["crop_id"]: (r["label"], r["start_frame"], r["reviewer"]) for r in store.current_decisions().to_pylist()} == {
+        "c1": ("Walking", 2, "rev"), "c2": ("Delete", None, "rev")}
+    undo, undone = store.undo_decision("rev", "c1")
+    assert undone.event_id == second.event_id and undo.undoes == second.event_id
+    assert store.current_decisions("c1")["label"].to_pylist() == ["Lying"]
+    assert store.undo_decision("rev", "c1")[1].event_id == first.event_id
+    assert store.current_decisions("c1").num_rows == 0 and store.undo_decision("rev", "c1") is None
+    assert [e["kind"] for e in store.decision_history("c1").to_pylist()] == ["decision", "decision", "undo", "undo"]
+    assert store.event_count() == 0  # decisions are not label events
+
+
+def test_gold_labels_latest_row_in_force_and_a_bad_row_stores_none(store):
+    assert store.add_gold([{"crop_id": "g1", "label": "Lying"}, {"crop_id": "g2", "label": "Walking", "start_frame": 1, "end_frame": 4}], "gold.csv") == 2
+    store.add_gold([{"crop_id": "g1", "label": "Standing"}], "gold-v2.csv")
+    gold = {r["crop_id"]: (r["label"], r["start_frame"], r["source"]) for r in store.gold_labels().to_pylist()}
+    assert gold == {"g1": ("Standing", None, "gold-v2.csv"), "g2": ("Walking", 1, "gold.csv")}
+    with pytest.raises(LabelError, match="segment 5..2"):
+        store.add_gold([{"crop_id": "g3", "label": "Lying"}, {"crop_id": "g4", "label": "Lying", "start_frame": 5, "end_frame": 2}], "bad.csv")
+    assert store.gold_labels().num_rows == 2
+    assert store.current_labels().num_rows == 0  # gold labels are nobody's labels
+
+
+# -- upgrading a labels database written before this schema ---------------------------------
+
+#: the version-1 schema, as earlier vitcow created it (frozen here: the upgrade's input)
+_V1_SQLITE = [
+    """CREATE TABLE label_events (id INTEGER NOT NULL, crop_id VARCHAR(64) NOT NULL, annotator VARCHAR(128) NOT NULL,
+    kind VARCHAR(8) NOT NULL, label VARCHAR(128), start_frame INTEGER, end_frame INTEGER, undoes INTEGER,
+    labelled_at DATETIME NOT NULL, source VARCHAR(16) NOT NULL, PRIMARY KEY (id),
+    CONSTRAINT label_events_kind CHECK (kind IN ('label', 'undo')),
+    CONSTRAINT label_events_label CHECK ((kind = 'label') = (label IS NOT NULL)),
+    CONSTRAINT label_events_undoes CHECK ((kind = 'undo') = (undoes IS NOT NULL)),
+    UNIQUE (undoes), FOREIGN KEY(undoes) REFERENCES label_events (id))""",
+    """CREATE TABLE assignments (annotator VARCHAR(128) NOT NULL, crop_id VARCHAR(64) NOT NULL, farm VARCHAR(128),
+    position INTEGER NOT NULL, assigned_at DATETIME NOT NULL, PRIMARY KEY (annotator, crop_id))""",
+]
+_V1_POSTGRES = [s.replace("id INTEGER NOT NULL", "id BIGSERIAL NOT NULL").replace("undoes INTEGER", "undoes BIGINT")
+                .replace("DATETIME", "TIMESTAMP WITHOUT TIME ZONE") for s in _V1_SQLITE]
+_V1_ROWS = [
+    "INSERT INTO label_events (crop_id, annotator, kind, label, labelled_at, source) VALUES ('c1', 'ann', 'label', 'Standing', '2025-02-05 10:00:00', 'page')",
+    "INSERT INTO label_events (crop_id, annotator, kind, label, start_frame, end_frame, labelled_at, source) VALUES ('c2', 'ann', 'label', 'Walking', 2, 7, '2025-02-05 10:00:01', 'api')",
+    "INSERT INTO label_events (crop_id, annotator, kind, undoes, labelled_at, source) VALUES ('c1', 'ann', 'undo', 1, '2025-02-05 10:00:02', 'page')",
+    "INSERT INTO label_events (crop_id, annotator, kind, label, labelled_at, source) VALUES ('c1', 'bob', 'label', 'Lying', '2025-02-05 10:00:03', 'import')",
+    "INSERT INTO assignments VALUES ('ann', 'c9', 'F', 0, '2025-02-05 09:00:00')",
+]
+
+
+def test_a_version_1_database_is_upgraded_in_place_with_nothing_lost(store_url):
+    import sqlalchemy as sa
+
+    from vitcow_assets.labelling.schema import SCHEMA_VERSION
+
+    postgres = store_url.startswith("postgresql")
+    engine = sa.create_engine(store_url)
+    if not postgres:
+        Path(sa.make_url(store_url).database).parent.mkdir(parents=True, exist_ok=True)
+    with engine.begin() as conn:
+        for statement in (_V1_POSTGRES if postgres else _V1_SQLITE) + _V1_ROWS:
+            conn.exec_driver_sql(statement)
+    engine.dispose()
+    with LabelStore(store_url) as store:
+        assert store.upgraded_from == 1
+        history = store.history().to_pylist()
+        assert [(e["crop_id"], e["annotator"], e["kind"], e["label"], e["start_frame"], e["unsure"]) for e in history] == [
+            ("c1", "ann", "label", "Standing", None, False), ("c2", "ann", "label", "Walking", 2, False),
+            ("c1", "ann", "undo", None, None, False), ("c1", "bob", "label", "Lying", None, False)]
+        assert current(store) == {("c2", "ann"): ("Walking", 2, 7), ("c1", "bob"): ("Lying", None, None)}
+        assert store.assignments("ann")["crop_id"].to_pylist() == ["c9"]
+        store.add_label("c3", "ann", "Feeding", unsure=True)  # the new column and tables work
+        store.create_token("rev", "reviewer")
+        store.decide("c1", "rev", "Lying")
+        new_id = store.add_label("c4", "ann", "Lying").event_id
+        assert new_id == 6
+    with LabelStore(store_url) as store:  # opening again changes nothing
+        assert store.upgraded_from == SCHEMA_VERSION and store.event_count() == 6
+        assert [r["unsure"] for r in store.current_labels("ann").to_pylist() if r["crop_id"] == "c3"] == [True]
+        assert store.check_integrity() == "ok"
+
+
+def test_a_database_from_a_newer_vitcow_is_refused(store_url):
+    import sqlalchemy as sa
+
+    with LabelStore(store_url) as store:
+        with store.engine.begin() as conn:
+            conn.execute(sa.text("UPDATE label_schema SET version = 99"))
+    with pytest.raises(LabelError, match="schema version 99; this vitcow knows up to 2"):
+        LabelStore(store_url)

@@ -1,10 +1,15 @@
 // The labelling page: plays the annotator's next crop in a loop and sends labels to /api/.
+// A reviewer's view (?review=1) plays the crops annotators disagree on and records decisions.
 // Plain JavaScript, no dependencies. Frames are counted from 0 as the server counts them.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
+const TOKEN_KEY = "vitcow.token"; // sessionStorage: kept for this tab only
+const SPEEDS = [0.25, 0.5, 0.75, 1, 1.5, 2];
 const state = {
   annotator: null,
+  identity: null,
+  review: false,
   taxonomy: null,
   crop: null,
   frame: 0,
@@ -13,15 +18,41 @@ const state = {
   busy: false,
   recent: [],
   previewTimer: null,
+  speed: SPEEDS.indexOf(1),
+  unsure: false,
+  videoUrl: null,
+  context: { url: null, loading: false, wanted: null, shown: null },
+  conflict: null,
+  lastDecided: null,
 };
 
+class SignInNeeded extends Error {}
+
+function authHeaders() {
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  return token ? { authorization: `Bearer ${token}` } : {};
+}
+
 async function api(path, options = {}) {
-  const init = { ...options, headers: { "content-type": "application/json" } };
+  const init = { ...options, headers: { "content-type": "application/json", ...authHeaders() } };
   if (init.body !== undefined) init.body = JSON.stringify(init.body);
   const response = await fetch(path, init);
   const data = await response.json().catch(() => ({ error: response.statusText }));
+  if (response.status === 401) throw new SignInNeeded(data.error || "sign in");
   if (!response.ok) throw new Error(data.error || response.statusText);
   return data;
+}
+
+// Media with the token: <video> and <img> cannot send a header, so the bytes are fetched
+// and shown from an object URL.
+async function mediaUrl(path) {
+  const response = await fetch(path, { headers: authHeaders() });
+  if (response.status === 401) throw new SignInNeeded("sign in");
+  if (!response.ok) {
+    const data = await response.json().catch(() => ({ error: response.statusText }));
+    throw new Error(data.error || response.statusText);
+  }
+  return URL.createObjectURL(await response.blob());
 }
 
 function setStatus(text, kind = "") {
@@ -147,6 +178,77 @@ function renderFrame() {
   const cursor = $("timeline-cursor");
   cursor.style.left = `${state.frame * width}%`;
   cursor.style.width = `${width}%`;
+  requestContext(state.frame);
+}
+
+// ---- context view: the clip's frame with the crop's window, following the frame shown ----
+
+// One request at a time; while one is under way only the latest frame wanted is kept.
+function requestContext(frame) {
+  const crop = state.crop;
+  const ctx = state.context;
+  if (!crop || !crop.context.available || ctx.shown === `${crop.crop_id}:${frame}`) return;
+  ctx.wanted = { crop: crop.crop_id, frame };
+  if (ctx.loading) return;
+  ctx.loading = true;
+  const { crop: cropId, frame: wanted } = ctx.wanted;
+  ctx.wanted = null;
+  mediaUrl(`${crop.context.url}?frame=${wanted}`)
+    .then((url) => {
+      const img = $("context");
+      if (ctx.url) URL.revokeObjectURL(ctx.url);
+      ctx.url = url;
+      img.src = url;
+      img.dataset.frame = String(wanted);
+      img.dataset.cropId = cropId;
+      ctx.shown = `${cropId}:${wanted}`;
+      $("context-info").textContent = `· clip ${state.crop ? state.crop.clip_id : ""}, frame ${wanted}, crop window drawn`;
+    })
+    .catch((error) => { $("context-info").textContent = `· ${error.message}`; })
+    .finally(() => {
+      ctx.loading = false;
+      const next = ctx.wanted;
+      if (next && state.crop && next.crop === state.crop.crop_id) requestContext(next.frame);
+    });
+}
+
+function resetContext(crop) {
+  const img = $("context");
+  state.context.shown = null;
+  state.context.wanted = null;
+  img.parentElement.hidden = !crop.context.available;
+  if (!crop.context.available) {
+    if (state.context.url) URL.revokeObjectURL(state.context.url);
+    state.context.url = null;
+    img.removeAttribute("src");
+    delete img.dataset.frame;
+    $("context-info").textContent = "· no clip file for this crop";
+  }
+}
+
+// ---- playback speed and the unsure flag ---------------------------------------------
+
+function applySpeed() {
+  const video = $("video");
+  video.defaultPlaybackRate = SPEEDS[state.speed];
+  video.playbackRate = SPEEDS[state.speed];
+  $("speed").textContent = `${SPEEDS[state.speed]}×`;
+}
+
+function changeSpeed(delta) {
+  state.speed = Math.min(SPEEDS.length - 1, Math.max(0, state.speed + delta));
+  applySpeed();
+  setStatus(`Playing at ${SPEEDS[state.speed]}×.`);
+}
+
+function renderUnsure() {
+  $("unsure").setAttribute("aria-pressed", String(state.unsure));
+}
+
+function toggleUnsure() {
+  state.unsure = !state.unsure;
+  renderUnsure();
+  setStatus(state.unsure ? "The next label is marked unsure." : "Unsure cleared.", state.unsure ? "warn" : "");
 }
 
 function renderTrim() {
@@ -203,7 +305,8 @@ function renderMeta(crop) {
 function renderLabels() {
   const box = $("labels");
   box.replaceChildren();
-  const mine = state.crop && state.crop.mine ? state.crop.mine.label : null;
+  const chosenIn = state.review ? state.crop && state.crop.decision : state.crop && state.crop.mine;
+  const mine = chosenIn ? chosenIn.label : null;
   for (const fine of state.taxonomy.labels) {
     const button = document.createElement("button");
     button.className = "label" + (fine.excluded ? " exclude" : "") + (fine.label === mine ? " chosen" : "");
@@ -221,7 +324,7 @@ function renderLabels() {
       tag.textContent = "segment";
       button.append(tag);
     }
-    button.addEventListener("click", () => sendLabel(fine));
+    button.addEventListener("click", () => (state.review ? decide(fine) : sendLabel(fine)));
     box.append(button);
   }
 }
@@ -265,48 +368,123 @@ function renderRecent() {
 }
 
 function show(section) {
-  for (const id of ["login", "finished", "work"]) $(id).hidden = id !== section;
+  for (const id of ["signin", "login", "finished", "review-done", "work"]) $(id).hidden = id !== section;
 }
 
-function showCrop(crop) {
+async function loadVideo(crop) {
+  const video = $("video");
+  if (video.dataset.cropId === crop.crop_id) return;
+  const url = await mediaUrl(crop.video_url);
+  if (state.videoUrl) URL.revokeObjectURL(state.videoUrl);
+  state.videoUrl = url;
+  video.dataset.cropId = crop.crop_id;
+  video.setAttribute("src", url);
+  video.load();
+  applySpeed();
+  video.play().catch(() => {});
+}
+
+async function showCrop(crop) {
+  await loadVideo(crop);
   state.crop = crop;
   $("work").dataset.cropId = crop.crop_id;
-  const video = $("video");
-  if (video.getAttribute("src") !== crop.video_url) {
-    video.setAttribute("src", crop.video_url);
-    video.load();
-    video.play().catch(() => {});
-  }
-  const mine = crop.mine;
-  state.trim = mine && mine.start_frame !== null ? { start: mine.start_frame, end: mine.end_frame } : { start: null, end: null };
+  const chosen = state.review ? crop.decision : crop.mine;
+  state.trim = chosen && chosen.start_frame !== null ? { start: chosen.start_frame, end: chosen.end_frame } : { start: null, end: null };
+  state.unsure = Boolean(!state.review && crop.mine && crop.mine.unsure);
   state.preview = false;
   state.frame = 0;
+  resetContext(crop);
+  renderUnsure();
   show("work");
   renderMeta(crop);
   renderLabels();
   renderTrack(crop);
   renderTrim();
   renderFrame();
+  $("review-card").hidden = !state.review;
+  if (state.review) renderConflict();
+}
+
+function segmentText(event) {
+  return event.start_frame !== null ? ` frames ${event.start_frame}–${event.end_frame}` : "";
+}
+
+function renderConflict() {
+  const item = state.conflict;
+  const list = $("review-labels");
+  list.replaceChildren();
+  if (!item) return;
+  $("review-position").textContent = `· ${item.position} of ${item.open} open`;
+  for (const event of item.labels) {
+    const li = document.createElement("li");
+    const who = document.createElement("span");
+    who.className = "who-label";
+    who.textContent = `${event.annotator}: `;
+    li.append(who, `${event.label.replaceAll("_", " ")} (${item.classes[event.annotator]})${segmentText(event)}`);
+    if (event.unsure) {
+      const tag = document.createElement("span");
+      tag.className = "unsure-tag";
+      tag.textContent = "unsure";
+      li.append(tag);
+    }
+    list.append(li);
+  }
+  const decision = state.crop && state.crop.decision;
+  $("review-decision").textContent = decision
+    ? `Decided ${decision.label} by ${decision.reviewer}${segmentText(decision)}.`
+    : "Press a label's key to decide (a segment set with [ ] goes with it).";
 }
 
 // ---- actions -------------------------------------------------------------------------
 
 async function loadNext(after) {
+  if (state.review) return loadConflict(after);
   const query = new URLSearchParams({ annotator: state.annotator });
   if (after) query.set("after", after);
   const data = await api(`/api/next?${query}`);
   renderProgress(data.progress);
-  if (data.crop) showCrop(data.crop);
+  if (data.crop) await showCrop(data.crop);
   else {
-    state.crop = null;
-    $("video").removeAttribute("src");
+    clearCrop();
     show("finished");
   }
 }
 
+function clearCrop() {
+  state.crop = null;
+  const video = $("video");
+  video.removeAttribute("src");
+  delete video.dataset.cropId;
+}
+
 async function openCrop(cropId) {
   const query = new URLSearchParams({ annotator: state.annotator });
-  showCrop(await api(`/api/crops/${encodeURIComponent(cropId)}?${query}`));
+  await showCrop(await api(`/api/crops/${encodeURIComponent(cropId)}?${query}`));
+}
+
+// The open conflicts, in catalog order; the first after `after` (wrapping round) is shown.
+async function loadConflict(after, include) {
+  const data = await api("/api/conflicts");
+  const items = data.conflicts;
+  $("review-count").textContent = `(${data.open})`;
+  // `include`: show that crop; `after`: the one after it, or, when it left the list (it was
+  // just decided), the one now at its place
+  let index = items.findIndex((c) => c.crop_id === include);
+  if (index < 0 && after) {
+    const at = items.findIndex((c) => c.crop_id === after);
+    const place = state.conflict ? state.conflict.position - 1 : 0;
+    index = at >= 0 ? (at + 1) % items.length : Math.min(place, items.length - 1);
+  }
+  if (index < 0) index = 0;
+  const item = items[index];
+  if (!item) {
+    state.conflict = null;
+    clearCrop();
+    show("review-done");
+    return;
+  }
+  state.conflict = { ...item, position: index + 1, open: data.open };
+  await openCrop(item.crop_id);
 }
 
 // One request at a time: keys pressed while one is under way are ignored (the crop they
@@ -318,7 +496,8 @@ async function guarded(action) {
   try {
     await action();
   } catch (error) {
-    setStatus(error.message, "error");
+    if (error instanceof SignInNeeded) showSignIn(error.message);
+    else setStatus(error.message, "error");
   } finally {
     state.busy = false;
     document.body.dataset.busy = "0";
@@ -329,15 +508,50 @@ function sendLabel(fine) {
   return guarded(async () => {
     const crop = state.crop;
     if (!crop) return;
-    const body = { annotator: state.annotator, crop_id: crop.crop_id, label: fine.label, source: "page" };
+    const body = { annotator: state.annotator, crop_id: crop.crop_id, label: fine.label, source: "page", unsure: state.unsure };
     const { start, end } = segment();
     if (start !== null) Object.assign(body, { start_frame: start, end_frame: end });
     await api("/api/labels", { method: "POST", body });
-    const where = start !== null ? ` (frames ${start}–${end})` : "";
+    const where = (start !== null ? ` (frames ${start}–${end})` : "") + (state.unsure ? " (unsure)" : "");
     state.recent.unshift(`${fine.label}${where} · ${crop.clip_id} track ${crop.track_id}`);
     renderRecent();
     setStatus(`Labelled ${fine.label}${where}.`, "ok");
     await loadNext(crop.crop_id);
+  });
+}
+
+function decide(fine) {
+  return guarded(async () => {
+    const crop = state.crop;
+    if (!crop) return;
+    const body = { crop_id: crop.crop_id, label: fine.label, source: "page" };
+    if (!state.identity) body.reviewer = state.annotator;
+    const { start, end } = segment();
+    if (start !== null) Object.assign(body, { start_frame: start, end_frame: end });
+    await api("/api/adjudications", { method: "POST", body });
+    state.lastDecided = crop.crop_id;
+    const where = start !== null ? ` (frames ${start}–${end})` : "";
+    state.recent.unshift(`decided ${fine.label}${where} · ${crop.clip_id} track ${crop.track_id}`);
+    renderRecent();
+    await loadConflict(crop.crop_id);
+    setStatus(`Decided ${fine.label}${where}.`, "ok");
+  });
+}
+
+function undoDecision() {
+  return guarded(async () => {
+    if (!state.lastDecided) {
+      setStatus("No decision of yours to undo in this tab.", "warn");
+      return;
+    }
+    const body = { crop_id: state.lastDecided, source: "page" };
+    if (!state.identity) body.reviewer = state.annotator;
+    const data = await api("/api/adjudications/undo", { method: "POST", body });
+    state.lastDecided = null;
+    state.recent.unshift(`undo decision ${data.undone.label}`);
+    renderRecent();
+    await loadConflict(null, data.undone.crop_id);
+    setStatus(`Undid the decision ${data.undone.label}: the conflict is open again.`, "ok");
   });
 }
 
@@ -356,22 +570,25 @@ function undo() {
 function skip() {
   return guarded(async () => {
     if (state.crop) await loadNext(state.crop.crop_id);
-    setStatus("Skipped: it comes back at the end of the queue.");
+    setStatus(state.review ? "Skipped: the next conflict." : "Skipped: it comes back at the end of the queue.");
   });
 }
 
 function onKey(event) {
   if (event.target instanceof HTMLInputElement || event.ctrlKey || event.metaKey || event.altKey) return;
+  if (!state.taxonomy || !state.annotator) return;
+  const takeBack = state.review ? undoDecision : undo;
+  const key = event.key.length === 1 ? event.key.toLowerCase() : event.key;
   if (!state.crop) {
-    if (event.key === "z" && state.annotator) undo();
+    if (key === "z") takeBack();
     return;
   }
   const controls = {
-    " ": togglePlay, z: undo, n: skip, p: togglePreview,
+    " ": togglePlay, z: takeBack, n: skip, p: togglePreview, "?": toggleUnsure,
+    "-": () => changeSpeed(-1), "=": () => changeSpeed(1), "+": () => changeSpeed(1),
     "[": () => setTrim("start"), "]": () => setTrim("end"),
     ArrowLeft: () => step(-1), ArrowRight: () => step(1),
   };
-  const key = event.key.length === 1 ? event.key.toLowerCase() : event.key;
   if (controls[key]) {
     event.preventDefault();
     controls[key]();
@@ -380,8 +597,21 @@ function onKey(event) {
   const fine = state.taxonomy.labels.find((f) => f.key.toLowerCase() === key);
   if (fine) {
     event.preventDefault();
-    sendLabel(fine);
+    if (state.review) decide(fine);
+    else sendLabel(fine);
+  } else if (key.length === 1 && key.trim()) {
+    setStatus(`Key '${event.key}' is not in the legend: press a label's key or one of the controls.`, "warn");
   }
+}
+
+function showSignIn(message) {
+  sessionStorage.removeItem(TOKEN_KEY);
+  clearCrop();
+  show("signin");
+  const had = $("token-input").dataset.tried === "1";
+  $("signin-status").textContent = had ? message : "";
+  $("signin-status").className = had ? "status error" : "status";
+  $("token-input").focus();
 }
 
 async function showLogin() {
@@ -407,9 +637,25 @@ function wire() {
   $("trim-end").addEventListener("click", () => setTrim("end"));
   $("preview").addEventListener("click", togglePreview);
   $("trim-clear").addEventListener("click", clearTrim);
-  $("undo").addEventListener("click", undo);
+  $("undo").addEventListener("click", () => (state.review ? undoDecision() : undo()));
   $("finished-undo").addEventListener("click", undo);
   $("skip").addEventListener("click", skip);
+  $("slower").addEventListener("click", () => changeSpeed(-1));
+  $("faster").addEventListener("click", () => changeSpeed(1));
+  $("unsure").addEventListener("click", toggleUnsure);
+  $("sign-out").addEventListener("click", () => {
+    sessionStorage.removeItem(TOKEN_KEY);
+    window.location.reload();
+  });
+  $("signin-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const token = $("token-input").value.trim();
+    if (!token) return;
+    sessionStorage.setItem(TOKEN_KEY, token);
+    $("token-input").dataset.tried = "1";
+    $("token-input").value = "";
+    start().catch((error) => setStatus(error.message, "error"));
+  });
   $("timeline").addEventListener("click", (event) => {
     if (!state.crop) return;
     const box = $("timeline").getBoundingClientRect();
@@ -425,14 +671,38 @@ function wire() {
   watchFrames();
 }
 
+// Who is at the keyboard: the token's annotator (or ?annotator=, which the server refuses
+// to write for if it is someone else's name), else the name given (open server).
+async function signIn() {
+  let me;
+  try {
+    me = await api("/api/me");
+  } catch (error) {
+    if (error instanceof SignInNeeded) {
+      showSignIn(error.message);
+      return false;
+    }
+    throw error;
+  }
+  state.identity = me.annotator ? me : null;
+  $("sign-out").hidden = !state.identity;
+  const query = new URLSearchParams(window.location.search);
+  state.review = query.has("review");
+  state.annotator = query.get("annotator") || query.get("reviewer") || (state.identity ? state.identity.annotator : null);
+  $("review-link").hidden = !(state.identity && state.identity.role === "reviewer") || state.review;
+  return true;
+}
+
 async function start() {
-  wire();
+  if (!(await signIn())) return;
   state.taxonomy = await api("/api/taxonomy");
-  state.annotator = new URLSearchParams(window.location.search).get("annotator");
   if (!state.annotator) return showLogin();
-  $("who").textContent = state.annotator;
-  document.title = `${state.annotator} · vitcow labelling`;
+  const role = state.identity ? ` · ${state.identity.role}` : "";
+  $("who").textContent = (state.review ? `reviewing as ${state.annotator}` : state.annotator) + role;
+  document.title = `${state.annotator} · vitcow ${state.review ? "review" : "labelling"}`;
+  $("label-title").firstChild.textContent = state.review ? "Decide " : "Label ";
   await guarded(() => loadNext(null));
 }
 
-start();
+wire();
+start().catch((error) => setStatus(error.message, "error"));
