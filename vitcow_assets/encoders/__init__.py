@@ -13,12 +13,18 @@ loaded as transformers' ``VideoMAEModel``, encoder only, and run over crop video
 from vitcow_assets.encoders.settings import EncoderSettings
 
 
+class EncoderUnavailable(ValueError):
+    """torch or transformers is not installed here; the message says what to install."""
+
+
 def load_encoder(path, settings: EncoderSettings, sha256: str | None = None):
     """The encoder of the checkpoint at ``path`` (``videomae.VideoEncoder``), on the device
     ``settings`` name; torch and transformers are imported here, on first use."""
-    from vitcow_assets.encoders.videomae import VideoEncoder
-
+    try:
+        from vitcow_assets.encoders.videomae import VideoEncoder
+    except ImportError as exc:
+        raise EncoderUnavailable(f"the video encoder needs torch and transformers: pip install 'vitcow_assets[eval]' ({exc})") from None
     return VideoEncoder.load(path, settings, sha256)
 
 
-__all__ = ["EncoderSettings", "load_encoder"]
+__all__ = ["EncoderSettings", "EncoderUnavailable", "load_encoder"]

@@ -149,3 +149,13 @@ def test_files_that_are_not_checkpoints_fail_in_one_line(tmp_path):
     (tmp_path / "folder").mkdir()
     assert "a folder without config.json" in _one_line_error(tmp_path / "folder")
     assert "no such file or folder" in _one_line_error(tmp_path / "nowhere.pth")
+
+
+def test_without_transformers_the_encoder_says_what_to_install(monkeypatch, tiny_checkpoints):
+    import sys
+
+    from vitcow_assets.encoders import EncoderUnavailable
+
+    monkeypatch.setitem(sys.modules, "vitcow_assets.encoders.videomae", None)  # as if transformers could not be imported
+    with pytest.raises(EncoderUnavailable, match=r"pip install 'vitcow_assets\[eval\]'"):
+        load_encoder(tiny_checkpoints["original_model"], SETTINGS)
