@@ -130,8 +130,11 @@ def _trimmed_copies(trimmed: pa.Table) -> dict[str, str]:
     return copies
 
 
-def kept_ids(previous: pa.Table, targets: pa.Table) -> set[str]:
-    """Crop ids whose earlier row (``previous``: ``crop_id``, ``crop_path``) embedded the file
-    the crop is embedded from now: those rows are copied, not computed again."""
-    now = dict(zip(targets["crop_id"].to_pylist(), targets["crop_path"].to_pylist()))
-    return {c for c, p in zip(previous["crop_id"].to_pylist(), previous["crop_path"].to_pylist()) if now.get(c) == p}
+def kept_mask(previous: pa.Table, targets: pa.Table) -> pa.ChunkedArray:
+    """For each row of ``targets`` (``crop_id``, ``crop_path``, sorted by crop id): True where
+    the earlier table (``previous``: ``crop_id``, ``crop_path``) embedded the file the crop is
+    embedded from now, so its row is copied, not computed again."""
+    earlier = previous.select(["crop_id", "crop_path"]).append_column("kept", pa.array([True] * previous.num_rows, pa.bool_()))
+    joined = targets.select(["crop_id", "crop_path"]).join(earlier, keys=["crop_id", "crop_path"], join_type="left outer")
+    joined = joined.sort_by([("crop_id", "ascending")])
+    return pc.fill_null(joined["kept"], False)

@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from vitcow_assets.core.embeddings import (
-    EMBEDDING_COLUMNS, ROW_GROUP_ROWS, embedding_targets, embeddings_schema, kept_ids, recipe_metadata, same_recipe, sampling_record,
+    EMBEDDING_COLUMNS, ROW_GROUP_ROWS, embedding_targets, embeddings_schema, kept_mask, recipe_metadata, same_recipe, sampling_record,
 )
 from vitcow_assets.encoders.frames import sampled_clip
 from vitcow_assets.encoders.registry import RegisteredCheckpoint
@@ -59,7 +59,7 @@ class EmbeddingResult:
 def read_targets(root: StorageRoot) -> pa.Table:
     """``crop_id`` and the file to embed of every catalog crop (trimmed copies where made)."""
     trimmed = pq.read_table(root.trimmed_table, columns=["crop_id", "trimmed_path"]) if root.trimmed_table.is_file() else None
-    return embedding_targets(read_catalog(root).select(["crop_id", "crop_path"]), trimmed)
+    return embedding_targets(read_catalog(root, columns=["crop_id", "crop_path"]), trimmed)
 
 
 def _previous(path: Path, metadata: dict[str, str]) -> pq.ParquetFile | None:
@@ -74,43 +74,45 @@ def _previous(path: Path, metadata: dict[str, str]) -> pq.ParquetFile | None:
     return previous if tuple(schema.names) == EMBEDDING_COLUMNS and same_recipe(schema.metadata, metadata) else None
 
 
-def _decoded(targets: list[tuple[str, str]], frames: int, size: int, batch: int) -> Iterator[tuple[list, np.ndarray]]:
+def _decoded(todo: pa.Table, frames: int, size: int, batch: int) -> Iterator[tuple[list, np.ndarray]]:
     """Batches of ``((crop_id, crop_path, indices), ...)`` and their clips, decoded in order."""
-    for start in range(0, len(targets), batch):
+    for start in range(0, todo.num_rows, batch):
         rows, clips = [], []
-        for crop_id, path in targets[start: start + batch]:
-            indices, clip = sampled_clip(path, frames, size)
-            rows.append((crop_id, path, indices))
+        for crop in todo.slice(start, batch).to_pylist():
+            indices, clip = sampled_clip(crop["crop_path"], frames, size)
+            rows.append((crop["crop_id"], crop["crop_path"], indices))
             clips.append(clip)
         yield rows, np.stack(clips)
 
 
 class _Window:
-    """The earlier table's rows read forward in ``crop_id`` order, a row group at a time."""
+    """The earlier table's rows read forward in ``crop_id`` order, one row group at a time."""
 
     def __init__(self, previous: pq.ParquetFile | None) -> None:
-        self._batches = previous.iter_batches(batch_size=ROW_GROUP_ROWS) if previous is not None else iter(())
-        self._held = None  # rows read but not yet past
+        self._previous = previous
+        self._next_group = 0
+        self._held: pa.Table | None = None  # rows read but not yet past
+
+    def _read(self) -> pa.Table | None:
+        if self._previous is None or self._next_group >= self._previous.num_row_groups:
+            return None
+        self._next_group += 1
+        return self._previous.read_row_group(self._next_group - 1, use_threads=False)
 
     def take(self, ids: list[str]) -> pa.Table:
         """The earlier rows of ``ids`` (not empty, sorted, each after those asked for before)."""
-        parts = []
-        while True:
-            if self._held is None:
-                batch = next(self._batches, None)
-                if batch is None:
-                    break
-                self._held = pa.Table.from_batches([batch])
-            parts.append(self._held)
-            last = self._held["crop_id"][-1].as_py() if self._held.num_rows else ""
-            if last > ids[-1]:
+        parts = [] if self._held is None else [self._held]
+        while not parts or (parts[-1].num_rows == 0 or parts[-1]["crop_id"][-1].as_py() <= ids[-1]):
+            group = self._read()
+            if group is None:
                 break
-            self._held = None
+            parts.append(group)
         window = pa.concat_tables(parts) if parts else None
-        if window is not None:
-            self._held = window.filter(pc.greater(window["crop_id"], ids[-1]))
-        found = window.filter(pc.is_in(window["crop_id"], value_set=pa.array(ids, pa.string()))) if window is not None else None
-        if found is None or found.num_rows != len(ids):
+        if window is None:
+            raise RuntimeError("the earlier embeddings table lost rows while it was read")
+        self._held = window.filter(pc.greater(window["crop_id"], ids[-1]))
+        found = window.filter(pc.is_in(window["crop_id"], value_set=pa.array(ids, pa.string())))
+        if found.num_rows != len(ids):
             raise RuntimeError("the earlier embeddings table lost rows while it was read")
         return found
 
@@ -134,16 +136,16 @@ def _fresh_table(rows: list[tuple], schema: pa.Schema, sha256: str, code_version
     return pa.Table.from_arrays(columns, schema=schema)
 
 
-def _chunk(ids: list[str], kept: set[str], window: _Window, fresh: Iterator[tuple], schema: pa.Schema, sha256: str, code_version: str) -> tuple[pa.Table, int]:
-    """One row group: the kept rows of ``ids`` from the earlier table, the others embedded
-    now, in ``crop_id`` order; and how many were embedded."""
-    old_ids = [c for c in ids if c in kept]
-    new_rows = [next(fresh) for _ in range(len(ids) - len(old_ids))]
+def _chunk(targets: pa.Table, kept: pa.Array, window: _Window, fresh: Iterator[tuple], schema: pa.Schema, sha256: str, code_version: str) -> tuple[pa.Table, int]:
+    """One row group: of ``targets`` (a slice, ``kept`` its mask), the kept rows from the
+    earlier table and the others embedded now, in ``crop_id`` order; and how many were embedded."""
+    old_ids = targets.filter(kept)["crop_id"].to_pylist()
+    new_rows = [next(fresh) for _ in range(targets.num_rows - len(old_ids))]
     parts = [_fresh_table(new_rows, schema, sha256, code_version)]
     if old_ids:
         parts.append(window.take(old_ids).select(list(EMBEDDING_COLUMNS)).cast(schema))
     table = pa.concat_tables(parts).sort_by([("crop_id", "ascending")])
-    if table["crop_id"].to_pylist() != ids:
+    if not table["crop_id"].equals(targets["crop_id"]):
         raise RuntimeError("embedded rows came back out of order")
     return table, len(new_rows)
 
@@ -159,17 +161,18 @@ def embed_crops(root: StorageRoot, checkpoint: RegisteredCheckpoint, encoder, em
     metadata = recipe_metadata(spec.record(), sampling, encoder.runtime_record(), checkpoint.record(), embedding_version)
     path = root.embeddings_table(checkpoint.key)
     previous = _previous(path, metadata)
-    kept = kept_ids(previous.read(columns=["crop_id", "crop_path"]), targets) if previous is not None else set()
-    before = pq.ParquetFile(path).metadata.num_rows if path.is_file() else 0
-    ids = targets["crop_id"].to_pylist()
-    todo = [(c, p) for c, p in zip(ids, targets["crop_path"].to_pylist()) if c not in kept]
+    no_rows = pa.table({"crop_id": pa.array([], pa.string()), "crop_path": pa.array([], pa.string())})
+    kept = kept_mask(previous.read(columns=["crop_id", "crop_path"]) if previous is not None else no_rows, targets).combine_chunks()
+    before, kept_count = (pq.ParquetFile(path).metadata.num_rows if path.is_file() else 0), pc.sum(kept).as_py() or 0
+    todo = targets.filter(pc.invert(kept))
     schema, embedded = embeddings_schema(spec.dim, metadata), 0
     make = lambda: _decoded(todo, spec.frames, spec.image_size, encoder.settings.batch_size)  # noqa: E731 - runs on the thread
     with Prefetcher(make, depth=PREFETCH_BATCHES, name="vitcow-embed-decode") as batches, ParquetSink(path, schema) as sink:
         fresh, window = _fresh_rows(batches, encoder), _Window(previous)
-        for start in range(0, len(ids), ROW_GROUP_ROWS):
-            table, made = _chunk(ids[start: start + ROW_GROUP_ROWS], kept, window, fresh, schema, checkpoint.sha256, code_version)
+        for start in range(0, targets.num_rows, ROW_GROUP_ROWS):
+            part = targets.slice(start, ROW_GROUP_ROWS)
+            table, made = _chunk(part, kept.slice(start, ROW_GROUP_ROWS), window, fresh, schema, checkpoint.sha256, code_version)
             sink.write(table)
             embedded += made
-            progress.report(STAGE, start + table.num_rows, len(ids))
-    return EmbeddingResult(path, len(ids), embedded, len(kept), before - len(kept), time.monotonic() - started, metadata)
+            progress.report(STAGE, start + table.num_rows, targets.num_rows)
+    return EmbeddingResult(path, targets.num_rows, embedded, kept_count, before - kept_count, time.monotonic() - started, metadata)

@@ -7,7 +7,7 @@ import pyarrow as pa
 import pytest
 
 from vitcow_assets.core.embeddings import (
-    EMBEDDING_COLUMNS, RECIPE_KEYS, EmbeddingInputError, centre_frames, embedding_targets, embeddings_schema, kept_ids, recipe_metadata, same_recipe,
+    EMBEDDING_COLUMNS, RECIPE_KEYS, EmbeddingInputError, centre_frames, embedding_targets, embeddings_schema, kept_mask, recipe_metadata, same_recipe,
 )
 
 
@@ -35,7 +35,7 @@ def test_trimmed_crops_are_embedded_from_their_trimmed_file_and_rows_come_sorted
 def test_earlier_rows_are_kept_only_for_the_same_file():
     targets = pa.table({"crop_id": ["a", "b", "c"], "crop_path": ["/v/a.mp4", "/t/b_trim.mp4", "/v/c.mp4"]})
     previous = pa.table({"crop_id": ["a", "b", "gone"], "crop_path": ["/v/a.mp4", "/v/b.mp4", "/v/gone.mp4"]})
-    assert kept_ids(previous, targets) == {"a"}
+    assert kept_mask(previous, targets).to_pylist() == [True, False, False]
 
 
 def test_the_recipe_must_match_on_every_key():
