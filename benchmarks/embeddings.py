@@ -15,7 +15,12 @@ measure in a child process of its own (a fresh peak RSS, the model loaded once).
 - **memory as the catalog grows**: the peak RSS of embedding a catalog of each size in
   ``--catalogs`` (rows cycling over the pool's files) at test size, and of re-running it when
   every row is kept; ``rss_ratio`` = the largest catalog's peak / the smallest's, and
-  ``kept_rss_ratio`` the same for the re-runs (bounded memory: near 1).
+  ``kept_rss_ratio`` the same for the re-runs (bounded memory: near 1);
+- **the stage's own bookkeeping at ``--bookkeeping`` rows** (100,000 by default): the same two
+  runs with the decoder and the model replaced by zeros of VideoMAE-Base's width (768), so
+  that what grows with the catalog (ids, paths, the earlier table's window, the writer) is
+  all that is measured: ``book_rss_<rows>_mb``, ``book_kept_rss_<rows>_mb``, and their ratio
+  to the same at the smallest catalog size.
 
 Run it under ``flock /tmp/vitcow-heavy.lock`` on a shared machine (the Base run holds ~1 GB
 and keeps the CPU busy). The last line is ``key=value`` pairs.
@@ -62,16 +67,42 @@ def _catalog(paths: list[str], rows: int) -> pa.Table:
     return pa.table(columns).cast(CATALOG_SCHEMA)
 
 
+class _ZerosEncoder:
+    """The encoder's interface with no model: zeros of VideoMAE-Base's width (bookkeeping runs)."""
+
+    def __init__(self, settings) -> None:
+        from vitcow_assets.core.videomae_layout import IMAGENET_MEAN, IMAGENET_STD, EncoderSpec
+
+        self.settings = settings
+        self.spec = EncoderSpec(layout="original", kind="encoder", depth=12, dim=768, heads=12, mlp_dim=3072, patch=16, tubelet=2, frames=16,
+                                image_size=224, qkv_bias=True, final_norm=True, pooling="mean", layer_norm_eps=1e-6, fc_norm_eps=None,
+                                mean=IMAGENET_MEAN, std=IMAGENET_STD)
+
+    def runtime_record(self) -> dict:
+        return {"device": "none (zeros)", "batch_size": self.settings.batch_size}
+
+    def embed(self, clips: np.ndarray) -> np.ndarray:
+        return np.zeros((len(clips), self.spec.dim), np.float32)
+
+
 def _child(spec: dict) -> dict:
     """One measure, in this (child) process: embed the catalog under ``spec['home']``."""
     from vitcow_assets.encoders import EncoderSettings, load_encoder
     from vitcow_assets.encoders.frames import sampled_clip
     from vitcow_assets.encoders.registry import CheckpointRegistry
+    from vitcow_assets.stages import embedding
     from vitcow_assets.stages.embedding import embed_crops, read_targets
 
     root = StorageRoot(Path(spec["home"]))
-    entry = CheckpointRegistry(root).register(spec["checkpoint"])
-    encoder = load_encoder(entry.path, EncoderSettings(device="cpu", batch_size=spec["batch_size"], threads=spec["threads"]), entry.sha256)
+    settings = EncoderSettings(device="cpu", batch_size=spec["batch_size"], threads=spec["threads"])
+    if spec.get("zeros"):
+        from vitcow_assets.encoders.registry import RegisteredCheckpoint
+
+        entry, encoder = RegisteredCheckpoint("zeros-000000000000", "0" * 64, "-", "original", {}), _ZerosEncoder(settings)
+        embedding.sampled_clip = lambda path, frames, size: ([0] * frames, np.zeros((frames, 1, 1, 3), np.uint8))  # no decoding
+    else:
+        entry = CheckpointRegistry(root).register(spec["checkpoint"])
+        encoder = load_encoder(entry.path, settings, entry.sha256)
     report = {"rss_loaded_mb": peak_mb()}
     paths = read_targets(root)["crop_path"].to_pylist()
     if spec.get("floor"):
@@ -109,6 +140,21 @@ def _checkpoints(folder: Path, with_base: bool) -> tuple[Path, Path | None]:
     return tiny, base
 
 
+def _bookkeeping(work: Path, pool: list[str], common: dict, sizes: list[int]) -> dict:
+    """Peak RSS of a first and a kept run per catalog size, no decoder and no model."""
+    out, peaks = {}, {}
+    for rows in sizes:
+        spec = {**common, "home": str(_site(work, f"book{rows}", pool, rows)), "zeros": True}
+        first, again = _measure(spec), _measure(spec)
+        assert again["run0"]["kept"] == rows, again
+        peaks[rows] = (first["run0"]["peak_rss_mb"], again["run0"]["peak_rss_mb"])
+        out.update({f"book_rss_{rows}_mb": round(peaks[rows][0]), f"book_kept_rss_{rows}_mb": round(peaks[rows][1])})
+    if len(sizes) > 1:
+        out["book_rss_ratio"] = round(peaks[sizes[-1]][0] / peaks[sizes[0]][0], 3)
+        out["book_kept_rss_ratio"] = round(peaks[sizes[-1]][1] / peaks[sizes[0]][1], 3)
+    return out
+
+
 def _site(work: Path, name: str, paths: list[str], rows: int) -> Path:
     home = work / name
     shutil.rmtree(home, ignore_errors=True)
@@ -121,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--crops", type=int, default=48, help="real crop files in the pool (and the test-size throughput run)")
     parser.add_argument("--catalogs", default="1000,10000", help="catalog sizes for the memory runs, comma-separated")
     parser.add_argument("--base-crops", type=int, default=8, help="crops embedded by VideoMAE-Base (0: skip)")
+    parser.add_argument("--bookkeeping", type=int, default=100_000, help="catalog rows of the run without decoder or model (0: skip)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--work", type=Path, help="working folder (default: a temporary one, removed after)")
@@ -159,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
         if len(sizes) > 1:
             out["rss_ratio"] = round(peaks[sizes[-1]] / peaks[sizes[0]], 3)
             out["kept_rss_ratio"] = round(kept[sizes[-1]] / kept[sizes[0]], 3)
+        if args.bookkeeping:
+            out.update(_bookkeeping(work, pool, common, [sizes[0], args.bookkeeping] if sizes else [args.bookkeeping]))
     finally:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)
