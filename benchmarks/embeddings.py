@@ -127,7 +127,7 @@ def _measure(spec: dict) -> dict:
 
 def _checkpoints(folder: Path, with_base: bool) -> tuple[Path, Path | None]:
     """A test-size transformers folder and (``with_base``) a VideoMAE-Base one (random weights)."""
-    from vitcow_assets_tests.encoders.tiny_videomae import pretraining_model, save_transformers
+    from vitcow_testbed.videomae_inputs import pretraining_model, save_transformers
 
     from transformers import VideoMAEConfig, VideoMAEModel
 
@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(_child(json.loads(args.child))))
         return 0
     from vitcow_assets.segmenters.torch_imports import make_torch_stack_importable
-    from vitcow_assets_tests.encoders.crop_site import write_crop
+    from vitcow_testbed.videomae_inputs import write_crop
 
     make_torch_stack_importable()
     work = args.work or Path(tempfile.mkdtemp(prefix="vitcow-embeddings-"))

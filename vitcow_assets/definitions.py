@@ -9,6 +9,7 @@ from vitcow_assets.defs.checks import CHECKS
 from vitcow_assets.defs.datasets import DATASET_ASSETS, dataset_from_environment
 from vitcow_assets.defs.embeddings import EMBEDDING_ASSETS, encoder_from_environment
 from vitcow_assets.defs.dead_runs import dead_runs_sensor
+from vitcow_assets.defs.evaluation import EVALUATION_ASSETS, EVALUATION_JOBS, probe_from_environment, retrieval_from_environment
 from vitcow_assets.defs.execution import executor_from_env
 from vitcow_assets.defs.jobs import JOBS
 from vitcow_assets.defs.labels import LABEL_ASSETS, catalog_automation, labels_from_environment
@@ -27,7 +28,7 @@ def build_resources(
     environ=None,
 ) -> dict:
     """Resources configured from the environment (`VITCOW_*`, read now), with overrides
-    (not None) winning: e.g. the CLI's flags (`backend_options`: `{"motion": {...}}`)."""
+    (not None) winning: e.g. the CLI's flags (`backend_options`: `{"motion": {...}, "link": {...}}`)."""
     environ = os.environ if environ is None else environ
     return {
         "storage": storage_from_environment(environ, home=home, publish_to=publish_to),
@@ -35,13 +36,15 @@ def build_resources(
         "labels": labels_from_environment(environ),
         "dataset": dataset_from_environment(environ),
         "encoder": encoder_from_environment(environ),
+        "retrieval": retrieval_from_environment(environ),
+        "probe": probe_from_environment(environ),
     }
 
 
 defs = dg.Definitions(
-    assets=[*ASSETS, published_crops, *LABEL_ASSETS, *DATASET_ASSETS, *EMBEDDING_ASSETS],
+    assets=[*ASSETS, published_crops, *LABEL_ASSETS, *DATASET_ASSETS, *EMBEDDING_ASSETS, *EVALUATION_ASSETS],
     asset_checks=CHECKS,
-    jobs=JOBS,
+    jobs=[*JOBS, *EVALUATION_JOBS],
     sensors=[landing_sensor, dead_runs_sensor, catalog_automation],
     schedules=[nightly_catchup],
     resources=build_resources(),

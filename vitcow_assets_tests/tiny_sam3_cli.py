@@ -17,7 +17,7 @@ def main() -> int:
     original = sam3._build_predictor
 
     def build_at_test_size(*args, **kwargs):
-        from vitcow_assets_tests.sam3_tiny import tiny_builder
+        from vitcow_testbed.sam3_tiny import tiny_builder
 
         with tiny_builder():
             return original(*args, **kwargs)

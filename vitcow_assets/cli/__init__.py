@@ -8,7 +8,8 @@ The package: ``parser`` (here), ``run`` (the run command), ``init``, ``queries``
 (provenance, tracks), ``inputs`` (what PATH arguments name), ``options`` (flags derived
 from the settings classes), ``instance`` (the Dagster instance and its dagster.yaml),
 ``run_guard`` and ``partition_lock`` (a run never waits for ever, one writer per partition),
-``embed`` (``vitcow eval embed``: one checkpoint's embeddings of every crop).
+``evaluate`` (the ``eval`` group: retrieval, probe, predictions, frames), ``embed``
+(``vitcow eval embed``: one checkpoint's embeddings of every crop).
 """
 
 import argparse
@@ -16,9 +17,10 @@ import signal
 import sys
 import threading
 
-from vitcow_assets.cli import dataset, embed, labels
+from vitcow_assets.cli import dataset, embed, evaluate, labels
 from vitcow_assets.cli.options import add_setting_flags, check_given
 from vitcow_assets.core.clips import ClipSettings
+from vitcow_assets.core.identity import LinkSettings
 from vitcow_assets.datasets.build import DatasetSettings
 from vitcow_assets.encoders.settings import EncoderSettings
 from vitcow_assets.segmenters import BACKENDS, CHOICES
@@ -46,6 +48,7 @@ def _run_parser(sub) -> None:
     add_setting_flags(run, CropSettings, title="crops", from_env=False)
     for name, backend in BACKENDS.items():
         add_setting_flags(run, backend.settings_class, prefix=name, title=f"{name} backend")
+    add_setting_flags(run, LinkSettings, prefix="link", title="linking objects across clips")
     run.add_argument("--json", action="store_true", help="print one JSON document with every video's outcome")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.add_argument("--verbose", action="store_true", help="show Dagster's step logs")
@@ -83,9 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     tracks.set_defaults(func=_lazy("vitcow_assets.cli.queries:cmd_tracks"))
     labels.add_parsers(sub, _lazy)
     dataset.add_parsers(sub, _lazy)
-    evaluation = sub.add_parser("eval", help="evaluate video encoders on the crops")
-    eval_sub = evaluation.add_subparsers(dest="eval_command", metavar="COMMAND", required=True)
-    embed.add_parsers(eval_sub, _lazy)
+    embed.add_parsers(evaluate.add_parsers(sub, _lazy), _lazy)
     return parser
 
 
@@ -102,6 +103,7 @@ def _check_run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
         check_given(args, CropSettings)
         for name, backend in BACKENDS.items():
             check_given(args, backend.settings_class, name)
+        check_given(args, LinkSettings, "link")
     except ValueError as exc:
         parser.error(str(exc))
 
@@ -121,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
             check_given(args, DatasetSettings, "dataset")
         except ValueError as exc:
             parser.error(str(exc))
+    if args.command == "eval":
+        evaluate.check_args(parser, args)
     if args.command == "eval" and args.eval_command == "embed":
         try:
             check_given(args, EncoderSettings, "encoder")

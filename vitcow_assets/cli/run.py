@@ -27,6 +27,7 @@ from vitcow_assets.cli.progress_bar import ProgressBar
 from vitcow_assets.cli.queries import fail
 from vitcow_assets.cli.run_guard import RunGuard
 from vitcow_assets.core.clips import ClipSettings
+from vitcow_assets.core.identity import LinkSettings
 from vitcow_assets.core.settings import SettingError
 from vitcow_assets.defs.dead_runs import live_runs_of_partition, owner_tags, release_dead_runs
 from vitcow_assets.defs.metadata import run_tags
@@ -65,10 +66,12 @@ def _resources(args: argparse.Namespace) -> dict:
     from vitcow_assets.definitions import build_resources
 
     options = {name: given(args, backend.settings_class, name) for name, backend in BACKENDS.items()}
+    options["link"] = given(args, LinkSettings, "link")
     resources = build_resources(
         backend=args.backend, publish_to=args.publish, backend_options=options, prefetch_clips=args.prefetch_clips
     )
     resources["segmenter"].segmenter
+    resources["segmenter"].link_settings()
     return resources
 
 

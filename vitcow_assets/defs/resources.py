@@ -3,9 +3,10 @@
 Both are derived from settings dataclasses (``footage.settings.StorageSettings``,
 ``segmenters.SegmenterSettings`` and each backend's settings class), so their fields,
 defaults, descriptions and environment variables are written once (``core.settings``).
-The segmenter resource holds one nested config per backend: ``segmenter: {config: {backend:
-motion, motion: {min_contrast: 12}}}`` in the launchpad, ``VITCOW_MOTION_MIN_CONTRAST=12``
-in the environment.
+The segmenter resource holds one nested config per backend and one for the linker across
+clips (``core.identity.LinkSettings``): ``segmenter: {config: {backend: motion, motion:
+{min_contrast: 12}, link: {max_lost_steps: 20}}}`` in the launchpad,
+``VITCOW_MOTION_MIN_CONTRAST=12`` and ``VITCOW_LINK_MAX_LOST_STEPS=20`` in the environment.
 """
 
 import contextlib
@@ -22,6 +23,7 @@ import numpy as np
 import pydantic
 from pydantic import PrivateAttr
 
+from vitcow_assets.core.identity import LinkSettings
 from vitcow_assets.core.settings import SettingError, build, describe, from_environ, record
 from vitcow_assets.core.source_paths import PathPattern, parse_patterns
 from vitcow_assets.defs.config import config_class, from_environment, setting_values
@@ -77,8 +79,10 @@ class _Storage(dg.ConfigurableResource):
 
 VitcowStorage = config_class(StorageSettings, "VitcowStorage", base=_Storage, doc=_Storage.__doc__)
 
-#: one config class per backend, from its settings dataclass
-BACKEND_CONFIGS = {name: config_class(b.settings_class, f"{name.capitalize()}Config") for name, b in BACKENDS.items()}
+#: the segmenter resource's nested settings: one per backend, and the linker's (``link``)
+NESTED_SETTINGS = {**{name: b.settings_class for name, b in BACKENDS.items()}, "link": LinkSettings}
+#: one config class per nested settings dataclass
+NESTED_CONFIGS = {name: config_class(cls, f"{name.capitalize()}Config") for name, cls in NESTED_SETTINGS.items()}
 
 _MODELS: dict[tuple, Segmenter] = {}
 _MODELS_LOCK = threading.Lock()
@@ -108,9 +112,9 @@ def release_accelerator_memory() -> None:
         torch.cuda.empty_cache()
 
 
-def _naming_the_setting(message: str, backend: str, name: str | None) -> str:
-    """A backend's refusal, saying where its setting is set."""
-    found = next((s for s in describe(BACKENDS[backend].settings_class, backend) if s.name == name), None)
+def _naming_the_setting(message: str, nested: str, name: str | None) -> str:
+    """A refusal of a backend's (or the linker's) settings, saying where the setting is set."""
+    found = next((s for s in describe(NESTED_SETTINGS[nested], nested) if s.name == name), None)
     return message if found is None else f"{message} (set {found.env} or {found.flag})"
 
 
@@ -118,7 +122,8 @@ class _Segmenter(dg.ConfigurableResource):
     """Owns the segmenter: loaded once per process (on first use, in `object_masks`), one
     session per clip, always closed and its accelerator memory freed, errors included.
     `backend`, `default_prompt`, `prefetch_clips`: see `segmenters.SegmenterSettings`; one
-    nested config per backend (`motion`, `sam3`) holds that backend's settings."""
+    nested config per backend (`motion`, `sam3`) holds that backend's settings, and `link`
+    the thresholds of the linker across clips (`core.identity.LinkSettings`)."""
 
     _segmenter: Segmenter | None = PrivateAttr(default=None)
 
@@ -134,6 +139,13 @@ class _Segmenter(dg.ConfigurableResource):
             return build(cls, setting_values(cls, getattr(self, backend)), where=lambda name: f"{backend}.{name}")
         except SettingError as exc:
             raise SegmenterConfigError(str(exc), exc.setting) from None
+
+    def link_settings(self) -> LinkSettings:
+        """The linker's settings; a refused value is a one-line error naming ``link.<field>``."""
+        try:
+            return build(LinkSettings, setting_values(LinkSettings, self.link), where=lambda name: f"link.{name}")
+        except SettingError as exc:
+            raise SegmenterConfigError(_naming_the_setting(str(exc), "link", exc.setting), exc.setting) from None
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         # Loaded on first use (object_masks), not in steps that only read settings (prompts):
@@ -179,8 +191,8 @@ SegmenterResource = config_class(
     base=_Segmenter,
     doc=_Segmenter.__doc__,
     extra={
-        name: (config, pydantic.Field(default_factory=config, description=f"settings of the {name} backend"))
-        for name, config in BACKEND_CONFIGS.items()
+        name: (config, pydantic.Field(default_factory=config, description="the linker across clips" if name == "link" else f"settings of the {name} backend"))
+        for name, config in NESTED_CONFIGS.items()
     },
 )
 
@@ -192,11 +204,12 @@ def storage_from_environment(environ: Mapping[str, str] | None = None, **overrid
 
 def segmenter_from_environment(environ: Mapping[str, str] | None = None, backend_options: Mapping[str, dict] | None = None, **overrides):
     """The segmenter resource from the environment; ``overrides`` (resource fields) and
-    ``backend_options`` (``{"motion": {...}}``, e.g. from the CLI) win over it."""
+    ``backend_options`` (``{"motion": {...}, "link": {...}}``: nested settings, e.g. from the
+    CLI) win over it."""
     environ = os.environ if environ is None else environ
     values = {**from_environ(SegmenterSettings, environ), **{k: v for k, v in overrides.items() if v is not None}}
-    for name, backend in BACKENDS.items():
-        values[name] = from_environment(BACKEND_CONFIGS[name], backend.settings_class, environ, name, **(backend_options or {}).get(name, {}))
+    for name, cls in NESTED_SETTINGS.items():
+        values[name] = from_environment(NESTED_CONFIGS[name], cls, environ, name, **(backend_options or {}).get(name, {}))
     return SegmenterResource(**values)
 
 

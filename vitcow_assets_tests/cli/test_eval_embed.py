@@ -13,7 +13,7 @@ import pytest
 
 from vitcow_assets.footage.layout import StorageRoot
 from vitcow_assets_tests.helpers import age, run_cli
-from vitcow_assets_tests.synthetic import write_video
+from vitcow_testbed.synthetic import write_video
 
 ENCODER_FLAGS = ["--encoder-device", "cpu", "--encoder-threads", "2", "--encoder-batch-size", "4"]
 
@@ -68,7 +68,7 @@ def test_embed_writes_one_row_per_crop_embedding_the_trimmed_copy_and_the_same_b
 
 def test_a_checkpoint_that_cannot_load_fails_in_one_line_and_registers_nothing(site, tmp_path):
     home, _ = site
-    from vitcow_assets_tests.encoders.tiny_videomae import original_pretraining, pretraining_model, save_original
+    from vitcow_testbed.videomae_inputs import original_pretraining, pretraining_model, save_original
 
     state = original_pretraining(pretraining_model(0))
     del state["encoder.blocks.1.mlp.fc2.bias"]

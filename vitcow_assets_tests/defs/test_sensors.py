@@ -25,7 +25,7 @@ from vitcow_assets.media.hashing import sha256_file
 from vitcow_assets.footage.registry import Registry
 from vitcow_assets.footage.layout import partition_key_for
 from vitcow_assets_tests.helpers import age, landed_video
-from vitcow_assets_tests.synthetic import DEFAULT_OBJECTS, MovingBox
+from vitcow_testbed.synthetic import DEFAULT_OBJECTS, MovingBox
 
 SETTLE_SECONDS = 5
 

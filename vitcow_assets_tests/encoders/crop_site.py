@@ -5,30 +5,12 @@ some shorter than the model's frames."""
 
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 
 from vitcow_assets.footage.layout import StorageRoot
 from vitcow_assets.media.parquet import write_table
-from vitcow_assets.media.video import VideoWriter
 from vitcow_assets_tests.datasets.synthetic_labels import Scene, synthetic_catalog
-
-SIZE = 48
-
-
-def write_crop(path: Path, frames: int, seed: int, size: int = SIZE) -> Path:
-    """``frames`` frames of ``size`` px: a square moving over a floor, both coloured by ``seed``."""
-    rng = np.random.default_rng(seed)
-    floor, colour = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with VideoWriter(path, size, size, 2.5) as writer:
-        for i in range(frames):
-            image = np.empty((size, size, 3), np.uint8)
-            image[:] = floor
-            x = (3 * i + seed) % (size - 12)
-            image[10:22, x: x + 12] = colour
-            writer.write(image)
-    return path
+from vitcow_testbed.videomae_inputs import write_crop
 
 
 def crop_site(home: Path, tracks: int = 4, day: int = 0, frames=lambda i: 20 if i % 3 else 3) -> pa.Table:

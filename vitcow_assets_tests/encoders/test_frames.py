@@ -7,7 +7,7 @@ import pytest
 from vitcow_assets.core.embeddings import EmbeddingInputError
 from vitcow_assets.encoders.frames import fit_frame, sampled_clip
 from vitcow_assets.media.video import iter_frames
-from vitcow_assets_tests.encoders.crop_site import write_crop
+from vitcow_testbed.videomae_inputs import write_crop
 
 
 def test_the_centre_frames_come_in_order_fitted_to_the_model(tmp_path):

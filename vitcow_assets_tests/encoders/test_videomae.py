@@ -6,7 +6,7 @@ read from the checkpoint, and a crop's embedding depends neither on its batch no
 import numpy as np
 import pytest
 
-from vitcow_assets_tests.encoders.tiny_videomae import (  # first: makes transformers importable beside CPU torch
+from vitcow_testbed.videomae_inputs import (  # first: makes transformers importable beside CPU torch
     classification_model, original_pretraining, pretraining_model, save_original, training_args, write_checkpoints,
 )
 

@@ -16,8 +16,8 @@ from starlette.routing import Route
 from vitcow_assets.labelling.server import create_app
 from vitcow_assets.labelling.store import LabelStore, default_url
 from vitcow_assets.labelling.taxonomy_file import load_taxonomy
-from vitcow_assets_tests.labelling.crops import synthetic_catalog
-from vitcow_assets_tests.labelling.serving import label_server
+from vitcow_testbed.synthetic_catalog import synthetic_catalog
+from vitcow_testbed.servers import label_server
 
 
 @pytest.fixture(scope="module")

@@ -20,8 +20,8 @@ from vitcow_assets.labelling.taxonomy_file import load_taxonomy
 from vitcow_assets.labelling.trimming import render_trims
 from vitcow_assets.media.video import probe_video
 from vitcow_assets_tests.labelling.crops import pipeline_catalog
-from vitcow_assets_tests.labelling.serving import label_server
-from vitcow_assets_tests.synthetic import DEFAULT_OBJECTS, MovingBox, write_video
+from vitcow_testbed.servers import label_server
+from vitcow_testbed.synthetic import DEFAULT_OBJECTS, MovingBox, write_video
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium") or "/usr/bin/chromium", shutil.which("chromedriver") or "/usr/bin/chromedriver"
 FLAGS = [

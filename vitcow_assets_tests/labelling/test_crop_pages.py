@@ -34,7 +34,7 @@ from vitcow_assets.footage.layout import StorageRoot
 from vitcow_assets.media.context import context_view
 from vitcow_assets_tests.helpers import run_cli
 from vitcow_assets_tests.labelling.crop_site import build_site, dagster_webserver
-from vitcow_assets_tests.labelling.serving import label_server
+from vitcow_testbed.servers import label_server
 from vitcow_assets_tests.labelling.test_browser import ARTIFACTS, browser, wait  # noqa: F401  (the Chromium fixture)
 
 #: the manifest columns a crop page shows as they are

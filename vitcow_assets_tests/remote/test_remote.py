@@ -27,8 +27,8 @@ from vitcow_assets.remote.locations import Location, parse_sources
 from vitcow_assets.remote.transfer import Connection, download
 from vitcow_assets.stages.publishing import destination_of, publish_outputs
 from vitcow_assets.footage.layout import StorageRoot
-from vitcow_assets_tests import servers
-from vitcow_assets_tests.synthetic import write_video
+from vitcow_testbed import servers
+from vitcow_testbed.synthetic import write_video
 
 pytestmark = pytest.mark.skipif(
     servers.SSHD is None or servers.SSH_KEYGEN is None,

@@ -19,7 +19,8 @@ from vitcow_assets.footage.layout import StorageRoot
 from vitcow_assets.media.parquet import write_table
 from vitcow_assets.stages import embedding
 from vitcow_assets.stages.embedding import embed_crops
-from vitcow_assets_tests.encoders.crop_site import crop_rows, crop_site, write_crop
+from vitcow_assets_tests.encoders.crop_site import crop_rows, crop_site
+from vitcow_testbed.videomae_inputs import write_crop
 
 SETTINGS = EncoderSettings(device="cpu", batch_size=4, threads=2)
 
@@ -54,6 +55,21 @@ def test_one_row_per_catalog_crop_with_the_encoder_s_embedding_of_its_centre_fra
     meta = {k.decode(): v.decode() for k, v in table.schema.metadata.items()}
     assert '"pooling": "mean"' in meta[ENCODER_KEY] and '"rule": "centre"' in meta[SAMPLING_KEY] and '"threads": 2' in meta[RUNTIME_KEY]
     assert entry.sha256 in meta[CHECKPOINT_KEY]
+
+
+def test_the_evaluation_reads_the_table_as_written(site):
+    """The contract the evaluation package codes against (``evaluation.inputs``) holds for
+    the table this stage writes: its columns, one checkpoint, every crop, the metadata."""
+    from vitcow_assets.evaluation.inputs import EMBEDDING_COLUMNS as READ_COLUMNS, read_embeddings
+
+    root, catalog, entry = site
+    path = _embed(root, entry).path
+    wanted = list(reversed(catalog["crop_id"].to_pylist()))
+    read = read_embeddings(path, wanted)
+    assert READ_COLUMNS == EMBEDDING_COLUMNS and read.checkpoint_sha256 == entry.sha256 and read.vectors.shape == (catalog.num_rows, 128)
+    rows = {r["crop_id"]: r["embedding"] for r in pq.read_table(path).to_pylist()}
+    assert np.array_equal(read.vectors, np.array([rows[c] for c in wanted], np.float32))
+    assert {ENCODER_KEY, SAMPLING_KEY, RUNTIME_KEY, CHECKPOINT_KEY} <= set(read.metadata)
 
 
 def test_the_same_bytes_on_every_run_and_only_new_crops_embedded_when_the_catalog_grows(site, monkeypatch):

@@ -1,5 +1,6 @@
-"""Tiny random VideoMAE checkpoints in every layout the encoder loads, all from the same
-weights: a transformers ``VideoMAEForPreTraining`` (or ``VideoMAEForVideoClassification``)
+"""What the embedding tests and benchmark feed the encoder: small crop videos of seeded
+content (``write_crop``), and tiny random VideoMAE checkpoints in every layout the encoder
+loads, all from the same weights: a transformers ``VideoMAEForPreTraining`` (or ``VideoMAEForVideoClassification``)
 built and saved with transformers, and the same tensors written in the original VideoMAE
 layout (pre-training checkpoint with its decoder, fine-tuning checkpoint with its head,
 under ``model`` or ``module``, with the training ``args``).
@@ -13,6 +14,10 @@ the embeddings.
 
 import argparse
 from pathlib import Path
+
+import numpy as np
+
+from vitcow_assets.media.video import VideoWriter
 
 from vitcow_assets.segmenters.torch_imports import make_torch_stack_importable
 
@@ -142,3 +147,23 @@ def write_checkpoints(folder: Path, seed: int = 0, **overrides) -> dict[str, Pat
         save_file({k: v.contiguous() for k, v in original.items()}, folder / "pretrain.safetensors")
         paths["original_safetensors"] = folder / "pretrain.safetensors"
     return paths
+
+
+#: side of the crop videos the tests write (the pipeline writes 224)
+CROP_SIZE = 48
+
+
+def write_crop(path: Path, frames: int, seed: int, size: int = CROP_SIZE) -> Path:
+    """``frames`` frames of ``size`` px, H.264 as the pipeline writes crops: a square moving
+    over a floor, both coloured by ``seed``."""
+    rng = np.random.default_rng(seed)
+    floor, colour = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with VideoWriter(path, size, size, 2.5) as writer:
+        for i in range(frames):
+            image = np.empty((size, size, 3), np.uint8)
+            image[:] = floor
+            x = (3 * i + seed) % (size - 12)
+            image[10:22, x: x + 12] = colour
+            writer.write(image)
+    return path
