@@ -52,6 +52,7 @@ def _settings() -> dict:
     from vitcow_assets.encoders.settings import EncoderSettings
     from vitcow_assets.evaluation.settings import ProbeSettings, RetrievalSettings
     from vitcow_assets.footage.settings import StorageSettings
+    from vitcow_assets.labelling.settings import LabelSettings
     from vitcow_assets.segmenters import BACKENDS, SegmenterSettings
     from vitcow_assets.stages.cropping import CropSettings
 
@@ -64,6 +65,7 @@ def _settings() -> dict:
         "settings:encoder": (EncoderSettings, "encoder", True, True),
         "settings:retrieval": (RetrievalSettings, "retrieval", True, True),
         "settings:probe": (ProbeSettings, "probe", True, True),
+        "settings:labels": (LabelSettings, "", False, True),
     }
     for name, backend in BACKENDS.items():
         out[f"settings:{name}"] = (backend.settings_class, name, True, True)

@@ -26,7 +26,7 @@ from pathlib import Path
 from vitcow_assets.cli.options import add_setting_flags, check_given, given
 from vitcow_assets.cli.queries import fail
 from vitcow_assets.evaluation.settings import ProbeSettings, RetrievalSettings
-from vitcow_assets.footage.layout import StorageRoot, check_partition_key, default_home, partition_key_for
+from vitcow_assets.footage.layout import DEFAULT_HOME, HOME_ENV, StorageRoot, check_partition_key, default_home, partition_key_for
 
 RETRIEVAL_PRINTED = ("setting", "metric", "k", "hit_micro", "chance_micro", "hit_micro_se", "hit_macro", "chance_macro", "hit_macro_se")
 RETRIEVAL_JSON = RETRIEVAL_PRINTED + ("chance_micro_se", "chance_macro_se", "se_basis", "queries", "index_size", "repeats", "classes")
@@ -36,6 +36,8 @@ CLASS_PRINTED = ("class_index", "class_name", "support", "predicted", "precision
 
 #: float columns that count things (shown to one place, not three)
 COUNT_COLUMNS = frozenset({"train_crops", "queries", "index_size"})
+#: the dataset resource's export folder (``defs.datasets.dataset_from_environment``)
+DATASET_DIR_ENV = "VITCOW_DATASET_DIR"
 
 
 def _shown(value, column: str) -> str:
@@ -188,13 +190,20 @@ def cmd_predictions(args: argparse.Namespace) -> int:
     return 0
 
 
+def export_folder(dataset: str | None, environ) -> Path:
+    """The dataset export folder ``--dataset`` names, else the dataset resource's (its
+    ``out_dir``: ``$VITCOW_DATASET_DIR``, else ``<home>/datasets/export``), found without
+    Dagster (``eval frames`` needs no run; a test holds it to the resource's)."""
+    chosen = dataset or environ.get(DATASET_DIR_ENV)
+    return Path(chosen).absolute() if chosen else StorageRoot(Path(environ.get(HOME_ENV) or DEFAULT_HOME).absolute()).datasets.default_export
+
+
 def cmd_frames(args: argparse.Namespace) -> int:
-    from vitcow_assets.defs.datasets import dataset_from_environment
     from vitcow_assets.evaluation.inputs import EvaluationInputError
     from vitcow_assets.evaluation.runs import export_frames
     from vitcow_assets.runtime.version import code_version
 
-    folder = args.dataset or dataset_from_environment(os.environ).export_dir(_storage())
+    folder = export_folder(args.dataset, os.environ)
     try:
         summary = export_frames(folder, args.out_dir, args.frames_per_crop, code_version())
     except (EvaluationInputError, ValueError, OSError) as exc:

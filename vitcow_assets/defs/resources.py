@@ -27,6 +27,7 @@ from vitcow_assets.core.identity import LinkSettings
 from vitcow_assets.core.settings import SettingError, build, describe, from_environ, record
 from vitcow_assets.core.source_paths import PathPattern, parse_patterns
 from vitcow_assets.defs.config import config_class, from_environment, setting_values
+from vitcow_assets.footage.intake_state import IntakeState
 from vitcow_assets.footage.layout import StorageRoot, VideoLayout
 from vitcow_assets.footage.settings import StorageSettings
 from vitcow_assets.lineage.links import Links
@@ -61,6 +62,11 @@ class _Storage(dg.ConfigurableResource):
 
     def root(self) -> StorageRoot:
         return StorageRoot(Path(self.home))
+
+    def intake_state(self) -> IntakeState:
+        """The per-file intake state (`intake_db`, else the instance's Postgres, else SQLite
+        under the storage root); close it after use."""
+        return IntakeState.open(self.intake_db, self.root().home)
 
     def video(self, key: str) -> VideoLayout:
         return self.root().video(key)

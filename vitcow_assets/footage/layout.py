@@ -2,7 +2,8 @@
 
 ```
 <home>/landing/                 default landing folder watched by the sensor
-<home>/registry/<key>.json      one registered source video per partition key
+<home>/registry/<key>.json      one registered source video per partition key (index/: by path and sha256)
+<home>/intake/intake.db         the landing sensor's intake state (footage.intake_state), unless elsewhere
 <home>/videos/<key>/            every output of one partition
     raw_video.json              probe + sha256 + where the source came from
     frame_times.npy             presentation time of every source frame (seconds)
