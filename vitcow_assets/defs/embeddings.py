@@ -10,10 +10,10 @@ refuses it when its bytes changed, and hands the work to ``stages.embedding``.
 import threading
 
 import dagster as dg
-from pydantic import PrivateAttr
 
 from vitcow_assets.core.embeddings import embeddings_schema
 from vitcow_assets.core.settings import build, record
+from vitcow_assets.defs.code_versions import versioned_asset
 from vitcow_assets.defs.config import config_class, from_environment, setting_values
 from vitcow_assets.defs.labels import crop_catalog, trimmed_crops
 from vitcow_assets.defs.metadata import table_metadata
@@ -68,13 +68,13 @@ def _one_line(exc: Exception) -> str:
 
 
 def _computation_version(context: dg.AssetExecutionContext) -> str:
-    """This asset's code version: a change of it makes every row be computed again."""
-    return context.assets_def.code_versions_by_key.get(context.asset_key) or code_version()
+    """This asset's code version (``defs.code_versions``: a hash of the source it runs, the
+    same across commits that leave that source alone): a change of it makes every row be
+    computed again."""
+    return context.assets_def.code_versions_by_key[context.asset_key]
 
 
-@dg.asset(
-    group_name=GROUP, kinds={"parquet", "pytorch"}, partitions_def=checkpoint_partitions, deps=[crop_catalog, trimmed_crops], code_version=code_version(),
-)
+@versioned_asset(group_name=GROUP, kinds={"parquet", "pytorch"}, partitions_def=checkpoint_partitions, deps=[crop_catalog, trimmed_crops])
 def crop_embeddings(context: dg.AssetExecutionContext, storage: VitcowStorage, encoder: EncoderResource) -> dg.MaterializeResult:
     """One checkpoint's VideoMAE encoder embedding of every catalog crop (its trimmed copy
     where a segment is marked): the centre frames, the encoder only, pooled as the

@@ -60,13 +60,13 @@ def test_one_row_per_catalog_crop_with_the_encoder_s_embedding_of_its_centre_fra
 def test_the_evaluation_reads_the_table_as_written(site):
     """The contract the evaluation package codes against (``evaluation.inputs``) holds for
     the table this stage writes: its columns, one checkpoint, every crop, the metadata."""
-    from vitcow_assets.evaluation.inputs import EMBEDDING_COLUMNS as READ_COLUMNS, read_embeddings
+    from vitcow_assets.evaluation.inputs import read_embeddings
 
     root, catalog, entry = site
     path = _embed(root, entry).path
     wanted = list(reversed(catalog["crop_id"].to_pylist()))
     read = read_embeddings(path, wanted)
-    assert READ_COLUMNS == EMBEDDING_COLUMNS and read.checkpoint_sha256 == entry.sha256 and read.vectors.shape == (catalog.num_rows, 128)
+    assert tuple(pq.read_schema(path).names) == EMBEDDING_COLUMNS and read.checkpoint_sha256 == entry.sha256 and read.vectors.shape == (catalog.num_rows, 128)
     rows = {r["crop_id"]: r["embedding"] for r in pq.read_table(path).to_pylist()}
     assert np.array_equal(read.vectors, np.array([rows[c] for c in wanted], np.float32))
     assert {ENCODER_KEY, SAMPLING_KEY, RUNTIME_KEY, CHECKPOINT_KEY} <= set(read.metadata)
