@@ -3,7 +3,7 @@ frames per second)?
 
 Run from the repository root::
 
-    python -m benchmarks.feed [FOOTAGE] [--objects 16] [--sizes 1080p,4mp] [--threads 1,2] [--inputs DIR]
+    python -m benchmarks.feed [FOOTAGE] [--objects 16] [--sizes 1080p,4mp] [--threads 1,2] [--resize swscale,pil] [--inputs DIR]
 
 FOOTAGE defaults to ``../shared/footage/vtest.avi``; when it is absent the script says so and
 exits 0. From it the benchmark makes its inputs (``--inputs`` keeps them between runs, else
@@ -17,25 +17,44 @@ threads, OpenCV and torch follow it; ``cpu_threads`` in the output) times, inter
 best of ``--repeats``:
 
 - ``decode_fps``: PyAV alone decoding the file front to back and converting the frames the
-  clips use to RGB (``ClipFrameStream``, what the stage decodes), in model frames per
-  second (a clip's frames; the frame two clips share counts twice, as the model sees it);
+  clips use to full-size RGB (``ClipFrameStream``, what the stage decoded before the
+  ``swscale`` resize), in model frames per second (a clip's frames; the frame two clips
+  share counts twice, as the model sees it): the baseline of ``feed_vs_decode``;
+- ``bare_decode_fps``: decoding alone, no frame converted at all (``ClipFrameStream`` with
+  native frames): what no feed can beat;
 - ``feed_fps``: ``object_masks``' own path (``segment_clips``: the decode thread,
-  SAM3's input preparation at 1008 px (``frames_to_input``), a session per clip, SAM3's
+  SAM3's input preparation at 1008 px by the ``--resize`` setting (``swscale``: the decoder
+  scales each frame straight to 1008 px and ``prepare_clip`` gathers the clip's planes into
+  one tensor, SAM3's scaling to float16 following on the device when a session starts, not
+  measured here, as ``bilinear``'s resize; ``pil``: full-size RGB, then
+  ``frames_to_input``), a session per clip, SAM3's
   outputs turned into ``Detections`` (``detections_from_outputs``), the writer thread's
   RLE masks, cross-clip linking and Parquet) with an instant stand-in model in place of
   SAM3: ``--objects`` animal-like masks per frame (ellipses of 6-12% of the frame width,
   moving), delivered as SAM3 delivers them: written into a fresh frame-sized ``bool``
   array per frame, as its ``.cpu().numpy()`` does;
-- ``feed_vs_decode``: ``feed_fps / decode_fps`` (target >= 0.8 at 1080p with 16 objects:
-  the pipeline adds at most a quarter to the unavoidable decoding);
+- ``feed_vs_decode``: ``feed_fps / decode_fps`` (target >= 0.8 at 1080p and 2560x1440 with
+  16 objects: the pipeline adds at most a quarter to decoding); ``feed_vs_bare_decode``:
+  ``feed_fps / bare_decode_fps``;
+- ``feed_cpu_ms``, ``decode_cpu_ms``, ``bare_decode_cpu_ms``: CPU milliseconds (the
+  process's, every thread) per model frame of each pass, least of the repeats, and
+  ``decode_vs_feed_cpu`` their ratio: what the feed costs the CPUs, which other processes
+  on a shared machine disturb far less than the wall-clock figures;
 - ``share_<step>``: seconds spent in each step over the feed's wall time (steps run on three
-  threads at once, so shares may add up to more than 1): ``decode`` and ``prepare`` (decode
-  thread), ``standin`` (the stand-in making its outputs) and ``to_detections`` (model
+  threads at once, so shares may add up to more than 1): ``decode`` (with ``swscale``
+  including the decoder's scaling to 1008 px) and ``prepare`` (decode thread), ``standin`` (the stand-in making its outputs) and ``to_detections`` (model
   thread), ``encode`` (RLE rows) and ``write`` (linking, Parquet) on the writer thread;
   ``wait_frames``: the model thread idle for want of frames.
 
-Each configuration prints one ``key=value`` line; the last line printed is the last
-configuration's.
+Before the timings of each size, an ``input_difference`` line compares the model input of
+``swscale`` with ``pil``'s (SAM3's own loader's values) on ``--difference-frames`` frames
+(``input_difference``: max and mean absolute difference after SAM3's scaling, and in levels
+of 255, with what the resize filters alone and a JPEG round trip make of the same frames).
+Each configuration prints one ``key=value`` line. With several ``--resize`` values, a
+``compare`` line per size and CPU count follows them: the first resize against each later one,
+from the same run (``feed_fps_ratio``: its ``feed_fps`` over the other's; ``cpu_ratio``: the
+other's ``feed_cpu_ms`` over its own), so ``--resize swscale,pil`` gives the new path against
+SAM3's own loader's.
 """
 
 import argparse
@@ -195,27 +214,89 @@ def standin_detect(scene: AnimalScene, timings: dict):
 
 def sam3_prepare(resize: str):
     """SAM3's input for one clip, as ``Sam3Segmenter.prepare_frames`` makes it (its mean
-    and std, the ``resize`` setting)."""
-    from vitcow_assets.segmenters.sam3 import prepare_clip
+    and std, the ``resize`` setting), and the frame scale it asks the decoder for
+    (``Sam3Segmenter.frame_scale``)."""
+    from vitcow_assets.media.video import FrameScale
+    from vitcow_assets.segmenters.sam3 import SWSCALE_FILTER, prepare_clip
 
-    return lambda frames: prepare_clip(frames, IMAGE_SIZE, resize=resize)
+    scale = FrameScale(IMAGE_SIZE, IMAGE_SIZE, SWSCALE_FILTER) if resize == "swscale" else None
+    return (lambda frames: prepare_clip(frames, IMAGE_SIZE, resize=resize)), scale
+
+
+# --------------------------------------------------------------------------------------------
+# the model's input: swscale against SAM3's own (pil)
+
+
+def _model_input(clip):
+    """What the model gets of a prepared clip (``swscale``'s planes scaled as on the device)."""
+    from vitcow_assets.segmenters.sam3 import planes_to_input
+
+    return planes_to_input(clip.tensor, (0.5,) * 3, (0.5,) * 3, "cpu") if clip.kind == "planes" else clip.tensor
+
+
+def _levels(ours, theirs) -> tuple[float, float, np.ndarray, float]:
+    """Max and mean absolute difference of two SAM3 inputs in levels of 255 (the inputs are
+    ``(x / 255 - 0.5) / 0.5``), the mean signed difference per channel and the 99.9th
+    percentile of the absolute difference."""
+    diff = (ours.float() - theirs.float()).numpy() * 127.5
+    return float(np.abs(diff).max()), float(np.abs(diff).mean()), diff.mean(axis=(0, 2, 3)), float(np.quantile(np.abs(diff), 0.999))
+
+
+def input_difference(path: Path, frames: int) -> dict:
+    """SAM3's input made by ``swscale`` against ``pil`` (its own loader's values) on
+    ``frames`` frames spread over the file: ``max`` and ``mean`` absolute difference after
+    SAM3's scaling to [-1, 1] (``*_levels``: in levels of 255), ``bias_levels`` the mean
+    signed difference per channel (R, G, B), ``p999_levels`` the largest of the frames'
+    99.9th percentiles; ``resize_only``: the same full-size RGB frames
+    through swscale's bicubic instead of PIL's (the filters alone, no colour conversion);
+    ``jpeg95``: the ``pil`` input after a JPEG round trip at quality 95 (SAM3's README feeds
+    it a folder of JPEG frames), for scale."""
+    import io
+
+    from PIL import Image
+
+    from vitcow_assets.media.video import FrameScale, iter_frames, probe_video
+    from vitcow_assets.segmenters.sam3 import SWSCALE_FILTER, prepare_clip
+
+    count = probe_video(path).frame_count
+    wanted = sorted(set(np.linspace(0, count - 1, frames).astype(int).tolist()))
+    scaled = iter_frames(path, wanted, scale=FrameScale(IMAGE_SIZE, IMAGE_SIZE, SWSCALE_FILTER))
+    seen = {"swscale": [], "resize_only": [], "jpeg95": []}
+    for (_, small), (_, rgb) in zip(scaled, iter_frames(path, wanted)):
+        pil = prepare_clip([rgb], IMAGE_SIZE, resize="pil").tensor
+        jpeg = io.BytesIO()
+        Image.fromarray(rgb).save(jpeg, "JPEG", quality=95)
+        rounded = np.asarray(Image.open(jpeg).convert("RGB"))
+        seen["swscale"].append(_levels(_model_input(prepare_clip([small], IMAGE_SIZE, resize="swscale")), pil))
+        seen["resize_only"].append(_levels(_model_input(prepare_clip([rgb], IMAGE_SIZE, resize="swscale")), pil))
+        seen["jpeg95"].append(_levels(prepare_clip([rounded], IMAGE_SIZE, resize="pil").tensor, pil))
+    out = {"frames": len(seen["swscale"])}
+    for name, values in seen.items():
+        top, mean = max(v[0] for v in values), float(np.mean([v[1] for v in values]))
+        out.update({f"{name}_max": top / 127.5, f"{name}_mean": mean / 127.5, f"{name}_max_levels": top, f"{name}_mean_levels": mean})
+    out["swscale_bias_levels"] = ",".join(f"{v:.2f}" for v in np.mean([v[2] for v in seen["swscale"]], axis=0))
+    out["swscale_p999_levels"] = max(v[3] for v in seen["swscale"])
+    return out
 
 
 # --------------------------------------------------------------------------------------------
 # the measured passes (in a child confined to some CPUs)
 
 
-def decode_pass(path: Path, clips) -> float:
+def decode_pass(path: Path, clips, convert: bool = True) -> tuple[float, float]:
+    """Wall and CPU seconds (this process's, every thread) to decode the clips' frames,
+    converted to full-size RGB (or, without ``convert``, left as decoded)."""
     from vitcow_assets.stages.frames import ClipFrameStream
 
-    started = time.perf_counter()
-    for _ in ClipFrameStream(path, clips).by_clip():
+    started, cpu = time.perf_counter(), time.process_time()
+    for _ in ClipFrameStream(path, clips, native=not convert).by_clip():
         pass
-    return time.perf_counter() - started
+    return time.perf_counter() - started, time.process_time() - cpu
 
 
-def feed_pass(path: Path, clips, objects: int, resize: str, out: Path) -> tuple[float, dict]:
-    """``segment_clips`` with the stand-in; wall seconds and every step's seconds."""
+def feed_pass(path: Path, clips, objects: int, resize: str, out: Path) -> tuple[float, float, dict]:
+    """``segment_clips`` with the stand-in; wall seconds, CPU seconds (this process's,
+    every thread) and every step's seconds."""
     from vitcow_assets.core.prompts import text_plan
     from vitcow_assets.media.video import probe_video
     from vitcow_assets.stages.segmentation import MaskJob, segment_clips
@@ -224,13 +305,14 @@ def feed_pass(path: Path, clips, objects: int, resize: str, out: Path) -> tuple[
     info = probe_video(path)
     steps = {"standin": 0.0, "to_detections": 0.0}
     fake = FakeSegmenter(detect=standin_detect(AnimalScene(info.width, info.height, objects), steps), name="standin/sam3-shaped")
-    job = MaskJob(path, "feed", clips, text_plan(PROMPT), fake.name, fake.open_session, out, prepare=sam3_prepare(resize))
-    started = time.perf_counter()
+    prepare, scale = sam3_prepare(resize)
+    job = MaskJob(path, "feed", clips, text_plan(PROMPT), fake.name, fake.open_session, out, prepare=prepare, scale=scale)
+    started, cpu = time.perf_counter(), time.process_time()
     summary = segment_clips(job)
-    wall = time.perf_counter() - started
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu
     if summary.rows != sum(c.frames for c in clips) * objects:
         raise RuntimeError(f"the stand-in's {objects} objects per frame did not all reach the table ({summary.rows} rows)")
-    return wall, {**summary.timings, **steps}
+    return wall, cpu, {**summary.timings, **steps}
 
 
 def measure(path: Path, objects: int, resize: str, repeats: int, folder: Path) -> dict:
@@ -243,16 +325,25 @@ def measure(path: Path, objects: int, resize: str, repeats: int, folder: Path) -
     frames = sum(c.frames for c in clips)
     decode_pass(path, clips[:1])
     feed_pass(path, clips[:1], objects, resize, folder / "warm.parquet")
-    decode_s = feed_s = float("inf")
+    wall = dict.fromkeys(("decode", "bare_decode", "feed"), float("inf"))
+    cpu = dict(wall)
     for i in range(repeats):
-        decode_s = min(decode_s, decode_pass(path, clips))
-        wall, steps = feed_pass(path, clips, objects, resize, folder / f"feed-{i}.parquet")
-        if wall < feed_s:
-            feed_s, best = wall, steps
-    result = {"model_frames": frames, "clips": len(clips), "feed_fps": frames / feed_s, "decode_fps": frames / decode_s}
+        for name, convert in (("decode", True), ("bare_decode", False)):
+            seconds, used = decode_pass(path, clips, convert)
+            wall[name], cpu[name] = min(wall[name], seconds), min(cpu[name], used)
+        seconds, used, steps = feed_pass(path, clips, objects, resize, folder / f"feed-{i}.parquet")
+        cpu["feed"] = min(cpu["feed"], used)
+        if seconds < wall["feed"]:
+            wall["feed"], best = seconds, steps
+    result = {"model_frames": frames, "clips": len(clips), "feed_fps": frames / wall["feed"], "decode_fps": frames / wall["decode"]}
     result["feed_vs_decode"] = result["feed_fps"] / result["decode_fps"]
+    result["bare_decode_fps"] = frames / wall["bare_decode"]
+    result["feed_vs_bare_decode"] = result["feed_fps"] / result["bare_decode_fps"]
+    for name, seconds in cpu.items():
+        result[f"{name}_cpu_ms"] = 1000 * seconds / frames
+    result["decode_vs_feed_cpu"] = cpu["decode"] / cpu["feed"]
     for step in ("decode", "prepare", "standin", "to_detections", "encode", "write", "wait_frames", "wait_writer"):
-        result[f"share_{step}"] = best[step] / feed_s
+        result[f"share_{step}"] = best[step] / wall["feed"]
     return result
 
 
@@ -295,26 +386,46 @@ def line(size: str, objects: int, resize: str, result: dict) -> str:
     return " ".join(f"{k}={values[k]:.4g}" if isinstance(values[k], float) else f"{k}={values[k]}" for k in keys)
 
 
+def comparisons(size: str, resizes: list[str], threads: list[int], results: dict) -> list[str]:
+    """A ``compare`` line per CPU count and later resize: the first resize's feed against
+    that one's, from the same run (``feed_fps_ratio``: first over other, above 1 when the
+    first is faster; ``cpu_ratio``: the other's CPU per model frame over the first's, above 1
+    when the first takes less)."""
+    first, out = resizes[0], []
+    for other in resizes[1:]:
+        for cpus in threads:
+            ours, theirs = results[first, cpus], results[other, cpus]
+            values = {"size": size, "cpu_threads": ours["cpu_threads"], "resize": first, "baseline": other,
+                      "feed_fps_ratio": ours["feed_fps"] / theirs["feed_fps"], "cpu_ratio": theirs["feed_cpu_ms"] / ours["feed_cpu_ms"],
+                      "feed_vs_decode": ours["feed_vs_decode"], "baseline_feed_vs_decode": theirs["feed_vs_decode"]}
+            out.append("compare " + " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items()))
+    return out
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     def ints(text: str) -> list[int]:
         return [int(v) for v in text.split(",") if v.strip()]
+
+    from vitcow_assets.segmenters.sam3 import RESIZES
 
     p = argparse.ArgumentParser(prog="python -m benchmarks.feed", description=__doc__.splitlines()[0])
     p.add_argument("footage", nargs="?", default=str(DEFAULT_FOOTAGE))
     p.add_argument("--objects", type=int, default=16, help="stand-in masks per frame (default 16)")
     p.add_argument("--sizes", default="1080p,4mp", help="input sizes: 1080p (1920x1080), 4mp (2560x1440) or WxH")
     p.add_argument("--threads", type=ints, default=[len(os.sched_getaffinity(0))], help="CPU counts to run on (default: all)")
-    p.add_argument("--resize", default="pil", help="SAM3 input resizes to run, comma-separated: pil, bilinear (default pil)")
+    p.add_argument("--resize", default="swscale", help=f"SAM3 input resizes to run, comma-separated: {', '.join(RESIZES)} (default swscale)")
     p.add_argument("--seconds", type=float, default=30.0, help="footage seconds encoded per input (default 30)")
     p.add_argument("--loops", type=int, default=4, help="times the encoded seconds are repeated (default 4)")
     p.add_argument("--repeats", type=int, default=2, help="interleaved passes, the best kept (default 2)")
+    p.add_argument("--difference-frames", type=int, default=24,
+                   help="frames (spread over each input) on which swscale's model input is compared with pil's (default 24; 0: none)")
     p.add_argument("--inputs", help="folder to make (or find) the inputs in, kept; default: a temporary folder")
     p.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     args.sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
     args.resize = [s.strip() for s in args.resize.split(",") if s.strip()]
-    if not args.resize or any(r not in ("pil", "bilinear") for r in args.resize):
-        p.error(f"--resize: choose from pil, bilinear, got {args.resize}")
+    if not args.resize or any(r not in RESIZES for r in args.resize):
+        p.error(f"--resize: choose from {', '.join(RESIZES)}, got {args.resize}")
     for size in args.sizes:
         try:
             frame_size(size)
@@ -339,9 +450,16 @@ def main(argv: list[str] | None = None) -> int:
         for size in args.sizes:
             path = make_input(footage, folder, size, args.seconds, args.loops)
             print(f"{size}: {path.name}", flush=True)
+            if args.difference_frames:
+                values = {"size": size, **input_difference(path, args.difference_frames)}
+                print("input_difference " + " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items()), flush=True)
+            results = {}
             for resize in args.resize:
                 for cpus in args.threads:
-                    print(line(size, args.objects, resize, run_child(path, cpus, resize, args)), flush=True)
+                    results[resize, cpus] = run_child(path, cpus, resize, args)
+                    print(line(size, args.objects, resize, results[resize, cpus]), flush=True)
+            for text in comparisons(size, args.resize, args.threads, results):
+                print(text, flush=True)
     finally:
         if not args.inputs:
             shutil.rmtree(folder, ignore_errors=True)

@@ -43,8 +43,10 @@ Measured in one run, on the same clips of the footage (``--clips`` clips of
   requests (SAM3 0.1.4 always runs under it; NaN, with the reason printed, if it cannot
   run without).
 - ``model_fps_<variant>``, ``stage_fps_<variant>``, ``first_clip_s_<variant>`` (load and the
-  warm-up clip): ``bilinear``, the ``resize: bilinear`` setting (the frames resized on the
-  device); ``compile`` (CUDA only, ``--no-compile-check`` skips it), SAM3's ``torch.compile``
+  warm-up clip): ``pil``, the ``resize: pil`` setting (full-size RGB frames resized as
+  SAM3's own loader does, on the CPU; the main figures use the default ``swscale``, frames
+  scaled by the decoder); ``bilinear``, the ``resize: bilinear`` setting (the frames resized
+  on the device); ``compile`` (CUDA only, ``--no-compile-check`` skips it), SAM3's ``torch.compile``
   on, whose first clip compiles (minutes).
 
 ``--profile`` also prints where the stage's time goes: the caller's (model) thread, its waits
@@ -157,7 +159,10 @@ def masks(footage, clips, resource, segmenter, out, prefetch: int, progress=None
     from vitcow_assets.stages.events import StageEvents
     from vitcow_assets.stages.segmentation import MaskJob, segment_clips
 
-    job = MaskJob(footage, "bench", clips, text_plan(PROMPT), segmenter.name, resource.session, out, prepare=segmenter.prepare_frames, prefetch=prefetch)
+    job = MaskJob(
+        footage, "bench", clips, text_plan(PROMPT), segmenter.name, resource.session, out,
+        prepare=segmenter.prepare_frames, scale=segmenter.frame_scale(), prefetch=prefetch,
+    )
     return segment_clips(job, StageEvents(progress=progress))
 
 
@@ -416,7 +421,9 @@ def _variant(bench: Bench, label: str, **options) -> None:
 
 
 def _variants(bench: Bench) -> None:
-    """The ``bilinear`` resize (on the GPU) and, on CUDA, ``compile`` on (the default is off)."""
+    """The ``pil`` resize (SAM3's own, on full-size RGB frames), the ``bilinear`` resize (on
+    the GPU) and, on CUDA, ``compile`` on (the default is off)."""
+    _variant(bench, "pil", resize="pil")
     _variant(bench, "bilinear", resize="bilinear")
     if bench.device != "cuda":
         print("compile: not measured (CUDA only; on CPU the setting is ignored)")

@@ -3,6 +3,7 @@ from pathlib import Path
 
 import pytest
 
+from vitcow_assets.runtime.database import dispose_engines
 from vitcow_testbed.servers import Postgres, postgres_missing, redis_missing, run_postgres, run_redis
 from vitcow_testbed.synthetic import write_video
 
@@ -43,6 +44,24 @@ def postgres_server() -> Iterator[Postgres]:
         pytest.skip(reason)
     with run_postgres() as server:
         yield server
+
+
+@pytest.fixture()
+def own_postgres() -> Iterator[Postgres]:
+    """A PostgreSQL server of the test's own, for tests that restart it."""
+    reason = postgres_missing()
+    if reason:
+        pytest.skip(reason)
+    with run_postgres() as server:
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def _close_shared_engines():
+    """Each test's databases are its own: their engines (``runtime.database.shared_engine``,
+    kept per process) are closed after it, so a session does not collect open files."""
+    yield
+    dispose_engines()
 
 
 @pytest.fixture(scope="session")

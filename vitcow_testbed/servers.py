@@ -257,6 +257,18 @@ class Postgres:
     port: int
     user: str = "postgres"
     host: str = "127.0.0.1"
+    #: the ``pg_ctl -D <data>`` command of this server, its ``-o`` options and its log file (``restart``)
+    control: list[str] = dataclasses.field(default_factory=list)
+    options: str = ""
+    log: str = ""
+
+    def restart(self) -> None:
+        """Stop the server (``fast``: every client connection is cut) and start it again on
+        the same port, waiting until it accepts connections."""
+        subprocess.run(
+            [*self.control, "-m", "fast", "-o", self.options, "-l", self.log, "-w", "-t", str(START_TIMEOUT_S), "restart"],
+            check=True, capture_output=True, timeout=START_TIMEOUT_S + 10,
+        )
 
     def create_database(self, name: str) -> str:
         """A new, empty database; returns its URL (no password: the cluster trusts loopback)."""
@@ -316,7 +328,7 @@ def run_postgres() -> Iterator[Postgres]:
             [*pg_ctl, "-o", options, "-l", str(data / "server.log"), "-w", "-t", str(START_TIMEOUT_S), "start"],
             check=True, capture_output=True, timeout=START_TIMEOUT_S + 10,
         )
-        yield Postgres(port=port)
+        yield Postgres(port=port, control=pg_ctl, options=options, log=str(data / "server.log"))
     finally:
         subprocess.run([*pg_ctl, "-m", "immediate", "-w", "-t", "30", "stop"], capture_output=True, timeout=60)
         shutil.rmtree(data, ignore_errors=True)

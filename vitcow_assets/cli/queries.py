@@ -76,12 +76,12 @@ def cmd_provenance(args: argparse.Namespace) -> int:
 
 def video_key(video: str, storage: StorageRoot) -> str | None:
     """Partition key of a registered video (path or URL, any spelling), or ``video`` itself
-    taken as a key."""
+    taken as a key: two look-ups in the registry's index, whatever it holds."""
     registry = Registry(storage)
-    path = normalise(video)
-    by_source = next((r.key for r in registry.all() if r.source_path in (video, str(path))), None)
-    if by_source is not None:
-        return by_source
+    for spelling in dict.fromkeys((video, str(normalise(video)))):
+        found = registry.by_source(spelling)  # the registry's index by path: no record listed
+        if found is not None:
+            return found.key
     try:
         key = check_partition_key(video)
     except ValueError:

@@ -9,17 +9,31 @@ source bytes, the clip's frames (first source frame, step, count), the segmenter
 object id. Re-running a partition on the same bytes with the same settings gives the same
 ids (and so keeps every label); new bytes for the same file name give new ids.
 
-Pure: pyarrow in, pyarrow out.
+The catalog is sorted by video, clip, object and part. Built whole (``merge_catalogs``) or
+video by video (``sort_part`` each, in video order: the same rows in the same order, so the
+same bytes), with a fingerprint of its crops made from each video's (``part_fingerprint``,
+``catalog_fingerprint``) and repeated ids found from their bytes (``repeated_ids``).
+
+Pure: pyarrow and numpy in, pyarrow and numpy out.
 """
 
 import hashlib
+import json
+from collections.abc import Iterable
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from vitcow_assets.core.tables import CROPS_SCHEMA, field
 
 CROP_ID_CHARS = 20
+#: what decides a catalog's rows from its manifests, besides ``CATALOG_SCHEMA``: raise it
+#: when ``catalog_rows`` computes anything differently (catalogs built before are then
+#: rebuilt whole, not video by video)
+CATALOG_ROWS_VERSION = 1
+#: the catalog's order
+SORT_KEYS = [("video_id", "ascending"), ("clip_id", "ascending"), ("object_id", "ascending"), ("part", "ascending")]
 
 CATALOG_SCHEMA = pa.schema(
     [
@@ -91,9 +105,50 @@ def merge_catalogs(parts: list[pa.Table]) -> pa.Table:
     """One catalog from per-video parts, sorted by video, clip and object (a stable order
     whatever order the parts come in); a crop id seen twice is an error."""
     table = pa.concat_tables([p.cast(CATALOG_SCHEMA) for p in parts]) if parts else CATALOG_SCHEMA.empty_table()
-    table = table.sort_by([("video_id", "ascending"), ("clip_id", "ascending"), ("object_id", "ascending"), ("part", "ascending")])
+    table = table.sort_by(SORT_KEYS)
     if len(pc.unique(table["crop_id"])) != table.num_rows:
         counts = pc.value_counts(table["crop_id"]).to_pylist()
         repeated = sorted(c["values"] for c in counts if c["counts"] > 1)
         raise ValueError(f"crop ids repeat across the catalog: {repeated[:5]}")
     return table
+
+
+def sort_part(part: pa.Table) -> pa.Table:
+    """One video's catalog rows in catalog order. Parts of distinct videos, each sorted here
+    and concatenated in video order, hold the rows ``merge_catalogs`` gives (its sort is
+    stable, and no two parts share a video)."""
+    return part.cast(CATALOG_SCHEMA).sort_by(SORT_KEYS)
+
+
+def _rows_digest(table: pa.Table) -> "hashlib._Hash":
+    digest = hashlib.sha256()
+    pairs = sorted(zip(table["crop_id"].to_pylist(), table["crop_path"].to_pylist()))
+    for crop, path in pairs:
+        digest.update(json.dumps([crop, path]).encode() + b"\n")
+    return digest
+
+
+def part_fingerprint(part: pa.Table) -> str:
+    """sha256 (hex) of one video's crops: their ids and paths, whatever their order."""
+    return _rows_digest(part).hexdigest()
+
+
+def catalog_fingerprint(parts: Iterable[tuple[str, str]]) -> str:
+    """sha256 (hex, 16 chars) of a catalog's crops from ``(video_id, part_fingerprint)`` of
+    each video: it changes when a crop id or path does, and only then."""
+    digest = hashlib.sha256(b"crop_id, crop_path by video\n")
+    for video_id, fingerprint in sorted(parts):
+        digest.update(f"{video_id} {fingerprint}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def crop_id_bytes(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """The crop ids of ``column`` as fixed-width bytes (``repeated_ids`` sorts them)."""
+    return np.asarray(column.to_pylist(), dtype=f"S{CROP_ID_CHARS}")
+
+
+def repeated_ids(ids: list[np.ndarray], shown: int = 5) -> list[str]:
+    """The first ``shown`` crop ids (sorted) that occur more than once in ``ids``."""
+    every = np.sort(np.concatenate(ids)) if ids else np.empty(0, dtype=f"S{CROP_ID_CHARS}")
+    twice = every[1:][every[1:] == every[:-1]]
+    return [b.decode() for b in np.unique(twice)[:shown]]

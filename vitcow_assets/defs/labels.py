@@ -65,19 +65,20 @@ def labels_from_environment(environ, **overrides) -> "LabelsResource":
 )
 def crop_catalog(context: dg.AssetExecutionContext, storage: VitcowStorage) -> dg.MaterializeResult:
     """One row per crop across every video, with a stable `crop_id` and each crop's lineage:
-    what labelling and datasets read."""
+    what labelling and datasets read. Rebuilt from the manifests of new or changed videos
+    only (`videos_read`); the others' rows are taken back from the catalog before."""
     root = storage.root()
-    table, videos = write_catalog(root)
-    farms = sorted({f or "" for f in table["farm"].to_pylist()})
+    catalog = write_catalog(root)
     return dg.MaterializeResult(
         metadata={
-            **table_metadata(root.catalog_table, CATALOG_SCHEMA, table.num_rows),
-            "summary": dg.MetadataValue.md(f"**{table.num_rows} crops** of **{len(videos)} videos** from {len(farms)} farm(s)"),
+            **table_metadata(root.catalog_table, CATALOG_SCHEMA, catalog.rows),
+            "summary": dg.MetadataValue.md(f"**{catalog.rows} crops** of **{len(catalog.videos)} videos** from {len(catalog.farms)} farm(s)"),
             **crop_pages_metadata(storage.links()),
-            "videos": len(videos),
-            "farms": dg.MetadataValue.json(farms),
+            "videos": len(catalog.videos),
+            "videos_read": dg.MetadataValue.int(catalog.videos_read),
+            "farms": dg.MetadataValue.json(catalog.farms),
         },
-        data_version=dg.DataVersion(table_fingerprint(table.select(["crop_id", "crop_path"]))),
+        data_version=dg.DataVersion(catalog.fingerprint),
     )
 
 

@@ -40,14 +40,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from vitcow_assets.core.folder_watch import FolderMark
 from vitcow_assets.core.settle import ARRIVED, CLAIMED, TAKEN, WAITING, FileMark, SettleCursor, judge
 from vitcow_assets.remote.locations import Location, is_url
-from vitcow_assets.runtime.database import instance_url, open_engine
+from vitcow_assets.runtime.database import ensure_tables, forget_engine, instance_url, shared_engine
 
 PATH_CHARS = 2048
 SOURCE_CHARS = 160
 #: a claim older than this belongs to a tick that died (a sensor evaluation ends within 60 s)
 CLAIM_LEASE_S = 180.0
-#: advisory-lock key that serialises table creation on PostgreSQL (any constant)
-_PG_CREATE_LOCK = 0x76696E74
 #: rows per statement when deleting by URI
 _CHUNK = 500
 VIDEO, PROMPTS = "video", "prompts"
@@ -186,12 +184,14 @@ def _mark_values(mark: FileMark) -> dict:
 
 
 class IntakeState:
-    """The intake tables in the database at ``url`` (made on first use)."""
+    """The intake tables in the database at ``url`` (made on first use), through this
+    process's engine for that URL (``runtime.database.shared_engine``): opening one costs a
+    look at a set, not a connection, and ``close`` leaves the engine to the next tick."""
 
     def __init__(self, url: str) -> None:
         self.url = sa.make_url(url)
         try:
-            self.engine = open_engine(self.url, "intake database")
+            self.engine = shared_engine(self.url, "intake database")
         except ValueError as exc:
             raise IntakeStateError(str(exc)) from None
         self._insert_files = self._insert()(files).on_conflict_do_nothing(index_elements=["uri"])
@@ -199,9 +199,9 @@ class IntakeState:
         kept = ("parent", "mtime_ns", "since_s", "confirmed", "active_ns", "swept", "listed_s")
         self._upsert_folders = upsert.on_conflict_do_update(index_elements=["source", "path"], set_={c: upsert.excluded[c] for c in kept})
         try:
-            self._create_tables()
+            ensure_tables(self.engine, metadata)
         except sa.exc.OperationalError as exc:
-            self.engine.dispose()
+            forget_engine(self.url)
             reason = " ".join(str(exc.orig).split())[:200]
             raise IntakeStateError(f"{self.safe_url}: cannot open the intake database ({reason})") from None
 
@@ -218,7 +218,7 @@ class IntakeState:
         return self.url.get_backend_name()
 
     def close(self) -> None:
-        self.engine.dispose()
+        """Nothing to close: the engine is the process's, kept for the next use."""
 
     def __enter__(self) -> "IntakeState":
         return self
@@ -236,12 +236,6 @@ class IntakeState:
 
     def _read(self):
         return self.engine.connect()
-
-    def _create_tables(self) -> None:
-        with self._write() as conn:
-            if self.backend == "postgresql":
-                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_CREATE_LOCK})
-            metadata.create_all(conn, checkfirst=True)
 
     def _insert(self):
         return (postgresql.insert if self.backend == "postgresql" else sqlite.insert)

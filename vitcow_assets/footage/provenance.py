@@ -1,6 +1,7 @@
 """Where a registered video came from: its farm, camera and recording start (from its
-path, ``core.source_paths``), and the URI it was taken from."""
+path, ``core.source_paths``), the URI it was taken from, and its place in a backlog."""
 
+import datetime as dt
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -29,3 +30,12 @@ def source_tags(registration: Registration, patterns) -> dict[str, str]:
     """Run tags ``vitcow/farm`` and ``vitcow/camera`` of a registration (where known)."""
     prov = source_provenance(registration.source_path, registration.source_name, patterns)
     return {f"vitcow/{k}": prov[k] for k in ("farm", "camera") if prov[k]}
+
+
+def backlog_seconds(registration: Registration, patterns) -> float:
+    """Where a registered video stands in a backlog taken oldest first: when it was recorded
+    (its path's time read as UTC, as the intake state orders files), else when it was
+    registered."""
+    fields = source_fields(uri_path(registration.source_path), patterns, registration.source_name)
+    when = fields.recorded_at.replace(tzinfo=dt.timezone.utc) if fields.recorded_at else dt.datetime.fromisoformat(registration.registered_at)
+    return when.timestamp()

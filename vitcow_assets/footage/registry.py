@@ -72,9 +72,18 @@ class Registry:
         return Registration(**data)
 
     def all(self) -> list[Registration]:
+        """Every record (one file read each: a tool's, never a tick's or a query's)."""
         if not self.folder.exists():
             return []
         return [Registration(**json.loads(p.read_text())) for p in sorted(self.folder.glob("*.json"))]
+
+    def keys(self) -> list[str]:
+        """Every registered partition key, sorted: one listing of the folder, no record read."""
+        try:
+            with os.scandir(self.folder) as entries:
+                return sorted(e.name[: -len(".json")] for e in entries if e.name.endswith(".json") and e.is_file())
+        except FileNotFoundError:
+            return []
 
     # -- the indexes --------------------------------------------------------------------
 

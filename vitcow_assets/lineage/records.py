@@ -7,7 +7,10 @@ Every record but the catalog row may be missing (a partition re-run while the ca
 older, a file removed): it is then None and ``CropRecords.missing`` says which files were
 not found. Reads Parquet, JSON; never writes.
 
-May import pyarrow and ``footage.layout``; no Dagster, no web framework.
+Reads the catalog a column at a time (the rest only of row groups that hold a match), and
+past it only the manifests its index says it does not reflect (``footage.catalog_index``).
+
+May import pyarrow and ``footage``; no Dagster, no web framework.
 """
 
 import dataclasses
@@ -21,6 +24,7 @@ import pyarrow.parquet as pq
 
 from vitcow_assets.core.catalog import CROP_ID_CHARS, catalog_rows
 from vitcow_assets.core.tables import masks_provenance
+from vitcow_assets.footage.catalog_index import manifests_past_the_catalog
 from vitcow_assets.footage.layout import StorageRoot
 
 #: shortest crop-id prefix looked up (fewer characters name too many crops to be useful)
@@ -121,33 +125,42 @@ def context_source(records: CropRecords, crop_frame: int) -> tuple[str, int] | N
 # -- finding a crop ---------------------------------------------------------------------
 
 
-def _catalog(root: StorageRoot) -> pa.Table | None:
+def _catalog_where(root: StorageRoot, column: str, match) -> pa.Table | None:
+    """The catalog's rows whose ``column`` matches (``match``: array -> boolean mask): that
+    column read whole, the other columns only of the row groups holding a match. None when
+    there is no catalog."""
     try:
-        return pq.read_table(root.catalog_table)
+        file = pq.ParquetFile(root.catalog_table)
     except FileNotFoundError:
         return None
+    with file:
+        found = []
+        for group in range(file.num_row_groups):
+            mask = match(file.read_row_group(group, columns=[column])[column])
+            if pc.any(mask).as_py():
+                found.append(file.read_row_group(group).filter(mask))
+        return pa.concat_tables(found) if found else file.schema_arrow.empty_table()
 
 
-def _match_ids(table: pa.Table, text: str) -> pa.Table:
-    return table.filter(pc.starts_with(table["crop_id"], text))
+def _ids_in_catalog(root: StorageRoot, text: str) -> pa.Table | None:
+    return _catalog_where(root, "crop_id", lambda ids: pc.starts_with(ids, text))
 
 
-def _manifest_rows(root: StorageRoot) -> pa.Table | None:
-    """Catalog rows of every video's crops manifest (the catalog may be older, or missing)."""
-    parts = [catalog_rows(pq.read_table(p)) for p in sorted(root.videos.glob("*/crops/crops.parquet"))] if root.videos.is_dir() else []
-    return pa.concat_tables(parts) if parts else None
+def _ids_past_the_catalog(root: StorageRoot, text: str) -> pa.Table | None:
+    """Catalog rows of the crops manifests the catalog does not reflect (all of them when
+    it is missing: ``footage.catalog_index``) whose crop id starts with ``text``."""
+    parts = [catalog_rows(pq.read_table(p)) for p in manifests_past_the_catalog(root)]
+    return pa.concat_tables([p.filter(pc.starts_with(p["crop_id"], text)) for p in parts]) if parts else None
 
 
 def find_by_id(root: StorageRoot, text: str) -> tuple[dict | None, int]:
     """The catalog row of the crop whose id is ``text`` or starts with it, and how many
     crops matched (0: none; more than 1: the prefix is ambiguous and no row is given). The
-    catalog is asked first, then every video's crops manifest."""
-    for source in (_catalog, _manifest_rows):
-        table = source(root)
-        if table is None:
-            continue
-        found = _match_ids(table, text)
-        if found.num_rows:
+    catalog is asked first, then the crops manifests it does not reflect (videos processed
+    or re-run since it was written)."""
+    for source in (_ids_in_catalog, _ids_past_the_catalog):
+        found = source(root, text)
+        if found is not None and found.num_rows:
             return (found.to_pylist()[0] if found.num_rows == 1 else None), found.num_rows
     return None, 0
 
@@ -182,11 +195,9 @@ def find_by_path(root: StorageRoot, path: str | os.PathLike, search_above: bool 
             if rows.num_rows:
                 return rows.to_pylist()[0]
     else:
-        catalog = _catalog(root)
-        if catalog is not None:
-            rows = catalog.filter(pc.equal(catalog["crop_path"], str(path)))
-            if rows.num_rows:
-                return rows.to_pylist()[0]
+        rows = _catalog_where(root, "crop_path", lambda paths: pc.equal(paths, str(path)))
+        if rows is not None and rows.num_rows:
+            return rows.to_pylist()[0]
     tables = [root.labels_dir / TRIMMED_TABLE] + ([p / TRIMMED_TABLE for p in path.parents] if search_above else [])
     for candidate in dict.fromkeys(tables):
         crop_id = trimmed_crop_id(candidate, path)

@@ -1,8 +1,10 @@
 """Video probing, a streaming frame reader and an atomic H.264 writer (PyAV).
 
-Frames are ``(H, W, 3) uint8`` RGB arrays. Frame indices count decoded frames from 0 in
-presentation order. Nothing here holds more than the frame in hand. May import PyAV, numpy
-and ``media.files``; nothing of Dagster, torch or the stages.
+Frames are ``(H, W, 3) uint8`` RGB arrays, or, where a model wants them smaller, scaled
+straight from the decoded planes (``FrameScale``, ``ScaledFrame``: no full-size RGB frame
+made). Frame indices count decoded frames from 0 in presentation order. Nothing here holds
+more than the frame in hand. May import PyAV, numpy and ``media.files``; nothing of Dagster,
+torch or the stages.
 
 Reproducible by construction: the same input gives the same pixels and the same file bytes
 on any machine, whatever its core count or SIMD level (measured, see ``EXACT_SWS_FLAGS``
@@ -47,6 +49,83 @@ def frame_to_rgb(frame: "av.VideoFrame", reformatter: VideoReformatter | None = 
     (frame threading) nor the next conversion ever writes into pixels still in use."""
     reformatter = reformatter if reformatter is not None else VideoReformatter()
     return reformatter.reformat(frame, format="rgb24", interpolation=EXACT_SWS_FLAGS, threads=1).to_ndarray()
+
+
+#: swscale filters a frame may be scaled with on its way out of the decoder (``FrameScale``).
+#: When shrinking, swscale widens the filter by the scale factor, so the result is
+#: antialiased as PIL's resize is.
+SCALE_FILTERS = {"bicubic": Interpolation.BICUBIC, "bilinear": Interpolation.BILINEAR, "area": Interpolation.AREA}
+#: the exact-rounding options of every scaled conversion (see ``EXACT_SWS_FLAGS``)
+_EXACT_OPTIONS = Interpolation.ACCURATE_RND | Interpolation.BITEXACT
+
+
+@dataclasses.dataclass(frozen=True)
+class FrameScale:
+    """Frames wanted at ``width × height`` (of the displayed frame) instead of the source's
+    size, made in one swscale pass from the decoded planes straight to planar RGB
+    (``gbrp``): no full-size RGB frame is ever made. ``filter`` names the swscale filter
+    (``SCALE_FILTERS``); ``threads`` swscale's slice threads for each frame (the bytes do
+    not depend on it, nor on the CPU's SIMD level: exact rounding, as ``EXACT_SWS_FLAGS``).
+
+    The planar output takes swscale's full-chroma path: its colours are the BT.601 (or the
+    frame's own matrix) conversion to within rounding, where the packed ``rgb24`` path of
+    ``frame_to_rgb`` shares one chroma sample between two pixels and comes out about 1.1-1.8
+    levels of 255 darker per channel (measured on the shared footage, see
+    ``docs/performance.md``)."""
+
+    width: int
+    height: int
+    filter: str = "bicubic"
+    threads: int = 1
+
+    def __post_init__(self) -> None:
+        if self.width < 1 or self.height < 1:
+            raise ValueError(f"a frame scale needs a positive size, got {self.width}x{self.height}")
+        if self.filter not in SCALE_FILTERS:
+            raise ValueError(f"scale filter must be one of {', '.join(SCALE_FILTERS)}, got {self.filter!r}")
+        if self.threads < 1:
+            raise ValueError(f"scale threads must be 1 or more, got {self.threads}")
+
+
+@dataclasses.dataclass(frozen=True)
+class ScaledFrame:
+    """A decoded frame scaled by a ``FrameScale``: its red, green and blue planes, each a
+    ``(height, width) uint8`` array (a view of the frame swscale made, which it keeps
+    alive; rows may be padded, so use them as arrays, not as raw buffers), and the size of
+    the displayed source frame it was made from (coordinates of masks and prompts)."""
+
+    planes: tuple[np.ndarray, np.ndarray, np.ndarray]
+    source_height: int
+    source_width: int
+
+
+def _plane_array(plane, width: int, height: int) -> np.ndarray:
+    """``(height, width) uint8`` view of one plane of an 8-bit frame (rows padded to its line size)."""
+    return np.frombuffer(plane, np.uint8).reshape(height, plane.line_size)[:, :width]
+
+
+def frame_to_scaled(frame: "av.VideoFrame", scale: FrameScale, reformatter: VideoReformatter | None = None) -> ScaledFrame:
+    """One swscale pass from a decoded frame (any pixel format) to ``scale``'s size as
+    planar RGB, turned to its displayed orientation. Pass the same ``reformatter`` for every
+    frame of a pass (one swscale context, see ``frame_to_rgb``). A quarter-turned frame is
+    scaled to the turned size, then its planes turned (copies)."""
+    reformatter = reformatter if reformatter is not None else VideoReformatter()
+    steps = _rotation_steps(frame)
+    turned = steps % 2 == 1
+    width, height = (scale.height, scale.width) if turned else (scale.width, scale.height)
+    flags = int(SCALE_FILTERS[scale.filter] | _EXACT_OPTIONS)
+    out = reformatter.reformat(frame, width, height, format="gbrp", interpolation=flags, threads=scale.threads)
+    green, blue, red = (_plane_array(p, width, height) for p in out.planes)
+    planes = (red, green, blue)
+    if steps:
+        planes = tuple(np.ascontiguousarray(np.rot90(p, steps)) for p in planes)
+    source_height, source_width = (frame.width, frame.height) if turned else (frame.height, frame.width)
+    return ScaledFrame(planes, source_height, source_width)
+
+
+def rgb_to_scaled(rgb: np.ndarray, scale: FrameScale) -> ScaledFrame:
+    """``frame_to_scaled`` of an ``(H, W, 3) uint8`` RGB array (a frame already converted)."""
+    return frame_to_scaled(av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24"), scale)
 
 
 class VideoError(ValueError):
@@ -269,17 +348,22 @@ def iter_frames(
     wanted: Iterable[int] | None = None,
     native: bool = False,
     damage: DecodeDamage | None = None,
-) -> Iterator[tuple[int, "np.ndarray | av.VideoFrame"]]:
+    scale: FrameScale | None = None,
+) -> Iterator[tuple[int, "np.ndarray | av.VideoFrame | ScaledFrame"]]:
     """Yield ``(frame_index, rgb)`` in order, decoding the file once, front to back.
 
     Frames are turned to their displayed orientation (rotation metadata applied). A damaged
     packet is skipped and decoding goes on (``damage``, if given, counts damaged packets
     and lost frames; a lost frame's index is simply never yielded); a file that ends early
     yields the frames it has. With ``native``, frames that need no turning are yielded as
-    decoded ``av.VideoFrame`` (no RGB conversion: for re-encoding). With ``wanted``, only
+    decoded ``av.VideoFrame`` (no RGB conversion: for re-encoding). With ``scale``, frames
+    are yielded as ``ScaledFrame`` (one swscale pass to that size, no full-size RGB frame:
+    ``frame_to_scaled``). With ``wanted``, only
     those frames are converted to arrays and decoding stops after the last of them; frames
     in between are decoded (codecs need them) but never converted.
     """
+    if native and scale is not None:
+        raise ValueError("iter_frames: native frames and scaled frames exclude each other")
     wanted_set = None if wanted is None else set(wanted)
     last = None if wanted_set is None else (max(wanted_set) if wanted_set else -1)
     if last == -1:
@@ -296,7 +380,9 @@ def iter_frames(
                 return
             if wanted_set is None or index in wanted_set:
                 steps = _rotation_steps(frame)
-                if native and not steps:
+                if scale is not None:
+                    yield index, frame_to_scaled(frame, scale, reformatter)
+                elif native and not steps:
                     yield index, frame
                 else:
                     rgb = frame_to_rgb(frame, reformatter)

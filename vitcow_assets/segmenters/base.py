@@ -5,6 +5,9 @@ tens of seconds); what a clip needs lives in its session. ``start_session(frames
 (frames are ``(H, W, 3) uint8`` RGB, decoded by the project); the caller adds prompts,
 calls ``propagate()`` for per-frame results, and always closes the session (sessions are
 context managers). Backends must not hold more than one clip's frames per session.
+A backend may ask the decoder for frames at its model's input size instead
+(``frame_scale``) and make its session input from those (``prepare_frames``); prompts and
+results stay in pixels of the source frame.
 """
 
 import dataclasses
@@ -16,6 +19,7 @@ import numpy as np
 
 from vitcow_assets.core.detections import Detections
 from vitcow_assets.core.settings import record
+from vitcow_assets.media.video import FrameScale
 
 
 class SegmenterConfigError(ValueError):
@@ -86,9 +90,15 @@ class Segmenter(Protocol):
 
     def start_session(self, frames: Sequence[np.ndarray]) -> SegmenterSession: ...
 
+    def frame_scale(self) -> FrameScale | None:
+        """The size the decoder should deliver frames at (``ScaledFrame``s, made in one pass
+        from the decoded planes, handed to ``prepare_frames``), or None for full-size RGB
+        frames."""
+
     def prepare_frames(self, frames: list[np.ndarray]) -> Sequence[np.ndarray]:
-        """One clip's frames made ready for ``start_session``, on the decode thread (so the
-        accelerator's thread only runs the model)."""
+        """One clip's frames (as ``frame_scale`` asked for them) made ready for
+        ``start_session``, on the decode thread (so the accelerator's thread only runs the
+        model)."""
 
     def reset_scene(self) -> None:
         """Forget what was learnt of a scene (called before each video)."""
@@ -98,12 +108,16 @@ class Segmenter(Protocol):
 
 
 class SegmenterBase:
-    """Defaults for ``Segmenter``'s optional steps: frames go as they are, there is no scene
-    to forget, and the record is the settings dataclass as JSON (``<family>.settings``)."""
+    """Defaults for ``Segmenter``'s optional steps: frames are decoded at full size and go as
+    they are, there is no scene to forget, and the record is the settings dataclass as JSON
+    (``<family>.settings``)."""
 
     #: the settings family: the prefix of environment variables, flags and records
     family: str = ""
     settings: object = None
+
+    def frame_scale(self) -> FrameScale | None:
+        return None
 
     def prepare_frames(self, frames: list[np.ndarray]) -> Sequence[np.ndarray]:
         return frames

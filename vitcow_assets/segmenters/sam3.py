@@ -1,10 +1,13 @@
 """The SAM3 video predictor backend: the only module that knows SAM3's request and
 response dictionaries (``sam3`` 0.1.4, Meta's package).
 
-Frames are the project's own decoded RGB frames, made into SAM3's input on the decode
-thread (``prepare_clip``; SAM3's own ``.mp4`` loader forgets to divide by 255): with the
-``resize`` setting ``pil`` (the default) resized to its 1008 px input and scaled to [-1, 1]
-exactly as SAM3 does it for PIL images; with ``bilinear`` only copied into one tensor, then
+Frames are the project's own decoded frames, made into SAM3's input on the decode thread
+(``prepare_clip``; SAM3's own ``.mp4`` loader forgets to divide by 255), by the ``resize``
+setting: ``swscale`` (the default) has the decoder scale each frame straight from its
+planes to the 1008 px input (bicubic, ``media.video.FrameScale``: no full-size RGB frame
+is made), scaled to [-1, 1] as SAM3 does when the session starts, on the device; ``pil``
+resizes full-size RGB frames and scales them exactly as SAM3 does it for PIL images,
+value for value, on the CPU; ``bilinear`` only copies full-size frames into one tensor,
 resized on the GPU when the session starts. A session holds one clip (about 6 MB of input
 per frame at fp16), so memory is bounded by clip length.
 
@@ -33,12 +36,16 @@ import numpy as np
 from vitcow_assets.core.settings import check, setting
 from vitcow_assets.core.detections import Detections
 from vitcow_assets.core.masks import BoxMasks
+from vitcow_assets.media.video import FrameScale, ScaledFrame, rgb_to_scaled
 from vitcow_assets.segmenters.base import FrameResult, PromptError, SegmenterBase, SegmenterConfigError
 from vitcow_assets.segmenters.torch_imports import make_torch_stack_importable
 
 
-#: how frames become SAM3's input: ``frames_to_input`` (pil) or ``pixels_to_input`` (bilinear)
-RESIZES = ("pil", "bilinear")
+#: how frames become SAM3's input: ``planes_to_input`` (swscale), ``frames_to_input`` (pil)
+#: or ``pixels_to_input`` (bilinear)
+RESIZES = ("swscale", "pil", "bilinear")
+#: swscale's filter for ``resize`` ``swscale``: bicubic, as PIL's resize in SAM3's loader
+SWSCALE_FILTER = "bicubic"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,8 +66,10 @@ class Sam3Settings:
     max_objects: int = setting(0, "at most N objects per clip and query, lowest scores dropped first (0: no cap)", aliases=("--max-objects",))
     compile: bool = setting(False, "torch.compile the detector and tracker on first use (CUDA only)", aliases=("--compile",))
     resize: str = setting(
-        "pil", "how frames become the model's input: pil (as SAM3's own loader, value for value, on the CPU) or bilinear "
-        "(antialiased bilinear, as SAM3's training resizes, on the GPU: the CPU only copies the frames)",
+        "swscale", "how frames become the model's input: swscale (the decoder scales each frame straight to the input size, "
+        "bicubic, no full-size RGB frame: the fast CPU path), pil (full-size RGB frames resized as SAM3's own loader does, "
+        "value for value, on the CPU) or bilinear (antialiased bilinear, as SAM3's training resizes, on the GPU: the CPU "
+        "only copies full-size frames); see docs/performance.md for their differences",
         choices=RESIZES,
     )
 
@@ -96,33 +105,71 @@ def _resolve_device(device: str) -> str:
     return device
 
 
-class Sam3Frames(list):
-    """One clip's frames (``(H, W, 3) uint8`` RGB arrays, as a list) with ``tensor``, made
-    from them on the decode thread (``Sam3Segmenter.prepare_frames``) so that starting a
-    session only hands the tensor to the device. Slicing keeps the two in step. ``tensor``
-    is either the model's input (``float16 (N, 3, S, S)``: ``resize`` ``pil``, exactly as SAM3
-    makes it from PIL images) or the frames' pixels (``uint8 (N, H, W, 3)``, in pinned memory
-    where CUDA is: ``resize`` ``bilinear``, resized on the device, ``pixels_to_input``)."""
+#: what a ``Sam3Frames``' tensor holds (``Sam3Frames.kind``)
+TENSOR_KINDS = ("input", "planes", "pixels")
 
-    def __init__(self, frames, tensor) -> None:
+
+class Sam3Frames(list):
+    """One clip's frames (as a list) with ``tensor``, made on the decode thread
+    (``Sam3Segmenter.prepare_frames``) so that starting a session only hands the tensor to
+    the device. Slicing keeps the two in step. ``kind`` says what ``tensor`` holds:
+    ``input``, the model's input itself (``float16 (N, 3, S, S)``: ``resize`` ``pil``);
+    ``planes``, the model's input before SAM3's scaling (``uint8 (N, 3, S, S)`` RGB planes:
+    ``resize`` ``swscale``, scaled on the device, ``planes_to_input``); ``pixels``, the
+    frames' pixels (``uint8 (N, H, W, 3)``: ``resize`` ``bilinear``, resized on the device,
+    ``pixels_to_input``). Both uint8 kinds are in pinned memory where CUDA is. The frames
+    are ``(H, W, 3) uint8`` RGB arrays, or, with ``swscale``, ``SourceFrame``s: the size of
+    source frames never made at full size (a session's prompts and masks are in the
+    source frame's pixels)."""
+
+    def __init__(self, frames, tensor, kind: str = "input") -> None:
+        if kind not in TENSOR_KINDS:
+            raise ValueError(f"kind must be one of {', '.join(TENSOR_KINDS)}, got {kind!r}")
         super().__init__(frames)
         self.tensor = tensor
+        self.kind = kind
 
     def __getitem__(self, index):
         if isinstance(index, slice):
-            return Sam3Frames(list.__getitem__(self, index), self.tensor[index])
+            return Sam3Frames(list.__getitem__(self, index), self.tensor[index], self.kind)
         return list.__getitem__(self, index)
 
 
-def prepare_clip(frames: Sequence[np.ndarray], image_size: int, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), resize: str = "pil") -> Sam3Frames:
-    """One clip made ready for a session (see ``Sam3Frames``): with ``pil`` the model input
-    itself (``frames_to_input``); with ``bilinear`` the pixels only (``frames_to_pixels``),
-    the frames then being views of them, so the decoded frames can go."""
+class SourceFrame:
+    """Stands for a source frame that was never made at full size (``resize`` ``swscale``:
+    the decoder scaled it straight to the model's input): its ``shape`` ``(H, W, 3)``, which
+    is all a session needs of it. Its pixels do not exist: turning it into an array fails."""
+
+    __slots__ = ("shape",)
+
+    def __init__(self, height: int, width: int) -> None:
+        self.shape = (int(height), int(width), 3)
+
+    def __array__(self, *args, **kwargs):
+        raise TypeError(f"a {self.shape[1]}x{self.shape[0]} source frame scaled by the decoder has no full-size pixels (sam3 resize swscale)")
+
+    def __repr__(self) -> str:
+        return f"SourceFrame(height={self.shape[0]}, width={self.shape[1]})"
+
+
+def prepare_clip(frames: Sequence, image_size: int, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), resize: str = "swscale") -> Sam3Frames:
+    """One clip made ready for a session (see ``Sam3Frames``): with ``swscale`` the
+    decoder's ``ScaledFrame``s gathered into one tensor of planes (``scaled_to_planes``;
+    SAM3's scaling follows on the device; full-size RGB arrays are scaled by the same
+    swscale filter first, for callers that hold such frames); with ``pil`` the model input
+    from full-size RGB frames (``frames_to_input``); with ``bilinear`` the pixels only
+    (``frames_to_pixels``), the frames then being views of them, so the decoded frames can
+    go."""
+    if resize == "swscale":
+        scale = FrameScale(image_size, image_size, SWSCALE_FILTER)
+        frames = [f if isinstance(f, ScaledFrame) else rgb_to_scaled(f, scale) for f in frames]
+        sources = [SourceFrame(f.source_height, f.source_width) for f in frames]
+        return Sam3Frames(sources, scaled_to_planes(frames, image_size), "planes")
     if resize == "pil":
         return Sam3Frames(frames, frames_to_input(frames, image_size, mean, std))
     if resize == "bilinear":
         pixels = frames_to_pixels(frames)
-        return Sam3Frames(list(pixels.numpy()), pixels)
+        return Sam3Frames(list(pixels.numpy()), pixels, "pixels")
     raise ValueError(f"resize must be one of {', '.join(RESIZES)}, got {resize!r}")
 
 
@@ -162,6 +209,38 @@ def _prepare_one(i: int, frames, out: np.ndarray, table: np.ndarray, image_size:
     resized = np.asarray(image.resize((image_size, image_size)))
     for channel, plane in enumerate(cv2.split(resized)):
         cv2.LUT(plane, table[channel], dst=out[i, channel])
+
+
+def scaled_to_planes(frames: Sequence[ScaledFrame], image_size: int):
+    """One clip's frames the decoder scaled to ``S × S`` (``media.video.frame_to_scaled``) as
+    one ``uint8 (N, 3, S, S)`` tensor of RGB planes, in pinned memory where CUDA is: a copy,
+    half the bytes of the float16 input, which ``planes_to_input`` makes on the device."""
+    import torch
+
+    planes = torch.empty((len(frames), 3, image_size, image_size), dtype=torch.uint8, pin_memory=torch.cuda.is_available())
+    array = planes.numpy()
+    for i, frame in enumerate(frames):
+        for channel, plane in enumerate(frame.planes):
+            if plane.shape != (image_size, image_size):
+                raise ValueError(f"frames were scaled to {plane.shape[1]}x{plane.shape[0]}, the model takes {image_size} px")
+            array[i, channel] = plane
+    return planes
+
+
+def planes_to_input(planes, mean, std, device, chunk: int = 4):
+    """The model input (``float16 (N, 3, S, S)`` on ``device``) from ``scaled_to_planes``'
+    tensor: each 8-bit value looked up, on ``device``, in the 256-entry table per channel
+    of SAM3's own divide, mean and std (``normalise_table``), so the values are those
+    SAM3's loader makes of the same planes, value for value; ``chunk`` frames at a time."""
+    import torch
+
+    table = torch.from_numpy(normalise_table(tuple(float(v) for v in mean), tuple(float(v) for v in std)).copy()).to(device)
+    out = torch.empty(planes.shape, dtype=torch.float16, device=device)
+    for i in range(0, len(planes), chunk):
+        values = planes[i : i + chunk].to(device, non_blocking=True).long()
+        for channel in range(3):
+            out[i : i + chunk, channel] = table[channel][values[:, channel]]
+    return out
 
 
 def frames_to_pixels(frames: Sequence[np.ndarray]):
@@ -231,12 +310,15 @@ def _install_prepared_input_hook() -> None:
 
     def load_resource_as_video_frames(resource_path, image_size, offload_video_to_cpu, *args, **kwargs):
         if isinstance(resource_path, Sam3Frames):
-            images = resource_path.tensor
-            if images.dtype == torch.uint8:  # pixels: resized on the device
-                mean, std = kwargs.get("img_mean", (0.5, 0.5, 0.5)), kwargs.get("img_std", (0.5, 0.5, 0.5))
-                images = pixels_to_input(images, image_size, mean, std, "cpu" if offload_video_to_cpu else "cuda")
+            images, kind = resource_path.tensor, resource_path.kind
+            mean, std = kwargs.get("img_mean", (0.5, 0.5, 0.5)), kwargs.get("img_std", (0.5, 0.5, 0.5))
+            device = "cpu" if offload_video_to_cpu else "cuda"
+            if kind == "pixels":  # resized on the device
+                images = pixels_to_input(images, image_size, mean, std, device)
             elif images.shape[-1] != image_size:
                 raise ValueError(f"frames were prepared at {images.shape[-1]} px, the model takes {image_size} px")
+            elif kind == "planes":  # scaled to [-1, 1] on the device
+                images = planes_to_input(images, mean, std, device)
             elif not offload_video_to_cpu:
                 images = images.cuda()
             height, width = resource_path[0].shape[:2]
@@ -341,9 +423,17 @@ class Sam3Segmenter(SegmenterBase):
             "sam3.compile": compiled,
         }
 
+    def frame_scale(self) -> FrameScale | None:
+        """With ``resize`` ``swscale``, frames straight at the model's input size. Not with
+        several GPUs: SAM3's worker processes load full-size frames themselves."""
+        if self.settings.resize != "swscale" or len(self.settings.gpus) > 1:
+            return None
+        return FrameScale(self.image_size, self.image_size, SWSCALE_FILTER)
+
     def prepare_frames(self, frames: Sequence[np.ndarray]) -> Sequence[np.ndarray]:
-        """The model input for one clip, made on the calling (decode) thread. With several
-        GPUs the frames go as they are: SAM3's worker processes load them themselves."""
+        """The model input for one clip (frames as ``frame_scale`` asked for them), made on
+        the calling (decode) thread. With several GPUs the frames go as they are: SAM3's
+        worker processes load them themselves."""
         if len(self.settings.gpus) > 1:
             return frames
         model = self.predictor.model

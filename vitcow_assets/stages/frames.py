@@ -7,12 +7,14 @@ from collections.abc import Iterator
 import numpy as np
 
 from vitcow_assets.core.clips import ClipWindow, frame_assignments
-from vitcow_assets.media.video import DecodeDamage, iter_frames
+from vitcow_assets.media.video import DecodeDamage, FrameScale, iter_frames
 
 
 class ClipFrameStream:
     """Iterate ``(source_frame, rgb, [(clip_position, clip_frame), ...])`` for every frame a
-    clip uses, in source order, from a single decode pass.
+    clip uses, in source order, from a single decode pass. ``rgb`` is the frame as
+    ``iter_frames`` gives it: an RGB array at the source's size, the decoded frame itself
+    (``native``) or, with ``scale``, a ``ScaledFrame`` made straight from the decoded planes.
 
     After iteration, ``incomplete`` lists the
     clips whose frames the file did not deliver (a truncated file, a wrong header count, a
@@ -22,9 +24,12 @@ class ClipFrameStream:
     drop what they hold of it.
     """
 
-    def __init__(self, source: str | os.PathLike, clips: list[ClipWindow], native: bool = False, damage: DecodeDamage | None = None) -> None:
+    def __init__(
+        self, source: str | os.PathLike, clips: list[ClipWindow], native: bool = False, damage: DecodeDamage | None = None, scale: FrameScale | None = None
+    ) -> None:
         self.source = source
         self.native = native  # decoded av.VideoFrames instead of RGB arrays (see iter_frames)
+        self.scale = scale  # ScaledFrames at this size instead of full-size RGB arrays
         self.clips = clips
         self.assignments = frame_assignments(clips)
         self.incomplete: list[ClipWindow] = []
@@ -49,7 +54,7 @@ class ClipFrameStream:
     def __iter__(self) -> Iterator[tuple[int, np.ndarray, list[tuple[int, int]]]]:
         wanted = sorted(self.assignments)
         previous = -1
-        for index, rgb in iter_frames(self.source, self.assignments.keys(), native=self.native, damage=self.damage):
+        for index, rgb in iter_frames(self.source, self.assignments.keys(), native=self.native, damage=self.damage, scale=self.scale):
             if index > previous + 1:
                 self._abandon_skipped(wanted, previous, index)
             previous = index

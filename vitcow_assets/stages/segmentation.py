@@ -25,7 +25,7 @@ from vitcow_assets.core.prompts import PointStep, PromptPlan, TextQuery, clip_pa
 from vitcow_assets.core.tables import MASKS_SCHEMA, NO_PROMPT, mask_rows, set_prompt, set_track_ids
 from vitcow_assets.core.detections import Detections
 from vitcow_assets.media.parquet import ParquetSink
-from vitcow_assets.media.video import DecodeDamage
+from vitcow_assets.media.video import DecodeDamage, FrameScale
 from vitcow_assets.segmenters.base import FrameResult, SegmenterSession
 from vitcow_assets.stages.threads import BackgroundWorker, InlineIterator, InlineWorker, Prefetcher
 from vitcow_assets.stages.events import StageEvents
@@ -159,7 +159,9 @@ class MaskJob:
 
     ``open_session`` opens a predictor session on one clip's frames (the segmenter
     resource's ``session``); ``prepare`` makes a clip's frames ready for it on the decode
-    thread (the segmenter's ``prepare_frames``). ``metadata`` (provenance: model,
+    thread (the segmenter's ``prepare_frames``); ``scale``, when set, has the decoder
+    deliver frames at that size instead of full-size RGB (the segmenter's ``frame_scale``:
+    ``prepare`` then gets ``ScaledFrame``s). ``metadata`` (provenance: model,
     checkpoint, prompt, run, settings) goes into the Parquet schema's key-value metadata,
     with the ``link_settings`` that tuned the linking of objects across clips
     (``vitcow.link_settings``). ``prefetch``: clips decoded ahead of the model (0: decode,
@@ -176,6 +178,7 @@ class MaskJob:
     out_path: str | os.PathLike
     metadata: dict[str, str] = dataclasses.field(default_factory=dict)
     prepare: Prepare | None = None
+    scale: FrameScale | None = None
     #: False for a backend that ignores prompts: the ``prompt`` column then says so (``NO_PROMPT``)
     prompt_used: bool = True
     prefetch: int = 1
@@ -262,7 +265,7 @@ def segment_clips(job: MaskJob, events: StageEvents | None = None) -> Segmentati
     events = events if events is not None else StageEvents()
     summary = SegmentationSummary()
     timings = dict.fromkeys(("model", "wait_frames", "wait_writer", "decode", "prepare", "encode", "write"), 0.0)
-    stream = ClipFrameStream(job.source, job.clips, damage=events.damage)
+    stream = ClipFrameStream(job.source, job.clips, damage=events.damage, scale=job.scale)
     schema = MASKS_SCHEMA.with_metadata({**job.metadata, LINK_SETTINGS_KEY: json.dumps(dataclasses.asdict(job.link_settings))})
     with ParquetSink(job.out_path, schema) as sink:
         write = _MaskWriter(job, sink, summary, timings)

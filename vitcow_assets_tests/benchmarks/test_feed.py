@@ -20,21 +20,38 @@ def _values(line: str) -> dict:
 def test_feed_benchmark_prints_a_line_per_configuration(tmp_path):
     video = write_video(tmp_path / "pen.mp4", frames=60, width=320, height=240)
     command = [sys.executable, "-m", "benchmarks.feed", str(video), "--sizes", "256x192", "--threads", "1",
-               "--seconds", "5", "--loops", "2", "--objects", "3", "--repeats", "1", "--resize", "pil,bilinear",
-               "--inputs", str(tmp_path / "inputs")]
+               "--seconds", "5", "--loops", "2", "--objects", "3", "--repeats", "1", "--resize", "swscale,pil,bilinear",
+               "--difference-frames", "3", "--inputs", str(tmp_path / "inputs")]
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     lines = [_values(line) for line in done.stdout.splitlines() if line.startswith("feed_fps=")]
-    assert [v["resize"] for v in lines] == ["pil", "bilinear"]
+    assert [v["resize"] for v in lines] == ["swscale", "pil", "bilinear"]
     for values in lines:
         assert list(values)[:4] == ["feed_fps", "decode_fps", "feed_vs_decode", "cpu_threads"]
         numbers = {k: float(v) for k, v in values.items() if k not in ("size", "resize")}
         assert numbers["cpu_threads"] == 1 and numbers["objects"] == 3 and numbers["model_frames"] == 20
-        assert numbers["feed_fps"] > 0 and numbers["decode_fps"] > 0
+        assert numbers["feed_fps"] > 0 and numbers["decode_fps"] > 0 and numbers["bare_decode_fps"] > 0
         assert numbers["feed_vs_decode"] == pytest.approx(numbers["feed_fps"] / numbers["decode_fps"], rel=0.01)
+        assert numbers["feed_vs_bare_decode"] == pytest.approx(numbers["feed_fps"] / numbers["bare_decode_fps"], rel=0.01)
+        assert numbers["feed_cpu_ms"] > 0 and numbers["decode_cpu_ms"] > 0 and numbers["bare_decode_cpu_ms"] > 0
+        assert numbers["decode_vs_feed_cpu"] == pytest.approx(numbers["decode_cpu_ms"] / numbers["feed_cpu_ms"], rel=0.01)
         shares = {k: v for k, v in numbers.items() if k.startswith("share_")}
         assert set(shares) >= {"share_decode", "share_prepare", "share_standin", "share_to_detections", "share_encode", "share_write"}
         assert all(v >= 0 for v in shares.values()) and shares["share_decode"] > 0
+    by_resize = {v["resize"]: {k: float(x) for k, x in v.items() if k not in ("size", "resize")} for v in lines}
+    compared = [_values(line.split(" ", 1)[1]) for line in done.stdout.splitlines() if line.startswith("compare ")]
+    assert [(c["resize"], c["baseline"]) for c in compared] == [("swscale", "pil"), ("swscale", "bilinear")]
+    for c in compared:
+        ours, theirs = by_resize[c["resize"]], by_resize[c["baseline"]]
+        assert float(c["feed_fps_ratio"]) == pytest.approx(ours["feed_fps"] / theirs["feed_fps"], rel=0.01)
+        assert float(c["cpu_ratio"]) == pytest.approx(theirs["feed_cpu_ms"] / ours["feed_cpu_ms"], rel=0.01)
+        assert float(c["baseline_feed_vs_decode"]) == pytest.approx(theirs["feed_vs_decode"], rel=0.01)
+    (difference,) = [_values(line.split(" ", 1)[1]) for line in done.stdout.splitlines() if line.startswith("input_difference ")]
+    assert difference["size"] == "256x192" and difference["frames"] == "3"
+    levels = {k: float(v) for k, v in difference.items() if k.endswith("_levels") and k != "swscale_bias_levels"}
+    assert 0 < levels["swscale_mean_levels"] <= levels["swscale_p999_levels"] <= levels["swscale_max_levels"] < 255
+    assert float(difference["swscale_mean"]) == pytest.approx(levels["swscale_mean_levels"] / 127.5, rel=0.01)
+    assert len(difference["swscale_bias_levels"].split(",")) == 3 and levels["jpeg95_mean_levels"] > 0
     made = sorted(p.name for p in (tmp_path / "inputs").iterdir())
     assert made == ["pen_256x192_5s.mp4", "pen_256x192_5s_x2.mp4"]  # kept for the next run
 

@@ -37,3 +37,4 @@ def test_gpu_benchmark_runs_at_test_size_on_cpu(tmp_path):
     assert values["device"] == "cpu" and values["mem_measure"] == "cpu_peak_rss_delta"
     assert numbers["objects_clip_obj1"] <= 1 and numbers["objects_clip_obj2"] <= 2  # the cap holds
     assert "mem_growth_mb" in numbers and "stage_wait_frames_s" in numbers
+    assert numbers["stage_fps_pil"] > 0 and numbers["stage_fps_bilinear"] > 0  # the resize variants beside the default (swscale)

@@ -20,7 +20,10 @@ from vitcow_assets.defs.dead_runs import HOST_TAG, PID_TAG, dead_runs_sensor, re
 from vitcow_assets.runtime.processes import hostname
 from vitcow_testbed.synthetic import write_video
 
-SLOW_CLIP_S = "3"
+SLOW_CLIP_S = 3
+#: a holder the test kills (or leaves to the fixture) sleeps this long per clip, so that no
+#: machine load lets it finish before the test has caught it holding the pool
+HOLD_CLIP_S = 600
 
 
 def _video(path: Path, frames: int) -> Path:
@@ -30,12 +33,12 @@ def _video(path: Path, frames: int) -> Path:
     return path
 
 
-def _start(home: Path, *videos: Path, slow: bool = False) -> subprocess.Popen:
+def _start(home: Path, *videos: Path, slow: bool = False, clip_s: float = SLOW_CLIP_S) -> subprocess.Popen:
     env = {
         **os.environ,
         "VITCOW_HOME": str(home),
         "DAGSTER_HOME": str(home / "dagster_home"),
-        "VITCOW_TEST_SECONDS_PER_CLIP": SLOW_CLIP_S,
+        "VITCOW_TEST_SECONDS_PER_CLIP": str(clip_s),
     }
     module = "vitcow_assets_tests.slow_cli" if slow else "vitcow_assets.cli"
     args = [sys.executable, "-m", module, "run", *map(str, videos), "--backend", "motion", "--json", "--no-progress"]
@@ -94,7 +97,7 @@ def _run_events(home: Path, run_id: str) -> list[str]:
 def test_a_run_killed_in_object_masks_does_not_keep_the_gpu_pool(tmp_path, processes):
     home = tmp_path / "home"
     first, second = _video(tmp_path / "first.mp4", 400), _video(tmp_path / "second.mp4", 90)
-    holder = _start(home, first, slow=True)
+    holder = _start(home, first, slow=True, clip_s=HOLD_CLIP_S)
     processes.append(holder)
     (held_by,) = _wait_for(lambda: _gpu_pool(home)[0], "the first run to hold the gpu slot", [holder])
     os.killpg(holder.pid, signal.SIGKILL)
@@ -121,7 +124,7 @@ def test_a_run_killed_in_object_masks_does_not_keep_the_gpu_pool(tmp_path, proce
 def test_a_run_waiting_for_the_pool_continues_once_the_holder_is_killed(tmp_path, processes):
     home = tmp_path / "home"
     first, second = _video(tmp_path / "first.mp4", 400), _video(tmp_path / "second.mp4", 90)
-    holder = _start(home, first, slow=True)
+    holder = _start(home, first, slow=True, clip_s=HOLD_CLIP_S)
     processes.append(holder)
     _wait_for(lambda: _gpu_pool(home)[0], "the first run to hold the gpu slot", [holder])
     waiter = _start(home, second)
@@ -140,7 +143,7 @@ def test_a_run_waiting_for_the_pool_continues_once_the_holder_is_killed(tmp_path
 def test_a_run_waiting_for_the_pool_ends_on_sigterm_and_sigint(tmp_path, processes, signum):
     home = tmp_path / "home"
     first, second = _video(tmp_path / "first.mp4", 400), _video(tmp_path / "second.mp4", 90)
-    holder = _start(home, first, slow=True)
+    holder = _start(home, first, slow=True, clip_s=HOLD_CLIP_S)
     processes.append(holder)
     (held_by,) = _wait_for(lambda: _gpu_pool(home)[0], "the first run to hold the gpu slot", [holder])
     waiter = _start(home, second)

@@ -9,6 +9,7 @@ the schedule adds new partitions to the instance itself.
 
 import datetime as dt
 import os
+import random
 import time
 import uuid
 from pathlib import Path
@@ -270,3 +271,119 @@ def test_partition_with_a_queued_run_is_not_requested_again(catchup):
     catchup.add_partitions("queued", "idle")
     catchup.run("queued", dg.DagsterRunStatus.QUEUED)
     assert catchup.requested() == ["idle"]
+
+
+# -- back-pressure: the sensor's caps, oldest recording first -----------------------------
+
+
+def farm_backlog(catchup: Catchup, count: int, seed: int = 0) -> list[str]:
+    """``count`` registered partitions recorded a day apart in the farm layout, registered
+    in a shuffled order; their keys, oldest recording first."""
+    days = list(range(count))
+    random.Random(seed).shuffle(days)
+    registry = catchup.registry()
+    for day in days:
+        at = dt.datetime(2024, 1, 1, 8) + dt.timedelta(days=day)
+        path = f"/farm/FARM_A/D01/{at:%Y%m%d%H%M}_D01.mp4"
+        registry.register(path, f"{day:064x}", size=1)
+    keys = [f"{dt.datetime(2024, 1, 1, 8) + dt.timedelta(days=d):%Y%m%d%H%M}_D01" for d in range(count)]
+    catchup.add_partitions(*keys)
+    return keys
+
+
+def queue(catchup: Catchup, keys: list[str]) -> None:
+    for key in keys:
+        catchup.run(key, dg.DagsterRunStatus.QUEUED)
+
+
+def observed(catchup: Catchup) -> dict:
+    (event,) = catchup.instance.fetch_observations(dg.AssetKey("raw_video"), limit=1).records
+    return {k: v.value for k, v in event.asset_observation.metadata.items()}
+
+
+@pytest.fixture()
+def no_landing_gap(monkeypatch):
+    """The landing folder is empty in these tests: no second to wait between its two looks."""
+    from vitcow_assets.defs import schedules
+
+    monkeypatch.setattr(schedules, "LOOK_GAP_S", 0.0)
+
+
+def test_a_backlog_larger_than_the_cap_is_requested_oldest_first_within_the_queue_limits(catchup, no_landing_gap):
+    catchup.storage = VitcowStorage(**{**catchup.storage.model_dump(), "max_runs_per_tick": 5, "max_pending_runs": 12})
+    queue_config = catchup.instance.get_concurrency_config().run_queue_config
+    concurrent = queue_config.max_concurrent_runs if queue_config else -1
+    assert concurrent <= 12  # the limit below is the setting's
+    oldest = farm_backlog(catchup, 20)
+
+    first = catchup.evaluate()
+    assert [r.partition_key for r in first.run_requests] == oldest[:5]  # the cap, oldest recording first
+    assert first.run_requests[0].tags["vitcow/farm"] == "FARM_A"
+    assert observed(catchup) == {"videos_without_crops": 20, "videos_requested": 5}
+    queue(catchup, oldest[:5])
+
+    second = catchup.evaluate(WHEN + dt.timedelta(days=1))
+    assert [r.partition_key for r in second.run_requests] == oldest[5:10]  # 5 queued: room for 7, the cap is 5
+    queue(catchup, oldest[5:10])
+    third = catchup.evaluate(WHEN + dt.timedelta(days=2))
+    assert [r.partition_key for r in third.run_requests] == oldest[10:12]  # 10 queued: room for 2
+    queue(catchup, oldest[10:12])
+
+    full = catchup.evaluate(WHEN + dt.timedelta(days=3))
+    assert full.run_requests == []
+    allowed = f", {concurrent} at a time" if concurrent >= 0 else ""
+    assert full.skip_message == f"8 video(s) wait for their crops: the run queue is full (12 video run(s) queued or in progress (limit 12{allowed}))"
+    assert observed(catchup) == {"videos_without_crops": 8, "videos_requested": 0}
+
+    for run in catchup.instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.QUEUED])):
+        catchup.instance.delete_run(run.run_id)  # the queue drained, their crops made
+        catchup.crops_done(run.tags["dagster/partition"])
+    after = catchup.evaluate(WHEN + dt.timedelta(days=4))
+    assert [r.partition_key for r in after.run_requests] == oldest[12:17]
+
+
+class CountedReads:
+    """Counts the crops materializations the catch-up reads back from the event log."""
+
+    def __init__(self, monkeypatch) -> None:
+        self.events = 0
+        fetch = dg.DagsterInstance.fetch_materializations
+
+        def counted(instance, records_filter, *args, **kwargs):
+            result = fetch(instance, records_filter, *args, **kwargs)
+            self.events += len(result.records)
+            return result
+
+        monkeypatch.setattr(dg.DagsterInstance, "fetch_materializations", counted)  # the context's instance is made from its ref
+
+
+def test_each_crops_materialization_is_read_once(catchup, monkeypatch, no_landing_gap):
+    keys = farm_backlog(catchup, 6)
+    for key in keys:
+        catchup.crops_done(key)
+    reads = CountedReads(monkeypatch)
+    assert catchup.evaluate().skip_message == "every registered video has its crops"
+    assert reads.events == 6
+    assert catchup.evaluate(WHEN + dt.timedelta(days=1)).run_requests == []
+    assert reads.events == 6  # remembered (footage.crop_origins): nothing read again
+
+    catchup.registry().register(f"/farm/FARM_A/D01/{keys[2]}.mp4", "f" * 64, size=2)  # new bytes, their run failed
+    assert catchup.requested(WHEN + dt.timedelta(days=2)) == [keys[2]]
+    catchup.crops_done(keys[2])
+    assert catchup.requested(WHEN + dt.timedelta(days=3)) == []
+    assert reads.events == 7  # only the new materialization
+
+
+def test_crops_not_read_for_lack_of_time_are_read_by_the_next_evaluation(catchup, monkeypatch, no_landing_gap):
+    from vitcow_assets.defs import schedules
+
+    keys = farm_backlog(catchup, 4)
+    for key in keys:
+        catchup.crops_done(key)
+    catchup.registry().register(f"/farm/FARM_A/D01/{keys[1]}.mp4", "e" * 64, size=2)  # stale crops
+    monkeypatch.setattr(schedules, "READ_BUDGET_S", -1.0)
+    short = catchup.evaluate()
+    assert short.run_requests == []  # nothing is known of their crops yet: nothing asked, nothing assumed
+    assert short.skip_message == "every registered video has its crops; the crops of 4 video(s) not read yet (the next evaluation goes on)"
+    monkeypatch.setattr(schedules, "READ_BUDGET_S", 20.0)
+    assert catchup.requested(WHEN + dt.timedelta(days=1)) == [keys[1]]

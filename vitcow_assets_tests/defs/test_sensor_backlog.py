@@ -249,3 +249,18 @@ def test_a_file_changed_in_an_old_folder_is_found_by_the_next_full_sweep(tmp_pat
     requested = [r.partition_key for r in landing.ticks(2)[0]]
     assert requested == ["202401010800_D01"]
     assert landing.registry().get("202401010800_D01").revision == 2
+
+
+def test_a_tick_after_postgres_restarted_takes_what_waits(tmp_path, instance, own_postgres):
+    """The intake database's engine lives in the daemon's process from tick to tick; a
+    restart of the server cuts its connections, and the next tick reconnects."""
+    url = own_postgres.create_database("intake").replace("postgresql://", "postgresql+psycopg2://")
+    landing = Landing(tmp_path, instance)
+    landing.configure(intake_db=url)
+    paths = farm_files(landing.dir, 3)
+    assert landing.tick().run_requests == []  # seen once
+    own_postgres.restart()
+    requested = [r.partition_key for r in landing.tick().run_requests]
+    assert sorted(requested) == sorted(p.stem for p in paths)
+    with IntakeState.open(url, landing.home) as state:
+        assert {r.mark.state for r in state.rows()} == {TAKEN}

@@ -86,3 +86,14 @@ def test_an_index_entry_without_its_record_misleads_no_one(tmp_path):
     assert (b.status, b.registration.key) == ("new", "b")
     assert registry.get("cam") == first.registration
     assert not list(registry.folder.glob(".tmp-*")) and not any(registry.temp.iterdir())
+
+
+def test_a_record_rewritten_with_other_bytes_is_no_longer_found_by_its_old_bytes(tmp_path):
+    registry = Registry(StorageRoot(tmp_path / "home"))
+    a = _file(tmp_path / "cam.mp4", b"one")
+    registry.register(a, "sha-one")
+    assert registry.register(a, "sha-two").status == "changed"  # the index still maps sha-one to cam
+    assert registry.by_sha256("sha-one") is None and registry.by_sha256("sha-two").key == "cam"
+    copy = registry.register(_file(tmp_path / "copy.mp4", b"one"), "sha-one")
+    assert (copy.status, copy.registration.key) == ("new", "copy")  # not a duplicate of cam's old bytes
+    assert registry.by_sha256("sha-one").key == "copy" and registry.by_source(str(a)).sha256 == "sha-two"

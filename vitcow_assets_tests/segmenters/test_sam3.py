@@ -251,12 +251,14 @@ def test_cli_runs_sam3_with_a_prompt_file_of_every_step_kind(tiny_checkpoint, tm
     assert plan["source"].endswith("pen.prompts.yaml") and len(plan["steps"]) == 2
 
 
-def test_frames_prepared_off_the_model_thread_match_sam3s_own_conversion(segmenter, frames):
+def test_frames_prepared_off_the_model_thread_match_sam3s_own_conversion(tiny_checkpoint, frames):
     from PIL import Image
     from sam3.model.io_utils import load_resource_as_video_frames
 
     from vitcow_assets.segmenters.sam3 import Sam3Frames
 
+    segmenter = cpu_sam3(tiny_checkpoint, resize="pil", **TEST_THRESHOLDS)  # the exact path
+    assert segmenter.frame_scale() is None  # full-size RGB frames from the decoder
     prepared = segmenter.prepare_frames(frames)
     with cpu_mode():
         theirs, height, width = load_resource_as_video_frames([Image.fromarray(f) for f in frames], segmenter.image_size, True)
@@ -272,6 +274,59 @@ def test_frames_prepared_off_the_model_thread_match_sam3s_own_conversion(segment
     assert sorted(plain) == sorted(ready)
     for i in plain:
         assert np.array_equal(plain[i].object_ids, ready[i].object_ids) and np.array_equal(plain[i].masks, ready[i].masks)
+
+
+def test_frames_the_decoder_scaled_give_masks_and_boxes_in_source_pixels(segmenter, tmp_path):
+    """``resize`` ``swscale`` (the default): the decoder scales each frame straight to the
+    model's input size; SAM3 still returns masks at the source frame's size, and boxes in
+    its pixels. Several GPUs take full-size frames (SAM3's workers load them)."""
+    import copy
+    import dataclasses
+
+    from vitcow_assets.media.video import iter_frames
+    from vitcow_assets.segmenters.sam3 import Sam3Frames, SourceFrame
+
+    scale = segmenter.frame_scale()
+    assert segmenter.settings.resize == "swscale" and (scale.width, scale.height) == (segmenter.image_size,) * 2
+    video = write_video(tmp_path / "pen.mp4", frames=12, width=W, height=H, pix_fmt="yuv420p")
+    prepared = segmenter.prepare_frames([f for _, f in iter_frames(video, range(0, 12, 2), scale=scale)])
+    assert isinstance(prepared, Sam3Frames) and all(isinstance(f, SourceFrame) and f.shape == (H, W, 3) for f in prepared)
+    assert tuple(prepared.tensor.shape) == (6, 3, segmenter.image_size, segmenter.image_size)
+    with segmenter.start_session(prepared) as session:
+        session.add_text_prompt("cow", 0)
+        results = _results(session)
+    assert sorted(results) == list(range(6)) and all(len(det) > 0 for det in results.values())
+    for det in results.values():
+        assert det.masks.shape[1:] == (H, W)
+        for box, mask in zip(det.xyxy, det.masks):
+            assert mask.any() and box.tolist() == mask_to_xyxy(mask).tolist()
+            assert 0 <= box[0] < box[2] <= W and 0 <= box[1] < box[3] <= H
+    several = copy.copy(segmenter)
+    several.settings = dataclasses.replace(segmenter.settings, gpus=(0, 1))
+    assert several.frame_scale() is None
+
+
+def test_the_resize_setting_reaches_the_backend_from_environment_flag_and_dagster_config(tiny_checkpoint):
+    from vitcow_assets.cli import build_parser
+    from vitcow_assets.cli.options import given
+    from vitcow_assets.core.settings import SettingError
+    from vitcow_assets.defs.resources import NESTED_CONFIGS, SegmenterResource
+    from vitcow_assets.segmenters import BACKENDS
+
+    environment = segmenter_from_environment({"VITCOW_SAM3_RESIZE": "pil", "VITCOW_SAM3_CHECKPOINT": tiny_checkpoint}, backend="sam3")
+    assert environment.backend_settings().resize == "pil"
+    assert segmenter_from_environment({"VITCOW_SAM3_CHECKPOINT": tiny_checkpoint}, backend="sam3").backend_settings().resize == "swscale"
+    dagster = SegmenterResource(backend="sam3", sam3=NESTED_CONFIGS["sam3"](checkpoint=tiny_checkpoint, resize="bilinear"))
+    assert dagster.backend_settings().resize == "bilinear"
+    args = build_parser().parse_args(["run", "x.mp4", "--sam3-resize", "pil"])
+    flagged = segmenter_from_environment({"VITCOW_SAM3_RESIZE": "bilinear", "VITCOW_SAM3_CHECKPOINT": tiny_checkpoint},
+                                         {"sam3": given(args, BACKENDS["sam3"].settings_class, "sam3")}, backend="sam3")
+    assert flagged.backend_settings().resize == "pil"  # the flag wins over the environment
+    with pytest.raises(SettingError, match="VITCOW_SAM3_RESIZE='lanczos': expected one of swscale, pil, bilinear"):
+        segmenter_from_environment({"VITCOW_SAM3_RESIZE": "lanczos"}, backend="sam3")
+    refused = SegmenterResource(backend="sam3", sam3=NESTED_CONFIGS["sam3"](checkpoint=tiny_checkpoint, resize="lanczos"))
+    with pytest.raises(SegmenterConfigError, match="sam3.resize"):
+        refused.backend_settings()
 
 
 def _objects(segmenter, frames) -> set[int]:
@@ -316,7 +371,9 @@ def test_cli_settings_reach_the_model_and_the_masks_metadata(tiny_checkpoint, tm
     assert settings["max_objects"] == 1  # the CLI wins over the environment
     assert settings["score_threshold"] == 0.0 and settings["new_object_threshold"] == 0.0  # an alias and the derived flag
     assert meta["vitcow.prefetch_clips"] == "2" and meta["vitcow.sam3.device"] == "cpu"
+    assert settings["resize"] == "swscale"  # the default: frames scaled by the decoder
     rows = pq.read_table(layout.masks_table).to_pylist()
+    assert all(r["mask_rle"]["size"] == [H, W] and (r["frame_width"], r["frame_height"]) == (W, H) and r["x2"] <= W for r in rows)
     assert rows and all(len({r["object_id"] for r in rows if r["clip_id"] == c}) == 1 for c in {r["clip_id"] for r in rows})
 
 

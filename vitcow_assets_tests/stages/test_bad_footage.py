@@ -23,7 +23,7 @@ from vitcow_assets.core.masks import decode_mask
 from vitcow_assets.media.video import VideoError, probe_video
 from vitcow_assets.footage.layout import StorageRoot
 from vitcow_assets.footage.registry import Registry
-from vitcow_assets_tests.helpers import materialize_partition, register, run_cli, truth_recall
+from vitcow_assets_tests.helpers import materialize_partition, register, run_cli, start_cli, truth_recall
 from vitcow_testbed.synthetic import (
     DEFAULT_OBJECTS,
     MovingBox,
@@ -158,34 +158,52 @@ def test_invalid_inputs_fail_alone_with_one_line_and_leave_nothing(tmp_path):
 
 def test_cli_waits_for_a_file_still_being_copied_and_takes_all_of_it(tmp_path):
     """The same settle rule as the sensor: a file named explicitly is waited for (one line
-    says so), then processed whole; a file that keeps growing past the timeout fails."""
+    says so), then processed whole; a file that keeps growing past the timeout fails.
+    The copy trickles until the CLI says it is waiting (however long a loaded machine takes
+    to start it), then the rest arrives."""
     import threading
     import time
 
     source = write_video(tmp_path / "src.mp4", frames=84).read_bytes()
     growing = tmp_path / "growing.mp4"
     growing.write_bytes(source[:1000])
-    stop = threading.Event()
+    waiting_seen, stop = threading.Event(), threading.Event()
+    stderr_lines: list[str] = []
 
-    def copy_slowly():
+    def copy():
         offset = 1000
         with open(growing, "ab") as out:
             while not stop.is_set() and offset < len(source):
-                out.write(source[offset : offset + 400])
+                step = 400 if waiting_seen.is_set() else 20  # 100 B/s until the CLI waits: minutes of copy left
+                out.write(source[offset : offset + step])
                 out.flush()
-                offset += 400
-                time.sleep(0.05)
+                offset += step
+                time.sleep(0.05 if waiting_seen.is_set() else 0.2)
 
-    writer = threading.Thread(target=copy_slowly)
+    def read_stderr(stream):
+        for line in stream:
+            stderr_lines.append(line)
+            if "waiting:" in line:
+                waiting_seen.set()
+
+    proc = start_cli(["run", str(growing), "--backend", "motion", "--json", "--no-progress"], tmp_path / "home")
+    writer, reader = threading.Thread(target=copy), threading.Thread(target=read_stderr, args=(proc.stderr,))
     writer.start()
+    reader.start()
     try:
-        proc = run_cli(["run", str(growing), "--backend", "motion", "--json", "--no-progress"], tmp_path / "home")
+        assert waiting_seen.wait(timeout=240), "".join(stderr_lines)
+        out = proc.stdout.read()
+        proc.wait(timeout=300)
     finally:
         stop.set()
         writer.join()
-    assert proc.returncode == 0, proc.stderr
-    assert "waiting:" in proc.stderr and "still arriving" in proc.stderr
-    (entry,) = json.loads(proc.stdout)["videos"]
+        if proc.poll() is None:
+            os.killpg(proc.pid, 9)
+        reader.join(timeout=30)
+    stderr = "".join(stderr_lines)
+    assert proc.returncode == 0, stderr
+    assert "still arriving" in stderr
+    (entry,) = json.loads(out)["videos"]
     assert entry["status"] == "success"
     registration = Registry(StorageRoot(tmp_path / "home")).get(entry["partition_key"])
     assert registration.size == len(source) and registration.sha256 == hashlib.sha256(source).hexdigest()

@@ -1,6 +1,7 @@
 """The CPU side that feeds the model: SAM3's input made off the model's thread (the same
-values as SAM3's own loader), SAM3's outputs cut to their boxes at once, box-local masks
-through the stage into the same masks table, and the stage's time split by step."""
+values as SAM3's own loader with ``pil``; straight from the decoder, close to them, with
+``swscale``), SAM3's outputs cut to their boxes at once, box-local masks through the stage
+into the same masks table, and the stage's time split by step."""
 
 import importlib.util
 import time
@@ -11,12 +12,16 @@ import pytest
 import torch
 
 from vitcow_assets.core.clips import ClipSettings, plan_clips
+from vitcow_assets.core.detections import Detections
 from vitcow_assets.core.geometry import masks_to_xyxy
 from vitcow_assets.core.masks import BoxMasks, encode_masks
 from vitcow_assets.core.prompts import text_plan
-from vitcow_assets.media.video import probe_video
+from vitcow_assets.media.video import FrameScale, iter_frames, probe_video
 from vitcow_assets.segmenters.motion import MotionSegmenter
-from vitcow_assets.segmenters.sam3 import Sam3Frames, detections_from_outputs, frames_to_input, frames_to_pixels, pixels_to_input, prepare_clip
+from vitcow_assets.segmenters.sam3 import (
+    Sam3Frames, SourceFrame, detections_from_outputs, frames_to_input, frames_to_pixels, normalise_table, pixels_to_input, planes_to_input,
+    prepare_clip,
+)
 from vitcow_assets.stages.frames import ClipFrameStream
 from vitcow_assets.stages.segmentation import MaskJob, segment_clips
 from vitcow_assets.stages.threads import Prefetcher
@@ -123,8 +128,6 @@ def test_stage_counts_decode_prepare_encode_and_write_apart(pen, tmp_path):
     def detect(frames, i):
         masks = np.zeros((1, *frames[0].shape[:2]), bool)
         masks[0, 5:20, 10:40] = True
-        from vitcow_assets.core.detections import Detections
-
         return Detections([[10, 5, 40, 20]], BoxMasks.from_full(masks), [0.9], [0])
 
     fake = FakeSegmenter(detect=detect)
@@ -171,3 +174,85 @@ def test_the_scan_of_big_masks_shared_out_over_threads_gives_the_same_crops():
     assert np.array_equal(shared.origins, alone.origins)
     assert all(np.array_equal(a, b) for a, b in zip(shared.crops, alone.crops)) and len(shared) == 8
     assert np.array_equal(shared.full(), masks)
+
+
+# --------------------------------------------------------------------------------------------
+# resize swscale: the model's input straight from the decoder, no full-size RGB frame
+
+SIZE = 112  # the tests' model input size (SAM3's is 1008)
+
+
+def test_swscale_input_is_the_decoders_planes_through_sam3s_scaling_close_to_the_pil_path(pen):
+    wanted = range(0, 40, 5)
+    scaled = [f for _, f in iter_frames(pen, wanted, scale=FrameScale(SIZE, SIZE))]
+    full = [f for _, f in iter_frames(pen, wanted)]
+    clip = prepare_clip(scaled, SIZE, resize="swscale")
+    assert clip.kind == "planes" and clip.tensor.dtype == torch.uint8 and tuple(clip.tensor.shape) == (8, 3, SIZE, SIZE)
+    model_input = planes_to_input(clip.tensor, (0.5,) * 3, (0.5,) * 3, "cpu", chunk=3)  # what the device makes of them
+    assert model_input.dtype == torch.float16 and model_input.shape == clip.tensor.shape
+    table = normalise_table((0.5,) * 3, (0.5,) * 3)
+    for i, frame in enumerate(scaled):  # value for value: the planes, then SAM3's own scaling of them
+        assert all(np.array_equal(clip.tensor[i, c].numpy(), frame.planes[c]) for c in range(3))
+        assert all(np.array_equal(model_input[i, c].numpy(), table[c][frame.planes[c]]) for c in range(3))
+    assert all(isinstance(f, SourceFrame) and f.shape == (240, 320, 3) for f in clip)
+    half = clip[2:5]
+    assert isinstance(half, Sam3Frames) and half.kind == "planes" and len(half) == 3 and torch.equal(half.tensor, clip.tensor[2:5])
+    with pytest.raises(TypeError, match="no full-size pixels"):
+        np.asarray(clip[0])
+    pil = prepare_clip(full, SIZE, resize="pil").tensor.float()
+    levels = (model_input.float() - pil).abs() * 127.5  # [-1, 1] back to levels of 255
+    assert float(levels.max()) <= 16 and float(levels.mean()) < 2.5  # measured here: max 11, mean 0.24 (4:4:4 footage)
+    assert float(((model_input.float() - torch.flip(pil, [-1])).abs() * 127.5).mean()) > 8 * float(levels.mean())
+    from_rgb = prepare_clip(full, SIZE, resize="swscale")  # RGB frames in: scaled by the same filter
+    assert float((from_rgb.tensor.float() - clip.tensor.float()).abs().mean()) < 1.0
+
+
+def _input_detect(frames, clip_frame: int) -> Detections:
+    """A stand-in model that sees only the model's input: objects are the bright blobs of
+    its green channel (over 0.4 after SAM3's scaling), each brought back to the source
+    frame's size (``frames[i].shape``) as SAM3 returns its masks."""
+    import cv2
+
+    height, width = frames[0].shape[:2]
+    seen = frames.tensor[clip_frame : clip_frame + 1]
+    seen = planes_to_input(seen, (0.5,) * 3, (0.5,) * 3, "cpu") if frames.kind == "planes" else seen
+    bright = (seen[0, 1].float().numpy() > 0.4).astype(np.uint8)
+    count, labels = cv2.connectedComponents(cv2.resize(bright, (width, height), interpolation=cv2.INTER_NEAREST))
+    masks = np.stack([labels == k for k in range(1, count)]) if count > 1 else np.zeros((0, height, width), bool)
+    return Detections(masks_to_xyxy(masks), BoxMasks.from_full(masks), np.ones(len(masks), np.float32), np.arange(len(masks)))
+
+
+def _input_job(pen, clips, resize: str, out, prefetch: int = 1) -> MaskJob:
+    fake = FakeSegmenter(detect=_input_detect)
+    scale = FrameScale(SIZE, SIZE) if resize == "swscale" else None
+    prepare = lambda frames: prepare_clip(frames, SIZE, resize=resize)  # noqa: E731
+    return MaskJob(pen, "pen", clips, text_plan("cow"), fake.name, fake.open_session, out, prepare=prepare, scale=scale, prefetch=prefetch)
+
+
+def test_swscale_masks_and_boxes_are_in_source_pixels_and_their_table_is_reproducible(pen, tmp_path, monkeypatch):
+    """The stage with the decoder scaling frames to the model's size: no full-size RGB frame
+    is made (the conversion is made to fail), the masks and boxes a model derives from its
+    input are in the source frame's pixels (the animals' true boxes, and the ``pil`` path's
+    boxes), and the same input gives the same table bytes, threaded or not."""
+    from vitcow_assets.media import video
+    from vitcow_testbed.synthetic import DEFAULT_OBJECTS
+
+    clips = _clips(pen)[:2]  # source frames 0-38: the two animals apart
+    segment_clips(_input_job(pen, clips, "pil", tmp_path / "pil.parquet"))
+
+    def no_full_frames(*args, **kwargs):
+        raise AssertionError("a full-size RGB frame was made")
+
+    monkeypatch.setattr(video, "frame_to_rgb", no_full_frames)
+    segment_clips(_input_job(pen, clips, "swscale", tmp_path / "a.parquet"))
+    segment_clips(_input_job(pen, clips, "swscale", tmp_path / "b.parquet", prefetch=0))
+    assert (tmp_path / "a.parquet").read_bytes() == (tmp_path / "b.parquet").read_bytes()
+    rows, pil_rows = pq.read_table(tmp_path / "a.parquet").to_pylist(), pq.read_table(tmp_path / "pil.parquet").to_pylist()
+    assert len(rows) == len(pil_rows) == 2 * sum(c.frames for c in clips)  # both animals on every frame
+    step = 320 / SIZE + 1  # one input pixel, in source pixels
+    for row, pil_row in zip(rows, pil_rows):
+        assert (row["frame_width"], row["frame_height"]) == (320, 240) and row["mask_rle"]["size"] == [240, 320]
+        box = np.array([row[k] for k in ("x1", "y1", "x2", "y2")])
+        assert np.abs(box - [pil_row[k] for k in ("x1", "y1", "x2", "y2")]).max() <= step
+        truths = [np.array(obj.xyxy(row["source_frame"])) for obj in DEFAULT_OBJECTS]
+        assert min(np.abs(box - truth).max() for truth in truths) <= step
