@@ -15,13 +15,15 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+#: the embedding width the tables doc shows (VideoMAE-Base; the table's is its checkpoint's)
+EMBEDDING_DIM_SHOWN = 768
 BLOCK = re.compile(r"(<!-- generated:(?P<key>[\w:.-]+) -->\n)(?P<body>.*?)(<!-- /generated -->)", re.S)
 
 
 def _schemas() -> dict:
     import pyarrow as pa
 
-    from vitcow_assets.core import catalog, tables
+    from vitcow_assets.core import catalog, embeddings, tables
     from vitcow_assets.evaluation import frames, probe, retrieval, scorecard
     from vitcow_assets.evaluation.provenance import schema_with_lineage
     from vitcow_assets.lineage import builds
@@ -40,12 +42,14 @@ def _schemas() -> dict:
         "schema:tracks": tables.TRACKS_SCHEMA,
         "schema:catalog": catalog.CATALOG_SCHEMA,
         "schema:dataset_builds": builds.BUILD_SCHEMA,
+        "schema:embeddings": embeddings.embeddings_schema(EMBEDDING_DIM_SHOWN),
     }
 
 
 def _settings() -> dict:
     from vitcow_assets.core.clips import ClipSettings
     from vitcow_assets.core.identity import LinkSettings
+    from vitcow_assets.encoders.settings import EncoderSettings
     from vitcow_assets.evaluation.settings import ProbeSettings, RetrievalSettings
     from vitcow_assets.footage.settings import StorageSettings
     from vitcow_assets.labelling.settings import LabelSettings
@@ -58,6 +62,7 @@ def _settings() -> dict:
         "settings:clips": (ClipSettings, "", True, False),
         "settings:crops": (CropSettings, "", True, False),
         "settings:link": (LinkSettings, "link", True, True),
+        "settings:encoder": (EncoderSettings, "encoder", True, True),
         "settings:retrieval": (RetrievalSettings, "retrieval", True, True),
         "settings:probe": (ProbeSettings, "probe", True, True),
         "settings:labels": (LabelSettings, "", False, True),

@@ -13,7 +13,7 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
 fi
 "$VENV/bin/python" -m pip install -q --upgrade pip
 "$VENV/bin/python" -m pip install -q torch==2.13.0
-"$VENV/bin/python" -m pip install -q -c constraints.txt -e ".[test,sam3,postgres,celery,k8s]"
+"$VENV/bin/python" -m pip install -q -c constraints.txt -e ".[test,sam3,eval,postgres,celery,k8s]"
 # IDF1 scoring of the identity benchmark and tests (trackeval's Identity metric needs only
 # numpy and scipy). --no-deps: trackeval declares the GUI opencv-python (which would shadow
 # opencv-python-headless and needs libGL) and matplotlib, used only by parts we never import.

@@ -7,6 +7,7 @@ import dagster as dg
 from vitcow_assets.defs.assets import ASSETS, SOURCE_ASSETS
 from vitcow_assets.defs.checks import CHECKS
 from vitcow_assets.defs.datasets import DATASET_ASSETS, dataset_from_environment
+from vitcow_assets.defs.embeddings import EMBEDDING_ASSETS, encoder_from_environment
 from vitcow_assets.defs.dead_runs import dead_runs_sensor
 from vitcow_assets.defs.evaluation import EVALUATION_ASSETS, EVALUATION_JOBS, probe_from_environment, retrieval_from_environment
 from vitcow_assets.defs.execution import executor_from_env
@@ -38,13 +39,14 @@ def build_resources(
         ),
         "labels": labels_from_environment(environ),
         "dataset": dataset_from_environment(environ),
+        "encoder": encoder_from_environment(environ),
         "retrieval": retrieval_from_environment(environ),
         "probe": probe_from_environment(environ),
     }
 
 
 defs = dg.Definitions(
-    assets=[*ASSETS, *SOURCE_ASSETS, published_crops, *LABEL_ASSETS, *DATASET_ASSETS, *EVALUATION_ASSETS],
+    assets=[*ASSETS, *SOURCE_ASSETS, published_crops, *LABEL_ASSETS, *DATASET_ASSETS, *EMBEDDING_ASSETS, *EVALUATION_ASSETS],
     asset_checks=CHECKS,
     jobs=[*JOBS, *EVALUATION_JOBS],
     sensors=[landing_sensor, dead_runs_sensor, catalog_automation],

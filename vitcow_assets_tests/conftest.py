@@ -16,6 +16,15 @@ def synthetic_video(tmp_path_factory) -> Path:
     return write_video(tmp_path_factory.mktemp("footage") / "barn cam 1.mp4")
 
 
+@pytest.fixture(scope="session")
+def tiny_checkpoints(tmp_path_factory) -> dict[str, Path]:
+    """Tiny random VideoMAE checkpoints, one set of weights in every layout (see
+    ``vitcow_testbed/videomae_inputs.py``): 3 layers of width 128, 4 frames of 32 px."""
+    from vitcow_testbed.videomae_inputs import write_checkpoints
+
+    return write_checkpoints(tmp_path_factory.mktemp("checkpoints"))
+
+
 @pytest.fixture()
 def vtest_avi() -> Path:
     path = SHARED_FOOTAGE / "vtest.avi"

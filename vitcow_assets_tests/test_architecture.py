@@ -1,6 +1,6 @@
 """The package's layering (docs/architecture.md), checked on the source: each package imports
-only the packages below it, Dagster stays in the Dagster shell, torch in the segmenters, and
-the pure core imports no I/O library. Tests and benchmarks do not import each other (what they
+only the packages below it, Dagster stays in the Dagster shell, torch in the segmenters and
+the encoders (and there only where the model is), and the pure core imports no I/O library. Tests and benchmarks do not import each other (what they
 share is ``vitcow_testbed``), the frozen baselines carry their own behaviour, and the wheel
 holds the platform only."""
 
@@ -17,16 +17,24 @@ BELOW = {
     "remote": {"runtime", "core", "media"},
     "footage": {"runtime", "core", "media", "remote"},
     "segmenters": {"runtime", "core", "media"},
-    "stages": {"runtime", "core", "media", "remote", "footage", "segmenters"},
+    "encoders": {"runtime", "core", "media", "footage", "segmenters"},
+    "stages": {"runtime", "core", "media", "remote", "footage", "segmenters", "encoders"},
     "lineage": {"runtime", "core", "media", "footage"},
     "labelling": {"runtime", "core", "media", "footage", "lineage"},
     "datasets": {"runtime", "core", "media", "footage", "lineage", "labelling"},
     "evaluation": {"runtime", "core", "media", "footage", "lineage", "datasets"},
-    "defs": {"runtime", "core", "media", "remote", "footage", "segmenters", "stages", "lineage", "labelling", "datasets", "evaluation"},
-    "cli": {"runtime", "core", "media", "remote", "footage", "segmenters", "stages", "lineage", "labelling", "datasets", "evaluation", "defs", "definitions"},
+    "defs": {"runtime", "core", "media", "remote", "footage", "segmenters", "encoders", "stages", "lineage", "labelling", "datasets", "evaluation"},
+    "cli": {"runtime", "core", "media", "remote", "footage", "segmenters", "encoders", "stages", "lineage", "labelling", "datasets", "evaluation", "defs", "definitions"},
     "definitions": {"defs"},
 }
 DAGSTER_SHELL = {"defs", "cli", "definitions"}
+#: of the segmenters, the encoders use only the fix that makes torch, torchvision (and so
+#: transformers) importable beside CPU torch
+ENCODERS_FROM_SEGMENTERS = {"vitcow_assets.segmenters.torch_imports"}
+#: the only encoder module that imports the model's libraries at import (the package reaches
+#: it lazily, through ``encoders.load_encoder``); the others import them inside functions
+ENCODER_MODEL_MODULE = "encoders/videomae.py"
+MODEL_LIBRARIES = {"torch", "torchvision", "transformers", "safetensors"}
 #: what the pure core must never import: the orchestrator, the model, files and streams
 NOT_IN_CORE = {"dagster", "torch", "av", "os", "pathlib", "shutil", "io", "fsspec", "subprocess", "socket"}
 
@@ -60,16 +68,42 @@ def test_no_import_runs_back_up_the_layers():
     assert wrong == []
 
 
-def test_dagster_stays_in_the_shell_torch_in_the_segmenters_and_the_core_is_pure():
+def test_dagster_stays_in_the_shell_torch_in_the_segmenters_and_encoders_and_the_core_is_pure():
     wrong = []
     for path, package, name in _imports():
         top = name.split(".")[0]
         if top.startswith("dagster") and package not in DAGSTER_SHELL:
             wrong.append(f"{path}: {name} outside the Dagster shell")
-        if top in ("torch", "torchvision", "sam3") and package != "segmenters":
-            wrong.append(f"{path}: {name} outside the segmenters")
+        if top in ("torch", "torchvision", "sam3") and package not in ("segmenters", "encoders"):
+            wrong.append(f"{path}: {name} outside the segmenters and encoders")
+        if top == "transformers" and package != "encoders":
+            wrong.append(f"{path}: {name} outside the encoders")
+        if top == "safetensors" and package not in ("segmenters", "encoders"):  # checkpoint files of either
+            wrong.append(f"{path}: {name} outside the segmenters and encoders")
+        if name == "vitcow_assets.encoders.videomae" and package != "encoders":
+            wrong.append(f"{path}: {name}: the model is reached through encoders.load_encoder")
+        if package == "encoders" and name.startswith("vitcow_assets.segmenters") and name not in ENCODERS_FROM_SEGMENTERS:
+            wrong.append(f"{path}: {name}: the encoders take only the torch import fix from the segmenters")
         if package == "core" and top in NOT_IN_CORE:
             wrong.append(f"{path}: {name} in the pure core")
+    assert wrong == []
+
+
+def test_the_encoders_import_the_model_libraries_lazily():
+    """Only ``encoders/videomae.py`` imports torch or transformers at module level, and only
+    ``encoders.load_encoder`` imports that module: importing the package (the Dagster
+    definitions do) never loads torch."""
+    wrong = []
+    for path in sorted((PACKAGE / "encoders").glob("*.py")):
+        relative = str(path.relative_to(PACKAGE))
+        tree = ast.parse(path.read_text())
+        for node in tree.body:
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            for name in names:
+                if name.split(".")[0] in MODEL_LIBRARIES and relative != ENCODER_MODEL_MODULE:
+                    wrong.append(f"{relative}: {name} at module level")
+                if name == "vitcow_assets.encoders.videomae":
+                    wrong.append(f"{relative}: imports the model module at module level")
     assert wrong == []
 
 

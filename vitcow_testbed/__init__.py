@@ -6,7 +6,8 @@ against that truth, test doubles, and real local servers.
   ``synthetic_tracks`` (animals that cross on clip boundaries, and ``ColourKeySegmenter``, a
   perfect detector with ids shuffled per clip), ``synthetic_scenes`` (school, herd and crowd
   scenes with noise, drift and lossy H.264; ``scene_case``), ``synthetic_catalog`` (crop
-  videos of known content and their catalog).
+  videos of known content and their catalog), ``videomae_inputs`` (crop videos of seeded
+  content, tiny random VideoMAE checkpoints of one set of weights in every layout).
 - Scoring: ``idscore`` (IDF1 with TrackEval), ``trackscore`` (ids per clip, tracks per video,
   recall, jumps, crop switches), ``tracking_runs`` (a segmenter run as ``object_masks`` runs
   it, scored).

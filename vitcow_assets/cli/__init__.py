@@ -8,7 +8,8 @@ The package: ``parser`` (here), ``run`` (the run command), ``init``, ``queries``
 (provenance, tracks), ``inputs`` (what PATH arguments name), ``options`` (flags derived
 from the settings classes), ``instance`` (the Dagster instance and its dagster.yaml),
 ``run_guard`` and ``partition_lock`` (a run never waits for ever, one writer per partition),
-``evaluate`` (the ``eval`` group: retrieval, probe, predictions, frames).
+``evaluate`` (the ``eval`` group: retrieval, probe, predictions, frames), ``embed``
+(``vitcow eval embed``: one checkpoint's embeddings of every crop).
 """
 
 import argparse
@@ -16,11 +17,12 @@ import signal
 import sys
 import threading
 
-from vitcow_assets.cli import dataset, evaluate, labels
+from vitcow_assets.cli import dataset, embed, evaluate, labels
 from vitcow_assets.cli.options import add_setting_flags, check_given
 from vitcow_assets.core.clips import ClipSettings
 from vitcow_assets.core.identity import LinkSettings
 from vitcow_assets.datasets.build import DatasetSettings
+from vitcow_assets.encoders.settings import EncoderSettings
 from vitcow_assets.segmenters import BACKENDS, CHOICES
 
 
@@ -87,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     tracks.set_defaults(func=_lazy("vitcow_assets.cli.queries:cmd_tracks"))
     labels.add_parsers(sub, _lazy)
     dataset.add_parsers(sub, _lazy)
-    evaluate.add_parsers(sub, _lazy)
+    embed.add_parsers(evaluate.add_parsers(sub, _lazy), _lazy)
     return parser
 
 
@@ -131,6 +133,11 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(str(exc))
     if args.command == "eval":
         evaluate.check_args(parser, args)
+    if args.command == "eval" and args.eval_command == "embed":
+        try:
+            check_given(args, EncoderSettings, "encoder")
+        except ValueError as exc:
+            parser.error(str(exc))
     return args.func(args)
 
 

@@ -10,9 +10,9 @@ in the Dagster UI of the same instance), then prints one table, or with ``--json
   (``predictions_eval``; a refused file prints one line per bad row, exit 2, nothing stored);
 - ``vitcow eval frames OUT_DIR --dataset DIR``: the frame-level export for image classifiers.
 
-``CHECKPOINT`` is a checkpoint partition whose embeddings are stored
-(``<home>/embeddings/<CHECKPOINT>/crop_embeddings.parquet``, written by ``vitcow eval
-embed``). ``--dataset`` defaults to the dataset resource's export folder
+``CHECKPOINT`` is the checkpoint file or folder given to ``vitcow eval embed``, or the
+partition key it printed; its embeddings must be stored
+(``<home>/embeddings/<key>/crop_embeddings.parquet``). ``--dataset`` defaults to the dataset resource's export folder
 (``$VITCOW_DATASET_DIR``, else ``<home>/datasets/export``). The group lives here so that
 ``embed`` can join it.
 """
@@ -58,12 +58,21 @@ def format_table(rows: list[dict], columns) -> str:
 
 
 def checkpoint_key(text: str, root: StorageRoot) -> str:
-    """The checkpoint partition ``text`` names: a key whose embeddings are stored; a
-    ``ValueError`` in one line otherwise."""
-    try:
-        key = check_partition_key(text)
-    except ValueError:
-        key = None
+    """The checkpoint partition ``text`` names, whose embeddings must be stored: a checkpoint
+    file or folder (the key its bytes are, or would be, registered under:
+    ``CheckpointRegistry.entry_for``) or a partition key; a ``ValueError`` in one line otherwise."""
+    if Path(text).exists():
+        from vitcow_assets.encoders.registry import CheckpointRegistry
+
+        try:
+            key = CheckpointRegistry(root).entry_for(text).key
+        except (ValueError, OSError) as exc:
+            raise ValueError(str(exc).splitlines()[0]) from None
+    else:
+        try:
+            key = check_partition_key(text)
+        except ValueError:
+            key = None
     if key is None or not root.embeddings_table(key).is_file():
         raise ValueError(f"{text}: no embeddings stored for this checkpoint under {root.embeddings_dir} (embed them first: vitcow eval embed CHECKPOINT)")
     return key
@@ -234,14 +243,14 @@ def _common(parser: argparse.ArgumentParser) -> None:
 def add_parsers(sub, lazy) -> argparse.ArgumentParser:
     """The ``eval`` group; returns its subparsers' parent so other commands (``embed``) can join."""
     group = sub.add_parser("eval", help="score checkpoints' embeddings and models' predictions on a dataset build")
-    commands = group.add_subparsers(dest="eval_command", metavar="retrieval|probe|predictions|frames", required=True)
+    commands = group.add_subparsers(dest="eval_command", metavar="embed|retrieval|probe|predictions|frames", required=True)
     retrieval = commands.add_parser("retrieval", help="Hit@k of a checkpoint's embeddings beside its chance level")
-    retrieval.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint partition whose embeddings are stored")
+    retrieval.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint file or folder, or its partition key (vitcow eval embed prints it); its embeddings must be stored")
     _common(retrieval)
     add_setting_flags(retrieval, RetrievalSettings, prefix="retrieval", title="retrieval")
     retrieval.set_defaults(func=lazy("vitcow_assets.cli.evaluate:cmd_retrieval"))
     probe = commands.add_parser("probe", help="a linear probe on a checkpoint's embeddings for every efficiency subset")
-    probe.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint partition whose embeddings are stored")
+    probe.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint file or folder, or its partition key (vitcow eval embed prints it); its embeddings must be stored")
     _common(probe)
     add_setting_flags(probe, ProbeSettings, prefix="probe", title="probe")
     probe.set_defaults(func=lazy("vitcow_assets.cli.evaluate:cmd_probe"))

@@ -7,7 +7,8 @@ as table metadata, the Hit@k curve with its chance line, the probe's curve over 
 and the confusion matrices as thumbnails (data URIs) with the full-size PNG's path (and URL
 where the storage root is served).
 
-``crop_embeddings`` is the encoder's asset (its own module); these depend on it by key.
+``crop_embeddings`` is the encoder's asset (``defs.embeddings``); the checkpoint partitions
+are shared with it, so a checkpoint's scorecards follow its embeddings.
 Settings: ``retrieval`` and ``probe`` resources (``evaluation.settings.RetrievalSettings``,
 ``evaluation.settings.ProbeSettings``; environment ``VITCOW_RETRIEVAL_<FIELD>``,
 ``VITCOW_PROBE_<FIELD>``).
@@ -23,6 +24,7 @@ from vitcow_assets.core.settings import build, record
 from vitcow_assets.defs.code_versions import versioned_asset
 from vitcow_assets.defs.config import config_class, from_environment, setting_values
 from vitcow_assets.defs.datasets import DatasetResource, dataset_export
+from vitcow_assets.defs.embeddings import crop_embeddings
 from vitcow_assets.defs.metadata import column_schema
 from vitcow_assets.defs.partitions import checkpoint_partitions, prediction_partitions
 from vitcow_assets.defs.resources import VitcowStorage
@@ -34,8 +36,6 @@ from vitcow_assets.evaluation.settings import ProbeSettings, RetrievalSettings
 from vitcow_assets.runtime.version import code_version
 
 GROUP = "evaluation"
-#: the encoder's asset (one partition per checkpoint), depended on by key
-CROP_EMBEDDINGS = dg.AssetKey("crop_embeddings")
 #: rows shown in a table's metadata at most
 TABLE_ROWS = 60
 
@@ -114,7 +114,7 @@ def _hit_summary(rows: list[dict]) -> str:
 RETRIEVAL_COLUMNS = ["setting", "metric", "k", "hit_micro", "chance_micro", "hit_micro_se", "hit_macro", "chance_macro", "hit_macro_se", "queries", "index_size", "repeats"]
 
 
-@versioned_asset(group_name=GROUP, kinds={"parquet", "png"}, partitions_def=checkpoint_partitions, deps=[CROP_EMBEDDINGS, dataset_export])
+@versioned_asset(group_name=GROUP, kinds={"parquet", "png"}, partitions_def=checkpoint_partitions, deps=[crop_embeddings, dataset_export])
 def retrieval_eval(context: dg.AssetExecutionContext, storage: VitcowStorage, dataset: DatasetResource, retrieval: RetrievalResource) -> dg.MaterializeResult:
     """Hit@k (k = 1, 2, 3, 5, 10; micro and macro; Euclidean and cosine) of the checkpoint's
     embeddings: the test split's crops querying the other farms' (cross-farm), and queries and
@@ -137,7 +137,7 @@ CURVE_COLUMNS = ["subset_size", "train_crops", "repeats", "balanced_accuracy", "
 RUN_COLUMNS = ["subset", "train_crops", "capped", "train_classes", "c", "val_balanced_accuracy", "accuracy", "balanced_accuracy", "f1_macro", "map_macro", "notes"]
 
 
-@versioned_asset(group_name=GROUP, kinds={"parquet", "png"}, partitions_def=checkpoint_partitions, deps=[CROP_EMBEDDINGS, dataset_export])
+@versioned_asset(group_name=GROUP, kinds={"parquet", "png"}, partitions_def=checkpoint_partitions, deps=[crop_embeddings, dataset_export])
 def probe_eval(context: dg.AssetExecutionContext, storage: VitcowStorage, dataset: DatasetResource, probe: ProbeResource) -> dg.MaterializeResult:
     """A linear probe on the checkpoint's embeddings for every efficiency subset of the
     dataset (and the whole training split), regularisation chosen on validation, scored on the

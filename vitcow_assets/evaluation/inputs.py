@@ -9,8 +9,8 @@ file changed after the export is refused). The build's fingerprint is the first 
 characters of the sha256 of ``dataset.json`` (``lineage.builds``).
 
 An embeddings table (``<home>/embeddings/<checkpoint>/crop_embeddings.parquet``) has the
-columns ``EMBEDDING_COLUMNS``, one ``checkpoint_sha256``, unique crop ids and a fixed-size
-float32 ``embedding``; every crop of the dataset must have a row.
+columns ``core.embeddings.EMBEDDING_COLUMNS``, one ``checkpoint_sha256``, unique crop ids
+and a fixed-size float32 ``embedding``; every crop of the dataset must have a row.
 
 Reads files; no Dagster, no torch.
 """
@@ -29,7 +29,6 @@ from vitcow_assets.lineage.builds import DATASET_JSON, fingerprint_bytes
 
 CLASS_MAPPING, SPLITS, SUBSETS = "class_mapping.txt", "splits.parquet", "subsets/subsets.parquet"
 SPLIT_COLUMNS = ("crop_id", "crop_path", "class_index", "split", "farm", "video_id", "track_id")
-EMBEDDING_COLUMNS = ("crop_id", "crop_path", "checkpoint_sha256", "frame_indices", "embedding", "code_version")
 #: crop ids named in a "missing" message
 SHOWN = 3
 

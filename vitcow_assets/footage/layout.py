@@ -19,6 +19,9 @@
     behaviour_labels.parquet    the label snapshot (+ orphaned_labels.parquet beside it)
     taxonomy.json               the taxonomy in force when it was last materialized
     trimmed_crops.parquet       the trimmed copies of segment labels (+ trimmed/*.mp4)
+<home>/checkpoints/<key>.json   one registered encoder checkpoint per partition key of crop_embeddings
+    digests/                    the sha256 of checkpoint files, remembered by path, size and mtime
+<home>/embeddings/<key>/crop_embeddings.parquet   one checkpoint's embedding of every catalog crop
 <home>/datasets/                the training-set assets' tables (``DatasetLayout``)
     pretraining_set.parquet     + .json: the step's report (what the crop filter dropped)
     behaviour_splits.parquet    + .json: the label resolution and split reports
@@ -26,7 +29,6 @@
     stats/<table>.parquet       statistics tables, stats/classes.png the chart
     export/                     the default export folder
     builds/                     the index of dataset builds: <fingerprint>.parquet, the crops of each
-<home>/embeddings/<checkpoint>/crop_embeddings.parquet   one checkpoint's embedding of every crop
 <home>/evaluation/              scores (``EvaluationLayout``), per dataset build (its fingerprint)
     checkpoints/<checkpoint>/<fingerprint>/   retrieval and linear-probe results of a checkpoint
     predictions/<name>/<fingerprint>/         the scorecard of an imported predictions file
@@ -275,13 +277,23 @@ class StorageRoot:
         return DatasetLayout(self.datasets_dir)
 
     @property
+    def checkpoints(self) -> Path:
+        """The registered encoder checkpoints (``encoders.registry``): one JSON file per key."""
+        return self.home / "checkpoints"
+
+    @property
+    def checkpoint_digests(self) -> Path:
+        """The sha256 of checkpoint files, remembered by path, size and modification time."""
+        return self.checkpoints / "digests"
+
+    @property
     def embeddings_dir(self) -> Path:
         """The ``crop_embeddings`` tables, one folder per checkpoint partition."""
         return self.home / "embeddings"
 
     def embeddings_table(self, key: str) -> Path:
-        """One checkpoint's embeddings of the catalog's crops (partition ``key``)."""
-        return self.embeddings_dir / check_partition_key(key) / "crop_embeddings.parquet"
+        """One checkpoint's embeddings of the catalog's crops (partition ``key``; ``core.embeddings``)."""
+        return self._under(self.embeddings_dir, key) / "crop_embeddings.parquet"
 
     @property
     def evaluation_dir(self) -> Path:
@@ -305,8 +317,11 @@ class StorageRoot:
         """The sha256 of model checkpoints, by file version (``media.hash_cache``)."""
         return self.home / "cache" / "checksums"
 
-    def video(self, key: str) -> VideoLayout:
-        root = (self.videos / check_partition_key(key)).resolve()
-        if self.videos.resolve() not in root.parents:
+    def _under(self, folder: Path, key: str) -> Path:
+        path = (folder / check_partition_key(key)).resolve()
+        if folder.resolve() not in path.parents:
             raise ValueError(f"partition key {key!r} points outside the storage root")
-        return VideoLayout(root)
+        return path
+
+    def video(self, key: str) -> VideoLayout:
+        return VideoLayout(self._under(self.videos, key))

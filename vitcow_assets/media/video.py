@@ -193,21 +193,17 @@ def _probe(path: str | os.PathLike) -> VideoInfo:
         width, height = stream.codec_context.width, stream.codec_context.height
         if not width or not height:
             raise VideoError(f"{Path(path).name}: video stream has no frame size")
-        rotation = _first_frame_rotation(path)
-        if rotation in (90, 270):
-            width, height = height, width
-        return VideoInfo(
-            path=str(path),
-            container=container.format.name,
-            codec=stream.codec_context.name,
-            width=int(width),
-            height=int(height),
-            fps=fps,
-            frame_count=frame_count,
-            duration_s=duration,
-            pix_fmt=stream.codec_context.pix_fmt or "",
-            rotation=rotation,
-        )
+        names = (container.format.name, stream.codec_context.name, stream.codec_context.pix_fmt or "")
+    # The first frame is decoded once this container is closed: opening the file a second
+    # time inside it made every later decode of that file leak ~24 KB (PyAV 18.1: 8,000
+    # probes + decodes of 224 px crops grew the process by ~190 MB; opened after, ~15 MB).
+    rotation = _first_frame_rotation(path)
+    if rotation in (90, 270):
+        width, height = height, width
+    return VideoInfo(
+        path=str(path), container=names[0], codec=names[1], width=int(width), height=int(height), fps=fps,
+        frame_count=frame_count, duration_s=duration, pix_fmt=names[2], rotation=rotation,
+    )
 
 
 def _rotation_steps(frame) -> int:

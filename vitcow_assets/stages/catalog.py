@@ -217,8 +217,9 @@ def write_catalog(root: StorageRoot, row_group_rows: int = ROW_GROUP_ROWS) -> Ca
     return CatalogSummary(written.rows, sorted(current), sorted(written.farms), fingerprint, read)
 
 
-def read_catalog(root: StorageRoot) -> pa.Table:
+def read_catalog(root: StorageRoot, columns: list[str] | None = None) -> pa.Table:
+    """The crop catalog (only ``columns``, when given)."""
     try:
-        return pq.read_table(root.catalog_table)
+        return pq.read_table(root.catalog_table, columns=columns)
     except FileNotFoundError:
         raise FileNotFoundError(f"{root.catalog_table} is missing: materialize crop_catalog first (vitcow label does)") from None

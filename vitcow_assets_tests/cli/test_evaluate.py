@@ -99,3 +99,29 @@ def test_bad_input_is_one_line(vitcow, tmp_path):
     assert no_dataset.returncode == 2 and no_dataset.stderr.count("\n") == 1 and "dataset.json is missing" in no_dataset.stderr
     flag = vitcow(["eval", "probe", "random", "--cs", "0"])
     assert flag.returncode == 2 and "--cs" in flag.stderr
+
+
+def test_a_checkpoint_is_named_by_its_path_or_its_key(site, tiny_checkpoints, tmp_path):
+    """``CHECKPOINT`` resolves a checkpoint file or folder to the key its bytes are registered
+    under (the same key wherever the bytes lie), and still takes a key; a file that is not a
+    checkpoint, and a checkpoint never embedded, are one line each."""
+    import shutil
+
+    from vitcow_assets.cli.evaluate import checkpoint_key
+    from vitcow_assets.encoders.registry import CheckpointRegistry
+
+    root = site["root"]
+    entry = CheckpointRegistry(root).register(tiny_checkpoints["transformers_model"])
+    with pytest.raises(ValueError, match="no embeddings stored for this checkpoint") as never:
+        checkpoint_key(str(tiny_checkpoints["transformers_model"]), root)
+    assert "\n" not in str(never.value)
+    root.embeddings_table(entry.key).parent.mkdir(parents=True)
+    shutil.copy(root.embeddings_table("separable"), root.embeddings_table(entry.key))
+    moved = shutil.copytree(tiny_checkpoints["transformers_model"], tmp_path / "moved")
+    assert checkpoint_key(str(tiny_checkpoints["transformers_model"]), root) == checkpoint_key(str(moved), root) == checkpoint_key(entry.key, root) == entry.key
+    assert checkpoint_key("separable", root) == "separable"
+    text = tmp_path / "notes.txt"
+    text.write_text("not a checkpoint\n")
+    with pytest.raises(ValueError, match="not a checkpoint") as bad:
+        checkpoint_key(str(text), root)
+    assert "\n" not in str(bad.value)

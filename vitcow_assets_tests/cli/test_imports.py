@@ -26,10 +26,11 @@ PARSED = [
     ["labels", "decide", "c1", "Lying", "--reviewer", "r"],
     ["labels", "gold", "import", "g.csv"],
     ["eval", "frames", "out", "--dataset", "d"],
+    ["eval", "embed", "checkpoint.pth", "--encoder-device", "cpu"],
     ["dataset", "build", "out"],
     ["run", "video.mp4", "--backend", "motion"],
 ]
-HELP = [[], ["provenance"], ["tracks"], ["label"], ["label", "assign"], ["labels"], ["labels", "token"], ["eval"], ["eval", "frames"],
+HELP = [[], ["provenance"], ["tracks"], ["label"], ["label", "assign"], ["labels"], ["labels", "token"], ["eval"], ["eval", "frames"], ["eval", "embed"],
         ["dataset", "build"], ["run"], ["init"]]
 
 

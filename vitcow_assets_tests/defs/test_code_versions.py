@@ -66,6 +66,7 @@ def test_every_asset_carries_its_computations_version():
     specs = _materializable()
     versions = _versions()
     assert set(specs) == set(versions) and len(versions) >= 16
+    assert {"crop_embeddings", "retrieval_eval", "probe_eval", "predictions_eval"} <= set(versions)
     assert specs == versions  # an asset made with bare dg.asset (no version, or another one) fails here
     assert len(set(versions.values())) == len(versions)
 
@@ -103,6 +104,16 @@ def test_a_change_in_the_cropping_stage_changes_object_crops_and_not_clips(check
     assert not changed & {"raw_video", "clips", "prompts", "object_masks", "previews", "label_taxonomy"}
     _edit(copy / "vitcow_assets" / "core" / "clips.py", "\ndef ", "\nCHANGED = 1\n\n\ndef ")
     assert _versions(tree)["clips"] != after["clips"]
+
+
+def test_a_change_in_the_encoder_changes_crop_embeddings_and_not_the_crops_or_the_probe(checkout):
+    copy, tree = checkout
+    before = _versions(tree)
+    _edit(copy / "vitcow_assets" / "encoders" / "videomae.py", "\ndef ", "\nCHANGED = 1\n\n\ndef ")
+    after = _versions(tree)
+    changed = {name for name in before if before[name] != after[name]}
+    assert "crop_embeddings" in changed
+    assert not changed & {"object_crops", "crop_catalog", "probe_eval", "predictions_eval"}
 
 
 #: this test package's source, for assets defined here

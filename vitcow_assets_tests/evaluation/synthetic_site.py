@@ -22,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from vitcow_assets.core.embeddings import ENCODER_KEY, embeddings_schema
 from vitcow_assets.core.taxonomy import parse_taxonomy
 from vitcow_assets.datasets.build import DatasetSettings, build_dataset
 from vitcow_assets.footage.layout import StorageRoot
@@ -69,16 +70,13 @@ def vectors(catalog: pa.Table, splits: pa.Table, kind: str, seed: int = 0, dim: 
 
 
 def embeddings_table(crop_ids, crop_paths, matrix: np.ndarray, checkpoint_sha256: str, code_version: str = "0.1.0+gtest") -> pa.Table:
-    """The ``crop_embeddings`` contract: crop_id, crop_path, checkpoint_sha256,
-    frame_indices (list<int32>), embedding (fixed_size_list<float32>[D]), code_version;
-    the encoder config as JSON in the schema metadata; rows by crop_id."""
+    """A table of the ``crop_embeddings`` contract (``core.embeddings.embeddings_schema``:
+    crop_id, crop_path, checkpoint_sha256, frame_indices, embedding, code_version), the
+    encoder record in its metadata, rows by crop_id."""
     dim = matrix.shape[1]
     order = np.argsort(np.array(crop_ids, dtype=object), kind="stable")
     flat = pa.array(np.ascontiguousarray(matrix[order], np.float32).ravel(), pa.float32())
-    schema = pa.schema([
-        ("crop_id", pa.string()), ("crop_path", pa.string()), ("checkpoint_sha256", pa.string()), ("frame_indices", pa.list_(pa.int32())),
-        ("embedding", pa.list_(pa.float32(), dim)), ("code_version", pa.string()),
-    ], metadata={b"vitcow.encoder": json.dumps({"architecture": "synthetic", "dim": dim}).encode()})
+    schema = embeddings_schema(dim, {ENCODER_KEY: json.dumps({"architecture": "synthetic", "dim": dim})})
     n = len(crop_ids)
     return pa.Table.from_arrays([
         pa.array([crop_ids[i] for i in order], pa.string()), pa.array([crop_paths[i] for i in order], pa.string()),
