@@ -7,7 +7,7 @@
 # which includeConfigInLaunchedRuns hands to run and step pods, and the run launcher's
 # `envVars`), then proves that under it the Python is one the project supports, the code location
 # loads, the chart's gRPC command serves and answers the chart's readiness probe, the `vitcow`
-# command runs, SAM3's modules import, and the motion backend turns a short clip into crop videos
+# command runs, SAM3's modules and the evaluation's encoder load, and the motion backend turns a short clip into crop videos
 # under VITCOW_HOME. In an image whose torch carries CUDA (the GPU image) it also proves what
 # SAM3 needs on a GPU that can be proven without one: Python 3.12 or newer, Triton's own build
 # step compiling a C extension (as it builds its launcher at a kernel's first run), SAM3's Triton
@@ -218,6 +218,30 @@ print(f"sam3 {importlib.metadata.version('sam3')}, torch {torch.__version__} (cu
 EOF
 ) || fail sam3-imports "$(tail -n 2 <<< "$sam3")"
 ok sam3-imports "$(tail -n 1 <<< "$sam3")"
+
+# the evaluation's encoder (the eval extra): a VideoMAE checkpoint of the real architecture at
+# test size, randomly initialised and saved by transformers, loaded strictly and embedding clips
+encoder=$(REPO="$repo" HF_HUB_DISABLE_PROGRESS_BARS=1 python - <<'EOF' 2>&1
+import os, sys, tempfile
+from pathlib import Path
+import numpy as np
+import transformers
+transformers.utils.logging.disable_progress_bar()
+sys.path.insert(0, os.environ["REPO"])
+from vitcow_testbed.videomae_inputs import pretraining_model, save_transformers
+from vitcow_assets.encoders.settings import EncoderSettings
+from vitcow_assets.encoders.videomae import VideoEncoder
+with tempfile.TemporaryDirectory() as folder:
+    checkpoint = save_transformers(pretraining_model(seed=0), Path(folder))
+    encoder = VideoEncoder.load(checkpoint, EncoderSettings(device="cpu", batch_size=2, threads=1))
+    spec = encoder.spec
+    clips = np.random.default_rng(0).integers(0, 256, (3, spec.frames, spec.image_size, spec.image_size, 3), dtype=np.uint8)
+    out = encoder.embed(clips)
+    assert out.shape == (3, encoder.dim) and np.isfinite(out).all(), out.shape
+print(f"transformers {transformers.__version__}: a test-size VideoMAE encoder loaded strictly and embedded 3 clips into {encoder.dim}-d")
+EOF
+) || fail encoder "$(tail -n 2 <<< "$encoder")"
+ok encoder "$(tail -n 1 <<< "$encoder")"
 
 report=/tmp/vitcow-run.json
 if ! vitcow run "$clip" --backend motion --max-clips 2 --no-progress --json > "$report" 2> /tmp/vitcow-run.err; then

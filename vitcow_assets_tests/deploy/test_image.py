@@ -26,7 +26,7 @@ from vitcow_assets_tests.deploy.image_spec import ROOT, VALUES, load_yaml, step_
 
 VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
 TAG = f"localhost/vitcow-assets:{VERSION}-cpu"  # build-image.sh's default tag with --torch cpu
-CHECKS = {"step-env", "python", "executor", "definitions", "grpc", "vitcow-help", "sam3-imports", "motion-clip"}
+CHECKS = {"step-env", "python", "executor", "definitions", "grpc", "vitcow-help", "sam3-imports", "encoder", "motion-clip"}
 
 
 def _why_not() -> str | None:
