@@ -26,7 +26,8 @@ The last line printed is ``key=value`` pairs, first:
 - ``peak_rss_gb``: the larger peak resident set of the two runs (each run's own process,
   ``wait4``'s ``ru_maxrss``);
 - ``layouts_ok``: ``true`` when both runs succeeded, each masks table names its own file as
-  the checkpoint and holds rows for no frame outside the clips;
+  the checkpoint, with that file's sha256 (its lineage), and holds rows for no frame outside
+  the clips;
 - ``checkpoint_sha256``: sha256 of the flat file's bytes (``hashlib`` over the file);
 
 then ``load_s_wrapped``, ``s_per_frame_wrapped``, ``run_s``, ``run_s_wrapped`` (each run's
@@ -217,6 +218,7 @@ def inspect_run(run: dict, checkpoint: Path) -> dict:
     masks = pq.read_table(video["masks_table"])
     recorded = {k.decode(): v.decode() for k, v in (masks.schema.metadata or {}).items()}
     names_file = recorded.get("vitcow.checkpoint") == str(checkpoint)
+    hashes_file = recorded.get("vitcow.checkpoint_sha256") == sha256_of(checkpoint)
     inside = set(masks["clip_id"].to_pylist()) <= set(clips["clip_id"].to_pylist())
     with dg.DagsterInstance.from_config(str(run["home"] / "dagster_home")) as instance:
         event = instance.get_latest_materialization_event(dg.AssetKey("object_masks"))
@@ -225,8 +227,9 @@ def inspect_run(run: dict, checkpoint: Path) -> dict:
         "s_per_frame": timings["model"] / frames if frames else float("nan"),
         "frames": frames,
         "objects": len(set(zip(masks["clip_id"].to_pylist(), masks["object_id"].to_pylist()))),
-        "ok": names_file and inside and frames > 0,
-        "why": "" if names_file else f"the masks table names {recorded.get('vitcow.checkpoint')!r}, not {str(checkpoint)!r}",
+        "ok": names_file and hashes_file and inside and frames > 0,
+        "why": (f"the masks table names {recorded.get('vitcow.checkpoint')!r}, not {str(checkpoint)!r}" if not names_file else
+                f"the masks table records sha256 {recorded.get('vitcow.checkpoint_sha256')!r}, not the file's" if not hashes_file else ""),
         "rows": _rows(masks),
     }
 

@@ -4,8 +4,8 @@ process of ``benchmarks.sam3_smoke``.
 
     python -m benchmarks.sam3_smoke_cli [--test-size] run VIDEO --backend sam3 ...
 
-The only change is a timer around the storage-and-model resource's one call that builds the
-model (``defs.resources.load_segmenter``); when the run has loaded a model it prints, on
+The only change is a timer around the one call that builds a model (``load_model`` of the
+process's model pool, ``segmenters.model_pool``); when the run has loaded a model it prints, on
 stderr, ``sam3_smoke_cli: load_s=SECONDS`` (one line per load). ``--test-size`` builds SAM3
 with the tests' small sizes (``vitcow_testbed.sam3_tiny``) for the smoke's own test.
 """
@@ -23,9 +23,9 @@ def main(argv: list[str]) -> int:
     args = argv[1:] if test_size else argv
 
     from vitcow_assets import cli
-    from vitcow_assets.defs import resources
+    from vitcow_assets.segmenters import model_pool
 
-    original = resources.load_segmenter
+    original = model_pool.load_model
 
     def timed_load(*load_args, **load_kwargs):
         sizes = contextlib.nullcontext()
@@ -41,7 +41,7 @@ def main(argv: list[str]) -> int:
         print(f"{LOAD_LINE}{time.perf_counter() - start:.3f}", file=sys.stderr, flush=True)
         return model
 
-    resources.load_segmenter = timed_load
+    model_pool.load_model = timed_load
     return cli.main(args)
 
 

@@ -4,7 +4,7 @@ import os
 
 import dagster as dg
 
-from vitcow_assets.defs.assets import ASSETS
+from vitcow_assets.defs.assets import ASSETS, SOURCE_ASSETS
 from vitcow_assets.defs.checks import CHECKS
 from vitcow_assets.defs.datasets import DATASET_ASSETS, dataset_from_environment
 from vitcow_assets.defs.embeddings import EMBEDDING_ASSETS, encoder_from_environment
@@ -26,13 +26,17 @@ def build_resources(
     backend_options: dict | None = None,
     prefetch_clips: int | None = None,
     environ=None,
+    device_wait_s: float | None = None,
+    device_locks: str | None = None,
 ) -> dict:
     """Resources configured from the environment (`VITCOW_*`, read now), with overrides
     (not None) winning: e.g. the CLI's flags (`backend_options`: `{"motion": {...}, "link": {...}}`)."""
     environ = os.environ if environ is None else environ
     return {
         "storage": storage_from_environment(environ, home=home, publish_to=publish_to),
-        "segmenter": segmenter_from_environment(environ, backend_options, backend=backend, prefetch_clips=prefetch_clips),
+        "segmenter": segmenter_from_environment(
+            environ, backend_options, backend=backend, prefetch_clips=prefetch_clips, device_wait_s=device_wait_s, device_locks=device_locks
+        ),
         "labels": labels_from_environment(environ),
         "dataset": dataset_from_environment(environ),
         "encoder": encoder_from_environment(environ),
@@ -42,7 +46,7 @@ def build_resources(
 
 
 defs = dg.Definitions(
-    assets=[*ASSETS, published_crops, *LABEL_ASSETS, *DATASET_ASSETS, *EMBEDDING_ASSETS, *EVALUATION_ASSETS],
+    assets=[*ASSETS, *SOURCE_ASSETS, published_crops, *LABEL_ASSETS, *DATASET_ASSETS, *EMBEDDING_ASSETS, *EVALUATION_ASSETS],
     asset_checks=CHECKS,
     jobs=[*JOBS, *EVALUATION_JOBS],
     sensors=[landing_sensor, dead_runs_sensor, catalog_automation],

@@ -143,8 +143,12 @@ def write_tiny_checkpoint(path, bpe_path: str, seed: int = 0) -> None:
     model = build_sam3_video_model(checkpoint_path=None, load_from_HF=False, bpe_path=bpe_path, device="cpu")
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        for parameter in model.parameters():  # torch.empty leftovers in the text encoder
-            if not torch.isfinite(parameter).all():
+        for name, parameter in model.named_parameters():
+            # the text encoder makes these two with torch.empty and never fills them: what
+            # they hold is whatever memory they got (NaN, or huge finite values that make
+            # every score NaN), which made results depend on what ran before in the process
+            left_empty = name.endswith(("encoder.positional_embedding", "encoder.text_projection"))
+            if left_empty or not torch.isfinite(parameter).all():
                 parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.02)
         decoder = model.tracker.sam_mask_decoder
         head = decoder.pred_obj_score_head

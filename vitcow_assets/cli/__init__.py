@@ -42,6 +42,9 @@ def _run_parser(sub) -> None:
     run.add_argument("--prompt", help="text prompt for this run, instead of prompt files and the default ($VITCOW_PROMPT or 'cow')")
     run.add_argument("--backend", choices=CHOICES, help="segmenter (default $VITCOW_BACKEND or auto: sam3 when a SAM3 checkpoint is set, else motion)")
     run.add_argument("--prefetch-clips", type=int, metavar="N", help="clips decoded ahead of the model (default $VITCOW_PREFETCH_CLIPS or 1; 0: none)")
+    run.add_argument("--jobs", type=int, metavar="N", help="videos processed at once, one vitcow run process each (default: one per device the segmenter leases, e.g. per GPU; else 1)")
+    run.add_argument("--device-wait-s", type=float, metavar="S", help="seconds to wait for a free device while every one holds another model (default $VITCOW_DEVICE_WAIT_S or 600)")
+    run.add_argument("--device-locks", metavar="DIR", help="folder of the per-device lock files (default $VITCOW_DEVICE_LOCKS or <home>/locks/devices)")
     run.add_argument("--force", action="store_true", help="also process files whose bytes another partition already holds")
     add_setting_flags(run, ClipSettings, title="clips", from_env=False)
     run.add_argument("--clip-files", dest="clip_files", action=argparse.BooleanOptionalAction, default=None, help="write each clip as an H.264 file (default on)")
@@ -72,8 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     init = sub.add_parser("init", help="create VITCOW_HOME and DAGSTER_HOME; print their exports")
     init.add_argument("--postgres", metavar="URL", help="instance on Postgres: postgresql://USER@HOST[:PORT]/DB (password from $DAGSTER_PG_PASSWORD)")
-    init.add_argument("--gpus", type=int, default=1, help="with --postgres: object_masks steps at a time (default 1)")
-    init.add_argument("--force", action="store_true", help="with --postgres: replace an existing dagster.yaml")
+    init.add_argument("--gpus", type=int, default=1, help="object_masks steps at a time: the gpu pool's slots, one per GPU (default 1)")
+    init.add_argument("--force", action="store_true", help="replace an existing dagster.yaml")
     init.set_defaults(func=_lazy("vitcow_assets.cli.init:cmd_init"))
     _run_parser(sub)
     prov = sub.add_parser("provenance", help="print a crop's manifest row, its crop id and its page's address, as JSON")
@@ -98,6 +101,10 @@ def _check_run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
         parser.error("--prompt must not be empty")
     if args.prefetch_clips is not None and args.prefetch_clips < 0:
         parser.error(f"--prefetch-clips must be >= 0, got {args.prefetch_clips}")
+    if args.jobs is not None and args.jobs < 1:
+        parser.error(f"--jobs must be >= 1, got {args.jobs}")
+    if args.device_wait_s is not None and args.device_wait_s < 0:
+        parser.error(f"--device-wait-s must be >= 0, got {args.device_wait_s}")
     try:
         check_given(args, ClipSettings)
         check_given(args, CropSettings)
@@ -113,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `vitcow tracks ... | head` ends quietly
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # `vitcow run` hands its options on to its processes
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2

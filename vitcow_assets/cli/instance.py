@@ -115,6 +115,14 @@ def postgres_storage(url: str) -> dict:
     return {"postgres": {"postgres_db": db}}
 
 
+def local_instance_yaml(gpus: int) -> str:
+    """The local (SQLite) instance file with ``gpus`` slots in the ``gpu`` pool."""
+    if gpus < 1:
+        raise InstanceConfigError(f"--gpus {gpus}: at least 1")
+    text = INSTANCE_YAML.replace("    default_limit: 1\n", f"    default_limit: {gpus}\n")
+    return text.replace("one GPU step at a time.", f"{gpus} GPU step(s) at a time." if gpus > 1 else "one GPU step at a time.")
+
+
 def postgres_instance_yaml(base_yaml: str, url: str, gpus: int = 1) -> str:
     """``base_yaml`` (the local instance file) moved onto Postgres, with the queued run
     coordinator, ``gpus`` slots in the ``gpu`` pool and run monitoring."""

@@ -1,5 +1,7 @@
 """``vitcow run PATH...``: register each video as a partition of the instance at
-``$DAGSTER_HOME`` and materialize all its assets and checks in this process.
+``$DAGSTER_HOME`` and materialize all its assets and checks in this process (with a
+segmenter on several devices: one such process per device, each over its share of the
+videos, ``cli.parallel``).
 
 The runs show in the Dagster UI of the same instance. One video failing never stops the
 others; every video gets one line (or one JSON entry). A file whose bytes another partition
@@ -22,6 +24,7 @@ from vitcow_assets.cli.inputs import Input, expand
 from vitcow_assets.cli.instance import ensure_dagster_home, open_instance
 from vitcow_assets.cli.materialize import first_error
 from vitcow_assets.cli.options import given
+from vitcow_assets.cli.parallel import child_options, fan_out, gpu_pool_slots, videos_at_once
 from vitcow_assets.cli.partition_lock import PartitionBusy, partition_lock
 from vitcow_assets.cli.progress_bar import ProgressBar
 from vitcow_assets.cli.queries import fail
@@ -61,18 +64,24 @@ class Session:
 
 
 def _resources(args: argparse.Namespace) -> dict:
-    """The resources, environment read now and flags winning; the model loaded once, before
-    any video, so a bad setting fails here in one line."""
+    """The resources, environment read now and flags winning (the model not loaded yet)."""
     from vitcow_assets.definitions import build_resources
 
     options = {name: given(args, backend.settings_class, name) for name, backend in BACKENDS.items()}
     options["link"] = given(args, LinkSettings, "link")
     resources = build_resources(
-        backend=args.backend, publish_to=args.publish, backend_options=options, prefetch_clips=args.prefetch_clips
+        backend=args.backend, publish_to=args.publish, backend_options=options, prefetch_clips=args.prefetch_clips,
+        device_wait_s=args.device_wait_s, device_locks=args.device_locks,
     )
-    resources["segmenter"].segmenter
     resources["segmenter"].link_settings()
     return resources
+
+
+def _preload(resources: dict) -> None:
+    """The model loaded once, before any video (on a device leased for this process), so a
+    bad setting fails here in one line."""
+    tell = lambda line: print(f"vitcow: {line}", file=sys.stderr, flush=True)  # noqa: E731 - while every device is busy
+    resources["segmenter"].preload(resources["storage"].root(), on_wait=tell)
 
 
 def _run_config(args: argparse.Namespace) -> dict:
@@ -211,11 +220,16 @@ def report_line(report: dict) -> str:
     return line + (f": {report['error']}" if report["error"] else "")
 
 
-def _process_all(session: Session, reports: list[dict]) -> None:
-    settings = session.storage.settings()
-    say = (lambda line: None) if session.args.json else print
+def _inputs(args: argparse.Namespace, storage):
+    """What the PATH arguments name, as it comes (``cli.inputs.expand``)."""
+    settings = storage.settings()
     tell = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731 - stdout holds the results
-    for item in expand(session.args.paths, settings.settle_seconds, settings.settle_timeout_seconds, on_wait=tell):
+    return expand(args.paths, settings.settle_seconds, settings.settle_timeout_seconds, on_wait=tell)
+
+
+def _process_all(session: Session, reports: list[dict], items=None) -> None:
+    say = (lambda line: None) if session.args.json else print
+    for item in _inputs(session.args, session.storage) if items is None else items:
         if item.error and not item.waiting:
             reports.append({"path": item.shown, "partition_key": None, "status": "failed", "error": item.error})
         else:
@@ -223,12 +237,48 @@ def _process_all(session: Session, reports: list[dict]) -> None:
         say(report_line(reports[-1]))
 
 
+def _finish(args: argparse.Namespace, reports: list[dict], interrupted: bool) -> int:
+    """The JSON document (with ``--json``) and the exit status: 130 interrupted, 1 if a video failed."""
+    failed = sum(r["status"] in ("failed", "interrupted") for r in reports)
+    if args.json:
+        print(json.dumps({"videos": reports, "failed": failed, **({"interrupted": True} if interrupted else {})}, indent=2))
+    return 130 if interrupted else 1 if failed else 0
+
+
+def _in_processes(args: argparse.Namespace, items: list[Input], jobs: int) -> int:
+    """The videos dealt out to ``jobs`` ``vitcow run`` processes (``cli.parallel``); the
+    inputs that are no video are reported here. Reports come in the inputs' order."""
+    order = {item.shown: i for i, item in enumerate(items)}
+    own = [{"path": i.shown, "partition_key": None, "status": "waiting" if i.waiting else "failed", "error": i.error} for i in items if i.error]
+    videos = [item.shown for item in items if not item.error]
+    print(f"vitcow: {len(videos)} videos on {jobs} devices, one vitcow run process each", file=sys.stderr, flush=True)
+    slots = gpu_pool_slots(open_instance())
+    if slots is not None and slots < jobs:
+        print(f"vitcow: the gpu pool has {slots} slot(s): their object_masks steps take turns (`vitcow init --gpus {jobs} --force` lets {jobs} run at once)", file=sys.stderr, flush=True)
+    shares = [videos[k::jobs] for k in range(jobs)]
+    theirs, code = fan_out(shares, child_options(args.argv, args.paths), on_report=lambda report: None)
+    reports = sorted(own + theirs, key=lambda r: order.get(r["path"], len(order)))
+    if not args.json:
+        for report in reports:
+            print(report_line(report))
+    if code == 2 and not theirs:
+        return 2
+    return _finish(args, reports, code == 130)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     ensure_dagster_home()
     from vitcow_assets.definitions import defs
 
+    items = None
     try:
         resources = _resources(args)
+        jobs = args.jobs or videos_at_once(resources["segmenter"])
+        if jobs > 1:
+            items = list(_inputs(args, resources["storage"]))
+            if sum(not item.error for item in items) > 1:
+                return _in_processes(args, items, min(jobs, sum(not item.error for item in items)))
+        _preload(resources)
     except (SegmenterConfigError, SettingError, ValueError) as exc:
         return fail(one_line(str(exc)))
     bar = ProgressBar(enabled=not args.no_progress)
@@ -239,7 +289,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     reports: list[dict] = []
     interrupted = False
     try:
-        _process_all(session, reports)
+        _process_all(session, reports, items)
     except KeyboardInterrupt:
         interrupted = True
         if not args.json:
@@ -248,7 +298,4 @@ def cmd_run(args: argparse.Namespace) -> int:
         progress.set_listener(None)
         if on_main:
             signal.signal(signal.SIGTERM, previous)
-    failed = sum(r["status"] in ("failed", "interrupted") for r in reports)
-    if args.json:
-        print(json.dumps({"videos": reports, "failed": failed, **({"interrupted": True} if interrupted else {})}, indent=2))
-    return 130 if interrupted else 1 if failed else 0
+    return _finish(args, reports, interrupted)

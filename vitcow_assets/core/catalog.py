@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from vitcow_assets.core.tables import CROPS_SCHEMA, field
+from vitcow_assets.core.tables import CROPS_SCHEMA, field, with_added_columns
 
 CROP_ID_CHARS = 20
 #: what decides a catalog's rows from its manifests, besides ``CATALOG_SCHEMA``: raise it
@@ -60,6 +60,7 @@ CATALOG_SCHEMA = pa.schema(
         field("duration_s", pa.float64(), "length of the crop video, seconds (frames / fps)"),
         field("segmenter", pa.string(), "segmenter backend and model"),
         field("model_checkpoint", pa.string(), "checkpoint file of the model, if any", nullable=True),
+        field("model_checkpoint_sha256", pa.string(), "sha256 of the checkpoint file's bytes (null without a checkpoint: motion)", nullable=True),
         field("prompt", pa.string(), "what found the object (see the masks table's prompt column)"),
         field("code_version", pa.string(), "vitcow_assets version that wrote the crop"),
         field("run_id", pa.string(), "Dagster run that wrote the crop"),
@@ -85,8 +86,10 @@ def _clip_paths(crops: pa.Table, clips: pa.Table | None) -> pa.Array:
 
 
 def catalog_rows(crops: pa.Table, clips: pa.Table | None = None) -> pa.Table:
-    """Catalog rows (``CATALOG_SCHEMA``) of one crops manifest, in its row order; ``clips``,
-    the same video's clips manifest, names each crop's clip file."""
+    """Catalog rows (``CATALOG_SCHEMA``) of one crops manifest, in its row order (a manifest
+    from before a nullable column existed gives nulls there); ``clips``, the same video's
+    clips manifest, names each crop's clip file."""
+    crops = with_added_columns(crops, CROPS_SCHEMA)
     cols = crops.select(["source_sha256", "source_frame_start", "frame_step", "frames", "segmenter", "object_id", "part"]).to_pydict()
     ids = [crop_id(*values) for values in zip(*cols.values())]
     frames = pc.cast(crops["frames"], pa.float64())

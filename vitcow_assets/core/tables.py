@@ -91,6 +91,7 @@ CROPS_SCHEMA = pa.schema(
         field("fps", pa.float64(), "playback rate of the crop video"),
         field("segmenter", pa.string(), "segmenter backend and model"),
         field("model_checkpoint", pa.string(), "checkpoint file of the model, if any", nullable=True),
+        field("model_checkpoint_sha256", pa.string(), "sha256 of the checkpoint file's bytes (null without a checkpoint: motion)", nullable=True),
         field("code_version", pa.string(), "vitcow_assets version that wrote the crop"),
         field("run_id", pa.string(), "Dagster run that wrote the crop"),
         field("farm", pa.string(), "farm the source came from (path pattern or source name)", nullable=True),
@@ -196,6 +197,15 @@ def without_run_ids(table: pa.Table | pa.RecordBatch) -> pa.Table | pa.RecordBat
     keep = [n for n in table.schema.names if n not in RUN_ID_COLUMNS]
     metadata = {k: v for k, v in (table.schema.metadata or {}).items() if k not in RUN_ID_KEYS}
     return table.select(keep).replace_schema_metadata(metadata)
+
+
+def with_added_columns(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table`` with every nullable column of ``schema`` it lacks added as nulls: a table
+    written before such a column existed (e.g. ``model_checkpoint_sha256``) reads as today's."""
+    for schema_field in schema:
+        if schema_field.name not in table.schema.names and schema_field.nullable:
+            table = table.append_column(schema_field, pa.nulls(table.num_rows, schema_field.type))
+    return table
 
 
 def masks_metadata(**provenance: str) -> dict[str, str]:

@@ -5,6 +5,7 @@ Descriptions (docstrings) are Markdown: the Dagster UI renders them.
 """
 
 import json
+import warnings
 
 import dagster as dg
 import pyarrow.parquet as pq
@@ -16,7 +17,7 @@ from vitcow_assets.core.tables import clip_fps_by_id, clips_from_table, masks_me
 from vitcow_assets.defs import metadata as md
 from vitcow_assets.defs.code_versions import versioned_asset
 from vitcow_assets.defs.config import config_class, to_settings
-from vitcow_assets.defs.execution import GPU_OP_TAGS
+from vitcow_assets.defs.execution import GPU_OP_TAGS, GPU_POOL
 from vitcow_assets.defs.partitions import video_partitions
 from vitcow_assets.defs.resources import SegmenterResource, VitcowStorage
 from vitcow_assets.footage.ingest import RawVideo, ingest, read_raw_video
@@ -25,6 +26,7 @@ from vitcow_assets.footage.registry import Registry
 from vitcow_assets.media.files import atomic_file
 from vitcow_assets.runtime import progress
 from vitcow_assets.runtime.version import code_version
+from vitcow_assets.segmenters import SegmenterConfigError
 from vitcow_assets.stages.clipping import cut_clips
 from vitcow_assets.stages.cropping import CropProvenance, CropSettings, CropSummary, write_crops
 from vitcow_assets.stages.events import StageEvents
@@ -103,29 +105,58 @@ def prompts(context: dg.AssetExecutionContext, config: PromptsConfig, storage: V
     return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(plan.fingerprint()))
 
 
-def _mask_job(context, layout, raw: RawVideo, segmenter: SegmenterResource) -> MaskJob:
+with warnings.catch_warnings():  # observable source assets are beta in Dagster 1.13
+    warnings.simplefilter("ignore", dg.BetaWarning)
+
+    @dg.observable_source_asset(group_name=GROUP, description=md.CHECKPOINT_DESCRIPTION)
+    def model_checkpoint(context, storage: VitcowStorage, segmenter: SegmenterResource) -> dg.ObserveResult:
+        """The segmenter's checkpoint file: its data version is the sha256 of its bytes. A file
+        that cannot be read is observed as such: `object_masks` then fails saying why."""
+        path = getattr(segmenter.backend_settings(), "checkpoint", None)
+        try:
+            sha256 = segmenter.checkpoint_sha256(storage.root())
+        except OSError as exc:
+            return md.checkpoint_observation(segmenter.resolved_backend, path, None, problem=exc.strerror or type(exc).__name__)
+        return md.checkpoint_observation(segmenter.resolved_backend, path, sha256)
+
+
+def _mask_job(context, layout, raw: RawVideo, segmenter: SegmenterResource, model) -> MaskJob:
     """The segmentation of one video: its clips, its prompt plan, the loaded model, provenance."""
-    model = segmenter.segmenter
     plan = plan_from_json(layout.prompts_json.read_text())
     provenance = masks_metadata(
         **segmenter.settings_record(), segmenter=model.name, checkpoint=model.checkpoint or "",
+        checkpoint_sha256=segmenter.checkpoint_sha256() or "",
         prompt=", ".join(plan.labels()), prompt_plan=plan.fingerprint(), run_id=context.run.run_id,
     )
     return MaskJob(
         source=raw.stored_path, video_id=raw.video_id, clips=clips_from_table(pq.read_table(layout.clips_table)), plan=plan,
         segmenter_name=model.name, open_session=segmenter.session, out_path=layout.masks_table, metadata=provenance,
         prepare=model.prepare_frames, scale=model.frame_scale(), prompt_used=model.uses_text_prompts, prefetch=segmenter.prefetch_clips,
-        link_settings=segmenter.link_settings(),
+        link_settings=segmenter.link_settings(), describe_device=model.device_report,
     )
 
 
-@versioned_asset(partitions_def=video_partitions, group_name=GROUP, kinds={"parquet"}, deps=[clips, prompts], pool="gpu", op_tags=GPU_OP_TAGS)
+def _loaded(context, storage: VitcowStorage, segmenter: SegmenterResource):
+    """The step's model (on a device leased for the step); a refusal fails the step with the
+    same line ``vitcow run`` prints."""
+    try:
+        return segmenter.load(storage.root(), on_wait=_warner(context))
+    except SegmenterConfigError as exc:
+        raise dg.Failure(description=str(exc)) from None
+
+
+@versioned_asset(
+    partitions_def=video_partitions, group_name=GROUP, kinds={"parquet"}, deps=[clips, prompts, model_checkpoint], pool=GPU_POOL,
+    op_tags=GPU_OP_TAGS,
+)
 def object_masks(context: dg.AssetExecutionContext, storage: VitcowStorage, segmenter: SegmenterResource) -> dg.MaterializeResult:
-    """Per-frame object masks and boxes from the segmenter, one row per (clip, frame, object)."""
+    """Per-frame object masks and boxes from the segmenter, one row per (clip, frame, object).
+    Its data version follows the checkpoint's (`model_checkpoint`): a new file at the same
+    path makes these masks stale."""
     layout, raw = _partition(context, storage)
-    model = segmenter.segmenter
+    model = _loaded(context, storage, segmenter)
     model.reset_scene()  # a backend that learns the scene (motion) starts afresh on each video
-    job = _mask_job(context, layout, raw, segmenter)
+    job = _mask_job(context, layout, raw, segmenter, model)
     events = _events(context, "object_masks")
     if not model.uses_text_prompts:
         events.warn(f"the {model.name} segmenter ignores text, box and point prompts ({', '.join(job.plan.labels())}): it finds whatever moves")
@@ -138,7 +169,8 @@ def _crop_provenance(context, raw: RawVideo, layout) -> CropProvenance:
     masks = masks_provenance(pq.read_schema(layout.masks_table))
     return CropProvenance(
         video_id=raw.video_id, source_path=raw.source_path, source_sha256=raw.sha256, segmenter=masks.get("segmenter", ""),
-        model_checkpoint=masks.get("checkpoint") or None, code_version=code_version(), run_id=context.run.run_id,
+        model_checkpoint=masks.get("checkpoint") or None, model_checkpoint_sha256=masks.get("checkpoint_sha256") or None,
+        code_version=code_version(), run_id=context.run.run_id,
         farm=raw.farm, camera=raw.camera, recorded_at=raw.recorded_at, source_uri=raw.source_uri,
     )
 
@@ -172,3 +204,5 @@ def previews(context: dg.AssetExecutionContext, storage: VitcowStorage) -> dg.Ma
 
 
 ASSETS = [raw_video, clips, prompts, object_masks, object_crops, previews]
+#: the source assets (observed, not materialized) the assets depend on
+SOURCE_ASSETS = [model_checkpoint]

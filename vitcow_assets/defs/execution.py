@@ -23,6 +23,8 @@ DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
 
 #: the Celery queue of the GPU step; every other step goes to Dagster's default queue
 GPU_QUEUE = "gpu"
+#: the Dagster pool of the GPU step: its slots bound how many run at once (one per GPU)
+GPU_POOL = "gpu"
 #: op tags of the GPU step: its Celery queue and, on Kubernetes, one GPU for its pod
 GPU_OP_TAGS = {
     "dagster-celery/queue": GPU_QUEUE,

@@ -3,17 +3,18 @@ training sets (every labelling and dataset asset, in order); one checkpoint's em
 
 import dagster as dg
 
-from vitcow_assets.defs.assets import ASSETS
+from vitcow_assets.defs.assets import ASSETS, SOURCE_ASSETS
 from vitcow_assets.defs.datasets import DATASET_ASSETS
 from vitcow_assets.defs.embeddings import crop_embeddings
 from vitcow_assets.defs.labels import LABEL_ASSETS, crop_catalog
 from vitcow_assets.defs.publishing import published_crops
 
-#: every asset (and its checks) of one video partition (the assets' partitions)
+#: every asset (and its checks) of one video partition (the assets' partitions), after
+#: observing the checkpoint (so that the masks record the checkpoint they were made with)
 process_video_job = dg.define_asset_job(
     "process_video",
-    selection=dg.AssetSelection.assets(*ASSETS, published_crops),
-    description="Raw video -> clips -> masks -> crops and previews (-> published crops), for one video partition.",
+    selection=dg.AssetSelection.assets(*ASSETS, published_crops, *(source.key for source in SOURCE_ASSETS)),
+    description="Checkpoint observed; raw video -> clips -> masks -> crops and previews (-> published crops), for one video partition.",
 )
 catalog_job = dg.define_asset_job("crop_catalog_job", selection=dg.AssetSelection.assets(crop_catalog), description="The crop catalog of every video.")
 labels_job = dg.define_asset_job("labels_snapshot", selection=dg.AssetSelection.assets(*LABEL_ASSETS), description="Catalog, taxonomy, label snapshot and trimmed crops.")

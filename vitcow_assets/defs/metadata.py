@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 
 from vitcow_assets.core.catalog import catalog_rows
 from vitcow_assets.core.settings import record
-from vitcow_assets.core.tables import CLIPS_SCHEMA, CROPS_SCHEMA, MASKS_SCHEMA, TRACKS_SCHEMA, schema_descriptions
+from vitcow_assets.core.tables import CLIPS_SCHEMA, CROPS_SCHEMA, MASKS_METADATA_PREFIX, MASKS_SCHEMA, TRACKS_SCHEMA, schema_descriptions
 from vitcow_assets.footage.provenance import source_tags
 from vitcow_assets.lineage.links import Links
 from vitcow_assets.lineage.listing import PREVIEW_ROWS, preview_rows
@@ -22,6 +22,26 @@ from vitcow_assets.media.video import DecodeDamage
 SOURCE_SHA256 = "source_sha256"
 #: run tag: sha256 of the bytes a run was requested for
 SOURCE_SHA_TAG = "vitcow/source_sha256"
+
+
+#: what the Dagster UI says of ``model_checkpoint``
+CHECKPOINT_DESCRIPTION = (
+    "The segmenter's checkpoint file (SAM3's `sam3.pt`; none for the motion backend). Its data version is the sha256 of "
+    "the file's bytes, computed once per file version and cached under the storage root, so `object_masks` goes stale "
+    "when another file appears at the same path. Observed at the start of every `process_video` run (or **Observe "
+    "sources** in the UI)."
+)
+
+
+def checkpoint_observation(backend: str, path: str | None, sha256: str | None, problem: str | None = None) -> dg.ObserveResult:
+    """``model_checkpoint``'s observation: the sha256 as its data version (without a
+    checkpoint, the backend's name, so that changing backend makes the masks stale too; a
+    file that cannot be read, ``problem``)."""
+    version = sha256 or (f"unreadable checkpoint ({problem})" if problem else f"no checkpoint ({backend})")
+    metadata = {"backend": backend, "path": dg.MetadataValue.text(path or "none"), "sha256": dg.MetadataValue.text(sha256 or "none")}
+    if problem:
+        metadata["problem"] = dg.MetadataValue.text(problem)
+    return dg.ObserveResult(data_version=dg.DataVersion(version), metadata=metadata)
 
 
 def run_tags(registration, patterns) -> dict[str, str]:
@@ -124,6 +144,8 @@ def masks_metadata_for(layout, summary, model, job, settings_record: dict[str, s
         "frames_with_objects": summary.frames_with_objects,
         "segmenter": model.name,
         "checkpoint": model.checkpoint or "none",
+        "checkpoint_sha256": job.metadata.get(f"{MASKS_METADATA_PREFIX}checkpoint_sha256") or "none",
+        "device": settings_record.get("device", model.device),
         "prompt": ", ".join(job.plan.labels()),
         "prompt_used": model.uses_text_prompts,
         "settings": dg.MetadataValue.json(_json_values(settings_record)),

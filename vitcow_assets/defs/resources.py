@@ -1,4 +1,5 @@
-"""Resources: where files live, and the segmenter whose model is loaded once per process.
+"""Resources: where files live, and the segmenter whose model is loaded once per process
+(on a device it leases, where the backend has devices).
 
 Both are derived from settings dataclasses (``footage.settings.StorageSettings``,
 ``segmenters.SegmenterSettings`` and each backend's settings class), so their fields,
@@ -13,8 +14,7 @@ import contextlib
 import gc
 import os
 import sys
-import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from urllib.parse import quote
 
@@ -28,19 +28,21 @@ from vitcow_assets.core.settings import SettingError, build, describe, from_envi
 from vitcow_assets.core.source_paths import PathPattern, parse_patterns
 from vitcow_assets.defs.config import config_class, from_environment, setting_values
 from vitcow_assets.footage.intake_state import IntakeState
-from vitcow_assets.footage.layout import StorageRoot, VideoLayout
+from vitcow_assets.footage.layout import StorageRoot, VideoLayout, default_home
 from vitcow_assets.footage.settings import StorageSettings
 from vitcow_assets.lineage.links import Links
+from vitcow_assets.media.hash_cache import cached_sha256
 from vitcow_assets.remote.locations import NamedSource, parse_sources
+from vitcow_assets.runtime.device_leases import DevicesBusy
 from vitcow_assets.segmenters import (
     BACKENDS,
     Segmenter,
     SegmenterConfigError,
     SegmenterSession,
     SegmenterSettings,
-    load_segmenter,
     resolve_backend,
 )
+from vitcow_assets.segmenters.model_pool import MODELS, PlacedModel
 
 
 class _Storage(dg.ConfigurableResource):
@@ -90,24 +92,16 @@ NESTED_SETTINGS = {**{name: b.settings_class for name, b in BACKENDS.items()}, "
 #: one config class per nested settings dataclass
 NESTED_CONFIGS = {name: config_class(cls, f"{name.capitalize()}Config") for name, cls in NESTED_SETTINGS.items()}
 
-_MODELS: dict[tuple, Segmenter] = {}
-_MODELS_LOCK = threading.Lock()
-
-
 def cached_segmenter(backend: str, settings) -> Segmenter:
-    """One model per process and configuration: runs in the same process share it."""
-    key = (backend, settings)
-    with _MODELS_LOCK:
-        if key not in _MODELS:
-            _MODELS[key] = load_segmenter(backend, settings)
-        return _MODELS[key]
+    """The process's one model for a backend and settings that lease no device (motion,
+    SAM3 on the CPU): runs in the same process share it."""
+    return MODELS.take(backend, settings, locks="", wait_s=0).model
 
 
 def forget_cached_models() -> None:
-    """Drop every loaded model of this process (benchmarks that load several in turn)."""
-    with _MODELS_LOCK:
-        _MODELS.clear()
-    release_accelerator_memory()
+    """Drop every loaded model of this process and free its devices (benchmarks that load
+    several in turn)."""
+    MODELS.clear()
 
 
 def release_accelerator_memory() -> None:
@@ -119,19 +113,27 @@ def release_accelerator_memory() -> None:
 
 
 def _naming_the_setting(message: str, nested: str, name: str | None) -> str:
-    """A refusal of a backend's (or the linker's) settings, saying where the setting is set."""
+    """A refusal of a backend's (or the linker's, or the segmenter's own) settings, saying
+    where the setting is set."""
     found = next((s for s in describe(NESTED_SETTINGS[nested], nested) if s.name == name), None)
+    if found is None:
+        found = next((s for s in describe(SegmenterSettings) if s.name == name), None)
     return message if found is None else f"{message} (set {found.env} or {found.flag})"
 
 
 class _Segmenter(dg.ConfigurableResource):
     """Owns the segmenter: loaded once per process (on first use, in `object_masks`), one
     session per clip, always closed and its accelerator memory freed, errors included.
-    `backend`, `default_prompt`, `prefetch_clips`: see `segmenters.SegmenterSettings`; one
-    nested config per backend (`motion`, `sam3`) holds that backend's settings, and `link`
-    the thresholds of the linker across clips (`core.identity.LinkSettings`)."""
+    A backend with devices (SAM3 on GPUs) places each model on a device it leases for the
+    model's life (`segmenters.model_pool`): up to one `object_masks` step per device at
+    once, never two models on one device; the step takes the model and gives it back at
+    its end. `backend`, `default_prompt`, `prefetch_clips`, `device_wait_s`, `device_locks`:
+    see `segmenters.SegmenterSettings`; one nested config per backend (`motion`, `sam3`)
+    holds that backend's settings, and `link` the thresholds of the linker across clips
+    (`core.identity.LinkSettings`)."""
 
     _segmenter: Segmenter | None = PrivateAttr(default=None)
+    _placed: PlacedModel | None = PrivateAttr(default=None)
 
     @property
     def resolved_backend(self) -> str:
@@ -156,27 +158,77 @@ class _Segmenter(dg.ConfigurableResource):
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         # Loaded on first use (object_masks), not in steps that only read settings (prompts):
         # under the multiprocess, Celery or Kubernetes executors each step is its own process.
-        self._segmenter = None
+        self._segmenter = self._placed = None
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
-        # The model stays in this process's cache for the next run; what a run leaves on the
-        # accelerator (activations, session state) goes back to the driver.
-        self._segmenter = None
+        # The model stays in this process's pool (on its leased device) for the next run;
+        # what a run leaves on the accelerator (activations, session state) goes back to the driver.
+        self.give_back()
         release_accelerator_memory()
 
-    @property
-    def segmenter(self) -> Segmenter:
+    def load(self, root: StorageRoot | None = None, on_wait: Callable[[str], None] | None = None) -> Segmenter:
+        """The model for this run: the process's idle one, or loaded now on a device leased
+        under ``root``'s lock folder (default: the storage root of ``VITCOW_HOME``), waiting
+        up to ``device_wait_s`` for one (``on_wait`` hears why). Every refusal is one line
+        naming the setting to fix."""
         if self._segmenter is None:
             backend = self.resolved_backend
             try:
-                self._segmenter = cached_segmenter(backend, self.backend_settings())
+                settings = self.backend_settings()
+                if BACKENDS[backend].devices(settings) is None:
+                    self._segmenter = cached_segmenter(backend, settings)
+                else:
+                    locks = self.device_locks or (root or StorageRoot(default_home())).device_locks
+                    self._placed = MODELS.take(backend, settings, locks, self.device_wait_s, on_wait)
+                    self._segmenter = self._placed.model
             except SegmenterConfigError as exc:
                 raise SegmenterConfigError(_naming_the_setting(str(exc), backend, exc.setting), exc.setting) from None
+            except DevicesBusy as exc:
+                raise SegmenterConfigError(f"{exc} (device_wait_s; set VITCOW_DEVICE_WAIT_S to wait longer)", "device_wait_s") from None
         return self._segmenter
 
+    @property
+    def segmenter(self) -> Segmenter:
+        return self.load()
+
+    def devices(self) -> list | None:
+        """The devices a model of the chosen backend may be placed on (None: no lease); a
+        refusal (CUDA asked for but missing, say) is one line naming the setting."""
+        backend = self.resolved_backend
+        try:
+            return BACKENDS[backend].devices(self.backend_settings())
+        except SegmenterConfigError as exc:
+            raise SegmenterConfigError(_naming_the_setting(str(exc), backend, exc.setting), exc.setting) from None
+
+    def give_back(self) -> None:
+        """The model back to the process's pool (its device stays leased while it lives)."""
+        if self._placed is not None:
+            MODELS.give_back(self._placed)
+        self._segmenter = self._placed = None
+
+    def preload(self, root: StorageRoot | None = None, on_wait: Callable[[str], None] | None = None) -> None:
+        """Load the model now (a bad setting fails here, in one line), then leave it idle in
+        the pool for the runs to take."""
+        self.load(root, on_wait)
+        self.give_back()
+
+    def device_record(self) -> dict[str, str]:
+        """The device the loaded model runs on and, where leased, the device's identity."""
+        model = self.segmenter
+        key = self._placed.device_key if self._placed is not None else None
+        return {"device": model.device, **({"device_id": key} if key else {})}
+
+    def checkpoint_sha256(self, root: StorageRoot | None = None) -> str | None:
+        """The sha256 of the chosen backend's checkpoint file (None without one), computed once
+        per file version for every process (``media.hash_cache``, under ``root``)."""
+        path = getattr(self.backend_settings(), "checkpoint", None)
+        if not path or not os.path.isfile(path):
+            return None
+        return cached_sha256(path, (root or StorageRoot(default_home())).checksums)
+
     def settings_record(self) -> dict[str, str]:
-        """The segmenter's settings in effect and the prefetch depth, as strings."""
-        return {**self.segmenter.settings_record(), "prefetch_clips": str(self.prefetch_clips)}
+        """The segmenter's settings in effect, its device and the prefetch depth, as strings."""
+        return {**self.segmenter.settings_record(), **self.device_record(), "prefetch_clips": str(self.prefetch_clips)}
 
     @contextlib.contextmanager
     def session(self, frames: Sequence[np.ndarray]) -> Iterator[SegmenterSession]:

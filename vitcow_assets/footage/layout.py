@@ -307,6 +307,16 @@ class StorageRoot:
         """The scorecard of predictions partition ``key`` on dataset build ``fingerprint``."""
         return EvaluationLayout(self.evaluation_dir / "predictions" / check_partition_key(key) / check_partition_key(fingerprint))
 
+    @property
+    def device_locks(self) -> Path:
+        """One lock file per device a model holds (``runtime.device_leases``)."""
+        return self.home / "locks" / "devices"
+
+    @property
+    def checksums(self) -> Path:
+        """The sha256 of model checkpoints, by file version (``media.hash_cache``)."""
+        return self.home / "cache" / "checksums"
+
     def _under(self, folder: Path, key: str) -> Path:
         path = (folder / check_partition_key(key)).resolve()
         if folder.resolve() not in path.parents:

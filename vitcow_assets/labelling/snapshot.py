@@ -51,7 +51,7 @@ ROLE_FIELD = field(
 PROVENANCE = [
     "crop_path", "video_id", "source_sha256", "source_path", "source_uri", "farm", "camera", "recorded_at", "clip_id",
     "object_id", "track_id", "source_frame_start", "source_frame_end", "frame_step", "frames", "frames_present",
-    "presence_ratio", "fps", "segmenter", "model_checkpoint", "prompt", "code_version", "run_id",
+    "presence_ratio", "fps", "segmenter", "model_checkpoint", "model_checkpoint_sha256", "prompt", "code_version", "run_id",
 ]
 
 LABELS_SCHEMA = pa.schema(

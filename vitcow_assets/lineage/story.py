@@ -19,8 +19,10 @@ from vitcow_assets.core.prompts import plan_from_json
 from vitcow_assets.lineage.links import PARTITION_ASSETS, Links, crop_path, list_path
 from vitcow_assets.lineage.records import CropRecords
 
-#: where a checkpoint's sha256 is looked for: crops manifest and catalog column, masks metadata key
-CHECKPOINT_SHA256 = "checkpoint_sha256"
+#: where a checkpoint's sha256 is looked for: the crops manifest's and catalog's column, the
+#: masks table's metadata key
+CHECKPOINT_SHA256 = "model_checkpoint_sha256"
+MASKS_CHECKPOINT_SHA256 = "checkpoint_sha256"
 NOT_RECORDED = "not recorded: these crops were made before checkpoint hashes were kept"
 PROMPT_SOURCES = {
     "default": "the default prompt (VITCOW_PROMPT; no prompt file beside the footage)",
@@ -131,8 +133,8 @@ def _checkpoint_row(records: CropRecords) -> dict:
     for source in (records.manifest or {}, records.catalog):
         if source.get(CHECKPOINT_SHA256):
             return _col(source, CHECKPOINT_SHA256, "checkpoint sha256")
-    if (records.masks or {}).get(CHECKPOINT_SHA256):
-        return _row("checkpoint sha256", records.masks[CHECKPOINT_SHA256], note="from the masks table's metadata")
+    if (records.masks or {}).get(MASKS_CHECKPOINT_SHA256):
+        return _row("checkpoint sha256", records.masks[MASKS_CHECKPOINT_SHA256], note="from the masks table's metadata")
     no_weights = not records.catalog.get("model_checkpoint")
     return _row("checkpoint sha256", "", CHECKPOINT_SHA256, note="no checkpoint: this segmenter has no weights" if no_weights else NOT_RECORDED)
 

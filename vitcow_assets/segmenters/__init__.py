@@ -25,17 +25,26 @@ from vitcow_assets.segmenters.base import (
 @dataclasses.dataclass(frozen=True)
 class Backend:
     name: str
-    #: ``module:Class`` of the settings dataclass and ``module:function`` of the loader
+    #: ``module:Class`` of the settings dataclass and ``module:function`` of the loader (which
+    #: takes the settings, and ``device=`` the leased device's name for a backend with devices)
     settings_path: str
     loader_path: str
+    #: ``module:function`` listing the devices a step may lease for the settings, or None
+    #: where it leases none (see ``segmenters.model_pool``)
+    devices_path: str | None = None
 
     @property
     def settings_class(self) -> type:
         return _attribute(self.settings_path)
 
     @property
-    def load(self) -> Callable[[object], Segmenter]:
+    def load(self) -> Callable[..., Segmenter]:
         return _attribute(self.loader_path)
+
+    def devices(self, settings) -> list | None:
+        """The devices (``runtime.device_leases.Device``) a model for ``settings`` may be
+        placed on, one model each; None: no lease (the model runs on the CPU it shares)."""
+        return None if self.devices_path is None else _attribute(self.devices_path)(settings)
 
 
 def _attribute(path: str):
@@ -45,7 +54,10 @@ def _attribute(path: str):
 
 BACKENDS: dict[str, Backend] = {
     "motion": Backend("motion", "vitcow_assets.segmenters.motion:MotionSettings", "vitcow_assets.segmenters.motion:MotionSegmenter"),
-    "sam3": Backend("sam3", "vitcow_assets.segmenters.sam3:Sam3Settings", "vitcow_assets.segmenters.sam3:load_sam3"),
+    "sam3": Backend(
+        "sam3", "vitcow_assets.segmenters.sam3:Sam3Settings", "vitcow_assets.segmenters.sam3:load_sam3",
+        "vitcow_assets.segmenters.sam3:lease_candidates",
+    ),
 }
 CHOICES = ("auto", *BACKENDS)
 
@@ -58,11 +70,18 @@ class SegmenterSettings:
     backend: str = setting("auto", "sam3 (needs a SAM3 checkpoint), motion (CPU, no weights) or auto (sam3 when a checkpoint is set)", choices=CHOICES)
     default_prompt: str = setting("cow", "text prompt when a video has no prompt file", env="VITCOW_PROMPT", flag="--prompt")
     prefetch_clips: int = setting(1, "clips decoded ahead of the model on a CPU thread (0: decode, segment and write in turn)")
+    device_wait_s: float = setting(
+        600.0, "seconds a step waits for a free device while every one holds another model (then it fails, naming the holders)"
+    )
+    device_locks: str | None = setting(
+        None, "folder of the per-device lock files, shared by every process of the host (default: locks/devices under the storage root)"
+    )
 
     def __post_init__(self) -> None:
         check("backend", self.backend in CHOICES, f"backend must be one of {', '.join(CHOICES)}, got {self.backend!r}")
         check("default_prompt", bool(self.default_prompt.strip()), "default_prompt must not be empty")
         check("prefetch_clips", self.prefetch_clips >= 0, f"prefetch_clips must be >= 0, got {self.prefetch_clips}")
+        check("device_wait_s", self.device_wait_s >= 0, f"device_wait_s must be >= 0, got {self.device_wait_s}")
 
 
 def resolve_backend(backend: str, sam3_checkpoint: str | None) -> str:

@@ -87,6 +87,8 @@ class Segmenter(Protocol):
     uses_text_prompts: bool
     #: the backend's settings dataclass (``MotionSettings``, ``Sam3Settings``)
     settings: object
+    #: the device the model runs on (``cpu``, ``cuda:1``; ``cpu:0`` a simulated one in tests)
+    device: str
 
     def start_session(self, frames: Sequence[np.ndarray]) -> SegmenterSession: ...
 
@@ -106,15 +108,20 @@ class Segmenter(Protocol):
     def settings_record(self) -> dict[str, str]:
         """The settings in effect, as strings, for the masks table's metadata."""
 
+    def device_report(self) -> str:
+        """The device, and on a GPU its free and total memory, for messages."""
+
 
 class SegmenterBase:
     """Defaults for ``Segmenter``'s optional steps: frames are decoded at full size and go as
-    they are, there is no scene to forget, and the record is the settings dataclass as JSON
+    they are, there is no scene to forget, the model runs on the CPU, and the record is the
+    settings dataclass as JSON
     (``<family>.settings``)."""
 
     #: the settings family: the prefix of environment variables, flags and records
     family: str = ""
     settings: object = None
+    device: str = "cpu"
 
     def frame_scale(self) -> FrameScale | None:
         return None
@@ -127,3 +134,6 @@ class SegmenterBase:
 
     def settings_record(self) -> dict[str, str]:
         return {f"{self.family}.settings": json.dumps(record(self.settings), sort_keys=True)}
+
+    def device_report(self) -> str:
+        return self.device

@@ -19,11 +19,11 @@ use an inclusive far edge), dropping objects whose mask is empty on a frame.
 """
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import functools
 import gc
 import importlib.metadata
-import logging
 import math
 import os
 import threading
@@ -37,7 +37,9 @@ from vitcow_assets.core.settings import check, setting
 from vitcow_assets.core.detections import Detections
 from vitcow_assets.core.masks import BoxMasks
 from vitcow_assets.media.video import FrameScale, ScaledFrame, rgb_to_scaled
+from vitcow_assets.segmenters import accelerators
 from vitcow_assets.segmenters.base import FrameResult, PromptError, SegmenterBase, SegmenterConfigError
+from vitcow_assets.segmenters.sam3_loading import build_predictor, inspect_sam3_checkpoint
 from vitcow_assets.segmenters.torch_imports import make_torch_stack_importable
 
 
@@ -56,15 +58,21 @@ class Sam3Settings:
     session (15 by default in the package); on 20-frame clips that removes objects found on
     the first frame, so the default here is 0 (every detection is kept)."""
 
-    checkpoint: str | None = setting(None, "SAM3 checkpoint file (.pt); with backend auto, setting it chooses sam3")
+    checkpoint: str | None = setting(None, "SAM3 checkpoint file (sam3.pt, or the same tensors as .safetensors); with backend auto, setting it chooses sam3")
     device: str = setting("auto", "auto, cuda or cpu (cpu: tests and smoke runs only)", choices=("auto", "cuda", "cpu"))
-    gpus: tuple[int, ...] = setting((), "GPU indices, comma-separated; more than one gives SAM3's multi-GPU predictor")
+    gpus: tuple[int, ...] = setting(
+        (), "GPUs this host's steps share out, one model each (indices, comma-separated; unset: every visible GPU); with device "
+        "cpu, simulated devices cpu:N (tests)"
+    )
     bpe_path: str | None = setting(None, "CLIP BPE vocabulary file (default: the one open_clip ships)")
     score_threshold: float = setting(0.5, "detection score to keep an object", aliases=("--score-threshold",))
     new_object_threshold: float = setting(0.7, "detection score to start a new object", aliases=("--new-object-threshold",))
     hotstart_delay: int = setting(0, "frames SAM3 may hold back new objects at a session's start (see above)")
     max_objects: int = setting(0, "at most N objects per clip and query, lowest scores dropped first (0: no cap)", aliases=("--max-objects",))
-    compile: bool = setting(False, "torch.compile the detector and tracker on first use (CUDA only)", aliases=("--compile",))
+    compile: bool = setting(
+        False, "torch.compile SAM3's detector and tracker, warmed up at load for 0 to max_objects objects (CUDA only; needs "
+        "max_objects; see below)", aliases=("--compile",)
+    )
     resize: str = setting(
         "swscale", "how frames become the model's input: swscale (the decoder scales each frame straight to the input size, "
         "bicubic, no full-size RGB frame: the fast CPU path), pil (full-size RGB frames resized as SAM3's own loader does, "
@@ -79,6 +87,12 @@ class Sam3Settings:
             check(name, getattr(self, name) >= 0, f"{name} must be >= 0 (above 1: nothing passes), got {getattr(self, name)}")
         check("hotstart_delay", self.hotstart_delay >= 0, f"hotstart_delay must be >= 0, got {self.hotstart_delay}")
         check("resize", self.resize in RESIZES, f"resize must be one of {', '.join(RESIZES)}, got {self.resize!r}")
+        check("gpus", all(i >= 0 for i in self.gpus), f"gpus are indices from 0, got {','.join(map(str, self.gpus))}")
+        check("gpus", len(set(self.gpus)) == len(self.gpus), f"gpus must not repeat, got {','.join(map(str, self.gpus))}")
+        check(
+            "compile", not self.compile or self.max_objects > 0,
+            "compile needs max_objects above 0: SAM3 compiles its tracker for each object count, warmed up at load for 0 to max_objects",
+        )
 
 
 def find_bpe_path() -> str:
@@ -91,18 +105,6 @@ def find_bpe_path() -> str:
     if not path.is_file():
         raise SegmenterConfigError(f"BPE vocabulary not found at {path}", setting="bpe_path")
     return str(path)
-
-
-def _resolve_device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device not in ("cuda", "cpu"):
-        raise SegmenterConfigError(f"device must be auto, cuda or cpu, got {device!r}", setting="device")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise SegmenterConfigError("device is cuda but no CUDA GPU is visible: use cpu or a GPU machine", setting="device")
-    return device
 
 
 #: what a ``Sam3Frames``' tensor holds (``Sam3Frames.kind``)
@@ -329,6 +331,29 @@ def _install_prepared_input_hook() -> None:
     _HOOKED = True
 
 
+#: the sam3 modules that draw tqdm progress bars on stderr while a session runs
+_SAM3_PROGRESS_MODULES = ("sam3.model.sam3_video_inference", "sam3.model.sam3_tracking_predictor", "sam3.model.io_utils")
+
+
+def _silence_progress_bars() -> None:
+    """SAM3 draws a tqdm bar on stderr for every propagation (``propagate_in_video``, two per
+    clip): between ``vitcow run``'s own bar and one-line messages, and from every process of
+    a run over several devices, that is noise. Each module's ``tqdm`` name is replaced by one
+    that draws nothing (the loops are unchanged). A module attribute set at run time."""
+    import importlib
+
+    from tqdm import tqdm
+
+    def quiet(*args, **kwargs):
+        kwargs["disable"] = True
+        return tqdm(*args, **kwargs)
+
+    for name in _SAM3_PROGRESS_MODULES:
+        module = importlib.import_module(name)
+        if getattr(module, "tqdm", None) is not None and getattr(module.tqdm, "__name__", "") != "quiet":
+            module.tqdm = quiet
+
+
 def set_max_objects(model, max_objects: int) -> None:
     """Cap objects per session as SAM3's constructor does from ``max_num_objects``
     (its -1, no cap, is stored as 10000); ``max_objects`` 0 means no cap."""
@@ -336,56 +361,42 @@ def set_max_objects(model, max_objects: int) -> None:
     model.num_obj_for_compile = math.ceil(max_objects / model.world_size) if max_objects > 0 else 16
 
 
-def _device_mode(device: str):
-    """The context SAM3's code runs in: the CPU mapping, or bfloat16 autocast on CUDA."""
+def compiled_on(settings: Sam3Settings, device: str) -> bool:
+    """Whether SAM3 runs compiled: only when asked for (default off, see
+    docs/configuration.md) and on CUDA, where it is warmed up at load."""
+    return settings.compile and device.startswith("cuda")
+
+
+@contextlib.contextmanager
+def _on_cuda(index: int | None):
+    """SAM3's code on one GPU: ``torch.cuda.device(index)`` makes its hard-coded ``"cuda"``
+    and ``.cuda()`` mean that GPU (the current device is per thread), under bfloat16 autocast."""
     import torch
 
-    if device == "cpu":
+    with torch.cuda.device(index) if index is not None else contextlib.nullcontext():
+        with torch.autocast(device_type="cuda", dtype=torch.bfloat16):
+            yield
+
+
+def _device_mode(device: str):
+    """The context SAM3's code runs in: the CPU mapping (``cpu``, or a simulated ``cpu:N``),
+    or the GPU with bfloat16 autocast. SAM3 enters autocast once, in its tracker's constructor
+    on the thread that built it; autocast and the current device are per thread, so each
+    request enters them again: right whichever thread calls the model."""
+    if device.startswith("cpu"):
         from vitcow_assets.segmenters.sam3_cpu import cpu_mode
 
         return cpu_mode
-    # SAM3 runs under bfloat16 autocast on CUDA, entered once by its tracker's constructor on
-    # the thread that built it; autocast is thread-local, so each request enters it again:
-    # right whichever thread calls the model.
-    return functools.partial(torch.autocast, device_type="cuda", dtype=torch.bfloat16)
-
-
-def _quiet_sam3_info_logs() -> None:
-    """SAM3 gives each of its modules a logger printing INFO lines to stderr (e.g. its object
-    cap on every build); keep its warnings and errors only."""
-    for name in list(logging.root.manager.loggerDict):
-        if name == "sam3" or name.startswith("sam3."):
-            logging.getLogger(name).setLevel(logging.WARNING)
-
-
-def _build_predictor(settings: Sam3Settings, bpe: str, mode):
-    """SAM3's predictor from the checkpoint; any failure is one line naming the file."""
-    try:
-        with mode(), warnings.catch_warnings():
-            # on CPU, SAM3's CUDA autocast decorators say they disable themselves: expected
-            warnings.filterwarnings("ignore", message="CUDA is not available", category=UserWarning)
-            import sam3.model.sam3_video_predictor  # noqa: F401 - its loggers exist once imported
-
-            _quiet_sam3_info_logs()
-            if len(settings.gpus) > 1:
-                from sam3.model_builder import build_sam3_video_predictor
-
-                return build_sam3_video_predictor(checkpoint_path=settings.checkpoint, bpe_path=bpe, gpus_to_use=list(settings.gpus))
-            from sam3.model.sam3_video_predictor import Sam3VideoPredictor
-
-            return Sam3VideoPredictor(checkpoint_path=settings.checkpoint, bpe_path=bpe)
-    except Exception as exc:  # torch.load and the builder raise many kinds; all mean "bad checkpoint"
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise SegmenterConfigError(
-            f"cannot load SAM3 checkpoint {settings.checkpoint!r} ({type(exc).__name__}: {first[:200]})", setting="checkpoint"
-        ) from None
+    return functools.partial(_on_cuda, int(device.split(":")[1]) if ":" in device else None)
 
 
 class Sam3Segmenter(SegmenterBase):
     family = "sam3"
     uses_text_prompts = True
 
-    def __init__(self, settings: Sam3Settings) -> None:
+    def __init__(self, settings: Sam3Settings, device: str | None = None) -> None:
+        """``device``: the leased device (``cuda:1``, or ``cpu:0`` simulated); None: the device
+        setting's kind (``cuda``: the current GPU, or ``cpu``)."""
         self.settings = settings
         self.checkpoint = settings.checkpoint
         try:
@@ -393,25 +404,42 @@ class Sam3Segmenter(SegmenterBase):
             make_torch_stack_importable()  # before open_clip, timm or sam3 import torchvision
         except (importlib.metadata.PackageNotFoundError, ImportError):
             raise SegmenterConfigError("the sam3 backend needs the sam3 package: pip install 'vitcow_assets[sam3]'") from None
-        self.device = _resolve_device(settings.device)
+        self.device = device or accelerators.resolve_kind(settings.device, settings.gpus)
         self._mode = _device_mode(self.device)
-        self.predictor = _build_predictor(settings, settings.bpe_path or find_bpe_path(), self._mode)
+        bpe = settings.bpe_path or find_bpe_path()
+        self.predictor = build_predictor(settings.checkpoint, bpe, self.device, self._mode)
         model = self.predictor.model
         model.score_threshold_detection = settings.score_threshold
         model.new_det_thresh = settings.new_object_threshold
         model.hotstart_delay = settings.hotstart_delay
         set_max_objects(model, settings.max_objects)
-        self.compiled = settings.compile and self.device == "cuda"
+        self.compiled = compiled_on(settings, self.device)
         if settings.compile and not self.compiled:
             warnings.warn("sam3 compile is CUDA only (torch.compile max-autotune): ignored on cpu", stacklevel=2)
         model.compile_model = self.compiled
         self.image_size = int(model.image_size)
         _install_prepared_input_hook()
+        _silence_progress_bars()
+        if self.compiled:
+            self._warm_up()
         # SAM3's close_session runs a full gc.collect() for every session, i.e. every clip,
         # while the accelerator waits. Freezing what is alive now (the model, imported
         # modules: hundreds of thousands of objects) keeps those collections to what the
         # sessions made; frozen objects are still freed by reference counting.
         gc.freeze()
+
+    def _warm_up(self) -> None:
+        """Compile for every object count a clip can have (0 to ``max_objects``) now, at load:
+        SAM3 compiles its tracker with ``dynamic=False``, so a count first seen mid-run would
+        stop that clip for a max-autotune compilation."""
+        try:
+            with self._mode():
+                self.predictor.model.warm_up_compilation()
+        except Exception as exc:
+            explained = accelerators.explain(exc, self.device, "compiling SAM3")
+            if explained is None:
+                raise
+            raise SegmenterConfigError(explained) from None
 
     def settings_record(self) -> dict[str, str]:
         """The settings, plus what they resolved to on this machine."""
@@ -419,29 +447,39 @@ class Sam3Segmenter(SegmenterBase):
         return {
             **super().settings_record(),
             "sam3.device": self.device,
-            "sam3.precision": "bf16-autocast" if self.device == "cuda" else "fp32",
+            "sam3.precision": "bf16-autocast" if self.device.startswith("cuda") else "fp32",
             "sam3.compile": compiled,
         }
 
+    def device_report(self) -> str:
+        return accelerators.memory_line(self.device)
+
     def frame_scale(self) -> FrameScale | None:
-        """With ``resize`` ``swscale``, frames straight at the model's input size. Not with
-        several GPUs: SAM3's worker processes load full-size frames themselves."""
-        if self.settings.resize != "swscale" or len(self.settings.gpus) > 1:
+        """With ``resize`` ``swscale``, frames straight at the model's input size."""
+        if self.settings.resize != "swscale":
             return None
         return FrameScale(self.image_size, self.image_size, SWSCALE_FILTER)
 
     def prepare_frames(self, frames: Sequence[np.ndarray]) -> Sequence[np.ndarray]:
         """The model input for one clip (frames as ``frame_scale`` asked for them), made on
-        the calling (decode) thread. With several GPUs the frames go as they are: SAM3's
-        worker processes load them themselves."""
-        if len(self.settings.gpus) > 1:
-            return frames
+        the calling (decode) thread."""
         model = self.predictor.model
         return prepare_clip(frames, self.image_size, model.image_mean, model.image_std, self.settings.resize)
 
     def request(self, request: dict) -> dict:
-        with self._mode():
+        with self._mode(), self._explained():
             return self.predictor.handle_request(request)
+
+    @contextlib.contextmanager
+    def _explained(self):
+        """Triton failing to build a kernel mid-run reads as what the host lacks (out of
+        memory goes on as it is: the caller retries the clip in halves)."""
+        try:
+            yield
+        except Exception as exc:
+            if accelerators.is_kernel_build_error(exc):
+                raise accelerators.AcceleratorError(accelerators.kernel_build_message(exc, self.device)) from None
+            raise
 
     def stream(self, request: dict) -> Iterator[dict]:
         """The mode (CPU mapping or autocast) is entered only while SAM3's code runs, never
@@ -450,7 +488,7 @@ class Sam3Segmenter(SegmenterBase):
         items = self.predictor.handle_stream_request(request)
         try:
             while True:
-                with self._mode():
+                with self._mode(), self._explained():
                     try:
                         item = next(items)
                     except StopIteration:
@@ -608,33 +646,17 @@ def cut_to_boxes(masks: np.ndarray) -> BoxMasks:
     return BoxMasks.concat(parts, masks.shape[1], masks.shape[2])
 
 
-def check_checkpoint(checkpoint: str | None) -> str:
-    """The checkpoint path if it names a readable file; else a one-line error about it."""
-    if not checkpoint:
-        raise SegmenterConfigError("the sam3 backend needs a checkpoint: the path of a SAM3 .pt file", setting="checkpoint")
-    if not os.path.isfile(checkpoint):
-        raise SegmenterConfigError(f"SAM3 checkpoint {checkpoint!r} does not exist or is not a file", setting="checkpoint")
-    if not os.access(checkpoint, os.R_OK):
-        raise SegmenterConfigError(f"SAM3 checkpoint {checkpoint!r} is not readable", setting="checkpoint")
-    return checkpoint
-
-
-def check_checkpoint_format(checkpoint: str) -> None:
-    """Open the checkpoint as PyTorch saves it (memory-mapped, tensors only) before the model
-    is built, so a file that is not one fails in a second, not after building 860M parameters."""
-    import torch
-
+def lease_candidates(settings: Sam3Settings):
+    """The devices a SAM3 model may be placed on (``accelerators.lease_candidates``)."""
     try:
-        torch.load(checkpoint, map_location="cpu", mmap=True, weights_only=True)
-    except Exception as exc:  # zipfile, pickle and torch errors: all mean "not a checkpoint"
-        raise SegmenterConfigError(
-            f"SAM3 checkpoint {checkpoint!r} is not a PyTorch checkpoint (torch.load: {type(exc).__name__})", setting="checkpoint"
-        ) from None
+        return accelerators.lease_candidates(settings.device, settings.gpus)
+    except ImportError:
+        raise SegmenterConfigError("the sam3 backend needs the sam3 package: pip install 'vitcow_assets[sam3]'") from None
 
 
-def load_sam3(settings: Sam3Settings) -> Sam3Segmenter:
-    """Build the predictor once; every failure is a one-line ``SegmenterConfigError``."""
-    check_checkpoint(settings.checkpoint)
+def load_sam3(settings: Sam3Settings, device: str | None = None) -> Sam3Segmenter:
+    """Build the predictor once, on ``device`` (a leased device name) or the device setting's
+    kind; every failure is a one-line ``SegmenterConfigError`` (``segmenters.sam3_loading``)."""
+    inspect_sam3_checkpoint(settings.checkpoint)  # a bad file fails before torchvision is even imported
     make_torch_stack_importable()
-    check_checkpoint_format(settings.checkpoint)
-    return Sam3Segmenter(settings)
+    return Sam3Segmenter(settings, device)

@@ -78,6 +78,8 @@ class CropProvenance:
     model_checkpoint: str | None
     code_version: str
     run_id: str
+    #: sha256 of the checkpoint file's bytes (None without a checkpoint: the motion backend)
+    model_checkpoint_sha256: str | None = None
     farm: str | None = None
     camera: str | None = None
     #: ISO date-time of the recording start (from the path), if known
@@ -420,6 +422,7 @@ def _manifest_rows(state: _ClipCrops, final_folder: Path, temp_folder: Path, set
             "fps": [state.fps] * n,
             "segmenter": [prov.segmenter] * n,
             "model_checkpoint": [prov.model_checkpoint] * n,
+            "model_checkpoint_sha256": [prov.model_checkpoint_sha256] * n,
             "code_version": [prov.code_version] * n,
             "run_id": [prov.run_id] * n,
             "farm": [prov.farm] * n,

@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from vitcow_assets.core.names import plain_name
-from vitcow_assets.core.tables import PUBLISHED_CROPS_SCHEMA
+from vitcow_assets.core.tables import CROPS_SCHEMA, PUBLISHED_CROPS_SCHEMA, with_added_columns
 from vitcow_assets.media.files import atomic_file
 from vitcow_assets.media.hashing import sha256_file, table_content_sha256
 from vitcow_assets.remote.locations import Location
@@ -99,7 +99,7 @@ def _same_content(old: dict | None, new: dict) -> bool:
 def publish_outputs(layout: VideoLayout, video_id: str, farm: str | None, destination: str, conn: Connection | None = None) -> PublishSummary:
     """Publish one partition's outputs; returns what was uploaded, skipped and removed."""
     target = destination_of(destination, farm, video_id)
-    crops = pq.read_table(layout.crops_table)
+    crops = with_added_columns(pq.read_table(layout.crops_table), CROPS_SCHEMA).select(CROPS_SCHEMA.names)
     files: dict[tuple[str, ...], Path] = {}
     crop_uris = []
     for crop_path in crops["crop_path"].to_pylist():

@@ -92,13 +92,15 @@ def segment_clip_frames(
     clip_id: str = "",
     on_retry: Callable[[str], None] | None = None,
     emit: Callable[[FrameResult], T] = lambda result: result,
+    describe_device: Callable[[], str] | None = None,
 ) -> list[T]:
     """Every pass of ``plan`` over the clip; on out-of-memory, once more over its two halves.
 
     Returns ``emit(result)`` for each pass's result on each frame, ordered by clip frame
     (several per frame when there are several passes). After a split, ids of the second half
     are shifted past the first half's, so they stay unique within the clip, but an animal
-    seen in both halves has two ids.
+    seen in both halves has two ids. ``describe_device`` names the device and its free
+    memory in the failure.
     """
     try:
         return _run_plan(frames, source_frames, open_session, plan, emit)
@@ -125,9 +127,10 @@ def segment_clip_frames(
         second = _run_plan(frames[half:], source_frames[half:], open_session, plan, emit_second)
     except Exception as exc:
         if is_out_of_memory(exc):
+            where = f" on {describe_device()}" if describe_device is not None else ""
             raise ClipOutOfMemory(
-                f"clip {clip_id}: out of accelerator memory even split into halves of {half} frames; "
-                "use shorter clips (frames_per_clip) or a larger GPU"
+                f"clip {clip_id}: out of accelerator memory even split into halves of {half} frames{where}; "
+                "use shorter clips (frames_per_clip) or fewer objects at once (sam3 max_objects), or a larger GPU"
             ) from None
         raise
     return first + second
@@ -184,6 +187,8 @@ class MaskJob:
     prefetch: int = 1
     write_queue: int = 2
     link_settings: LinkSettings = LinkSettings()
+    #: the device and its free memory, for an out-of-memory failure (``Segmenter.device_report``)
+    describe_device: Callable[[], str] | None = None
 
     def __post_init__(self) -> None:
         if self.prefetch < 0 or self.write_queue < 1:
@@ -239,7 +244,9 @@ def _segment_each(reader, writer, job: MaskJob, events: StageEvents, summary: Se
             return
         clip, frames = item
         started = time.perf_counter()
-        results = segment_clip_frames(frames, clip.source_frames, job.open_session, job.plan, clip.clip_id, events.warn)
+        results = segment_clip_frames(
+            frames, clip.source_frames, job.open_session, job.plan, clip.clip_id, events.warn, describe_device=job.describe_device
+        )
         del frames, item
         timings["model"] += time.perf_counter() - started
         started = time.perf_counter()

@@ -49,6 +49,7 @@ def test_run_batch_isolates_a_bad_file_and_reports_json(tmp_path, synthetic_vide
     assert row["crop_path"] == crop and row["video_id"] == videos["second cam.mp4"]["partition_key"]
     # the motion backend ignores prompts: the column says so, the metadata keeps what was asked
     assert row["prompt"] == NO_PROMPT and row["segmenter"] == MotionSegmenter.name and len(row["source_sha256"]) == 64
+    assert row["model_checkpoint"] is None and row["model_checkpoint_sha256"] is None  # motion: no checkpoint, well defined
     meta = pq.read_schema(videos["second cam.mp4"]["masks_table"]).metadata
     assert meta[b"vitcow.prompt"] == b"cow" and set(pq.read_table(videos["second cam.mp4"]["masks_table"])["prompt"].to_pylist()) == {NO_PROMPT}
     # compact: one line per column (per-frame lists stay on their line), exact decimals

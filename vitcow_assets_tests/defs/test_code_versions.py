@@ -24,9 +24,12 @@ FOOTAGE_ASSETS = ("raw_video", "clips", "prompts", "object_masks", "object_crops
 
 def _functions() -> dict[str, object]:
     """Asset name -> the undecorated function that computes it (every asset this code
-    location materializes)."""
+    location materializes; not those it only depends on by key, made elsewhere, nor the
+    source assets it only observes, such as ``model_checkpoint``)."""
     out = {}
     for assets_def in defs.assets:
+        if not getattr(assets_def, "is_materializable", False):
+            continue
         fn = assets_def.op.compute_fn.decorated_fn
         out[assets_def.key.to_user_string()] = getattr(fn, "__wrapped__", fn)
     return out

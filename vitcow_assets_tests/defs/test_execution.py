@@ -47,6 +47,19 @@ def test_bad_postgres_urls_fail_in_one_line(url, message):
         postgres_instance_yaml(INSTANCE_YAML, url)
 
 
+def test_init_gives_the_local_instance_one_gpu_pool_slot_per_gpu(tmp_path):
+    env = {"VITCOW_HOME": str(tmp_path / "home"), "DAGSTER_HOME": str(tmp_path / "dh"), "PATH": "/usr/bin:/bin"}
+    init = [sys.executable, "-m", "vitcow_assets.cli", "init", "--gpus", "4"]
+    done = subprocess.run(init, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    config = yaml.safe_load((tmp_path / "dh" / "dagster.yaml").read_text())
+    assert config["concurrency"]["pools"]["default_limit"] == 4 and "storage" not in config
+    again = subprocess.run([*init[:-1], "2"], env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 2 and "pass --force" in again.stderr and len(again.stderr.strip().splitlines()) == 1
+    with dg.DagsterInstance.from_config(str(tmp_path / "dh")) as instance:  # Dagster reads the file as written
+        assert instance.get_concurrency_config().pool_config.default_pool_limit == 4
+
+
 def test_init_refuses_a_url_with_a_password_and_never_writes_it(tmp_path):
     env = {"VITCOW_HOME": str(tmp_path / "home"), "DAGSTER_HOME": str(tmp_path / "dh"), "PATH": "/usr/bin:/bin"}
     done = subprocess.run(

@@ -67,7 +67,7 @@ def test_every_row_naming_a_column_shows_the_manifest_value(made):
                  "crop_path", "crop_size", "margin", "mask_background", "part"):
         assert fields[name] == value_text(manifest[name]), name
     assert fields["crop_id"] == row["crop_id"] and fields["video_id"] == made["key"]
-    assert fields["checkpoint_sha256"] == ""  # motion: no weights, no hash
+    assert fields["model_checkpoint_sha256"] == ""  # motion: no weights, no hash
     dagster = {d["label"]: d["href"] for d in story["dagster"]}
     assert dagster["run that wrote the crop"] == f"http://dagster:3000/runs/{row['run_id']}"
     for asset in ("raw_video", "clips", "object_masks", "object_crops"):
@@ -83,9 +83,12 @@ def test_checkpoint_hash_placeholder_until_recorded_and_prompt_origin(made):
     with_weights = dataclasses.replace(records, catalog={**row, "model_checkpoint": "/models/sam3.pt"})
     rows = {r["label"]: r for s in _story(with_weights, made)["sections"] for r in s["rows"]}
     assert rows["checkpoint sha256"]["value"] == "" and rows["checkpoint sha256"]["note"] == NOT_RECORDED
-    hashed = dataclasses.replace(with_weights, manifest={**records.manifest, "checkpoint_sha256": "ab" * 32})
+    hashed = dataclasses.replace(with_weights, manifest={**records.manifest, "model_checkpoint_sha256": "ab" * 32})
     rows = {r["label"]: r for s in _story(hashed, made)["sections"] for r in s["rows"]}
-    assert rows["checkpoint sha256"]["value"] == "ab" * 32 and rows["checkpoint sha256"]["field"] == "checkpoint_sha256"
+    assert rows["checkpoint sha256"]["value"] == "ab" * 32 and rows["checkpoint sha256"]["field"] == "model_checkpoint_sha256"
+    from_masks = dataclasses.replace(with_weights, masks={**(records.masks or {}), "checkpoint_sha256": "cd" * 32})
+    rows = {r["label"]: r for s in _story(from_masks, made)["sections"] for r in s["rows"]}
+    assert rows["checkpoint sha256"]["value"] == "cd" * 32 and rows["checkpoint sha256"]["note"] == "from the masks table's metadata"
     assert rows["prompt from"]["value"].startswith("the run's config") and "stale" not in rows["prompt from"]["note"]
     edited = dataclasses.replace(records, prompt_plan={**records.prompt_plan, "source": "/in/x.prompts.yaml", "queries": [{"kind": "TextQuery", "text": "calf"}]})
     rows = {r["label"]: r for s in _story(edited, made)["sections"] for r in s["rows"]}

@@ -82,6 +82,18 @@ def test_text_prompt_finds_objects_on_every_frame_with_masks_at_frame_size(segme
             assert mask.any() and box.tolist() == mask_to_xyxy(mask).tolist()
 
 
+def test_sam3_draws_no_progress_bar_of_its_own(segmenter, frames, capfd):
+    """SAM3's tqdm bars (two per clip) would come between `vitcow run`'s bar and its one-line
+    messages, from every process of a run over several devices."""
+    capfd.readouterr()
+    with segmenter.start_session(frames) as session:
+        session.add_text_prompt("cow", 0)
+        results = _results(session)
+    assert sorted(results) == list(range(len(frames)))  # propagated, both ways
+    err = capfd.readouterr().err
+    assert "propagate" not in err and "it/s" not in err, err[-500:]
+
+
 def _responses(segmenter):
     """Record every (request, response) the session exchanges with SAM3's predictor."""
     exchanged = []
@@ -184,7 +196,7 @@ def test_zero_detections_give_empty_frames(tiny_checkpoint, frames):
 def test_a_checkpoint_of_another_model_fails_in_one_line(tmp_path):
     other = tmp_path / "other.pt"
     torch.save({"layer.weight": torch.zeros(2, 2)}, other)  # a real checkpoint, not SAM3's
-    with pytest.raises(SegmenterConfigError, match="cannot load SAM3 checkpoint") as info:
+    with pytest.raises(SegmenterConfigError, match="is not a SAM3 checkpoint: missing every detector.* and tracker.* tensor; unexpected layer.weight") as info:
         cpu_sam3(str(other))
     assert "\n" not in str(info.value) and info.value.setting == "checkpoint"
 
@@ -192,7 +204,7 @@ def test_a_checkpoint_of_another_model_fails_in_one_line(tmp_path):
 def test_bad_checkpoint_fails_in_one_line_naming_the_setting(tmp_path):
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a checkpoint")
-    with pytest.raises(SegmenterConfigError, match="is not a PyTorch checkpoint") as info:
+    with pytest.raises(SegmenterConfigError, match="is neither a PyTorch checkpoint") as info:
         cpu_sam3(str(junk))
     assert "\n" not in str(info.value) and info.value.setting == "checkpoint"
     # where the configuration is read, the message says which setting and variable to fix
@@ -301,9 +313,9 @@ def test_frames_the_decoder_scaled_give_masks_and_boxes_in_source_pixels(segment
         for box, mask in zip(det.xyxy, det.masks):
             assert mask.any() and box.tolist() == mask_to_xyxy(mask).tolist()
             assert 0 <= box[0] < box[2] <= W and 0 <= box[1] < box[3] <= H
-    several = copy.copy(segmenter)
+    several = copy.copy(segmenter)  # with several GPUs each model is whole on its own device: the same frames
     several.settings = dataclasses.replace(segmenter.settings, gpus=(0, 1))
-    assert several.frame_scale() is None
+    assert several.frame_scale() == scale
 
 
 def test_the_resize_setting_reaches_the_backend_from_environment_flag_and_dagster_config(tiny_checkpoint):
@@ -348,10 +360,41 @@ def test_max_objects_caps_the_objects_of_a_session(tiny_checkpoint, frames):
 
 def test_compile_is_refused_quietly_on_cpu_and_recorded(tiny_checkpoint):
     with pytest.warns(UserWarning, match="CUDA only"):
-        model = cpu_sam3(tiny_checkpoint, compile=True, **TEST_THRESHOLDS)
+        model = cpu_sam3(tiny_checkpoint, compile=True, max_objects=3, **TEST_THRESHOLDS)
     assert model.predictor.model.compile_model is False
     assert model.settings_record()["sam3.compile"] == "off (requested; cuda only)"
     assert model.settings_record()["sam3.precision"] == "fp32" and recorded(model)["compile"] is True
+    with pytest.raises(ValueError, match="compile needs max_objects above 0"):
+        Sam3Settings(compile=True)
+
+
+def test_by_default_nothing_is_compiled_and_on_cuda_compile_warms_up_every_object_count(segmenter, frames, monkeypatch):
+    """The chosen default (docs/configuration.md, compile): SAM3 runs eager; a session
+    never reaches torch.compile. Asked for on CUDA, compile is warmed up at load."""
+    from vitcow_assets.segmenters.sam3 import compiled_on
+
+    calls = []
+    monkeypatch.setattr(torch, "compile", lambda *a, **k: calls.append(a) or (a[0] if a else None))
+    assert Sam3Settings().compile is False and segmenter.predictor.model.compile_model is False
+    _objects(segmenter, frames)
+    assert calls == [] and not getattr(segmenter.predictor.model, "_model_is_compiled", False)
+    assert segmenter.settings_record()["sam3.compile"] == "off"
+    on = Sam3Settings(compile=True, max_objects=4)
+    assert compiled_on(on, "cuda:1") and compiled_on(on, "cuda") and not compiled_on(on, "cpu") and not compiled_on(Sam3Settings(), "cuda:0")
+
+
+def test_compile_on_warms_up_for_every_object_count_at_load(tiny_checkpoint, monkeypatch):
+    """What a GPU gets with compile on (here with the CUDA check passed by hand): SAM3's own
+    warm-up runs once, at load, for 0 to max_objects objects, compiled."""
+    from sam3.model.sam3_video_inference import Sam3VideoInferenceWithInstanceInteractivity as Inference
+
+    from vitcow_assets.segmenters import sam3 as backend
+
+    warmed = []
+    monkeypatch.setattr(backend, "compiled_on", lambda settings, device: settings.compile)
+    monkeypatch.setattr(Inference, "warm_up_compilation", lambda self: warmed.append((self.compile_model, self.num_obj_for_compile)))
+    model = cpu_sam3(tiny_checkpoint, compile=True, max_objects=3, **TEST_THRESHOLDS)
+    assert warmed == [(True, 3)] and model.settings_record()["sam3.compile"] == "on"
 
 
 def test_cli_settings_reach_the_model_and_the_masks_metadata(tiny_checkpoint, tmp_path, monkeypatch):
