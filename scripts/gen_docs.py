@@ -35,7 +35,7 @@ def _schemas() -> dict:
 def _settings() -> dict:
     from vitcow_assets.core.clips import ClipSettings
     from vitcow_assets.footage.settings import StorageSettings
-    from vitcow_assets.segmenters import BACKENDS, SegmenterSettings
+    from vitcow_assets.segmenters import FAMILIES, SegmenterSettings, family_settings
     from vitcow_assets.stages.cropping import CropSettings
 
     out = {
@@ -44,8 +44,8 @@ def _settings() -> dict:
         "settings:clips": (ClipSettings, "", True, False),
         "settings:crops": (CropSettings, "", True, False),
     }
-    for name, backend in BACKENDS.items():
-        out[f"settings:{name}"] = (backend.settings_class, name, True, True)
+    for family in FAMILIES:
+        out[f"settings:{family}"] = (family_settings(family), family, True, True)
     return out
 
 

@@ -28,15 +28,17 @@ from vitcow_assets.defs.config import config_class, from_environment, setting_va
 from vitcow_assets.footage.layout import StorageRoot, VideoLayout, default_home
 from vitcow_assets.footage.settings import StorageSettings
 from vitcow_assets.lineage.links import Links
-from vitcow_assets.media.hash_cache import cached_sha256
+from vitcow_assets.media.hash_cache import cached_folder_sha256, cached_sha256
 from vitcow_assets.remote.locations import NamedSource, parse_sources
 from vitcow_assets.runtime.device_leases import DevicesBusy
 from vitcow_assets.segmenters import (
     BACKENDS,
+    FAMILIES,
     Segmenter,
     SegmenterConfigError,
     SegmenterSession,
     SegmenterSettings,
+    family_settings,
     load_segmenter,
     resolve_backend,
 )
@@ -81,7 +83,8 @@ class _Storage(dg.ConfigurableResource):
 VitcowStorage = config_class(StorageSettings, "VitcowStorage", base=_Storage, doc=_Storage.__doc__)
 
 #: one config class per backend, from its settings dataclass
-BACKEND_CONFIGS = {name: config_class(b.settings_class, f"{name.capitalize()}Config") for name, b in BACKENDS.items()}
+#: one config class per settings family (``motion``, ``sam3``: both SAM3 implementations read it)
+BACKEND_CONFIGS = {family: config_class(family_settings(family), f"{family.capitalize()}Config") for family in FAMILIES}
 
 def cached_segmenter(backend: str, settings) -> Segmenter:
     """The process's one model for a backend and settings that lease no device (motion,
@@ -105,7 +108,8 @@ def release_accelerator_memory() -> None:
 
 def _naming_the_setting(message: str, backend: str, name: str | None) -> str:
     """A backend's refusal, saying where its setting is set."""
-    found = next((s for s in describe(BACKENDS[backend].settings_class, backend) if s.name == name), None)
+    family = BACKENDS[backend].family
+    found = next((s for s in describe(BACKENDS[backend].settings_class, family) if s.name == name), None)
     if found is None:
         found = next((s for s in describe(SegmenterSettings) if s.name == name), None)
     return message if found is None else f"{message} (set {found.env} or {found.flag})"
@@ -133,7 +137,8 @@ class _Segmenter(dg.ConfigurableResource):
         backend = self.resolved_backend
         cls = BACKENDS[backend].settings_class
         try:
-            return build(cls, setting_values(cls, getattr(self, backend)), where=lambda name: f"{backend}.{name}")
+            family = BACKENDS[backend].family
+            return build(cls, setting_values(cls, getattr(self, family)), where=lambda name: f"{family}.{name}")
         except SettingError as exc:
             raise SegmenterConfigError(str(exc), exc.setting) from None
 
@@ -201,12 +206,16 @@ class _Segmenter(dg.ConfigurableResource):
         return {"device": model.device, **({"device_id": key} if key else {})}
 
     def checkpoint_sha256(self, root: StorageRoot | None = None) -> str | None:
-        """The sha256 of the chosen backend's checkpoint file (None without one), computed once
-        per file version for every process (``media.hash_cache``, under ``root``)."""
+        """The sha256 of the chosen backend's checkpoint file or model folder (None without
+        one), computed once per file version for every process (``media.hash_cache``, under
+        ``root``)."""
         path = getattr(self.backend_settings(), "checkpoint", None)
+        cache = (root or StorageRoot(default_home())).checksums
+        if path and os.path.isdir(path):  # a transformers model folder
+            return cached_folder_sha256(path, cache)
         if not path or not os.path.isfile(path):
             return None
-        return cached_sha256(path, (root or StorageRoot(default_home())).checksums)
+        return cached_sha256(path, cache)
 
     def settings_record(self) -> dict[str, str]:
         """The segmenter's settings in effect, its device and the prefetch depth, as strings."""
@@ -247,8 +256,8 @@ def segmenter_from_environment(environ: Mapping[str, str] | None = None, backend
     ``backend_options`` (``{"motion": {...}}``, e.g. from the CLI) win over it."""
     environ = os.environ if environ is None else environ
     values = {**from_environ(SegmenterSettings, environ), **{k: v for k, v in overrides.items() if v is not None}}
-    for name, backend in BACKENDS.items():
-        values[name] = from_environment(BACKEND_CONFIGS[name], backend.settings_class, environ, name, **(backend_options or {}).get(name, {}))
+    for family in FAMILIES:
+        values[family] = from_environment(BACKEND_CONFIGS[family], family_settings(family), environ, family, **(backend_options or {}).get(family, {}))
     return SegmenterResource(**values)
 
 

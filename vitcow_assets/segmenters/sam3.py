@@ -51,7 +51,11 @@ class Sam3Settings:
     session (15 by default in the package); on 20-frame clips that removes objects found on
     the first frame, so the default here is 0 (every detection is kept)."""
 
-    checkpoint: str | None = setting(None, "SAM3 checkpoint file (sam3.pt, or the same tensors as .safetensors); with backend auto, setting it chooses sam3")
+    checkpoint: str | None = setting(
+        None, "SAM3 checkpoint: Meta's release file (sam3.pt, or the same tensors as .safetensors), a SAM 3.1 multiplex file, or a "
+        "transformers model (folder with config.json, or its model.safetensors); with backend auto, setting it chooses the "
+        "implementation (docs/sam3-implementations.md)"
+    )
     device: str = setting("auto", "auto, cuda or cpu (cpu: tests and smoke runs only)", choices=("auto", "cuda", "cpu"))
     gpus: tuple[int, ...] = setting(
         (), "GPUs this host's steps share out, one model each (indices, comma-separated; unset: every visible GPU); with device "
@@ -70,6 +74,14 @@ class Sam3Settings:
         "pil", "how frames become the model's input: pil (as SAM3's own loader, value for value, on the CPU) or bilinear "
         "(antialiased bilinear, as SAM3's training resizes, on the GPU: the CPU only copies the frames)",
         choices=RESIZES,
+    )
+    transformers_config: str | None = setting(
+        None, "sam3-transformers only: the config.json giving the model's sizes when the checkpoint is Meta's release layout "
+        "(converted on load; default: transformers' SAM3 configuration, that of the released sam3.pt)"
+    )
+    transformers_parity: bool = setting(
+        True, "sam3-transformers only: where transformers' pipeline departs from Meta's (the detector's prompt, new objects' "
+        "masks entering the tracker), do as Meta's does (docs/sam3-implementations.md); false: transformers as it is"
     )
 
     def __post_init__(self) -> None:
@@ -413,6 +425,13 @@ class Sam3Session:
         self._known_ids.clear()  # a text prompt restarts the session's objects
         self._propagated = False
         self._add(frame_index=clip_frame, text=text)
+
+    def add_text_prompts(self, texts: Sequence[str], clip_frame: int = 0) -> None:
+        """One text only: Meta's predictor takes one text per session (the stage runs a
+        session per text query)."""
+        if len(texts) != 1:
+            raise PromptError(f"the sam3 backend takes one text per session, got {len(texts)}: run one session per text")
+        self.add_text_prompt(texts[0], clip_frame)
 
     def add_box_prompt(self, xyxy: Sequence[float], clip_frame: int, text: str | None = None) -> None:
         x1, y1, x2, y2 = (float(v) for v in xyxy)
