@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vitcow_assets.core.checkpoint_kinds import CheckpointKind
 from vitcow_assets.core.settings import check, setting
 from vitcow_assets.core.detections import Detections
 from vitcow_assets.core.masks import BoxMasks
@@ -314,18 +315,27 @@ class Sam3Segmenter(SegmenterBase):
         self.device = device or accelerators.resolve_kind(settings.device, settings.gpus)
         self._mode = _device_mode(self.device)
         bpe = settings.bpe_path or find_bpe_path()
-        self.predictor = build_predictor(settings.checkpoint, bpe, self.device, self._mode)
+        self.compiled = compiled_on(settings, self.device)
+        self.multiplex = inspect_sam3_checkpoint(settings.checkpoint).kind is CheckpointKind.SAM31_MULTIPLEX
+        self.predictor = build_predictor(settings.checkpoint, bpe, self.device, self._mode, settings.max_objects, self.compiled)
         model = self.predictor.model
         model.score_threshold_detection = settings.score_threshold
         model.new_det_thresh = settings.new_object_threshold
         model.hotstart_delay = settings.hotstart_delay
-        set_max_objects(model, settings.max_objects)
-        self.compiled = compiled_on(settings, self.device)
+        if not self.multiplex:  # SAM 3.1's builder took the cap (its buckets size the compile cache)
+            set_max_objects(model, settings.max_objects)
         if settings.compile and not self.compiled:
             warnings.warn("sam3 compile is CUDA only (torch.compile max-autotune): ignored on cpu", stacklevel=2)
         model.compile_model = self.compiled
         self.image_size = int(model.image_size)
         _install_prepared_input_hook()
+        self._requests = None
+        if self.multiplex:
+            from vitcow_assets.segmenters import sam3_multiplex
+
+            self.name = f"sam3.1/{importlib.metadata.version('sam3')}"
+            sam3_multiplex.share_prepared_input_hook()
+            self._requests = sam3_multiplex.MultiplexRequests()
         if self.compiled:
             self._warm_up()
         # SAM3's close_session runs a full gc.collect() for every session, i.e. every clip,
@@ -354,6 +364,7 @@ class Sam3Segmenter(SegmenterBase):
             **super().settings_record(),
             "sam3.device": self.device,
             "sam3.precision": "bf16-autocast" if self.device.startswith("cuda") else "fp32",
+            "sam3.implementation": self.name,
             "sam3.compile": compiled,
         }
 
@@ -366,8 +377,11 @@ class Sam3Segmenter(SegmenterBase):
         return prepare_clip(frames, self.image_size, model.image_mean, model.image_std, self.settings.resize)
 
     def request(self, request: dict) -> dict:
+        if self._requests is not None:  # SAM 3.1's request fields and session expiry
+            request = self._requests.before(request)
         with self._mode(), self._explained():
-            return self.predictor.handle_request(request)
+            response = self.predictor.handle_request(request)
+        return response if self._requests is None else self._requests.after(request, response)
 
     @contextlib.contextmanager
     def _explained(self):
@@ -384,6 +398,8 @@ class Sam3Segmenter(SegmenterBase):
         """The mode (CPU mapping or autocast) is entered only while SAM3's code runs, never
         across a ``yield``: the caller's code between items runs outside it, and a stream
         abandoned half-way cannot leave it entered."""
+        if self._requests is not None:
+            request = self._requests.before(request)
         items = self.predictor.handle_stream_request(request)
         try:
             while True:
