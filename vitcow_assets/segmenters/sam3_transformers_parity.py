@@ -84,8 +84,9 @@ def _add_new_objects(self, inference_session, frame_idx, new_obj_ids, new_obj_ma
 
 def _first_memory_as_meta(tracker, session, frame_idx: int, obj_ids: list, masks) -> None:
     """Point 4: new objects' first memory from their masks as Meta's tracker holds them: at
-    the video's resolution (``±NO_OBJ_SCORE``), brought to the low resolution, then to the
-    image size, overlaps given to the highest score, binarised (a mask from user input)."""
+    the video's resolution (``±NO_OBJ_SCORE``; an object added later takes the pixels it
+    shares with earlier ones), brought to the low resolution, then to the image size, overlaps
+    given to the highest score, binarised (a mask from user input)."""
     import torch
     import torch.nn.functional as F
 
@@ -94,6 +95,8 @@ def _first_memory_as_meta(tracker, session, frame_idx: int, obj_ids: list, masks
     low_size = tuple(s // INPUT_MASK_SCALE for s in masks.shape[-2:])
     at_video = F.interpolate(masks.unsqueeze(1).float(), size=video_size, mode="bilinear", align_corners=False, antialias=True) > 0.5
     logits = torch.where(at_video, -NO_OBJ_SCORE, NO_OBJ_SCORE)
+    for k in range(1, len(obj_ids)):  # objects added one by one: each takes its pixels from those added before
+        logits[:k] = torch.where(at_video[k : k + 1], NO_OBJ_SCORE, logits[:k])
     low = F.interpolate(logits, size=low_size, mode="bilinear", align_corners=False, antialias=True)
     high = F.interpolate(low, size=(tracker.image_size, tracker.image_size), mode="bilinear", align_corners=False)
     high = _non_overlapping(high).to(dtype)
