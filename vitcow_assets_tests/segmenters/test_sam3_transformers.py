@@ -215,3 +215,39 @@ def test_the_connected_components_stand_in_counts_8_connected_pixels():
     assert counts[0, 0, 0, 0] == counts[0, 0, 1, 1] == 2 and counts[0, 0, 5, 5] == 4 and counts[0, 0, 3, 3] == 0
     assert labels[0, 0, 0, 0] == labels[0, 0, 1, 1] != labels[0, 0, 4, 4] and int(labels[1].max()) == 0
     assert labels.dtype == counts.dtype == torch.int32 and labels.shape == masks.shape
+
+
+def test_the_lifecycle_is_the_sam3_backends_a_model_per_leased_device_a_closed_session_per_clip(folder, frames, tmp_path):
+    """Loaded once per process on a leased device (simulated cpu:N), reused while idle, its
+    device freed with it; a session closed (and its state dropped) when its clip fails."""
+    from vitcow_assets.defs.resources import forget_cached_models, segmenter_from_environment
+    from vitcow_assets.runtime.device_leases import try_lease
+    from vitcow_assets.segmenters.model_pool import ModelPool
+
+    settings = Sam3Settings(checkpoint=str(folder), device="cpu", gpus=(0, 1), **MANY)
+    pool = ModelPool()
+    try:
+        first = pool.take("sam3-transformers", settings, tmp_path, wait_s=0)
+        assert first.device == "cpu:0" and first.model.device == "cpu:0" and first.lease is not None
+        pool.give_back(first)
+        assert pool.take("sam3-transformers", settings, tmp_path, wait_s=0) is first  # not loaded again
+        assert try_lease(first.lease.device, tmp_path) is None  # its device stays leased while it lives
+    finally:
+        pool.clear()
+    freed = try_lease(first.lease.device, tmp_path)
+    assert freed is not None
+    freed.release()
+
+    resource = segmenter_from_environment({"VITCOW_SAM3_CHECKPOINT": str(folder), "VITCOW_SAM3_DEVICE": "cpu", "VITCOW_SAM3_SCORE_THRESHOLD": "0"})
+    assert resource.resolved_backend == "sam3-transformers"
+    opened = []
+    try:
+        with pytest.raises(PromptError):
+            with resource.session(frames) as session:
+                opened.append(session)
+                session.add_text_prompt("cow")
+                session.remove_object(999)  # not in the clip: the clip fails when its results are made
+                list(session.propagate())
+    finally:
+        forget_cached_models()
+    assert opened[0].session is None  # closed on the failure: nothing of the clip is held
