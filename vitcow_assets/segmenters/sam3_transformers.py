@@ -25,7 +25,7 @@ What differs from Meta's predictor (docs/sam3-implementations.md):
 """
 
 import contextlib
-import gc
+import importlib.metadata
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -56,7 +56,10 @@ class Sam3TransformersSegmenter(SegmenterBase):
         setting's kind."""
         self.settings = settings
         self.checkpoint = settings.checkpoint
-        self.name = f"sam3-transformers/{transformers_version()}"
+        try:
+            self.name = f"sam3-transformers/{transformers_version()}"
+        except importlib.metadata.PackageNotFoundError:
+            raise SegmenterConfigError("the sam3-transformers backend needs transformers: pip install 'vitcow_assets[sam3]'") from None
         self.device = device or accelerators.resolve_kind(settings.device, settings.gpus)
         self.dtype = "float32" if self.device.startswith("cpu") else "bfloat16"
         bpe = settings.bpe_path or find_bpe_path()
@@ -217,8 +220,7 @@ class Sam3TransformersSession:
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            self.session = None
-            gc.collect()
+            self.session = None  # the clip's frames, features and memories go with it
 
     def __enter__(self) -> "Sam3TransformersSession":
         return self
