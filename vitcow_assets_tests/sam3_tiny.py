@@ -59,7 +59,7 @@ def tiny_builder(size: int = SIZE, queries: int = 5):
         return PositionEmbeddingSine(num_pos_feats=256, normalize=True, scale=None, temperature=10000,
                                      precompute_resolution=size if precompute_resolution else None)
 
-    def vit(compile_mode=None):
+    def vit(compile_mode=None, **newer):  # newer: use_fa3, use_rope_real of the repository's builder
         return ViT(img_size=size, pretrain_img_size=size, patch_size=14, embed_dim=64, depth=2, num_heads=2,
                    mlp_ratio=2.0, norm_layer="LayerNorm", drop_path_rate=0.0, qkv_bias=True, use_abs_pos=True,
                    tile_abs_pos=True, global_att_blocks=(1,), rel_pos_blocks=(), use_rope=True, use_interp_rope=True,
@@ -72,12 +72,12 @@ def tiny_builder(size: int = SIZE, queries: int = 5):
             self_attention=Attention(num_heads=8, dropout=0.0, embed_dim=256, batch_first=batch_first),
             cross_attention=Attention(num_heads=8, dropout=0.0, embed_dim=256, batch_first=batch_first), **kw)
 
-    def transformer_encoder():
+    def transformer_encoder(**newer):
         layer = encoder_layer(True, pos_enc_at_attn=True, pos_enc_at_cross_attn_keys=False, pos_enc_at_cross_attn_queries=False)
         return TransformerEncoderFusion(layer=layer, num_layers=1, d_model=256, num_feature_levels=1, frozen=False,
                                         use_act_checkpoint=False, add_pooled_text_to_img_feat=False, pool_text_with_mask=True)
 
-    def transformer_decoder():
+    def transformer_decoder(**newer):
         layer = TransformerDecoderLayer(activation="relu", d_model=256, dim_feedforward=DECODER_FEED_FORWARD, dropout=0.0,
                                         cross_attention=Attention(num_heads=8, dropout=0.0, embed_dim=256), n_heads=8,
                                         use_text_cross_attention=True)

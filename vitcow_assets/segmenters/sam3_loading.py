@@ -109,6 +109,8 @@ def loaded_predictor_class():
 
     class LoadedPredictor(Sam3VideoPredictor):
         def __init__(self, model) -> None:  # what Sam3VideoPredictor.__init__ sets, with its defaults
+            # its base's (the repository's sam3 keeps sessions in Sam3BasePredictor; 0.1.4 has none)
+            super(Sam3VideoPredictor, self).__init__()
             self.async_loading_frames = False
             self.video_loader_type = "cv2"
             self.model = model

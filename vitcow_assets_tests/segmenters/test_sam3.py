@@ -4,6 +4,7 @@ Every request type goes through the project's backend and is asserted on its eff
 Skipped where the ``sam3`` package is not installed.
 """
 
+import importlib.metadata
 import importlib.util
 import json
 import subprocess
@@ -230,7 +231,7 @@ def test_cli_runs_sam3_with_a_prompt_file_of_every_step_kind(tiny_checkpoint, tm
     masks = pq.read_table(layout.masks_table).to_pylist()
     crops = pq.read_table(layout.crops_table).to_pylist()
     assert {r["prompt"] for r in masks} == {"cow", "calf"}
-    assert {r["segmenter"] for r in masks} == {"sam3/0.1.4"}
+    assert {r["segmenter"] for r in masks} == {f"sam3/{importlib.metadata.version('sam3')}"}  # the installed sam3 (0.1.4 from PyPI)
     ids = {(r["clip_id"], r["object_id"]) for r in masks}
     assert ("c00001", 100) in ids and ("c00000", 100) not in ids  # clicked in the clip holding frame 32
     assert ("c00000", 1) not in ids and ("c00001", 1) in ids  # removed in the clip holding frame 0 only
