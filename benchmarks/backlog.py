@@ -46,7 +46,7 @@ def land_videos(count: int, frames: int, landing: Path) -> list[Path]:
     landing.mkdir(parents=True, exist_ok=True)
     if not FOOTAGE.is_file():
         sys.path.insert(0, str(REPO))
-        from vitcow_assets_tests.synthetic import write_video
+        from vitcow_testbed.synthetic import write_video
 
         return [write_video(landing / f"synthetic_{i}.mp4", frames=frames, fps=10 + i) for i in range(count)]
     with av.open(str(FOOTAGE)) as src:
@@ -76,7 +76,7 @@ def run_backlog(videos: list[Path]) -> dict:
     from vitcow_assets.media.hashing import sha256_file
     from vitcow_assets.footage.registry import Registry
     from vitcow_assets.footage.layout import StorageRoot, default_home
-    from vitcow_assets_tests.deploy_helpers import step_intervals
+    from vitcow_testbed.deploy_helpers import step_intervals
 
     ensure_dagster_home()
     instance = dg.DagsterInstance.get()
@@ -100,8 +100,8 @@ def run_backlog(videos: list[Path]) -> dict:
 def celery_workers(env: dict, work: Path):
     """PostgreSQL (the instance the workers share) and Redis on 127.0.0.1, and two workers
     (``gpu`` queue, default queue); ``env`` gets the instance and the broker."""
-    from vitcow_assets_tests.deploy_helpers import BIN, background
-    from vitcow_assets_tests.servers import run_postgres, run_redis
+    from vitcow_testbed.deploy_helpers import BIN, background
+    from vitcow_testbed.servers import run_postgres, run_redis
 
     with run_postgres() as pg, run_redis() as url:
         env["DAGSTER_PG_PASSWORD"] = ""

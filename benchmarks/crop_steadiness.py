@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 
 from vitcow_assets.core import crop_windows as cw
 from vitcow_assets.core.clips import ClipSettings
-from vitcow_assets.stages.cropping import CropSettings, object_boxes
+from vitcow_assets.stages.cropping import CropSettings, measure_scene_speed, object_boxes
 
 FOOTAGE = Path(__file__).resolve().parents[2] / "shared" / "footage"
 DEFAULT_FOOTAGE = [FOOTAGE / "vtest.avi", FOOTAGE / "fish_topdown_8.avi"]
@@ -101,11 +101,8 @@ class Tally:
 
 
 def measure(masks: Path, settings: cw.WindowSettings) -> dict:
-    sampler = cw.SpeedSampler()
-    table = pq.read_table(masks, columns=["clip_id", "object_id", "clip_frame", "x1", "y1", "x2", "y2"])
-    for _, _, frames, boxes in object_boxes(table):
-        sampler.add(frames, boxes)
-    speed = sampler.result()
+    model = measure_scene_speed(masks)  # the crop stage's own measure
+    speed = model.line_reach()
     before, after = Tally(), Tally()
     for boxes in clip_boxes(masks):
         present = cw.present_of(boxes)
@@ -113,12 +110,13 @@ def measure(masks: Path, settings: cw.WindowSettings) -> dict:
         for plan in cw.plan_object(boxes, settings, speed):
             after.add(boxes, plan.windows, plan.present, speed, plan.fixed)
     zoom = np.concatenate(after.sides).sum() / np.concatenate(before.sides).sum()
-    return {"speed": speed, "before": before.row(), "after": after.row(), "zoom_out": float(zoom)}
+    return {"speed": speed, "samples": len(model), "before": before.row(), "after": after.row(), "zoom_out": float(zoom)}
 
 
 def report(name: str, result: dict) -> dict[str, str]:
     speed = result["speed"]
-    print(f"== {name}: scene speed " + (f"{speed.speed_px:.1f} px/frame + {speed.noise_px:.1f} px jitter ({speed.samples} moves)" if speed else "not measured"))
+    reach = f"reach {float(speed(1)):.1f} px in 1 frame, {float(speed(4)):.1f} px in 4 ({result['samples']} one-frame moves)" if speed else "not measured"
+    print(f"== {name}: scene speed {reach}")
     print(f"  {'':8s} {'crops':>6s} {'jitter px':>10s} {'shake px':>9s} {'win jumps':>10s} {'crops w/ jump':>14s} {'inside':>7s} {'fixed':>6s}")
     keys = {}
     for when in ("before", "after"):

@@ -9,7 +9,8 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from benchmarks.inputs import VIDEO_ID, Input
-from vitcow_assets.core.geometry import crop_window, extract_crop
+from vitcow_assets.core.crop_windows import frame_windows
+from vitcow_assets.core.geometry import extract_crop
 from vitcow_assets.core.prompts import text_plan
 from vitcow_assets.segmenters.motion import MotionSegmenter
 from vitcow_assets.stages.cropping import CropSettings
@@ -44,10 +45,15 @@ def detection_boxes(masks: Path) -> Boxes:
 
 
 def crop_images(frames: Iterable[np.ndarray], boxes: dict[int, np.ndarray], crop: CropSettings) -> Iterator[np.ndarray]:
-    """One object's crop image per clip frame, as the project cuts it (``crop_window`` +
-    ``extract_crop``); a black image where the object is absent."""
+    """One object's crop image per clip frame, as the project cuts it with per-frame windows
+    (``core.crop_windows.frame_windows`` + ``extract_crop``); a black image where the object
+    is absent."""
     size = crop.crop_size
     black = np.zeros((size, size, 3), np.uint8)
     for clip_frame, frame in enumerate(frames):
         xyxy = boxes.get(clip_frame)
-        yield black if xyxy is None else extract_crop(frame, crop_window(xyxy, size, crop.margin), size)
+        if xyxy is None:
+            yield black
+            continue
+        window = frame_windows(np.asarray([xyxy], np.float64), size, crop.margin)[0]
+        yield extract_crop(frame, tuple(int(v) for v in window), size)

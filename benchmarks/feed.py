@@ -219,7 +219,7 @@ def feed_pass(path: Path, clips, objects: int, resize: str, out: Path) -> tuple[
     from vitcow_assets.core.prompts import text_plan
     from vitcow_assets.media.video import probe_video
     from vitcow_assets.stages.segmentation import MaskJob, segment_clips
-    from vitcow_assets_tests.fakes import FakeSegmenter
+    from vitcow_testbed.fakes import FakeSegmenter
 
     info = probe_video(path)
     steps = {"standin": 0.0, "to_detections": 0.0}

@@ -138,7 +138,7 @@ class Memory:
 
 def write_random_checkpoint(path: Path, bpe: str, test_size: bool) -> None:
     """The real builder with random weights (the tests' recipe), state dict saved to ``path``."""
-    from vitcow_assets_tests.sam3_tiny import tiny_builder, write_tiny_checkpoint
+    from vitcow_testbed.sam3_tiny import tiny_builder, write_tiny_checkpoint
 
     sizes = tiny_builder(queries=TEST_QUERIES) if test_size else contextlib.nullcontext()
     with sizes:
@@ -163,7 +163,7 @@ def masks(footage, clips, resource, segmenter, out, prefetch: int, progress=None
 
 def load(resource, test_size: bool):
     """The resource's model, built from its checkpoint file (the tiny sizes at test size)."""
-    from vitcow_assets_tests.sam3_tiny import tiny_builder
+    from vitcow_testbed.sam3_tiny import tiny_builder
 
     with tiny_builder(queries=TEST_QUERIES) if test_size else contextlib.nullcontext():
         return resource.segmenter

@@ -4,13 +4,13 @@ Run from the repository root::
 
     python -m benchmarks.identity [--keep DIR]
 
-The footage (``vitcow_assets_tests/synthetic_tracks.py``): six small animals over a textured
+The footage (``vitcow_testbed/synthetic_tracks.py``): six small animals over a textured
 background, 109 frames cut into 6 clips of 10 frames every 2nd frame: two cross head-on
 exactly on a clip boundary (one hidden on the shared frame), two cross in an X inside a clip,
 one walks, stands still for two whole clips and walks on, one wanders slowly.
 
 Each detector runs through ``segment_clips`` (the project's streaming path, linking included)
-and is scored with TrackEval's IDF1 (``benchmarks/idscore.py``) over every sampled frame:
+and is scored with TrackEval's IDF1 (``vitcow_testbed/idscore.py``) over every sampled frame:
 
 - ``truth``: ``ColourKeySegmenter``, a perfect detector whose object ids are shuffled per
   clip, so the score measures the cross-clip linker alone;
@@ -36,16 +36,16 @@ from pathlib import Path
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from benchmarks.idscore import identity_scores
 from benchmarks.motion_v2 import MotionSegmenterV2, TrackLinkerV2
-from benchmarks.trackscore import relink
 from vitcow_assets.core.clips import ClipSettings, ClipWindow, plan_clips
 from vitcow_assets.core.geometry import box_iou
 from vitcow_assets.core.identity import ClipObservations, TrackLinker
 from vitcow_assets.segmenters.motion import MotionSegmenter
 from vitcow_assets.core.prompts import text_plan
 from vitcow_assets.stages.segmentation import MaskJob, segment_clips
-from vitcow_assets_tests import synthetic_tracks as st
+from vitcow_testbed import synthetic_tracks as st
+from vitcow_testbed.idscore import identity_scores
+from vitcow_testbed.trackscore import relink
 
 
 def _opener(segmenter):

@@ -81,9 +81,8 @@ def _databases(postgres, folder: Path):
 
 
 def main() -> None:
-    from vitcow_assets_tests.labelling.crops import synthetic_catalog
-    from vitcow_assets_tests.labelling.serving import label_server
-    from vitcow_assets_tests.servers import run_postgres
+    from vitcow_testbed.servers import label_server, run_postgres
+    from vitcow_testbed.synthetic_catalog import synthetic_catalog
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--labels", type=int, default=300)

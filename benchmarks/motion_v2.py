@@ -3,12 +3,17 @@ tracking work), frozen here as a benchmark baseline: ``MotionSegmenterV2`` (with
 ``IoUTracker``, ``stitch_tracklets`` and background statistics) and ``TrackLinkerV2`` (shared
 frame by mask IoU, fallback by predicted box within 3 frame steps).
 
-Only what changed since v2 is copied here; what is still the same (the background memory,
-the linker's records, the motion backend's small helpers) is imported from the package
-(and from ``motion_v1``), marked "unchanged since v2" at the import.
+Self-contained: every piece of behaviour it uses is copied here, the parts the package still
+had unchanged when this baseline was made (the background memory and statistics, the
+linker's records, the motion backend's small helpers) included, as they stood at commit
+e4406a5 (section "unchanged since v2" below; ``_centres`` and ``_diagonals`` come from the
+frozen ``motion_v1``). From the package it takes only the records it exchanges with the
+pipeline (``Detections``, ``FrameResult``, ``ClipWindow``, ``ClipObservations``,
+``SegmenterConfigError``) and the definitions of IoU (``box_iou``, ``rle_iou``, ``rle_area``),
+so no change in the package moves it (``test_architecture.py`` checks the imports).
 
 Kept only so that the benchmarks measure the old and the new backend in the same run
-(``benchmarks.tracking``, ``benchmarks.scenes``); nothing in the package imports it. Do not
+(``benchmarks.tracking``, ``benchmarks.identity``); nothing in the package imports it. Do not
 edit: it is the "before" of issue 20's table.
 """
 
@@ -23,16 +28,191 @@ import numpy as np
 import pyarrow as pa
 from scipy.optimize import linear_sum_assignment
 
-from benchmarks.motion_v1 import _centres, _diagonals  # noqa: F401 - unchanged since v2
-from vitcow_assets.core.identity import _Object, _Track, _assign  # noqa: F401 - unchanged since v2
-from vitcow_assets.segmenters.motion import ClipBackground, _components, _digest, _kernel, _odd, _spread  # noqa: F401 - unchanged since v2
-from vitcow_assets.core.background import BackgroundMemory, masked_median, robust_sigma, split_count, typical_area  # noqa: F401 - unchanged since v2
+from benchmarks.motion_v1 import _centres, _diagonals
 from vitcow_assets.core.clips import ClipWindow
 from vitcow_assets.core.detections import Detections
 from vitcow_assets.core.geometry import box_iou
 from vitcow_assets.core.masks import rle_area, rle_iou
 from vitcow_assets.core.identity import ClipObservations
 from vitcow_assets.segmenters.base import FrameResult, SegmenterConfigError
+
+
+# --- unchanged since v2: core/background.py, core/identity.py and segmenters/motion.py as they
+# --- stood at commit e4406a5, copied so that the package's later changes never move the baseline
+
+#: pixels per band of ``BackgroundMemory.estimate`` (its sort's working memory is about
+#: 6 bytes per pixel and sample)
+_BAND_PIXELS = 65536
+
+
+def masked_median(samples: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-pixel median of the valid samples (``uint8 (K, H, W)``, ``bool (K, H, W)``) and
+    the count of valid samples; 0 where no sample is valid."""
+    k, height, width = samples.shape
+    if k == 0:
+        return np.zeros((height, width), np.uint8), np.zeros((height, width), np.int64)
+    values = np.where(valid, samples.astype(np.uint16), np.uint16(256))
+    values.sort(axis=0)
+    count = valid.sum(axis=0)
+    rank = np.maximum(count - 1, 0) // 2
+    median = np.take_along_axis(values, rank[None], axis=0)[0]
+    return np.where(count > 0, median, 0).astype(np.uint8), count
+
+
+def robust_sigma(values: np.ndarray) -> float:
+    """Noise standard deviation from the median absolute deviation (``1.4826 × MAD``)."""
+    values = np.asarray(values, np.float32).ravel()
+    if values.size == 0:
+        return 0.0
+    centre = np.median(values)
+    return float(1.4826 * np.median(np.abs(values - centre)))
+
+
+def typical_area(areas: np.ndarray, floor: float) -> float:
+    """The plain median of the blobs at least a quarter of the area-weighted median blob
+    (blobs under ``floor`` pixels left out); 0 when there are none."""
+    areas = np.sort(np.asarray(areas, np.float64).ravel())
+    areas = areas[areas >= floor]
+    if areas.size == 0:
+        return 0.0
+    cumulative = np.cumsum(areas)
+    weighted = areas[np.searchsorted(cumulative, cumulative[-1] / 2.0)]
+    return float(np.median(areas[areas >= weighted / 4.0]))
+
+
+def split_count(area: float, typical: float, max_parts: int = 6, min_ratio: float = 1.6) -> int:
+    """How many objects a blob of ``area`` most likely holds (1 under ``min_ratio`` typical areas)."""
+    if typical <= 0 or area < min_ratio * typical:
+        return 1
+    return int(min(max_parts, max(2, round(area / typical))))
+
+
+class BackgroundMemory:
+    """Sample frames of earlier clips of one scene, with per-pixel validity (``capacity``
+    frames, oldest dropped first)."""
+
+    def __init__(self, capacity: int = 48) -> None:
+        if capacity < 1:
+            raise ValueError(f"background memory needs at least one frame, got {capacity}")
+        self.capacity = capacity
+        self._samples: np.ndarray | None = None  # uint8 (capacity, H, W), ring buffer
+        self._valid: np.ndarray | None = None  # bool (capacity, H, W)
+        self._filled = 0
+        self._next = 0
+
+    @property
+    def shape(self) -> tuple[int, int] | None:
+        return None if self._samples is None else self._samples.shape[1:]
+
+    def __len__(self) -> int:
+        return self._filled
+
+    def clear(self) -> None:
+        self._samples = self._valid = None
+        self._filled = self._next = 0
+
+    def add(self, grey: np.ndarray, valid: np.ndarray) -> None:
+        grey = np.asarray(grey, np.uint8)
+        if self._samples is None or self._samples.shape[1:] != grey.shape:
+            self._samples = np.zeros((self.capacity, *grey.shape), np.uint8)
+            self._valid = np.zeros((self.capacity, *grey.shape), bool)
+            self._filled = self._next = 0
+        self._samples[self._next] = grey
+        self._valid[self._next] = valid
+        self._next = (self._next + 1) % self.capacity
+        self._filled = min(self._filled + 1, self.capacity)
+
+    def median(self, step: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        if self._samples is None or self._filled == 0:
+            raise ValueError("the background memory is empty")
+        k = self._filled
+        return masked_median(self._samples[:k, ::step, ::step], self._valid[:k, ::step, ::step])
+
+    def estimate(self, clip_samples: np.ndarray) -> tuple[np.ndarray, float]:
+        clip_samples = np.asarray(clip_samples, np.uint8)
+        if self._samples is None or self._samples.shape[1:] != clip_samples.shape[1:] or self._filled == 0:
+            return np.median(clip_samples, axis=0).astype(np.uint8), 0.0
+        height, width = clip_samples.shape[1:]
+        median = np.empty((height, width), np.uint8)
+        count = np.empty((height, width), np.int64)
+        band = max(1, _BAND_PIXELS // width)
+        for top in range(0, height, band):
+            rows = slice(top, top + band)
+            samples = np.concatenate([self._samples[: self._filled, rows], clip_samples[:, rows]])
+            valid = np.concatenate([self._valid[: self._filled, rows], np.ones(clip_samples[:, rows].shape, bool)])
+            median[rows], count[rows] = masked_median(samples, valid)
+        return median, float(np.mean(1.0 - len(clip_samples) / np.maximum(count, 1)))
+
+
+@dataclasses.dataclass
+class _Track:
+    """What the linker remembers of an open track: its last observation and velocity."""
+
+    track_id: int
+    prompt: str
+    last_frame: int
+    last_xyxy: np.ndarray
+    last_rle: dict
+    velocity: np.ndarray  # centre shift per source frame, float64 (2,)
+
+
+@dataclasses.dataclass
+class _Object:
+    """One object of the clip being linked: its first and last observations."""
+
+    object_id: int
+    prompt: str
+    first_frame: int
+    first_xyxy: np.ndarray
+    first_rle: dict
+    last_frame: int
+    last_xyxy: np.ndarray
+    last_rle: dict
+    velocity: np.ndarray
+
+
+def _assign(cost: np.ndarray) -> list[tuple[int, int]]:
+    """Hungarian assignment on ``cost``; pairs at the forbidden cost (``_NO``) are dropped."""
+    if cost.size == 0:
+        return []
+    rows, cols = linear_sum_assignment(cost)
+    return [(int(r), int(c)) for r, c in zip(rows, cols) if cost[r, c] < _NO]
+
+
+@dataclasses.dataclass
+class ClipBackground:
+    """What the segmenter worked out for one clip."""
+
+    fingerprint: str
+    background: np.ndarray  # float32 (H, W)
+    from_memory: float  # fraction of pixels whose background came from earlier clips
+
+
+def _kernel(px: int) -> np.ndarray:
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (px, px))
+
+
+def _odd(px: int) -> int:
+    return px if px % 2 else px + 1
+
+
+def _spread(n: int, k: int) -> list[int]:
+    """Up to ``k`` indices spread evenly over ``range(n)``, first and last included."""
+    return sorted({int(round(i)) for i in np.linspace(0, n - 1, min(k, n))})
+
+
+def _digest(grey: np.ndarray) -> str:
+    return hashlib.sha1(np.ascontiguousarray(grey).tobytes()).hexdigest()
+
+
+def _components(fg: np.ndarray) -> tuple[int, np.ndarray, np.ndarray, tuple[int, int]]:
+    """Connected components (8-connected) of the foreground's bounding region:
+    ``(count, labels, stats, (x0, y0))``, labels and stats relative to ``(x0, y0)``."""
+    x0, y0, w, h = cv2.boundingRect(fg)
+    if w == 0 or h == 0:
+        return 1, np.zeros((1, 1), np.int32), np.zeros((1, 5), np.int32), (0, 0)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(fg[y0 : y0 + h, x0 : x0 + w], connectivity=8)
+    return count, labels, stats, (x0, y0)
 
 
 

@@ -1,7 +1,7 @@
 """The reference approach, a separate baseline on purpose: OpenCV ``VideoCapture`` with a seek
 per clip, every ``frame_step``-th frame written to an ``mp4v`` clip file; then, per (clip,
 object), the clip file is decoded again and the object's crops (cut with the project's
-``crop_window`` + ``extract_crop``) are written to an ``mp4v`` crop video."""
+per-frame ``frame_windows`` + ``extract_crop``) are written to an ``mp4v`` crop video."""
 
 from collections.abc import Iterator
 from pathlib import Path

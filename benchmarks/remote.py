@@ -153,7 +153,7 @@ def main(argv=None) -> int:
     parser.add_argument("--big-mib", type=int, default=64)
     args = parser.parse_args(argv)
 
-    from vitcow_assets_tests import servers
+    from vitcow_testbed import servers
 
     if servers.SSHD is None or servers.SSH_KEYGEN is None:
         print("sshd/ssh-keygen not installed (apt-get install openssh-server): nothing to measure")

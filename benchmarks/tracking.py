@@ -14,20 +14,24 @@ backend, in the same process: ``v1`` is the motion segmenter before issue 8
 (``benchmarks.motion_v1``), ``v2`` the one before issue 20 (``benchmarks.motion_v2``); both
 are linked across clips by the v2 linker (``TrackLinkerV2``), so "before" is before in both
 respects; ``now`` is the package's segmenter and linker. Synthetic scenes
-(``vitcow_assets_tests.synthetic_scenes``: N animals always in view) are written to a
+(``vitcow_testbed.synthetic_scenes``: N animals always in view) are written to a
 temporary folder, one video per scene and seed.
 
-Figures (``benchmarks.trackscore``): ``detections_per_frame`` (median), ``recall`` (mean over
-sampled frames of ``min(detections, N) / N``), ``track_length_frac`` (median per (clip, object)
-of frames present / clip frames), ``ids_per_clip`` (median; ideal N) and ``max_ids_per_clip``,
-``tracks_per_video`` (distinct ``track_id``; ideal N), ``short_tracks`` (objects present in
-under half of their clip: mostly black crops), ``jumps_over_100px`` (crops whose box jumps
-over 100 px between consecutive frames), ``fps`` and ``x_realtime`` (sampled frames, and
-seconds of source video, per wall second of ``segment_clips``). With ground truth also
-``idf1`` (TrackEval), ``matched_recall`` (true boxes matched at IoU >= 0.5) and
-``crop_switches`` (crops that follow more than one animal). Scenes print each seed and then
-the mean over seeds (``ids_per_clip``, ``max_ids_per_clip`` and ``tracks_per_video`` also
-their worst seed, as ``worst_*``).
+Figures (``vitcow_testbed.trackscore``, run by ``vitcow_testbed.tracking_runs``):
+``detections_per_frame`` (median), ``recall`` (mean over sampled frames of ``min(detections,
+N) / N``), ``track_length_frac`` (median per (clip, object) of frames present / clip
+frames), ``ids_per_clip`` (median; ideal N) and ``max_ids_per_clip``, ``tracks_per_video``
+(distinct ``track_id``; ideal N), ``short_tracks`` (objects present in under half of their
+clip: mostly black crops), ``jumps_over_100px`` (crops whose box jumps over 100 px between
+consecutive frames), ``fps`` and ``x_realtime`` (sampled frames, and seconds of source
+video, per wall second of ``segment_clips``). With ground truth also ``idf1`` (TrackEval),
+``matched_recall`` (true boxes matched at IoU >= 0.5) and ``crop_switches`` (crops that
+follow more than one animal), and, of the crops the crop stage cuts from the masks (objects
+cut where their box jumps), ``crop_parts``, ``part_switches`` (crop videos that still follow
+more than one animal), ``cuts_between_animals`` and ``cuts_within_animal`` (cuts that took a
+switch out, and cuts of one animal's crop for nothing). Scenes print each seed and then the
+mean over seeds (``ids_per_clip``, ``max_ids_per_clip`` and ``tracks_per_video`` also their
+worst seed, as ``worst_*``).
 
 The last line printed is ``key=value`` pairs: ``<backend>_<figure>`` for footage,
 ``<scene>_<backend>_<figure>`` for scenes. Wall times come from a shared machine: compare the
@@ -35,26 +39,21 @@ runs of one invocation, not runs of different days.
 """
 
 import argparse
-import contextlib
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 
 from benchmarks.motion_v1 import MotionSegmenterV1
 from benchmarks.motion_v2 import MotionSegmenterV2, TrackLinkerV2
-from benchmarks.trackscore import count_figures, relink, truth_figures
 from vitcow_assets.core.clips import ClipSettings, plan_clips
-from vitcow_assets.core.prompts import text_plan
 from vitcow_assets.media.video import probe_video
 from vitcow_assets.segmenters.motion import MotionSegmenter
-from vitcow_assets.stages.segmentation import MaskJob, segment_clips
+from vitcow_testbed import synthetic_scenes as ss
+from vitcow_testbed import tracking_runs
 
-PROMPT = "animal"
 #: backend name -> (segmenter factory, linker factory or None for the package's own)
 BACKENDS: dict[str, tuple[Callable, Callable | None]] = {
     "v1": (MotionSegmenterV1, TrackLinkerV2),
@@ -64,34 +63,10 @@ BACKENDS: dict[str, tuple[Callable, Callable | None]] = {
 WORST = ("ids_per_clip", "max_ids_per_clip", "tracks_per_video")
 
 
-def run_backend(name: str, footage: Path, clips, workdir: Path) -> tuple[list[dict], float, list]:
-    """Segment (and link) ``clips`` of ``footage`` with backend ``name``: the masks rows
-    (without masks), the wall seconds and the clips segmented."""
-    make_segmenter, make_linker = BACKENDS[name]
-    segmenter = make_segmenter()
-
-    @contextlib.contextmanager
-    def open_session(frames):
-        with segmenter.start_session(frames) as session:
-            yield session
-
-    out = workdir / f"{name}.parquet"
-    start = time.perf_counter()
-    summary = segment_clips(MaskJob(footage, "bench", clips, text_plan(PROMPT), segmenter.name, open_session, out))
-    wall = time.perf_counter() - start
-    done = clips[: summary.clips]
-    table = pq.read_table(out).drop(["mask_rle"]) if make_linker is None else relink(pq.read_table(out), done, make_linker()).drop(["mask_rle"])
-    return table.to_pylist(), wall, done
-
-
 def figures(name: str, footage: Path, clips, duration_s: float, animals: int, workdir: Path, gt=None) -> dict:
-    rows, wall, done = run_backend(name, footage, clips, workdir)
-    out = count_figures(rows, done, animals)
-    if gt is not None:
-        out.update(truth_figures(rows, gt))
-    out["fps"] = sum(c.frames for c in done) / wall
-    out["x_realtime"] = duration_s / wall
-    return out
+    """``tracking_runs.figures`` of backend ``name``."""
+    make_segmenter, make_linker = BACKENDS[name]
+    return tracking_runs.figures(make_segmenter, make_linker, footage, clips, duration_s, animals, workdir / f"{name}.parquet", gt)
 
 
 def _fmt(value) -> str:
@@ -129,20 +104,15 @@ def _mean_over_seeds(per_seed: list[dict]) -> dict:
 
 
 def scene_main(args) -> list[str]:
-    from vitcow_assets_tests import synthetic_scenes as ss
-
     pairs = []
     with tempfile.TemporaryDirectory(prefix="vitcow-scenes-") as tmp:
         for scene_name in args.scenes:
             spec = ss.SCENES[scene_name]
             per_seed: dict[str, list[dict]] = {b: [] for b in args.backends}
             for seed in range(args.seeds):
-                scene = ss.simulate(spec, seed)
-                video = ss.write_scene(Path(tmp) / f"{scene_name}-{seed}.mp4", scene)
-                clips = plan_clips(spec.frames, spec.fps, ClipSettings(frames_per_clip=ss.FRAMES_PER_CLIP, frame_step=ss.FRAME_STEP))
-                gt = scene.ground_truth_rows(sorted({f for c in clips for f in c.source_frames}))
+                case = ss.scene_case(scene_name, seed, Path(tmp))
                 for name in args.backends:
-                    result = figures(name, video, clips, spec.frames / spec.fps, spec.animals, Path(tmp), gt)
+                    result = figures(name, case.video, case.clips, case.duration_s, spec.animals, Path(tmp), case.truth)
                     per_seed[name].append(result)
                     print(f"{scene_name} seed {seed} {name}: " + " ".join(f"{k}={_fmt(v)}" for k, v in result.items()), flush=True)
             runs = {b: _mean_over_seeds(r) for b, r in per_seed.items()}
@@ -167,10 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     args.backends = ["now"] if args.no_before else args.backends
     if unknown := [b for b in args.backends if b not in BACKENDS]:
         parser.error(f"unknown backend(s) {', '.join(unknown)}; choose from {', '.join(BACKENDS)}")
-    from vitcow_assets_tests.synthetic_scenes import SCENES
-
-    if unknown := [s for s in args.scenes if s not in SCENES]:
-        parser.error(f"unknown scene(s) {', '.join(unknown)}; choose from {', '.join(SCENES)}")
+    if unknown := [s for s in args.scenes if s not in ss.SCENES]:
+        parser.error(f"unknown scene(s) {', '.join(unknown)}; choose from {', '.join(ss.SCENES)}")
     if args.footage is None and not args.scenes:
         parser.error("give FOOTAGE (with --animals) or --scenes")
     pairs = []

@@ -19,10 +19,21 @@ BLOCK = re.compile(r"(<!-- generated:(?P<key>[\w:.-]+) -->\n)(?P<body>.*?)(<!-- 
 
 
 def _schemas() -> dict:
+    import pyarrow as pa
+
     from vitcow_assets.core import catalog, tables
+    from vitcow_assets.evaluation import frames, probe, retrieval, scorecard
+    from vitcow_assets.evaluation.provenance import schema_with_lineage
     from vitcow_assets.lineage import builds
 
     return {
+        "schema:eval_retrieval": schema_with_lineage(retrieval.RETRIEVAL_FIELDS),
+        "schema:eval_probe_runs": schema_with_lineage(probe.RUN_FIELDS),
+        "schema:eval_probe_curve": schema_with_lineage(probe.CURVE_FIELDS),
+        "schema:eval_scorecard": schema_with_lineage(scorecard.SCORE_FIELDS),
+        "schema:eval_classes": pa.schema(scorecard.CLASS_FIELDS),
+        "schema:eval_confusion": pa.schema(scorecard.CONFUSION_FIELDS),
+        "schema:eval_frames": frames.FRAME_SCHEMA,
         "schema:clips": tables.CLIPS_SCHEMA,
         "schema:masks": tables.MASKS_SCHEMA,
         "schema:crops": tables.CROPS_SCHEMA,
@@ -34,7 +45,10 @@ def _schemas() -> dict:
 
 def _settings() -> dict:
     from vitcow_assets.core.clips import ClipSettings
+    from vitcow_assets.core.identity import LinkSettings
+    from vitcow_assets.evaluation.settings import ProbeSettings, RetrievalSettings
     from vitcow_assets.footage.settings import StorageSettings
+    from vitcow_assets.labelling.settings import LabelSettings
     from vitcow_assets.segmenters import FAMILIES, SegmenterSettings, family_settings
     from vitcow_assets.stages.cropping import CropSettings
 
@@ -43,6 +57,10 @@ def _settings() -> dict:
         "settings:segmenter": (SegmenterSettings, "", True, True),
         "settings:clips": (ClipSettings, "", True, False),
         "settings:crops": (CropSettings, "", True, False),
+        "settings:link": (LinkSettings, "link", True, True),
+        "settings:retrieval": (RetrievalSettings, "retrieval", True, True),
+        "settings:probe": (ProbeSettings, "probe", True, True),
+        "settings:labels": (LabelSettings, "", False, True),
     }
     for family in FAMILIES:
         out[f"settings:{family}"] = (family_settings(family), family, True, True)

@@ -8,6 +8,7 @@ from vitcow_assets.defs.assets import ASSETS, SOURCE_ASSETS
 from vitcow_assets.defs.checks import CHECKS
 from vitcow_assets.defs.datasets import DATASET_ASSETS, dataset_from_environment
 from vitcow_assets.defs.dead_runs import dead_runs_sensor
+from vitcow_assets.defs.evaluation import EVALUATION_ASSETS, EVALUATION_JOBS, probe_from_environment, retrieval_from_environment
 from vitcow_assets.defs.execution import executor_from_env
 from vitcow_assets.defs.jobs import JOBS
 from vitcow_assets.defs.labels import LABEL_ASSETS, catalog_automation, labels_from_environment
@@ -28,7 +29,7 @@ def build_resources(
     device_locks: str | None = None,
 ) -> dict:
     """Resources configured from the environment (`VITCOW_*`, read now), with overrides
-    (not None) winning: e.g. the CLI's flags (`backend_options`: `{"motion": {...}}`)."""
+    (not None) winning: e.g. the CLI's flags (`backend_options`: `{"motion": {...}, "link": {...}}`)."""
     environ = os.environ if environ is None else environ
     return {
         "storage": storage_from_environment(environ, home=home, publish_to=publish_to),
@@ -37,13 +38,15 @@ def build_resources(
         ),
         "labels": labels_from_environment(environ),
         "dataset": dataset_from_environment(environ),
+        "retrieval": retrieval_from_environment(environ),
+        "probe": probe_from_environment(environ),
     }
 
 
 defs = dg.Definitions(
-    assets=[*ASSETS, *SOURCE_ASSETS, published_crops, *LABEL_ASSETS, *DATASET_ASSETS],
+    assets=[*ASSETS, *SOURCE_ASSETS, published_crops, *LABEL_ASSETS, *DATASET_ASSETS, *EVALUATION_ASSETS],
     asset_checks=CHECKS,
-    jobs=JOBS,
+    jobs=[*JOBS, *EVALUATION_JOBS],
     sensors=[landing_sensor, dead_runs_sensor, catalog_automation],
     schedules=[nightly_catchup],
     resources=build_resources(),

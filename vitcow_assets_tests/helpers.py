@@ -15,7 +15,7 @@ from vitcow_assets.definitions import build_resources, defs
 from vitcow_assets.media.hashing import sha256_file
 from vitcow_assets.footage.registry import Registry
 from vitcow_assets.footage.layout import StorageRoot
-from vitcow_assets_tests.synthetic import DEFAULT_OBJECTS, truth_mask, write_video
+from vitcow_testbed.synthetic import DEFAULT_OBJECTS, truth_mask, write_video
 
 
 def register(video: Path, home: Path, instance: dg.DagsterInstance) -> str:

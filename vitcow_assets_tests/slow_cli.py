@@ -11,7 +11,7 @@ import sys
 from vitcow_assets import cli
 from vitcow_assets.defs import resources
 from vitcow_assets.segmenters import load_segmenter
-from vitcow_assets_tests.fakes import FakeSegmenter
+from vitcow_testbed.fakes import FakeSegmenter
 
 
 def main() -> int:

@@ -41,8 +41,8 @@ def main() -> int:
     original = sam3.build_predictor
 
     def build_at_test_size(checkpoint, bpe, device_name, mode, *args, **kwargs):
-        from vitcow_assets_tests.sam31_tiny import has_multiplex_builder, tiny_multiplex_builder
-        from vitcow_assets_tests.sam3_tiny import tiny_builder
+        from vitcow_testbed.sam31_tiny import has_multiplex_builder, tiny_multiplex_builder
+        from vitcow_testbed.sam3_tiny import tiny_builder
 
         if device_name.startswith("cpu"):
             from vitcow_assets.segmenters.sam3_cpu import install

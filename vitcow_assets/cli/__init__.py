@@ -7,7 +7,8 @@ checks; the runs show in the Dagster UI of the same instance.
 The package: ``parser`` (here), ``run`` (the run command), ``init``, ``queries``
 (provenance, tracks), ``inputs`` (what PATH arguments name), ``options`` (flags derived
 from the settings classes), ``instance`` (the Dagster instance and its dagster.yaml),
-``run_guard`` and ``partition_lock`` (a run never waits for ever, one writer per partition).
+``run_guard`` and ``partition_lock`` (a run never waits for ever, one writer per partition),
+``evaluate`` (the ``eval`` group: retrieval, probe, predictions, frames).
 """
 
 import argparse
@@ -15,9 +16,10 @@ import signal
 import sys
 import threading
 
-from vitcow_assets.cli import dataset, labels
+from vitcow_assets.cli import dataset, evaluate, labels
 from vitcow_assets.cli.options import add_setting_flags, check_given
 from vitcow_assets.core.clips import ClipSettings
+from vitcow_assets.core.identity import LinkSettings
 from vitcow_assets.datasets.build import DatasetSettings
 from vitcow_assets.segmenters import CHOICES, FAMILIES, family_settings
 
@@ -47,6 +49,7 @@ def _run_parser(sub) -> None:
     add_setting_flags(run, CropSettings, title="crops", from_env=False)
     for family in FAMILIES:
         add_setting_flags(run, family_settings(family), prefix=family, title=f"{family} backends" if family == "sam3" else f"{family} backend")
+    add_setting_flags(run, LinkSettings, prefix="link", title="linking objects across clips")
     run.add_argument("--json", action="store_true", help="print one JSON document with every video's outcome")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.add_argument("--verbose", action="store_true", help="show Dagster's step logs")
@@ -84,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     tracks.set_defaults(func=_lazy("vitcow_assets.cli.queries:cmd_tracks"))
     labels.add_parsers(sub, _lazy)
     dataset.add_parsers(sub, _lazy)
+    evaluate.add_parsers(sub, _lazy)
     return parser
 
 
@@ -104,6 +108,7 @@ def _check_run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
         check_given(args, CropSettings)
         for family in FAMILIES:
             check_given(args, family_settings(family), family)
+        check_given(args, LinkSettings, "link")
     except ValueError as exc:
         parser.error(str(exc))
 
@@ -124,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
             check_given(args, DatasetSettings, "dataset")
         except ValueError as exc:
             parser.error(str(exc))
+    if args.command == "eval":
+        evaluate.check_args(parser, args)
     return args.func(args)
 
 

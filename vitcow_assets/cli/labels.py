@@ -42,17 +42,15 @@ class _Context:
 
 
 def _serve(ctx: _Context, args: argparse.Namespace) -> int:
-    from vitcow_assets.labelling.server import serve
-
     from vitcow_assets.labelling.access import tokens_needed
+    from vitcow_assets.labelling.server import serve, startup_lines
 
     ctx.catalog()
-    store, taxonomy = ctx.store(), ctx.labels.load_taxonomy()
-    who = f"?annotator={args.annotator}" if args.annotator else ""
+    store, taxonomy, settings = ctx.store(), ctx.labels.load_taxonomy(), ctx.labels.settings()
     tokens = tokens_needed(args.host, args.require_tokens)
-    sign_in = "tokens required (vitcow labels token NAME)" if tokens else "open to this machine"
-    print(f"labelling page: http://{args.host}:{args.port}/{who}  (labels in {store.safe_url}; sign-in: {sign_in}; Ctrl-C stops)", flush=True)
-    serve(store, ctx.root.catalog_table, taxonomy, ctx.root.home, args.host, args.port, require_tokens=tokens)
+    lines = [*startup_lines(args.host, args.port, tokens, args.annotator), f"labels in:      {store.safe_url} (Ctrl-C stops)"]
+    print("\n".join(lines), flush=True)
+    serve(store, ctx.root.catalog_table, taxonomy, ctx.root.home, args.host, args.port, require_tokens=tokens, session_hours=settings.session_hours)
     return 0
 
 
@@ -213,7 +211,7 @@ def add_parsers(sub, lazy) -> None:
     label.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1: this machine only)")
     label.add_argument("--port", type=int, default=8765, help="port (default 8765)")
     label.add_argument("--annotator", help="print the page's address for this annotator's queue")
-    label.add_argument("--require-tokens", action="store_true", help="every API call needs a token (always so beyond 127.0.0.1)")
+    label.add_argument("--require-tokens", action="store_true", help="every call (page, API, crop pages) needs a sign-in with a token (always so beyond 127.0.0.1)")
     label_sub = label.add_subparsers(dest="label_command", metavar="assign")
     assign = label_sub.add_parser("assign", help="give each annotator a balanced, seeded share of every farm's crops")
     assign.add_argument("--annotators", required=True, help="comma-separated names")

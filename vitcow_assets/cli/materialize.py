@@ -1,12 +1,17 @@
-"""Materialize one of the code location's unpartitioned jobs in this process (the run shows
-in the UI of the same instance), failing in one line."""
+"""Materialize one of the code location's jobs (one partition of a partitioned one) in this
+process (the run shows in the UI of the same instance), failing in one line.
+
+Dagster is imported when a job runs, not with this module: the commands that import it
+(``label``, ``labels``, ``dataset``) parse and answer ``--help`` without it.
+"""
 
 import re
-
-import dagster as dg
+from typing import TYPE_CHECKING
 
 from vitcow_assets.cli.instance import ensure_dagster_home, open_instance
-from vitcow_assets.defs.dead_runs import owner_tags
+
+if TYPE_CHECKING:
+    import dagster as dg
 
 
 class MaterializeError(RuntimeError):
@@ -24,15 +29,19 @@ def first_error(result) -> str:
     return "run failed"
 
 
-def materialize(job_name: str, resources: dict, verbose: bool = False, instance: dg.DagsterInstance | None = None):
-    """Run ``job_name`` with ``resources`` in this process; its result, or ``MaterializeError``."""
+def materialize(job_name: str, resources: dict, verbose: bool = False, instance: "dg.DagsterInstance | None" = None,
+                partition_key: str | None = None, run_config: dict | None = None):
+    """Run ``job_name`` with ``resources`` (on ``partition_key`` of a partitioned job, with
+    ``run_config`` added) in this process; its result, or ``MaterializeError``."""
     from vitcow_assets.definitions import defs
+    from vitcow_assets.defs.dead_runs import owner_tags
 
     ensure_dagster_home()
     instance = instance or open_instance()
-    config = {"loggers": {"console": {"config": {"log_level": "DEBUG" if verbose else "CRITICAL"}}}}
+    config = {"loggers": {"console": {"config": {"log_level": "DEBUG" if verbose else "CRITICAL"}}}, **(run_config or {})}
     result = defs.resolve_job_def(job_name).execute_in_process(
-        run_config=config, instance=instance, resources=resources, raise_on_error=False, tags={"vitcow/launched_by": "cli", **owner_tags()}
+        run_config=config, instance=instance, resources=resources, raise_on_error=False, partition_key=partition_key,
+        tags={"vitcow/launched_by": "cli", **owner_tags()},
     )
     if not result.success:
         raise MaterializeError(f"{job_name}: {first_error(result)}")

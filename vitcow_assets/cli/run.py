@@ -30,6 +30,7 @@ from vitcow_assets.cli.progress_bar import ProgressBar
 from vitcow_assets.cli.queries import fail
 from vitcow_assets.cli.run_guard import RunGuard
 from vitcow_assets.core.clips import ClipSettings
+from vitcow_assets.core.identity import LinkSettings
 from vitcow_assets.core.settings import SettingError
 from vitcow_assets.defs.dead_runs import live_runs_of_partition, owner_tags, release_dead_runs
 from vitcow_assets.defs.metadata import run_tags
@@ -67,10 +68,13 @@ def _resources(args: argparse.Namespace) -> dict:
     from vitcow_assets.definitions import build_resources
 
     options = {family: given(args, family_settings(family), family) for family in FAMILIES}
-    return build_resources(
+    options["link"] = given(args, LinkSettings, "link")
+    resources = build_resources(
         backend=args.backend, publish_to=args.publish, backend_options=options, prefetch_clips=args.prefetch_clips,
         device_wait_s=args.device_wait_s, device_locks=args.device_locks,
     )
+    resources["segmenter"].link_settings()
+    return resources
 
 
 def _preload(resources: dict) -> None:

@@ -1,9 +1,9 @@
 """Crop windows of one object through one clip: steady where the animal allows it, split
 where its box jumps further than the scene's animals move, and the measures of both.
 
-Pure: numpy in, numpy and dataclasses out. No cv2, Dagster, torch or file I/O; nothing else
-of the package is imported (the per-frame window rule of ``core.geometry.crop_window`` is
-restated here, and a test holds the two equal).
+Pure: numpy in, numpy and dataclasses out. No cv2, Dagster, torch or file I/O; of the
+package only the speed model (``core.speeds``) is imported. This is the one place where a
+crop window is planned (``core.geometry.extract_crop`` cuts it out of a frame).
 
 Conventions: an object's boxes in a clip are a ``(n, 4) float64`` array of ``xyxy`` in
 source pixels, one row per clip frame, NaN rows where the object is absent
@@ -20,14 +20,16 @@ source pixels, one row per clip frame, NaN rows where the object is absent
   ``smooth_frames`` frames either side (no lag behind a walking animal), then moved or
   grown where needed so that every box with its margin stays inside its window. Never
   smaller than the per-frame window: nothing is cut and nothing is upscaled more.
-- **Jumps** (``SceneSpeed``, ``jumps``): a move of the box centre between two observations
-  that the scene's animals cannot make. The scene's speed is measured from the footage
-  (``SpeedSampler``, every object of the video): the 95th percentile of centre moves at
-  gaps of 1 to 4 frames, fitted as ``noise + speed * gap`` (the intercept is the jitter of
-  box centres, which does not grow with the gap; the slope is the top sustained speed). A
-  move is a jump when it exceeds ``tolerance * (noise + speed * gap)``, and never when it
-  is under ``min_move_ratio`` of the animal's longer side (a mask that changes its extent
-  moves the box centre by up to half the box).
+- **Jumps** (``jumps``): a move of the box centre between two observations that the scene's
+  animals cannot make. How far they get is the package's one speed model
+  (``core.speeds.SpeedModel``, made by ``jump_speed_model``), fed with the centre moves of
+  every object of the video (``core.speeds.centre_moves``): its ``line_reach`` is
+  ``JUMP_TOLERANCE × (jitter + speed × gap)``, a line through the ``JUMP_QUANTILE`` of the
+  moves at gaps of 1 to 4 clip frames (the intercept is the jitter of box centres, which
+  does not grow with the gap; the slope the top sustained speed). A move is a jump when it
+  exceeds the reach for its gap, and never when it is under ``MIN_MOVE_RATIO`` of the
+  animal's longer side (a mask that changes its extent moves the box centre by up to half
+  the box).
 - **Parts** (``plan_object``): an object's frames are cut at every jump into parts, each
   a crop of its own following one animal; windows are planned per part, never across a
   jump.
@@ -38,13 +40,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
-#: percentile of centre moves that stands for the scene's fast animals
-SPEED_PERCENTILE = 95.0
-#: frame gaps at which centre moves are sampled for the speed fit
-SPEED_GAPS = (1, 2, 3, 4)
-#: samples a gap needs to count in the fit
+from vitcow_assets.core.speeds import Reach, SpeedModel
+
+#: quantile of the video's centre moves at a gap that stands for the scene's fast animals
+JUMP_QUANTILE = 0.95
+#: one-frame moves the speed model needs before anything is a jump (a gap with fewer is
+#: measured as the one-frame reach times the gap)
 MIN_SPEED_SAMPLES = 20
-#: a jump exceeds this many times the fitted move for its gap
+#: a jump exceeds this many times that quantile for its gap
 JUMP_TOLERANCE = 1.5
 #: a move under this fraction of the animal's longer side is never a jump
 MIN_MOVE_RATIO = 0.5
@@ -73,7 +76,11 @@ def _centres(boxes: np.ndarray) -> np.ndarray:
 
 
 def frame_windows(boxes: np.ndarray, crop_size: int, margin: float) -> np.ndarray:
-    """Per-frame windows, exactly ``core.geometry.crop_window`` of each present box."""
+    """Per-frame windows: each present box grown by ``margin`` times its longer side on every
+    side and squared around its centre; a square smaller than ``crop_size`` is widened to
+    ``crop_size`` (the object keeps its native resolution instead of being upscaled), a
+    larger one is resized down to ``crop_size`` when cut. Windows may extend past the frame.
+    A present box without area is a ``ValueError``."""
     out = np.zeros((len(boxes), 4), np.int64)
     for i in np.flatnonzero(present_of(boxes)):
         x1, y1, x2, y2 = (float(v) for v in boxes[i])
@@ -166,73 +173,43 @@ def steady_windows(boxes: np.ndarray, settings: WindowSettings) -> tuple[np.ndar
     return out, False
 
 
-@dataclasses.dataclass(frozen=True)
-class SceneSpeed:
-    """How far the scene's animals move between observations ``gap`` clip frames apart:
-    ``noise_px + speed_px * gap`` (95th percentile of the footage's centre moves)."""
-
-    speed_px: float
-    noise_px: float
-    samples: int
-    tolerance: float = JUMP_TOLERANCE
-    min_move_ratio: float = MIN_MOVE_RATIO
-
-    def allowed(self, gap, longer_side) -> np.ndarray:
-        """Largest centre move that is not a jump, px, for ``gap`` frames and an animal whose
-        longer side is ``longer_side`` px (broadcasts)."""
-        by_speed = self.tolerance * (self.noise_px + self.speed_px * np.asarray(gap, np.float64))
-        return np.maximum(by_speed, self.min_move_ratio * np.asarray(longer_side, np.float64))
-
-    def as_dict(self) -> dict:
-        return {**dataclasses.asdict(self), "percentile": SPEED_PERCENTILE, "gaps": list(SPEED_GAPS)}
+def jump_speed_model() -> SpeedModel:
+    """The crop stage's speed model, empty: feed it ``core.speeds.centre_moves`` of every
+    object of a video (clip frames), then ask its ``line_reach()``."""
+    return SpeedModel(min_samples=MIN_SPEED_SAMPLES, quantile=JUMP_QUANTILE, margin=JUMP_TOLERANCE)
 
 
-class SpeedSampler:
-    """Collects the box-centre moves of every object of a video, to measure ``SceneSpeed``."""
-
-    def __init__(self) -> None:
-        self._moves: dict[int, list[np.ndarray]] = {g: [] for g in SPEED_GAPS}
-
-    def add(self, clip_frames: np.ndarray, boxes: np.ndarray) -> None:
-        """One object's observations in one clip: ``clip_frames (m,)`` and boxes ``(m, 4)``."""
-        order = np.argsort(clip_frames, kind="stable")
-        frames = np.asarray(clip_frames)[order]
-        centres = _centres(np.asarray(boxes, np.float64)[order])
-        gaps = frames[None, :] - frames[:, None]
-        dist = np.hypot(*(centres[None, :, :] - centres[:, None, :]).transpose(2, 0, 1))
-        for g in SPEED_GAPS:
-            self._moves[g].append(dist[gaps == g])
-
-    def result(self) -> SceneSpeed | None:
-        """The fit, or None when the footage has too few moves to measure (then nothing is a jump)."""
-        gaps, quantiles, samples = [], [], 0
-        for g in SPEED_GAPS:
-            moves = np.concatenate(self._moves[g]) if self._moves[g] else np.zeros(0)
-            if len(moves) >= MIN_SPEED_SAMPLES:
-                gaps.append(g)
-                quantiles.append(float(np.percentile(moves, SPEED_PERCENTILE)))
-                samples += len(moves)
-        if not gaps:
-            return None
-        if len(gaps) == 1:
-            return SceneSpeed(speed_px=quantiles[0] / gaps[0], noise_px=0.0, samples=samples)
-        slope, intercept = np.polyfit(np.asarray(gaps, np.float64), np.asarray(quantiles), 1)
-        if slope <= 0:  # moves do not grow with the gap: all of it is jitter
-            return SceneSpeed(speed_px=0.0, noise_px=float(max(quantiles)), samples=samples)
-        return SceneSpeed(speed_px=float(slope), noise_px=float(max(intercept, 0.0)), samples=samples)
+def speed_record(model: SpeedModel) -> dict | None:
+    """What the jump rule measured, for the crops table's metadata: the reach per gap of 1 to
+    ``LAGS`` clip frames (px) and beyond (px per frame), the quantile, margin and minimum move
+    ratio, and the one-frame moves sampled; None when there were too few moves to measure
+    (nothing is a jump)."""
+    reach = model.line_reach()
+    if reach is None:
+        return None
+    return {
+        "reach_px": list(reach.limits), "beyond_px_per_frame": reach.tail_px_per_frame, "quantile": model.quantile,
+        "margin": model.margin, "min_move_ratio": MIN_MOVE_RATIO, "samples": len(model),
+    }
 
 
-def jumps(boxes: np.ndarray, speed: SceneSpeed | None) -> np.ndarray:
+def allowed_move(reach: Reach, gap, longer_side) -> np.ndarray:
+    """Largest centre move that is not a jump, px, for ``gap`` frames and an animal whose
+    longer side is ``longer_side`` px (broadcasts)."""
+    return np.maximum(reach(gap), MIN_MOVE_RATIO * np.asarray(longer_side, np.float64))
+
+
+def jumps(boxes: np.ndarray, reach: Reach | None) -> np.ndarray:
     """``(n,) bool``: True at a present frame whose box centre jumped from the previous
-    present frame's (a move ``speed`` does not allow). All False without a speed."""
+    present frame's (a move ``allowed_move`` does not allow). All False without a reach."""
     out = np.zeros(len(boxes), bool)
     frames = np.flatnonzero(present_of(boxes))
-    if speed is None or len(frames) < 2:
+    if reach is None or len(frames) < 2:
         return out
     b = boxes[frames]
     moved = np.hypot(*np.diff(_centres(b), axis=0).T)
     longer = np.maximum(_longer(b)[:-1], _longer(b)[1:])
-    out[frames[1:]] = moved > speed.allowed(np.diff(frames), longer)
+    out[frames[1:]] = moved > allowed_move(reach, np.diff(frames), longer)
     return out
 
 
@@ -250,11 +227,11 @@ class CropPlan:
     fixed: bool
 
 
-def plan_object(boxes: np.ndarray, settings: WindowSettings, speed: SceneSpeed | None) -> list[CropPlan]:
+def plan_object(boxes: np.ndarray, settings: WindowSettings, reach: Reach | None) -> list[CropPlan]:
     """The crops of one object in one clip: its frames cut at every jump, each part with
     its windows (steady or per-frame, per ``settings``). Parts partition the present frames."""
     present = present_of(boxes)
-    starts = np.flatnonzero(jumps(boxes, speed))
+    starts = np.flatnonzero(jumps(boxes, reach))
     frames = np.flatnonzero(present)
     cuts = [0, *(int(np.searchsorted(frames, s)) for s in starts), len(frames)]
     plans = []
@@ -283,13 +260,13 @@ def boxes_inside(boxes: np.ndarray, windows: np.ndarray, present: np.ndarray) ->
     return (b[:, 0] >= w[:, 0]) & (b[:, 1] >= w[:, 1]) & (b[:, 2] <= w[:, 2]) & (b[:, 3] <= w[:, 3])
 
 
-def window_jumps(boxes: np.ndarray, windows: np.ndarray, present: np.ndarray, speed: SceneSpeed | None) -> int:
-    """Moves of the window centre between consecutive present frames larger than ``speed``
-    allows for the animal (0 without a speed)."""
+def window_jumps(boxes: np.ndarray, windows: np.ndarray, present: np.ndarray, reach: Reach | None) -> int:
+    """Moves of the window centre between consecutive present frames larger than
+    ``allowed_move`` for the animal (0 without a reach)."""
     frames = np.flatnonzero(present)
-    if speed is None or len(frames) < 2:
+    if reach is None or len(frames) < 2:
         return 0
     centre = (windows[frames, :2] + windows[frames, 2:]) / 2.0
     moved = np.hypot(*np.diff(centre, axis=0).T)
     longer = _longer(boxes[frames])
-    return int(np.sum(moved > speed.allowed(np.diff(frames), np.maximum(longer[:-1], longer[1:]))))
+    return int(np.sum(moved > allowed_move(reach, np.diff(frames), np.maximum(longer[:-1], longer[1:]))))

@@ -1,4 +1,5 @@
-"""Box and crop-window geometry.
+"""Box geometry, and cutting a crop window out of a frame (the windows themselves are planned
+by ``core.crop_windows``).
 
 Conventions used everywhere in the project:
 - An image is ``(H, W, 3) uint8`` RGB; a mask is ``(H, W) bool``.
@@ -33,24 +34,6 @@ def masks_to_xyxy(masks: np.ndarray) -> np.ndarray:
         if box is not None:
             boxes[i] = box
     return boxes
-
-
-def crop_window(xyxy, crop_size: int, margin: float = 0.1) -> CropWindow:
-    """Square window around a box, in source pixels.
-
-    The box is grown by ``margin`` times its longer side on every side and squared around its
-    centre. When that square is smaller than ``crop_size`` it is widened to ``crop_size`` (the
-    object keeps its native resolution instead of being upscaled); otherwise the crop is
-    resized down to ``crop_size``. The window may extend past the frame.
-    """
-    x1, y1, x2, y2 = (float(v) for v in xyxy)
-    if not (x2 > x1 and y2 > y1):
-        raise ValueError(f"box {xyxy!r} has no area")
-    longer = max(x2 - x1, y2 - y1)
-    side = max(int(round(longer * (1.0 + 2.0 * margin))), int(crop_size))
-    left = int(round((x1 + x2) / 2.0 - side / 2.0))
-    top = int(round((y1 + y2) / 2.0 - side / 2.0))
-    return (left, top, left + side, top + side)
 
 
 def extract_crop(

@@ -51,7 +51,8 @@ from scipy.optimize import linear_sum_assignment
 from vitcow_assets.core.clips import ClipWindow
 from vitcow_assets.core.geometry import box_centres, box_diagonals, least_shift, paired_box_iou
 from vitcow_assets.core.masks import rle_area, rle_iou
-from vitcow_assets.core.tracks import LAGS, Reach, SpeedModel
+from vitcow_assets.core.settings import check, setting
+from vitcow_assets.core.speeds import LAGS, Reach, SpeedModel
 
 _NO = 1e6  # cost of a forbidden pair
 _MAX_LOST = 256  # lost tracks remembered at most (the most recent), so memory stays bounded
@@ -59,56 +60,33 @@ _MAX_LOST = 256  # lost tracks remembered at most (the most recent), so memory s
 
 @dataclasses.dataclass(frozen=True)
 class LinkSettings:
-    """Thresholds of the linker (see the module docstring).
+    """Thresholds of the linker (see the module docstring): the segmenter resource's ``link``
+    config, environment ``VITCOW_LINK_<FIELD>``, flags ``--link-<field>``."""
 
-    - ``min_mask_iou``: shared frame: a pair's mask IoU must reach this ...
-    - ``min_mask_cover``: ... or one mask must lie this much inside the other.
-    - ``min_box_iou``: fallback: the moved last box and the first box overlap at least this much ...
-    - ``max_shift``: ... or their centres lie within this many (larger) box diagonals.
-    - ``max_gap_steps``: fallback: at most this many frame steps between a track's last and an object's first observation.
-    - ``velocity_frames``: observations (frames) of a track used to estimate its velocity.
-    - ``speed_quantile``: quantile of the video's measured displacements per source frame that the speed gate starts from.
-    - ``speed_margin``: fallback pairs further apart than this many times that quantile per frame elapsed are refused (0: no gate).
-    - ``max_lost_steps``: lost tracks: frame steps a track that vanished away from the frame's edge stays claimable (0: off).
-    - ``max_area_ratio``: lost tracks: the two masks' areas differ by at most this factor.
-    - ``edge_px``: lost tracks: a box within this many pixels of the frame's edge is at the edge (entering or leaving the view).
-    """
-
-    min_mask_iou: float = 0.3
-    min_mask_cover: float = 0.8
-    min_box_iou: float = 0.1
-    max_shift: float = 1.5
-    max_gap_steps: int = 3
-    velocity_frames: int = 3
-    speed_quantile: float = 0.99
-    speed_margin: float = 1.5
-    max_lost_steps: int = 40
-    max_area_ratio: float = 2.0
-    edge_px: int = 2
+    min_mask_iou: float = setting(0.3, "shared frame: a pair's mask IoU must reach this ...")
+    min_mask_cover: float = setting(0.8, "... or one mask must lie this much inside the other (intersection over the smaller mask)")
+    min_box_iou: float = setting(0.1, "fallback: the track's last box moved on and the object's first box overlap at least this much ...")
+    max_shift: float = setting(1.5, "... or their centres lie within this many (larger) box diagonals")
+    max_gap_steps: int = setting(3, "fallback: at most this many frame steps between a track's last and an object's first observation")
+    velocity_frames: int = setting(3, "observations (frames) of a track used to estimate its velocity")
+    speed_quantile: float = setting(0.99, "quantile of the video's measured moves per source frame that the speed gate starts from")
+    speed_margin: float = setting(1.5, "fallback and lost pairs further apart than this many times that quantile per frame elapsed are refused (0: no gate, no lost tracks)")
+    max_lost_steps: int = setting(40, "lost tracks: frame steps a track that vanished away from the frame's edge stays claimable (0: off)")
+    max_area_ratio: float = setting(2.0, "lost tracks: the two masks' areas differ by at most this factor")
+    edge_px: int = setting(2, "lost tracks: a box within this many pixels of the frame's edge is at the edge (entering or leaving the view)")
 
     def __post_init__(self) -> None:
-        if not 0 < self.min_mask_iou <= 1:
-            raise ValueError(f"min_mask_iou must be in (0, 1], got {self.min_mask_iou}")
-        if not 0 < self.min_mask_cover <= 1:
-            raise ValueError(f"min_mask_cover must be in (0, 1], got {self.min_mask_cover}")
-        if not 0 <= self.min_box_iou <= 1:
-            raise ValueError(f"min_box_iou must be in [0, 1], got {self.min_box_iou}")
-        if self.max_shift < 0:
-            raise ValueError(f"max_shift must be >= 0, got {self.max_shift}")
-        if self.max_gap_steps < 1:
-            raise ValueError(f"max_gap_steps must be >= 1, got {self.max_gap_steps}")
-        if self.velocity_frames < 2:
-            raise ValueError(f"velocity_frames must be >= 2, got {self.velocity_frames}")
-        if not 0 < self.speed_quantile <= 1:
-            raise ValueError(f"speed_quantile must be in (0, 1], got {self.speed_quantile}")
-        if self.speed_margin != 0 and self.speed_margin < 1:
-            raise ValueError(f"speed_margin must be 0 (no gate) or >= 1, got {self.speed_margin}")
-        if self.max_lost_steps < 0:
-            raise ValueError(f"max_lost_steps must be >= 0, got {self.max_lost_steps}")
-        if self.max_area_ratio < 1:
-            raise ValueError(f"max_area_ratio must be >= 1, got {self.max_area_ratio}")
-        if self.edge_px < 0:
-            raise ValueError(f"edge_px must be >= 0, got {self.edge_px}")
+        check("min_mask_iou", 0 < self.min_mask_iou <= 1, f"min_mask_iou must be in (0, 1], got {self.min_mask_iou}")
+        check("min_mask_cover", 0 < self.min_mask_cover <= 1, f"min_mask_cover must be in (0, 1], got {self.min_mask_cover}")
+        check("min_box_iou", 0 <= self.min_box_iou <= 1, f"min_box_iou must be in [0, 1], got {self.min_box_iou}")
+        check("max_shift", self.max_shift >= 0, f"max_shift must be >= 0, got {self.max_shift}")
+        check("max_gap_steps", self.max_gap_steps >= 1, f"max_gap_steps must be >= 1, got {self.max_gap_steps}")
+        check("velocity_frames", self.velocity_frames >= 2, f"velocity_frames must be >= 2, got {self.velocity_frames}")
+        check("speed_quantile", 0 < self.speed_quantile <= 1, f"speed_quantile must be in (0, 1], got {self.speed_quantile}")
+        check("speed_margin", self.speed_margin == 0 or self.speed_margin >= 1, f"speed_margin must be 0 (no gate) or >= 1, got {self.speed_margin}")
+        check("max_lost_steps", self.max_lost_steps >= 0, f"max_lost_steps must be >= 0, got {self.max_lost_steps}")
+        check("max_area_ratio", self.max_area_ratio >= 1, f"max_area_ratio must be >= 1, got {self.max_area_ratio}")
+        check("edge_px", self.edge_px >= 0, f"edge_px must be >= 0, got {self.edge_px}")
 
 
 @dataclasses.dataclass

@@ -6,11 +6,18 @@ ago. The first condition catches a writer that is still appending (whatever the 
 say); the second a writer that paused between two looks. S3 objects appear only once
 uploaded, SFTP and local files grow while being written: the same rule holds for all.
 
+**One file's state.** ``judge`` is the rule for one file whose last look is remembered
+elsewhere (the landing sensor keeps one row per file in the intake state,
+``footage.intake_state``): ``waiting`` (first seen or changed since the last look, or
+modified too recently), ``arrived`` (settled, not yet taken: the backlog), ``claimed``
+(being taken), ``taken`` (taken with the signature it has now).
+
 **The cursor.** ``SettleCursor`` remembers, per file (by URI), the signature of its last
 look while it is still arriving (``seen``) and the signature it had when it was taken
 (``done``), so a file triggers once, and again only when its bytes change. The landing
-sensor keeps it between ticks (as JSON in the sensor cursor), the catch-up schedule and
-``vitcow run`` keep one for the looks they take a second apart. Files are anything with
+sensor kept it between ticks as JSON in its cursor until that grew with the tree (an old
+cursor is read once, ``footage.intake_state``); ``vitcow run`` keeps one for the looks it
+takes a second apart. Files are anything with
 ``uri``, ``signature`` and ``mtime_ns`` (``footage.listing.SourceFile``).
 
 Pure: no clock, no file access; ``now_s`` is passed in.
@@ -32,6 +39,34 @@ class Observed(Protocol):
 def has_arrived(signature: list[int], previous: list[int] | None, mtime_ns: int, now_s: float, settle_seconds: float) -> bool:
     """The rule above: the same ``signature`` at the previous look, last modified long enough ago."""
     return previous is not None and list(previous) == list(signature) and now_s - mtime_ns / 1e9 >= settle_seconds
+
+
+WAITING, ARRIVED, CLAIMED, TAKEN = "waiting", "arrived", "claimed", "taken"
+FILE_STATES = (WAITING, ARRIVED, CLAIMED, TAKEN)
+
+
+@dataclasses.dataclass(frozen=True)
+class FileMark:
+    """What is remembered of one file: its state, the signature of its last look (``seen``)
+    and the one it had when it was last taken (``taken``)."""
+
+    state: str
+    seen: list[int] | None = None
+    taken: list[int] | None = None
+
+
+def judge(mark: FileMark | None, signature: list[int], mtime_ns: int, now_s: float, settle_seconds: float) -> FileMark:
+    """The mark of a file a look found with ``signature`` (``mark``: what the last look left;
+    None for a file never seen). A file being taken keeps its claim while it does not change."""
+    signature = list(signature)
+    if mark is not None and mark.taken is not None and list(mark.taken) == signature:
+        return FileMark(TAKEN, mark.seen, mark.taken)
+    previous = mark.seen if mark is not None else None
+    if mark is not None and mark.state == CLAIMED and previous is not None and list(previous) == signature:
+        return mark
+    if has_arrived(signature, previous, mtime_ns, now_s, settle_seconds):
+        return FileMark(ARRIVED, signature, mark.taken if mark else None)
+    return FileMark(WAITING, signature, mark.taken if mark else None)
 
 
 @dataclasses.dataclass

@@ -1,13 +1,14 @@
 """Id bookkeeping within one clip: which detection of a frame continues which object, the
-offline repairs over a whole clip, and the scene's speed model that gates both.
+offline repairs over a whole clip, and the moves that feed the scene's speed model, which
+gates both (``core.speeds``: a detection further from a track's last box than the scene's
+``Reach`` for the frames elapsed, measured by ``core.geometry.least_shift``, can never
+continue it).
 
 Object ids are stable within a clip only: the same id in two clips says nothing about the
 animal being the same. Pure: numpy and scipy only.
 
-- ``SpeedModel``: how far the animals of one scene have been measured to move in one frame
-  (displacements of confidently tracked animals, bounded sample); its ``limit`` is a gate: a
-  detection further from a track's last position than ``limit × frames elapsed`` can never
-  continue it.
+- ``TrackedFrame``: one frame's detections with their track ids, what the offline passes
+  below take per frame.
 - ``IoUTracker``: online association, frame by frame.
 - ``stitch_tracklets``: joins the pieces of one track that online association cut apart.
 - ``cut_jumps``: gives a new id from the frame where a track jumps further than the gate
@@ -29,80 +30,38 @@ segmenter also splits touching animals using this tracker's predicted positions
 """
 
 import dataclasses
+from collections.abc import Sequence
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from vitcow_assets.core.geometry import box_centres, box_diagonals, least_shift, box_iou
+from vitcow_assets.core.speeds import LAGS, Reach
 
 _NO = 1e6  # cost of a forbidden pair
 _HINT_BONUS = 2.0  # a detection cut out of a blob for a track goes to that track first
 
 
-#: frames over which the speed model measures how far animals get (1, 2, ..., LAGS)
-LAGS = 8
-
-
 @dataclasses.dataclass(frozen=True)
-class Reach:
-    """How far an animal of the scene has been seen to get (pixels) in 1, 2, ... frames:
-    ``limits[k - 1]`` for ``k`` frames (never decreasing); beyond the last, in proportion."""
+class TrackedFrame:
+    """One clip frame's detections with their track ids, as the offline passes take them:
+    ``ids`` ``int64 (N,)`` and ``xyxy`` ``float32 (N, 4)`` pixel boxes, row for row (a track
+    may have several rows in one frame: pieces of one animal)."""
 
-    limits: tuple[float, ...]
+    ids: np.ndarray
+    xyxy: np.ndarray
 
-    def __call__(self, frames) -> np.ndarray:
-        frames = np.asarray(frames, np.float64)
-        limits = np.asarray(self.limits, np.float64)
-        index = np.clip(frames, 1, len(limits)).astype(int) - 1
-        return np.where(frames <= len(limits), limits[index], limits[-1] * frames / len(limits))
+    def __post_init__(self) -> None:
+        ids = np.asarray(self.ids, np.int64).reshape(-1)
+        xyxy = np.asarray(self.xyxy, np.float32).reshape(-1, 4)
+        if len(ids) != len(xyxy):
+            raise ValueError(f"{len(ids)} ids for {len(xyxy)} boxes")
+        object.__setattr__(self, "ids", ids)
+        object.__setattr__(self, "xyxy", xyxy)
 
-
-class SpeedModel:
-    """The displacements of confidently tracked animals of one scene, over 1 to ``LAGS``
-    frames, and the gate derived from them.
-
-    ``capacity``: displacements kept per lag (the oldest are dropped first);
-    ``min_samples``: fewer one-frame displacements than this and there is no gate yet (a lag
-    with fewer gets the one-frame limit times the lag); ``quantile`` and ``margin``: the
-    limit of a lag is ``margin`` × that quantile of its sample (the furthest the scene's
-    animals have been seen to get in that time, with room for a burst). Animals rarely keep
-    their top speed for several frames, so the limits of longer lags are tighter than the
-    one-frame limit times the lag: a track lost for a few frames is not picked up again
-    wherever a sprint could have taken it.
-    """
-
-    def __init__(self, capacity: int = 4000, min_samples: int = 30, quantile: float = 0.99, margin: float = 1.5) -> None:
-        if not 0 < quantile <= 1 or margin < 1 or min_samples < 1 or capacity < min_samples:
-            raise ValueError(f"bad speed model: quantile {quantile}, margin {margin}, samples {min_samples}..{capacity}")
-        self.capacity, self.min_samples, self.quantile, self.margin = capacity, min_samples, quantile, margin
-        self._steps = {lag: np.zeros(0, np.float64) for lag in range(1, LAGS + 1)}
-
-    def __len__(self) -> int:
-        return len(self._steps[1])
-
-    def add(self, displacements: dict[int, np.ndarray]) -> None:
-        """Remember ``{lag: displacements (pixels) over that many frames}``."""
-        for lag, values in displacements.items():
-            if lag in self._steps:
-                values = np.asarray(values, np.float64).ravel()
-                self._steps[lag] = np.concatenate([self._steps[lag], values[np.isfinite(values)]])[-self.capacity :]
-
-    def reach(self, extra: dict[int, np.ndarray] | None = None) -> Reach | None:
-        """The gate, from the samples and ``extra`` displacements (not kept), or None while
-        there are fewer than ``min_samples`` one-frame displacements."""
-        extra = extra or {}
-        limits = []
-        for lag in range(1, LAGS + 1):
-            values = np.concatenate([self._steps[lag], np.asarray(extra.get(lag, []), np.float64).ravel()])
-            if len(values) < self.min_samples:
-                if lag == 1:
-                    return None
-                limits.append(limits[0] * lag)
-                continue
-            limits.append(self.margin * float(np.quantile(values, self.quantile)))
-        # never less far in more time, never further than the one-frame limit sustained
-        limits = np.minimum(np.maximum.accumulate(limits), limits[0] * np.arange(1, LAGS + 1))
-        return Reach(tuple(float(v) for v in limits))
+    def relabelled(self, ids) -> "TrackedFrame":
+        """The same boxes under other ids (``(N,)``)."""
+        return TrackedFrame(ids, self.xyxy)
 
 
 def _median_area(areas: list[float]) -> float:
@@ -116,8 +75,8 @@ class IoUTracker:
     by Hungarian assignment on ``(1 - IoU) + centre shift`` (shift in units of the larger box
     diagonal), plus ``area_weight × |log(area ratio)|`` when areas are given (an animal keeps
     its size); a pair is allowed when IoU >= ``min_iou`` or the shift <= ``max_shift``, and,
-    with ``max_step`` (pixels per frame, a ``SpeedModel`` limit), only when the detection's
-    box lies within ``max_step × frames elapsed`` of the track's last centre. A detection
+    with ``reach`` (``core.speeds.Reach``: the scene's speed gate), only when the detection's box lies within
+    ``reach(frames elapsed)`` pixels of the track's last box (``least_shift``). A detection
     hinted to a track (a part cut out of a blob for that track) goes to it when allowed; for
     that track the speed gate measures the piece by its blob's box (``regions``): where a cut
     falls inside a blob moves with the cut, not with the animal.
@@ -332,11 +291,11 @@ class IoUTracker:
         return ids
 
 
-def _spans(frames: list[tuple[np.ndarray, np.ndarray]]) -> dict[int, dict[int, np.ndarray]]:
+def _spans(frames: Sequence[TrackedFrame]) -> dict[int, dict[int, np.ndarray]]:
     """``id -> {frame: box}`` (the union box where an id has several boxes in one frame)."""
     spans: dict[int, dict[int, np.ndarray]] = {}
-    for frame, (ids, xyxy) in enumerate(frames):
-        for i, box in zip(np.asarray(ids).tolist(), np.asarray(xyxy, np.float32).reshape(-1, 4)):
+    for frame, tracked in enumerate(frames):
+        for i, box in zip(tracked.ids.tolist(), tracked.xyxy):
             own = spans.setdefault(int(i), {})
             old = own.get(frame)
             own[frame] = box.copy() if old is None else np.concatenate([np.minimum(old[:2], box[:2]), np.maximum(old[2:], box[2:])])
@@ -366,18 +325,18 @@ def _stitch_cost(a: dict[int, np.ndarray], b: dict[int, np.ndarray], gap: int, r
 
 
 def stitch_tracklets(
-    frames: list[tuple[np.ndarray, np.ndarray]], max_gap: int = 3, max_overlap: int = 2, max_shift: float = 1.0,
+    frames: Sequence[TrackedFrame], max_gap: int = 3, max_overlap: int = 2, max_shift: float = 1.0,
     gap_shift: float | None = None, reach: Reach | None = None,
 ) -> dict[int, int]:
     """Join the pieces of one animal's track that online association left apart.
 
-    ``frames``: per frame of a clip, ``(ids int64 (N,), xyxy float32 (N, 4))``. A tracklet B
-    continues tracklet A when B starts after A starts and ends after A ends, and either
-    starts at most ``max_gap`` frames after A's end, where A's box carried on at its last
-    velocity lies within ``gap_shift`` (default ``max_shift``) box diagonals of B's first
-    box (and, with ``max_step``, B's first box lies within ``max_step`` pixels per frame of
-    the gap of A's last centre), or overlaps A by at most ``max_overlap`` frames with boxes
-    within ``max_shift`` diagonals in each of them (one animal cut in two for a moment).
+    ``frames``: one ``TrackedFrame`` per frame of a clip. A tracklet B continues tracklet A
+    when B starts after A starts and ends after A ends, and either starts at most
+    ``max_gap`` frames after A's end, where A's box carried on at its last velocity lies
+    within ``gap_shift`` (default ``max_shift``) box diagonals of B's first box (and, with
+    ``reach``, B's first box lies within ``reach(gap + 1)`` pixels of A's last box:
+    ``core.geometry.least_shift``), or overlaps A by at most ``max_overlap`` frames with
+    boxes within ``max_shift`` diagonals in each of them (one animal cut in two for a moment).
     Pairs are taken cheapest first; each tracklet gets at most one successor and one
     predecessor. Returns ``id -> id of the chain's first tracklet`` for every id seen (ids
     in overlapping frames then repeat: merge them).
@@ -409,20 +368,20 @@ def stitch_tracklets(
 
 
 def cut_jumps(
-    frames: list[tuple[np.ndarray, np.ndarray]], reach: Reach | None, whole: list[np.ndarray] | None = None
+    frames: Sequence[TrackedFrame], reach: Reach | None, whole: Sequence[np.ndarray] | None = None
 ) -> list[np.ndarray]:
-    """Per frame, the ids of ``frames`` (``(ids, xyxy)`` per frame) with each track cut where
+    """Per frame, the ids of ``frames`` (one ``TrackedFrame`` per frame) with each track cut where
     it jumps: where its box moves further between two views than ``reach`` allows for the
     frames elapsed (``core.geometry.least_shift``), the rest of the track has a new id (ids
     past the largest one, in order of the cuts), from the frame after the earlier view.
     ``whole`` (``bool (N,)`` per frame): the views to measure between (default all); a piece
     cut out of a blob, or a blob of several animals, has a box that moves with the cut, not
     with the animal. Without a gate (None) the ids are returned as they are."""
-    out = [np.asarray(ids, np.int64).copy() for ids, _ in frames]
+    out = [tracked.ids.copy() for tracked in frames]
     if reach is None:
         return out
     if whole is not None:
-        frames = [(np.where(np.asarray(ok, bool), ids, -1), xyxy) for (ids, xyxy), ok in zip(frames, whole)]
+        frames = [tracked.relabelled(np.where(np.asarray(ok, bool), tracked.ids, -1)) for tracked, ok in zip(frames, whole)]
     spans = _spans(frames)
     spans.pop(-1, None)
     next_id = 1 + max((int(i.max()) for i in out if len(i)), default=-1)
@@ -476,7 +435,7 @@ SAME_SIZE = 1.3
 
 
 def clean_steps(
-    frames: list[tuple[np.ndarray, np.ndarray]], clean: list[np.ndarray], areas: list[np.ndarray] | None = None, lags: int = LAGS
+    frames: Sequence[TrackedFrame], clean: Sequence[np.ndarray], areas: Sequence[np.ndarray] | None = None, lags: int = LAGS
 ) -> dict[int, np.ndarray]:
     """``{lag: displacements (pixels, float64)}``: how far each track of ``frames`` moved
     over ``lag`` frames (1 to ``lags``), between frames in which its detection is ``clean``
@@ -484,10 +443,10 @@ def clean_steps(
     with ``areas`` (per frame, ``(N,)``), of about the same size (within ``SAME_SIZE``: a
     blob that grew or shrank took in or lost something, and its box centre moved with it)."""
     seen: dict[int, list[tuple[int, np.ndarray, float]]] = {}
-    for frame, ((ids, xyxy), ok) in enumerate(zip(frames, clean)):
-        boxes = np.asarray(xyxy, np.float64).reshape(-1, 4)
+    for frame, (tracked, ok) in enumerate(zip(frames, clean)):
+        boxes = tracked.xyxy.astype(np.float64)
         sizes = np.ones(len(boxes)) if areas is None else np.asarray(areas[frame], np.float64).reshape(-1)
-        for i, box, good, size in zip(np.asarray(ids).tolist(), boxes, np.asarray(ok, bool).tolist(), sizes.tolist()):
+        for i, box, good, size in zip(tracked.ids.tolist(), boxes, np.asarray(ok, bool).tolist(), sizes.tolist()):
             if good:
                 seen.setdefault(int(i), []).append((frame, box_centres(box), max(size, 1e-9)))
     out: dict[int, list[float]] = {lag: [] for lag in range(1, lags + 1)}

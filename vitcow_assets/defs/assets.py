@@ -131,7 +131,8 @@ def _mask_job(context, layout, raw: RawVideo, segmenter: SegmenterResource, mode
         source=raw.stored_path, video_id=raw.video_id, clips=clips_from_table(pq.read_table(layout.clips_table)), plan=plan,
         segmenter_name=model.name, open_session=segmenter.session, out_path=layout.masks_table, metadata=provenance,
         prepare=model.prepare_frames, prompt_used=model.uses_text_prompts, prefetch=segmenter.prefetch_clips,
-        describe_device=model.device_report, texts_together=model.several_texts_per_session,
+        link_settings=segmenter.link_settings(), describe_device=model.device_report,
+        texts_together=model.several_texts_per_session,
     )
 
 

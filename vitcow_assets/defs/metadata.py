@@ -194,7 +194,7 @@ def crops_preview(layout, links: Links, limit: int = PREVIEW_ROWS) -> dict:
 
 
 def crops_metadata(layout, crops: int, settings, provenance, damage: DecodeDamage, summary, contact_sheet_url: str | None = None, links: Links = Links()) -> dict:
-    speed = (summary.scene_speed or {}).get("speed_px")
+    reach = (summary.scene_speed or {}).get("reach_px")
     return {
         "summary": dg.MetadataValue.md(crops_summary(layout)),
         **crop_pages_metadata(links, video=provenance.video_id),
@@ -206,7 +206,7 @@ def crops_metadata(layout, crops: int, settings, provenance, damage: DecodeDamag
         "crop_size": settings.crop_size,
         "settings": dg.MetadataValue.json(record(settings)),
         "steady_windows": dg.MetadataValue.json(
-            {"fixed_windows": summary.fixed_windows, "jitter_px": round(summary.jitter_px, 2), "scene_speed_px_per_frame": speed,
+            {"fixed_windows": summary.fixed_windows, "jitter_px": round(summary.jitter_px, 2), "scene_reach_px_per_frame": round(reach[0], 2) if reach else None,
              "jumps_cut": summary.jumps, "objects_cut": len(summary.split_objects)}
         ),
         "segmenter": provenance.segmenter,

@@ -4,9 +4,10 @@
 Both are derived from settings dataclasses (``footage.settings.StorageSettings``,
 ``segmenters.SegmenterSettings`` and each backend's settings class), so their fields,
 defaults, descriptions and environment variables are written once (``core.settings``).
-The segmenter resource holds one nested config per backend: ``segmenter: {config: {backend:
-motion, motion: {min_contrast: 12}}}`` in the launchpad, ``VITCOW_MOTION_MIN_CONTRAST=12``
-in the environment.
+The segmenter resource holds one nested config per backend and one for the linker across
+clips (``core.identity.LinkSettings``): ``segmenter: {config: {backend: motion, motion:
+{min_contrast: 12}, link: {max_lost_steps: 20}}}`` in the launchpad,
+``VITCOW_MOTION_MIN_CONTRAST=12`` and ``VITCOW_LINK_MAX_LOST_STEPS=20`` in the environment.
 """
 
 import contextlib
@@ -22,9 +23,11 @@ import numpy as np
 import pydantic
 from pydantic import PrivateAttr
 
+from vitcow_assets.core.identity import LinkSettings
 from vitcow_assets.core.settings import SettingError, build, describe, from_environ, record
 from vitcow_assets.core.source_paths import PathPattern, parse_patterns
 from vitcow_assets.defs.config import config_class, from_environment, setting_values
+from vitcow_assets.footage.intake_state import IntakeState
 from vitcow_assets.footage.layout import StorageRoot, VideoLayout, default_home
 from vitcow_assets.footage.settings import StorageSettings
 from vitcow_assets.lineage.links import Links
@@ -39,7 +42,6 @@ from vitcow_assets.segmenters import (
     SegmenterSession,
     SegmenterSettings,
     family_settings,
-    load_segmenter,
     resolve_backend,
 )
 from vitcow_assets.segmenters.model_pool import MODELS, PlacedModel
@@ -65,6 +67,11 @@ class _Storage(dg.ConfigurableResource):
     def root(self) -> StorageRoot:
         return StorageRoot(Path(self.home))
 
+    def intake_state(self) -> IntakeState:
+        """The per-file intake state (`intake_db`, else the instance's Postgres, else SQLite
+        under the storage root); close it after use."""
+        return IntakeState.open(self.intake_db, self.root().home)
+
     def video(self, key: str) -> VideoLayout:
         return self.root().video(key)
 
@@ -82,9 +89,13 @@ class _Storage(dg.ConfigurableResource):
 
 VitcowStorage = config_class(StorageSettings, "VitcowStorage", base=_Storage, doc=_Storage.__doc__)
 
-#: one config class per backend, from its settings dataclass
-#: one config class per settings family (``motion``, ``sam3``: both SAM3 implementations read it)
-BACKEND_CONFIGS = {family: config_class(family_settings(family), f"{family.capitalize()}Config") for family in FAMILIES}
+#: the segmenter resource's nested settings: one per settings family (``motion``, ``sam3``:
+#: both SAM3 implementations read it), and the linker's (``link``)
+NESTED_SETTINGS = {**{family: family_settings(family) for family in FAMILIES}, "link": LinkSettings}
+#: what each nested config holds, where ``settings of the <name> backend`` would not say it
+_NESTED_DESCRIPTIONS = {"link": "the linker across clips", "sam3": "settings of the sam3 and sam3-transformers backends"}
+#: one config class per nested settings dataclass
+NESTED_CONFIGS = {name: config_class(cls, f"{name.capitalize()}Config") for name, cls in NESTED_SETTINGS.items()}
 
 def cached_segmenter(backend: str, settings) -> Segmenter:
     """The process's one model for a backend and settings that lease no device (motion,
@@ -106,10 +117,11 @@ def release_accelerator_memory() -> None:
         torch.cuda.empty_cache()
 
 
-def _naming_the_setting(message: str, backend: str, name: str | None) -> str:
-    """A backend's refusal, saying where its setting is set."""
-    family = BACKENDS[backend].family
-    found = next((s for s in describe(BACKENDS[backend].settings_class, family) if s.name == name), None)
+def _naming_the_setting(message: str, nested: str, name: str | None) -> str:
+    """A refusal of a backend's (or the linker's, or the segmenter's own) settings, saying
+    where the setting is set; ``nested`` is a backend, a settings family or ``link``."""
+    nested = BACKENDS[nested].family if nested in BACKENDS else nested
+    found = next((s for s in describe(NESTED_SETTINGS[nested], nested) if s.name == name), None)
     if found is None:
         found = next((s for s in describe(SegmenterSettings) if s.name == name), None)
     return message if found is None else f"{message} (set {found.env} or {found.flag})"
@@ -122,8 +134,9 @@ class _Segmenter(dg.ConfigurableResource):
     model's life (`segmenters.model_pool`): up to one `object_masks` step per device at
     once, never two models on one device; the step takes the model and gives it back at
     its end. `backend`, `default_prompt`, `prefetch_clips`, `device_wait_s`, `device_locks`:
-    see `segmenters.SegmenterSettings`; one nested config per backend (`motion`, `sam3`)
-    holds that backend's settings."""
+    see `segmenters.SegmenterSettings`; one nested config per settings family (`motion`;
+    `sam3`, read by both SAM3 implementations) holds those backends' settings, and `link` the thresholds of the linker across clips
+    (`core.identity.LinkSettings`)."""
 
     _segmenter: Segmenter | None = PrivateAttr(default=None)
     _placed: PlacedModel | None = PrivateAttr(default=None)
@@ -141,6 +154,13 @@ class _Segmenter(dg.ConfigurableResource):
             return build(cls, setting_values(cls, getattr(self, family)), where=lambda name: f"{family}.{name}")
         except SettingError as exc:
             raise SegmenterConfigError(str(exc), exc.setting) from None
+
+    def link_settings(self) -> LinkSettings:
+        """The linker's settings; a refused value is a one-line error naming ``link.<field>``."""
+        try:
+            return build(LinkSettings, setting_values(LinkSettings, self.link), where=lambda name: f"link.{name}")
+        except SettingError as exc:
+            raise SegmenterConfigError(_naming_the_setting(str(exc), "link", exc.setting), exc.setting) from None
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         # Loaded on first use (object_masks), not in steps that only read settings (prompts):
@@ -240,8 +260,8 @@ SegmenterResource = config_class(
     base=_Segmenter,
     doc=_Segmenter.__doc__,
     extra={
-        name: (config, pydantic.Field(default_factory=config, description=f"settings of the {name} backend"))
-        for name, config in BACKEND_CONFIGS.items()
+        name: (config, pydantic.Field(default_factory=config, description=_NESTED_DESCRIPTIONS.get(name, f"settings of the {name} backend")))
+        for name, config in NESTED_CONFIGS.items()
     },
 )
 
@@ -253,11 +273,12 @@ def storage_from_environment(environ: Mapping[str, str] | None = None, **overrid
 
 def segmenter_from_environment(environ: Mapping[str, str] | None = None, backend_options: Mapping[str, dict] | None = None, **overrides):
     """The segmenter resource from the environment; ``overrides`` (resource fields) and
-    ``backend_options`` (``{"motion": {...}}``, e.g. from the CLI) win over it."""
+    ``backend_options`` (``{"motion": {...}, "link": {...}}``: nested settings, e.g. from the
+    CLI) win over it."""
     environ = os.environ if environ is None else environ
     values = {**from_environ(SegmenterSettings, environ), **{k: v for k, v in overrides.items() if v is not None}}
-    for family in FAMILIES:
-        values[family] = from_environment(BACKEND_CONFIGS[family], family_settings(family), environ, family, **(backend_options or {}).get(family, {}))
+    for name, cls in NESTED_SETTINGS.items():
+        values[name] = from_environment(NESTED_CONFIGS[name], cls, environ, name, **(backend_options or {}).get(name, {}))
     return SegmenterResource(**values)
 
 

@@ -1,9 +1,10 @@
 """Nightly catch-up: register what the sensor missed, run every partition whose crops are
 missing or were made from other bytes than those now registered (a failed re-run).
 
-"Missed" files are found with the sensor's own rule (``core.settle``, two looks a second
-apart here) and registered as the sensor does (``defs.sensors.Requests``), so both agree
-on what is new, changed or a duplicate of a partition that already holds the bytes.
+"Missed" files are found with the sensor's own rule (``core.settle``, two full sweeps a
+second apart here, through the sensor's intake state) and registered as the sensor does
+(``defs.sensors.Requests``), so both agree on what is new, changed or a duplicate of a
+partition that already holds the bytes, and neither takes a file the other took.
 """
 
 import os
@@ -18,7 +19,8 @@ from vitcow_assets.defs.metadata import SOURCE_SHA256
 from vitcow_assets.defs.partitions import video_partitions
 from vitcow_assets.defs.resources import VitcowStorage
 from vitcow_assets.defs.sensors import Requests
-from vitcow_assets.footage.intake import watch_sources
+from vitcow_assets.core.intake_cursor import IntakeCursor
+from vitcow_assets.footage.intake import IntakePolicy, watch_sources
 from vitcow_assets.footage.registry import Registry
 
 TIMEZONE_ENV = "VITCOW_TIMEZONE"
@@ -26,6 +28,9 @@ CRON_ENV = "VITCOW_CATCHUP_CRON"
 DEFAULT_CRON = "0 2 * * *"
 #: seconds between the catch-up's two looks at the landing folders
 LOOK_GAP_S = 1.0
+#: who the catch-up is in the intake state (its runs need no delivery check: it requests
+#: every partition whose crops are missing)
+CATCHUP_OWNER = "nightly_catchup"
 
 
 def _latest(instance: dg.DagsterInstance, asset_key: dg.AssetKey, key: str):
@@ -53,14 +58,18 @@ def crops_are_current(instance: dg.DagsterInstance, key: str, registry: Registry
 
 
 def register_missed(storage: VitcowStorage, instance: dg.DagsterInstance, log) -> None:
-    """Register the settled files of the local landing folders, adding new partitions."""
+    """Register the settled files of the local landing folders, adding new partitions: two
+    full sweeps a second apart through the intake state the sensor keeps, taking at most
+    ``max_registrations_per_tick`` files (the sensor takes the rest, oldest first)."""
     sources = [s for s in storage.sources() if not s.location.is_remote]
-    settle = storage.settings().settle_seconds
-    first = watch_sources(storage.root(), sources, {}, time.time(), settle, log)
-    time.sleep(LOOK_GAP_S)
-    second = watch_sources(storage.root(), sources, first.cursors, time.time(), settle, log)
+    policy = IntakePolicy.from_settings(storage.settings(), storage.patterns())
     requests = Requests(storage, instance, log)
-    for arrival in second.arrivals:
+    with storage.intake_state() as state:
+        cursor = IntakeCursor(owner=CATCHUP_OWNER)
+        first = watch_sources(storage.root(), sources, state, cursor, time.time(), policy, log, force_full=True, track_requests=False)
+        time.sleep(LOOK_GAP_S)
+        second = watch_sources(storage.root(), sources, state, first.cursor, time.time(), policy, log, force_full=True, track_requests=False)
+    for arrival in first.arrivals + second.arrivals:
         requests.add(arrival)
     if requests.partitions:
         instance.add_dynamic_partitions(video_partitions.name, requests.partitions)

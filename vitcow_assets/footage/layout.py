@@ -2,7 +2,8 @@
 
 ```
 <home>/landing/                 default landing folder watched by the sensor
-<home>/registry/<key>.json      one registered source video per partition key
+<home>/registry/<key>.json      one registered source video per partition key (index/: by path and sha256)
+<home>/intake/intake.db         the landing sensor's intake state (footage.intake_state), unless elsewhere
 <home>/videos/<key>/            every output of one partition
     raw_video.json              probe + sha256 + where the source came from
     frame_times.npy             presentation time of every source frame (seconds)
@@ -25,6 +26,10 @@
     stats/<table>.parquet       statistics tables, stats/classes.png the chart
     export/                     the default export folder
     builds/                     the index of dataset builds: <fingerprint>.parquet, the crops of each
+<home>/embeddings/<checkpoint>/crop_embeddings.parquet   one checkpoint's embedding of every crop
+<home>/evaluation/              scores (``EvaluationLayout``), per dataset build (its fingerprint)
+    checkpoints/<checkpoint>/<fingerprint>/   retrieval and linear-probe results of a checkpoint
+    predictions/<name>/<fingerprint>/         the scorecard of an imported predictions file
 <home>/dagster/                 default DAGSTER_HOME
 ```
 Partition keys are sanitised so that no key can name a path outside ``<home>``.
@@ -180,6 +185,28 @@ class DatasetLayout:
 
 
 @dataclasses.dataclass(frozen=True)
+class EvaluationLayout:
+    """Paths of one evaluation's results on one dataset build: a checkpoint's retrieval and
+    probe, or an imported predictions file's scorecard. Each table is Parquet, each chart a
+    PNG, each report JSON (settings, notes, what was read)."""
+
+    root: Path
+
+    def table(self, name: str) -> Path:
+        """A result table: ``retrieval``, ``probe_runs``, ``probe_classes``, ``probe_confusion``,
+        ``probe_curve``, ``scorecard``, ``scorecard_classes``, ``scorecard_confusion``, ``predictions``."""
+        return self.root / f"{name}.parquet"
+
+    def chart(self, name: str) -> Path:
+        """A chart: ``retrieval`` (Hit@k), ``probe_curve``, ``probe_confusion``, ``scorecard_confusion``."""
+        return self.root / f"{name}.png"
+
+    def report(self, name: str) -> Path:
+        """What an evaluation read and noticed: ``retrieval``, ``probe`` or ``scorecard``."""
+        return self.root / f"{name}.json"
+
+
+@dataclasses.dataclass(frozen=True)
 class StorageRoot:
     home: Path
 
@@ -246,6 +273,27 @@ class StorageRoot:
     @property
     def datasets(self) -> DatasetLayout:
         return DatasetLayout(self.datasets_dir)
+
+    @property
+    def embeddings_dir(self) -> Path:
+        """The ``crop_embeddings`` tables, one folder per checkpoint partition."""
+        return self.home / "embeddings"
+
+    def embeddings_table(self, key: str) -> Path:
+        """One checkpoint's embeddings of the catalog's crops (partition ``key``)."""
+        return self.embeddings_dir / check_partition_key(key) / "crop_embeddings.parquet"
+
+    @property
+    def evaluation_dir(self) -> Path:
+        return self.home / "evaluation"
+
+    def checkpoint_evaluation(self, key: str, fingerprint: str) -> EvaluationLayout:
+        """Retrieval and probe results of checkpoint partition ``key`` on dataset build ``fingerprint``."""
+        return EvaluationLayout(self.evaluation_dir / "checkpoints" / check_partition_key(key) / check_partition_key(fingerprint))
+
+    def predictions_evaluation(self, key: str, fingerprint: str) -> EvaluationLayout:
+        """The scorecard of predictions partition ``key`` on dataset build ``fingerprint``."""
+        return EvaluationLayout(self.evaluation_dir / "predictions" / check_partition_key(key) / check_partition_key(fingerprint))
 
     @property
     def device_locks(self) -> Path:

@@ -90,7 +90,8 @@ def list_local(folder: str | os.PathLike, source: str | None = None, prompt_file
     return found
 
 
-def _mtime_ns(info: dict) -> int:
+def info_mtime_ns(info: dict) -> int:
+    """The modification time (ns) in an fsspec ``info`` dict (SFTP ``mtime``, S3 ``LastModified``); 0 when absent."""
     value = info.get("mtime", info.get("LastModified", info.get("last_modified")))
     if isinstance(value, dt.datetime):
         if value.tzinfo is None:
@@ -129,5 +130,5 @@ def list_remote(fs, location: Location, source: str | None = None) -> list[Sourc
             continue
         size = int(info.get("size") or 0)
         if size > 0:
-            files.append(SourceFile(location.uri_of(path), path, size, _mtime_ns(info), source))
+            files.append(SourceFile(location.uri_of(path), path, size, info_mtime_ns(info), source))
     return files

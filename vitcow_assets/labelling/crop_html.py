@@ -1,9 +1,13 @@
 """The crop pages as HTML: a crop's page (``lineage.story`` rendered as it is), the list of
-crops with its filters, and the error page (a missing crop gives a 404 that says why).
+crops with its filters, the error page (a missing crop gives a 404 that says why) and the
+sign-in page (what every crop page answers, and all it answers, without a sign-in where
+tokens are required).
 
-Server-side HTML, every value escaped; the look comes from ``static/crops.css`` and the
-one script (``static/crops.js``) only moves the context picture to the frame the video is
-paused on. Rows carry ``data-field`` (the table column they show) and ``data-value`` (its
+Server-side HTML, every value escaped; the look comes from ``static/crops.css``. Two small
+scripts: ``static/crops.js`` moves the context picture to the frame the video is paused
+on; ``static/signin.js`` asks once more from the page itself when a link from another site
+arrived without the (``SameSite=Strict``) session cookie. The header names who is signed
+in, with a sign-out button. Rows carry ``data-field`` (the table column they show) and ``data-value`` (its
 value as text), so a test or a script can check a page against the crops manifest.
 
 May import the standard library and ``lineage`` (links); no web framework, no files.
@@ -29,14 +33,23 @@ def _a(href: str | None, text, cls: str = "", new_tab: bool = False) -> str:
     return f'<a href="{_e(href)}"{attrs}>{_e(text)}</a>'
 
 
-def page(title: str, body: str, script: bool = False) -> str:
-    js = '<script src="/static/crops.js"></script>' if script else ""
+def _who(who: dict | None) -> str:
+    if not who:
+        return ""
+    return (f'<span class="who" id="who">{_e(who["annotator"])} · {_e(who["role"])}</span>'
+            '<form class="signout" method="post" action="/signout"><button id="sign-out">Sign out</button></form>')
+
+
+def page(title: str, body: str, script: str | None = None, who: dict | None = None) -> str:
+    """A whole page: the header (find a crop, the labelling page, who is signed in), ``body``
+    and ``script`` (a file of ``static/``)."""
+    js = f'<script src="/static/{_e(script)}"></script>' if script else ""
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{_e(title)}</title><link rel="stylesheet" href="/static/crops.css"></head>
 <body><header class="top"><a class="brand" href="/crops">vitcow <span>crop pages</span></a>
 <form class="find" action="/crops" method="get"><input name="id" placeholder="crop id, or the start of one" aria-label="crop id">
-<button>Open</button></form><a class="labelling" href="/">labelling page</a></header>
+<button>Open</button></form><a class="labelling" href="/">labelling page</a>{_who(who)}</header>
 <main>{body}</main>{js}</body></html>"""
 
 
@@ -99,12 +112,12 @@ def _datasets(story: dict) -> str:
             f'{_table(["build (dataset.json fingerprint)", "split", "class", "lists", "folder", ""], rows, empty="in no recorded dataset build")}</section>')
 
 
-def crop_page(story: dict) -> str:
+def crop_page(story: dict, who: dict | None = None) -> str:
     missing = "".join(f"<li>{_e(m)}</li>" for m in story["missing"])
     warn = f'<section class="card warn"><h2>Not found</h2><ul>{missing}</ul></section>' if missing else ""
     head = f'<h1>Crop <code>{_e(story["crop_id"])}</code></h1><p class="sub">{_e(story["title"])}</p>'
     body = head + _media(story) + _dagster(story["dagster"]) + warn + "".join(_section(s) for s in story["sections"])
-    return page(f"crop {story['crop_id']} · {TITLE}", body + _track(story) + _labels(story) + _datasets(story), script=True)
+    return page(f"crop {story['crop_id']} · {TITLE}", body + _track(story) + _labels(story) + _datasets(story), "crops.js", who)
 
 
 def _filter_form(crop_list: CropList) -> str:
@@ -130,7 +143,7 @@ def _in_dagster(row: dict, links: Links) -> str:
     return f'{run} · {_a(links.asset_partition("object_crops", row["video_id"]), "crops", "dagster")}' if links.dagster_url else ""
 
 
-def list_page(crop_list: CropList, heading: str, links: Links = Links()) -> str:
+def list_page(crop_list: CropList, heading: str, links: Links = Links(), who: dict | None = None) -> str:
     head = ["crop", "video", "clip", "track", "source frames", "presence", "farm", "camera", "labels", "lists", "in Dagster"]
     rows = [
         [_a(r["href"], r["crop_id"]), _a(list_path(video=r["video_id"]), r["video_id"]), _e(r["clip_id"]),
@@ -139,10 +152,23 @@ def list_page(crop_list: CropList, heading: str, links: Links = Links()) -> str:
         for r in crop_list.rows
     ]
     body = f"<h1>{_e(heading)}</h1>{_filter_form(crop_list)}{_pager(crop_list)}{_table(head, rows, empty='no crop matches these filters')}"
-    return page(f"{heading} · {TITLE}", body)
+    return page(f"{heading} · {TITLE}", body, who=who)
 
 
-def error_page(status: int, heading: str, lines: list[str]) -> str:
+def error_page(status: int, heading: str, lines: list[str], who: dict | None = None) -> str:
     items = "".join(f"<p>{_e(line)}</p>" for line in lines)
     body = f'<section class="card error" data-status="{status}"><h1>{_e(heading)}</h1>{items}<p><a href="/crops">All crops</a></p></section>'
-    return page(f"{heading} · {TITLE}", body)
+    return page(f"{heading} · {TITLE}", body, who=who)
+
+
+def sign_in_page(next_path: str, message: str = "") -> str:
+    """The sign-in form (token, and the page to go to after: ``next_path``); ``message``
+    says why the last try failed. Nothing about any crop."""
+    note = f'<p class="signin-error" id="signin-message" role="alert">{_e(message)}</p>' if message else ""
+    body = f"""<section class="card signin" id="signin"><h1>Sign in</h1>
+<p>This server shows its crop pages to signed-in users only. Give your token (<code>vitcow labels token NAME</code>
+printed it once); this browser then stays signed in, for the crop pages and the labelling page, until you sign out.</p>
+<form method="post" action="/signin"><input type="hidden" name="next" value="{_e(next_path)}">
+<input id="token-input" name="token" type="password" placeholder="vct_..." autocomplete="off" required maxlength="128" aria-label="token">
+<button id="sign-in">Sign in</button></form>{note}</section>"""
+    return page(f"Sign in · {TITLE}", body, "signin.js")

@@ -1,4 +1,11 @@
-"""The crop pages (read-only; no sign-in): Starlette routes mounted beside the labelling page.
+"""The crop pages (read-only): Starlette routes mounted beside the labelling page.
+
+Where the server requires tokens every one of them needs a sign-in (``access``: the
+session cookie ``sign_in`` sets, or a Bearer token); without one each answers the sign-in
+page (401) and nothing else. On 127.0.0.1 without ``--require-tokens`` they are open. An
+annotator signed in sees only their own labels (on the page, in the list and its label
+filters), no dataset classes and no trimmed copies (those come from others' labels), so
+double labelling stays blind; a reviewer, or anyone on an open server, sees everyone's.
 
 - ``GET /crops/{crop_id}``: the crop's page (``lineage.story`` over what is stored about
   it, rendered by ``crop_html``); a unique prefix of an id redirects to the whole id; an
@@ -14,10 +21,11 @@
 Links to the Dagster UI use the storage settings' ``dagster_url`` (``VITCOW_DAGSTER_URL``).
 Every handler reads the stores when asked (the catalog is re-read when its file changes).
 
-May import starlette, the labelling store and catalog source, ``lineage`` and ``media``; no
-dagster.
+May import starlette, the labelling store, access, sign-in and catalog source, ``lineage``
+and ``media``; no dagster.
 """
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,7 +38,10 @@ from starlette.routing import Route
 from vitcow_assets.core.catalog import CROP_ID_CHARS
 from vitcow_assets.footage.layout import StorageRoot
 from vitcow_assets.labelling import crop_html
+from vitcow_assets.labelling.access import SESSION_ENDED, Access, ApiError, sees_everyone
+from vitcow_assets.labelling.sign_in import sign_in_page
 from vitcow_assets.labelling.store import LabelStore
+from vitcow_assets.labelling.tokens import Identity
 from vitcow_assets.lineage.builds import build_members, builds_of
 from vitcow_assets.lineage.links import Links, crop_path, links_from
 from vitcow_assets.lineage.listing import CropQuery, QueryError, list_crops
@@ -73,18 +84,24 @@ class CropPages:
         text = text.strip().lower()
         return [c for c in self.catalog.get().order if c.startswith(text)] if looks_like_crop_id(text) else []
 
-    def story(self, crop_id: str) -> dict:
+    def story(self, crop_id: str, viewer: Identity | None = None) -> dict:
+        """The crop's story as ``viewer`` may see it (module docstring)."""
         row = self.row(crop_id)
         catalog = self.catalog.get()
         track = [catalog.rows[c] for c in catalog.tracks.get((row["video_id"], row["track_id"]), [])]
-        current = [r for r in self.store.current_labels().to_pylist() if r["crop_id"] == crop_id]
-        history = self.store.history(crop_id).to_pylist()
+        mine = None if sees_everyone(viewer) else viewer.annotator
+        current = [r for r in self.store.current_labels(mine).to_pylist() if r["crop_id"] == crop_id]
+        history = self.store.history(crop_id, mine).to_pylist()
         builds = builds_of(self.root.dataset_builds, crop_id)
-        return crop_story(crop_records(self.root, row), track, current, history, builds, self.links)
+        records = crop_records(self.root, row)
+        if mine is not None:  # others' labels show through a build's class and a segment's trimmed copy
+            builds = [{**b, "class_name": None} for b in builds]
+            records = dataclasses.replace(records, trimmed=[])
+        return crop_story(records, track, current, history, builds, self.links)
 
-    def _labels(self) -> dict[str, list[str]]:
+    def _labels(self, viewer: Identity | None) -> dict[str, list[str]]:
         labels: dict[str, list[str]] = {}
-        for r in self.store.current_labels().to_pylist():
+        for r in self.store.current_labels(None if sees_everyone(viewer) else viewer.annotator).to_pylist():
             labels.setdefault(r["crop_id"], []).append(r["label"])
         return labels
 
@@ -110,7 +127,8 @@ class CropPages:
         matches = [] if crop_id in self.catalog.get().rows else self.starting_with(crop_id)
         if len(matches) == 1:
             return RedirectResponse(crop_path(matches[0]), status_code=302)
-        return crop_html.crop_page(self.story(crop_id))
+        viewer = request.state.identity
+        return crop_html.crop_page(self.story(crop_id, viewer), _who(viewer))
 
     def list_page(self, request: Request):
         params = request.query_params
@@ -124,9 +142,10 @@ class CropPages:
             if members is None:
                 raise QueryError(f"dataset: no recorded build has a fingerprint starting {query.dataset!r} (see {self.root.dataset_builds})")
         catalog = self.catalog.get()
-        found = list_crops([catalog.rows[c] for c in catalog.order], query, self._labels(), members)
+        viewer = request.state.identity
+        found = list_crops([catalog.rows[c] for c in catalog.order], query, self._labels(viewer), members)
         filters = ", ".join(f"{k} {value_text(v)}" for k, v in query.filters().items())
-        return crop_html.list_page(found, f"Crops · {filters}" if filters else "Crops", self.links)
+        return crop_html.list_page(found, f"Crops · {filters}" if filters else "Crops", self.links, _who(viewer))
 
     def video(self, request: Request):
         path = Path(self.row(request.path_params["crop_id"])["crop_path"])
@@ -149,29 +168,47 @@ class CropPages:
             raise _NotFound(f"No context picture for crop {crop_id}", str(exc)) from None
 
     def story_json(self, request: Request):
-        return JSONResponse(self.story(request.path_params["crop_id"]), headers=_NO_STORE)
+        return JSONResponse(self.story(request.path_params["crop_id"], request.state.identity), headers=_NO_STORE)
 
 
-def _html(handler):
+def _who(viewer: Identity | None) -> dict | None:
+    return None if viewer is None else viewer.as_dict()
+
+
+def _html(handler, access: Access):
+    """An endpoint that signs the caller in first (without a sign-in where one is needed:
+    the sign-in page, 401, nothing else), then runs ``handler`` in the thread pool."""
+
     async def endpoint(request: Request) -> Response:
+        try:
+            request.state.identity = await run_in_threadpool(access.identify, request)
+        except ApiError as exc:
+            if exc.status == 401:
+                target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+                return sign_in_page(target, "Your sign-in has ended: sign in again." if str(exc) == SESSION_ENDED else "")
+            return HTMLResponse(crop_html.error_page(exc.status, "Not allowed", [str(exc)]), status_code=exc.status, headers=_NO_STORE)
+        who = _who(request.state.identity)
         try:
             result = await run_in_threadpool(handler, request)
         except _NotFound as exc:
-            return HTMLResponse(crop_html.error_page(404, exc.heading, exc.lines), status_code=404, headers=_NO_STORE)
+            return HTMLResponse(crop_html.error_page(404, exc.heading, exc.lines, who), status_code=404, headers=_NO_STORE)
         except QueryError as exc:
-            return HTMLResponse(crop_html.error_page(400, "Bad filter", [str(exc)]), status_code=400, headers=_NO_STORE)
+            return HTMLResponse(crop_html.error_page(400, "Bad filter", [str(exc)], who), status_code=400, headers=_NO_STORE)
         return result if isinstance(result, Response) else HTMLResponse(result, headers=_NO_STORE)
 
     return endpoint
 
 
-def crop_page_routes(catalog: "CatalogSource", store: LabelStore, home: str | os.PathLike, links: Links | None = None) -> list[Route]:
-    """The routes of the crop pages (module docstring); ``links`` default to the environment's."""
+def crop_page_routes(catalog: "CatalogSource", store: LabelStore, home: str | os.PathLike, links: Links | None = None,
+                     access: Access | None = None) -> list[Route]:
+    """The routes of the crop pages (module docstring); ``links`` default to the environment's,
+    ``access`` to an open server's."""
     pages = CropPages(catalog, store, Path(home), links or links_from(os.environ))
+    access = access or Access(store, required=False)
     return [
-        Route("/crops", _html(pages.list_page)),
-        Route("/crops/{crop_id}", _html(pages.crop_page)),
-        Route("/crops/{crop_id}/video", _html(pages.video)),
-        Route("/crops/{crop_id}/context.jpg", _html(pages.context)),
-        Route("/crops/{crop_id}/story.json", _html(pages.story_json)),
+        Route("/crops", _html(pages.list_page, access)),
+        Route("/crops/{crop_id}", _html(pages.crop_page, access)),
+        Route("/crops/{crop_id}/video", _html(pages.video, access)),
+        Route("/crops/{crop_id}/context.jpg", _html(pages.context, access)),
+        Route("/crops/{crop_id}/story.json", _html(pages.story_json, access)),
     ]

@@ -6,7 +6,9 @@ annotator's current label and segment and the decision in force, if any (decided
 only with ``?decided=1``). ``POST /api/adjudications`` records a reviewer's decision,
 ``POST /api/adjudications/undo`` takes back a crop's decision in force (the conflict is
 back), ``GET /api/adjudications`` gives the history. Deciding needs a reviewer
-(``access.Access.reviewer``; the store refuses a name without a reviewer token).
+(``access.Access.reviewer``; the store refuses a name without a reviewer token); so does
+reading conflicts and decisions (they show every annotator's labels): an annotator's
+sign-in gets 403 (``access.Access.reviewer_reads``).
 
 The handlers run over the labelling API's store, catalog and taxonomy (``server.LabellingApi``).
 
@@ -51,6 +53,7 @@ class ReviewApi:
         return class_or_note(self.api.taxonomy, label)
 
     def conflicts(self, request: Request, body) -> dict:
+        Access.reviewer_reads(request.state.identity, "conflicts")
         store, catalog = self.api.store, self.api.catalog.get()
         with_decided = request.query_params.get("decided") in ("1", "true", "yes")
         decisions = {r["crop_id"]: r for r in store.current_decisions().to_pylist()}
@@ -88,5 +91,6 @@ class ReviewApi:
         return {"undo": done[0].as_dict(), "undone": done[1].as_dict()}
 
     def history(self, request: Request, body) -> dict:
+        Access.reviewer_reads(request.state.identity, "decisions")
         table = self.api.store.decision_history(request.query_params.get("crop_id"))
         return {"events": [_event_json(r) for r in table.to_pylist()]}

@@ -9,12 +9,16 @@ Tables, all insert-only except ``assignments`` (replaced per annotator) and ``to
   takes back (``undoes`` unique: a decision is undone at most once);
 - ``gold_labels``: reference labels of gold crops (the latest row of a crop is in force);
 - ``tokens``: sign-in tokens, by their SHA-256 only (the token itself is never stored);
+- ``sessions``: browser sign-ins made with a token (``labelling.sessions``), by the SHA-256
+  of their random id only; a session ends when it expires, is signed out (``ended_at``) or
+  its token is revoked;
 - ``label_schema``: the schema version of this database.
 
 ``upgrade(conn, backend)`` brings any database to ``SCHEMA_VERSION`` in place, inside the
 caller's write transaction, losing nothing: version 1 (``label_events`` without ``unsure``,
 ``assignments``; no ``label_schema`` table) gets the ``unsure`` column (false for every
-existing label) and the new tables. A database written by a newer vitcow is refused.
+existing label) and the new tables; version 2 gets ``sessions``. A database written by a
+newer vitcow is refused.
 
 May import sqlalchemy and ``labelling.events``; no web framework, no dagster.
 """
@@ -23,8 +27,8 @@ import sqlalchemy as sa
 
 from vitcow_assets.labelling.events import NAME_CHARS, LabelError
 
-#: the schema this code writes (1: label_events + assignments; 2: unsure, adjudications, gold, tokens)
-SCHEMA_VERSION = 2
+#: the schema this code writes (1: label_events + assignments; 2: unsure, adjudications, gold, tokens; 3: sessions)
+SCHEMA_VERSION = 3
 ROLES = ("annotator", "reviewer")
 DECISION, UNDO_DECISION = "decision", "undo"
 CROP_ID_CHARS = 64
@@ -107,6 +111,18 @@ tokens = sa.Table(
     sa.Column("revoked_at", sa.DateTime(timezone=False), nullable=True),
     sa.CheckConstraint("role IN ('annotator', 'reviewer')", name="tokens_role"),
     sa.Index("tokens_annotator", "annotator"),
+)
+
+sessions = sa.Table(
+    "sessions",
+    metadata,
+    sa.Column("id", ID, primary_key=True, autoincrement=True),
+    sa.Column("session_sha256", sa.String(64), nullable=False, unique=True),
+    sa.Column("token_id", ID, sa.ForeignKey("tokens.id"), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=False), nullable=False),  # UTC
+    sa.Column("expires_at", sa.DateTime(timezone=False), nullable=False),  # UTC
+    sa.Column("ended_at", sa.DateTime(timezone=False), nullable=True),  # UTC: signed out
+    sa.Index("sessions_token", "token_id"),
 )
 
 label_schema = sa.Table("label_schema", metadata, sa.Column("version", sa.Integer, nullable=False))

@@ -10,11 +10,13 @@ a crop in the catalog, from the path the catalog gives, with HTTP range requests
 browser can seek; its context view (``context_frames``) from the clip file the catalog
 names. The catalog is given as a table, or as the path of ``catalog/crops.parquet``, which
 is read again whenever the file changes. The reviewer's endpoints are ``review_api``'s. The crop
-pages (``crop_pages``: ``/crops``, ``/crops/{crop_id}``, read-only, no sign-in) are served
-beside them.
+pages (``crop_pages``: ``/crops``, ``/crops/{crop_id}``, read-only) are served beside them,
+behind the same sign-in; a browser signs in once (``sign_in``: a session cookie) for both.
+What a caller reads of other annotators' labels follows ``access``: an annotator's sign-in
+sees only its own labels (no decisions, nothing that says a crop is gold), a reviewer's sees all.
 
 ``serve(...)`` runs the app, bound to 127.0.0.1 unless told otherwise; served beyond it,
-tokens are required.
+tokens are required. ``startup_lines`` are what it prints first.
 
 May import starlette, uvicorn, pyarrow and the labelling modules; no dagster.
 """
@@ -38,16 +40,20 @@ from starlette.staticfiles import StaticFiles
 
 from vitcow_assets.core.catalog import CATALOG_SCHEMA
 from vitcow_assets.core.taxonomy import RESERVED_KEYS, Taxonomy
-from vitcow_assets.labelling.access import Access, ApiError, check_annotator, tokens_needed
+from vitcow_assets.labelling.access import Access, ApiError, check_annotator, sees_everyone, tokens_needed
 from vitcow_assets.labelling.context_frames import ContextError, ContextFrames, CropWindows
 from vitcow_assets.labelling.crop_pages import crop_page_routes
 from vitcow_assets.labelling.events import LabelError, LabelEvent, NotAllowedError, check_segment, iso_utc
 from vitcow_assets.labelling.queues import Queue, queue_of
 from vitcow_assets.labelling.review_api import ReviewApi
+from vitcow_assets.labelling.settings import LabelSettings
+from vitcow_assets.labelling.sign_in import SignIn
 from vitcow_assets.labelling.store import LabelStore
+from vitcow_assets.labelling.tokens import Identity
 
 STATIC = Path(__file__).with_name("static")
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8765
+DEFAULT_SESSION_HOURS = LabelSettings.session_hours
 #: neighbouring clips of the same track listed on each side of the crop shown
 NEIGHBOURS = 4
 _CROP_FIELDS = [
@@ -191,15 +197,19 @@ class LabellingApi:
         return {"track": window, "index": i, "count": len(track),
                 "previous": track[i - 1] if i > 0 else None, "next": track[i + 1] if i + 1 < len(track) else None}
 
-    def _crop_json(self, catalog: _Catalog, crop_id: str, annotator: str | None, labels: dict[str, list[dict]]) -> dict:
+    def _crop_json(self, catalog: _Catalog, crop_id: str, annotator: str | None, labels: dict[str, list[dict]], viewer: Identity | None) -> dict:
+        """A crop as ``viewer`` may see it: everyone's labels and the decision for a reviewer
+        (or without a sign-in); an annotator's own label only, and no decision."""
         row = self._crop_row(catalog, crop_id)
+        everyone = sees_everyone(viewer)
+        annotator = annotator if everyone else viewer.annotator
         data = {k: _json_value(row[k]) for k in _CROP_FIELDS}
         data["video_url"] = f"/api/crops/{crop_id}/video"
         data["context"] = {"url": f"/api/crops/{crop_id}/context", "available": bool(row["clip_path"])}
-        data["labels"] = labels.get(crop_id, [])
+        data["labels"] = [r for r in labels.get(crop_id, []) if everyone or r["annotator"] == annotator]
         data["mine"] = next((r for r in data["labels"] if r["annotator"] == annotator), None)
         data["neighbours"] = self._neighbours(catalog, row, annotator, labels)
-        decided = self.store.current_decisions(crop_id).to_pylist()
+        decided = self.store.current_decisions(crop_id).to_pylist() if everyone else []
         data["decision"] = _decision_json(decided[0]) if decided else None
         return data
 
@@ -216,7 +226,7 @@ class LabellingApi:
         catalog, labels = self.catalog.get(), self._labels_by_crop()
         queue = self._queue(annotator, catalog, labels)
         crop_id = queue.next_crop(request.query_params.get("after"))
-        crop = None if crop_id is None else self._crop_json(catalog, crop_id, annotator, labels)
+        crop = None if crop_id is None else self._crop_json(catalog, crop_id, annotator, labels, request.state.identity)
         return {"annotator": annotator, "crop": crop, "progress": queue.progress()}
 
     def progress(self, request: Request, body) -> dict:
@@ -225,7 +235,7 @@ class LabellingApi:
 
     def crop(self, request: Request, body) -> dict:
         annotator = request.query_params.get("annotator")
-        return self._crop_json(self.catalog.get(), request.path_params["crop_id"], annotator, self._labels_by_crop())
+        return self._crop_json(self.catalog.get(), request.path_params["crop_id"], annotator, self._labels_by_crop(), request.state.identity)
 
     def video(self, request: Request, body) -> Response:
         row = self._crop_row(self.catalog.get(), request.path_params["crop_id"])
@@ -273,13 +283,14 @@ class LabellingApi:
 
     def labels(self, request: Request, body) -> dict:
         q = request.query_params
-        table = self.store.current_labels(q.get("annotator"))
+        table = self.store.current_labels(self.access.reads_of(request.state.identity, q.get("annotator")))
         rows = [_event_json(r) for r in table.to_pylist() if q.get("crop_id") in (None, r["crop_id"])]
         return {"labels": rows}
 
     def history(self, request: Request, body) -> dict:
         q = request.query_params
-        return {"events": [_event_json(r) for r in self.store.history(q.get("crop_id"), q.get("annotator")).to_pylist()]}
+        who = self.access.reads_of(request.state.identity, q.get("annotator"))
+        return {"events": [_event_json(r) for r in self.store.history(q.get("crop_id"), who).to_pylist()]}
 
     def annotators(self, request: Request, body) -> dict:
         return {"annotators": self.store.annotators()}
@@ -321,15 +332,18 @@ def _endpoint(handler, access: Access):
 
 
 def create_app(store: LabelStore, catalog: pa.Table | str | os.PathLike, taxonomy: Taxonomy, home: str | os.PathLike,
-               require_tokens: bool = False) -> Starlette:
-    """The labelling page and its API over ``store``, the crop ``catalog`` (a table, or the
-    path of its Parquet file, re-read when it changes) and ``taxonomy``; with
-    ``require_tokens`` every API call needs a valid token."""
+               require_tokens: bool = False, session_hours: float = DEFAULT_SESSION_HOURS) -> Starlette:
+    """The labelling page, its API and the crop pages over ``store``, the crop ``catalog`` (a
+    table, or the path of its Parquet file, re-read when it changes) and ``taxonomy``; with
+    ``require_tokens`` every call needs a sign-in (a token, or a browser session lasting
+    ``session_hours``)."""
     access = Access(store, require_tokens)
     api = LabellingApi(store, CatalogSource(catalog), taxonomy, Path(home), access)
     review = ReviewApi(api)
+    sign_in = SignIn(store, dt.timedelta(hours=session_hours))
     routes = [
         Route("/", lambda request: FileResponse(STATIC / "index.html", headers=_NO_STORE)),
+        *sign_in.routes(),
         Route("/api/me", _endpoint(api.me, access)),
         Route("/api/taxonomy", _endpoint(api.taxonomy_json, access)),
         Route("/api/annotators", _endpoint(api.annotators, access)),
@@ -346,25 +360,37 @@ def create_app(store: LabelStore, catalog: pa.Table | str | os.PathLike, taxonom
         Route("/api/adjudications", _endpoint(review.history, access), methods=["GET"]),
         Route("/api/adjudications", _endpoint(review.decide, access), methods=["POST"]),
         Route("/api/adjudications/undo", _endpoint(review.undo, access), methods=["POST"]),
-        *crop_page_routes(api.catalog, store, home),
+        *crop_page_routes(api.catalog, store, home, access=access),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     return Starlette(routes=routes)
 
 
+def startup_lines(host: str, port: int, tokens: bool, annotator: str | None = None) -> list[str]:
+    """What the server says first: the labelling page's address, the crop pages' address,
+    and whether a sign-in is needed (each on its own line)."""
+    base = f"http://{host}:{port}"
+    who = f"?annotator={annotator}" if annotator else ""
+    sign_in = ("tokens required: each user signs in once with a token (vitcow labels token NAME makes one)" if tokens
+               else "no tokens required: open to this machine (127.0.0.1) only")
+    return [f"labelling page: {base}/{who}", f"crop pages:     {base}/crops", f"sign-in:        {sign_in}"]
+
+
 def serve(store: LabelStore, catalog: pa.Table | str | os.PathLike, taxonomy: Taxonomy, home: str | os.PathLike,
-          host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, log_level: str = "warning", require_tokens: bool = False) -> None:
+          host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, log_level: str = "warning", require_tokens: bool = False,
+          session_hours: float = DEFAULT_SESSION_HOURS) -> None:
     """Serve the page on ``host:port`` (127.0.0.1 by default: this machine only) until
-    stopped; beyond 127.0.0.1, or with ``require_tokens``, every API call needs a token."""
+    stopped; beyond 127.0.0.1, or with ``require_tokens``, every call needs a sign-in."""
     import uvicorn
 
-    app = create_app(store, catalog, taxonomy, home, tokens_needed(host, require_tokens))
+    app = create_app(store, catalog, taxonomy, home, tokens_needed(host, require_tokens), session_hours)
     uvicorn.run(app, host=host, port=port, log_level=log_level)
 
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m vitcow_assets.labelling.server``: the page over a home folder (what
     ``vitcow label`` wires; the tests start servers this way)."""
+    from vitcow_assets.core.settings import SettingError, build, from_environ
     from vitcow_assets.core.taxonomy import TaxonomyError
     from vitcow_assets.labelling.taxonomy_file import load_taxonomy
 
@@ -375,20 +401,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--taxonomy", default=None, help="taxonomy YAML (default $VITCOW_TAXONOMY, else the shipped one)")
     parser.add_argument("--host", default=DEFAULT_HOST)
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
-    parser.add_argument("--require-tokens", action="store_true", help="every API call needs a token (always so beyond 127.0.0.1)")
+    parser.add_argument("--require-tokens", action="store_true", help="every call needs a sign-in (always so beyond 127.0.0.1)")
     parser.add_argument("--log-level", default="warning", help="uvicorn's log level (info: one line per request)")
     args = parser.parse_args(argv)
     home = Path(args.home).absolute()
     try:
+        settings = build(LabelSettings, from_environ(LabelSettings, os.environ))
         taxonomy = load_taxonomy(args.taxonomy)
         store = LabelStore.open(args.db, home)
-    except (TaxonomyError, LabelError) as exc:
+    except (TaxonomyError, LabelError, SettingError) as exc:
         print(f"error: {exc}", flush=True)
         return 2
     catalog = Path(args.catalog) if args.catalog else home / "catalog" / "crops.parquet"
-    sign_in = "tokens required" if tokens_needed(args.host, args.require_tokens) else "open (127.0.0.1)"
-    print(f"labelling page on http://{args.host}:{args.port}/ (labels in {store.safe_url}; sign-in: {sign_in})", flush=True)
-    serve(store, catalog, taxonomy, home, args.host, args.port, args.log_level, args.require_tokens)
+    tokens = tokens_needed(args.host, args.require_tokens)
+    print("\n".join([*startup_lines(args.host, args.port, tokens), f"labels in:      {store.safe_url}"]), flush=True)
+    serve(store, catalog, taxonomy, home, args.host, args.port, args.log_level, tokens, settings.session_hours)
     return 0
 
 

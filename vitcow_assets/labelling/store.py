@@ -1,5 +1,5 @@
 """The label database: append-only label events, work-queue assignments, reviewers'
-decisions, gold labels and sign-in tokens (SQLAlchemy Core).
+decisions, gold labels, sign-in tokens and browser sessions (SQLAlchemy Core).
 
 One code path for an embedded SQLite file (default ``$VITCOW_HOME/labels/labels.db``) and
 PostgreSQL (any ``postgresql+psycopg2://`` URL). The tables are ``labelling.schema``'s:
@@ -8,8 +8,9 @@ PostgreSQL (any ``postgresql+psycopg2://`` URL). The tables are ``labelling.sche
   the label it takes back (``undoes`` is unique: a label is undone at most once). Rows are
   only ever inserted, so history is complete and a label can be undone.
 - ``assignments``: (annotator, crop_id) -> farm, queue position.
-- ``adjudications``, ``gold_labels``, ``tokens``: through ``labelling.decisions``,
-  ``labelling.gold`` and ``labelling.tokens`` (the parts of ``LabelStore`` they hold).
+- ``adjudications``, ``gold_labels``, ``tokens``, ``sessions``: through
+  ``labelling.decisions``, ``labelling.gold``, ``labelling.tokens`` and
+  ``labelling.sessions`` (the parts of ``LabelStore`` they hold).
 
 Writes are single transactions. SQLite runs in WAL mode with ``synchronous=FULL`` and a
 busy timeout, and every write transaction starts with ``BEGIN IMMEDIATE`` (it takes the
@@ -20,8 +21,9 @@ its transactions. Tables are created (or an older database upgraded: ``schema.up
 first use inside a transaction holding the write lock (SQLite) or an advisory lock
 (PostgreSQL), so two processes starting at once do not collide.
 
-May import sqlalchemy, pyarrow and the labelling modules named above (and ``queues`` for
-its schema); no dagster, no web framework, no taxonomy (callers validate labels against theirs).
+May import sqlalchemy, pyarrow, ``runtime.database`` (the SQLite engine and the instance's
+URL) and the labelling modules named above (and ``queues`` for its schema); no dagster, no
+web framework, no taxonomy (callers validate labels against theirs).
 """
 
 import contextlib
@@ -34,6 +36,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from vitcow_assets.runtime.database import instance_url, sqlite_engine
 from vitcow_assets.labelling.decisions import DecisionStore
 from vitcow_assets.labelling.events import (
     LABEL,
@@ -50,12 +53,12 @@ from vitcow_assets.labelling.events import (
 from vitcow_assets.labelling.gold import GoldStore
 from vitcow_assets.labelling.queues import ASSIGNMENT_SCHEMA
 from vitcow_assets.labelling.schema import assignments, label_events, tokens, upgrade
+from vitcow_assets.labelling.sessions import SessionStore
 from vitcow_assets.labelling.tokens import TokenStore
 
 __all__ = ["NAME_CHARS", "DB_ENV", "LabelStore", "default_url", "resolve_url", "instance_url"]
 
 DB_ENV = "VITCOW_LABELS_DB"
-SQLITE_BUSY_TIMEOUT_MS = 30_000
 #: advisory-lock key that serialises table creation on PostgreSQL (any constant)
 _PG_CREATE_LOCK = 0x76697463
 
@@ -63,53 +66,11 @@ def default_url(home: str | os.PathLike) -> str:
     return f"sqlite:///{Path(home).absolute() / 'labels' / 'labels.db'}"
 
 
-def instance_url(dagster_home: str | os.PathLike | None) -> str | None:
-    """The Postgres database of the Dagster instance at ``dagster_home`` (its dagster.yaml's
-    ``storage: postgres``, the password from the variable that file names), or None when the
-    instance is not on Postgres. Labels then live beside the instance's runs."""
-    import yaml
-    from sqlalchemy.engine import URL
-
-    try:
-        config = yaml.safe_load((Path(dagster_home) / "dagster.yaml").read_text()) or {} if dagster_home else {}
-    except (OSError, yaml.YAMLError):
-        return None
-    db = ((config.get("storage") or {}).get("postgres") or {}).get("postgres_db") if isinstance(config, dict) else None
-    if not isinstance(db, dict) or "hostname" not in db:
-        return None
-    password = db.get("password")
-    if isinstance(password, dict):
-        password = os.environ.get(password.get("env", ""), "")
-    return URL.create(
-        "postgresql+psycopg2", db.get("username"), password or None, db.get("hostname"), int(db.get("port", 5432)), db.get("db_name")
-    ).render_as_string(hide_password=False)
-
-
 def resolve_url(url: str | None, home: str | os.PathLike, dagster_home: str | os.PathLike | None = None) -> str:
     """``url``, else ``$VITCOW_LABELS_DB``, else the instance's Postgres (when it is on
     Postgres), else the SQLite file under ``home``."""
     dagster_home = dagster_home if dagster_home is not None else os.environ.get("DAGSTER_HOME")
     return url or os.environ.get(DB_ENV) or instance_url(dagster_home) or default_url(home)
-
-
-def _sqlite_engine(url: sa.URL) -> sa.Engine:
-    if url.database and url.database != ":memory:":
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
-
-    @sa.event.listens_for(engine, "connect")
-    def _connect(dbapi_connection, _record):
-        dbapi_connection.isolation_level = None  # transactions are begun below, not by sqlite3
-        dbapi_connection.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-        dbapi_connection.execute("PRAGMA journal_mode = WAL")
-        dbapi_connection.execute("PRAGMA synchronous = FULL")
-        dbapi_connection.execute("PRAGMA foreign_keys = ON")
-
-    @sa.event.listens_for(engine, "begin")
-    def _begin(conn):
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("vitcow_write") else "BEGIN")
-
-    return engine
 
 
 def _row_event(row) -> LabelEvent:
@@ -135,15 +96,16 @@ def _label_row(crop_id, annotator, label, start_frame, end_frame, source, when, 
     }
 
 
-class LabelStore(DecisionStore, GoldStore, TokenStore):
-    """Label events, assignments, reviewers' decisions, gold labels and sign-in tokens in the
-    database at ``url`` (tables made, or an older database upgraded, on first use)."""
+class LabelStore(DecisionStore, GoldStore, TokenStore, SessionStore):
+    """Label events, assignments, reviewers' decisions, gold labels, sign-in tokens and
+    browser sessions in the database at ``url`` (tables made, or an older database
+    upgraded, on first use)."""
 
     def __init__(self, url: str) -> None:
         self.url = sa.make_url(url)
         backend = self.url.get_backend_name()
         if backend == "sqlite":
-            self.engine = _sqlite_engine(self.url)
+            self.engine = sqlite_engine(self.url)
         elif backend == "postgresql":
             self.engine = sa.create_engine(self.url, pool_pre_ping=True)
         else:

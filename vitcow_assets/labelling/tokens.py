@@ -6,7 +6,7 @@ checked but never read back. Plain SHA-256 is enough here (no slow password hash
 token is random with 256 bits, not a password a person chose. A token names one annotator
 and a role: ``annotator`` (labels and undoes their own labels) or ``reviewer`` (also
 decides conflicts). Revoking stamps every token of an annotator; revoked tokens no longer
-sign in. ``TokenStore`` is the part of ``store.LabelStore`` that keeps them.
+sign in, and the browser sessions made with them (``labelling.sessions``) end. ``TokenStore`` is the part of ``store.LabelStore`` that keeps them.
 
 May import sqlalchemy and the labelling ``events``/``schema`` modules; no web framework.
 """
@@ -33,6 +33,10 @@ def new_token() -> str:
 
 def token_sha256(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def looks_like_token(text) -> bool:
+    return isinstance(text, str) and text.startswith(TOKEN_PREFIX) and len(text) <= TOKEN_MAX_CHARS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,7 +70,7 @@ class TokenStore:
 
     def identify(self, token) -> Identity | None:
         """Who ``token`` signs in (None: not a token in force)."""
-        if not isinstance(token, str) or not token.startswith(TOKEN_PREFIX) or len(token) > TOKEN_MAX_CHARS:
+        if not looks_like_token(token):
             return None
         query = sa.select(tokens.c.annotator, tokens.c.role).where(tokens.c.token_sha256 == token_sha256(token), tokens.c.revoked_at.is_(None))
         with self.engine.connect() as conn:

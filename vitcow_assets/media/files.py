@@ -25,8 +25,8 @@ TEMP_PREFIX = ".tmp-"
 FOREIGN_TEMP_MAX_AGE_S = 24 * 3600
 
 
-def _temp_sibling(path: Path) -> Path:
-    return path.with_name(f"{TEMP_PREFIX}{host_tag()}-{os.getpid()}-{uuid.uuid4().hex[:6]}-{path.name}")
+def _temp_sibling(path: Path, temp_dir: Path | None = None) -> Path:
+    return (temp_dir or path.parent) / f"{TEMP_PREFIX}{host_tag()}-{os.getpid()}-{uuid.uuid4().hex[:6]}-{path.name}"
 
 
 def _temp_is_orphaned(temp: Path, name: str) -> bool:
@@ -46,9 +46,19 @@ def _temp_is_orphaned(temp: Path, name: str) -> bool:
     return not pid_alive(int(pid), started_by=modified)
 
 
-def _sweep_stale(path: Path) -> None:
+def _temporaries_of(path: Path, folder: Path) -> list[Path]:
+    """Names ``.tmp-*-<name>`` in ``folder`` (what ``glob`` would find, without its cost)."""
+    suffix = f"-{path.name}"
+    try:
+        with os.scandir(folder) as entries:
+            return [Path(e.path) for e in entries if e.name.startswith(TEMP_PREFIX) and e.name.endswith(suffix)]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def _sweep_stale(path: Path, temp_dir: Path | None = None) -> None:
     """Remove temporaries of earlier, interrupted writes of ``path``; never a live writer's."""
-    for stale in path.parent.glob(f"{TEMP_PREFIX}*-{path.name}"):
+    for stale in _temporaries_of(path, temp_dir or path.parent):
         if not _temp_is_orphaned(stale, path.name):
             continue
         if stale.is_dir() and not stale.is_symlink():
@@ -57,18 +67,25 @@ def _sweep_stale(path: Path) -> None:
             stale.unlink(missing_ok=True)
 
 
-def _temp_for(path: Path) -> Path:
-    """A fresh temporary name beside ``path`` (its folder made, stale temporaries swept)."""
+def _temp_for(path: Path, temp_dir: Path | None = None) -> Path:
+    """A fresh temporary name beside ``path`` (or in ``temp_dir``; folders made, stale
+    temporaries swept)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    _sweep_stale(path)
-    return _temp_sibling(path)
+    if temp_dir is not None:
+        temp_dir.mkdir(parents=True, exist_ok=True)
+    _sweep_stale(path, temp_dir)
+    return _temp_sibling(path, temp_dir)
 
 
 @contextlib.contextmanager
-def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it to ``path`` if the block succeeds."""
+def atomic_file(path: str | os.PathLike, temp_dir: str | os.PathLike | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it to ``path`` if the block succeeds.
+
+    ``temp_dir`` (a folder on the same file system) holds the temporary instead: in a folder
+    of many thousand files (the registry), sweeping stale temporaries beside ``path`` would
+    list them all at every write."""
     path = Path(path)
-    tmp = _temp_for(path)
+    tmp = _temp_for(path, Path(temp_dir) if temp_dir is not None else None)
     try:
         yield tmp
         os.replace(tmp, path)

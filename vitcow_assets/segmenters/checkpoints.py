@@ -7,8 +7,10 @@ kind: a PyTorch file (``torch.save``'s zip, opened memory-mapped and tensors onl
 safetensors file (its JSON header holds the names), or a folder (a transformers model:
 ``config.json`` and ``model.safetensors`` or a sharded index). Missing, unreadable and
 unknown files are a ``CheckpointError`` whose message is one line naming the path.
-``read_state_dict`` returns the tensors of a PyTorch or safetensors file (``{"model": ...}``
-unwrapped) on the CPU. torch and safetensors are imported only when a file is read.
+``tensor_shapes`` and ``iter_tensors`` read a PyTorch or safetensors file's shapes, then its
+tensors one at a time (``{"model": ...}`` unwrapped), so that loading never holds a second
+copy of the weights; ``read_state_dict`` returns them all at once. torch and safetensors are
+imported only when a file is read.
 """
 
 import dataclasses
@@ -138,6 +140,31 @@ def transformers_folder(info: CheckpointInfo) -> str | None:
     if info.format == SAFETENSORS and (folder / "config.json").is_file():
         return str(folder)
     return None
+
+
+def tensor_shapes(info: CheckpointInfo) -> dict[str, tuple[int, ...]]:
+    """Each tensor's shape, read without loading the tensors (safetensors: its header;
+    PyTorch: the memory-mapped file)."""
+    if info.format == SAFETENSORS:
+        from safetensors import safe_open
+
+        with safe_open(info.path, framework="pt", device="cpu") as handle:
+            return {k: tuple(handle.get_slice(k).get_shape()) for k in handle.keys()}
+    return {k: tuple(v.shape) for k, v in read_state_dict(info).items()}
+
+
+def iter_tensors(info: CheckpointInfo):
+    """``(name, tensor)`` one at a time, on the CPU: a model can take them in with no second
+    copy of the whole file in memory (a PyTorch file stays memory-mapped; a safetensors file
+    is read tensor by tensor)."""
+    if info.format == SAFETENSORS:
+        from safetensors import safe_open
+
+        with safe_open(info.path, framework="pt", device="cpu") as handle:
+            for name in handle.keys():
+                yield name, handle.get_tensor(name)
+        return
+    yield from read_state_dict(info).items()
 
 
 def read_state_dict(info: CheckpointInfo) -> dict:

@@ -11,8 +11,8 @@ Per clip (one session):
    is still found; where the memory has too few samples (a video's first clip) the clip's
    own median stands in. The median is taken at half resolution on frames over 600,000
    pixels. A clip whose median disagrees with the
-   memory (beyond a global brightness change) over 40% of the frame is a new scene: the
-   memory starts over.
+   memory (beyond a global brightness change) over more than ``new_scene_share`` of the frame
+   (40%) is a new scene: the memory starts over.
 2. Each frame's global **brightness** offset from the background (median difference over a
    grid of pixels) is removed, so illumination drift and exposure changes are not motion.
 3. The **threshold** follows the footage's noise: ``threshold_sigmas`` × the robust (MAD)
@@ -49,7 +49,7 @@ Per clip (one session):
    constant-velocity prediction, the change in mask area, the split hints, Hungarian
    assignment, then a far-reaching second pass for animals that dart; when a clip starts on
    the frame the previous clip ended on, its tracks start with the motion the previous
-   clip's tracks ended with). The scene's **speed model** (``core.tracks.SpeedModel``: the
+   clip's tracks ended with). The scene's **speed model** (``core.speeds.SpeedModel``: the
    displacements between consecutive frames of animals tracked on blobs that nothing split
    or shared, over the scene's clips so far) gates it: no detection further from a track's
    last box than ``speed_margin`` × the ``speed_quantile`` of those displacements per frame
@@ -61,10 +61,11 @@ Per clip (one session):
    between two whole views (a crop follows one animal; parts cut out of a blob and blobs of
    several animals are not whole views), and ``absorb_fragments`` gives a track seen in at
    most a quarter of the clip's frames, always inside one other track's blob, back to that
-   track (a cut through one animal, not a new one). Each mask stays with its id. A track whose median contrast stays under ``min_track_contrast`` thresholds (a
-   reflection in glass) is dropped, and so is one seen in fewer than ``min_track_frames``
-   frames of the clip (one sighting is not a track: a splash, a flash of light, a blob cut
-   differently for one frame; its crop would be black but for that frame).
+   track (a cut through one animal, not a new one). Each mask stays with its id. A track
+   whose median contrast stays under ``min_track_contrast`` thresholds (a reflection in
+   glass) is dropped, and so is one seen in fewer than ``min_track_frames`` frames of the
+   clip (one sighting is not a track: a splash, a flash of light, a blob cut differently for
+   one frame; its crop would be black but for that frame).
 
 It ignores text, box and point prompts (the stage records the query text); removals apply.
 The segmenter keeps the scene's memory (background samples, typical size, speeds, the last
@@ -91,7 +92,8 @@ from vitcow_assets.core.geometry import box_centres
 from vitcow_assets.core.masks import BoxMasks
 from vitcow_assets.core.settings import check, setting
 from vitcow_assets.core.splitting import claims, hull_gain, kmeans_split, split_by_masks
-from vitcow_assets.core.tracks import IoUTracker, Reach, SpeedModel, absorb_fragments, clean_steps, cut_jumps, stitch_tracklets
+from vitcow_assets.core.speeds import Reach, SpeedModel
+from vitcow_assets.core.tracks import IoUTracker, TrackedFrame, absorb_fragments, clean_steps, cut_jumps, stitch_tracklets
 from vitcow_assets.segmenters.base import FrameResult, SegmenterBase
 
 POLARITIES = ("auto", "both", "dark", "bright")
@@ -103,6 +105,14 @@ _CLIP_SAMPLES_WITH_MEMORY = 3  # ... and of later clips, beside the memory
 _OPEN_FRACTION = 0.12  # opening kernel: this fraction of the typical animal's side (sqrt of its area)
 _GRID = 7  # brightness and noise statistics read every 7th pixel in each direction
 _FRAGMENT_SHARE = 4  # a track in at most 1/4 of the clip's frames, always inside another's blob, is a fragment
+#: a part's confidence is its mean contrast in units of this many thresholds (capped at 1);
+#: ``min_track_contrast`` is in thresholds, so a track's median confidence is scaled back by it
+_CONFIDENT_THRESHOLDS = 4.0
+#: the scene's typical object area is a running estimate: this much of it is kept per clip,
+#: the rest is the new clip's own (one clip with few animals does not reset it)
+_TYPICAL_AREA_KEPT = 0.7
+#: blobs smaller than this many pixels, or this share of the frame, are noise whatever the footage
+_NOISE_BLOB_PX, _NOISE_BLOB_SHARE = 9.0, 1e-5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,6 +143,7 @@ class MotionSettings:
     speed_margin: float = setting(1.5, "the speed gate is this many times that quantile (0: no gate)")
     neck_gain: float = setting(0.02, "a blob cut by its size alone must show a neck: its convex hull this fraction larger than its parts' hulls (0: size alone)")
     ghost_edge_ratio: float = setting(0.7, "a blob whose outline shows less than this fraction as strongly as the background's is a ghost (0: keep all)")
+    new_scene_share: float = setting(0.4, "a clip whose background differs from the memory's over more than this share of the frame is another scene: the memory starts over (1: never)")
 
     def __post_init__(self) -> None:
         for name in ("threshold_sigmas", "min_contrast", "min_area_ratio", "min_track_contrast", "min_iou", "max_shift", "far_shift", "area_weight", "neck_gain", "ghost_edge_ratio"):
@@ -141,6 +152,7 @@ class MotionSettings:
             check(name, getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("min_area_px", "blur_px", "open_px", "close_px", "max_missed", "min_track_frames"):
             check(name, getattr(self, name) >= 0, f"{name} must be >= 0, got {getattr(self, name)}")
+        check("new_scene_share", 0 < self.new_scene_share <= 1, f"new_scene_share must be in (0, 1], got {self.new_scene_share}")
         check("speed_quantile", 0 < self.speed_quantile <= 1, f"speed_quantile must be in (0, 1], got {self.speed_quantile}")
         check("speed_margin", self.speed_margin == 0 or self.speed_margin >= 1, f"speed_margin must be 0 (no gate) or >= 1, got {self.speed_margin}")
         check("polarity", self.polarity in POLARITIES, f"polarity must be one of {', '.join(POLARITIES)}, got {self.polarity!r}")
@@ -275,7 +287,7 @@ class _SceneState:
 
     def _another_scene(self, small: np.ndarray) -> bool:
         """True when the clip (``small``: its frames at the memory's scale) disagrees with the
-        memory over 40% of the frame beyond a global brightness change."""
+        memory over more than ``new_scene_share`` of the frame beyond a global brightness change."""
         own = small[_spread(len(small), _CLIP_SAMPLES_WITH_MEMORY)]
         memory_only, count = self.memory.median(step=4)
         clip_median = np.median(own[:, ::4, ::4], axis=0)
@@ -283,7 +295,7 @@ class _SceneState:
         diff = memory_only.astype(np.float32)[seen] - clip_median[seen]
         if not diff.size:
             return False
-        return bool((np.abs(diff - np.median(diff)) > self.settings.min_contrast).mean() > 0.4)
+        return bool((np.abs(diff - np.median(diff)) > self.settings.min_contrast).mean() > self.settings.new_scene_share)
 
     def background_for(self, greys: np.ndarray) -> tuple[ClipBackground, bool]:
         """The clip's background; True when the clip is new (its samples are still to add)."""
@@ -340,7 +352,8 @@ class _SceneState:
             self.memory.add(greys[i, ::scale, ::scale], valid[::scale, ::scale])
         if typical > 0 and objects:
             # a running estimate, so that one clip with few animals does not reset it
-            self.typical_area = typical if self.typical_area <= 0 else 0.7 * self.typical_area + 0.3 * typical
+            kept = _TYPICAL_AREA_KEPT
+            self.typical_area = typical if self.typical_area <= 0 else kept * self.typical_area + (1 - kept) * typical
 
     def carry(self, digest: str, carried: _Carry) -> None:
         self.motion_carry[digest] = carried
@@ -441,7 +454,7 @@ class MotionSession:
         height, width = self._frames[0].shape[:2]
         with self._scene.lock:
             prior = self._scene.typical_area
-        floor = max(9.0, 1e-5 * height * width)
+        floor = max(_NOISE_BLOB_PX, _NOISE_BLOB_SHARE * height * width)
         areas = np.concatenate([frame[1:, cv2.CC_STAT_AREA] for frame in stats]) if stats else np.zeros(0)
         typical = typical_area(areas, floor)
         reference = prior if prior > 0 else typical
@@ -553,7 +566,8 @@ class MotionSession:
         return blobs
 
     def _frame_parts(self, model: _ClipModel, clip_frame: int, blobs: list, expected: list[_Expected], exact: bool, sizes: _Sizes) -> list[_Part]:
-        """The objects of one frame, each with its confidence (mean contrast over 4 thresholds)."""
+        """The objects of one frame, each with its confidence (mean contrast over
+        ``_CONFIDENT_THRESHOLDS`` thresholds, at most 1)."""
         parts: list[_Part] = []
         for local, x, y in blobs:
             parts += self._cut_blob(local, x, y, expected, exact, sizes)
@@ -561,10 +575,10 @@ class MotionSession:
         for part in parts:
             window = (slice(part.y, part.y + part.mask.shape[0]), slice(part.x, part.x + part.mask.shape[1]))
             region = _score(grey[window], model.background[window], offset, model.polarity)[part.mask]
-            part.confidence = min(1.0, float(region.mean()) / (4.0 * model.threshold))
+            part.confidence = min(1.0, float(region.mean()) / (_CONFIDENT_THRESHOLDS * model.threshold))
         return parts
 
-    def _track(self, model: _ClipModel, blobs: list[list], sizes: _Sizes, gate: Reach | None) -> tuple[list, list[list[_Part]], IoUTracker]:
+    def _track(self, model: _ClipModel, blobs: list[list], sizes: _Sizes, gate: Reach | None) -> tuple[list[TrackedFrame], list[list[_Part]], IoUTracker]:
         """The online pass: per frame, the objects (cut as the live tracks expect) and their ids."""
         s = self._settings
         tracker = IoUTracker(
@@ -574,7 +588,8 @@ class MotionSession:
         with self._scene.lock:
             carried = self._scene.motion_carry.get(_digest(model.greys[0]))
         shapes = _Shapes()
-        tracked, per_frame = [], []
+        tracked: list[TrackedFrame] = []
+        per_frame: list[list[_Part]] = []
         for clip_frame, frame_blobs in enumerate(blobs):
             exact = clip_frame == 0 and carried is not None
             expected = carried.masks if exact else shapes.expected(clip_frame, tracker)
@@ -589,11 +604,11 @@ class MotionSession:
             if exact:
                 # the previous clip ended on this very frame: its tracks' motion carries on
                 tracker.inherit_motion(carried.motion)
-            tracked.append((ids, xyxy))
+            tracked.append(TrackedFrame(ids, xyxy))
             per_frame.append(parts)
         return tracked, per_frame, tracker
 
-    def _final_ids(self, tracked: list, per_frame: list[list[_Part]], gate: Reach | None) -> list[np.ndarray]:
+    def _final_ids(self, tracked: list[TrackedFrame], per_frame: list[list[_Part]], gate: Reach | None) -> list[np.ndarray]:
         """Per frame, each object's final id (-1: dropped): pieces of one track stitched, tracks
         cut at impossible jumps, fragments given back to the animal they were cut from, faint
         tracks dropped, ids renumbered by first appearance."""
@@ -601,7 +616,7 @@ class MotionSession:
         roots = stitch_tracklets(
             tracked, max_gap=s.max_missed, max_overlap=2, max_shift=s.max_shift, gap_shift=max(s.max_shift, s.far_shift), reach=gate
         )
-        rooted = [(np.array([roots[i] for i in ids.tolist()], np.int64), xyxy) for ids, xyxy in tracked]
+        rooted = [frame.relabelled([roots[i] for i in frame.ids.tolist()]) for frame in tracked]
         cut = cut_jumps(rooted, gate, [np.array([p.hint < 0 and not p.merged for p in parts], bool) for parts in per_frame])
         groups = [_blob_groups(parts) for parts in per_frame]
         whole = absorb_fragments(cut, groups, max(1, len(per_frame) // _FRAGMENT_SHARE))
@@ -615,12 +630,12 @@ class MotionSession:
 
     def _faint(self, ids_per_frame: list[np.ndarray], per_frame: list[list[_Part]]) -> set[int]:
         """Faint tracks (reflections in glass, thin shadows): median contrast under
-        ``min_track_contrast`` thresholds (score 4 thresholds = 1)."""
+        ``min_track_contrast`` thresholds (confidence 1 is ``_CONFIDENT_THRESHOLDS`` thresholds)."""
         contrast: dict[int, list[float]] = {}
         for ids, parts in zip(ids_per_frame, per_frame):
             for i, part in zip(ids.tolist(), parts):
                 contrast.setdefault(i, []).append(part.confidence)
-        return {i for i, c in contrast.items() if 4.0 * float(np.median(c)) < self._settings.min_track_contrast}
+        return {i for i, c in contrast.items() if _CONFIDENT_THRESHOLDS * float(np.median(c)) < self._settings.min_track_contrast}
 
     def propagate(self) -> Iterator[FrameResult]:
         if self._closed:

@@ -9,8 +9,9 @@ The order is chosen so that the cheap checks come first:
 2. the model is built by ``sam3``'s own ``build_sam3_video_model`` without weights, and the
    file's tensor names and shapes are compared with the model's: a file that is not this
    SAM3 names its first missing and unexpected keys;
-3. the tensors (PyTorch file, memory-mapped, or safetensors) are loaded strictly, then the
-   model moves to its device: out of GPU memory names the device and its free memory;
+3. the tensors (PyTorch file, memory-mapped, or safetensors) are copied in one at a time (no
+   second copy of the weights in memory), then the model moves to its device: out of GPU
+   memory names the device and its free memory;
 4. on the device, SAM3's mask NMS and connected components run once on a few values: on CUDA
    that makes Triton build its kernels now, so a host without a C compiler or the Python
    headers fails at load, not on its first clip.
@@ -30,7 +31,7 @@ import warnings
 from vitcow_assets.core.checkpoint_kinds import RELEASE_PREFIXES, CheckpointKind, key_differences, shown
 from vitcow_assets.segmenters import accelerators
 from vitcow_assets.segmenters.base import SegmenterConfigError
-from vitcow_assets.segmenters.checkpoints import CheckpointError, CheckpointInfo, inspect_checkpoint, read_state_dict
+from vitcow_assets.segmenters.checkpoints import CheckpointError, CheckpointInfo, inspect_checkpoint, iter_tensors, tensor_shapes
 
 #: what each other layout is, and why the sam3 backend does not load it
 REFUSED = {
@@ -74,14 +75,27 @@ def _has_multiplex() -> bool:
     return has_multiplex()
 
 
-def check_tensors(path: str, model_state: dict, file_state: dict) -> None:
+def check_tensors(path: str, model_state: dict, file_shapes: dict[str, tuple[int, ...]]) -> None:
     """Step 2: the file's tensors are the model's, name for name and shape for shape."""
-    differences = key_differences(model_state, file_state)
+    differences = key_differences(model_state, file_shapes)
     if differences:
         raise _refuse(path, f"is not a SAM3 checkpoint sam3 0.1.4 can load: {differences}")
     for name, tensor in model_state.items():
-        if tuple(file_state[name].shape) != tuple(tensor.shape):
-            raise _refuse(path, f"does not fit this SAM3: {name} is {tuple(file_state[name].shape)} in the file, {tuple(tensor.shape)} in the model")
+        if file_shapes[name] != tuple(tensor.shape):
+            raise _refuse(path, f"does not fit this SAM3: {name} is {file_shapes[name]} in the file, {tuple(tensor.shape)} in the model")
+
+
+def load_tensors(model, info: CheckpointInfo) -> None:
+    """Steps 2 and 3 on the CPU: names and shapes checked, then every tensor copied into the
+    model's own, one at a time (as ``load_state_dict(strict=True)`` would, without a second
+    copy of the 3.4 GB of weights in memory)."""
+    import torch
+
+    model_state = model.state_dict()  # the model's own tensors (shared storage)
+    check_tensors(info.path, model_state, tensor_shapes(info))
+    with torch.no_grad():
+        for name, tensor in iter_tensors(info):
+            model_state[name].copy_(tensor)
 
 
 def _quiet_sam3_info_logs() -> None:
@@ -158,10 +172,7 @@ def build_predictor(checkpoint: str | None, bpe: str, device_name: str, mode, ma
                 from sam3.model_builder import build_sam3_video_model
 
                 model = build_sam3_video_model(checkpoint_path=None, load_from_HF=False, bpe_path=bpe, device="cpu")
-                state = read_state_dict(info)
-                check_tensors(info.path, model.state_dict(), state)
-                model.load_state_dict(state, strict=True)
-                del state
+                load_tensors(model, info)
                 step = "loading SAM3"
                 predictor = loaded_predictor_class()(to_device(model, device))
             step = "running SAM3's first kernels"

@@ -32,7 +32,7 @@ import time
 from vitcow_assets.core.checkpoint_kinds import key_differences
 from vitcow_assets.segmenters import accelerators
 from vitcow_assets.segmenters.base import SegmenterConfigError
-from vitcow_assets.segmenters.checkpoints import CheckpointInfo, read_state_dict
+from vitcow_assets.segmenters.checkpoints import CheckpointInfo, tensor_shapes
 from vitcow_assets.segmenters.torch_imports import make_torch_stack_importable
 
 #: Meta's SAM 3.1 session expiry (``session_expiration_sec``)
@@ -71,18 +71,19 @@ def computed_from_config(name: str) -> bool:
     return name.endswith(ROTARY_TABLES)
 
 
-def check_loaded(path: str, model_state: dict, file_state: dict) -> None:
+def check_loaded(path: str, model_state: dict, file_shapes: dict[str, tuple[int, ...]]) -> None:
     """Every model tensor came from the file, with its shape, and nothing in the file was left
-    over (rotary tables aside: ``computed_from_config``)."""
+    over (rotary tables aside: ``computed_from_config``); ``file_shapes``: the file's tensor
+    shapes (``checkpoints.tensor_shapes``)."""
     model_state = {k: v for k, v in model_state.items() if not computed_from_config(k)}
-    file_state = {k: v for k, v in file_state.items() if not computed_from_config(k)}
-    differences = key_differences(model_state, file_state)
+    file_shapes = {k: v for k, v in file_shapes.items() if not computed_from_config(k)}
+    differences = key_differences(model_state, file_shapes)
     if differences:
         raise SegmenterConfigError(f"SAM 3.1 checkpoint {path!r} leaves model weights unloaded or does not fit: {differences}", setting="checkpoint")
     for name, tensor in model_state.items():
-        if tuple(file_state[name].shape) != tuple(tensor.shape):
+        if tuple(file_shapes[name]) != tuple(tensor.shape):
             raise SegmenterConfigError(
-                f"SAM 3.1 checkpoint {path!r} does not fit this SAM 3.1: {name} is {tuple(file_state[name].shape)} in the file, "
+                f"SAM 3.1 checkpoint {path!r} does not fit this SAM 3.1: {name} is {tuple(file_shapes[name])} in the file, "
                 f"{tuple(tensor.shape)} in the model", setting="checkpoint",
             )
 
@@ -97,7 +98,7 @@ def build_multiplex_predictor(info: CheckpointInfo, bpe: str, device_name: str, 
             checkpoint_path=info.path, bpe_path=bpe, max_num_objects=max_objects, use_fa3=use_fa3(device_name),
             use_rope_real=compile_model, compile=compile_model, warm_up=False, session_expiration_sec=SESSION_EXPIRY_S, async_loading_frames=False,
         )
-    check_loaded(info.path, predictor.model.state_dict(), read_state_dict(info))
+    check_loaded(info.path, predictor.model.state_dict(), tensor_shapes(info))
     predictor.model.to(accelerators.torch_device(device_name)).eval()
     _take_every_start_session_flag(predictor.model)
     return predictor

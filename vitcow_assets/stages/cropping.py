@@ -34,10 +34,11 @@ import pyarrow.parquet as pq
 
 from vitcow_assets.core import crop_windows
 from vitcow_assets.core.clips import ClipWindow
-from vitcow_assets.core.crop_windows import CropPlan, SceneSpeed, SpeedSampler, WindowSettings
+from vitcow_assets.core.crop_windows import CropPlan, WindowSettings, jump_speed_model, speed_record
 from vitcow_assets.core.geometry import extract_crop
 from vitcow_assets.core.masks import decode_mask
 from vitcow_assets.core.settings import check, setting
+from vitcow_assets.core.speeds import Reach, SpeedModel, centre_moves
 from vitcow_assets.core.tables import CROPS_SCHEMA, TracksBuilder
 from vitcow_assets.media.files import atomic_dir
 from vitcow_assets.media.parquet import ParquetSink, write_table
@@ -94,7 +95,7 @@ class CropSummary:
     crops: int = 0
     #: crops showing one fixed window
     fixed_windows: int = 0
-    #: the scene's measured speed (``SceneSpeed.as_dict``), None when too few moves to measure
+    #: what the jump rule measured (``core.crop_windows.speed_record``), None when too few moves to measure
     scene_speed: dict | None = None
     #: jumps found: each started a new part (a crop of its own)
     jumps: int = 0
@@ -144,14 +145,27 @@ def object_boxes(table: pa.Table) -> Iterator[tuple[str, int, np.ndarray, np.nda
         yield str(clip_codes[clip_code]), int(object_id), frames[rows], boxes[rows]
 
 
-def measure_scene_speed(masks_path: str | os.PathLike) -> SceneSpeed | None:
-    """The speed of the video's animals, from every object's boxes in its masks table."""
+def measure_scene_speed(masks_path: str | os.PathLike) -> SpeedModel:
+    """The crop stage's speed model (``core.crop_windows.jump_speed_model``) fed with the
+    centre moves of every object of the video, from its masks table (row group by row group)."""
     masks = pq.ParquetFile(masks_path)
-    sampler = SpeedSampler()
+    model = jump_speed_model()
     for i in range(masks.metadata.num_row_groups):
         for _, _, frames, boxes in object_boxes(masks.read_row_group(i, columns=_BOX_COLUMNS)):
-            sampler.add(frames, boxes)
-    return sampler.result()
+            model.add(centre_moves(frames, boxes))
+    return model
+
+
+def object_plans(clip: ClipWindow, rows: pa.Table, settings: CropSettings, reach: Reach | None) -> dict[int, list[CropPlan]]:
+    """Each object's crops in ``clip`` from its mask rows (``object_id``, ``clip_frame``,
+    ``x1..y2``): its frames cut at every jump beyond the scene's ``reach``, each part with its
+    windows (``core.crop_windows.plan_object``). What ``write_crops`` cuts, without the pixels."""
+    out = {}
+    for _, object_id, frames, boxes in object_boxes(rows.select(_BOX_COLUMNS)) if rows.num_rows else ():
+        per_frame = np.full((clip.frames, 4), np.nan)
+        per_frame[frames] = boxes
+        out[object_id] = crop_windows.plan_object(per_frame, settings.windows(), reach)
+    return out
 
 
 @dataclasses.dataclass
@@ -181,7 +195,7 @@ class _ClipCrops:
     frames at 224) and then encoded, each file by one encoder.
     """
 
-    def __init__(self, clip: ClipWindow, rows: pa.Table, folder: Path, fps: float, settings: CropSettings, speed: SceneSpeed | None):
+    def __init__(self, clip: ClipWindow, rows: pa.Table, folder: Path, fps: float, settings: CropSettings, reach: Reach | None):
         self.clip, self.fps = clip, fps
         self.objects: list[_ObjectCrop] = []
         self.split: list[str] = []
@@ -191,12 +205,9 @@ class _ClipCrops:
         for i, object_id in enumerate(cols["object_id"]):
             first.setdefault(object_id, i)
             rle.setdefault(object_id, {})[cols["clip_frame"][i]] = cols["mask_rle"][i]
-        boxes_by_object = {o: (f, b) for _, o, f, b in object_boxes(rows.select(_BOX_COLUMNS))} if rows.num_rows else {}
+        plans_by_object = object_plans(clip, rows, settings, reach)
         for object_id in sorted(first):
-            frames, boxes = boxes_by_object[object_id]
-            per_frame = np.full((clip.frames, 4), np.nan)
-            per_frame[frames] = boxes
-            plans = crop_windows.plan_object(per_frame, settings.windows(), speed)
+            plans = plans_by_object[object_id]
             if len(plans) > 1:
                 self.split.append(f"{clip.clip_id}/obj{object_id:04d}")
             for plan in plans:
@@ -275,12 +286,13 @@ def default_encode_workers() -> int:
     return max(1, min(4, cores))
 
 
-def crops_metadata(settings: CropSettings, encoder: EncoderSettings, speed: SceneSpeed | None, tracks_table: Path) -> dict[str, str]:
-    """Key-value metadata of the crops manifest: the settings that made its windows and bytes."""
+def crops_metadata(settings: CropSettings, encoder: EncoderSettings, scene_speed: dict | None, tracks_table: Path) -> dict[str, str]:
+    """Key-value metadata of the crops manifest: the settings that made its windows and bytes
+    (``scene_speed``: ``core.crop_windows.speed_record``)."""
     return {
         "vitcow.tracks_table": str(tracks_table),
         "vitcow.crop_settings": json.dumps(dataclasses.asdict(settings), sort_keys=True),
-        "vitcow.scene_speed": json.dumps(speed.as_dict() if speed else None, sort_keys=True),
+        "vitcow.scene_speed": json.dumps(scene_speed, sort_keys=True),
         "vitcow.encoder": json.dumps(encoder.describe(), sort_keys=True),
     }
 
@@ -309,13 +321,14 @@ def write_crops(
     source did not deliver in full (their crops are discarded, never half-written).
     """
     summary = summary if summary is not None else CropSummary()
-    speed = measure_scene_speed(masks_path)
-    summary.scene_speed = speed.as_dict() if speed else None
+    model = measure_scene_speed(masks_path)
+    reach = model.line_reach()
+    summary.scene_speed = speed_record(model)
     groups = mask_groups_by_clip(masks_path)
     masks_file = pq.ParquetFile(masks_path)
     black = np.zeros((settings.crop_size, settings.crop_size, 3), np.uint8)
     open_clips: dict[int, _ClipCrops] = {}
-    schema = CROPS_SCHEMA.with_metadata(crops_metadata(settings, encoder, speed, layout.tracks_table))
+    schema = CROPS_SCHEMA.with_metadata(crops_metadata(settings, encoder, summary.scene_speed, layout.tracks_table))
     workers = encode_workers or default_encode_workers()
     with atomic_dir(layout.crops_dir) as folder, ParquetSink(folder / layout.crops_table.name, schema) as sink:
         out = _Manifest(sink, TracksBuilder(provenance.video_id), summary, layout.crops_dir, folder, settings, provenance)
@@ -328,7 +341,7 @@ def write_crops(
                     clip = clips[position]
                     if clip_frame == 0:
                         rows = _clip_rows(masks_file, groups.get(clip.clip_id, []), clip.clip_id)
-                        open_clips[position] = _ClipCrops(clip, rows, folder, clip_fps[clip.clip_id], settings, speed)
+                        open_clips[position] = _ClipCrops(clip, rows, folder, clip_fps[clip.clip_id], settings, reach)
                     open_clips[position].add_frame(clip_frame, rgb, settings, black)
                     if clip_frame == clip.frames - 1:
                         out.add(encoders.submit(open_clips.pop(position)), progress, len(clips))

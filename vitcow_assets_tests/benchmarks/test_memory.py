@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from vitcow_assets_tests.synthetic import write_video
+from vitcow_testbed.synthetic import write_video
 
 REPO = Path(__file__).resolve().parents[2]
 

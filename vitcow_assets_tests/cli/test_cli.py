@@ -11,7 +11,7 @@ from vitcow_assets.core.tables import NO_PROMPT
 from vitcow_assets.media.video import probe_video
 from vitcow_assets.segmenters.motion import MotionSegmenter
 from vitcow_assets_tests.helpers import age, run_cli
-from vitcow_assets_tests.synthetic import write_video
+from vitcow_testbed.synthetic import write_video
 
 
 def test_run_batch_isolates_a_bad_file_and_reports_json(tmp_path, synthetic_video):

@@ -21,7 +21,7 @@ from vitcow_assets.labelling.taxonomy_file import default_taxonomy_text
 from vitcow_assets.lineage.builds import builds_of
 from vitcow_assets.media.video import iter_frames, probe_video
 from vitcow_assets_tests.helpers import age, run_cli
-from vitcow_assets_tests.synthetic import DEFAULT_OBJECTS, write_video
+from vitcow_testbed.synthetic import DEFAULT_OBJECTS, write_video
 
 FARMS = ("FARM_A", "FARM_B", "FARM_C")
 LABELS = ("Standing", "Lying", "Walking", "Feeding")

@@ -16,7 +16,7 @@ if importlib.util.find_spec("transformers") is None or importlib.util.find_spec(
     pytest.skip("transformers and sam3 are needed", allow_module_level=True)
 
 from vitcow_assets_tests.helpers import cli_env, run_cli  # noqa: E402
-from vitcow_assets_tests.synthetic import write_video  # noqa: E402
+from vitcow_testbed.synthetic import write_video  # noqa: E402
 
 W, H = 160, 120
 TWO_TEXTS = "prompts:\n  - text: cow\n  - text: calf\n"
@@ -44,7 +44,7 @@ def _each_object_labelled_by_its_text(rows) -> set:
 
 
 def test_a_transformers_folder_answers_both_texts_in_one_session_per_clip(tmp_path):
-    from vitcow_assets_tests.sam3_hf_tiny import write_tiny_folder
+    from vitcow_testbed.sam3_hf_tiny import write_tiny_folder
 
     folder = tmp_path / "sam3-hf"
     write_tiny_folder(folder)
@@ -61,7 +61,7 @@ def test_a_transformers_folder_answers_both_texts_in_one_session_per_clip(tmp_pa
 def test_metas_predictor_runs_a_session_per_text_and_labels_each_object_by_its_text(tmp_path):
     from vitcow_assets.segmenters.sam3 import find_bpe_path
     from vitcow_assets.segmenters.sam3_cpu import cpu_mode, install
-    from vitcow_assets_tests.sam3_tiny import tiny_builder, write_tiny_checkpoint
+    from vitcow_testbed.sam3_tiny import tiny_builder, write_tiny_checkpoint
 
     install()
     checkpoint = tmp_path / "sam3.pt"
@@ -78,7 +78,7 @@ def test_metas_predictor_runs_a_session_per_text_and_labels_each_object_by_its_t
 
 
 def test_a_plan_transformers_cannot_run_fails_before_any_clip_in_one_line(tmp_path):
-    from vitcow_assets_tests.sam3_hf_tiny import write_tiny_folder
+    from vitcow_testbed.sam3_hf_tiny import write_tiny_folder
 
     folder = tmp_path / "sam3-hf"
     write_tiny_folder(folder)

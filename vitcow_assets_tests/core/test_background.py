@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from vitcow_assets.core.background import BackgroundMemory, masked_median, robust_sigma, split_count, typical_area
-from vitcow_assets.core.tracks import IoUTracker, stitch_tracklets
+from vitcow_assets.core.tracks import IoUTracker, TrackedFrame, stitch_tracklets
 
 
 def test_masked_median_ignores_invalid_samples():
@@ -68,15 +68,13 @@ def test_memory_keeps_a_still_animal_out_of_the_background():
 
 
 def test_stitch_joins_pieces_across_a_gap_and_an_overlap():
-    box = lambda x: np.array([[x, 0, x + 10, 10]], np.float32)
-    frames = [(np.array([0]), box(0)), (np.array([0]), box(5)), (np.zeros(0, np.int64), np.zeros((0, 4), np.float32)),
-              (np.array([1]), box(15)), (np.array([1]), box(20))]
+    box = lambda x: [[x, 0, x + 10, 10]]
+    frames = [TrackedFrame([0], box(0)), TrackedFrame([0], box(5)), TrackedFrame([], []), TrackedFrame([1], box(15)), TrackedFrame([1], box(20))]
     assert stitch_tracklets(frames) == {0: 0, 1: 0}
-    far = frames[:3] + [(np.array([1]), box(200)), (np.array([1]), box(205))]
+    far = frames[:3] + [TrackedFrame([1], box(200)), TrackedFrame([1], box(205))]
     assert stitch_tracklets(far) == {0: 0, 1: 1}
     # one animal cut in two for a frame: piece 1 overlaps piece 0 there and carries on
-    both = np.concatenate([box(10), box(12)])
-    overlap = [(np.array([0]), box(0)), (np.array([0]), box(5)), (np.array([0, 1]), both), (np.array([1]), box(15))]
+    overlap = [TrackedFrame([0], box(0)), TrackedFrame([0], box(5)), TrackedFrame([0, 1], box(10) + box(12)), TrackedFrame([1], box(15))]
     assert stitch_tracklets(overlap) == {0: 0, 1: 0}
 
 

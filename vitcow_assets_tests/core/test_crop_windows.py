@@ -1,11 +1,12 @@
 """Crop windows (core/crop_windows.py): steady windows never cut the animal and stop the
-shake, the scene's speed is measured from moves, and a jump cuts an object into parts."""
+shake, the scene's speed is measured from moves (with the package's one speed model,
+``core.speeds``), and a jump cuts an object into parts."""
 
 import numpy as np
 import pytest
 
 from vitcow_assets.core import crop_windows as cw
-from vitcow_assets.core.geometry import crop_window
+from vitcow_assets.core.speeds import LAGS, Reach, centre_moves
 
 SETTINGS = cw.WindowSettings(crop_size=224, margin=0.1)
 FRAMES = 20
@@ -23,15 +24,27 @@ def _inside_with_margin(boxes: np.ndarray, windows: np.ndarray, margin: float) -
     return bool(np.all(b[:, 0] - pad >= w[:, 0]) and np.all(b[:, 1] - pad >= w[:, 1]) and np.all(b[:, 2] + pad <= w[:, 2]) and np.all(b[:, 3] + pad <= w[:, 3]))
 
 
-def test_frame_windows_are_the_geometry_rule():
-    rng = np.random.default_rng(0)
-    corners = rng.uniform(-50, 900, size=(400, 2)).round(1)
-    sizes = rng.uniform(1, 500, size=(400, 2)).round(0) / 2  # halves: centres on .25 and .5
-    boxes = np.concatenate([corners, corners + sizes], axis=1)
-    for crop_size, margin in [(224, 0.1), (64, 0.0), (112, 0.5)]:
-        got = cw.frame_windows(boxes, crop_size, margin)
-        want = np.array([crop_window(b, crop_size, margin) for b in boxes])
-        assert np.array_equal(got, want)
+def _window(box, crop_size: int, margin: float = 0.1) -> list[int]:
+    return cw.frame_windows(np.array([box], np.float64), crop_size, margin)[0].tolist()
+
+
+def test_small_box_is_widened_to_crop_size_not_upscaled():
+    x1, y1, x2, y2 = _window([100, 100, 140, 120], crop_size=224)
+    assert x2 - x1 == y2 - y1 == 224
+    assert (x1 + x2) / 2 == pytest.approx(120, abs=1) and (y1 + y2) / 2 == pytest.approx(110, abs=1)
+
+
+def test_large_box_gets_margin_of_ten_percent_of_longer_side_and_is_square():
+    x1, y1, x2, y2 = _window([0, 0, 500, 300], crop_size=224)
+    assert x2 - x1 == y2 - y1 == 600  # 500 + 2 * 50
+    assert (x1 + x2) / 2 == 250 and (y1 + y2) / 2 == 150
+
+
+def test_frame_windows_reject_an_empty_box_and_skip_absent_frames():
+    with pytest.raises(ValueError, match="no area"):
+        _window([5, 5, 5, 9], 224)
+    boxes = cw.boxes_array([None, [0, 0, 10, 10]])
+    assert cw.frame_windows(boxes, 64, 0.0)[1].tolist() == [-27, -27, 37, 37]
 
 
 def test_boxes_array_marks_absent_frames():
@@ -105,32 +118,44 @@ def _walkers(rng, top_speed: float, noise: float, count: int = 60) -> list[tuple
     return out
 
 
+def _measured(walkers) -> Reach | None:
+    model = cw.jump_speed_model()
+    for frames, boxes in walkers:
+        model.add(centre_moves(frames, boxes))
+    return model.line_reach()
+
+
 def test_scene_speed_is_measured_from_the_moves():
     rng = np.random.default_rng(3)
-    sampler = cw.SpeedSampler()
-    for frames, boxes in _walkers(rng, top_speed=20, noise=2):
-        sampler.add(frames, boxes)
-    speed = sampler.result()
-    # the 95th percentile of speeds uniform in [0, 20] is 19; jitter adds a little
-    assert 17 < speed.speed_px < 21
-    assert speed.noise_px < 8
-    assert speed.allowed(4, 10) > speed.allowed(1, 10)  # further with more frames between
-    faster = cw.SpeedSampler()
-    for frames, boxes in _walkers(rng, top_speed=60, noise=2):
-        faster.add(frames, boxes)
-    assert faster.result().speed_px > 2.5 * speed.speed_px  # measured, not a constant
+    reach = _measured(_walkers(rng, top_speed=20, noise=2))
+    # the 95th percentile of speeds uniform in [0, 20] is 19 px per frame, times the tolerance
+    # 1.5; the jitter of the centres (2 px) adds a little that does not grow with the gap
+    assert 1.5 * 17 < float(reach(1)) < 1.5 * 23
+    assert 3 * float(reach(1)) < float(reach(4)) <= 4 * float(reach(1))  # further with more frames between
+    assert float(reach(12)) - float(reach(8)) == pytest.approx(float(reach(8)) - float(reach(4)))  # a line, beyond the lags too
+    faster = _measured(_walkers(rng, top_speed=60, noise=2))
+    assert float(faster(1)) > 2.5 * float(reach(1))  # measured, not a constant
+    record = cw.speed_record(_model_of(_walkers(rng, top_speed=20, noise=2)))
+    assert record["quantile"] == cw.JUMP_QUANTILE and len(record["reach_px"]) == LAGS and record["samples"] > 500
+
+
+def _model_of(walkers):
+    model = cw.jump_speed_model()
+    for frames, boxes in walkers:
+        model.add(centre_moves(frames, boxes))
+    return model
 
 
 def test_too_few_moves_measure_no_speed_and_find_no_jump():
-    sampler = cw.SpeedSampler()
-    sampler.add(np.array([0, 1, 2]), _track(np.array([[0, 0], [300, 0], [0, 0]], float), (20, 20)))
-    assert sampler.result() is None
+    assert _measured([(np.array([0, 1, 2]), _track(np.array([[0, 0], [300, 0], [0, 0]], float), (20, 20)))]) is None
+    assert cw.speed_record(cw.jump_speed_model()) is None
     boxes = _track(np.array([[100.0 + 400 * (i > 9), 100.0] for i in range(FRAMES)]), (40, 40))
     assert not cw.jumps(boxes, None).any()
     assert len(cw.plan_object(boxes, SETTINGS, None)) == 1
 
 
-SPEED = cw.SceneSpeed(speed_px=10.0, noise_px=5.0, samples=1000)
+#: a scene whose animals get 1.5 x (5 + 10 k) px in k frames
+SPEED = Reach(tuple(1.5 * (5.0 + 10.0 * k) for k in range(1, LAGS + 1)))
 
 
 def test_a_jump_cuts_the_object_into_parts_that_follow_one_animal_each():
@@ -160,10 +185,10 @@ def test_a_jump_cuts_the_object_into_parts_that_follow_one_animal_each():
 
 def test_a_walker_at_the_scene_speed_and_a_box_that_changes_its_extent_are_no_jumps():
     t = np.arange(FRAMES, dtype=float)
-    walker = _track(np.stack([100 + 1.2 * SPEED.speed_px * t, 200 + 0 * t], axis=1), (50, 80))
+    walker = _track(np.stack([100 + 12.0 * t, 200 + 0 * t], axis=1), (50, 80))  # 12 px per frame
     walker[[3, 4, 5]] = np.nan  # a gap: the allowed move grows with the frames between
     assert not cw.jumps(walker, SPEED).any()
-    still = cw.SceneSpeed(speed_px=0.0, noise_px=0.0, samples=1000)  # a scene where nothing moved
+    still = Reach((0.0,) * LAGS)  # a scene where nothing moved
     growing = np.array([[100, 100, 140, 200], [100, 100, 220, 200]] * 10, float)  # the mask takes in a shadow
     assert not cw.jumps(growing, still).any()
     assert len(cw.plan_object(growing, SETTINGS, still)) == 1

@@ -3,7 +3,6 @@ import pytest
 
 from vitcow_assets.core.geometry import (
     box_iou,
-    crop_window,
     extract_crop,
     mask_iou,
     mask_to_xyxy,
@@ -26,24 +25,6 @@ def test_masks_to_xyxy_zero_box_for_empty_mask():
     masks = np.zeros((2, 5, 5), bool)
     masks[1, 1:3, 2:5] = True
     assert masks_to_xyxy(masks).tolist() == [[0, 0, 0, 0], [2, 1, 5, 3]]
-
-
-def test_small_box_is_widened_to_crop_size_not_upscaled():
-    window = crop_window([100, 100, 140, 120], crop_size=224, margin=0.1)
-    x1, y1, x2, y2 = window
-    assert x2 - x1 == y2 - y1 == 224
-    assert (x1 + x2) / 2 == pytest.approx(120, abs=1) and (y1 + y2) / 2 == pytest.approx(110, abs=1)
-
-
-def test_large_box_gets_margin_of_ten_percent_of_longer_side_and_is_square():
-    x1, y1, x2, y2 = crop_window([0, 0, 500, 300], crop_size=224, margin=0.1)
-    assert x2 - x1 == y2 - y1 == 600  # 500 + 2 * 50
-    assert (x1 + x2) / 2 == 250 and (y1 + y2) / 2 == 150
-
-
-def test_crop_window_rejects_empty_box():
-    with pytest.raises(ValueError):
-        crop_window([5, 5, 5, 9], 224)
 
 
 def test_extract_crop_inside_frame_is_an_exact_copy_at_native_size():

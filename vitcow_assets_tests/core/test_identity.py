@@ -1,11 +1,10 @@
 """Identity across clips (``core.identity``): the linker on hand-made observations, the tracks
-table builder, and the scoring helper."""
+and the tracks table builder."""
 
 import numpy as np
 import pyarrow as pa
 import pytest
 
-from benchmarks.idscore import identity_scores
 from vitcow_assets.core.clips import ClipWindow
 from vitcow_assets.core.geometry import mask_iou
 from vitcow_assets.core.identity import ClipObservations, LinkSettings, TrackLinker, link_clips
@@ -163,31 +162,6 @@ def test_tracks_table_counts_a_shared_frame_once_and_lists_crops_in_order():
         "crop_paths": ["/a0.mp4", "/b2.mp4"],
     }
     assert (second["track_id"], second["first_source_frame"], second["last_source_frame"], second["frames_present"]) == (1, 0, 0, 1)
-
-
-def test_idf1_is_one_for_perfect_tracks_and_drops_with_an_identity_switch():
-    gt = [{"source_frame": f, "track_id": k, "x1": 10 * k, "y1": 0, "x2": 10 * k + 8, "y2": 8} for f in range(10) for k in range(2)]
-    assert identity_scores(gt, gt)["IDF1"] == 1.0
-    switched = [{**r, "track_id": r["track_id"] if r["source_frame"] < 5 else 1 - r["track_id"]} for r in gt]
-    assert identity_scores(gt, switched)["IDF1"] == pytest.approx(0.5)
-    # a shared frame that appears twice (two clips) is scored once, from the earlier clip
-    doubled = [{**r, "clip_id": "c00000"} for r in gt] + [{**r, "clip_id": "c00001", "track_id": 9} for r in gt if r["source_frame"] == 9]
-    assert identity_scores(gt, doubled)["IDF1"] == 1.0
-
-
-def test_identity_benchmark_runs_and_links_perfect_detections_perfectly(capsys):
-    from benchmarks import identity
-
-    assert identity.main(["--seeds", "1"]) == 0
-    figures = dict(pair.split("=") for pair in capsys.readouterr().out.strip().splitlines()[-1].split())
-    assert float(figures["idf1_truth_overlap"]) == 1.0 and int(figures["tracks_truth_overlap"]) == 6
-    assert float(figures["idf1_walkers_truth_overlap"]) == 1.0  # eight fast walkers, shared frames
-    assert float(figures["idf1_truth_overlap_per_clip_ids"]) < 0.5  # per-clip ids alone are far off
-    # the motion backend through the crossings (one inside a clip, one early in a clip) and
-    # the animal that stands still for two clips: the issue's target
-    assert float(figures["idf1_motion_overlap"]) >= 0.9
-    # no regression against the motion backend and linker before issue 20, measured in the same run
-    assert float(figures["idf1_motion_overlap"]) >= float(figures["idf1_motion_v2_overlap"]) - 0.005
 
 
 # Lost tracks: clips of 20 frames, one source frame apart (step 1), sharing their ends.

@@ -3,7 +3,8 @@ import pytest
 
 from vitcow_assets.core.detections import Detections
 from vitcow_assets.core.geometry import least_shift
-from vitcow_assets.core.tracks import LAGS, IoUTracker, Reach, SpeedModel, absorb_fragments, cut_jumps
+from vitcow_assets.core.speeds import LAGS, Reach, SpeedModel
+from vitcow_assets.core.tracks import IoUTracker, TrackedFrame, absorb_fragments, cut_jumps
 
 
 def _dets(n, h=8, w=8, ids=None):
@@ -121,13 +122,13 @@ def test_a_crop_that_would_jump_between_two_animals_becomes_two_objects():
         x0 = 20 + 3 * f if f < 4 else 320 + 3 * f
         ids, boxes = ([0], [[x0, 50, x0 + 20, 60]]) if f not in (4, 5, 6) else ([], [])
         ids, boxes = ids + [1], boxes + [[100 + 3 * f, 150, 120 + 3 * f, 160]]
-        frames.append((np.array(ids, np.int64), np.array(boxes, np.float32).reshape(-1, 4)))
+        frames.append(TrackedFrame(ids, boxes))
     out = cut_jumps(frames, reach)
-    first = {int(i) for ids, _ in zip(out[:4], frames) for i in ids[:1]}
+    first = {int(i) for ids in out[:4] for i in ids[:1]}
     later = {int(out[f][0]) for f in range(7, 10)}
     assert first == {0} and len(later) == 1 and later != first
     assert all(int(ids[-1]) == 1 for ids in out)
-    assert [ids.tolist() for ids in cut_jumps(frames, None)] == [ids.tolist() for ids, _ in frames]  # no gate: as they are
+    assert [ids.tolist() for ids in cut_jumps(frames, None)] == [frame.ids.tolist() for frame in frames]  # no gate: as they are
 
 
 def test_jumps_are_measured_between_whole_views_not_pieces_of_a_blob():
@@ -135,7 +136,7 @@ def test_jumps_are_measured_between_whole_views_not_pieces_of_a_blob():
     frame); measured between whole views the animal moved at the scene's speed."""
     reach = _steady_reach(4.0)
     boxes = [[0, 0, 20, 10], [4, 0, 24, 10], [48, 0, 58, 10], [12, 0, 32, 10]]
-    frames = [(np.array([0]), np.array([b], np.float32)) for b in boxes]
+    frames = [TrackedFrame([0], [b]) for b in boxes]
     whole = [np.array([True]), np.array([True]), np.array([False]), np.array([True])]
     assert {int(i[0]) for i in cut_jumps(frames, reach, whole)} == {0}
     assert len({int(i[0]) for i in cut_jumps(frames, reach)}) > 1
@@ -164,3 +165,25 @@ def test_a_fragment_inside_one_other_tracks_blob_goes_back_to_it():
     assert out[4].tolist() == [0, 1, 6]  # 6 has a blob of its own: an object
     long = absorb_fragments(ids, groups, max_frames=1)
     assert long[1].tolist() == [0, 1, 5]  # lasts longer than a fragment may
+
+
+def test_a_tracked_frame_holds_ids_and_boxes_row_for_row():
+    frame = TrackedFrame([3, 3], [[0, 0, 4, 4], [5, 0, 9, 4]])
+    assert frame.ids.dtype == np.int64 and frame.xyxy.dtype == np.float32 and frame.xyxy.shape == (2, 4)
+    assert TrackedFrame([], []).xyxy.shape == (0, 4)
+    assert frame.relabelled([7, 8]).ids.tolist() == [7, 8] and np.array_equal(frame.relabelled([7, 8]).xyxy, frame.xyxy)
+    with pytest.raises(ValueError, match="2 ids for 1 boxes"):
+        TrackedFrame([1, 2], [[0, 0, 1, 1]])
+
+
+def test_a_line_reach_keeps_the_jitter_that_does_not_grow_with_the_lag():
+    """Boxes that move 5 px per frame with 6 px of jitter at every lag: the per-lag reach
+    follows each lag's quantile; the line through them has the jitter as its intercept and
+    goes on as a line past the last lag."""
+    model = SpeedModel(min_samples=10, quantile=1.0, margin=1.0)
+    model.add({lag: np.array([6.0 + 5.0 * lag] * 20) for lag in range(1, LAGS + 1)})
+    line = model.line_reach()
+    assert [round(float(line(k)), 6) for k in (1, 4, 8, 10)] == [11.0, 26.0, 46.0, 56.0]
+    assert line.tail_px_per_frame == pytest.approx(5.0)
+    assert float(model.reach()(1)) == 11.0 and float(model.reach()(10)) == pytest.approx(46.0 * 10 / 8)  # in proportion
+    assert SpeedModel(min_samples=10).line_reach() is None

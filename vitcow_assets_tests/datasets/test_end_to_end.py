@@ -22,7 +22,7 @@ from vitcow_assets.labelling.taxonomy_file import default_taxonomy_text
 from vitcow_assets.media.video import VideoWriter, iter_frames, probe_video
 from vitcow_assets_tests.datasets.readers import read_list
 from vitcow_assets_tests.helpers import materialize_partition, register
-from vitcow_assets_tests.synthetic import DEFAULT_OBJECTS, write_video
+from vitcow_testbed.synthetic import DEFAULT_OBJECTS, write_video
 
 FARMS = ("FarmA", "FarmB", "FarmC")
 SEGMENT = (2, 11)

@@ -28,8 +28,8 @@ from vitcow_assets.footage.layout import StorageRoot  # noqa: E402
 from vitcow_assets.segmenters.sam3 import find_bpe_path  # noqa: E402
 from vitcow_assets.segmenters.sam3_cpu import cpu_mode, install  # noqa: E402
 from vitcow_assets_tests.helpers import register  # noqa: E402
-from vitcow_assets_tests.sam3_tiny import tiny_builder, write_tiny_checkpoint  # noqa: E402
-from vitcow_assets_tests.synthetic import write_video  # noqa: E402
+from vitcow_testbed.sam3_tiny import tiny_builder, write_tiny_checkpoint  # noqa: E402
+from vitcow_testbed.synthetic import write_video  # noqa: E402
 
 MASKS, CHECKPOINT = dg.AssetKey("object_masks"), dg.AssetKey("model_checkpoint")
 

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from vitcow_assets_tests.helpers import start_cli
-from vitcow_assets_tests.synthetic import MovingBox, write_video
+from vitcow_testbed.synthetic import MovingBox, write_video
 
 BOUNCING = (
     MovingBox(start=(10, 20), velocity=(6.0, 2.0), size=(40, 30), colour=(255, 230, 60), bounce=(320, 240)),

@@ -16,7 +16,7 @@ from vitcow_assets.footage.layout import StorageRoot
 from vitcow_assets.lineage.links import PARTITION_ASSETS, Links
 from vitcow_assets_tests.helpers import register
 from vitcow_assets_tests.labelling.crops import SMALL_CLIPS
-from vitcow_assets_tests.synthetic import write_video
+from vitcow_testbed.synthetic import write_video
 
 PAGES = "http://pages.test:9000"
 

@@ -18,7 +18,7 @@ from dagster._core.events import DagsterEventType
 from vitcow_assets.cli.instance import INSTANCE_YAML
 from vitcow_assets.defs.dead_runs import HOST_TAG, PID_TAG, dead_runs_sensor, release_dead_runs
 from vitcow_assets.runtime.processes import hostname
-from vitcow_assets_tests.synthetic import write_video
+from vitcow_testbed.synthetic import write_video
 
 SLOW_CLIP_S = "3"
 

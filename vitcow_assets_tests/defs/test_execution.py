@@ -165,7 +165,7 @@ def test_only_the_gpu_step_loads_the_model(tmp_path, synthetic_video, monkeypatc
 
 
 def test_init_against_a_server_that_is_not_there_fails_in_one_line(tmp_path):
-    from vitcow_assets_tests.servers import free_port
+    from vitcow_testbed.servers import free_port
 
     env = {"VITCOW_HOME": str(tmp_path / "home"), "DAGSTER_HOME": str(tmp_path / "dh"), "DAGSTER_PG_PASSWORD": "", "PATH": "/usr/bin:/bin"}
     url = f"postgresql://vit@127.0.0.1:{free_port()}/farm"

@@ -20,8 +20,8 @@ from vitcow_assets.footage.layout import StorageRoot  # noqa: E402
 from vitcow_assets.media.hash_cache import cached_folder_sha256  # noqa: E402
 from vitcow_assets.segmenters.sam3_transformers import Sam3TransformersSession  # noqa: E402
 from vitcow_assets_tests.helpers import register  # noqa: E402
-from vitcow_assets_tests.sam3_hf_tiny import write_tiny_folder  # noqa: E402
-from vitcow_assets_tests.synthetic import write_video  # noqa: E402
+from vitcow_testbed.sam3_hf_tiny import write_tiny_folder  # noqa: E402
+from vitcow_testbed.synthetic import write_video  # noqa: E402
 
 
 @pytest.fixture()

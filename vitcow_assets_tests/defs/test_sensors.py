@@ -20,12 +20,13 @@ import pytest
 from vitcow_assets.definitions import defs
 from vitcow_assets.defs.resources import VitcowStorage
 from vitcow_assets.defs.metadata import SOURCE_SHA_TAG
+from vitcow_assets.core.settle import WAITING
 from vitcow_assets.defs.sensors import landing_sensor
 from vitcow_assets.media.hashing import sha256_file
 from vitcow_assets.footage.registry import Registry
 from vitcow_assets.footage.layout import partition_key_for
 from vitcow_assets_tests.helpers import age, landed_video
-from vitcow_assets_tests.synthetic import DEFAULT_OBJECTS, MovingBox
+from vitcow_testbed.synthetic import DEFAULT_OBJECTS, MovingBox
 
 SETTLE_SECONDS = 5
 
@@ -38,8 +39,13 @@ class Landing:
         self.dir.mkdir()
         self.home = tmp_path / "home"
         self.instance = instance
-        self.storage = VitcowStorage(home=str(self.home), landing_sources=str(self.dir), settle_seconds=SETTLE_SECONDS)
         self.cursor: str | None = None
+        self.configure()
+
+    def configure(self, **settings) -> None:
+        """The storage resource with these settings (over the tests' own)."""
+        values = {"home": str(self.home), "landing_sources": str(self.dir), "settle_seconds": SETTLE_SECONDS, **settings}
+        self.storage = VitcowStorage(**values)
 
     def tick(self, cursor: str | None = ..., apply_partitions: bool = True) -> dg.SensorResult:
         """One sensor evaluation, from ``cursor`` (default: the previous tick's)."""
@@ -104,10 +110,16 @@ def added_keys(result: dg.SensorResult) -> list[str]:
     return keys
 
 
-def cursor_of(result: dg.SensorResult | str) -> dict:
-    """The landing folder's settle cursor (``core.settle.SettleCursor``) in the sensor's cursor."""
-    cursor = result if isinstance(result, str) else result.cursor
-    return json.loads(cursor)["sources"]["landing"]
+def state_of(landing: "Landing") -> dict:
+    """What the intake state remembers (``footage.intake_state``), in the shape of the old
+    settle cursor: ``seen`` (files still arriving: their last signature), ``done`` (files
+    taken: the signature they were taken with)."""
+    with landing.storage.intake_state() as state:
+        rows = state.rows()
+    return {
+        "seen": {r.uri: r.mark.seen for r in rows if r.mark.state == WAITING},
+        "done": {r.uri: r.mark.taken for r in rows if r.mark.taken is not None},
+    }
 
 
 # -- 1. a new file --------------------------------------------------------------------------
@@ -122,7 +134,7 @@ def test_new_file_is_observed_on_the_first_tick_and_requested_on_the_second(land
     first = landing.tick()
     assert first.run_requests == []
     assert first.dynamic_partitions_requests == []
-    assert str(path) in cursor_of(first)["seen"]
+    assert str(path) in state_of(landing)["seen"]
 
     second = landing.tick()
     assert [r.partition_key for r in second.run_requests] == [key]
@@ -153,7 +165,7 @@ def test_new_file_is_requested_exactly_once_and_its_partition_added(landing):
         later = landing.tick()
         assert later.run_requests == [] and later.dynamic_partitions_requests == []
         assert later.skip_message  # a skipped tick says why
-    assert cursor_of(later)["done"] == {str(path): [path.stat().st_size, path.stat().st_mtime_ns]}
+    assert state_of(landing)["done"] == {str(path): [path.stat().st_size, path.stat().st_mtime_ns]}
 
 
 def test_several_new_files_in_one_tick_each_get_a_run_and_one_add_request(landing):
@@ -186,7 +198,7 @@ def test_growing_file_is_not_requested_until_it_stops_changing(landing, tmp_path
     age(path, 60)
     result = landing.tick()
     assert result.run_requests == []
-    assert cursor_of(result)["seen"] == {str(path): [path.stat().st_size, path.stat().st_mtime_ns]}
+    assert state_of(landing)["seen"] == {str(path): [path.stat().st_size, path.stat().st_mtime_ns]}
 
     age(path, 50)  # same size, another mtime: still changing
     assert landing.tick().run_requests == []
@@ -219,7 +231,7 @@ def test_recent_file_is_not_processed_even_if_unchanged(landing):
     for _ in range(3):
         result = landing.tick()
         assert result.run_requests == [] and result.dynamic_partitions_requests == []
-        assert cursor_of(result) == {"done": {}, "seen": {str(path): signature}}
+        assert state_of(landing) == {"done": {}, "seen": {str(path): signature}}
     assert landing.registry().all() == []
     assert landing.partitions() == []
 
@@ -233,6 +245,7 @@ def test_recent_file_is_not_processed_even_if_unchanged(landing):
 
 
 def test_changed_bytes_under_the_same_path_request_the_same_partition_again(landing):
+    landing.configure(full_sweep_seconds=0)  # rewritten in place: seen by full sweeps (every tick here)
     path = age(video(landing.dir / "yard.mp4", frames=30), 120)
     key = partition_key_for(path.name)
     first = landing.process(path)
@@ -259,6 +272,7 @@ def test_bytes_restored_after_a_change_get_a_run_key_not_used_before(landing):
     """A -> B -> A under one path: the third version is new footage for the partition (its
     crops are B's), so its run key must differ from A's first run key, or the sensor daemon
     drops the request as already launched."""
+    landing.configure(full_sweep_seconds=0)  # rewritten in place: seen by full sweeps (every tick here)
     path = age(video(landing.dir / "yard.mp4", frames=30), 120)
     original = path.read_bytes()
     first = landing.process(path)
@@ -296,7 +310,7 @@ def test_copy_of_processed_bytes_under_a_new_name_is_recognised(landing):
     assert landing.partitions() == [key]
     assert [r.key for r in landing.registry().all()] == [key]
     assert landing.registry().get(key).source_path == str(path)
-    assert str(copy) in cursor_of(result)["done"]  # settled, not looked at again
+    assert str(copy) in state_of(landing)["done"]  # settled, not looked at again
 
 
 def test_same_name_in_another_folder_with_other_bytes_gets_its_own_partition(landing):
@@ -332,7 +346,8 @@ def test_non_video_hidden_empty_and_outside_files_are_ignored(landing, tmp_path)
     runs, added = landing.ticks(3)
     assert [r.partition_key for r in runs] == ["KEEP"]
     assert added == ["KEEP"]
-    state = cursor_of(landing.tick())
+    landing.tick()
+    state = state_of(landing)
     assert state == {"done": {str(kept): [kept.stat().st_size, kept.stat().st_mtime_ns]}, "seen": {}}
     assert [r.source_path for r in landing.registry().all()] == [str(kept)]
 
@@ -340,7 +355,7 @@ def test_non_video_hidden_empty_and_outside_files_are_ignored(landing, tmp_path)
 def test_missing_landing_folder_is_an_empty_tick(landing):
     landing.dir.rmdir()
     result = landing.tick()
-    assert result.run_requests == [] and cursor_of(result) == {"done": {}, "seen": {}}
+    assert result.run_requests == [] and state_of(landing) == {"done": {}, "seen": {}}
 
 
 # -- 7. the cursor ---------------------------------------------------------------------------
@@ -350,30 +365,39 @@ def test_cursor_from_an_earlier_tick_keeps_processed_files_processed(landing):
     path = age(video(landing.dir / "kept.mp4"))
     landing.process(path)
     saved = landing.cursor
-    assert str(path) in cursor_of(saved)["done"]
+    assert str(path) in state_of(landing)["done"]
 
     # a fresh evaluation (new context, as after a restart) from the saved cursor
     result = landing.tick(cursor=saved)
     assert result.run_requests == [] and result.dynamic_partitions_requests == []
-    assert json.loads(result.cursor) == json.loads(saved)
+    assert json.loads(result.cursor)["owner"] == json.loads(saved)["owner"]
 
-    # even with the cursor lost, the registry knows these bytes: no second run
+    # with the cursor lost, the intake state knows the file: no second run
     landing.cursor = None
     runs, added = landing.ticks(2)
     assert runs == [] and added == []
+
+    # with the intake state lost too, the registry knows these bytes: no second run
+    shutil.rmtree(landing.home / "intake")
+    landing.cursor = None
+    runs, added = landing.ticks(2)
+    assert runs == [] and added == []
+    assert str(path) in state_of(landing)["done"]
 
 
 def test_cursor_forgets_files_that_left_the_landing_folder(landing):
     path = age(video(landing.dir / "gone.mp4"))
     other = age(video(landing.dir / "stays.mp4", frames=31))
-    landing.ticks(2)
-    assert set(cursor_of(landing.tick())["done"]) == {str(path), str(other)}
+    landing.ticks(3)
+    assert set(state_of(landing)["done"]) == {str(path), str(other)}
 
     path.unlink()
-    assert set(cursor_of(landing.tick())["done"]) == {str(other)}
+    landing.tick()
+    assert set(state_of(landing)["done"]) == {str(other)}
 
 
 def test_an_edited_prompt_file_reruns_only_its_video_from_the_prompts_on(landing):
+    landing.configure(full_sweep_seconds=0)  # rewritten in place: seen by full sweeps (every tick here)
     barn = age(video(landing.dir / "barn.mp4"))
     yard = age(video(landing.dir / "yard.mp4", frames=34))
     prompts = landing.dir / "barn.prompts.yaml"
@@ -429,20 +453,40 @@ def test_symlink_loops_in_the_landing_folder_are_skipped_and_the_rest_processed(
     assert [r.source_path for r in landing.registry().all()] == [str(kept)]
 
 
-def _scan_unprivileged(folder: Path) -> list[str]:
-    """``list_local`` by a process that may not read everything: as root (who may), a
-    forked child that drops to user ``nobody`` first."""
+def _walk(folder: Path) -> list[str]:
+    """Every video file the landing sensor's folder lister (``footage.folders``) finds."""
+    from vitcow_assets.footage.folders import LocalFolders
+    from vitcow_assets.remote.locations import Location
+
+    lister, found, queue = LocalFolders(Location.parse(str(folder)), None), [], [str(folder)]
+    while queue:
+        try:
+            listing = lister.list_folder(queue.pop())
+        except OSError:
+            continue
+        found += [f.uri for f in listing.videos]
+        queue += list(listing.folders)
+    return sorted(found)
+
+
+def _scans(folder: Path) -> list[list[str]]:
     from vitcow_assets.footage.listing import list_local
 
+    return [[f.uri for f in list_local(folder)], _walk(folder)]
+
+
+def _scan_unprivileged(folder: Path) -> list[list[str]]:
+    """``list_local`` and the sensor's folder lister by a process that may not read
+    everything: as root (who may), a forked child that drops to user ``nobody`` first."""
     if os.geteuid() != 0:
-        return [f.uri for f in list_local(folder)]
+        return _scans(folder)
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: drop privileges, scan, report, exit without cleanup
         try:
             os.setgid(65534)
             os.setuid(65534)
-            out = json.dumps([f.uri for f in list_local(folder)])
+            out = json.dumps(_scans(folder))
         except BaseException as exc:  # reported to the parent, which fails the test
             out = json.dumps({"error": repr(exc)})
         os.write(write_end, out.encode())
@@ -469,7 +513,7 @@ def test_unreadable_files_and_folders_are_skipped_by_the_scan():
         secret.chmod(0o000)  # a file no one but root may read: hashing it would fail
         good = age(video(top / "good.mp4"))
         good.chmod(0o644)
-        assert _scan_unprivileged(top) == [str(good)]
+        assert _scan_unprivileged(top) == [[str(good)], [str(good)]]
     finally:
         locked.chmod(0o755)
         shutil.rmtree(top)

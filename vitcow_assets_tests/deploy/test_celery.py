@@ -13,7 +13,7 @@ from vitcow_assets.defs.execution import GPU_QUEUE
 from vitcow_assets.media.hashing import sha256_file
 from vitcow_assets.footage.registry import Registry
 from vitcow_assets.footage.layout import StorageRoot
-from vitcow_assets_tests.deploy_helpers import BIN, ROOT, background, deploy_env, init_postgres_instance
+from vitcow_testbed.deploy_helpers import BIN, ROOT, background, deploy_env, init_postgres_instance
 
 DEFAULT_QUEUE = "dagster"  # dagster-celery's default queue
 

@@ -10,8 +10,8 @@ import uuid
 
 import dagster as dg
 
-from vitcow_assets_tests.deploy_helpers import BIN, background, deploy_env, init_postgres_instance, overlapping, step_intervals, wait_for_runs
-from vitcow_assets_tests.synthetic import write_video
+from vitcow_testbed.deploy_helpers import BIN, background, deploy_env, init_postgres_instance, overlapping, step_intervals, wait_for_runs
+from vitcow_testbed.synthetic import write_video
 
 VIDEOS = 4
 FRAMES = 120

@@ -28,8 +28,8 @@ from vitcow_assets.definitions import build_resources, defs
 from vitcow_assets.labelling.store import LabelStore, default_url
 from vitcow_assets_tests.helpers import register
 from vitcow_assets_tests.labelling.crops import SMALL_CLIPS
-from vitcow_assets_tests.servers import free_port, wait_for_port
-from vitcow_assets_tests.synthetic import DEFAULT_OBJECTS, MovingBox, write_video
+from vitcow_testbed.servers import free_port, wait_for_port
+from vitcow_testbed.synthetic import DEFAULT_OBJECTS, MovingBox, write_video
 
 REPO = Path(__file__).resolve().parents[2]
 FARMS = (("FARM_A", "202502052200_D01"), ("FARM_B", "202502062200_D01"))

@@ -1,6 +1,6 @@
 """Signing in to the labelling API, over real HTTP (uvicorn on a loopback address in a
 subprocess): with tokens required every API route answers 401 without a valid token and
-stores nothing; a token writes only its own annotator's labels and undos (403 otherwise,
+stores nothing (signing in and out: ``test_sign_in``); a token writes only its own annotator's labels and undos (403 otherwise,
 nothing stored); deciding needs a reviewer; a server beyond 127.0.0.1 requires tokens
 without being told; on 127.0.0.1 the API stays open. Tokens never reach the server's log
 or the database in clear. The same on PostgreSQL."""
@@ -16,8 +16,8 @@ from starlette.routing import Route
 from vitcow_assets.labelling.server import create_app
 from vitcow_assets.labelling.store import LabelStore, default_url
 from vitcow_assets.labelling.taxonomy_file import load_taxonomy
-from vitcow_assets_tests.labelling.crops import synthetic_catalog
-from vitcow_assets_tests.labelling.serving import label_server
+from vitcow_testbed.synthetic_catalog import synthetic_catalog
+from vitcow_testbed.servers import label_server
 
 
 @pytest.fixture(scope="module")
@@ -49,12 +49,14 @@ def auth(token: str) -> dict:
 
 
 def api_routes(home, crop_id: str) -> list[tuple[str, str]]:
-    """(method, path) of every API route the app has (a route added later is covered too)."""
+    """(method, path) of every API route the app has (a route added later is covered too),
+    but ``/api/session``: signing in takes a token in its body, signing out is anyone's
+    (``test_sign_in`` covers both)."""
     with LabelStore(default_url(home / "routes")) as store:
         app = create_app(store, home / "catalog" / "crops.parquet", load_taxonomy(), home, require_tokens=True)
     out = []
     for route in app.routes:
-        if isinstance(route, Route) and route.path.startswith("/api/"):
+        if isinstance(route, Route) and route.path.startswith("/api/") and route.path != "/api/session":
             path = route.path.replace("{crop_id}", crop_id)
             out += [(method, path) for method in sorted(route.methods - {"HEAD"})]
     return out
@@ -102,8 +104,9 @@ def test_a_token_writes_only_its_own_labels_and_undos(server, home, crops, token
         assert http.post("/api/undo", headers=alice, json={"annotator": "alice"}).json()["undone"]["crop_id"] == crops[1]
         r = http.post("/api/adjudications", headers=auth(tokens["rev"]), json={"crop_id": crops[2], "label": "Walking", "start_frame": 1, "end_frame": 4})
         assert r.status_code == 201 and r.json()["decision"]["reviewer"] == "rev"
-        # reading needs a token, not the same name
-        assert http.get("/api/labels", headers=auth(tokens["bob"]), params={"annotator": "alice"}).status_code == 200
+        # an annotator reads only their own labels (test_label_visibility); a reviewer reads anyone's
+        assert http.get("/api/labels", headers=auth(tokens["bob"]), params={"annotator": "alice"}).status_code == 403
+        assert http.get("/api/labels", headers=auth(tokens["rev"]), params={"annotator": "alice"}).status_code == 200
     with LabelStore(default_url(home)) as store:
         assert [(e["annotator"], e["kind"]) for e in store.history().to_pylist()] == [("alice", "label"), ("alice", "undo")]
         assert store.current_decisions()["crop_id"].to_pylist() == [crops[2]]

@@ -20,8 +20,8 @@ from vitcow_assets.labelling.taxonomy_file import load_taxonomy
 from vitcow_assets.labelling.trimming import render_trims
 from vitcow_assets.media.video import probe_video
 from vitcow_assets_tests.labelling.crops import pipeline_catalog
-from vitcow_assets_tests.labelling.serving import label_server
-from vitcow_assets_tests.synthetic import DEFAULT_OBJECTS, MovingBox, write_video
+from vitcow_testbed.servers import label_server
+from vitcow_testbed.synthetic import DEFAULT_OBJECTS, MovingBox, write_video
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium") or "/usr/bin/chromium", shutil.which("chromedriver") or "/usr/bin/chromedriver"
 FLAGS = [
@@ -183,9 +183,12 @@ def test_signing_in_labelling_unsure_and_a_403_for_another_annotator(browser, si
     press(driver, "?", "f")  # unsure, then Feeding
     wait(driver, lambda d: shown(d) not in (None, crop), "next crop after labelling")
     assert current_of(home, "ann") == {crop: ("Feeding", True, "page")}
-    driver.refresh()  # the token is kept for the tab
+    driver.refresh()  # the browser stays signed in: its session cookie
     wait(driver, shown, "still signed in after a reload")
     assert not visible(driver, "signin")
+    # the page keeps no token, and no script can read the session cookie (HttpOnly)
+    kept = driver.execute_script("return [document.cookie, JSON.stringify(sessionStorage), JSON.stringify(localStorage)]")
+    assert kept == ["", "{}", "{}"] and all(site["tokens"]["ann"] not in k for k in kept)
 
     driver.get(f"{site['signed_url']}/?annotator=bob")  # ann's token, bob's queue
     other = wait(driver, shown, "bob's queue")

@@ -1,5 +1,7 @@
 """The crop pages, served by the real labelling server over a site built the way a user
-builds one (two farms processed, catalogued, labelled, a dataset built; ``crop_site``).
+builds one (two farms processed, catalogued, labelled, a dataset built; ``crop_site``),
+with tokens required (the HTTP checks sign in as a reviewer with a Bearer token; the pages
+open without a sign-in on 127.0.0.1 is ``test_sign_in``'s).
 
 Over HTTP: every provenance row shows the crops manifest's value, the labels and their
 history are the store's, the dataset build holding the crop is named by the sha256 of its
@@ -8,9 +10,9 @@ video answers range requests, the context picture is the clip frame with the win
 and a missing crop is a 404 page that says so.
 
 In Chromium, against the real Dagster webserver over the site's instance: from a row of the
-dataset's ``test.csv`` to the crop page (``vitcow provenance`` prints its address), the video
-plays, the rows match the manifest; from there to the Dagster run and the partition that
-made it, whose crops preview names the page, and back. Screenshots go to
+dataset's ``test.csv`` to the crop page (``vitcow provenance`` prints its address; the
+browser signs in there once), the video plays, the rows match the manifest; from there to
+the Dagster run and the partition that made it, whose crops preview names the page, and back. Screenshots go to
 ``$VITCOW_TEST_ARTIFACTS`` (default ``test-artifacts/``).
 """
 
@@ -34,7 +36,7 @@ from vitcow_assets.footage.layout import StorageRoot
 from vitcow_assets.media.context import context_view
 from vitcow_assets_tests.helpers import run_cli
 from vitcow_assets_tests.labelling.crop_site import build_site, dagster_webserver
-from vitcow_assets_tests.labelling.serving import label_server
+from vitcow_testbed.servers import label_server
 from vitcow_assets_tests.labelling.test_browser import ARTIFACTS, browser, wait  # noqa: F401  (the Chromium fixture)
 
 #: the manifest columns a crop page shows as they are
@@ -43,18 +45,25 @@ SHOWN = ("crop_path", "video_id", "source_path", "source_uri", "source_sha256", 
          "code_version", "run_id", "crop_size", "margin", "mask_background")
 
 
+#: the Bearer header every HTTP check sends (a reviewer's token, made by the ``site`` fixture)
+AUTH: dict[str, str] = {}
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     built = build_site(tmp_path_factory.mktemp("site"))
-    with label_server(built.home, port=built.pages_port, env=built.env) as (url, _):
-        yield {"site": built, "url": url, "root": StorageRoot(built.home),
+    with LabelStore(default_url(built.home)) as store:
+        tokens = {"researcher": store.create_token("researcher", "reviewer"), "bob": store.create_token("bob")}
+    AUTH["Authorization"] = f"Bearer {tokens['researcher']}"
+    with label_server(built.home, None, "--require-tokens", port=built.pages_port, env=built.env) as (url, _):
+        yield {"site": built, "url": url, "root": StorageRoot(built.home), "tokens": tokens,
                "catalog": pq.read_table(built.home / "catalog" / "crops.parquet").to_pylist()}
 
 
-def get(url: str) -> tuple[int, str, dict]:
-    """(status, body, headers) of a GET, following redirects; error statuses included."""
+def get(url: str, headers: dict | None = None) -> tuple[int, str, dict]:
+    """(status, body, headers) of a GET signed in (``AUTH``, or ``headers``), following redirects; error statuses included."""
     try:
-        with urllib.request.urlopen(url, timeout=30) as reply:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=AUTH if headers is None else headers), timeout=30) as reply:
             return reply.status, reply.read().decode(errors="replace"), dict(reply.headers) | {"url": reply.url}
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode(errors="replace"), dict(exc.headers) | {"url": url}
@@ -107,6 +116,22 @@ def test_the_page_shows_the_manifest_the_labels_and_the_build(site):
     assert f'href="{dagster}/runs/{built.runs[crop["video_id"]]}"' in html
     for asset in ("raw_video", "clips", "object_masks", "object_crops"):
         assert f'href="{dagster}/assets/{asset}?view=partitions&amp;partition={crop["video_id"]}"' in html
+
+
+def test_an_annotator_sees_their_own_labels_and_no_dataset_class_and_nobody_signed_in_sees_nothing(site):
+    crop = next(c for c in site["catalog"] if c["farm"] == "FARM_B")  # alice and bob labelled it; in the test split
+    bob = {"Authorization": f"Bearer {site['tokens']['bob']}"}
+    story = json.loads(get(f"{site['url']}/crops/{crop['crop_id']}/story.json", bob)[1])
+    assert [(c["annotator"], c["label"]) for c in story["labels"]["current"]] == [("bob", "Standing")]
+    assert {e["annotator"] for e in story["labels"]["history"]} == {"bob"}
+    (build,) = story["datasets"]
+    assert build["split"] == "test" and build["class_name"] is None  # the class says what the others labelled
+    full = json.loads(get(f"{site['url']}/crops/{crop['crop_id']}/story.json")[1])
+    assert full["datasets"][0]["class_name"] == "Standing"
+    trimmed = site["catalog"][0]["crop_id"]  # alice's segment label made a trimmed copy: not bob's to see
+    assert "trimmed copy" in get(f"{site['url']}/crops/{trimmed}")[1] and "trimmed copy" not in get(f"{site['url']}/crops/{trimmed}", bob)[1]
+    status, html, _ = get(f"{site['url']}/crops/{crop['crop_id']}", {})
+    assert status == 401 and crop["crop_id"] not in html.replace(f'value="/crops/{crop["crop_id"]}"', "") and "alice" not in html
 
 
 def test_the_catalog_labels_and_dataset_assets_link_the_crop_list(site):
@@ -165,11 +190,11 @@ def test_the_list_filters_by_video_track_label_and_dataset(site):
 
 def test_the_video_answers_ranges_and_the_context_picture_is_the_clip_frame_with_the_window(site):
     crop = site["catalog"][0]
-    request = urllib.request.Request(f"{site['url']}/crops/{crop['crop_id']}/video", headers={"Range": "bytes=0-99"})
+    request = urllib.request.Request(f"{site['url']}/crops/{crop['crop_id']}/video", headers={"Range": "bytes=0-99", **AUTH})
     with urllib.request.urlopen(request, timeout=30) as reply:
         assert reply.status == 206 and len(reply.read()) == 100
     records = crop_records(site["root"], crop)
-    with urllib.request.urlopen(f"{site['url']}/crops/{crop['crop_id']}/context.jpg?frame=4", timeout=30) as reply:
+    with urllib.request.urlopen(urllib.request.Request(f"{site['url']}/crops/{crop['crop_id']}/context.jpg?frame=4", headers=AUTH), timeout=30) as reply:
         served = cv2.imdecode(np.frombuffer(reply.read(), np.uint8), cv2.IMREAD_COLOR)[:, :, ::-1]
     expected = context_view(records.clip["clip_path"], 4, records.manifest["window_xyxy"][4])
     assert served.shape == expected.shape and np.abs(served.astype(int) - expected).mean() < 3  # JPEG's loss only
@@ -182,6 +207,8 @@ def _playing(driver) -> None:
 
 
 def test_from_a_test_csv_row_to_the_crop_page_to_dagster_and_back(site, browser):
+    from selenium.webdriver.common.keys import Keys
+
     built, driver = site["site"], browser
     listed = (built.dataset / "test.csv").read_text().split()[0]
     found = run_cli(["provenance", listed], built.home, {k: built.env[k] for k in ("VITCOW_PAGES_URL", "VITCOW_DAGSTER_URL")})
@@ -190,7 +217,9 @@ def test_from_a_test_csv_row_to_the_crop_page_to_dagster_and_back(site, browser)
     crop_id, page = prov["crop_id"], prov["crop_page"]
     assert page == f"{site['url']}/crops/{crop_id}"
 
-    driver.get(page)
+    driver.get(page)  # tokens are required: the page asks this browser to sign in, once
+    driver.find_element("id", "token-input").send_keys(site["tokens"]["researcher"], Keys.ENTER)
+    wait(driver, lambda d: d.current_url == page and d.find_elements("id", "crop-video"), "the crop page after signing in")
     _playing(driver)
     wait(driver, lambda d: d.execute_script("const i = document.getElementById('context'); return i.complete && i.naturalWidth > 0"), "context picture")
     rows = {tr.get_attribute("data-field"): tr.find_element("css selector", "span.v").get_attribute("data-value")

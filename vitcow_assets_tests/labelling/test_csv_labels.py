@@ -10,7 +10,7 @@ import pytest
 from vitcow_assets.labelling.csv_labels import EXPORT_COLUMNS, LabelImportError, export_labels, import_gold, import_labels
 from vitcow_assets.labelling.store import LabelStore, default_url
 from vitcow_assets.labelling.taxonomy_file import load_taxonomy
-from vitcow_assets_tests.labelling.crops import synthetic_catalog
+from vitcow_testbed.synthetic_catalog import synthetic_catalog
 
 TAXONOMY = load_taxonomy()
 

@@ -9,7 +9,7 @@ from vitcow_assets.labelling.snapshot import label_snapshot
 from vitcow_assets.labelling.store import LabelStore, default_url
 from vitcow_assets.labelling.taxonomy_file import load_taxonomy
 from vitcow_assets_tests.labelling.crops import pipeline_catalog
-from vitcow_assets_tests.synthetic import DEFAULT_OBJECTS, MovingBox, write_video
+from vitcow_testbed.synthetic import DEFAULT_OBJECTS, MovingBox, write_video
 
 
 @pytest.fixture(scope="module")

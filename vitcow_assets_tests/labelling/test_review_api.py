@@ -12,8 +12,8 @@ import pytest
 from vitcow_assets.labelling.context_frames import ContextError, ContextFrames
 from vitcow_assets.media.context import WINDOW_COLOUR
 from vitcow_assets.labelling.store import LabelStore, default_url
-from vitcow_assets_tests.labelling.crops import CLIP_H, CLIP_W, clip_level, synthetic_catalog, window
-from vitcow_assets_tests.labelling.serving import label_server
+from vitcow_testbed.synthetic_catalog import CLIP_H, CLIP_W, clip_level, synthetic_catalog, window
+from vitcow_testbed.servers import label_server
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from vitcow_assets.labelling.store import LabelStore, default_url
-from vitcow_assets_tests.labelling.crops import synthetic_catalog
-from vitcow_assets_tests.labelling.serving import label_server
+from vitcow_testbed.synthetic_catalog import synthetic_catalog
+from vitcow_testbed.servers import label_server
 
 
 @pytest.fixture(scope="module")

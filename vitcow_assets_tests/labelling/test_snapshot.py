@@ -11,7 +11,7 @@ from vitcow_assets.core.taxonomy import parse_taxonomy
 from vitcow_assets.labelling.snapshot import LABELS_SCHEMA, TAXONOMY_FINGERPRINT, UNKNOWN_LABELS, label_snapshot, trim_plan
 from vitcow_assets.labelling.store import LabelStore, default_url
 from vitcow_assets.labelling.taxonomy_file import default_taxonomy_text, load_taxonomy
-from vitcow_assets_tests.labelling.crops import synthetic_catalog
+from vitcow_testbed.synthetic_catalog import synthetic_catalog
 
 TAXONOMY = load_taxonomy()
 

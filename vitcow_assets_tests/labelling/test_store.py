@@ -258,5 +258,56 @@ def test_a_database_from_a_newer_vitcow_is_refused(store_url):
     with LabelStore(store_url) as store:
         with store.engine.begin() as conn:
             conn.execute(sa.text("UPDATE label_schema SET version = 99"))
-    with pytest.raises(LabelError, match="schema version 99; this vitcow knows up to 2"):
+    with pytest.raises(LabelError, match="schema version 99; this vitcow knows up to 3"):
         LabelStore(store_url)
+
+
+def test_sessions_sign_in_until_they_expire_are_signed_out_or_their_token_is_revoked(store_url):
+    import datetime as dt
+
+    import sqlalchemy as sa
+
+    from vitcow_assets.labelling.schema import sessions
+    from vitcow_assets.labelling.sessions import session_sha256
+
+    hour = dt.timedelta(hours=1)
+    with LabelStore(store_url) as store:
+        alice, rev = store.create_token("alice"), store.create_token("rev", "reviewer")
+        assert store.start_session(alice[:-1] + "x", hour) is None and store.start_session("not a token", hour) is None
+        first, second, third = (store.start_session(t, hour) for t in (alice, alice, rev))
+        assert first.session_id != second.session_id and first.session_id.startswith("vcs_") and alice not in first.session_id
+        assert alice not in repr(first) and first.session_id not in repr(first)
+        assert store.session_identity(first.session_id).as_dict() == {"annotator": "alice", "role": "annotator"}
+        assert store.session_identity(third.session_id).reviewer
+        assert store.session_identity(alice) is None  # the token itself is no session
+        with store.engine.begin() as conn:  # the first session's time is up
+            conn.execute(sessions.update().where(sessions.c.session_sha256 == session_sha256(first.session_id)).values(expires_at=sessions.c.created_at))
+        assert store.session_identity(first.session_id) is None and store.session_identity(second.session_id) is not None
+        assert store.end_session(second.session_id) and not store.end_session(second.session_id)  # signed out once
+        assert store.session_identity(second.session_id) is None
+        fourth = store.start_session(alice, hour)  # starting one clears the expired and ended ones
+        with store.engine.connect() as conn:
+            stored = conn.execute(sa.select(sessions.c.session_sha256, sessions.c.created_at, sessions.c.expires_at)).all()
+        assert sorted(r.session_sha256 for r in stored) == sorted(session_sha256(s.session_id) for s in (third, fourth))
+        assert all(r.expires_at - r.created_at == hour for r in stored)
+        assert store.revoke_tokens("alice") == 1
+        assert store.session_identity(fourth.session_id) is None and store.session_identity(third.session_id) is not None
+        with pytest.raises(LabelError, match="positive time"):
+            store.start_session(rev, dt.timedelta(0))
+
+
+def test_a_version_2_database_gains_the_sessions_table(store_url):
+    import datetime as dt
+
+    import sqlalchemy as sa
+
+    with LabelStore(store_url) as store:
+        token = store.create_token("alice")
+        store.add_label("c1", "alice", "Lying")
+        with store.engine.begin() as conn:
+            conn.execute(sa.text("DROP TABLE sessions"))
+            conn.execute(sa.text("UPDATE label_schema SET version = 2"))
+    with LabelStore(store_url) as store:
+        assert store.upgraded_from == 2 and store.event_count() == 1
+        session = store.start_session(token, dt.timedelta(hours=1))
+        assert store.session_identity(session.session_id).annotator == "alice"

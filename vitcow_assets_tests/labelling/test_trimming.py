@@ -7,7 +7,7 @@ import pytest
 from vitcow_assets.labelling.snapshot import TRIM_SCHEMA
 from vitcow_assets.labelling.trimming import TrimError, render_trims, trim_crop
 from vitcow_assets.media.video import iter_frames, probe_video
-from vitcow_assets_tests.labelling.crops import frame_level, write_crop
+from vitcow_testbed.synthetic_catalog import frame_level, write_crop
 
 
 @pytest.fixture(scope="module")

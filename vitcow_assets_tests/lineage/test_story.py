@@ -19,7 +19,7 @@ from vitcow_assets.lineage.records import context_source, crop_records, find_by_
 from vitcow_assets.lineage.story import NOT_RECORDED, crop_story, value_text
 from vitcow_assets.media.parquet import write_table
 from vitcow_assets_tests.labelling.crops import pipeline_catalog
-from vitcow_assets_tests.synthetic import DEFAULT_OBJECTS, MovingBox, write_video
+from vitcow_testbed.synthetic import DEFAULT_OBJECTS, MovingBox, write_video
 
 LINKS = Links("http://pages:8765", "http://dagster:3000")
 

@@ -10,7 +10,7 @@ from vitcow_assets.media.parquet import ParquetSink
 import concurrent.futures
 
 from vitcow_assets.media.video import EncoderSettings, VideoError, VideoWriter, iter_frames, probe_video
-from vitcow_assets_tests.synthetic import render
+from vitcow_testbed.synthetic import render
 
 
 def test_probe_synthetic_video(synthetic_video):

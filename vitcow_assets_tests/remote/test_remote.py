@@ -22,13 +22,15 @@ from vitcow_assets.defs.publishing import published_crops
 from vitcow_assets.defs.sensors import landing_sensor
 from vitcow_assets.footage.registry import Registry
 from vitcow_assets.remote.filesystems import RemoteError, VanishedError
-from vitcow_assets.footage.intake import INCOMING, watch_sources
+from vitcow_assets.core.intake_cursor import IntakeCursor
+from vitcow_assets.footage.intake import INCOMING, IntakePolicy, watch_sources
+from vitcow_assets.footage.intake_state import IntakeState
 from vitcow_assets.remote.locations import Location, parse_sources
 from vitcow_assets.remote.transfer import Connection, download
 from vitcow_assets.stages.publishing import destination_of, publish_outputs
 from vitcow_assets.footage.layout import StorageRoot
-from vitcow_assets_tests import servers
-from vitcow_assets_tests.synthetic import write_video
+from vitcow_testbed import servers
+from vitcow_testbed.synthetic import write_video
 
 pytestmark = pytest.mark.skipif(
     servers.SSHD is None or servers.SSH_KEYGEN is None,
@@ -126,7 +128,7 @@ def instance():
 class Sensor:
     def __init__(self, tmp_path: Path, instance, sources: str, publish_to: str | None = None) -> None:
         self.home = tmp_path / "home"
-        self.storage = VitcowStorage(home=str(self.home), landing_sources=sources, settle_seconds=2, publish_to=publish_to)
+        self.storage = VitcowStorage(home=str(self.home), landing_sources=sources, settle_seconds=2, publish_to=publish_to, remote_look_seconds=0)
         self.instance = instance
         self.cursor = None
 
@@ -217,10 +219,13 @@ def test_no_destination_publishes_nothing(instance, env, tmp_path, footage):
 # --- settle rule, changed bytes, duplicates -----------------------------------------------
 
 
-def _tick(root, sources, cursors, now, settle_s, log, budget_s=40.0):
-    """One look at every source, as the landing sensor takes it: (arrivals, cursors, waiting)."""
-    watch = watch_sources(root, sources, cursors, now, settle_s, log, budget_s=budget_s)
-    return watch.arrivals, watch.cursors, watch.waiting
+def _tick(root, sources, cursor, now, settle_s, log, budget_s=40.0):
+    """One look at every source, as the landing sensor takes it (remote sources at every
+    tick): (arrivals, cursor, files still arriving or waiting to be taken)."""
+    policy = IntakePolicy(settle_seconds=settle_s, remote_look_s=0, budget_s=budget_s)
+    with IntakeState.open(None, root.home, dagster_home="") as state:
+        watch = watch_sources(root, sources, state, cursor or IntakeCursor(), now, policy, log)
+    return watch.arrivals, watch.cursor, watch.waiting + watch.backlog
 
 
 def test_growing_remote_file_is_not_taken_until_it_settles(env, sshd, tmp_path, footage):
@@ -230,7 +235,7 @@ def test_growing_remote_file_is_not_taken_until_it_settles(env, sshd, tmp_path, 
     data = footage.read_bytes()
     target.write_bytes(data[: len(data) // 2])  # being uploaded right now
     sources = parse_sources(f"barn={sshd.url(str(tree))}/", tmp_path)
-    root, log, state = StorageRoot(tmp_path / "home"), Log(), {}
+    root, log, state = StorageRoot(tmp_path / "home"), Log(), None
     for _ in range(2):
         arrivals, state, waiting = _tick(root, sources, state, time.time(), 2, log)
         assert arrivals == [] and waiting == 1
@@ -299,7 +304,7 @@ def test_big_file_is_downloaded_over_several_ticks_within_the_time_budget(env, s
     target.write_bytes(os.urandom(300_000))
     age(target)
     sources = parse_sources(f"barn={sshd.url(str(tree))}/", tmp_path)
-    root, log, state = StorageRoot(tmp_path / "home"), Log(), {}
+    root, log, state = StorageRoot(tmp_path / "home"), Log(), None
     _, state, _ = _tick(root, sources, state, time.time(), 2, log, budget_s=0)
     partial_sizes, arrivals = [], []
     for _ in range(40):  # a budget of 0: each tick takes one read and stops
@@ -356,16 +361,16 @@ def test_refused_or_unreachable_source_warns_in_one_line_and_others_carry_on(env
         expected = "cannot connect"
     sources = parse_sources(f"barn={sftp_url}/,bucket=s3://farm-{fault.replace('_', '-')}/,local={tmp_path / 'landing'}", tmp_path)
     root, log = StorageRoot(tmp_path / "home"), Log()
-    state, now = {}, time.time() + 10  # the bucket's object was written just now
+    state, now = None, time.time() + 10  # the bucket's object was written just now
     _, state, _ = _tick(root, sources, state, now, 2, log)
     arrivals, state, _ = _tick(root, sources, state, now, 2, log)
-    assert [a.file.source for a in arrivals] == ["bucket"]  # the bucket was not held up
+    assert [a.file.source for a in arrivals] == ["bucket"], log.lines  # the bucket was not held up
     barn = [w for w in log.warnings() if w.startswith("source barn:")]
     assert len(barn) == 2 and all(expected in w and "\n" not in w for w in barn)
     assert "not-the-password" not in " ".join(log.warnings())
     if fault == "unknown_host_key":  # the explicit opt-out connects
         env.setenv("VITCOW_SFTP_NO_HOST_KEY_CHECK", "1")
-        _, state, waiting = _tick(root, sources, {}, now, 2, Log())
+        _, state, waiting = _tick(StorageRoot(tmp_path / "fresh_home"), sources, None, now, 2, Log())
         assert waiting == 2  # both sources listed (first look)
 
 

@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 from vitcow_assets.core.prompts import text_plan  # noqa: E402
 from vitcow_assets.stages.segmentation import ClipOutOfMemory, segment_clip_frames  # noqa: E402
 from vitcow_assets.footage.layout import StorageRoot  # noqa: E402
-from vitcow_assets_tests.fakes import FakeSegmenter, one_box  # noqa: E402
+from vitcow_testbed.fakes import FakeSegmenter, one_box  # noqa: E402
 from vitcow_assets_tests.helpers import run_with_segmenter  # noqa: E402
 
 

@@ -5,7 +5,7 @@ from vitcow_assets.core.geometry import mask_iou
 from vitcow_assets.segmenters import load_segmenter, resolve_backend
 from vitcow_assets.segmenters.base import SegmenterConfigError, SegmenterSession
 from vitcow_assets.segmenters.motion import MotionSegmenter
-from vitcow_assets_tests.synthetic import (
+from vitcow_testbed.synthetic import (
     DEFAULT_OBJECTS,
     background,
     render,

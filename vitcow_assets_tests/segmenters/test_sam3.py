@@ -26,8 +26,8 @@ from vitcow_assets.segmenters.sam3 import Sam3Settings, find_bpe_path, load_sam3
 from vitcow_assets.segmenters.sam3_cpu import cpu_mode, install  # noqa: E402
 from vitcow_assets.footage.layout import StorageRoot  # noqa: E402
 from vitcow_assets_tests.helpers import cli_env, run_cli  # noqa: E402
-from vitcow_assets_tests.sam3_tiny import tiny_builder, write_tiny_checkpoint  # noqa: E402
-from vitcow_assets_tests.synthetic import background, render, write_video  # noqa: E402
+from vitcow_testbed.sam3_tiny import tiny_builder, write_tiny_checkpoint  # noqa: E402
+from vitcow_testbed.synthetic import background, render, write_video  # noqa: E402
 
 W, H = 160, 120
 TEST_THRESHOLDS = {"score_threshold": 0.0, "new_object_threshold": 1.01, "hotstart_delay": 0}

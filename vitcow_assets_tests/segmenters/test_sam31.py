@@ -31,8 +31,8 @@ from vitcow_assets.segmenters.base import SegmenterConfigError  # noqa: E402
 from vitcow_assets.segmenters.sam3 import Sam3Settings, find_bpe_path, load_sam3  # noqa: E402
 from vitcow_assets.segmenters.sam3_cpu import cpu_mode, install  # noqa: E402
 from vitcow_assets_tests.helpers import cli_env  # noqa: E402
-from vitcow_assets_tests.sam31_tiny import tiny_multiplex_builder, write_tiny_multiplex_checkpoint  # noqa: E402
-from vitcow_assets_tests.synthetic import background, render, write_video  # noqa: E402
+from vitcow_testbed.sam31_tiny import tiny_multiplex_builder, write_tiny_multiplex_checkpoint  # noqa: E402
+from vitcow_testbed.synthetic import background, render, write_video  # noqa: E402
 
 W, H = 160, 120
 MANY = {"score_threshold": 0.0, "new_object_threshold": 0.0, "hotstart_delay": 0}

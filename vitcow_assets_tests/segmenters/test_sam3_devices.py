@@ -17,13 +17,12 @@ import pytest
 if importlib.util.find_spec("sam3") is None:
     pytest.skip("sam3 is not installed", allow_module_level=True)
 
-import torch  # noqa: E402
 
 from vitcow_assets.segmenters.sam3 import find_bpe_path  # noqa: E402
 from vitcow_assets.segmenters.sam3_cpu import cpu_mode, install  # noqa: E402
 from vitcow_assets_tests.helpers import cli_env  # noqa: E402
-from vitcow_assets_tests.sam3_tiny import tiny_builder, write_tiny_checkpoint  # noqa: E402
-from vitcow_assets_tests.synthetic import write_video  # noqa: E402
+from vitcow_testbed.sam3_tiny import tiny_builder, write_tiny_checkpoint  # noqa: E402
+from vitcow_testbed.synthetic import write_video  # noqa: E402
 
 W, H = 160, 120
 DEADLINE_S = 240

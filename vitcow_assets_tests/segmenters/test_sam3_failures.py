@@ -33,8 +33,8 @@ from vitcow_assets.segmenters.sam3 import Sam3Settings, find_bpe_path, load_sam3
 from vitcow_assets.segmenters.sam3_cpu import cpu_mode, install  # noqa: E402
 from vitcow_assets.segmenters.sam3_multiplex import has_multiplex  # noqa: E402
 from vitcow_assets_tests.helpers import register  # noqa: E402
-from vitcow_assets_tests.sam3_tiny import tiny_builder, write_tiny_checkpoint  # noqa: E402
-from vitcow_assets_tests.synthetic import background, render, write_video  # noqa: E402
+from vitcow_testbed.sam3_tiny import tiny_builder, write_tiny_checkpoint  # noqa: E402
+from vitcow_testbed.synthetic import background, render, write_video  # noqa: E402
 
 W, H = 160, 120
 TRITON_ERROR = "Failed to find C compiler. Please specify via CC environment variable or set triton.knobs.build.impl."
@@ -230,7 +230,15 @@ def test_the_release_layout_as_safetensors_or_wrapped_loads_like_sam3_pt(tiny, t
     torch.save({"model": state}, tmp_path / "wrapped.pt")
     frames = [render(i * 4, W, H, bg=background(W, H)) for i in range(4)]
     thresholds = {"device": "cpu", "score_threshold": 0.0, "new_object_threshold": 1.01}
-    results = [_masks(load_sam3(Sam3Settings(checkpoint=str(p), **thresholds)), frames) for p in (path, tmp_path / "sam3.safetensors", tmp_path / "wrapped.pt")]
+    loaded = [load_sam3(Sam3Settings(checkpoint=str(p), **thresholds)) for p in (path, tmp_path / "sam3.safetensors", tmp_path / "wrapped.pt")]
+    with cpu_mode():  # the weights are what SAM3's own loading (load_state_dict, strict) gives, tensor for tensor
+        from sam3.model_builder import build_sam3_video_model
+
+        theirs = build_sam3_video_model(checkpoint_path=str(path), load_from_HF=False, bpe_path=find_bpe_path(), device="cpu").state_dict()
+    for segmenter in loaded:
+        ours = segmenter.predictor.model.state_dict()
+        assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in theirs)
+    results = [_masks(segmenter, frames) for segmenter in loaded]
     reference = results[0]
     assert any(len(d) for d in reference.values())
     for other in results[1:]:

@@ -29,9 +29,9 @@ from vitcow_assets.segmenters.sam3 import Sam3Settings, find_bpe_path, load_sam3
 from vitcow_assets.segmenters.sam3_conversion import release_to_transformers  # noqa: E402
 from vitcow_assets.segmenters.sam3_cpu import cpu_mode, install  # noqa: E402
 from vitcow_assets.segmenters.sam3_transformers import load_sam3_transformers  # noqa: E402
-from vitcow_assets_tests.sam3_hf_tiny import tiny_config, write_tiny_config  # noqa: E402
-from vitcow_assets_tests.sam3_tiny import tiny_builder, write_tiny_checkpoint  # noqa: E402
-from vitcow_assets_tests.synthetic import background, render  # noqa: E402
+from vitcow_testbed.sam3_hf_tiny import tiny_config, write_tiny_config  # noqa: E402
+from vitcow_testbed.sam3_tiny import tiny_builder, write_tiny_checkpoint  # noqa: E402
+from vitcow_testbed.synthetic import background, render  # noqa: E402
 
 W, H = 160, 120
 FRAMES = 10

@@ -23,8 +23,8 @@ from vitcow_assets.segmenters.base import PromptError, SegmenterConfigError  # n
 from vitcow_assets.segmenters.sam3 import Sam3Settings  # noqa: E402
 from vitcow_assets.segmenters.sam3_transformers import load_sam3_transformers  # noqa: E402
 from vitcow_assets.segmenters.sam3_transformers_kernels import CvUtils  # noqa: E402
-from vitcow_assets_tests.sam3_hf_tiny import tiny_config, write_tiny_folder  # noqa: E402
-from vitcow_assets_tests.synthetic import background, render  # noqa: E402
+from vitcow_testbed.sam3_hf_tiny import tiny_config, write_tiny_folder  # noqa: E402
+from vitcow_testbed.synthetic import background, render  # noqa: E402
 
 W, H = 160, 120
 #: every detection kept, every one a new object: the random model then finds a few

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from vitcow_assets_tests.stages.runs import CLIP_ARGS, vitcow_run
-from vitcow_assets_tests.synthetic import write_video
-from vitcow_assets_tests.synthetic_tracks import ANIMALS, FPS, FRAMES, HEIGHT, WIDTH
+from vitcow_testbed.synthetic import write_video
+from vitcow_testbed.synthetic_tracks import ANIMALS, FPS, FRAMES, HEIGHT, WIDTH
 
 @pytest.fixture(scope="session")
 def tracks_video(tmp_path_factory) -> Path:

@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 from vitcow_assets_tests.helpers import run_cli
-from vitcow_assets_tests.synthetic_tracks import FRAME_STEP, FRAMES_PER_CLIP
+from vitcow_testbed.synthetic_tracks import FRAME_STEP, FRAMES_PER_CLIP
 
 CLIP_ARGS = ["--frames-per-clip", str(FRAMES_PER_CLIP), "--frame-step", str(FRAME_STEP)]
 

@@ -24,7 +24,7 @@ from vitcow_assets.media.video import VideoError, probe_video
 from vitcow_assets.footage.layout import StorageRoot
 from vitcow_assets.footage.registry import Registry
 from vitcow_assets_tests.helpers import materialize_partition, register, run_cli, truth_recall
-from vitcow_assets_tests.synthetic import (
+from vitcow_testbed.synthetic import (
     DEFAULT_OBJECTS,
     MovingBox,
     truth_mask,

@@ -13,14 +13,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from vitcow_assets.core import crop_windows as cw
-from vitcow_assets.core.geometry import crop_window
+from vitcow_assets.core.speeds import Reach
 from vitcow_assets.core.tables import clip_fps_by_id, clips_from_table
 from vitcow_assets.media.video import iter_frames, probe_video
 from vitcow_assets.stages.cropping import CropProvenance, CropSettings, CropSummary, write_crops
 from vitcow_assets.footage.layout import StorageRoot
 from vitcow_assets_tests.stages.outputs import normalized_table
 from vitcow_assets_tests.stages.runs import partition
-from vitcow_assets_tests.synthetic_tracks import ANIMALS, FRAME_STEP, STILL_ANIMAL
+from vitcow_testbed.synthetic_tracks import ANIMALS, FRAME_STEP, STILL_ANIMAL
 
 #: the clip where the segmenter's ids are made to swap between two animals, and from which clip frame
 SWAP_CLIP, SWAP_FROM = "c00001", 5
@@ -87,7 +87,7 @@ def test_an_identity_switch_becomes_two_crops_that_partition_the_mask_rows(swapp
     crops, summary, folder = steady
     a, b = swapped["swapped"]
     assert {f"{SWAP_CLIP}/obj{a:04d}", f"{SWAP_CLIP}/obj{b:04d}"} <= set(summary.split_objects)
-    assert summary.jumps >= 2 and summary.scene_speed["speed_px"] > 0
+    assert summary.jumps >= 2 and summary.scene_speed["reach_px"][0] > 0
     parts = crops.filter(pc.and_(pc.equal(crops["clip_id"], SWAP_CLIP), pc.equal(crops["object_id"], a))).to_pylist()
     assert [Path(p["crop_path"]).name for p in parts] == [f"obj{a:04d}.mp4", f"obj{a:04d}_p1.mp4"]
     assert [i for i, p in enumerate(parts[1]["present"]) if p][0] == SWAP_FROM
@@ -108,7 +108,7 @@ def test_an_identity_switch_becomes_two_crops_that_partition_the_mask_rows(swapp
 def test_no_crop_contains_a_jump_and_every_box_is_inside_its_window(swapped, steady):
     crops, _, _ = steady
     speed_meta = json.loads(pq.read_schema(Path(crops["crop_path"][0].as_py()).parents[1] / "crops.parquet").metadata[b"vitcow.scene_speed"])
-    speed = cw.SceneSpeed(**{k: speed_meta[k] for k in ("speed_px", "noise_px", "samples", "tolerance", "min_move_ratio")})
+    speed = Reach(tuple(speed_meta["reach_px"]), speed_meta["beyond_px_per_frame"])
     boxes_of = _mask_frames(pq.read_table(swapped["masks"]))
     for row in crops.to_pylist():
         boxes = np.full((row["frames"], 4), np.nan)
@@ -153,7 +153,8 @@ def test_steady_off_gives_a_window_per_frame_box_and_less_steady_crops(swapped, 
     for row in crops.to_pylist():
         for f, window in enumerate(row["window_xyxy"]):
             if window is not None:
-                assert window == list(crop_window(boxes_of[(row["clip_id"], row["object_id"])][f], SMALL.crop_size, 0.1))
+                box = np.asarray([boxes_of[(row["clip_id"], row["object_id"])][f]], np.float64)
+                assert window == cw.frame_windows(box, SMALL.crop_size, 0.1)[0].tolist()
     assert summary.fixed_windows == 0
     assert small[1].jitter_px < summary.jitter_px
     assert steady[1].jitter_px == 0  # at 224 px every animal of this footage gets one fixed window

@@ -20,8 +20,8 @@ from vitcow_assets.segmenters.sam3 import Sam3Frames, detections_from_outputs, f
 from vitcow_assets.stages.frames import ClipFrameStream
 from vitcow_assets.stages.segmentation import MaskJob, segment_clips
 from vitcow_assets.stages.threads import Prefetcher
-from vitcow_assets_tests.fakes import FakeSegmenter
-from vitcow_assets_tests.synthetic import render, write_video
+from vitcow_testbed.fakes import FakeSegmenter
+from vitcow_testbed.synthetic import render, write_video
 
 needs_sam3 = pytest.mark.skipif(importlib.util.find_spec("sam3") is None, reason="sam3 is not installed")
 

@@ -14,15 +14,20 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from benchmarks.idscore import idf1
+from vitcow_testbed.idscore import idf1
+from vitcow_assets.cli import build_parser
+from vitcow_assets.cli import main as cli_main
+from vitcow_assets.cli.options import given
 from vitcow_assets.core.clips import ClipSettings, plan_clips
 from vitcow_assets.core.geometry import mask_iou
 from vitcow_assets.core.identity import LinkSettings
 from vitcow_assets.core.masks import decode_mask
+from vitcow_assets.defs.resources import segmenter_from_environment
 from vitcow_assets.footage.layout import StorageRoot
-from vitcow_assets_tests import synthetic_tracks as st
+from vitcow_assets.segmenters.base import SegmenterConfigError
+from vitcow_testbed import synthetic_tracks as st
 from vitcow_assets_tests.helpers import materialize_partition, register
-from vitcow_assets_tests.synthetic import MovingBox, write_video
+from vitcow_testbed.synthetic import MovingBox, write_video
 
 CLIP_CONFIG = {"frames_per_clip": st.FRAMES_PER_CLIP, "frame_step": st.FRAME_STEP, "write_clip_files": False}
 
@@ -193,3 +198,20 @@ def test_cli_lists_tracks_and_every_crop_of_one_animal(linked, tracks_video, mon
     assert len(paths) == st.CLIPS
     assert cli.main(["tracks", layout.root.name, "--track", "999"]) == 2
     assert "no track 999" in capsys.readouterr().err
+
+
+def test_link_settings_come_from_the_environment_and_the_cli_and_reach_the_masks_table(tracks_video, tmp_path, monkeypatch, capsys):
+    resource = segmenter_from_environment({"VITCOW_LINK_MAX_LOST_STEPS": "7"}, {"link": {"edge_px": 5}}, backend="motion")
+    assert resource.link_settings() == LinkSettings(max_lost_steps=7, edge_px=5)
+    with pytest.raises(SegmenterConfigError, match=r"link.max_gap_steps must be >= 1, got 0 \(set VITCOW_LINK_MAX_GAP_STEPS or --link-max-gap-steps\)"):
+        segmenter_from_environment({"VITCOW_LINK_MAX_GAP_STEPS": "0"}, backend="motion").link_settings()
+    args = build_parser().parse_args(["run", "x.mp4", "--link-max-gap-steps", "2", "--link-min-mask-iou", "0.5"])
+    assert given(args, LinkSettings, "link") == {"max_gap_steps": 2, "min_mask_iou": 0.5}
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(["run", str(tracks_video), "--link-max-gap-steps", "0"])
+    assert exit_info.value.code == 2 and "--link-max-gap-steps must be >= 1, got 0" in capsys.readouterr().err
+    monkeypatch.setenv("VITCOW_LINK_MAX_LOST_STEPS", "7")
+    layout, result = _run(tracks_video, tmp_path, st.ColourKeySegmenter(), monkeypatch)
+    assert result.success
+    recorded = json.loads(pq.read_schema(layout.masks_table).metadata[b"vitcow.link_settings"])
+    assert recorded == dataclasses.asdict(LinkSettings(max_lost_steps=7))

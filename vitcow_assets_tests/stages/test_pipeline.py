@@ -7,7 +7,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from vitcow_assets.core.geometry import crop_window, mask_iou
+from vitcow_assets.core.crop_windows import frame_windows
+from vitcow_assets.core.geometry import mask_iou
 from vitcow_assets.core.masks import decode_mask
 from vitcow_assets.core.tables import NO_PROMPT
 from vitcow_assets.core.detections import Detections
@@ -19,13 +20,13 @@ from vitcow_assets.footage.registry import Registry
 from vitcow_assets.segmenters.base import FrameResult
 from vitcow_assets.segmenters.motion import MotionSegmenter
 from vitcow_assets.footage.layout import StorageRoot
-from vitcow_assets_tests.fakes import FakeSegmenter, one_box
+from vitcow_testbed.fakes import FakeSegmenter, one_box
 from vitcow_assets_tests.helpers import (
     materialize_partition,
     register,
     run_with_segmenter,
 )
-from vitcow_assets_tests.synthetic import DEFAULT_OBJECTS, truth_mask
+from vitcow_testbed.synthetic import DEFAULT_OBJECTS, truth_mask
 
 W, H = 320, 240
 
@@ -114,7 +115,7 @@ def test_crops_windows_pixels_and_provenance(processed, synthetic_video):
         for clip_frame, rgb in iter_frames(crop["crop_path"]):
             row = object_rows[clip_frame]
             window = crop["window_xyxy"][clip_frame]
-            own = crop_window([row["x1"], row["y1"], row["x2"], row["y2"]], 224, 0.1)
+            own = frame_windows(np.array([[row["x1"], row["y1"], row["x2"], row["y2"]]], np.float64), 224, 0.1)[0]
             side = window[2] - window[0]
             assert window[3] - window[1] == side >= own[2] - own[0] == 224
             margin = 0.1 * max(row["x2"] - row["x1"], row["y2"] - row["y1"])

@@ -10,7 +10,7 @@ import pytest
 from vitcow_assets.core.detections import Detections
 from vitcow_assets.core.prompts import text_plan
 from vitcow_assets.stages.segmentation import segment_clip_frames
-from vitcow_assets_tests.fakes import FakeSegmenter
+from vitcow_testbed.fakes import FakeSegmenter
 
 H, W = 24, 32
 

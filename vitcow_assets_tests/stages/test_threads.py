@@ -14,7 +14,7 @@ from vitcow_assets.segmenters.motion import MotionSegmenter
 from vitcow_assets.stages import segmentation
 from vitcow_assets.stages.threads import BackgroundWorker, Prefetcher
 from vitcow_assets.stages.segmentation import MaskJob, segment_clips
-from vitcow_assets_tests.fakes import FakeSegmenter
+from vitcow_testbed.fakes import FakeSegmenter
 
 
 def _stage_threads() -> list[str]:

@@ -4,7 +4,6 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const TOKEN_KEY = "vitcow.token"; // sessionStorage: kept for this tab only
 const SPEEDS = [0.25, 0.5, 0.75, 1, 1.5, 2];
 const state = {
   annotator: null,
@@ -28,13 +27,10 @@ const state = {
 
 class SignInNeeded extends Error {}
 
-function authHeaders() {
-  const token = sessionStorage.getItem(TOKEN_KEY);
-  return token ? { authorization: `Bearer ${token}` } : {};
-}
-
+// Signed in, the browser holds a session cookie (HttpOnly: no script here sees it, nor the
+// token it was made with); every request of this page carries it.
 async function api(path, options = {}) {
-  const init = { ...options, headers: { "content-type": "application/json", ...authHeaders() } };
+  const init = { ...options, headers: { "content-type": "application/json" } };
   if (init.body !== undefined) init.body = JSON.stringify(init.body);
   const response = await fetch(path, init);
   const data = await response.json().catch(() => ({ error: response.statusText }));
@@ -43,10 +39,10 @@ async function api(path, options = {}) {
   return data;
 }
 
-// Media with the token: <video> and <img> cannot send a header, so the bytes are fetched
-// and shown from an object URL.
+// Media are fetched and shown from an object URL, so that a sign-in that has ended shows
+// the sign-in card instead of a broken video.
 async function mediaUrl(path) {
-  const response = await fetch(path, { headers: authHeaders() });
+  const response = await fetch(path);
   if (response.status === 401) throw new SignInNeeded("sign in");
   if (!response.ok) {
     const data = await response.json().catch(() => ({ error: response.statusText }));
@@ -604,14 +600,29 @@ function onKey(event) {
   }
 }
 
+// The sign-in card; a message only when a sign-in this page knew of has ended.
 function showSignIn(message) {
-  sessionStorage.removeItem(TOKEN_KEY);
   clearCrop();
   show("signin");
-  const had = $("token-input").dataset.tried === "1";
-  $("signin-status").textContent = had ? message : "";
-  $("signin-status").className = had ? "status error" : "status";
+  const ended = /ended/.test(message || "");
+  $("signin-status").textContent = ended ? message.replace(/^sign in: /, "") : "";
+  $("signin-status").className = ended ? "status error" : "status";
   $("token-input").focus();
+}
+
+// Trade the token for a session cookie (the token is not kept anywhere in the page).
+async function signInWith(token) {
+  const response = await fetch("/api/session", {
+    method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ token }),
+  });
+  const data = await response.json().catch(() => ({ error: response.statusText }));
+  if (!response.ok) {
+    $("signin-status").textContent = (data.error || response.statusText).replace(/^sign in: /, "");
+    $("signin-status").className = "status error";
+    $("token-input").focus();
+    return;
+  }
+  await start();
 }
 
 async function showLogin() {
@@ -644,17 +655,14 @@ function wire() {
   $("faster").addEventListener("click", () => changeSpeed(1));
   $("unsure").addEventListener("click", toggleUnsure);
   $("sign-out").addEventListener("click", () => {
-    sessionStorage.removeItem(TOKEN_KEY);
-    window.location.reload();
+    fetch("/api/session", { method: "DELETE" }).finally(() => window.location.reload());
   });
   $("signin-form").addEventListener("submit", (event) => {
     event.preventDefault();
     const token = $("token-input").value.trim();
     if (!token) return;
-    sessionStorage.setItem(TOKEN_KEY, token);
-    $("token-input").dataset.tried = "1";
     $("token-input").value = "";
-    start().catch((error) => setStatus(error.message, "error"));
+    signInWith(token).catch((error) => setStatus(error.message, "error"));
   });
   $("timeline").addEventListener("click", (event) => {
     if (!state.crop) return;

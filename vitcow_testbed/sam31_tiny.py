@@ -15,7 +15,7 @@ import contextlib
 
 import torch
 
-from vitcow_assets_tests.sam3_tiny import DECODER_FEED_FORWARD, FEED_FORWARD, SIZE
+from vitcow_testbed.sam3_tiny import DECODER_FEED_FORWARD, FEED_FORWARD, SIZE
 
 def has_multiplex_builder() -> bool:
     try:

@@ -1,14 +1,20 @@
-"""Real servers on 127.0.0.1 for the tests, each started and always stopped by its fixture.
+"""Real servers on 127.0.0.1 for the tests and the benchmarks, each started and always stopped
+by its context manager.
 
 Remote storage: OpenSSH's sshd (with a temporary host key, user key and authorized_keys),
 moto's S3 server, and a TCP proxy that can cut a connection after N bytes.
 
-Deployment: ``postgres_server``, a throw-away PostgreSQL cluster (Debian's ``postgresql``
+Deployment: ``run_postgres``, a throw-away PostgreSQL cluster (Debian's ``postgresql``
 package) made with ``initdb`` in a temporary folder and run with ``pg_ctl`` on a free port (as
-root it runs as the ``postgres`` user: PostgreSQL refuses root); ``redis_server``,
-``redis-server`` with no persistence. These fixtures skip the test, with the reason, where
-the binaries are not installed; the context managers (also used by ``benchmarks.backlog``)
-raise it.
+root it runs as the ``postgres`` user: PostgreSQL refuses root); ``run_redis``,
+``redis-server`` with no persistence. Where the binaries are not installed they raise, saying
+why (``postgres_missing``, ``redis_missing``); the tests' fixtures
+(``vitcow_assets_tests/conftest.py``) skip instead.
+
+Labelling: ``label_server``, the project's own labelling server
+(``python -m vitcow_assets.labelling.server``) in a subprocess of its own process group.
+
+No pytest here: benchmarks use these too.
 """
 
 
@@ -18,16 +24,16 @@ import getpass
 import glob
 import os
 import pwd
+import signal
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 SSHD = shutil.which("sshd") or ("/usr/sbin/sshd" if Path("/usr/sbin/sshd").exists() else None)
 SSH_KEYGEN = shutil.which("ssh-keygen")
@@ -349,19 +355,30 @@ def run_redis() -> Iterator[str]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[Postgres]:
-    reason = postgres_missing()
-    if reason:
-        pytest.skip(reason)
-    with run_postgres() as server:
-        yield server
-
-
-@pytest.fixture(scope="session")
-def redis_server() -> Iterator[str]:
-    reason = redis_missing()
-    if reason:
-        pytest.skip(reason)
-    with run_redis() as url:
-        yield url
+@contextlib.contextmanager
+def label_server(home: Path, db_url: str | None = None, *options: str, host: str = "127.0.0.1", port: int | None = None,
+                 env: dict | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
+    """(base URL, process) of a server over ``home`` (catalog at home/catalog/crops.parquet),
+    started with the server's ``options`` (e.g. ``--require-tokens``) on ``host`` (a
+    loopback address; another than 127.0.0.1 stands for a server beyond this machine) and
+    ``port`` (default: a free one), in ``env`` (default: this process's environment). Its
+    output goes to ``home/server-<port>.log``."""
+    port = port or free_port()
+    args = [sys.executable, "-m", "vitcow_assets.labelling.server", "--home", str(home), "--port", str(port), "--host", host, *options]
+    if db_url:
+        args += ["--db", db_url]
+    env = {k: v for k, v in (os.environ if env is None else env).items() if k not in ("VITCOW_LABELS_DB", "VITCOW_TAXONOMY")}
+    log = open(home / f"server-{port}.log", "wb")
+    process = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for_port(port, timeout_s=30, process=process, host=host)
+        yield f"http://{host}:{port}", process
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+        log.close()

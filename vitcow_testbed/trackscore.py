@@ -2,8 +2,9 @@
 the ground truth is known, IDF1, matched recall and identity switches inside crops.
 
 Rows are masks-table rows (``clip_id``, ``clip_frame``, ``source_frame``, ``object_id``,
-``track_id``, ``x1..y2``); ground-truth rows are ``source_frame``, ``track_id``, ``x1..y2``
-(``benchmarks.idscore``'s format). A source frame that two clips share is scored once, from
+``track_id``, ``x1..y2``; a ``part`` where the crop stage's cuts are given:
+``tracking_runs.crop_rows``); ground-truth rows are ``source_frame``, ``track_id``, ``x1..y2``
+(``vitcow_testbed.idscore``'s format). A source frame that two clips share is scored once, from
 the earlier clip, wherever a figure is per frame; per-clip figures (ids, crops) use every row
 of the clip. ``relink`` recomputes the track ids of a table with another linker, so a baseline
 segmenter can be scored with the linker of its own time.
@@ -16,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from scipy.optimize import linear_sum_assignment
 
-from benchmarks.idscore import identity_scores
+from vitcow_testbed.idscore import identity_scores
 from vitcow_assets.core.clips import ClipWindow
 from vitcow_assets.core.geometry import box_iou
 from vitcow_assets.core.identity import ClipObservations
@@ -35,6 +36,10 @@ def relink(table: pa.Table, clips: Sequence[ClipWindow], linker) -> pa.Table:
         rows = table.filter(pc.equal(table["clip_id"], clip.clip_id))
         parts.append(set_track_ids(rows, linker.link(clip, ClipObservations.from_table(rows))))
     return pa.concat_tables(parts) if parts else table
+
+
+def _centre(row: Mapping) -> np.ndarray:
+    return np.array([(row["x1"] + row["x2"]) / 2, (row["y1"] + row["y2"]) / 2], np.float64)
 
 
 def _boxes(rows: Sequence[Mapping]) -> np.ndarray:
@@ -65,18 +70,39 @@ def count_figures(rows: Sequence[Mapping], clips: Sequence[ClipWindow], animals:
 
 
 def crop_jumps(rows: Sequence[Mapping], jump_px: float = JUMP_PX) -> int:
-    """Crops (clip, object) whose box centre moves more than ``jump_px`` between two
-    consecutive clip frames where the object is present."""
-    by_crop: dict[tuple[str, int], list[tuple[int, float, float]]] = {}
+    """Crops (clip, object, and part where rows have a ``part``: ``tracking_runs.crop_rows``)
+    whose box centre moves more than ``jump_px`` between two consecutive clip frames where the
+    object is present."""
+    by_crop: dict[tuple[str, int, int], list[tuple[int, float, float]]] = {}
     for r in rows:
         centre = ((r["x1"] + r["x2"]) / 2, (r["y1"] + r["y2"]) / 2)
-        by_crop.setdefault((r["clip_id"], r["object_id"]), []).append((r["clip_frame"], *centre))
+        by_crop.setdefault((r["clip_id"], r["object_id"], r.get("part", 0)), []).append((r["clip_frame"], *centre))
     jumps = 0
     for points in by_crop.values():
         points.sort()
         xy = np.array([p[1:] for p in points])
         if len(xy) > 1 and np.hypot(*np.diff(xy, axis=0).T).max() > jump_px:
             jumps += 1
+    return jumps
+
+
+def jumps_between_animals(rows: Sequence[Mapping], gt: Sequence[Mapping], jump_px: float = JUMP_PX) -> int:
+    """Crops (as ``crop_jumps`` groups them) whose box centre moves more than ``jump_px``
+    between two consecutive present frames matched (box IoU >= 0.5) to two different true
+    animals: a jump no animal made. A long move of one animal (a fast one, unseen for a few
+    frames) does not count."""
+    animal_of = _matches(rows, gt)
+    by_crop: dict[tuple[str, int, int], list[tuple[int, int]]] = {}
+    for i, r in enumerate(rows):
+        by_crop.setdefault((r["clip_id"], r["object_id"], r.get("part", 0)), []).append((r["clip_frame"], i))
+    jumps = 0
+    for views in by_crop.values():
+        views.sort()
+        for (_, a), (_, b) in zip(views, views[1:]):
+            moved = np.hypot(*(_centre(rows[b]) - _centre(rows[a])))
+            if moved > jump_px and a in animal_of and b in animal_of and animal_of[a] != animal_of[b]:
+                jumps += 1
+                break
     return jumps
 
 
@@ -123,3 +149,28 @@ def truth_figures(rows: Sequence[Mapping], gt: Sequence[Mapping]) -> dict:
         "matched_recall": len(matched_once) / max(len(gt), 1),
         "crop_switches": sum(1 for animals in followed.values() if len(animals) > 1),
     }
+
+
+def part_figures(rows: Sequence[Mapping], gt: Sequence[Mapping]) -> dict:
+    """Figures of the crops the crop stage cuts (rows with a ``part``:
+    ``tracking_runs.crop_rows``) against ground truth: ``crop_parts`` (crop videos),
+    ``part_switches`` (crops that still follow more than one animal), ``cuts_between_animals``
+    (cuts where the animal before and after differ: a switch taken out) and
+    ``cuts_within_animal`` (cuts where it is the same animal on both sides: one animal's crop
+    cut in two for nothing); a cut with an unmatched side counts in neither."""
+    matches = _matches(rows, gt)
+    views: dict[tuple[str, int], dict[int, list[tuple[int, int | None]]]] = {}
+    for i, r in enumerate(rows):
+        views.setdefault((r["clip_id"], r["object_id"]), {}).setdefault(r["part"], []).append((r["clip_frame"], matches.get(i)))
+    parts = switches = between = within = 0
+    for by_part in views.values():
+        parts += len(by_part)
+        switches += sum(1 for seen in by_part.values() if len({a for _, a in seen if a is not None}) > 1)
+        ordered = [sorted(by_part[p]) for p in sorted(by_part)]
+        for before, after in zip(ordered, ordered[1:]):
+            last = next((a for _, a in reversed(before) if a is not None), None)
+            first = next((a for _, a in after if a is not None), None)
+            if last is not None and first is not None:
+                between += last != first
+                within += last == first
+    return {"crop_parts": parts, "part_switches": switches, "cuts_between_animals": between, "cuts_within_animal": within}

@@ -12,11 +12,13 @@ moves the animals (deterministic for a seed) and gives a ``Scene``: per frame, e
 spine (a curve of points with a half-width each), from which ``Scene.masks(frame)`` draws the
 visible masks (animals drawn later hide those drawn earlier) and ``Scene.render(frame)`` the
 RGB image. ``write_scene`` encodes it; ``Scene.ground_truth_rows`` lists each visible
-animal's box per frame (the rows ``benchmarks.idscore`` takes).
+animal's box per frame (the rows ``vitcow_testbed.idscore`` takes). ``scene_case`` does all
+of it for one scene and seed: the video, the platform's clips of it and the truth on their
+frames.
 
 The numbers in ``SCENES`` are the scenes' own physics (what an animal of the scene does);
 nothing in the segmenter or the linker knows them. Pure numpy and OpenCV, except
-``write_scene``, which writes the file.
+``write_scene`` and ``scene_case``, which write the file.
 """
 
 import dataclasses
@@ -26,6 +28,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from vitcow_assets.core.clips import ClipSettings, ClipWindow, plan_clips
 from vitcow_assets.core.geometry import mask_to_xyxy
 
 #: the platform's default clips: 20 frames every 4th source frame, a clip every 76 frames
@@ -253,3 +256,28 @@ def write_scene(path: Path, scene: Scene) -> Path:
         for frame in range(scene.spec.frames):
             writer.write(scene.render(frame))
     return path
+
+
+@dataclasses.dataclass(frozen=True)
+class SceneCase:
+    """One scene written as a video, the platform's clips of it (``FRAMES_PER_CLIP`` every
+    ``FRAME_STEP``-th frame) and the ground-truth rows of every frame those clips sample."""
+
+    spec: SceneSpec
+    video: Path
+    clips: list[ClipWindow]
+    truth: list[dict]
+
+    @property
+    def duration_s(self) -> float:
+        return self.spec.frames / self.spec.fps
+
+
+def scene_case(name: str, seed: int, folder: Path) -> SceneCase:
+    """Scene ``name`` of ``SCENES`` simulated with ``seed`` and written to
+    ``folder/<name>-<seed>.mp4``, with its clips and truth."""
+    spec = SCENES[name]
+    scene = simulate(spec, seed)
+    video = write_scene(Path(folder) / f"{name}-{seed}.mp4", scene)
+    clips = plan_clips(spec.frames, spec.fps, ClipSettings(frames_per_clip=FRAMES_PER_CLIP, frame_step=FRAME_STEP))
+    return SceneCase(spec, video, clips, scene.ground_truth_rows(sorted({f for c in clips for f in c.source_frames})))

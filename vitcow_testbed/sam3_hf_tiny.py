@@ -19,7 +19,7 @@ feed-forward as wide as the scoring MLP, which transformers sizes by it
 import torch
 
 from vitcow_assets.segmenters.torch_imports import make_torch_stack_importable
-from vitcow_assets_tests.sam3_tiny import DECODER_FEED_FORWARD, FEED_FORWARD, IOU_BIAS, SIZE
+from vitcow_testbed.sam3_tiny import DECODER_FEED_FORWARD, FEED_FORWARD, IOU_BIAS, SIZE
 
 #: the tracker's object-score bias, as ``sam3_tiny`` sets it (objects are "present")
 OBJECT_SCORE_BIAS = 10.0

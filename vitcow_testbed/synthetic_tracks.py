@@ -21,7 +21,7 @@ import numpy as np
 from vitcow_assets.core.geometry import mask_to_xyxy
 from vitcow_assets.core.detections import Detections
 from vitcow_assets.segmenters.base import FrameResult, SegmenterBase
-from vitcow_assets_tests.synthetic import truth_mask, write_video
+from vitcow_testbed.synthetic import truth_mask, write_video
 
 WIDTH, HEIGHT, FPS = 320, 240, 10
 #: clips used with this footage: 10 frames every 2nd source frame, so clips start every 18 frames
