@@ -32,4 +32,7 @@ echo "Landing: $landing   Outputs: $VITCOW_HOME/videos (served at $VITCOW_PUBLIC
     fi
     sleep 1
   done ) &
-.venv/bin/dagster dev -w workspace.yaml -h "$host" -p "$port" --log-level info
+# dg dev (Dagster's successor to `dagster dev`): the project's code location from pyproject.toml
+# ([tool.dg]), run with this project's .venv (named as the active one, so dg does not warn)
+export VIRTUAL_ENV=$PWD/.venv
+.venv/bin/dg dev -h "$host" -p "$port" --log-level info

@@ -4,11 +4,13 @@ VideoMAE files into OUT_DIR, with a ``dataset.json`` naming what it came from.""
 
 import argparse
 import json
+import sys
 
 from vitcow_assets.cli.materialize import MaterializeError, materialize
 from vitcow_assets.cli.options import add_setting_flags, given
 from vitcow_assets.cli.queries import fail
 from vitcow_assets.datasets.build import DatasetSettings
+from vitcow_assets.datasets.splits import empty_splits
 
 
 def cmd_dataset(args: argparse.Namespace) -> int:
@@ -23,7 +25,11 @@ def cmd_dataset(args: argparse.Namespace) -> int:
     except (MaterializeError, ValueError) as exc:
         return fail(str(exc).splitlines()[0])
     manifest = json.loads((resources["dataset"].export_dir(resources["storage"]) / "dataset.json").read_text())
-    print(json.dumps({"out_dir": args.out_dir, "rows": manifest["rows"], "taxonomy": manifest.get("taxonomy")}, indent=2, default=str))
+    empty = empty_splits(manifest["report"]["splits"])
+    print(json.dumps({"out_dir": args.out_dir, "rows": manifest["rows"], **({"empty": empty} if empty else {}), "taxonomy": manifest.get("taxonomy")},
+                     indent=2, default=str))
+    for split, why in empty.items():
+        print(f"vitcow: {split} is empty: {why}", file=sys.stderr)
     return 0
 
 

@@ -2,8 +2,9 @@
 
 Horizontal grouped bars: one row per class (names on the left, in class index order), one
 bar per split (train, val, test; colours in the legend), each bar's count written at its
-end, a labelled count axis with gridlines. Drawn with OpenCV; the same counts give the
-same bytes. ``Chart.bars`` gives each bar's rectangle (for tests and image maps).
+end, a labelled count axis with gridlines at whole counts (``count_ticks``). Drawn with
+OpenCV; the same counts give the same bytes. ``Chart.bars`` gives each bar's rectangle and
+``Chart.ticks`` the axis values (for tests and image maps).
 
 No file I/O: ``exports`` writes the PNG.
 """
@@ -25,6 +26,8 @@ GRID = (225, 225, 225)
 WIDTH = 1000
 BAR_H, ROW_GAP = 16, 16
 TOP, BOTTOM, RIGHT = 80, 70, 70
+#: gridlines on the count axis, at most (fewer where the top count is smaller)
+MAX_TICK_STEPS = 5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +47,8 @@ class Chart:
     #: (H, W, 3) uint8 RGB
     image: np.ndarray
     bars: tuple[Bar, ...]
+    #: the count axis's labelled values, left to right
+    ticks: tuple[int, ...]
 
     def png(self) -> bytes:
         ok, data = cv2.imencode(".png", cv2.cvtColor(self.image, cv2.COLOR_RGB2BGR))
@@ -74,15 +79,23 @@ def _text(img, text: str, x: int, y: int, scale: float = 0.55, thickness: int = 
     cv2.putText(img, text, (int(x), int(y)), FONT, scale, INK, thickness, cv2.LINE_AA)
 
 
-def _axis(img, left: int, right: int, top: int, bottom: int, top_value: int) -> None:
-    for k in range(6):
-        value = top_value * k / 5
-        x = left + round((right - left) * k / 5)
+def count_ticks(top_value: int) -> tuple[int, ...]:
+    """Whole counts from 0 to ``top_value`` (a ``nice_ceiling``) in equal steps: one per count
+    up to ``MAX_TICK_STEPS``, else ``MAX_TICK_STEPS`` steps (1, 2, 5 × 10^k divide by 5)."""
+    steps = top_value if top_value <= MAX_TICK_STEPS else MAX_TICK_STEPS
+    return tuple(top_value * k // steps for k in range(steps + 1))
+
+
+def _axis(img, left: int, right: int, top: int, bottom: int, top_value: int) -> tuple[int, ...]:
+    ticks = count_ticks(top_value)
+    for value in ticks:
+        x = left + round((right - left) * value / top_value)
         cv2.line(img, (x, top), (x, bottom), GRID, 1)
-        _text(img, f"{value:g}", x, bottom + 20, 0.5, align="centre")
+        _text(img, str(value), x, bottom + 20, 0.5, align="centre")
     cv2.line(img, (left, top), (left, bottom), INK, 1)
     cv2.line(img, (left, bottom), (right, bottom), INK, 1)
     _text(img, "crops", (left + right) // 2, bottom + 48, 0.6, align="centre")
+    return ticks
 
 
 def _legend(img, right: int, y: int, totals: dict[str, int]) -> None:
@@ -106,7 +119,7 @@ def class_chart(counts: dict[str, dict[str, int]], classes, title: str = "Crops 
     bottom = TOP + max(1, len(classes)) * row_h
     img = np.full((bottom + BOTTOM, WIDTH, 3), 255, np.uint8)
     top_value = nice_ceiling(max([counts.get(s, {}).get(c, 0) for s in SPLIT_NAMES for c in classes] + [1]))
-    _axis(img, left, right, TOP - 6, bottom, top_value)
+    ticks = _axis(img, left, right, TOP - 6, bottom, top_value)
     _text(img, title, 20, 32, 0.8, 2)
     _legend(img, right, 46, {s: sum(int(counts.get(s, {}).get(c, 0)) for c in classes) for s in SPLIT_NAMES})
     bars = []
@@ -121,4 +134,4 @@ def class_chart(counts: dict[str, dict[str, int]], classes, title: str = "Crops 
                 cv2.rectangle(img, (left + 1, y0), (x1 - 1, y1 - 1), SPLIT_COLOURS[split], -1)
             _text(img, str(n), x1 + 6, y1 - 2, 0.45)
             bars.append(Bar(cls, split, n, left + 1, y0, x1, y1))
-    return Chart(img, tuple(bars))
+    return Chart(img, tuple(bars), ticks)

@@ -301,6 +301,26 @@ def _class_report(table: pa.Table, fraction: float) -> tuple[ClassSplit, ...]:
     return tuple(out)
 
 
+def empty_splits(report: dict) -> dict[str, str]:
+    """Why each empty split of a ``SplitResult.report()`` is empty, in a sentence (what the
+    class notes say, e.g. every crop of a class on one track); {} when none is."""
+    rows, classes = report["rows"], report["classes"]
+    outside_test = rows["train"] + rows["val"]
+    why = {}  # test is never empty: a held-out farm without labelled crops is an error
+    if outside_test == 0:
+        return {"train": "every labelled crop is of a held-out farm", "val": "every labelled crop is of a held-out farm"}
+    if rows["val"] == 0:
+        if all(c["target"] == 0 for c in classes):
+            why["val"] = "the validation fraction is 0"
+        else:
+            notes = "; ".join(f"{c['class_name']}: {c['note']}" for c in classes if c["train"] + c["val"] and c["note"])
+            why["val"] = ("a track (an animal through consecutive clips) goes to train or val whole, and no class could spare "
+                          f"one ({notes}): label crops of more animals")
+    if rows["train"] == 0:
+        why["train"] = "every labelled crop outside the held-out farms went to validation"
+    return why
+
+
 def pretraining_split(crops: pa.Table, test_farms) -> pa.Table:
     """Every crop with ``split`` 'train', or 'test' for the held-out farm(s); sorted by split
     then ``crop_path``. Frame counts are the table's (the catalog's), never re-probed."""

@@ -15,6 +15,7 @@ from vitcow_assets.core.clips import ClipSettings
 from vitcow_assets.core.prompts import plan_from_json, plan_to_json
 from vitcow_assets.core.tables import clip_fps_by_id, clips_from_table, masks_metadata, masks_provenance
 from vitcow_assets.defs import metadata as md
+from vitcow_assets.defs.code_versions import versioned_asset
 from vitcow_assets.defs.config import config_class, to_settings
 from vitcow_assets.defs.execution import GPU_OP_TAGS, GPU_POOL
 from vitcow_assets.defs.partitions import video_partitions
@@ -66,7 +67,7 @@ def _partition(context: dg.AssetExecutionContext, storage: VitcowStorage):
     return layout, read_raw_video(layout)
 
 
-@dg.asset(partitions_def=video_partitions, group_name=GROUP, kinds={"video"}, code_version=code_version())
+@versioned_asset(partitions_def=video_partitions, group_name=GROUP, kinds={"video"})
 def raw_video(context: dg.AssetExecutionContext, storage: VitcowStorage) -> dg.MaterializeResult:
     """The registered source video, linked into the storage root, probed and hashed."""
     registration = Registry(storage.root()).get(context.partition_key)
@@ -76,7 +77,7 @@ def raw_video(context: dg.AssetExecutionContext, storage: VitcowStorage) -> dg.M
     return dg.MaterializeResult(metadata=md.raw_video_metadata(raw), data_version=dg.DataVersion(raw.sha256))
 
 
-@dg.asset(partitions_def=video_partitions, group_name=GROUP, kinds={"video", "parquet"}, deps=[raw_video], code_version=code_version())
+@versioned_asset(partitions_def=video_partitions, group_name=GROUP, kinds={"video", "parquet"}, deps=[raw_video])
 def clips(context: dg.AssetExecutionContext, config: ClipsConfig, storage: VitcowStorage) -> dg.MaterializeResult:
     """Fixed-length clips: a manifest of frame windows, and H.264 clip files when asked."""
     layout, raw = _partition(context, storage)
@@ -90,7 +91,7 @@ def clips(context: dg.AssetExecutionContext, config: ClipsConfig, storage: Vitco
     return dg.MaterializeResult(metadata=md.clips_metadata(layout, table, len(incomplete), events.damage, settings, config.write_clip_files))
 
 
-@dg.asset(partitions_def=video_partitions, group_name=GROUP, kinds={"yaml"}, deps=[raw_video], code_version=code_version())
+@versioned_asset(partitions_def=video_partitions, group_name=GROUP, kinds={"yaml"}, deps=[raw_video])
 def prompts(context: dg.AssetExecutionContext, config: PromptsConfig, storage: VitcowStorage, segmenter: SegmenterResource) -> dg.MaterializeResult:
     """The prompt plan of the video: its prompt file (`<stem>.prompts.yaml` beside the
     footage), else the default text prompt. Its data version is the plan's fingerprint, so
@@ -145,9 +146,9 @@ def _loaded(context, storage: VitcowStorage, segmenter: SegmenterResource):
         raise dg.Failure(description=str(exc)) from None
 
 
-@dg.asset(
+@versioned_asset(
     partitions_def=video_partitions, group_name=GROUP, kinds={"parquet"}, deps=[clips, prompts, model_checkpoint], pool=GPU_POOL,
-    op_tags=GPU_OP_TAGS, code_version=code_version(),
+    op_tags=GPU_OP_TAGS,
 )
 def object_masks(context: dg.AssetExecutionContext, storage: VitcowStorage, segmenter: SegmenterResource) -> dg.MaterializeResult:
     """Per-frame object masks and boxes from the segmenter, one row per (clip, frame, object).
@@ -179,7 +180,7 @@ def _crop_provenance(context, raw: RawVideo, layout) -> CropProvenance:
     )
 
 
-@dg.asset(partitions_def=video_partitions, group_name=GROUP, kinds={"video", "parquet"}, deps=[object_masks], code_version=code_version())
+@versioned_asset(partitions_def=video_partitions, group_name=GROUP, kinds={"video", "parquet"}, deps=[object_masks])
 def object_crops(context: dg.AssetExecutionContext, config: CropsConfig, storage: VitcowStorage) -> dg.MaterializeResult:
     """One fixed-size crop video per (clip, object), with a manifest carrying provenance."""
     layout, raw = _partition(context, storage)
@@ -198,7 +199,7 @@ def object_crops(context: dg.AssetExecutionContext, config: CropsConfig, storage
     return dg.MaterializeResult(metadata=metadata)
 
 
-@dg.asset(partitions_def=video_partitions, group_name=GROUP, kinds={"png"}, deps=[clips, object_masks], code_version=code_version())
+@versioned_asset(partitions_def=video_partitions, group_name=GROUP, kinds={"png"}, deps=[clips, object_masks])
 def previews(context: dg.AssetExecutionContext, storage: VitcowStorage) -> dg.MaterializeResult:
     """A contact sheet of sampled clip frames with masks, boxes and object ids drawn."""
     layout, raw = _partition(context, storage)

@@ -21,10 +21,12 @@ from vitcow_assets.datasets.build import (
     DatasetSettings, dataset_report, describe_splits, draw_subsets, previous_splits, select_pretraining, split_labelled, write_export,
 )
 from vitcow_assets.datasets.lineage import Lineage, table_fingerprint
+from vitcow_assets.datasets.splits import empty_splits
 from vitcow_assets.datasets.staged import (
     read_label_snapshot, read_pretraining, read_splits, read_splits_report, read_subsets, read_trimmed, write_pretraining, write_splits,
     write_stats, write_subsets,
 )
+from vitcow_assets.defs.code_versions import versioned_asset
 from vitcow_assets.defs.config import config_class, from_environment, setting_values
 from vitcow_assets.defs.labels import LabelsResource, behaviour_labels, crop_catalog, label_taxonomy, trimmed_crops
 from vitcow_assets.defs.metadata import crop_pages_metadata
@@ -64,7 +66,7 @@ def _counts_md(counts: dict[str, int]) -> str:
     return " · ".join(f"**{v}** {k}" for k, v in counts.items())
 
 
-@dg.asset(group_name=GROUP, kinds={"parquet"}, deps=[crop_catalog], code_version=code_version())
+@versioned_asset(group_name=GROUP, kinds={"parquet"}, deps=[crop_catalog])
 def pretraining_set(context: dg.AssetExecutionContext, storage: VitcowStorage, dataset: DatasetResource) -> dg.MaterializeResult:
     """Every catalog crop passing the filters (presence, farms, cameras, segmenters, time of
     day), with the held-out farm(s) as test: VideoMAE's pre-training lists."""
@@ -78,6 +80,11 @@ def pretraining_set(context: dg.AssetExecutionContext, storage: VitcowStorage, d
     )
 
 
+def _splits_md(counts: dict[str, int], report: dict) -> str:
+    empty = "".join(f"; **{split} is empty**: {why}" for split, why in empty_splits(report).items())
+    return _counts_md(counts) + f"; largest gap to the validation target {report['max_abs_deviation']}" + empty
+
+
 def _class_md(report: dict) -> str:
     rows = ["| class | train | val | test | val share | target | note |", "|---|---|---|---|---|---|---|"]
     for c in report["classes"]:
@@ -86,7 +93,7 @@ def _class_md(report: dict) -> str:
     return "\n".join(rows)
 
 
-@dg.asset(group_name=GROUP, kinds={"parquet"}, deps=[crop_catalog, behaviour_labels, trimmed_crops, label_taxonomy], code_version=code_version())
+@versioned_asset(group_name=GROUP, kinds={"parquet"}, deps=[crop_catalog, behaviour_labels, trimmed_crops, label_taxonomy])
 def behaviour_splits(context: dg.AssetExecutionContext, storage: VitcowStorage, dataset: DatasetResource, labels: LabelsResource) -> dg.MaterializeResult:
     """Labelled crops mapped to training classes (Delete excluded, trimmed crops where a
     segment is marked), split with whole tracks on one side: test = the held-out farm(s),
@@ -98,7 +105,7 @@ def behaviour_splits(context: dg.AssetExecutionContext, storage: VitcowStorage, 
     return dg.MaterializeResult(
         metadata={
             "path": dg.MetadataValue.path(str(path)), "dagster/row_count": result.table.num_rows,
-            "summary": dg.MetadataValue.md(_counts_md(result.counts()) + f"; largest gap to the validation target {report['splits']['max_abs_deviation']}"),
+            "summary": dg.MetadataValue.md(_splits_md(result.counts(), report["splits"])),
             **crop_pages_metadata(storage.links(), labelled=1),
             "classes": dg.MetadataValue.md(_class_md(report["splits"])), "labels": dg.MetadataValue.json(report["labels"]),
             "frozen_from": dg.MetadataValue.path(str(dataset.export_dir(storage) / "splits.parquet")), "kept_from_frozen": result.kept,
@@ -107,7 +114,7 @@ def behaviour_splits(context: dg.AssetExecutionContext, storage: VitcowStorage, 
     )
 
 
-@dg.asset(group_name=GROUP, kinds={"parquet"}, deps=[behaviour_splits], code_version=code_version())
+@versioned_asset(group_name=GROUP, kinds={"parquet"}, deps=[behaviour_splits])
 def efficiency_subsets(context: dg.AssetExecutionContext, storage: VitcowStorage, dataset: DatasetResource) -> dg.MaterializeResult:
     """Stratified training subsets of the given sizes × repeats, seeded and nested (each size
     inside the next), against the frozen test split. Off without `subset_sizes`."""
@@ -127,7 +134,7 @@ def _table_value(table: pa.Table, limit: int = 50) -> dg.TableMetadataValue:
     return dg.MetadataValue.table(records=rows, schema=schema)
 
 
-@dg.asset(group_name=GROUP, kinds={"png", "parquet"}, deps=[behaviour_splits], code_version=code_version())
+@versioned_asset(group_name=GROUP, kinds={"png", "parquet"}, deps=[behaviour_splits])
 def dataset_stats(context: dg.AssetExecutionContext, storage: VitcowStorage, labels: LabelsResource) -> dg.MaterializeResult:
     """Hours, crops and animals per split, farm and class; class balance; the presence-ratio
     histogram; annotators and their agreement where crops were double-labelled."""
@@ -141,7 +148,7 @@ def dataset_stats(context: dg.AssetExecutionContext, storage: VitcowStorage, lab
     )
 
 
-@dg.asset(group_name=GROUP, kinds={"csv"}, deps=[behaviour_splits, pretraining_set, efficiency_subsets, dataset_stats], code_version=code_version())
+@versioned_asset(group_name=GROUP, kinds={"csv"}, deps=[behaviour_splits, pretraining_set, efficiency_subsets, dataset_stats])
 def dataset_export(context: dg.AssetExecutionContext, storage: VitcowStorage, dataset: DatasetResource, labels: LabelsResource) -> dg.MaterializeResult:
     """The dataset folder a researcher trains from: VideoMAE's `train.csv`, `val.csv`,
     `test.csv` and `class_mapping.txt`, the pre-training lists, the Hugging Face index, the

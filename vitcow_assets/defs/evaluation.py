@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from vitcow_assets.core.settings import build, record
+from vitcow_assets.defs.code_versions import versioned_asset
 from vitcow_assets.defs.config import config_class, from_environment, setting_values
 from vitcow_assets.defs.datasets import DatasetResource, dataset_export
 from vitcow_assets.defs.metadata import column_schema
@@ -113,7 +114,7 @@ def _hit_summary(rows: list[dict]) -> str:
 RETRIEVAL_COLUMNS = ["setting", "metric", "k", "hit_micro", "chance_micro", "hit_micro_se", "hit_macro", "chance_macro", "hit_macro_se", "queries", "index_size", "repeats"]
 
 
-@dg.asset(group_name=GROUP, kinds={"parquet", "png"}, partitions_def=checkpoint_partitions, deps=[CROP_EMBEDDINGS, dataset_export], code_version=code_version())
+@versioned_asset(group_name=GROUP, kinds={"parquet", "png"}, partitions_def=checkpoint_partitions, deps=[CROP_EMBEDDINGS, dataset_export])
 def retrieval_eval(context: dg.AssetExecutionContext, storage: VitcowStorage, dataset: DatasetResource, retrieval: RetrievalResource) -> dg.MaterializeResult:
     """Hit@k (k = 1, 2, 3, 5, 10; micro and macro; Euclidean and cosine) of the checkpoint's
     embeddings: the test split's crops querying the other farms' (cross-farm), and queries and
@@ -136,7 +137,7 @@ CURVE_COLUMNS = ["subset_size", "train_crops", "repeats", "balanced_accuracy", "
 RUN_COLUMNS = ["subset", "train_crops", "capped", "train_classes", "c", "val_balanced_accuracy", "accuracy", "balanced_accuracy", "f1_macro", "map_macro", "notes"]
 
 
-@dg.asset(group_name=GROUP, kinds={"parquet", "png"}, partitions_def=checkpoint_partitions, deps=[CROP_EMBEDDINGS, dataset_export], code_version=code_version())
+@versioned_asset(group_name=GROUP, kinds={"parquet", "png"}, partitions_def=checkpoint_partitions, deps=[CROP_EMBEDDINGS, dataset_export])
 def probe_eval(context: dg.AssetExecutionContext, storage: VitcowStorage, dataset: DatasetResource, probe: ProbeResource) -> dg.MaterializeResult:
     """A linear probe on the checkpoint's embeddings for every efficiency subset of the
     dataset (and the whole training split), regularisation chosen on validation, scored on the
@@ -163,7 +164,7 @@ def probe_eval(context: dg.AssetExecutionContext, storage: VitcowStorage, datase
 SCORE_COLUMNS = ["test_crops", "accuracy", "balanced_accuracy", "precision_macro", "recall_macro", "f1_macro", "f1_micro", "map_macro"]
 
 
-@dg.asset(group_name=GROUP, kinds={"parquet", "png"}, partitions_def=prediction_partitions, deps=[dataset_export], code_version=code_version())
+@versioned_asset(group_name=GROUP, kinds={"parquet", "png"}, partitions_def=prediction_partitions, deps=[dataset_export])
 def predictions_eval(context: dg.AssetExecutionContext, config: PredictionsConfig, storage: VitcowStorage, dataset: DatasetResource) -> dg.MaterializeResult:
     """A fine-tuned model's predictions (the seed's `predictions_full.csv`, a crop_id-keyed
     file, or an image classifier's per-frame predictions, aggregated per crop) scored against

@@ -18,6 +18,7 @@ from pydantic import PrivateAttr
 from vitcow_assets.core.catalog import CATALOG_SCHEMA
 from vitcow_assets.core.settings import build
 from vitcow_assets.defs.assets import object_crops
+from vitcow_assets.defs.code_versions import versioned_asset
 from vitcow_assets.defs.config import config_class, from_environment, setting_values
 from vitcow_assets.defs.metadata import crop_pages_metadata, table_metadata
 from vitcow_assets.defs.resources import VitcowStorage
@@ -29,7 +30,6 @@ from vitcow_assets.labelling.taxonomy_file import load_taxonomy
 from vitcow_assets.labelling.trimming import render_trims
 from vitcow_assets.media.files import atomic_file
 from vitcow_assets.media.parquet import write_table
-from vitcow_assets.runtime.version import code_version
 from vitcow_assets.stages.catalog import read_catalog, write_catalog
 
 GROUP = "labelling"
@@ -59,8 +59,8 @@ def labels_from_environment(environ, **overrides) -> "LabelsResource":
     return from_environment(LabelsResource, LabelSettings, environ, **overrides)
 
 
-@dg.asset(
-    group_name=GROUP, kinds={"parquet"}, deps=[object_crops], code_version=code_version(),
+@versioned_asset(
+    group_name=GROUP, kinds={"parquet"}, deps=[object_crops],
     automation_condition=(dg.AutomationCondition.any_deps_updated() & ~dg.AutomationCondition.in_progress()).with_label("new crops anywhere"),
 )
 def crop_catalog(context: dg.AssetExecutionContext, storage: VitcowStorage) -> dg.MaterializeResult:
@@ -81,7 +81,7 @@ def crop_catalog(context: dg.AssetExecutionContext, storage: VitcowStorage) -> d
     )
 
 
-@dg.asset(group_name=GROUP, kinds={"yaml"}, code_version=code_version())
+@versioned_asset(group_name=GROUP, kinds={"yaml"})
 def label_taxonomy(context: dg.AssetExecutionContext, storage: VitcowStorage, labels: LabelsResource) -> dg.MaterializeResult:
     """The behaviour taxonomy in force: fine labels, their keys and the training classes they
     map to. Its data version is the taxonomy's fingerprint: a changed mapping makes the
@@ -102,7 +102,7 @@ def label_taxonomy(context: dg.AssetExecutionContext, storage: VitcowStorage, la
     )
 
 
-@dg.asset(group_name=GROUP, kinds={"parquet"}, deps=[crop_catalog], code_version=code_version())
+@versioned_asset(group_name=GROUP, kinds={"parquet"}, deps=[crop_catalog])
 def behaviour_labels(context: dg.AssetExecutionContext, storage: VitcowStorage, labels: LabelsResource) -> dg.MaterializeResult:
     """The current behaviour labels (one per crop and annotator), the reviewers' decisions in
     force and the gold labels (`role`), each with its crop's lineage from the catalog;
@@ -135,7 +135,7 @@ def behaviour_labels(context: dg.AssetExecutionContext, storage: VitcowStorage, 
     )
 
 
-@dg.asset(group_name=GROUP, kinds={"video", "parquet"}, deps=[behaviour_labels], code_version=code_version())
+@versioned_asset(group_name=GROUP, kinds={"video", "parquet"}, deps=[behaviour_labels])
 def trimmed_crops(context: dg.AssetExecutionContext, storage: VitcowStorage) -> dg.MaterializeResult:
     """A trimmed copy (H.264, frame-exact) of every crop whose label marks a segment: what
     datasets use instead of the whole crop."""

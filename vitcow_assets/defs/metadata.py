@@ -154,13 +154,26 @@ def masks_metadata_for(layout, summary, model, job, settings_record: dict[str, s
     }
 
 
-def crops_summary(layout) -> str:
-    """How objects, crops and tracks relate, in one line."""
-    table = pq.read_table(layout.crops_table, columns=["clip_id", "track_id"])
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """``**1 clip**``, ``**2 clips**``: a count in bold with its noun in the right number."""
+    return f"**{count} {noun if count == 1 else plural or noun + 's'}**"
+
+
+def _farm_camera(provenance) -> str:
+    if provenance.farm or provenance.camera:
+        return f"farm **{provenance.farm or '?'}**, camera **{provenance.camera or '?'}**"
+    return "farm and camera unknown (the path does not say: `VITCOW_PATH_PATTERNS`)"
+
+
+def crops_summary(layout, provenance) -> str:
+    """How objects, crops and tracks relate, and whose footage it is, in one line."""
+    table = pq.read_table(layout.crops_table, columns=["clip_id", "object_id", "track_id"])
     clips, tracks = len(set(table["clip_id"].to_pylist())), len(set(table["track_id"].to_pylist()))
+    objects = len(set(zip(table["clip_id"].to_pylist(), table["object_id"].to_pylist())))
+    parts = f" ({objects} {'object' if objects == 1 else 'objects'}; one cut in parts where it jumps makes a crop per part)" if objects != table.num_rows else ""
     return (
-        f"**{table.num_rows} crops**: one per object and clip, over **{clips} clips**; they show **{tracks} animals** "
-        "(tracks: an animal's crops share its `track_id`, listed in the tracks table)"
+        f"{counted(table.num_rows, 'crop')} of {_farm_camera(provenance)}: one per object and clip, over {counted(clips, 'clip')}{parts}; "
+        f"they show {counted(tracks, 'animal')} (tracks: an animal's crops share its `track_id`, listed in the tracks table)"
     )
 
 
@@ -196,7 +209,7 @@ def crops_preview(layout, links: Links, limit: int = PREVIEW_ROWS) -> dict:
 def crops_metadata(layout, crops: int, settings, provenance, damage: DecodeDamage, summary, contact_sheet_url: str | None = None, links: Links = Links()) -> dict:
     reach = (summary.scene_speed or {}).get("reach_px")
     return {
-        "summary": dg.MetadataValue.md(crops_summary(layout)),
+        "summary": dg.MetadataValue.md(crops_summary(layout, provenance)),
         **crop_pages_metadata(links, video=provenance.video_id),
         **({"contact_sheet_url": dg.MetadataValue.url(contact_sheet_url)} if contact_sheet_url else {}),
         **table_metadata(layout.crops_table, CROPS_SCHEMA, crops),
@@ -220,8 +233,13 @@ def crops_metadata(layout, crops: int, settings, provenance, damage: DecodeDamag
 
 def previews_metadata(layout, sheet, clips: int, url: str | None = None) -> dict:
     where = "the full PNG at *contact_sheet_url*" if url else "the full PNG at *preview_path*"
+    shown = f"{counted(sheet.tiles, 'clip')} shown" + (f" of {clips}" if sheet.tiles != clips else "")
     summary = (
-        f"**{sheet.objects} objects** (one per object on each frame shown) on the middle frames of **{sheet.tiles} of {clips} clips**; "
-        f"the thumbnail is under *preview* (Show Markdown), {where}."
+        f"{counted(sheet.objects, 'object')} drawn on the middle frame of each of {shown}: an object counts where it is in view on "
+        f"that frame; those clips hold {counted(sheet.clip_objects, 'object')} in all (`object_crops` makes a crop of each, one per part "
+        f"where an object is cut at a jump). The thumbnail is under *preview* (Show Markdown), {where}."
     )
-    return {**image_metadata(layout.contact_sheet, sheet.thumbnail_jpeg, summary, url), "tiles": sheet.tiles, "objects": sheet.objects}
+    return {
+        **image_metadata(layout.contact_sheet, sheet.thumbnail_jpeg, summary, url),
+        "tiles": sheet.tiles, "objects": sheet.objects, "objects_in_clips_shown": sheet.clip_objects,
+    }

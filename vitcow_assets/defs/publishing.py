@@ -5,22 +5,21 @@ the asset then materializes nothing."""
 import dagster as dg
 
 from vitcow_assets.defs.assets import GROUP, object_crops, previews
+from vitcow_assets.defs.code_versions import versioned_asset
 from vitcow_assets.defs.partitions import video_partitions
 from vitcow_assets.defs.resources import VitcowStorage
 from vitcow_assets.footage.ingest import read_raw_video
 from vitcow_assets.stages.publishing import publish_outputs
-from vitcow_assets.runtime.version import code_version
 
 PUBLISH_ENV = "VITCOW_PUBLISH"
 
 
-@dg.asset(
+@versioned_asset(
     partitions_def=video_partitions,
     group_name=GROUP,
     kinds={"video", "parquet"},
     deps=[object_crops, previews],
     output_required=False,
-    code_version=code_version(),
 )
 def published_crops(context: dg.AssetExecutionContext, storage: VitcowStorage):
     """**Off unless a destination is set** (`VITCOW_PUBLISH`, `vitcow run --publish URL`): the

@@ -70,7 +70,7 @@ class ModelPool:
                 break
             waiting.check()
         try:
-            model = chosen.load(settings, device=lease.device.name)
+            model = load_model(backend, settings, lease.device.name)
         except BaseException:
             lease.release()
             raise
@@ -96,7 +96,7 @@ class ModelPool:
         with self._lock:
             found = next((p for p in self._placed if p.lease is None and (p.backend, p.settings) == (backend, settings)), None)
             if found is None:
-                found = PlacedModel(backend, settings, BACKENDS[backend].load(settings), None)
+                found = PlacedModel(backend, settings, load_model(backend, settings), None)
                 self._placed.append(found)
             return found
 
@@ -126,6 +126,13 @@ class ModelPool:
         for item in placed:
             if item.lease is not None:
                 item.lease.release()
+
+
+def load_model(backend: str, settings, device: str | None = None) -> Segmenter:
+    """The one call that builds a model: ``backend``'s loader on ``settings`` (and on
+    ``device``, the leased device's name, for a backend with devices)."""
+    load = BACKENDS[backend].load
+    return load(settings) if device is None else load(settings, device=device)
 
 
 def _release_accelerator_memory() -> None:

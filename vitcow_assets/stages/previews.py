@@ -51,9 +51,11 @@ def sample_clips(clips: list[ClipWindow], count: int) -> list[ClipWindow]:
 
 @dataclasses.dataclass(frozen=True)
 class ContactSheet:
-    #: clips shown (one tile each) and objects drawn on them
+    #: clips shown (one tile each) and objects drawn on them (those in view on each tile's frame)
     tiles: int
     objects: int
+    #: objects of the clips shown, on any of their frames (what their crops are made of)
+    clip_objects: int
     thumbnail_jpeg: bytes
 
 
@@ -71,11 +73,14 @@ def contact_sheet(
     chosen = sample_clips(clips, tiles)
     frames = {c.source_frames[len(c.source_frames) // 2]: c for c in chosen}
     rows_by_frame: dict[int, list[dict]] = {f: [] for f in frames}
+    clip_objects = 0
     if frames:
         table = pq.read_table(masks_path, filters=[("source_frame", "in", list(frames))])
         for row in table.to_pylist():
             if frames.get(row["source_frame"]) is not None and row["clip_id"] == frames[row["source_frame"]].clip_id:
                 rows_by_frame[row["source_frame"]].append(row)
+        ids = pq.read_table(masks_path, columns=["clip_id", "object_id"], filters=[("clip_id", "in", [c.clip_id for c in chosen])])
+        clip_objects = len(set(zip(ids["clip_id"].to_pylist(), ids["object_id"].to_pylist())))
     images = []
     for index, rgb in iter_frames(source, frames.keys()):
         tile = draw_detections(rgb, rows_by_frame[index])
@@ -99,4 +104,5 @@ def contact_sheet(
     thumb_w = 480
     thumb = cv2.resize(bgr, (thumb_w, max(1, sheet.shape[0] * thumb_w // sheet.shape[1])), interpolation=cv2.INTER_AREA)
     _, jpeg = cv2.imencode(".jpg", thumb, [cv2.IMWRITE_JPEG_QUALITY, 70])
-    return ContactSheet(tiles=len(chosen), objects=sum(len(r) for r in rows_by_frame.values()), thumbnail_jpeg=jpeg.tobytes())
+    objects = sum(len(r) for r in rows_by_frame.values())
+    return ContactSheet(tiles=len(chosen), objects=objects, clip_objects=clip_objects, thumbnail_jpeg=jpeg.tobytes())

@@ -10,11 +10,16 @@ import hashlib
 import json
 from pathlib import Path
 
+import dagster as dg
 import pyarrow.parquet as pq
 import pytest
+from dagster._core.definitions.data_version import StaleStatus
+from dagster._core.instance.ref import InstanceRef
+from dagster._utils.test.data_versions import get_stale_status_resolver
 
 from vitcow_assets.core.taxonomy import parse_taxonomy
 from vitcow_assets.datasets.build import DatasetSettings, build_dataset
+from vitcow_assets.definitions import defs
 from vitcow_assets.datasets.staged import read_label_snapshot, read_trimmed
 from vitcow_assets.footage.layout import StorageRoot
 from vitcow_assets.labelling.taxonomy_file import default_taxonomy_text
@@ -143,6 +148,47 @@ def test_every_list_row_leads_to_its_crop_page_and_the_build_that_holds_it(farms
     assert "/labels/trimmed/" not in json.loads(again.stdout)["crop_path"]  # by id: the whole crop
     missing = run_cli(["provenance", "0123456789abcdef0123"], home)
     assert missing.returncode == 2 and missing.stderr.startswith("vitcow: no crop id starts with 0123456789abcdef0123") and missing.stderr.count("\n") == 1
+
+
+def test_a_build_with_an_empty_validation_split_says_why(farms, tmp_path):
+    """One training farm whose two animals each show one class (the newcomer's few labels):
+    validation is empty, and the command says why, in its JSON and on stderr."""
+    out = tmp_path / "one_farm"
+    extra = {"VITCOW_DATASET_FARMS": "FARM_A,FARM_C", "VITCOW_DATASET_FILTER_LABELLED": "1"}
+    done = run_cli(["dataset", "build", str(out), "--test-farm", "FARM_C", "--min-present", "0"], farms["home"], extra)
+    assert done.returncode == 0, done.stderr[-2000:]
+    printed = json.loads(done.stdout)
+    assert printed["rows"]["val"] == 0 and printed["rows"]["train"] > 0
+    assert "one track: none in validation" in printed["empty"]["val"] and "label crops of more animals" in printed["empty"]["val"]
+    assert f"vitcow: val is empty: {printed['empty']['val']}" in done.stderr.splitlines()
+
+
+def test_the_instance_finds_nothing_stale_after_the_commands_ran_in_other_processes(farms):
+    """The code versions the `vitcow` processes recorded are the ones this process computes
+    (another hash seed, another process): Dagster's stale-status resolver, as the UI uses
+    it, finds every materialized asset and partition up to date."""
+    with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(farms["home"] / "dagster_home"))) as instance:
+        resolver = get_stale_status_resolver(instance, defs.assets)
+        checked = []
+        for assets_def in defs.assets:
+            partitions = assets_def.partitions_def.get_partition_keys(dynamic_partitions_store=instance) if assets_def.partitions_def else [None]
+            for partition in partitions:
+                event = instance.get_latest_materialization_event(assets_def.key) if partition is None else next(iter(
+                    instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=assets_def.key, asset_partitions=[partition]), limit=1).records), None)
+                if event is None:
+                    continue
+                tags = event.asset_materialization.tags
+                assert tags["dagster/code_version"] == assets_def.code_versions_by_key[assets_def.key], (assets_def.key, partition)
+                assert resolver.get_status(assets_def.key, partition) == StaleStatus.FRESH, (assets_def.key, partition, resolver.get_stale_causes(assets_def.key, partition))
+                checked.append(assets_def.key.to_user_string())
+        # and the resolver does see a changed code version: clips turns stale, raw_video does not
+        changed = [a.map_asset_specs(lambda spec: spec.replace_attributes(code_version="changed")) if a.key == dg.AssetKey("clips") else a for a in defs.assets]
+        partition = instance.get_dynamic_partitions("videos")[0]
+        resolver = get_stale_status_resolver(instance, changed)
+        assert resolver.get_status(dg.AssetKey("clips"), partition) == StaleStatus.STALE
+        assert resolver.get_status(dg.AssetKey("raw_video"), partition) == StaleStatus.FRESH
+    assert {"clips", "object_crops", "crop_catalog", "behaviour_labels", "behaviour_splits", "dataset_export"} <= set(checked)
+    assert checked.count("object_crops") == len(FARMS)
 
 
 def test_the_assets_write_what_build_dataset_writes_from_the_same_inputs(farms, tmp_path):

@@ -4,7 +4,7 @@ import datetime as dt
 
 import pytest
 
-from vitcow_assets.core.source_paths import PathPattern, parse_patterns, source_fields
+from vitcow_assets.core.source_paths import PathPattern, SourceFields, parse_patterns, source_fields
 from vitcow_assets.footage.provenance import source_provenance
 from vitcow_assets.remote.locations import Location, LocationError, is_local_folder, parse_sources
 
@@ -18,7 +18,9 @@ def test_default_patterns_fall_back_to_the_time_of_day_name_and_the_source_name(
     assert source_fields("/landing/202502052200_D07.mp4").camera == "D07"
     fields = source_fields("/landing/barn_202502052200.mkv", default_farm="north")
     assert (fields.farm, fields.camera, fields.recorded_at) == ("north", None, dt.datetime(2025, 2, 5, 22, 0))
-    assert source_fields("/landing/no time here.mp4") == source_fields("x.mp4")
+    # a name no pattern matches tells nothing but the source's name, when given
+    assert source_fields("/landing/no time here.mp4") == SourceFields(None, None, None)
+    assert source_fields("/landing/no time here.mp4", default_farm="north") == SourceFields("north", None, None)
     # camera folder and file name disagree: not the layout, only the name's fields
     fields = source_fields("/srv/FARM_A/D02/202502052200_D01.mp4")
     assert fields.farm is None and fields.camera == "D01"

@@ -8,7 +8,7 @@ import pytest
 
 from vitcow_assets.datasets.inputs import DatasetInputError
 from vitcow_assets.datasets.selection import resolve_labels
-from vitcow_assets.datasets.splits import SplitSettings, behaviour_splits, place_tracks, pretraining_split
+from vitcow_assets.datasets.splits import SplitSettings, behaviour_splits, empty_splits, place_tracks, pretraining_split
 from vitcow_assets_tests.datasets.synthetic_labels import Scene, shuffled, synthetic_catalog, synthetic_labels, synthetic_trims
 from vitcow_assets_tests.datasets.conftest import SCENE
 
@@ -115,6 +115,28 @@ def test_a_class_on_a_single_track_stays_in_train_and_says_so():
 def test_no_validation_at_fraction_zero(crops):
     result = behaviour_splits(crops, dataclasses.replace(HOLD_A, val_fraction=0.0))
     assert result.counts()["val"] == 0 and result.counts()["train"] > 0
+
+
+def test_an_empty_validation_split_says_why():
+    """The newcomer's few labels: every class of the one training farm on a single animal's
+    track, so validation stays empty, and the report says that, class by class."""
+    rows = [{"crop_id": f"{cls}-{i}", "class_name": cls, "farm": "B", "video_id": "v-B", "track_id": track}
+            for track, cls in enumerate(("Lying", "Standing")) for i in range(3)]
+    rows += [{"crop_id": f"A-{i}", "class_name": "Lying", "farm": "A", "video_id": "v-A", "track_id": 0} for i in range(2)]
+    result = behaviour_splits(pa.Table.from_pylist(rows), SplitSettings(test_farms="A"))
+    assert result.counts() == {"train": 6, "val": 0, "test": 2}
+    why = empty_splits(result.report())
+    assert set(why) == {"val"}
+    assert "Lying: all 3 crops on one track: none in validation; Standing: all 3 crops on one track" in why["val"]
+    assert "label crops of more animals" in why["val"]
+    none_asked = behaviour_splits(pa.Table.from_pylist(rows), SplitSettings(test_farms="A", val_fraction=0.0)).report()
+    assert empty_splits(none_asked) == {"val": "the validation fraction is 0"}
+    only_test = behaviour_splits(pa.Table.from_pylist(rows), SplitSettings(test_farms=("A", "B"))).report()
+    assert empty_splits(only_test) == {"train": "every labelled crop is of a held-out farm", "val": "every labelled crop is of a held-out farm"}
+
+
+def test_splits_with_crops_on_every_side_have_nothing_to_explain(crops):
+    assert empty_splits(behaviour_splits(crops, HOLD_A).report()) == {}
 
 
 def _grown(taxonomy):

@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from vitcow_assets.datasets.chart import SPLIT_COLOURS, class_chart, nice_ceiling
+from vitcow_assets.datasets.chart import SPLIT_COLOURS, class_chart, count_ticks, nice_ceiling
 from vitcow_assets.datasets.selection import resolve_labels
 from vitcow_assets.datasets.splits import SplitSettings, behaviour_splits
 from vitcow_assets.core.agreement import cohen_kappa, fleiss_kappa
@@ -103,6 +103,18 @@ def test_chart_draws_every_bar_to_scale(splits, taxonomy):
     assert all(b.y0 < c.y0 for b, c in zip(chart.bars, chart.bars[1:]))
 
 
+@pytest.mark.parametrize("largest", [1, 2, 3, 7, 14, 60, 333])
+def test_the_count_axis_is_labelled_in_whole_crops(largest):
+    """A count axis has no fractional ticks: 0 to the top in whole, equal steps, at most five."""
+    chart = class_chart({"train": {"Lying": largest}, "val": {"Lying": 1}, "test": {}}, ["Lying"])
+    ticks = chart.ticks
+    assert ticks[0] == 0 and ticks[-1] == nice_ceiling(largest) >= largest and 2 <= len(ticks) <= 6
+    assert all(isinstance(t, int) for t in ticks) and len({b - a for a, b in zip(ticks, ticks[1:])}) == 1
+    assert ticks == count_ticks(nice_ceiling(largest))
+    bar = next(b for b in chart.bars if b.split == "train")
+    assert bar.x1 - bar.x0 == round((1000 - 70 - bar.x0) * largest / ticks[-1])  # the bar ends at its count on that axis
+
+
 def test_chart_thumbnail_is_a_small_jpeg_for_the_ui(splits, taxonomy):
     chart = class_chart(dataset_stats(splits, taxonomy.classes).class_counts(), taxonomy.classes)
     jpeg = chart.thumbnail_jpeg()
@@ -116,8 +128,13 @@ def test_chart_thumbnail_is_a_small_jpeg_for_the_ui(splits, taxonomy):
 def test_empty_splits_give_empty_statistics(splits, taxonomy):
     stats = dataset_stats(splits.slice(0, 0), taxonomy.classes)
     assert stats.by_split.to_pylist()[-1] == {"split": "all", "crops": 0, "animals": 0, "hours": 0.0}
-    assert isinstance(class_chart(stats.class_counts(), taxonomy.classes).png(), bytes)
-    assert stats.agreement.num_rows == 0 and isinstance(stats.annotators, pa.Table)
+    chart = class_chart(stats.class_counts(), taxonomy.classes)
+    image = cv2.cvtColor(cv2.imdecode(np.frombuffer(chart.png(), np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    assert np.array_equal(image, chart.image) and image.shape[1] == 1000  # a whole PNG of the chart
+    assert len(chart.bars) == 3 * len(taxonomy.classes) and all(b.count == 0 and b.x1 == b.x0 for b in chart.bars)
+    plot = image[min(b.y0 for b in chart.bars):]  # below the legend: no bar drawn in any split's colour
+    assert not any(np.all(np.abs(plot.astype(int) - colour) < 8, axis=2).any() for colour in SPLIT_COLOURS.values())
+    assert stats.agreement.num_rows == 0 and stats.annotators.num_rows == 0
 
 
 def _snapshot(rows: list[tuple]) -> pa.Table:

@@ -1,7 +1,9 @@
 """deploy/build-image.sh and deploy/check-image.sh refuse bad input in one line, before any
 build starts, and leave nothing behind (no wheel in deploy/wheels/). Needs no container engine."""
 
+import re
 import subprocess
+import tomllib
 
 from vitcow_assets_tests.deploy.image_spec import ROOT
 
@@ -40,3 +42,14 @@ def test_the_dockerfile_reads_the_project_dependencies_without_the_code(tmp_path
     assert run.returncode == 0 and run.stdout.split() == ["a>=1", "b", "d", "c"]
     bad = subprocess.run(["python3", "deploy/pyproject_requirements.py", str(pyproject), "e3"], cwd=ROOT, capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.strip() == f"{pyproject}: unknown extra(s) e3; the project has e1, e2"
+
+
+def test_the_declared_pythons_are_the_range_requires_python_admits():
+    """pyproject's classifiers list exactly the minor versions its requires-python admits: 3.11
+    (the venv, the CPU image) to 3.13 (the GPU image; SAM3 on a GPU wants 3.12 or newer)."""
+    from packaging.specifiers import SpecifierSet
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    supported = SpecifierSet(project["requires-python"])
+    listed = {c.rsplit(" :: ", 1)[1] for c in project["classifiers"] if re.fullmatch(r"Programming Language :: Python :: 3\.\d+", c)}
+    assert listed == {f"3.{minor}" for minor in range(20) if f"3.{minor}" in supported} == {"3.11", "3.12", "3.13"}

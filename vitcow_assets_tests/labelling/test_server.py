@@ -111,16 +111,22 @@ def test_crop_videos_are_served_with_range_requests_and_only_from_the_catalog(se
 
 
 def _annotate(server: str, annotator: str, crops: list[str], n: int, sent: list, errors: list, start: threading.Event) -> None:
+    """Post ``n`` labels; every refusal or exception goes to ``errors`` (the test asserts
+    on it: an assert in this thread could not fail the test)."""
     labels = ["Standing", "Lying", "Feeding", "Walking"]
-    start.wait()
-    with httpx.Client(base_url=server, timeout=30) as http:
-        for i in range(n):
-            body = {"annotator": annotator, "crop_id": crops[i % len(crops)], "label": labels[i % 4]}
-            r = http.post("/api/labels", json=body)
-            if r.status_code != 201:
-                errors.append(r.text)
-            else:
-                sent.append((body["crop_id"], annotator, body["label"], r.json()["event"]["event_id"]))
+    try:
+        if not start.wait(timeout=60):
+            raise TimeoutError("never told to start")
+        with httpx.Client(base_url=server, timeout=30) as http:
+            for i in range(n):
+                body = {"annotator": annotator, "crop_id": crops[i % len(crops)], "label": labels[i % 4]}
+                r = http.post("/api/labels", json=body)
+                if r.status_code != 201:
+                    errors.append(r.text)
+                else:
+                    sent.append((body["crop_id"], annotator, body["label"], r.json()["event"]["event_id"]))
+    except Exception as exc:  # noqa: BLE001 - reported to the test thread
+        errors.append(f"{annotator}: {exc!r}")
 
 
 def _two_annotators(server: str, db_url: str, crops: list[str], n: int = 150) -> str:
@@ -132,6 +138,7 @@ def _two_annotators(server: str, db_url: str, crops: list[str], n: int = 150) ->
     start.set()
     for t in threads:
         t.join(timeout=300)
+    assert not any(t.is_alive() for t in threads), "an annotator still posting after 300 s"
     assert errors == [] and len(sent) == 2 * n
     with LabelStore(db_url) as store:
         history = [e for e in store.history().to_pylist() if e["annotator"] in ("conc-a", "conc-b")]
@@ -159,9 +166,11 @@ def test_two_annotators_on_postgres_lose_nothing(home, catalog, postgres_server)
 def test_kill_9_mid_write_loses_at_most_the_label_being_written(tmp_path):
     home = tmp_path / "home"
     crops = synthetic_catalog(home, videos=(("vk", "F"),), clips=2, objects=2, frames=6)["crop_id"].to_pylist()
-    acked, stop = [], threading.Event()
+    acked, refused, stop = [], [], threading.Event()
 
     def annotate(url):
+        """Post labels until stopped or the server is gone; a refusal goes to ``refused``
+        (asserted on below: an assert here could not fail the test)."""
         with httpx.Client(base_url=url, timeout=10) as http:
             i = 0
             while not stop.is_set():
@@ -169,19 +178,24 @@ def test_kill_9_mid_write_loses_at_most_the_label_being_written(tmp_path):
                     r = http.post("/api/labels", json={"annotator": "k", "crop_id": crops[i % len(crops)], "label": "Standing"})
                 except httpx.HTTPError:
                     return  # the server is gone mid-request
-                assert r.status_code == 201
+                if r.status_code != 201:
+                    refused.append(f"{r.status_code} {r.text}")
+                    return
                 acked.append(r.json()["event"]["event_id"])
                 i += 1
 
     with label_server(home) as (url, process):
         writer = threading.Thread(target=annotate, args=(url,))
         writer.start()
-        while len(acked) < 60:
+        deadline = time.monotonic() + 60
+        while len(acked) < 60 and writer.is_alive() and time.monotonic() < deadline:
             time.sleep(0.01)
+        assert refused == [] and len(acked) >= 60, f"{len(acked)} labels acknowledged in 60 s; refused: {refused[:1]}"
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=10)
         stop.set()
         writer.join(timeout=30)
+        assert not writer.is_alive() and refused == []
     with LabelStore(default_url(home)) as store:
         assert store.check_integrity() == "ok"
         stored = store.history()["event_id"].to_pylist()

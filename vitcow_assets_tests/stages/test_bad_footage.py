@@ -145,7 +145,13 @@ def test_invalid_inputs_fail_alone_with_one_line_and_leave_nothing(tmp_path):
         assert "\n" not in entry["error"] and "Errno" not in entry["error"]
     # Only the good video left anything under the storage root.
     assert [p.name for p in (home / "videos").iterdir()] == [report["good.mp4"]["partition_key"]]
-    assert [p.stem for p in (home / "registry").iterdir()] == [report["good.mp4"]["partition_key"]]
+    registry = home / "registry"
+    assert [p.stem for p in registry.glob("*.json")] == [report["good.mp4"]["partition_key"]]
+    # The registry's path and content indexes name the good video alone; no temporary is left.
+    index_entries = [p for p in (registry / "index").rglob("*") if p.is_file() and p.name != "complete"]
+    assert len(index_entries) == 2 and {p.parts[-3] for p in index_entries} == {"path", "sha256"}
+    assert not any((registry / ".tmp").rglob("*"))
+    assert {p.name for p in registry.iterdir()} <= {report["good.mp4"]["partition_key"] + ".json", "index", ".tmp"}
     assert not list(home.rglob(".tmp-*"))
     assert probe_video(report["good.mp4"]["crop_videos"][0]).frame_count == 20
 

@@ -133,8 +133,12 @@ def test_preview_is_attached(processed):
     assert metadata["preview_path"].value == str(processed["layout"].contact_sheet)
     # a short summary first, rendered inline by the UI (Markdown under 1,000 characters)
     assert list(metadata)[0] == "summary" and len(metadata["summary"].value) < 1000
-    objects = metadata["objects"].value
-    assert objects > 0 and f"**{objects} objects**" in metadata["summary"].value
+    objects, in_clips = metadata["objects"].value, metadata["objects_in_clips_shown"].value
+    assert objects > 0 and f"**{objects} objects** drawn on the middle frame" in metadata["summary"].value
+    # the count object_crops works from (objects of the clips, any frame) is there too, and why the two differ
+    masks = pq.read_table(processed["layout"].masks_table, columns=["clip_id", "object_id"])
+    assert in_clips == len(set(zip(masks["clip_id"].to_pylist(), masks["object_id"].to_pylist()))) >= objects
+    assert f"those clips hold **{in_clips} objects** in all" in metadata["summary"].value and "in view on that frame" in metadata["summary"].value
 
 
 def test_rerun_replaces_outputs(processed):
