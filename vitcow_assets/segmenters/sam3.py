@@ -262,6 +262,29 @@ def _install_prepared_input_hook() -> None:
     _HOOKED = True
 
 
+#: the sam3 modules that draw tqdm progress bars on stderr while a session runs
+_SAM3_PROGRESS_MODULES = ("sam3.model.sam3_video_inference", "sam3.model.sam3_tracking_predictor", "sam3.model.io_utils")
+
+
+def _silence_progress_bars() -> None:
+    """SAM3 draws a tqdm bar on stderr for every propagation (``propagate_in_video``, two per
+    clip): between ``vitcow run``'s own bar and one-line messages, and from every process of
+    a run over several devices, that is noise. Each module's ``tqdm`` name is replaced by one
+    that draws nothing (the loops are unchanged). A module attribute set at run time."""
+    import importlib
+
+    from tqdm import tqdm
+
+    def quiet(*args, **kwargs):
+        kwargs["disable"] = True
+        return tqdm(*args, **kwargs)
+
+    for name in _SAM3_PROGRESS_MODULES:
+        module = importlib.import_module(name)
+        if getattr(module, "tqdm", None) is not None and getattr(module.tqdm, "__name__", "") != "quiet":
+            module.tqdm = quiet
+
+
 def set_max_objects(model, max_objects: int) -> None:
     """Cap objects per session as SAM3's constructor does from ``max_num_objects``
     (its -1, no cap, is stored as 10000); ``max_objects`` 0 means no cap."""
@@ -329,6 +352,7 @@ class Sam3Segmenter(SegmenterBase):
         model.compile_model = self.compiled
         self.image_size = int(model.image_size)
         _install_prepared_input_hook()
+        _silence_progress_bars()
         self._requests = None
         if self.multiplex:
             from vitcow_assets.segmenters import sam3_multiplex

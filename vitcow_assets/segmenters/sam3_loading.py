@@ -6,9 +6,10 @@ The order is chosen so that the cheap checks come first:
 1. the checkpoint is inspected (``segmenters.checkpoints``): missing, unreadable, not a
    checkpoint, a transformers model (``--backend sam3-transformers`` runs it), or a SAM 3.1
    multiplex checkpoint where the installed sam3 has no SAM 3.1, fail here, in a second;
-2. the model is built by ``sam3``'s own ``build_sam3_video_model`` without weights, and the
-   file's tensor names and shapes are compared with the model's: a file that is not this
-   SAM3 names its first missing and unexpected keys;
+2. the model is built by ``sam3``'s own ``build_sam3_video_model`` without weights (one whole
+   model, whatever rank the process's environment names), and the file's tensor names and
+   shapes are compared with the model's: a file that is not this SAM3 names its first
+   missing and unexpected keys;
 3. the tensors (PyTorch file, memory-mapped, or safetensors) are copied in one at a time (no
    second copy of the weights in memory), then the model moves to its device: out of GPU
    memory names the device and its free memory;
@@ -146,6 +147,18 @@ def probe_kernels(device: str) -> None:
     connected_components(mask)
 
 
+def as_one_whole_model(model) -> None:
+    """Every part of ``model`` that SAM3 shards across ranks told it is rank 0 of 1. SAM3's
+    video model and detector read ``RANK`` and ``WORLD_SIZE`` from the environment when
+    built, for its multi-GPU predictor (not used here: docs/configuration.md); in a process
+    launched as one rank of several (torchrun, a PyTorchJob pod) the model would keep only
+    its share of objects and frames and stop at its first collective ("Default process group
+    has not been initialized"). The environment itself is left as it is."""
+    for module in model.modules():
+        if hasattr(module, "world_size"):
+            module.rank, module.world_size = 0, 1
+
+
 def to_device(model, device: str):
     """The loaded model on ``device``, in eval mode (where a GPU too full to hold it says so)."""
     return model.to(device).eval()
@@ -172,6 +185,7 @@ def build_predictor(checkpoint: str | None, bpe: str, device_name: str, mode, ma
                 from sam3.model_builder import build_sam3_video_model
 
                 model = build_sam3_video_model(checkpoint_path=None, load_from_HF=False, bpe_path=bpe, device="cpu")
+                as_one_whole_model(model)
                 load_tensors(model, info)
                 step = "loading SAM3"
                 predictor = loaded_predictor_class()(to_device(model, device))

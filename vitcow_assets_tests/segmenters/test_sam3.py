@@ -83,6 +83,18 @@ def test_text_prompt_finds_objects_on_every_frame_with_masks_at_frame_size(segme
             assert mask.any() and box.tolist() == mask_to_xyxy(mask).tolist()
 
 
+def test_sam3_draws_no_progress_bar_of_its_own(segmenter, frames, capfd):
+    """SAM3's tqdm bars (two per clip) would come between `vitcow run`'s bar and its one-line
+    messages, from every process of a run over several devices."""
+    capfd.readouterr()
+    with segmenter.start_session(frames) as session:
+        session.add_text_prompt("cow", 0)
+        results = _results(session)
+    assert sorted(results) == list(range(len(frames)))  # propagated, both ways
+    err = capfd.readouterr().err
+    assert "propagate" not in err and "it/s" not in err, err[-500:]
+
+
 def _responses(segmenter):
     """Record every (request, response) the session exchanges with SAM3's predictor."""
     exchanged = []

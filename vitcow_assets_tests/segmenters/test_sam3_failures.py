@@ -269,3 +269,19 @@ def test_failures_are_config_errors_naming_the_setting(tiny, tmp_path):
     with pytest.raises(SegmenterConfigError) as info:
         load_sam3(Sam3Settings(checkpoint=str(tmp_path / "missing.pt"), device="cpu"))
     assert info.value.setting == "checkpoint"
+
+
+def test_a_process_launched_as_one_rank_of_many_still_runs_one_whole_model(tiny, monkeypatch):
+    """SAM3's multi-GPU predictor is gone (docs/configuration.md): every model is whole, on
+    one device, and needs no process group, even in a process whose environment says it is
+    rank 1 of 2 (torchrun, a PyTorchJob pod), which SAM3's constructors read."""
+    for name, value in {"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29591"}.items():
+        monkeypatch.setenv(name, value)
+    segmenter = load_sam3(Sam3Settings(checkpoint=str(tiny[0]), device="cpu", gpus=(0, 1), score_threshold=0.0, new_object_threshold=1.01), device="cpu:1")
+    ranked = [m for m in segmenter.predictor.model.modules() if hasattr(m, "world_size")]
+    assert len(ranked) >= 2 and {(m.rank, m.world_size) for m in ranked} == {(0, 1)}  # the video model and its detector
+    frames = [render(i * 4, W, H, bg=background(W, H)) for i in range(3)]
+    found = _masks(segmenter, frames)
+    assert sorted(found) == [0, 1, 2] and any(len(d) for d in found.values())
+    assert not torch.distributed.is_initialized()
+    assert (os.environ["RANK"], os.environ["WORLD_SIZE"]) == ("1", "2")  # the process's environment is not ours to change
