@@ -53,7 +53,7 @@ def _settings() -> dict:
     from vitcow_assets.evaluation.settings import ProbeSettings, RetrievalSettings
     from vitcow_assets.footage.settings import StorageSettings
     from vitcow_assets.labelling.settings import LabelSettings
-    from vitcow_assets.segmenters import BACKENDS, SegmenterSettings
+    from vitcow_assets.segmenters import FAMILIES, SegmenterSettings, family_settings
     from vitcow_assets.stages.cropping import CropSettings
 
     out = {
@@ -67,8 +67,8 @@ def _settings() -> dict:
         "settings:probe": (ProbeSettings, "probe", True, True),
         "settings:labels": (LabelSettings, "", False, True),
     }
-    for name, backend in BACKENDS.items():
-        out[f"settings:{name}"] = (backend.settings_class, name, True, True)
+    for family in FAMILIES:
+        out[f"settings:{family}"] = (family_settings(family), family, True, True)
     return out
 
 

@@ -1,7 +1,8 @@
 """``vitcow`` in a fresh process with SAM3's builder at test size: a user's CLI run, smaller.
 
 Nothing of the project's CPU compatibility code runs before ``cli.main``: the test-size
-sizes are swapped in only around the model's construction (``segmenters.sam3.build_predictor``),
+sizes (SAM3's, and SAM 3.1's where the installed sam3 has it) are swapped in only around the
+model's construction (``segmenters.sam3.build_predictor``),
 which the backend reaches after making torch, torchvision and open_clip importable itself.
 
 With ``VITCOW_TEST_LOADED_DIR`` set, each model built writes ``<pid>-<n>.loaded`` there
@@ -12,6 +13,7 @@ loaded, so that they are known to overlap.
     python -m vitcow_assets_tests.tiny_sam3_cli run VIDEO --backend sam3 ...
 """
 
+import contextlib
 import itertools
 import os
 import sys
@@ -38,11 +40,16 @@ def _hold(device_name: str) -> None:
 def main() -> int:
     original = sam3.build_predictor
 
-    def build_at_test_size(checkpoint, bpe, device_name, mode):
+    def build_at_test_size(checkpoint, bpe, device_name, mode, *args, **kwargs):
+        from vitcow_testbed.sam31_tiny import has_multiplex_builder, tiny_multiplex_builder
         from vitcow_testbed.sam3_tiny import tiny_builder
 
-        with tiny_builder():
-            predictor = original(checkpoint, bpe, device_name, mode)
+        if device_name.startswith("cpu"):
+            from vitcow_assets.segmenters.sam3_cpu import install
+
+            install()  # SAM 3.1's modules ask CUDA for device 0 when the test sizes import them
+        with tiny_builder(), (tiny_multiplex_builder() if has_multiplex_builder() else contextlib.nullcontext()):
+            predictor = original(checkpoint, bpe, device_name, mode, *args, **kwargs)
         _hold(device_name)
         return predictor
 

@@ -12,7 +12,8 @@ against that truth, test doubles, and real local servers.
   recall, jumps, crop switches), ``tracking_runs`` (a segmenter run as ``object_masks`` runs
   it, scored).
 - Doubles: ``fakes`` (``FakeSegmenter``, the one segmenter test double), ``sam3_tiny`` (SAM3's
-  real classes at test size, random weights).
+  real classes at test size, random weights), ``sam31_tiny`` (SAM 3.1's, where the installed
+  sam3 has it), ``sam3_hf_tiny`` (transformers' SAM3 at the same sizes).
 - Servers and processes: ``servers`` (sshd, S3, a cutting proxy, PostgreSQL, Redis, the
   labelling server), ``deploy_helpers`` (daemon subprocesses, step intervals).
 

@@ -45,6 +45,9 @@ class FakeSession:
     def add_text_prompt(self, text: str, clip_frame: int = 0) -> None:
         self.prompts.append(("text", text, clip_frame))
 
+    def add_text_prompts(self, texts, clip_frame: int = 0) -> None:
+        self.prompts.append(("texts", tuple(texts), clip_frame))
+
     def add_box_prompt(self, xyxy, clip_frame: int, text: str | None = None) -> None:
         self.prompts.append(("box", tuple(xyxy), clip_frame))
 

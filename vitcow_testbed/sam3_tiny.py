@@ -3,12 +3,13 @@
 ``tiny_builder()`` swaps the private size helpers of ``sam3.model_builder`` (ViT width and
 depth, encoder/decoder layers, query count, text encoder, tracker sizes, and the 1008 px
 input that ``build_tracker``/``build_sam3_video_model`` hard-code) while the real builder
-runs: the same classes at 112 px, ~23M parameters, built in under a second.
+runs: the same classes at 112 px, ~22M parameters, built in under a second.
 ``write_tiny_checkpoint`` saves such a model's state dict so that the project's backend
 loads it through ``checkpoint_path`` exactly as it loads a real one.
 
 With random weights the detector's scores sit around 0.3, so tests lower the detection
-threshold to 0; the tracker's object-score head is biased so tracked masks are not empty.
+threshold to 0; the tracker's object-score head is biased so tracked masks are not empty, and
+its IoU head so that its memory keeps every frame.
 """
 
 import contextlib
@@ -16,6 +17,14 @@ import contextlib
 import torch
 
 SIZE = 112  # multiple of the backbone's patch stride 14
+#: the tracker's predicted-IoU bias (see ``write_tiny_checkpoint``)
+IOU_BIAS = 1.0
+#: feed-forward width of the detector's encoder and of the tracker's memory attention
+FEED_FORWARD = 64
+#: feed-forward width of the detector's decoder: the builder's (2048), which transformers also
+#: gives the scoring MLP (that the builder hard-codes at 2048), so the tiny model stays
+#: expressible in transformers (``sam3_hf_tiny``)
+DECODER_FEED_FORWARD = 2048
 
 
 @contextlib.contextmanager
@@ -50,7 +59,7 @@ def tiny_builder(size: int = SIZE, queries: int = 5):
         return PositionEmbeddingSine(num_pos_feats=256, normalize=True, scale=None, temperature=10000,
                                      precompute_resolution=size if precompute_resolution else None)
 
-    def vit(compile_mode=None):
+    def vit(compile_mode=None, **newer):  # newer: use_fa3, use_rope_real of the repository's builder
         return ViT(img_size=size, pretrain_img_size=size, patch_size=14, embed_dim=64, depth=2, num_heads=2,
                    mlp_ratio=2.0, norm_layer="LayerNorm", drop_path_rate=0.0, qkv_bias=True, use_abs_pos=True,
                    tile_abs_pos=True, global_att_blocks=(1,), rel_pos_blocks=(), use_rope=True, use_interp_rope=True,
@@ -59,17 +68,17 @@ def tiny_builder(size: int = SIZE, queries: int = 5):
 
     def encoder_layer(batch_first, **kw):
         return TransformerEncoderLayer(
-            activation="relu", d_model=256, dim_feedforward=64, dropout=0.0, pre_norm=True,
+            activation="relu", d_model=256, dim_feedforward=FEED_FORWARD, dropout=0.0, pre_norm=True,
             self_attention=Attention(num_heads=8, dropout=0.0, embed_dim=256, batch_first=batch_first),
             cross_attention=Attention(num_heads=8, dropout=0.0, embed_dim=256, batch_first=batch_first), **kw)
 
-    def transformer_encoder():
+    def transformer_encoder(**newer):
         layer = encoder_layer(True, pos_enc_at_attn=True, pos_enc_at_cross_attn_keys=False, pos_enc_at_cross_attn_queries=False)
         return TransformerEncoderFusion(layer=layer, num_layers=1, d_model=256, num_feature_levels=1, frozen=False,
                                         use_act_checkpoint=False, add_pooled_text_to_img_feat=False, pool_text_with_mask=True)
 
-    def transformer_decoder():
-        layer = TransformerDecoderLayer(activation="relu", d_model=256, dim_feedforward=64, dropout=0.0,
+    def transformer_decoder(**newer):
+        layer = TransformerDecoderLayer(activation="relu", d_model=256, dim_feedforward=DECODER_FEED_FORWARD, dropout=0.0,
                                         cross_attention=Attention(num_heads=8, dropout=0.0, embed_dim=256), n_heads=8,
                                         use_text_cross_attention=True)
         return TransformerDecoder(layer=layer, num_layers=1, num_queries=queries, return_intermediate=True, box_refine=True,
@@ -155,4 +164,7 @@ def write_tiny_checkpoint(path, bpe_path: str, seed: int = 0) -> None:
         (head if isinstance(head, torch.nn.Linear) else head.layers[-1]).bias.fill_(10.0)
         for mlp in decoder.output_hypernetworks_mlps:
             mlp.layers[-1].bias.add_(0.05)
+        # a confident tracker: predicted IoUs near 1, so every frame's memory score passes
+        # SAM3's memory selection (which transformers' tracker does not have)
+        decoder.iou_prediction_head.layers[-1].bias.fill_(IOU_BIAS)
     torch.save(model.state_dict(), path)

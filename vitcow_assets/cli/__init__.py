@@ -23,7 +23,7 @@ from vitcow_assets.core.clips import ClipSettings
 from vitcow_assets.core.identity import LinkSettings
 from vitcow_assets.datasets.build import DatasetSettings
 from vitcow_assets.encoders.settings import EncoderSettings
-from vitcow_assets.segmenters import BACKENDS, CHOICES
+from vitcow_assets.segmenters import CHOICES, FAMILIES, family_settings
 
 
 class _Parser(argparse.ArgumentParser):
@@ -49,8 +49,8 @@ def _run_parser(sub) -> None:
     add_setting_flags(run, ClipSettings, title="clips", from_env=False)
     run.add_argument("--clip-files", dest="clip_files", action=argparse.BooleanOptionalAction, default=None, help="write each clip as an H.264 file (default on)")
     add_setting_flags(run, CropSettings, title="crops", from_env=False)
-    for name, backend in BACKENDS.items():
-        add_setting_flags(run, backend.settings_class, prefix=name, title=f"{name} backend")
+    for family in FAMILIES:
+        add_setting_flags(run, family_settings(family), prefix=family, title=f"{family} backends" if family == "sam3" else f"{family} backend")
     add_setting_flags(run, LinkSettings, prefix="link", title="linking objects across clips")
     run.add_argument("--json", action="store_true", help="print one JSON document with every video's outcome")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -108,8 +108,8 @@ def _check_run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
     try:
         check_given(args, ClipSettings)
         check_given(args, CropSettings)
-        for name, backend in BACKENDS.items():
-            check_given(args, backend.settings_class, name)
+        for family in FAMILIES:
+            check_given(args, family_settings(family), family)
         check_given(args, LinkSettings, "link")
     except ValueError as exc:
         parser.error(str(exc))

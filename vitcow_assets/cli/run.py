@@ -38,7 +38,7 @@ from vitcow_assets.defs.partitions import video_partitions
 from vitcow_assets.footage.layout import VideoLayout
 from vitcow_assets.media.video import VideoError, probe_video
 from vitcow_assets.runtime import progress
-from vitcow_assets.segmenters import BACKENDS, SegmenterConfigError
+from vitcow_assets.segmenters import FAMILIES, SegmenterConfigError, family_settings
 from vitcow_assets.stages.cropping import CropSettings
 
 
@@ -67,7 +67,7 @@ def _resources(args: argparse.Namespace) -> dict:
     """The resources, environment read now and flags winning (the model not loaded yet)."""
     from vitcow_assets.definitions import build_resources
 
-    options = {name: given(args, backend.settings_class, name) for name, backend in BACKENDS.items()}
+    options = {family: given(args, family_settings(family), family) for family in FAMILIES}
     options["link"] = given(args, LinkSettings, "link")
     resources = build_resources(
         backend=args.backend, publish_to=args.publish, backend_options=options, prefetch_clips=args.prefetch_clips,

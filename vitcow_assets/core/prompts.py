@@ -17,9 +17,12 @@ frames, object ids as in the masks table)::
       - remove: 4                      # drop an object id in the clip holding ``frame``
         frame: 200
 
-Each query (text, or box with optional text) is its own predictor pass per clip; a query's
-object ids are interleaved so that every pass has its own: table id = pass id * passes +
-pass index. Point and removal steps go to the pass their object id belongs to.
+Each query (text, or box with optional text) is its own predictor pass per clip, except that
+a segmenter that takes several texts in one session (transformers' SAM3) answers every text
+query in one session (``clip_passes(..., texts_together=True)``); a query's object ids are
+interleaved so that every query has its own: table id = id in the session * queries + query
+index (the query that found the object, in a shared session). Point and removal steps go to
+the session their object id belongs to.
 
 Pure: parsing takes text, validation takes the video's size and frame count.
 """
@@ -137,32 +140,49 @@ def text_plan(*texts: str) -> PromptPlan:
 
 @dataclasses.dataclass(frozen=True)
 class ClipPass:
-    """What one predictor pass does on one clip: its query and steps, in clip frames."""
+    """What one predictor session does on one clip: its query and steps, in clip frames.
+
+    ``texts``: for a session answering several text queries at once, ``(pass index, text)`` of
+    each, in pass order (``pass_index`` and ``query`` are then the first of them); empty for a
+    session of one query."""
 
     pass_index: int
     query: Query
     query_clip_frame: int
     steps: tuple[tuple[Step, int], ...]  # (step, clip frame)
+    texts: tuple[tuple[int, str], ...] = ()
+
+    @property
+    def pass_indices(self) -> tuple[int, ...]:
+        """The queries this session answers."""
+        return tuple(p for p, _ in self.texts) or (self.pass_index,)
 
 
-def clip_passes(plan: PromptPlan, source_frames: range) -> list[ClipPass]:
-    """The passes to run on a clip made of ``source_frames`` (a box query or a step whose
-    frame is not in the clip does not act on it)."""
+def clip_passes(plan: PromptPlan, source_frames: range, texts_together: bool = False) -> list[ClipPass]:
+    """The sessions to run on a clip made of ``source_frames`` (a box query or a step whose
+    frame is not in the clip does not act on it). With ``texts_together``, every text query
+    of the plan is answered by one session (where the first text query's pass would be);
+    box queries keep a session each."""
     index = {f: i for i, f in enumerate(source_frames)}
+    texts = tuple((p, q.text) for p, q in enumerate(plan.queries) if isinstance(q, TextQuery))
+    joint = texts_together and len(texts) > 1
     passes = []
     for p, query in enumerate(plan.queries):
         if isinstance(query, BoxQuery):
             if query.frame not in index:
                 continue
             query_frame = index[query.frame]
+        elif joint and p != texts[0][0]:
+            continue  # answered by the shared text session
         else:
             query_frame = 0
+        answers = {t for t, _ in texts} if joint and isinstance(query, TextQuery) else {p}
         steps = tuple(
             (step, index[step.frame])
             for step in plan.steps
-            if step.frame in index and plan.pass_of(step.object_id)[0] == p
+            if step.frame in index and plan.pass_of(step.object_id)[0] in answers
         )
-        passes.append(ClipPass(p, query, query_frame, steps))
+        passes.append(ClipPass(p, query, query_frame, steps, texts if len(answers) > 1 else ()))
     return passes
 
 

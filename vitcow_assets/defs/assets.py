@@ -26,7 +26,7 @@ from vitcow_assets.footage.registry import Registry
 from vitcow_assets.media.files import atomic_file
 from vitcow_assets.runtime import progress
 from vitcow_assets.runtime.version import code_version
-from vitcow_assets.segmenters import SegmenterConfigError
+from vitcow_assets.segmenters import PromptError, SegmenterConfigError
 from vitcow_assets.stages.clipping import cut_clips
 from vitcow_assets.stages.cropping import CropProvenance, CropSettings, CropSummary, write_crops
 from vitcow_assets.stages.events import StageEvents
@@ -133,6 +133,7 @@ def _mask_job(context, layout, raw: RawVideo, segmenter: SegmenterResource, mode
         segmenter_name=model.name, open_session=segmenter.session, out_path=layout.masks_table, metadata=provenance,
         prepare=model.prepare_frames, scale=model.frame_scale(), prompt_used=model.uses_text_prompts, prefetch=segmenter.prefetch_clips,
         link_settings=segmenter.link_settings(), describe_device=model.device_report,
+        texts_together=model.several_texts_per_session,
     )
 
 
@@ -157,6 +158,10 @@ def object_masks(context: dg.AssetExecutionContext, storage: VitcowStorage, segm
     model = _loaded(context, storage, segmenter)
     model.reset_scene()  # a backend that learns the scene (motion) starts afresh on each video
     job = _mask_job(context, layout, raw, segmenter, model)
+    try:
+        model.check_plan(job.plan)  # a plan the backend cannot run fails before any clip is decoded
+    except PromptError as exc:
+        raise dg.Failure(description=str(exc)) from None
     events = _events(context, "object_masks")
     if not model.uses_text_prompts:
         events.warn(f"the {model.name} segmenter ignores text, box and point prompts ({', '.join(job.plan.labels())}): it finds whatever moves")

@@ -31,15 +31,17 @@ from vitcow_assets.footage.intake_state import IntakeState
 from vitcow_assets.footage.layout import StorageRoot, VideoLayout, default_home
 from vitcow_assets.footage.settings import StorageSettings
 from vitcow_assets.lineage.links import Links
-from vitcow_assets.media.hash_cache import cached_sha256
+from vitcow_assets.media.hash_cache import cached_folder_sha256, cached_sha256
 from vitcow_assets.remote.locations import NamedSource, parse_sources
 from vitcow_assets.runtime.device_leases import DevicesBusy
 from vitcow_assets.segmenters import (
     BACKENDS,
+    FAMILIES,
     Segmenter,
     SegmenterConfigError,
     SegmenterSession,
     SegmenterSettings,
+    family_settings,
     resolve_backend,
 )
 from vitcow_assets.segmenters.model_pool import MODELS, PlacedModel
@@ -87,8 +89,11 @@ class _Storage(dg.ConfigurableResource):
 
 VitcowStorage = config_class(StorageSettings, "VitcowStorage", base=_Storage, doc=_Storage.__doc__)
 
-#: the segmenter resource's nested settings: one per backend, and the linker's (``link``)
-NESTED_SETTINGS = {**{name: b.settings_class for name, b in BACKENDS.items()}, "link": LinkSettings}
+#: the segmenter resource's nested settings: one per settings family (``motion``, ``sam3``:
+#: both SAM3 implementations read it), and the linker's (``link``)
+NESTED_SETTINGS = {**{family: family_settings(family) for family in FAMILIES}, "link": LinkSettings}
+#: what each nested config holds, where ``settings of the <name> backend`` would not say it
+_NESTED_DESCRIPTIONS = {"link": "the linker across clips", "sam3": "settings of the sam3 and sam3-transformers backends"}
 #: one config class per nested settings dataclass
 NESTED_CONFIGS = {name: config_class(cls, f"{name.capitalize()}Config") for name, cls in NESTED_SETTINGS.items()}
 
@@ -114,7 +119,8 @@ def release_accelerator_memory() -> None:
 
 def _naming_the_setting(message: str, nested: str, name: str | None) -> str:
     """A refusal of a backend's (or the linker's, or the segmenter's own) settings, saying
-    where the setting is set."""
+    where the setting is set; ``nested`` is a backend, a settings family or ``link``."""
+    nested = BACKENDS[nested].family if nested in BACKENDS else nested
     found = next((s for s in describe(NESTED_SETTINGS[nested], nested) if s.name == name), None)
     if found is None:
         found = next((s for s in describe(SegmenterSettings) if s.name == name), None)
@@ -128,8 +134,8 @@ class _Segmenter(dg.ConfigurableResource):
     model's life (`segmenters.model_pool`): up to one `object_masks` step per device at
     once, never two models on one device; the step takes the model and gives it back at
     its end. `backend`, `default_prompt`, `prefetch_clips`, `device_wait_s`, `device_locks`:
-    see `segmenters.SegmenterSettings`; one nested config per backend (`motion`, `sam3`)
-    holds that backend's settings, and `link` the thresholds of the linker across clips
+    see `segmenters.SegmenterSettings`; one nested config per settings family (`motion`;
+    `sam3`, read by both SAM3 implementations) holds those backends' settings, and `link` the thresholds of the linker across clips
     (`core.identity.LinkSettings`)."""
 
     _segmenter: Segmenter | None = PrivateAttr(default=None)
@@ -144,7 +150,8 @@ class _Segmenter(dg.ConfigurableResource):
         backend = self.resolved_backend
         cls = BACKENDS[backend].settings_class
         try:
-            return build(cls, setting_values(cls, getattr(self, backend)), where=lambda name: f"{backend}.{name}")
+            family = BACKENDS[backend].family
+            return build(cls, setting_values(cls, getattr(self, family)), where=lambda name: f"{family}.{name}")
         except SettingError as exc:
             raise SegmenterConfigError(str(exc), exc.setting) from None
 
@@ -219,12 +226,16 @@ class _Segmenter(dg.ConfigurableResource):
         return {"device": model.device, **({"device_id": key} if key else {})}
 
     def checkpoint_sha256(self, root: StorageRoot | None = None) -> str | None:
-        """The sha256 of the chosen backend's checkpoint file (None without one), computed once
-        per file version for every process (``media.hash_cache``, under ``root``)."""
+        """The sha256 of the chosen backend's checkpoint file or model folder (None without
+        one), computed once per file version for every process (``media.hash_cache``, under
+        ``root``)."""
         path = getattr(self.backend_settings(), "checkpoint", None)
+        cache = (root or StorageRoot(default_home())).checksums
+        if path and os.path.isdir(path):  # a transformers model folder
+            return cached_folder_sha256(path, cache)
         if not path or not os.path.isfile(path):
             return None
-        return cached_sha256(path, (root or StorageRoot(default_home())).checksums)
+        return cached_sha256(path, cache)
 
     def settings_record(self) -> dict[str, str]:
         """The segmenter's settings in effect, its device and the prefetch depth, as strings."""
@@ -249,7 +260,7 @@ SegmenterResource = config_class(
     base=_Segmenter,
     doc=_Segmenter.__doc__,
     extra={
-        name: (config, pydantic.Field(default_factory=config, description="the linker across clips" if name == "link" else f"settings of the {name} backend"))
+        name: (config, pydantic.Field(default_factory=config, description=_NESTED_DESCRIPTIONS.get(name, f"settings of the {name} backend")))
         for name, config in NESTED_CONFIGS.items()
     },
 )

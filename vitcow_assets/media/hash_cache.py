@@ -1,6 +1,9 @@
 """The sha256 of large files that seldom change (model checkpoints), computed once per file
 version and remembered on disk, so that separate step processes do not each read 3.4 GB.
 
+A model folder (transformers' ``config.json`` + ``model.safetensors`` + tokenizer files) has
+one sha256 too: that of its files' names and sha256s (``cached_folder_sha256``).
+
 A file version is its real path, size, modification time (ns) and inode: a new file at the
 same path (copied over, or renamed into place) is another version and is hashed again. The
 cache is one small JSON file per path in a folder (under the storage root), written
@@ -51,6 +54,14 @@ def cached_sha256(path: str | os.PathLike, cache: str | os.PathLike) -> str:
     with _MEMO_LOCK:
         _MEMO[version] = digest
     return digest
+
+
+def cached_folder_sha256(folder: str | os.PathLike, cache: str | os.PathLike) -> str:
+    """The sha256 of a model folder: of one line ``<sha256>  <name>`` per regular file at its
+    top level (hidden files left out), in name order, each file hashed as ``cached_sha256``."""
+    files = sorted(p for p in Path(folder).iterdir() if p.is_file() and not p.name.startswith("."))
+    lines = "".join(f"{cached_sha256(p, cache)}  {p.name}\n" for p in files)
+    return hashlib.sha256(lines.encode()).hexdigest()
 
 
 def _read_entry(entry: Path, version: tuple) -> str | None:

@@ -10,6 +10,7 @@ import dataclasses
 import importlib
 from collections.abc import Callable
 
+from vitcow_assets.core.checkpoint_kinds import CheckpointKind
 from vitcow_assets.core.settings import check, setting
 
 from vitcow_assets.segmenters.base import (
@@ -32,6 +33,13 @@ class Backend:
     #: ``module:function`` listing the devices a step may lease for the settings, or None
     #: where it leases none (see ``segmenters.model_pool``)
     devices_path: str | None = None
+    #: whose settings it reads: the prefix of its environment variables, flags and Dagster
+    #: config (two implementations of one model share them: ``sam3`` and ``sam3-transformers``)
+    family: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.family:
+            object.__setattr__(self, "family", self.name)
 
     @property
     def settings_class(self) -> type:
@@ -58,8 +66,20 @@ BACKENDS: dict[str, Backend] = {
         "sam3", "vitcow_assets.segmenters.sam3:Sam3Settings", "vitcow_assets.segmenters.sam3:load_sam3",
         "vitcow_assets.segmenters.sam3:lease_candidates",
     ),
+    "sam3-transformers": Backend(
+        "sam3-transformers", "vitcow_assets.segmenters.sam3:Sam3Settings",
+        "vitcow_assets.segmenters.sam3_transformers:load_sam3_transformers", "vitcow_assets.segmenters.sam3:lease_candidates",
+        family="sam3",
+    ),
 }
 CHOICES = ("auto", *BACKENDS)
+#: each settings family once, with the settings class its backends read (flags, environment, config)
+FAMILIES: dict[str, str] = {b.family: b.settings_path for b in BACKENDS.values()}
+
+
+def family_settings(family: str) -> type:
+    """The settings dataclass of a family (``motion``, ``sam3``)."""
+    return _attribute(FAMILIES[family])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,7 +87,11 @@ class SegmenterSettings:
     """Which backend segments, with what default query, fed how far ahead; each backend's own
     settings are its settings class (``BACKENDS``)."""
 
-    backend: str = setting("auto", "sam3 (needs a SAM3 checkpoint), motion (CPU, no weights) or auto (sam3 when a checkpoint is set)", choices=CHOICES)
+    backend: str = setting(
+        "auto", "sam3 (Meta's sam3 package, SAM3 or SAM 3.1), sam3-transformers (transformers' Sam3VideoModel), motion (CPU, no "
+        "weights) or auto (with a SAM3 checkpoint: sam3-transformers for a transformers model, else sam3; without one: motion)",
+        choices=CHOICES,
+    )
     default_prompt: str = setting("cow", "text prompt when a video has no prompt file", env="VITCOW_PROMPT", flag="--prompt")
     prefetch_clips: int = setting(1, "clips decoded ahead of the model on a CPU thread (0: decode, segment and write in turn)")
     device_wait_s: float = setting(
@@ -85,12 +109,28 @@ class SegmenterSettings:
 
 
 def resolve_backend(backend: str, sam3_checkpoint: str | None) -> str:
-    """``auto`` is ``sam3`` when a SAM3 checkpoint is configured, else ``motion``."""
+    """``auto`` is, with a SAM3 checkpoint configured, ``sam3-transformers`` when it is a
+    transformers model (a folder with ``config.json``, or its ``model.safetensors``) and
+    ``sam3`` otherwise (a file that cannot be told apart goes to ``sam3``, which says why it
+    cannot load it); without a checkpoint, ``motion``."""
     if backend not in CHOICES:
         raise SegmenterConfigError(f"backend must be one of {', '.join(CHOICES)}, got {backend!r}", setting="backend")
     if backend == "auto":
-        return "sam3" if sam3_checkpoint else "motion"
+        if not sam3_checkpoint:
+            return "motion"
+        return "sam3-transformers" if is_transformers_checkpoint(sam3_checkpoint) else "sam3"
     return backend
+
+
+def is_transformers_checkpoint(path: str) -> bool:
+    """Whether ``path`` holds transformers' SAM3 layout (told from its tensor names, once per
+    file version)."""
+    from vitcow_assets.segmenters.checkpoints import CheckpointError, kind_of
+
+    try:
+        return kind_of(path) is CheckpointKind.TRANSFORMERS
+    except CheckpointError:
+        return False
 
 
 def load_segmenter(backend: str, settings=None) -> Segmenter:
@@ -102,6 +142,7 @@ def load_segmenter(backend: str, settings=None) -> Segmenter:
 __all__ = [
     "BACKENDS",
     "CHOICES",
+    "FAMILIES",
     "Backend",
     "FrameResult",
     "PromptError",
@@ -110,6 +151,8 @@ __all__ = [
     "SegmenterConfigError",
     "SegmenterSession",
     "SegmenterSettings",
+    "family_settings",
+    "is_transformers_checkpoint",
     "load_segmenter",
     "resolve_backend",
 ]

@@ -18,6 +18,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from vitcow_assets.core.detections import Detections
+from vitcow_assets.core.prompts import PromptPlan
 from vitcow_assets.core.settings import record
 from vitcow_assets.media.video import FrameScale
 
@@ -53,6 +54,11 @@ class SegmenterSession(Protocol):
     def add_text_prompt(self, text: str, clip_frame: int = 0) -> None:
         """Detect every instance of ``text`` (replaces the session's query)."""
 
+    def add_text_prompts(self, texts: Sequence[str], clip_frame: int = 0) -> None:
+        """Detect every instance of each of ``texts`` in this one session (replaces the
+        session's query); each object's ``Detections.prompts`` entry names the text that found
+        it. Only segmenters with ``several_texts_per_session`` take more than one text."""
+
     def add_box_prompt(self, xyxy: Sequence[float], clip_frame: int, text: str | None = None) -> None:
         """Detect things like the boxed one (a visual exemplar), optionally with text."""
 
@@ -85,6 +91,8 @@ class Segmenter(Protocol):
     checkpoint: str | None
     #: whether the backend uses text, box and point prompts at all
     uses_text_prompts: bool
+    #: whether one session answers several text queries (``add_text_prompts``): transformers' SAM3
+    several_texts_per_session: bool
     #: the backend's settings dataclass (``MotionSettings``, ``Sam3Settings``)
     settings: object
     #: the device the model runs on (``cpu``, ``cuda:1``; ``cpu:0`` a simulated one in tests)
@@ -102,6 +110,10 @@ class Segmenter(Protocol):
         ``start_session``, on the decode thread (so the accelerator's thread only runs the
         model)."""
 
+    def check_plan(self, plan: PromptPlan) -> None:
+        """Refuse, before any clip is decoded, a prompt plan the backend cannot run
+        (``PromptError``, one line naming the step)."""
+
     def reset_scene(self) -> None:
         """Forget what was learnt of a scene (called before each video)."""
 
@@ -114,20 +126,23 @@ class Segmenter(Protocol):
 
 class SegmenterBase:
     """Defaults for ``Segmenter``'s optional steps: frames are decoded at full size and go as
-    they are, there is no scene to forget, the model runs on the CPU, and the record is the
-    settings dataclass as JSON
-    (``<family>.settings``)."""
+    they are, every plan can run, one text per session, there is no scene to forget, the model
+    runs on the CPU, and the record is the settings dataclass as JSON (``<family>.settings``)."""
 
     #: the settings family: the prefix of environment variables, flags and records
     family: str = ""
     settings: object = None
     device: str = "cpu"
+    several_texts_per_session: bool = False
 
     def frame_scale(self) -> FrameScale | None:
         return None
 
     def prepare_frames(self, frames: list[np.ndarray]) -> Sequence[np.ndarray]:
         return frames
+
+    def check_plan(self, plan: PromptPlan) -> None:
+        return None
 
     def reset_scene(self) -> None:
         return None

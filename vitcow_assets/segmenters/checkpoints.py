@@ -14,6 +14,7 @@ imported only when a file is read.
 """
 
 import dataclasses
+import functools
 import json
 import os
 import struct
@@ -114,6 +115,31 @@ def _inspect_folder(path: str) -> CheckpointInfo:
         return CheckpointInfo(path, FOLDER, checkpoint_kind(keys), keys)
     inside = sorted(p.name for p in folder.iterdir())[:5]
     raise CheckpointError(f"{path!r} is a folder, not a checkpoint file or a transformers model folder (it holds: {shown(inside) or 'nothing'})")
+
+
+def kind_of(path: str | os.PathLike) -> CheckpointKind:
+    """``inspect_checkpoint(path).kind``, told once per version of the file or folder (its
+    modification time and size): choosing a backend asks it often."""
+    stat = os.stat(path) if os.path.exists(path) else None
+    if stat is None:
+        raise CheckpointError(f"{str(path)!r} does not exist")
+    return _kind(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=16)
+def _kind(path: str, mtime_ns: int, size: int) -> CheckpointKind:
+    return inspect_checkpoint(path).kind
+
+
+def transformers_folder(info: CheckpointInfo) -> str | None:
+    """The transformers model folder of a checkpoint: the folder itself, or the folder of a
+    ``model.safetensors`` whose ``config.json`` sits beside it; None for anything else."""
+    if info.format == FOLDER:
+        return info.path
+    folder = Path(info.path).parent
+    if info.format == SAFETENSORS and (folder / "config.json").is_file():
+        return str(folder)
+    return None
 
 
 def tensor_shapes(info: CheckpointInfo) -> dict[str, tuple[int, ...]]:

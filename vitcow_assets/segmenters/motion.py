@@ -388,6 +388,9 @@ class MotionSession:
     def add_text_prompt(self, text: str, clip_frame: int = 0) -> None:
         """Ignored: motion finds whatever moves (the stage records the query text)."""
 
+    def add_text_prompts(self, texts, clip_frame: int = 0) -> None:
+        """Ignored: motion finds whatever moves."""
+
     def add_box_prompt(self, xyxy, clip_frame: int, text: str | None = None) -> None:
         """Ignored: motion finds whatever moves."""
 

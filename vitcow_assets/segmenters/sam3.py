@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vitcow_assets.core.checkpoint_kinds import CheckpointKind
 from vitcow_assets.core.settings import check, setting
 from vitcow_assets.core.detections import Detections
 from vitcow_assets.core.masks import BoxMasks
@@ -58,7 +59,11 @@ class Sam3Settings:
     session (15 by default in the package); on 20-frame clips that removes objects found on
     the first frame, so the default here is 0 (every detection is kept)."""
 
-    checkpoint: str | None = setting(None, "SAM3 checkpoint file (sam3.pt, or the same tensors as .safetensors); with backend auto, setting it chooses sam3")
+    checkpoint: str | None = setting(
+        None, "SAM3 checkpoint: Meta's release file (sam3.pt, or the same tensors as .safetensors), a SAM 3.1 multiplex file, or a "
+        "transformers model (folder with config.json, or its model.safetensors); with backend auto, setting it chooses the "
+        "implementation (docs/sam3-implementations.md)"
+    )
     device: str = setting("auto", "auto, cuda or cpu (cpu: tests and smoke runs only)", choices=("auto", "cuda", "cpu"))
     gpus: tuple[int, ...] = setting(
         (), "GPUs this host's steps share out, one model each (indices, comma-separated; unset: every visible GPU); with device "
@@ -79,6 +84,14 @@ class Sam3Settings:
         "value for value, on the CPU) or bilinear (antialiased bilinear, as SAM3's training resizes, on the GPU: the CPU "
         "only copies full-size frames); see docs/performance.md for their differences",
         choices=RESIZES,
+    )
+    transformers_config: str | None = setting(
+        None, "sam3-transformers only: the config.json giving the model's sizes when the checkpoint is Meta's release layout "
+        "(converted on load; default: transformers' SAM3 configuration, that of the released sam3.pt)"
+    )
+    transformers_parity: bool = setting(
+        True, "sam3-transformers only: where transformers' pipeline departs from Meta's (the detector's prompt, new objects' "
+        "masks entering the tracker), do as Meta's does (docs/sam3-implementations.md); false: transformers as it is"
     )
 
     def __post_init__(self) -> None:
@@ -407,19 +420,28 @@ class Sam3Segmenter(SegmenterBase):
         self.device = device or accelerators.resolve_kind(settings.device, settings.gpus)
         self._mode = _device_mode(self.device)
         bpe = settings.bpe_path or find_bpe_path()
-        self.predictor = build_predictor(settings.checkpoint, bpe, self.device, self._mode)
+        self.compiled = compiled_on(settings, self.device)
+        self.multiplex = inspect_sam3_checkpoint(settings.checkpoint).kind is CheckpointKind.SAM31_MULTIPLEX
+        self.predictor = build_predictor(settings.checkpoint, bpe, self.device, self._mode, settings.max_objects, self.compiled)
         model = self.predictor.model
         model.score_threshold_detection = settings.score_threshold
         model.new_det_thresh = settings.new_object_threshold
         model.hotstart_delay = settings.hotstart_delay
-        set_max_objects(model, settings.max_objects)
-        self.compiled = compiled_on(settings, self.device)
+        if not self.multiplex:  # SAM 3.1's builder took the cap (its buckets size the compile cache)
+            set_max_objects(model, settings.max_objects)
         if settings.compile and not self.compiled:
             warnings.warn("sam3 compile is CUDA only (torch.compile max-autotune): ignored on cpu", stacklevel=2)
         model.compile_model = self.compiled
         self.image_size = int(model.image_size)
         _install_prepared_input_hook()
         _silence_progress_bars()
+        self._requests = None
+        if self.multiplex:
+            from vitcow_assets.segmenters import sam3_multiplex
+
+            self.name = f"sam3.1/{importlib.metadata.version('sam3')}"
+            sam3_multiplex.share_prepared_input_hook()
+            self._requests = sam3_multiplex.MultiplexRequests()
         if self.compiled:
             self._warm_up()
         # SAM3's close_session runs a full gc.collect() for every session, i.e. every clip,
@@ -448,6 +470,7 @@ class Sam3Segmenter(SegmenterBase):
             **super().settings_record(),
             "sam3.device": self.device,
             "sam3.precision": "bf16-autocast" if self.device.startswith("cuda") else "fp32",
+            "sam3.implementation": self.name,
             "sam3.compile": compiled,
         }
 
@@ -467,8 +490,11 @@ class Sam3Segmenter(SegmenterBase):
         return prepare_clip(frames, self.image_size, model.image_mean, model.image_std, self.settings.resize)
 
     def request(self, request: dict) -> dict:
+        if self._requests is not None:  # SAM 3.1's request fields and session expiry
+            request = self._requests.before(request)
         with self._mode(), self._explained():
-            return self.predictor.handle_request(request)
+            response = self.predictor.handle_request(request)
+        return response if self._requests is None else self._requests.after(request, response)
 
     @contextlib.contextmanager
     def _explained(self):
@@ -485,6 +511,8 @@ class Sam3Segmenter(SegmenterBase):
         """The mode (CPU mapping or autocast) is entered only while SAM3's code runs, never
         across a ``yield``: the caller's code between items runs outside it, and a stream
         abandoned half-way cannot leave it entered."""
+        if self._requests is not None:
+            request = self._requests.before(request)
         items = self.predictor.handle_stream_request(request)
         try:
             while True:
@@ -526,6 +554,13 @@ class Sam3Session:
         self._known_ids.clear()  # a text prompt restarts the session's objects
         self._propagated = False
         self._add(frame_index=clip_frame, text=text)
+
+    def add_text_prompts(self, texts: Sequence[str], clip_frame: int = 0) -> None:
+        """One text only: Meta's predictor takes one text per session (the stage runs a
+        session per text query)."""
+        if len(texts) != 1:
+            raise PromptError(f"the sam3 backend takes one text per session, got {len(texts)}: run one session per text")
+        self.add_text_prompt(texts[0], clip_frame)
 
     def add_box_prompt(self, xyxy: Sequence[float], clip_frame: int, text: str | None = None) -> None:
         x1, y1, x2, y2 = (float(v) for v in xyxy)

@@ -8,9 +8,11 @@ backend enters ``cpu_mode()`` only when its device is ``cpu``. What it does, and
 - torchvision's Python ``roi_align`` fallback is lazily ``torch.compile``d (seconds per new
   shape): the uncompiled function is used;
 - the CPU connected-components helper fails on a batch of zero masks: it gets a guard;
-- the predictor asks ``torch.cuda`` for device properties and counts: CPU answers;
+- the predictor asks ``torch.cuda`` for device properties and counts (SAM 3.1's modules for
+  device 0's compute capability when imported): CPU answers;
 - a ``TorchFunctionMode`` maps cuda devices to cpu, makes ``.cuda()``/``.pin_memory()``
-  no-ops and keeps float32 where the code casts to bfloat16.
+  no-ops (and ``pin_memory=True`` allocations plain ones) and keeps float32 where the code
+  casts to bfloat16.
 """
 
 import contextlib
@@ -40,6 +42,8 @@ class CudaToCpu(TorchFunctionMode):
             kwargs["device"] = "cpu"
         if kwargs.get("dtype") is torch.bfloat16:
             kwargs["dtype"] = torch.float32
+        if kwargs.get("pin_memory"):  # SAM 3.1 allocates pinned buffers for its outputs
+            kwargs["pin_memory"] = False
         if func is torch.Tensor.to:
             args = tuple("cpu" if _is_cuda(a) else torch.float32 if a is torch.bfloat16 else a for a in args)
         return func(*args, **kwargs)
@@ -75,6 +79,10 @@ def install() -> None:
         torch.cuda.current_device = lambda: 0
         torch.cuda.device_count = lambda: 1
         torch.cuda.set_device = lambda *a, **k: None
+        # SAM 3.1's modules ask for device 0's compute capability when imported (to turn TF32 on)
+        torch.cuda.get_device_properties = lambda *a, **k: types.SimpleNamespace(major=0, minor=0, name="cpu", total_memory=0)
+        # SAM 3.1's close_session reports GPU memory, catching only RuntimeError (a CPU torch asserts)
+        torch.cuda.mem_get_info = lambda *a, **k: (0, 0)
     _installed = True
 
 

@@ -4,7 +4,8 @@ saying what failed (``SegmenterConfigError``).
 The order is chosen so that the cheap checks come first:
 
 1. the checkpoint is inspected (``segmenters.checkpoints``): missing, unreadable, not a
-   checkpoint, a transformers model or a SAM 3.1 multiplex checkpoint fail here, in a second;
+   checkpoint, a transformers model (``--backend sam3-transformers`` runs it), or a SAM 3.1
+   multiplex checkpoint where the installed sam3 has no SAM 3.1, fail here, in a second;
 2. the model is built by ``sam3``'s own ``build_sam3_video_model`` without weights (one whole
    model, whatever rank the process's environment names), and the file's tensor names and
    shapes are compared with the model's: a file that is not this SAM3 names its first
@@ -15,6 +16,9 @@ The order is chosen so that the cheap checks come first:
 4. on the device, SAM3's mask NMS and connected components run once on a few values: on CUDA
    that makes Triton build its kernels now, so a host without a C compiler or the Python
    headers fails at load, not on its first clip.
+
+A SAM 3.1 multiplex checkpoint goes to Meta's own builder instead (``segmenters.sam3_multiplex``:
+checked after loading, since that builder loads with ``strict=False``), then step 4.
 
 The predictor is SAM3's own ``Sam3VideoPredictor`` around the loaded model
 (``LoadedPredictor``: the attributes its constructor sets, without the construction that
@@ -34,11 +38,13 @@ from vitcow_assets.segmenters.checkpoints import CheckpointError, CheckpointInfo
 REFUSED = {
     CheckpointKind.TRANSFORMERS: (
         "is a Hugging Face transformers SAM3 model (keys detector_model.*, for transformers' Sam3VideoModel): the sam3 backend "
-        "loads Meta's release layout (sam3.pt: keys detector.* and tracker.*); transformers' format is not supported yet"
+        "(Meta's package) loads Meta's release layout (sam3.pt: keys detector.* and tracker.*); run it with --backend "
+        "sam3-transformers (or auto)"
     ),
     CheckpointKind.SAM31_MULTIPLEX: (
-        "is a SAM 3.1 multiplex checkpoint (keys tracker.model.*): sam3 0.1.4 builds SAM3 only (SAM 3.1 is in no sam3 release "
-        "on PyPI); use SAM3's release checkpoint (sam3.pt)"
+        "is a SAM 3.1 multiplex checkpoint (keys tracker.model.*): the installed sam3 has no SAM 3.1 (no "
+        "build_sam3_multiplex_video_predictor; no PyPI release has it): install sam3 from its repository "
+        "(docs/sam3-implementations.md), or use SAM3's release checkpoint (sam3.pt)"
     ),
 }
 
@@ -55,13 +61,19 @@ def inspect_sam3_checkpoint(path: str | None) -> CheckpointInfo:
         info = inspect_checkpoint(path)
     except CheckpointError as exc:
         raise _refuse(path, str(exc).removeprefix(repr(path)).strip()) from None
-    if info.kind in REFUSED:
+    if info.kind in REFUSED and not (info.kind is CheckpointKind.SAM31_MULTIPLEX and _has_multiplex()):
         raise _refuse(path, f"({info.format}) {REFUSED[info.kind]}")
     if info.kind is CheckpointKind.NOT_SAM3:  # told without building SAM3 (860M parameters)
         absent = " and ".join(f"{p}*" for p in RELEASE_PREFIXES if not any(k.startswith(p) for k in info.keys))
         others = sorted(k for k in info.keys if not k.startswith(RELEASE_PREFIXES))
         raise _refuse(path, f"is not a SAM3 checkpoint: missing every {absent} tensor" + (f"; unexpected {shown(others)}" if others else ""))
     return info
+
+
+def _has_multiplex() -> bool:
+    from vitcow_assets.segmenters.sam3_multiplex import has_multiplex
+
+    return has_multiplex()
 
 
 def check_tensors(path: str, model_state: dict, file_shapes: dict[str, tuple[int, ...]]) -> None:
@@ -112,6 +124,8 @@ def loaded_predictor_class():
 
     class LoadedPredictor(Sam3VideoPredictor):
         def __init__(self, model) -> None:  # what Sam3VideoPredictor.__init__ sets, with its defaults
+            # its base's (the repository's sam3 keeps sessions in Sam3BasePredictor; 0.1.4 has none)
+            super(Sam3VideoPredictor, self).__init__()
             self.async_loading_frames = False
             self.video_loader_type = "cv2"
             self.model = model
@@ -150,27 +164,35 @@ def to_device(model, device: str):
     return model.to(device).eval()
 
 
-def build_predictor(checkpoint: str | None, bpe: str, device_name: str, mode):
-    """SAM3's predictor with the checkpoint's weights on ``device_name`` (``cuda:1``, ``cpu``;
-    ``cpu:0`` a simulated device), in ``mode`` (the CPU mapping, or the GPU with autocast);
-    every failure one line."""
+def build_predictor(checkpoint: str | None, bpe: str, device_name: str, mode, max_objects: int = 0, compile_model: bool = False):
+    """SAM3's predictor (SAM 3.1's for a multiplex checkpoint, where sam3 has it) with the
+    checkpoint's weights on ``device_name`` (``cuda:1``, ``cpu``; ``cpu:0`` a simulated device),
+    in ``mode`` (the CPU mapping, or the GPU with autocast); every failure one line.
+    ``max_objects`` and ``compile_model`` go to SAM 3.1's builder (SAM3's are set afterwards)."""
     info = inspect_sam3_checkpoint(checkpoint)
     device = accelerators.torch_device(device_name)
     step = "building SAM3"
     try:
         with _sam3_quietly(mode):
             import torch
-            from sam3.model_builder import build_sam3_video_model
 
-            model = build_sam3_video_model(checkpoint_path=None, load_from_HF=False, bpe_path=bpe, device="cpu")
-            as_one_whole_model(model)
-            load_tensors(model, info)
-            step = "loading SAM3"
-            model = to_device(model, device)
+            if info.kind is CheckpointKind.SAM31_MULTIPLEX:
+                from vitcow_assets.segmenters.sam3_multiplex import build_multiplex_predictor
+
+                step = "building SAM 3.1"
+                predictor = build_multiplex_predictor(info, bpe, device_name, max_objects, compile_model)
+            else:
+                from sam3.model_builder import build_sam3_video_model
+
+                model = build_sam3_video_model(checkpoint_path=None, load_from_HF=False, bpe_path=bpe, device="cpu")
+                as_one_whole_model(model)
+                load_tensors(model, info)
+                step = "loading SAM3"
+                predictor = loaded_predictor_class()(to_device(model, device))
             step = "running SAM3's first kernels"
             with torch.inference_mode():
                 probe_kernels(device)
-            return loaded_predictor_class()(model)
+            return predictor
     except SegmenterConfigError:
         raise
     except Exception as exc:

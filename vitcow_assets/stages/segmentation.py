@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from vitcow_assets.core.clips import ClipWindow
 from vitcow_assets.core.identity import ClipObservations, LinkSettings, TrackLinker
-from vitcow_assets.core.prompts import PointStep, PromptPlan, TextQuery, clip_passes
+from vitcow_assets.core.prompts import ClipPass, PointStep, PromptPlan, TextQuery, clip_passes
 from vitcow_assets.core.tables import MASKS_SCHEMA, NO_PROMPT, mask_rows, set_prompt, set_track_ids
 from vitcow_assets.core.detections import Detections
 from vitcow_assets.media.parquet import ParquetSink
@@ -46,38 +46,59 @@ def is_out_of_memory(exc: BaseException) -> bool:
     return torch is not None and isinstance(exc, torch.cuda.OutOfMemoryError)
 
 
-def _run_pass(frames, open_session: OpenSession, plan: PromptPlan, clip_pass, emit: Callable[[FrameResult], T]) -> list[tuple[int, int, T]]:
-    """One predictor session: the pass's query, then its steps. Each frame's result is
-    relabelled to table ids and handed to ``emit`` at once, so no pass holds a clip's masks."""
+def _ask(session: SegmenterSession, plan: PromptPlan, clip_pass: ClipPass) -> None:
+    """The session's query (or its several texts), then its steps."""
+    query = clip_pass.query
+    if clip_pass.texts:
+        session.add_text_prompts([text for _, text in clip_pass.texts], clip_pass.query_clip_frame)
+    elif isinstance(query, TextQuery):
+        session.add_text_prompt(query.text, clip_pass.query_clip_frame)
+    else:
+        session.add_box_prompt(query.xyxy, clip_pass.query_clip_frame, query.text)
+    for step, clip_frame in clip_pass.steps:
+        _, own_id = plan.pass_of(step.object_id)
+        if isinstance(step, PointStep):
+            session.add_point_prompt(step.points, step.labels, clip_frame, own_id)
+        else:
+            session.remove_object(own_id)
+
+
+def _queries_of(det: Detections, plan: PromptPlan, clip_pass: ClipPass) -> np.ndarray:
+    """The query (pass index) that found each object: the session's one query, or, in a session
+    of several texts, the query of the text the backend names (the first query of that text)."""
+    if not clip_pass.texts:
+        return np.full(len(det), clip_pass.pass_index, dtype=np.int64)
+    by_text: dict[str, int] = {}
+    for p, text in clip_pass.texts:
+        by_text.setdefault(text, p)
+    unknown = sorted({str(t) for t in det.prompts} - set(by_text))
+    if unknown:
+        raise RuntimeError(f"the segmenter names text(s) it was not asked for: {', '.join(map(repr, unknown))}")
+    return np.array([by_text[str(t)] for t in det.prompts], dtype=np.int64)
+
+
+def _run_pass(frames, open_session: OpenSession, plan: PromptPlan, clip_pass: ClipPass, emit: Callable[[FrameResult], T]) -> list[tuple[int, int, T]]:
+    """One predictor session: the pass's query (or texts), then its steps. Each frame's result
+    is relabelled to table ids and the label of the query that found each object, and handed
+    to ``emit`` at once, so no pass holds a clip's masks."""
     out = []
     with open_session(frames) as session:
-        query = clip_pass.query
-        if isinstance(query, TextQuery):
-            session.add_text_prompt(query.text, clip_pass.query_clip_frame)
-        else:
-            session.add_box_prompt(query.xyxy, clip_pass.query_clip_frame, query.text)
-        for step, clip_frame in clip_pass.steps:
-            _, own_id = plan.pass_of(step.object_id)
-            if isinstance(step, PointStep):
-                session.add_point_prompt(step.points, step.labels, clip_frame, own_id)
-            else:
-                session.remove_object(own_id)
-        label = plan.label(clip_pass.pass_index)
+        _ask(session, plan, clip_pass)
+        labels = np.array(plan.labels(), dtype=object)
         for result in session.propagate():
             det = result.detections
-            relabelled = dataclasses.replace(
-                det, object_ids=plan.table_id(clip_pass.pass_index, det.object_ids), prompts=np.full(len(det), label, dtype=object)
-            )
+            queries = _queries_of(det, plan, clip_pass)
+            relabelled = dataclasses.replace(det, object_ids=plan.table_id(queries, det.object_ids), prompts=labels[queries])
             out.append((result.clip_frame, clip_pass.pass_index, emit(FrameResult(result.clip_frame, relabelled))))
     return out
 
 
-def _run_plan(frames, source_frames: range, open_session: OpenSession, plan: PromptPlan, emit) -> list:
+def _run_plan(frames, source_frames: range, open_session: OpenSession, plan: PromptPlan, emit, texts_together: bool = False) -> list:
     """Every pass over the clip; what ``emit`` made of each frame's results, in frame order
     (frames a pass skipped get an empty result)."""
     height, width = frames[0].shape[:2]
     emitted = []
-    for clip_pass in clip_passes(plan, source_frames):
+    for clip_pass in clip_passes(plan, source_frames, texts_together):
         emitted += _run_pass(frames, open_session, plan, clip_pass, emit)
     covered = {frame for frame, _, _ in emitted}
     emitted += [(i, -1, emit(FrameResult(i, Detections.empty(height, width)))) for i in range(len(frames)) if i not in covered]
@@ -93,8 +114,11 @@ def segment_clip_frames(
     on_retry: Callable[[str], None] | None = None,
     emit: Callable[[FrameResult], T] = lambda result: result,
     describe_device: Callable[[], str] | None = None,
+    texts_together: bool = False,
 ) -> list[T]:
-    """Every pass of ``plan`` over the clip; on out-of-memory, once more over its two halves.
+    """Every pass of ``plan`` over the clip (with ``texts_together``, every text query in one
+    session: a backend with ``several_texts_per_session``); on out-of-memory, once more over
+    its two halves.
 
     Returns ``emit(result)`` for each pass's result on each frame, ordered by clip frame
     (several per frame when there are several passes). After a split, ids of the second half
@@ -103,7 +127,7 @@ def segment_clip_frames(
     memory in the failure.
     """
     try:
-        return _run_plan(frames, source_frames, open_session, plan, emit)
+        return _run_plan(frames, source_frames, open_session, plan, emit, texts_together)
     except Exception as exc:
         if not is_out_of_memory(exc) or len(frames) < 2:
             raise
@@ -123,8 +147,8 @@ def segment_clip_frames(
         return emit(FrameResult(result.clip_frame + half, dataclasses.replace(det, object_ids=det.object_ids + shift)))
 
     try:
-        first = _run_plan(frames[:half], source_frames[:half], open_session, plan, emit_first)
-        second = _run_plan(frames[half:], source_frames[half:], open_session, plan, emit_second)
+        first = _run_plan(frames[:half], source_frames[:half], open_session, plan, emit_first, texts_together)
+        second = _run_plan(frames[half:], source_frames[half:], open_session, plan, emit_second, texts_together)
     except Exception as exc:
         if is_out_of_memory(exc):
             where = f" on {describe_device()}" if describe_device is not None else ""
@@ -189,6 +213,8 @@ class MaskJob:
     link_settings: LinkSettings = LinkSettings()
     #: the device and its free memory, for an out-of-memory failure (``Segmenter.device_report``)
     describe_device: Callable[[], str] | None = None
+    #: every text query in one session (``Segmenter.several_texts_per_session``: transformers' SAM3)
+    texts_together: bool = False
 
     def __post_init__(self) -> None:
         if self.prefetch < 0 or self.write_queue < 1:
@@ -245,7 +271,8 @@ def _segment_each(reader, writer, job: MaskJob, events: StageEvents, summary: Se
         clip, frames = item
         started = time.perf_counter()
         results = segment_clip_frames(
-            frames, clip.source_frames, job.open_session, job.plan, clip.clip_id, events.warn, describe_device=job.describe_device
+            frames, clip.source_frames, job.open_session, job.plan, clip.clip_id, events.warn, describe_device=job.describe_device,
+            texts_together=job.texts_together,
         )
         del frames, item
         timings["model"] += time.perf_counter() - started

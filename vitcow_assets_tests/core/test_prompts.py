@@ -61,6 +61,17 @@ def test_ids_interleave_by_pass_and_steps_go_to_their_pass_and_clip():
     assert [p.pass_index for p in second] == [0, 1] and all(not p.steps for p in second)
 
 
+def test_text_queries_share_one_session_where_the_segmenter_takes_several_texts():
+    plan = parse(GOOD)  # cow, calf, a box (frame 40), clicks for id 7 (pass 1), a removal
+    first = clip_passes(plan, range(0, 80, 4), texts_together=True)
+    assert [p.pass_index for p in first] == [0, 2]  # the texts in one session, the box in its own
+    joint, box = first
+    assert joint.texts == ((0, "cow"), (1, "calf")) and joint.pass_indices == (0, 1) and box.pass_indices == (2,)
+    assert joint.steps == ((plan.steps[0], 2),)  # id 7 belongs to "calf", answered by the shared session
+    assert clip_passes(text_plan("cow"), range(4), texts_together=True)[0].texts == ()  # one text: a session of one query
+    assert [p.texts for p in clip_passes(plan, range(0, 80, 4))] == [(), (), ()]  # one text per session otherwise
+
+
 @pytest.mark.parametrize(
     "text, message",
     [

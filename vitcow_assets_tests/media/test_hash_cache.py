@@ -46,3 +46,23 @@ def test_a_file_changing_while_hashed_is_not_remembered(tmp_path, monkeypatch):
     monkeypatch.setattr(hash_cache, "_MEMO", {})
     cached_sha256(checkpoint, tmp_path / "cache")
     assert list((tmp_path / "cache").glob("*.json")) == []
+
+
+def test_a_model_folder_has_one_sha256_from_its_files_names_and_bytes(tmp_path):
+    from vitcow_assets.media.hash_cache import cached_folder_sha256
+
+    folder = tmp_path / "sam3-hf"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"model_type": "sam3_video"}')
+    (folder / "model.safetensors").write_bytes(b"weights" * 100)
+    (folder / ".cache").mkdir()  # hidden and not files: left out
+    cache = tmp_path / "checksums"
+    first = cached_folder_sha256(folder, cache)
+    lines = "".join(f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.name}\n" for p in sorted(folder.glob("[!.]*")))
+    assert first == hashlib.sha256(lines.encode()).hexdigest()
+    assert cached_folder_sha256(folder, cache) == first
+    (folder / "model.safetensors").write_bytes(b"fine-tuned" * 100)  # new weights, same names
+    second = cached_folder_sha256(folder, cache)
+    assert second != first
+    (folder / "tokenizer.json").write_text("{}")  # a file more
+    assert cached_folder_sha256(folder, cache) not in (first, second)

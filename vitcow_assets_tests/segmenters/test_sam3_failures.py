@@ -31,6 +31,7 @@ from vitcow_assets.segmenters import accelerators, sam3_loading  # noqa: E402
 from vitcow_assets.segmenters.base import SegmenterConfigError  # noqa: E402
 from vitcow_assets.segmenters.sam3 import Sam3Settings, find_bpe_path, load_sam3  # noqa: E402
 from vitcow_assets.segmenters.sam3_cpu import cpu_mode, install  # noqa: E402
+from vitcow_assets.segmenters.sam3_multiplex import has_multiplex  # noqa: E402
 from vitcow_assets_tests.helpers import register  # noqa: E402
 from vitcow_testbed.sam3_tiny import tiny_builder, write_tiny_checkpoint  # noqa: E402
 from vitcow_testbed.synthetic import background, render, write_video  # noqa: E402
@@ -126,15 +127,17 @@ def test_a_transformers_model_file_or_folder_says_what_it_is(tmp_path, monkeypat
         line, step = both_ways(tmp_path / form, monkeypatch, capsys, target)
         assert line == step
         assert f"SAM3 checkpoint {str(target)!r} ({form}) is a Hugging Face transformers SAM3 model (keys detector_model.*" in line
-        assert "transformers' format is not supported yet" in line
+        assert "run it with --backend sam3-transformers (or auto)" in line
 
 
-def test_a_sam31_multiplex_checkpoint_says_so(tmp_path, monkeypatch, capsys):
+@pytest.mark.skipif(has_multiplex(), reason="the installed sam3 builds SAM 3.1 (tested in test_sam31.py)")
+def test_a_sam31_multiplex_checkpoint_says_so_where_sam3_has_no_sam31(tmp_path, monkeypatch, capsys):
     multiplex = tmp_path / "sam3.1_multiplex.pt"
     torch.save({"detector.backbone.vision_backbone.trunk.pos_embed": torch.zeros(1), "tracker.model.sam_mask_decoder.w": torch.zeros(1)}, multiplex)
     line, step = both_ways(tmp_path, monkeypatch, capsys, multiplex)
     assert line == step
-    assert f"{str(multiplex)!r} (pytorch) is a SAM 3.1 multiplex checkpoint (keys tracker.model.*): sam3 0.1.4 builds SAM3 only" in line
+    assert f"{str(multiplex)!r} (pytorch) is a SAM 3.1 multiplex checkpoint (keys tracker.model.*): the installed sam3 has no SAM 3.1" in line
+    assert "install sam3 from its repository (docs/sam3-implementations.md)" in line
 
 
 def test_out_of_gpu_memory_names_the_device_and_the_settings_that_lower_it(tmp_path, monkeypatch, capsys, tiny):
