@@ -167,6 +167,12 @@ class SourceFrame:
         return f"SourceFrame(height={self.shape[0]}, width={self.shape[1]})"
 
 
+def input_frame_scale(resize: str, image_size: int) -> FrameScale | None:
+    """What a SAM3 backend asks of the decoder: with ``resize`` ``swscale``, frames straight
+    at the model's input size; else full-size RGB frames (None)."""
+    return FrameScale(image_size, image_size, SWSCALE_FILTER) if resize == "swscale" else None
+
+
 def prepare_clip(frames: Sequence, image_size: int, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), resize: str = "swscale") -> Sam3Frames:
     """One clip made ready for a session (see ``Sam3Frames``): with ``swscale`` the
     decoder's ``ScaledFrame``s gathered into one tensor of planes (``scaled_to_planes``;
@@ -478,10 +484,7 @@ class Sam3Segmenter(SegmenterBase):
         return accelerators.memory_line(self.device)
 
     def frame_scale(self) -> FrameScale | None:
-        """With ``resize`` ``swscale``, frames straight at the model's input size."""
-        if self.settings.resize != "swscale":
-            return None
-        return FrameScale(self.image_size, self.image_size, SWSCALE_FILTER)
+        return input_frame_scale(self.settings.resize, self.image_size)
 
     def prepare_frames(self, frames: Sequence[np.ndarray]) -> Sequence[np.ndarray]:
         """The model input for one clip (frames as ``frame_scale`` asked for them), made on

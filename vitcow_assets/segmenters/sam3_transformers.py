@@ -36,7 +36,7 @@ from vitcow_assets.segmenters import accelerators
 from vitcow_assets.segmenters.base import FrameResult, PromptError, SegmenterBase, SegmenterConfigError
 from vitcow_assets.media.video import FrameScale
 from vitcow_assets.segmenters.sam3 import (
-    SWSCALE_FILTER, Sam3Frames, Sam3Settings, cut_to_boxes, find_bpe_path, pixels_to_input, planes_to_input, prepare_clip,
+    Sam3Frames, Sam3Settings, cut_to_boxes, find_bpe_path, input_frame_scale, pixels_to_input, planes_to_input, prepare_clip,
 )
 from vitcow_assets.segmenters.sam3_transformers_loading import build_model, inspect_for_transformers, transformers_version
 from vitcow_assets.segmenters.torch_imports import make_torch_stack_importable
@@ -104,10 +104,7 @@ class Sam3TransformersSegmenter(SegmenterBase):
         return accelerators.memory_line(self.device)
 
     def frame_scale(self) -> FrameScale | None:
-        """With ``resize`` ``swscale``, frames straight at the model's input size (as for the sam3 backend)."""
-        if self.settings.resize != "swscale":
-            return None
-        return FrameScale(self.image_size, self.image_size, SWSCALE_FILTER)
+        return input_frame_scale(self.settings.resize, self.image_size)
 
     def prepare_frames(self, frames: Sequence[np.ndarray]) -> Sequence[np.ndarray]:
         """The model input for one clip, made on the calling (decode) thread, as for the sam3 backend."""
