@@ -115,9 +115,18 @@ def _check_run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
         parser.error(str(exc))
 
 
-def main(argv: list[str] | None = None) -> int:
+def console() -> int:
+    """The ``vitcow`` program (console script and ``python -m vitcow_assets.cli``): ``main``
+    in a process of its own, where a closed pipe ends it quietly (``vitcow tracks ... | head``).
+    Only here: ``main`` called in another program's process (a test run, a notebook) leaves
+    that process's SIGPIPE as Python set it, so a socket closed under it raises instead of
+    killing it."""
     if hasattr(signal, "SIGPIPE") and threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `vitcow tracks ... | head` ends quietly
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    return main()
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # `vitcow run` hands its options on to its processes

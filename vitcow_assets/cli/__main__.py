@@ -1,5 +1,5 @@
 import sys
 
-from vitcow_assets.cli import main
+from vitcow_assets.cli import console
 
-sys.exit(main())
+sys.exit(console())

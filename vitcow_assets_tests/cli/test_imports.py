@@ -8,6 +8,7 @@ import sys
 import textwrap
 
 import pyarrow.parquet as pq
+import pytest
 
 from vitcow_assets.cli.evaluate import export_folder
 from vitcow_testbed.synthetic_catalog import synthetic_catalog
@@ -97,3 +98,22 @@ def test_eval_frames_finds_the_dataset_resources_folder_without_dagster(tmp_path
         resource = dataset_from_environment(environ).export_dir(storage_from_environment(environ))
         assert export_folder(None, environ) == resource.absolute()
     assert export_folder(str(tmp_path / "given"), {"VITCOW_DATASET_DIR": "elsewhere"}) == tmp_path / "given"
+
+
+def test_main_in_another_programs_process_leaves_its_sigpipe_alone(monkeypatch, capsys):
+    """Only the ``vitcow`` program dies quietly on a closed pipe: ``main`` called in-process
+    (this test run, a notebook) must not, or a socket closed under the host process (a dropped
+    SFTP connection in a later test) kills it with SIGPIPE instead of raising."""
+    import signal
+
+    from vitcow_assets import cli
+
+    before = signal.getsignal(signal.SIGPIPE)
+    try:
+        with pytest.raises(SystemExit):
+            cli.main(["--help"])
+        assert signal.getsignal(signal.SIGPIPE) == before == signal.SIG_IGN  # as Python sets it
+        monkeypatch.setattr(cli, "main", lambda: 0)
+        assert cli.console() == 0 and signal.getsignal(signal.SIGPIPE) == signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGPIPE, before)
