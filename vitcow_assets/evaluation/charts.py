@@ -77,8 +77,10 @@ class Axes:
 
     def px(self, x: float) -> int:
         lo, hi = self.x_range
+        if hi <= lo:  # one value (say, a curve of the full training set alone): the middle
+            return (self.left + self.right) // 2
         f = (math.log(x) - math.log(lo)) / (math.log(hi) - math.log(lo)) if self.log_x else (x - lo) / (hi - lo)
-        return round(self.left + f * (self.right - self.left)) if hi > lo else (self.left + self.right) // 2
+        return round(self.left + f * (self.right - self.left))
 
     def py(self, y: float) -> int:
         return round(self.bottom - min(max(y, 0.0), 1.0) * (self.bottom - self.top))
