@@ -101,7 +101,7 @@ def test_the_page_shows_the_manifest_the_labels_and_the_build(site):
     assert status == 200
     rows, manifest = page_rows(html), manifest_row(site, crop)
     assert {name: rows[name] for name in SHOWN} == {name: value_text(manifest[name]) for name in SHOWN}
-    assert rows["crop_id"] == crop["crop_id"] and rows["checkpoint_sha256"] == ""
+    assert rows["crop_id"] == crop["crop_id"] and rows["model_checkpoint_sha256"] == ""  # motion: no weights
     with LabelStore(default_url(built.home)) as store:
         history = store.history(crop["crop_id"]).to_pylist()
     story = json.loads(get(f"{site['url']}/crops/{crop['crop_id']}/story.json")[1])
